@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The maps every xlb program shares. Layouts live in maps/xlb_abi.h. */
+#ifndef XLB_BPF_MAPS_H
+#define XLB_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "maps/xlb_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_MAX_SERVICES * 4);
+	__type(key, struct xlb_service_key);
+	__type(value, struct xlb_service);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_services_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xlb_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_backends_v1 SEC(".maps");
+
+/* Template of one service's table; the loader sets max_entries = maglev_size. */
+struct xlb_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_MAGLEV_DEFAULT_SIZE);
+	__type(key, __u32);
+	__type(value, xlb_maglev_slot);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, XLB_MAX_SERVICES);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct xlb_maglev_inner);
+} xlb_maglev_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_MAX);
+	__type(key, struct xlb_ct_key);
+	__type(value, struct xlb_ct_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_ct_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_REASON_MAX);
+	__type(key, __u32);
+	__type(value, struct xlb_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_reasons_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct xlb_flow_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_svcstat_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xlb_flow_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_bestat_v1 SEC(".maps");
+
+/* Runtime knobs: rodata, set through the skeleton before load. */
+const volatile struct xlb_config xlb_cfg = XLB_CONFIG_DEFAULTS;
+
+#endif /* XLB_BPF_MAPS_H */

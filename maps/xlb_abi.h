@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The ABI between xlb's BPF programs and its userspace: map keys, values,
+ * constants and limits. Compiled by clang -target bpf and by g++, so it uses
+ * only fixed-width UAPI types, explicit padding and no bitfields (the compilers
+ * may lay bitfields out differently). Every size is asserted below, and
+ * tests/unit/abi_btf_test.cc compares these layouts with the BTF of the built
+ * object.
+ *
+ * Addresses are always four big-endian 32-bit words: an IPv4 address lives in
+ * word 0 and words 1..3 are zero, so one key shape serves both families.
+ *
+ * A layout change bumps XLB_ABI_VERSION and the "_vN" suffix of every pinned
+ * map name, so a new agent never reads an old map with the wrong layout.
+ */
+#ifndef XLB_ABI_H
+#define XLB_ABI_H
+
+#include <linux/types.h>
+
+#define XLB_ABI_VERSION 1
+#define XLB_PIN_DIR "/sys/fs/bpf/xlb"
+
+/* Pinned map names (at most 15 characters: BPF_OBJ_NAME_LEN - 1). */
+#define XLB_MAP_SERVICES "xlb_services_v1"
+#define XLB_MAP_BACKENDS "xlb_backends_v1"
+#define XLB_MAP_MAGLEV "xlb_maglev_v1"
+#define XLB_MAP_CT "xlb_ct_v1"
+#define XLB_MAP_REASONS "xlb_reasons_v1"
+#define XLB_MAP_SVC_STATS "xlb_svcstat_v1"
+#define XLB_MAP_BE_STATS "xlb_bestat_v1"
+
+/* Default map sizes; the loader may change them before load. */
+#define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
+#define XLB_MAX_BACKENDS 65536     /* backend ids 1..XLB_MAX_BACKENDS-1 */
+#define XLB_CT_MAX 262144          /* conntrack entries (LRU) */
+#define XLB_MAGLEV_DEFAULT_SIZE 16381 /* slots per service table, prime */
+#define XLB_MAGLEV_MAX_SIZE 131071 /* largest table size the loader accepts, prime */
+
+/* Id 0 is never a valid service or backend: an all-zero Maglev slot is empty. */
+#define XLB_ID_NONE 0
+
+#define XLB_FAMILY_IPV4 4
+#define XLB_FAMILY_IPV6 6
+
+/* The services map: (VIP, port, protocol) -> service. */
+struct xlb_service_key {
+	__be32 addr[4]; /* VIP: ClusterIP, ClusterSet IP, external IP or node address */
+	__be16 port;    /* L4 destination port, network order; 0 = all ports */
+	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;    /* XLB_FAMILY_IPV4 or XLB_FAMILY_IPV6 */
+};
+
+/* Service flags. */
+#define XLB_SVC_F_AFFINITY (1U << 0) /* ClientIP affinity: hash the source address only */
+
+struct xlb_service {
+	__u32 id;               /* index into xlb_maglev_v1 and xlb_svcstat_v1 */
+	__u32 flags;            /* XLB_SVC_F_* */
+	__u32 affinity_timeout; /* seconds a ClientIP-affine flow stays idle before it may move */
+	__u32 backend_count;    /* backends in the service's table; 0 drops new flows */
+};
+
+/* Backend flags. */
+#define XLB_BE_F_VALID (1U << 0)  /* slot holds a backend; conntrack entries to others reselect */
+#define XLB_BE_F_TUNNEL (1U << 1) /* reached through `tunnel` (remote cluster), not routed */
+
+/* The backends map: backend id (array index) -> how to reach it. */
+struct xlb_backend {
+	__be32 addr[4];     /* backend address: pod, or a routed remote address */
+	__be32 tunnel[4];   /* node that hosts a tunnelled backend; zero when routed */
+	__be16 port;        /* backend port, network order; 0 keeps the packet's port */
+	__u8 family;        /* family of addr: XLB_FAMILY_IPV4 or XLB_FAMILY_IPV6 */
+	__u8 tunnel_family; /* family of tunnel; 0 when routed */
+	__u16 cluster_id;   /* cluster the backend lives in */
+	__u16 flags;        /* XLB_BE_F_* */
+};
+
+/*
+ * The Maglev tables: xlb_maglev_v1 is an ARRAY_OF_MAPS indexed by service id;
+ * each inner map is an ARRAY of maglev_size __u32 backend ids. A table is
+ * replaced by building a new inner map beside the old one and swapping the
+ * outer slot, which readers see atomically (RCU): no packet meets half a table.
+ */
+typedef __u32 xlb_maglev_slot;
+
+/* Conntrack: the original-direction tuple of a flow -> its backend. */
+struct xlb_ct_key {
+	__be32 saddr[4]; /* client address */
+	__be32 daddr[4]; /* VIP */
+	__be16 sport;    /* client port */
+	__be16 dport;    /* VIP port */
+	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;     /* XLB_FAMILY_* */
+	__u8 pad[2];     /* zero */
+};
+
+/* Conntrack states. */
+#define XLB_CT_SYN_SENT 1    /* TCP: a SYN was seen, no ACK from the client yet */
+#define XLB_CT_ESTABLISHED 2 /* TCP: client has ACKed; UDP: any packet */
+#define XLB_CT_CLOSING 3     /* TCP: FIN or RST seen */
+
+struct xlb_ct_value {
+	__u64 last_seen;  /* bpf_ktime_get_ns() of a recent packet (refreshed coarsely) */
+	__u32 backend_id; /* backend the flow is pinned to */
+	__u32 service_id; /* service the flow belongs to */
+	__u8 state;       /* XLB_CT_* */
+	__u8 pad[7];      /* zero */
+};
+
+/* Why a packet went where it went: the index of xlb_reasons_v1. */
+enum xlb_reason {
+	/* passed to the stack untouched */
+	XLB_PASS_NOT_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	XLB_PASS_NO_SERVICE,     /* IP, but not to a VIP/port xlb serves */
+	XLB_PASS_NOT_L4,         /* IP protocol xlb does not balance */
+	XLB_PASS_FRAGMENT,       /* IP fragment: no ports to place it by */
+	XLB_PASS_ICMP,           /* ICMP that belongs to no tracked flow */
+	XLB_PASS_MALFORMED_L2,   /* frame too short for its Ethernet/VLAN headers */
+	XLB_PASS_MALFORMED_L3,   /* bad IP version/IHL/length, IPv6 payload beyond frame */
+	XLB_PASS_MALFORMED_L4,   /* L4 header too short to read the ports */
+	XLB_PASS_UNSUPPORTED,    /* too many VLAN tags or IPv6 extension headers */
+	/* balanced: DNAT to a backend, then to the stack */
+	XLB_FWD_NEW_FLOW,        /* conntrack miss: Maglev selected the backend */
+	XLB_FWD_ESTABLISHED,     /* conntrack hit */
+	XLB_FWD_ICMP_ERROR,      /* ICMP error of a tracked flow, sent to that flow's backend */
+	/* dropped */
+	XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */
+	XLB_DROP_NO_BACKEND,     /* service without any backend */
+	XLB_DROP_BACKEND_FAMILY, /* backend of another address family than the VIP */
+	XLB_DROP_NO_TABLE,       /* service id without an installed Maglev table */
+	XLB_REASON_MAX
+};
+
+/* Per-CPU counters: one per reason. */
+struct xlb_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Per-CPU counters: one per service and one per backend. */
+struct xlb_flow_counter {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows; /* conntrack misses that selected this service/backend */
+};
+
+/*
+ * Runtime knobs, set through the skeleton's rodata before load
+ * (`const volatile struct xlb_config xlb_cfg`).
+ */
+struct xlb_config {
+	__u32 maglev_size;       /* slots per Maglev table, prime; = inner map max_entries */
+	__u32 hash_seed;         /* flow hash seed; the same on every node, so nodes agree */
+	__u32 ct_tcp_timeout_s;  /* idle time after which an established TCP flow may move */
+	__u32 ct_syn_timeout_s;  /* idle time of a TCP flow that never completed its handshake */
+	__u32 ct_udp_timeout_s;  /* idle time of a UDP flow */
+	__u32 ct_close_timeout_s; /* idle time of a TCP flow after FIN/RST */
+};
+
+#define XLB_CONFIG_DEFAULTS                                                      \
+	{                                                                        \
+		XLB_MAGLEV_DEFAULT_SIZE, 0x786c6231U /* "xlb1" */, 3600, 60, 300, 10 \
+	}
+
+#ifdef __cplusplus
+#define XLB_STATIC_ASSERT static_assert
+#else
+#define XLB_STATIC_ASSERT _Static_assert
+#endif
+
+XLB_STATIC_ASSERT(sizeof(struct xlb_service_key) == 20, "xlb_service_key layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_service) == 16, "xlb_service layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_backend) == 40, "xlb_backend layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_ct_key) == 40, "xlb_ct_key layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_ct_value) == 24, "xlb_ct_value layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_counter) == 16, "xlb_counter layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_flow_counter) == 24, "xlb_flow_counter layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_config) == 24, "xlb_config layout");
+
+#endif /* XLB_ABI_H */

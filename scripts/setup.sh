@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything xlb needs on Debian 12 and mounts bpffs when absent.
+# Idempotent and non-interactive: safe to run on every `make test`.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config make
+  clang llvm
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev libboost-dev libssl-dev
+  iproute2 tshark tcpdump ethtool procps
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs packages and mounts bpffs)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf
+fi
