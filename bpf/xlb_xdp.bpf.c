@@ -1,10 +1,85 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * xlb's XDP entry: parse, find the service, keep the flow on its backend
+ * (conntrack) or pick one (Maglev), DNAT, and hand the packet to the stack.
+ * Everything that is not for a service passes untouched; every verdict is
+ * counted with its reason.
+ */
+#include "lib/ctx/xdp.h"
 #include "lib/maps.h"
+#include "lib/parse.h"
+#include "lib/lb.h"
+#include "lib/nat.h"
+#include "lib/stats.h"
+
+/* The one exit: count the reason, turn it into a verdict. */
+static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason)
+{
+	stats_reason(reason, ctx_full_len(ctx));
+	if (reason >= XLB_DROP_MALFORMED_L4)
+		return CTX_ACT_DROP;
+	return CTX_ACT_OK;
+}
+
+static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *pkt)
+{
+	void *data_end = ctx_data_end(ctx);
+	struct xlb_service *svc;
+	struct xlb_backend *be;
+	__u32 backend_id, bytes = ctx_full_len(ctx);
+	__u8 tcp_flags = 0;
+	__u64 now;
+	int ret, new_flow = 0;
+
+	if (pkt->flow.proto == IPPROTO_ICMP || pkt->flow.proto == IPPROTO_ICMPV6)
+		return nat_icmp_error(pkt, data_end);
+	if (pkt->flow.proto != IPPROTO_TCP && pkt->flow.proto != IPPROTO_UDP)
+		return XLB_PASS_NOT_L4;
+	if (pkt->fragment)
+		return XLB_PASS_FRAGMENT;
+	ret = parse_ports(pkt, data_end);
+	if (ret != XLB_OK)
+		return ret;
+
+	svc = lb_lookup_service(&pkt->flow);
+	if (!svc)
+		return XLB_PASS_NO_SERVICE;
+	ret = validate_l4(pkt, data_end);
+	if (ret != XLB_OK)
+		return ret;
+	if (pkt->flow.proto == IPPROTO_TCP)
+		tcp_flags = ((__u8 *)pkt->l4)[13];
+
+	now = bpf_ktime_get_coarse_ns();
+	be = ct_lookup(&pkt->flow, tcp_flags, now, &backend_id);
+	if (!be) {
+		ret = lb_select(svc, &pkt->flow, &backend_id);
+		if (ret != XLB_OK)
+			return ret;
+		be = lb_lookup_backend(backend_id);
+		if (!be)
+			return XLB_DROP_NO_BACKEND;
+		ct_create(&pkt->flow, tcp_flags, now, svc->id, backend_id);
+		new_flow = 1;
+	}
+	ret = nat_dnat(pkt, be, data_end);
+	if (ret != XLB_OK)
+		return ret;
+	stats_flow(&xlb_svcstat_v1, svc->id, bytes, new_flow);
+	stats_flow(&xlb_bestat_v1, backend_id, bytes, new_flow);
+	return new_flow ? XLB_FWD_NEW_FLOW : XLB_FWD_ESTABLISHED;
+}
 
 SEC("xdp")
 int xlb_xdp(struct xdp_md *ctx)
 {
-	return XDP_PASS;
+	struct xlb_pkt pkt = {};
+	int reason;
+
+	reason = parse_packet(ctx, &pkt);
+	if (reason == XLB_OK)
+		reason = xlb_balance(ctx, &pkt);
+	return xlb_exit(ctx, reason);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
