@@ -31,6 +31,8 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	__u64 now;
 	int ret, new_flow = 0;
 
+	if (!lb_maybe_vip(pkt->flow.daddr))
+		return XLB_PASS_NO_SERVICE;
 	if (pkt->flow.proto == IPPROTO_ICMP || pkt->flow.proto == IPPROTO_ICMPV6)
 		return nat_icmp_error(pkt, data_end);
 	if (pkt->flow.proto != IPPROTO_TCP && pkt->flow.proto != IPPROTO_UDP)

@@ -29,6 +29,7 @@
 #define XLB_MAP_REASONS "xlb_reasons_v1"
 #define XLB_MAP_SVC_STATS "xlb_svcstat_v1"
 #define XLB_MAP_BE_STATS "xlb_bestat_v1"
+#define XLB_MAP_VIP_FILTER "xlb_vipfilt_v1"
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
@@ -36,6 +37,15 @@
 #define XLB_CT_MAX 262144          /* conntrack entries (LRU) */
 #define XLB_MAGLEV_DEFAULT_SIZE 16381 /* slots per service table, prime */
 #define XLB_MAGLEV_MAX_SIZE 131071 /* largest table size the loader accepts, prime */
+
+/*
+ * The VIP filter: a one-hash Bloom filter over every VIP address, an ARRAY of
+ * XLB_VIP_FILTER_WORDS __u64 words (xlb_vip_filter_pos() in xlb_hash.h gives a
+ * bit). Packets whose destination's bit is clear are not for xlb and skip the
+ * services hash entirely. Userspace sets an address's bit before inserting its
+ * first service and recomputes a word after removing an address.
+ */
+#define XLB_VIP_FILTER_WORDS 4096
 
 /* Id 0 is never a valid service or backend: an all-zero Maglev slot is empty. */
 #define XLB_ID_NONE 0

@@ -84,4 +84,20 @@ XLB_INLINE __u32 xlb_hash_client(const struct xlb_ct_key *k, __u32 seed)
 	return xlb_hash_final(h, 1);
 }
 
+/*
+ * The VIP filter position of an address (IPv4 in addr[0], other words zero):
+ * sets *word to the array index and returns the bit within that word.
+ */
+XLB_INLINE __u64 xlb_vip_filter_pos(const __be32 *addr, __u32 *word)
+{
+	__u32 h = (addr[0] ^ xlb_rotl32(addr[1], 8) ^ xlb_rotl32(addr[2], 16) ^
+		   xlb_rotl32(addr[3], 24)) * 0x9e3779b1U;
+
+	h ^= h >> 15;
+	h *= 0x2c1b3c6dU;
+	h ^= h >> 12;
+	*word = h % XLB_VIP_FILTER_WORDS;
+	return 1ULL << (h >> 26);
+}
+
 #endif /* XLB_HASH_H */

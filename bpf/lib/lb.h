@@ -19,6 +19,16 @@
 #define XLB_TCP_RST 0x04
 #define XLB_TCP_ACK 0x10
 
+/* False means "certainly no VIP": the VIP filter's bit for daddr is clear. */
+static __always_inline int lb_maybe_vip(const __be32 *daddr)
+{
+	__u32 word;
+	__u64 bit = xlb_vip_filter_pos(daddr, &word);
+	__u64 *w = bpf_map_lookup_elem(&xlb_vipfilt_v1, &word);
+
+	return w && (*w & bit);
+}
+
 /* Exact (VIP, port, proto) first, then the all-ports form (port 0). */
 static __always_inline struct xlb_service *lb_lookup_service(const struct xlb_ct_key *flow)
 {

@@ -72,6 +72,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_bestat_v1 SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_VIP_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_vipfilt_v1 SEC(".maps");
+
 /* Runtime knobs: rodata, set through the skeleton before load. */
 const volatile struct xlb_config xlb_cfg = XLB_CONFIG_DEFAULTS;
 
