@@ -33,12 +33,13 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 
 	if (!lb_maybe_vip(pkt->flow.daddr))
 		return XLB_PASS_NO_SERVICE;
+	/* A later fragment's next header names a protocol whose header it lacks. */
+	if (pkt->fragment)
+		return XLB_PASS_FRAGMENT;
 	if (pkt->flow.proto == IPPROTO_ICMP || pkt->flow.proto == IPPROTO_ICMPV6)
 		return nat_icmp_error(pkt, data_end);
 	if (pkt->flow.proto != IPPROTO_TCP && pkt->flow.proto != IPPROTO_UDP)
 		return XLB_PASS_NOT_L4;
-	if (pkt->fragment)
-		return XLB_PASS_FRAGMENT;
 	ret = parse_ports(pkt, data_end);
 	if (ret != XLB_OK)
 		return ret;
@@ -72,15 +73,46 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	return new_flow ? XLB_FWD_NEW_FLOW : XLB_FWD_ESTABLISHED;
 }
 
+/*
+ * A global function: the verifier checks it once, with the offsets unknown,
+ * instead of once per distinct state the parser can end in (every VLAN and
+ * IPv6 extension-header combination), which multiplied the program's states.
+ */
+__noinline int xlb_balance_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta)
+{
+	void *data = ctx_data(ctx);
+	struct xlb_pkt pkt;
+
+	if (!meta)
+		return XLB_PASS_UNSUPPORTED;
+	/* bounded, or the verifier grants no packet range past them */
+	if (meta->l3_off > XLB_HDR_OFF_MAX || meta->l4_off > XLB_HDR_OFF_MAX)
+		return XLB_PASS_UNSUPPORTED;
+	pkt.l3 = data + meta->l3_off;
+	pkt.l4 = data + meta->l4_off;
+	pkt.end = data + meta->end_off;
+	pkt.flow = meta->flow;
+	pkt.fragment = meta->fragment;
+	return xlb_balance(ctx, &pkt);
+}
+
 SEC("xdp")
 int xlb_xdp(struct xdp_md *ctx)
 {
 	struct xlb_pkt pkt = {};
+	struct xlb_pkt_meta meta;
+	void *data = ctx_data(ctx);
 	int reason;
 
 	reason = parse_packet(ctx, &pkt);
-	if (reason == XLB_OK)
-		reason = xlb_balance(ctx, &pkt);
+	if (reason == XLB_OK) {
+		meta.flow = pkt.flow;
+		meta.l3_off = pkt.l3 - data;
+		meta.l4_off = pkt.l4 - data;
+		meta.end_off = pkt.end - data;
+		meta.fragment = pkt.fragment;
+		reason = xlb_balance_at(ctx, &meta);
+	}
 	return xlb_exit(ctx, reason);
 }
 

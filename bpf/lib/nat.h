@@ -128,8 +128,6 @@ static __always_inline int nat_icmp_error(struct xlb_pkt *pkt, void *data_end)
 
 	if ((void *)(icmp + 1) > data_end || !icmp_is_error(pkt->flow.family, icmp->type))
 		return XLB_PASS_ICMP;
-	if (pkt->fragment)
-		return XLB_PASS_FRAGMENT;
 
 	if (pkt->flow.family == XLB_FAMILY_IPV4) {
 		struct iphdr *q = quoted;

@@ -22,6 +22,7 @@
 
 #define XLB_VLAN_MAX 2     /* 802.1Q and 802.1ad (QinQ) */
 #define XLB_IPV6_EXT_MAX 6 /* extension headers followed before giving up */
+#define XLB_HDR_OFF_MAX 1024 /* headers that end deeper in the frame are not xlb's */
 
 /* From the kernel's net/ip.h, which is not UAPI. */
 #define XLB_IP_MF 0x2000
@@ -54,6 +55,16 @@ struct xlb_pkt {
 	void *end;              /* end of the IP packet (the frame may carry padding) */
 	struct xlb_ct_key flow; /* addresses, proto and family; ports once read */
 	__u8 fragment;          /* an IPv4 or IPv6 fragment */
+};
+
+/* The same, as offsets from the frame start: what crosses a BPF function call. */
+struct xlb_pkt_meta {
+	struct xlb_ct_key flow;
+	__u16 l3_off;
+	__u16 l4_off;
+	__u16 end_off;
+	__u8 fragment;
+	__u8 pad;
 };
 
 /* Ethernet and up to XLB_VLAN_MAX VLAN tags; *proto gets the L3 ethertype. */
@@ -135,8 +146,17 @@ static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, str
 		struct xlb_ipv6_frag_hdr *fh = nh->pos;
 
 		switch (nexthdr) {
-		case IPPROTO_HOPOPTS:
 		case IPPROTO_ROUTING:
+			/*
+			 * With segments left, daddr is a waypoint and the L4
+			 * pseudo-header holds the final address: not a packet to a VIP.
+			 */
+			if ((void *)(oh + 1) + 2 > data_end)
+				return XLB_PASS_MALFORMED_L3;
+			if (((__u8 *)oh)[3])
+				return XLB_PASS_UNSUPPORTED;
+			/* fall through */
+		case IPPROTO_HOPOPTS:
 		case IPPROTO_DSTOPTS:
 			if ((void *)(oh + 1) > data_end)
 				return XLB_PASS_MALFORMED_L3;

@@ -1,0 +1,77 @@
+// Names of enum xlb_reason (maps/xlb_abi.h): the one table xlbctl, tests and the bench read.
+#ifndef XLB_LOADER_REASONS_H
+#define XLB_LOADER_REASONS_H
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "maps/xlb_abi.h"
+
+namespace xlb {
+
+enum class Verdict { kPass, kForward, kDrop };
+
+struct ReasonInfo {
+  xlb_reason reason;
+  std::string_view name;         // stable identifier, as in metrics: "pass_not_ip"
+  Verdict verdict;               // what the datapath did with the packet
+  std::string_view description;  // for people
+};
+
+inline constexpr std::array<ReasonInfo, XLB_REASON_MAX> kReasons = {{
+    {XLB_PASS_NOT_IP, "pass_not_ip", Verdict::kPass, "not IPv4/IPv6"},
+    {XLB_PASS_NO_SERVICE, "pass_no_service", Verdict::kPass, "not to a VIP/port xlb serves"},
+    {XLB_PASS_NOT_L4, "pass_not_l4", Verdict::kPass, "IP protocol xlb does not balance"},
+    {XLB_PASS_FRAGMENT, "pass_fragment", Verdict::kPass, "IP fragment"},
+    {XLB_PASS_ICMP, "pass_icmp", Verdict::kPass, "ICMP of no tracked flow"},
+    {XLB_PASS_MALFORMED_L2, "pass_malformed_l2", Verdict::kPass,
+     "frame too short for Ethernet/VLAN"},
+    {XLB_PASS_MALFORMED_L3, "pass_malformed_l3", Verdict::kPass, "bad IP header or length"},
+    {XLB_PASS_MALFORMED_L4, "pass_malformed_l4", Verdict::kPass, "L4 header too short for ports"},
+    {XLB_PASS_UNSUPPORTED, "pass_unsupported", Verdict::kPass,
+     "too many VLAN tags or IPv6 extension headers"},
+    {XLB_FWD_NEW_FLOW, "fwd_new_flow", Verdict::kForward, "new flow, backend chosen by Maglev"},
+    {XLB_FWD_ESTABLISHED, "fwd_established", Verdict::kForward, "conntrack hit"},
+    {XLB_FWD_ICMP_ERROR, "fwd_icmp_error", Verdict::kForward,
+     "ICMP error of a tracked flow, to its backend"},
+    {XLB_DROP_MALFORMED_L4, "drop_malformed_l4", Verdict::kDrop,
+     "to a VIP, with a bad or truncated L4 header"},
+    {XLB_DROP_NO_BACKEND, "drop_no_backend", Verdict::kDrop, "service without backends"},
+    {XLB_DROP_BACKEND_FAMILY, "drop_backend_family", Verdict::kDrop,
+     "backend of another address family"},
+    {XLB_DROP_NO_TABLE, "drop_no_table", Verdict::kDrop, "service without a Maglev table"},
+}};
+
+// A reason added to the enum without a row here fails to compile (the array's size) or
+// lands on the wrong row (this check).
+constexpr bool ReasonsInEnumOrder() {
+  for (std::size_t i = 0; i < kReasons.size(); ++i) {
+    if (static_cast<std::size_t>(kReasons[i].reason) != i || kReasons[i].name.empty()) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(ReasonsInEnumOrder(), "kReasons must list enum xlb_reason in order");
+
+// "unknown" for a value outside the enum (a newer datapath's reason, say).
+constexpr std::string_view ReasonName(uint32_t reason) {
+  return reason < kReasons.size() ? kReasons[reason].name : std::string_view("unknown");
+}
+
+constexpr std::string_view VerdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kPass:
+      return "pass";
+    case Verdict::kForward:
+      return "forward";
+    case Verdict::kDrop:
+      return "drop";
+  }
+  return "?";
+}
+
+}  // namespace xlb
+
+#endif  // XLB_LOADER_REASONS_H

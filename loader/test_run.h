@@ -1,0 +1,26 @@
+// BPF_PROG_TEST_RUN for XDP programs: one frame in, verdict and frame out. Golden-packet
+// tests and the benchmark run the datapath through this.
+#ifndef XLB_LOADER_TEST_RUN_H
+#define XLB_LOADER_TEST_RUN_H
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "loader/result.h"
+
+namespace xlb {
+
+struct TestRunResult {
+  uint32_t retval = 0;       // the XDP verdict (XDP_PASS, XDP_DROP, XDP_TX, ...)
+  std::vector<uint8_t> out;  // the frame as the program left it
+  uint32_t duration_ns = 0;  // per repetition, as the kernel averages it over `repeat`
+};
+
+// Runs prog_fd on a copy of `in`, `repeat` times (the kernel reuses one buffer, so later
+// repetitions see what earlier ones wrote). The output may grow by up to 256 bytes.
+Result<TestRunResult> TestRunXdp(int prog_fd, std::span<const uint8_t> in, uint32_t repeat = 1);
+
+}  // namespace xlb
+
+#endif  // XLB_LOADER_TEST_RUN_H

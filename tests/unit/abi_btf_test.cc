@@ -1,0 +1,173 @@
+// maps/xlb_abi.h is compiled twice: by g++ into userspace and by clang -target bpf into the
+// datapath. This test holds g++'s layout of every ABI struct (sizeof, offsetof) against the
+// BTF that clang wrote into the built XDP object, member by member, so a layout the two
+// compilers disagree on, or a member added on one side only, fails here and not in a map.
+#include <bpf/btf.h>
+#include <gtest/gtest.h>
+#include <linux/btf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "maps/xlb_abi.h"
+
+#ifndef XLB_XDP_OBJECT
+#error "XLB_XDP_OBJECT must name the built xlb_xdp BPF object"
+#endif
+
+namespace {
+
+struct Member {
+  std::string name;
+  size_t offset;
+  size_t size;
+};
+
+struct Layout {
+  std::string name;
+  size_t size;
+  std::vector<Member> members;  // in declaration order
+};
+
+#define XLB_MEMBER(type, member) (Member{#member, offsetof(type, member), sizeof(type::member)})
+
+// Reads the object's BTF once for all tests.
+const btf* ObjectBtf() {
+  static const struct Parsed {
+    std::unique_ptr<btf, decltype(&btf__free)> handle{nullptr, &btf__free};
+    int error = 0;
+    Parsed() {
+      errno = 0;
+      handle.reset(btf__parse_elf(XLB_XDP_OBJECT, nullptr));
+      error = errno;
+    }
+  } parsed;
+  if (!parsed.handle) {
+    ADD_FAILURE() << "cannot read BTF from " << XLB_XDP_OBJECT << ": "
+                  << std::strerror(parsed.error);
+  }
+  return parsed.handle.get();
+}
+
+// The C++ layout, as a table of members in declaration order, against the BTF struct of the
+// same name: total size, and each member's name, byte offset and size. A member added to
+// xlb_abi.h must be added to the table too: the test fails until it is.
+void ExpectLayoutMatchesBtf(const Layout& cxx) {
+  const btf* b = ObjectBtf();
+  ASSERT_NE(b, nullptr);
+  const int id = btf__find_by_name_kind(b, cxx.name.c_str(), BTF_KIND_STRUCT);
+  ASSERT_GT(id, 0) << "struct " << cxx.name << " is not in the BTF of " << XLB_XDP_OBJECT
+                   << ": the BPF object no longer references it";
+  const btf_type* t = btf__type_by_id(b, id);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->size, cxx.size) << "sizeof(struct " << cxx.name << ")";
+
+  std::vector<Member> bpf;
+  const btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
+    const char* name = btf__name_by_offset(b, m->name_off);
+    const uint32_t bit_offset = btf_member_bit_offset(t, i);
+    EXPECT_EQ(btf_member_bitfield_size(t, i), 0u) << cxx.name << "." << name << " is a bitfield";
+    EXPECT_EQ(bit_offset % 8, 0u) << cxx.name << "." << name;
+    const __s64 size = btf__resolve_size(b, m->type);
+    ASSERT_GE(size, 0) << cxx.name << "." << name;
+    bpf.push_back({name ? name : "", bit_offset / 8, static_cast<size_t>(size)});
+  }
+
+  for (size_t i = 0; i < std::max(bpf.size(), cxx.members.size()); ++i) {
+    if (i >= bpf.size()) {
+      ADD_FAILURE() << cxx.name << "." << cxx.members[i].name << " is missing from the BTF";
+      continue;
+    }
+    if (i >= cxx.members.size()) {
+      ADD_FAILURE() << cxx.name << "." << bpf[i].name << " is in the BTF but not in this test";
+      continue;
+    }
+    EXPECT_EQ(bpf[i].name, cxx.members[i].name) << cxx.name << " member " << i;
+    EXPECT_EQ(bpf[i].offset, cxx.members[i].offset) << cxx.name << "." << cxx.members[i].name;
+    EXPECT_EQ(bpf[i].size, cxx.members[i].size) << cxx.name << "." << cxx.members[i].name;
+  }
+
+  // The ABI asks for explicit padding: members tile the struct without holes, so no byte of
+  // a key is left to whatever the compiler put there (the kernel hashes and compares every
+  // byte of a map key).
+  size_t end = 0;
+  for (const Member& member : cxx.members) {
+    EXPECT_EQ(member.offset, end) << cxx.name << "." << member.name << " follows a hole";
+    end = member.offset + member.size;
+  }
+  EXPECT_EQ(end, cxx.size) << cxx.name << " ends in a hole";
+}
+
+TEST(AbiBtf, ServiceKey) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_service_key",
+       sizeof(xlb_service_key),
+       {XLB_MEMBER(xlb_service_key, addr), XLB_MEMBER(xlb_service_key, port),
+        XLB_MEMBER(xlb_service_key, proto), XLB_MEMBER(xlb_service_key, family)}});
+}
+
+TEST(AbiBtf, Service) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_service",
+       sizeof(xlb_service),
+       {XLB_MEMBER(xlb_service, id), XLB_MEMBER(xlb_service, flags),
+        XLB_MEMBER(xlb_service, affinity_timeout), XLB_MEMBER(xlb_service, backend_count)}});
+}
+
+TEST(AbiBtf, Backend) {
+  ExpectLayoutMatchesBtf({"xlb_backend",
+                          sizeof(xlb_backend),
+                          {XLB_MEMBER(xlb_backend, addr), XLB_MEMBER(xlb_backend, tunnel),
+                           XLB_MEMBER(xlb_backend, port), XLB_MEMBER(xlb_backend, family),
+                           XLB_MEMBER(xlb_backend, tunnel_family),
+                           XLB_MEMBER(xlb_backend, cluster_id), XLB_MEMBER(xlb_backend, flags)}});
+}
+
+TEST(AbiBtf, CtKey) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_ct_key",
+       sizeof(xlb_ct_key),
+       {XLB_MEMBER(xlb_ct_key, saddr), XLB_MEMBER(xlb_ct_key, daddr), XLB_MEMBER(xlb_ct_key, sport),
+        XLB_MEMBER(xlb_ct_key, dport), XLB_MEMBER(xlb_ct_key, proto),
+        XLB_MEMBER(xlb_ct_key, family), XLB_MEMBER(xlb_ct_key, pad)}});
+}
+
+TEST(AbiBtf, CtValue) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_ct_value",
+       sizeof(xlb_ct_value),
+       {XLB_MEMBER(xlb_ct_value, last_seen), XLB_MEMBER(xlb_ct_value, backend_id),
+        XLB_MEMBER(xlb_ct_value, service_id), XLB_MEMBER(xlb_ct_value, state),
+        XLB_MEMBER(xlb_ct_value, pad)}});
+}
+
+TEST(AbiBtf, Counter) {
+  ExpectLayoutMatchesBtf({"xlb_counter",
+                          sizeof(xlb_counter),
+                          {XLB_MEMBER(xlb_counter, packets), XLB_MEMBER(xlb_counter, bytes)}});
+}
+
+TEST(AbiBtf, FlowCounter) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_flow_counter",
+       sizeof(xlb_flow_counter),
+       {XLB_MEMBER(xlb_flow_counter, packets), XLB_MEMBER(xlb_flow_counter, bytes),
+        XLB_MEMBER(xlb_flow_counter, new_flows)}});
+}
+
+TEST(AbiBtf, Config) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_config",
+       sizeof(xlb_config),
+       {XLB_MEMBER(xlb_config, maglev_size), XLB_MEMBER(xlb_config, hash_seed),
+        XLB_MEMBER(xlb_config, ct_tcp_timeout_s), XLB_MEMBER(xlb_config, ct_syn_timeout_s),
+        XLB_MEMBER(xlb_config, ct_udp_timeout_s), XLB_MEMBER(xlb_config, ct_close_timeout_s)}});
+}
+
+}  // namespace
