@@ -1,0 +1,443 @@
+#!/usr/bin/env bash
+# xlb testbed: two "clusters" of network namespaces behind a router, joined by veth pairs,
+# with plain kernel routing between all of them. Nothing is attached yet: xlb's XDP/TC
+# programs and tunnels are added on top of this by later tests and by the demo.
+#
+# BEGIN PLAN
+# Namespaces are <prefix><role>; the default prefix is "xlbtb-", tests use "xlbtb<pid>-<n>-".
+#
+#                         client                    (eth0)
+#                           |
+#                         router                    (eth-client, eth-nodeA, eth-nodeB)
+#                        /      \
+#                    nodeA      nodeB               (eth0 uplink; veth-podXN towards pods)
+#                    /   \      /   \
+#                podA1 podA2  podB1 podB2           (eth0, routed veth like a CNI)
+#
+# | net              | IPv4            | IPv6              | addresses                                   |
+# |------------------|-----------------|-------------------|---------------------------------------------|
+# | client net       | 198.18.0.0/24   | 2001:db8::/64     | router .1 ::1 (eth-client), client .2 ::2  |
+# | transit A        | 198.18.1.0/24   | 2001:db8:1::/64   | router .1 ::1 (eth-nodeA),  nodeA  .2 ::2  |
+# | transit B        | 198.18.2.0/24   | 2001:db8:2::/64   | router .1 ::1 (eth-nodeB),  nodeB  .2 ::2  |
+# | pod CIDR A       | 198.18.10.0/24  | 2001:db8:10::/64  | podA1 .11 ::11, podA2 .12 ::12 (/32, /128) |
+# | pod CIDR B       | 198.18.20.0/24  | 2001:db8:20::/64  | podB1 .11 ::11, podB2 .12 ::12 (/32, /128) |
+# | pod gateway      | .1 of the CIDR  | ::1 of the CIDR   | on every veth-podXN of that node (/32,/128)|
+# | VIPs             | 198.18.100.0/24 | 2001:db8:100::/64 | routed router -> nodeA; "unreachable" there |
+# | reserved         | 198.18.3.0/24, 198.18.30.0/24, 2001:db8:3::/64, 2001:db8:30::/64: a third   |
+# |                  | node (e.g. a stock Linux vxlan endpoint); 198.18.101-103.0/24, 2001:db8:101-103::/64: more VIPs |
+#
+# Tunnel endpoints for encapsulation are the nodes' transit addresses (198.18.1.2,
+# 198.18.2.2, 2001:db8:1::2, 2001:db8:2::2). Echo servers (xlb-echo) listen in every pod
+# on TCP and UDP port 8080 (IPv4 and IPv6) with ids podA1, podA2, podB1, podB2.
+# Routes cover only 198.18.0.0/15 and 2001:db8::/32 (no default route anywhere), and the
+# router answers "unreachable" for the unused rest, so nothing can leave these ranges.
+# END PLAN
+#
+# Usage: testbed.sh up     [--prefix P] [--echo PATH | --no-echo] [--port N] [--transit-mtu N]
+#        testbed.sh down   [--prefix P]      remove every namespace named P*, and what runs there
+#        testbed.sh status [--prefix P]      namespaces, addresses, servers; other testbeds seen
+#        testbed.sh plan                     print the address plan
+#        testbed.sh exec   [--prefix P] ROLE -- CMD...   run CMD inside P<ROLE> (nsenter)
+#        testbed.sh run    [up options] -- CMD...        up, run CMD in the root ns, always down
+#        testbed.sh gc                       down every xlbtb<pid>-* testbed whose pid is gone
+#
+# `up` is idempotent: it first removes whatever exists under the prefix, then builds the
+# whole testbed; if it fails half-way, it removes what it built. CMD of `run` sees
+# XLB_TESTBED_PREFIX and XLB_TESTBED_PORT in its environment.
+#
+# Choices the next engineer must know (xlb's XDP/TC and encapsulation come next):
+# * Namespaces are entered with `nsenter --net=/var/run/netns/NAME`, never `ip netns exec`:
+#   the latter remounts /sys in a private mount namespace, which hides /sys/fs/bpf and
+#   every pinned map.
+# * MTU is 1500 on every veth (the transit links can be changed with --transit-mtu), so a
+#   VXLAN/GUE-encapsulated full-size packet (+50 bytes IPv4 outer, +70 IPv6) does NOT fit
+#   on router<->node: that is what xlb's MSS clamping / "fragmentation needed" must handle.
+#   Native XDP on veth accepts MTUs up to about 3.5 kB (one page minus headroom).
+# * TX checksum offload (and with it TSO) is off on every veth, so every packet on the
+#   "wire" carries a complete L4 checksum, as from a real NIC. With it on, a veth hands
+#   CHECKSUM_PARTIAL skbs across namespaces (even through the router) and an XDP program
+#   on a node would see unfinished checksums; tshark would flag them.
+# * A frame that XDP sends out of a veth (XDP_TX, or XDP_REDIRECT into a veth) is dropped
+#   unless the PEER veth has an XDP program attached (a trivial XDP_PASS one is enough;
+#   or enable GRO on the peer, which also turns on its NAPI). So when xlb runs on
+#   nodeA/eth0, attach an XDP_PASS program to router/eth-nodeA as well, and likewise on
+#   the pod-side eth0 when xlb redirects into veth-podXN.
+# * rp_filter is 0, IPv6 DAD and router advertisements are off in every namespace
+#   (addresses are usable at once); forwarding is on only in router, nodeA, nodeB. Every
+#   interface keeps its kernel-made fe80:: link-local address: Linux sends a Neighbor
+#   Solicitation for a forwarded packet only from a link-local source, so IPv6 routing
+#   needs them. They never leave their veth link.
+# * VIPs: 198.18.100.0/24 and 2001:db8:100::/64 are routed router -> nodeA, where an
+#   "unreachable" route ends them until xlb's XDP program on nodeA/eth0 takes them first.
+# * A stock Linux vxlan device for the interop test belongs on a node's transit address,
+#   e.g. in nodeB: `ip link add vxlan0 type vxlan id 42 local 198.18.2.2 dstport 4789
+#   nolearning`, or in a third node on the reserved transit net 198.18.3.0/24 with its pod
+#   on 198.18.30.0/24 so that the backend is reachable only through that device.
+set -euo pipefail
+
+readonly ROLES=(client router nodeA nodeB podA1 podA2 podB1 podB2)
+readonly PODS=(podA1 podA2 podB1 podB2)
+readonly STATE_ROOT=/run/xlb-testbed
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly SELF REPO
+
+PREFIX=xlbtb-
+PORT=8080
+TRANSIT_MTU=1500
+ECHO_BIN="${XLB_ECHO:-}"
+NO_ECHO=0
+
+die() {
+  echo "testbed.sh: $*" >&2
+  exit 1
+}
+
+usage() {
+  # shellcheck disable=SC2016 # a literal backquote in the pattern
+  sed -n '/^# Usage:/,/^# `up` is/p' "$SELF" | sed -e 's/^# \{0,1\}//' -e '$d' >&2
+  exit 2
+}
+
+print_plan() {
+  sed -n '/^# BEGIN PLAN/,/^# END PLAN/p' "$SELF" | sed -e '1d' -e '$d' -e 's/^# \{0,1\}//'
+}
+
+ns_path() { echo "/var/run/netns/${PREFIX}$1"; }
+in_ns() {
+  local role=$1
+  shift
+  nsenter --net="$(ns_path "$role")" -- "$@"
+}
+ipn() {
+  local role=$1
+  shift
+  ip -n "${PREFIX}${role}" "$@"
+}
+
+check_prefix() {
+  # The trailing '-' keeps "xlbtb1-" from matching the namespaces of "xlbtb12-".
+  [[ "$PREFIX" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*-$ ]] ||
+    die "prefix '$PREFIX' must be [A-Za-z0-9_.-], start alphanumeric and end with '-'"
+  [ ${#PREFIX} -le 40 ] || die "prefix '$PREFIX' is longer than 40 characters"
+}
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "$1 needs root (network namespaces)"
+}
+
+namespaces_with_prefix() {
+  local p=$1 ns
+  ip netns list 2>/dev/null | awk '{print $1}' | while read -r ns; do
+    if [[ "$ns" == "$p"* ]]; then echo "$ns"; fi
+  done
+}
+
+# Running and not a zombie: an orphaned server waits for PID 1 to reap it.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ "$stat" != [ZX]* ]]
+}
+
+# Everything under the prefix: the processes living in its namespaces (servers, agents,
+# shells -- all started for this testbed), then the namespaces (veth pairs go with them).
+down_prefix() {
+  local p=$1 ns pid
+  local -a nss pids=()
+  mapfile -t nss < <(namespaces_with_prefix "$p")
+  for ns in "${nss[@]}"; do
+    while read -r pid; do
+      [ -n "$pid" ] && pids+=("$pid")
+    done < <(ip netns pids "$ns" 2>/dev/null || true)
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 1 40); do
+      local alive=()
+      for pid in "${pids[@]}"; do
+        alive "$pid" && alive+=("$pid")
+      done
+      [ ${#alive[@]} -eq 0 ] && break
+      sleep 0.05
+    done
+    for pid in "${pids[@]}"; do
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+  fi
+  for ns in "${nss[@]}"; do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  rm -rf "${STATE_ROOT:?}/${p}"
+  local left
+  left=$(namespaces_with_prefix "$p")
+  [ -z "$left" ] || die "could not remove: $left"
+}
+
+# Packets leave a veth as from a real NIC: complete checksums, at most MTU-sized. TX
+# checksum offload off also ends TSO; the tunnel/GSO-list offloads would otherwise let a
+# kernel tunnel device's GSO skbs cross the veth unsegmented (best effort: names vary).
+readonly SEGMENTATION_OFF=(tx-udp_tnl-segmentation off tx-udp_tnl-csum-segmentation off
+  tx-gre-segmentation off tx-gre-csum-segmentation off tx-ipxip4-segmentation off
+  tx-ipxip6-segmentation off tx-gso-list off tx-udp-segmentation off)
+wire_like() {
+  local role=$1 dev=$2
+  in_ns "$role" ethtool -K "$dev" tx off >/dev/null 2>&1 || die "ethtool -K $dev tx off in $role"
+  in_ns "$role" ethtool -K "$dev" "${SEGMENTATION_OFF[@]}" >/dev/null 2>&1 || true
+}
+
+# A veth pair between two namespaces, both ends up, MTU set, offloads as on a wire.
+link() {
+  local a=$1 ifa=$2 b=$3 ifb=$4 mtu=$5
+  ipn "$a" link add "$ifa" mtu "$mtu" type veth peer name "$ifb" netns "${PREFIX}${b}" mtu "$mtu"
+  wire_like "$a" "$ifa"
+  wire_like "$b" "$ifb"
+  ipn "$a" link set "$ifa" up
+  ipn "$b" link set "$ifb" up
+}
+
+addr() {
+  local role=$1 dev=$2 v4=$3 v6=$4
+  ipn "$role" addr add "$v4" dev "$dev"
+  ipn "$role" -6 addr add "$v6" dev "$dev" nodad
+}
+
+# A pod behind its node, routed like Calico/Cilium: the pod owns a /32 and /128; the node
+# holds the pod CIDR's gateway address on every pod-facing veth and a host route per pod.
+pod() {
+  local node=$1 pod=$2 v4net=$3 v6net=$4 host=$5
+  local dev="veth-${pod}"
+  link "$node" "$dev" "$pod" eth0 1500
+  ipn "$node" addr add "${v4net}.1/32" dev "$dev"
+  ipn "$node" -6 addr add "${v6net}::1/128" dev "$dev" nodad
+  ipn "$node" route add "${v4net}.${host}/32" dev "$dev"
+  ipn "$node" -6 route add "${v6net}::${host}/128" dev "$dev"
+  ipn "$pod" addr add "${v4net}.${host}/32" dev eth0
+  ipn "$pod" -6 addr add "${v6net}::${host}/128" dev eth0 nodad
+  ipn "$pod" route add "${v4net}.1/32" dev eth0 scope link
+  ipn "$pod" -6 route add "${v6net}::1/128" dev eth0
+  ipn "$pod" route add 198.18.0.0/15 via "${v4net}.1" dev eth0 src "${v4net}.${host}"
+  ipn "$pod" -6 route add 2001:db8::/32 via "${v6net}::1" dev eth0 src "${v6net}::${host}"
+}
+
+find_echo() {
+  [ "$NO_ECHO" -eq 1 ] && return 0
+  if [ -z "$ECHO_BIN" ]; then
+    local c
+    for c in "${XLB_BUILD_DIR:-$REPO/build}/tests/testbed/xlb-echo" /tmp/build-testbed/tests/testbed/xlb-echo; do
+      if [ -x "$c" ]; then
+        ECHO_BIN=$c
+        break
+      fi
+    done
+  fi
+  if [ -z "$ECHO_BIN" ]; then
+    echo "testbed.sh: xlb-echo not found (build target xlb_echo, or --echo PATH); no servers started" >&2
+  elif [ ! -x "$ECHO_BIN" ]; then
+    die "--echo $ECHO_BIN is not executable"
+  fi
+}
+
+start_echo() {
+  local state="${STATE_ROOT}/${PREFIX}" p
+  mkdir -p "$state"
+  for p in "${PODS[@]}"; do
+    rm -f "$state/$p.pid"
+    # setsid: the server outlives this script and ignores the terminal's Ctrl-C; `down`
+    # finds it through `ip netns pids`.
+    setsid -f nsenter --net="$(ns_path "$p")" -- "$ECHO_BIN" --id "$p" --port "$PORT" \
+      --pid-file "$state/$p.pid" >"$state/$p.log" 2>&1 </dev/null
+  done
+  for p in "${PODS[@]}"; do
+    for _ in $(seq 1 100); do
+      [ -s "$state/$p.pid" ] && break
+      sleep 0.05
+    done
+    [ -s "$state/$p.pid" ] || die "xlb-echo in $p did not start: $(cat "$state/$p.log" 2>/dev/null)"
+  done
+}
+
+cmd_up() {
+  need_root up
+  check_prefix
+  if ! [[ "$PORT" =~ ^[0-9]+$ ]] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
+    die "bad --port $PORT"
+  fi
+  if ! [[ "$TRANSIT_MTU" =~ ^[0-9]+$ ]] || [ "$TRANSIT_MTU" -lt 1280 ]; then
+    die "bad --transit-mtu $TRANSIT_MTU (>= 1280)"
+  fi
+  find_echo
+  down_prefix "$PREFIX"
+
+  # A global: bash has left this function's scope when an EXIT trap runs after `set -e`.
+  UP_BUILT=0
+  trap '[ "$UP_BUILT" -eq 1 ] || { echo "testbed.sh: up failed, removing ${PREFIX}*" >&2; down_prefix "$PREFIX"; }' EXIT
+
+  local role
+  for role in "${ROLES[@]}"; do
+    ip netns add "${PREFIX}${role}"
+  done
+  for role in "${ROLES[@]}"; do
+    local fwd=0
+    case "$role" in router | node*) fwd=1 ;; esac
+    # "default" before any interface exists, so every link created below inherits it.
+    in_ns "$role" sysctl -q -w \
+      net.ipv4.ip_forward=$fwd \
+      net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+      net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0 \
+      net.ipv6.conf.all.forwarding=$fwd \
+      net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+    ipn "$role" link set lo up
+  done
+
+  link router eth-client client eth0 1500
+  link router eth-nodeA nodeA eth0 "$TRANSIT_MTU"
+  link router eth-nodeB nodeB eth0 "$TRANSIT_MTU"
+  addr client eth0 198.18.0.2/24 2001:db8::2/64
+  addr router eth-client 198.18.0.1/24 2001:db8::1/64
+  addr router eth-nodeA 198.18.1.1/24 2001:db8:1::1/64
+  addr router eth-nodeB 198.18.2.1/24 2001:db8:2::1/64
+  addr nodeA eth0 198.18.1.2/24 2001:db8:1::2/64
+  addr nodeB eth0 198.18.2.2/24 2001:db8:2::2/64
+
+  pod nodeA podA1 198.18.10 2001:db8:10 11
+  pod nodeA podA2 198.18.10 2001:db8:10 12
+  pod nodeB podB1 198.18.20 2001:db8:20 11
+  pod nodeB podB2 198.18.20 2001:db8:20 12
+
+  # Only the test ranges are routed; more specific routes win over the "unreachable" ones.
+  ipn client route add 198.18.0.0/15 via 198.18.0.1
+  ipn client -6 route add 2001:db8::/32 via 2001:db8::1
+  ipn router route add 198.18.10.0/24 via 198.18.1.2
+  ipn router route add 198.18.100.0/24 via 198.18.1.2
+  ipn router route add 198.18.20.0/24 via 198.18.2.2
+  ipn router route add unreachable 198.18.0.0/15
+  ipn router -6 route add 2001:db8:10::/64 via 2001:db8:1::2
+  ipn router -6 route add 2001:db8:100::/64 via 2001:db8:1::2
+  ipn router -6 route add 2001:db8:20::/64 via 2001:db8:2::2
+  ipn router -6 route add unreachable 2001:db8::/32
+  ipn nodeA route add 198.18.0.0/15 via 198.18.1.1
+  ipn nodeA -6 route add 2001:db8::/32 via 2001:db8:1::1
+  ipn nodeA route add unreachable 198.18.10.0/24
+  ipn nodeA -6 route add unreachable 2001:db8:10::/64
+  ipn nodeA route add unreachable 198.18.100.0/24
+  ipn nodeA -6 route add unreachable 2001:db8:100::/64
+  ipn nodeB route add 198.18.0.0/15 via 198.18.2.1
+  ipn nodeB -6 route add 2001:db8::/32 via 2001:db8:2::1
+  ipn nodeB route add unreachable 198.18.20.0/24
+  ipn nodeB -6 route add unreachable 2001:db8:20::/64
+
+  if [ -n "$ECHO_BIN" ] && [ "$NO_ECHO" -eq 0 ]; then
+    start_echo
+  fi
+  UP_BUILT=1
+  trap - EXIT
+  echo "testbed ${PREFIX}* is up"
+  print_plan
+}
+
+cmd_status() {
+  check_prefix
+  local -a nss
+  mapfile -t nss < <(namespaces_with_prefix "$PREFIX" | sort)
+  if [ ${#nss[@]} -eq 0 ]; then
+    echo "testbed ${PREFIX}*: down"
+  else
+    echo "testbed ${PREFIX}*: ${#nss[@]} of ${#ROLES[@]} namespaces"
+    local ns pids
+    for ns in "${nss[@]}"; do
+      pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+      echo "== $ns${pids:+  (pids: $pids)}"
+      ip -n "$ns" -br addr show | grep -v '^lo ' | sed 's/^/   /'
+    done
+  fi
+  local others
+  others=$(ip netns list 2>/dev/null | awk '{print $1}' | grep '^xlbtb' | grep -v "^${PREFIX//./\\.}" |
+    sed -E 's/(client|router|node[AB]|pod[AB][12])$//' | sort -u | tr '\n' ' ' || true)
+  [ -z "$others" ] || echo "other testbed prefixes present: $others"
+  echo
+  print_plan
+}
+
+cmd_gc() {
+  need_root gc
+  local ns pid p
+  local -a prefixes=()
+  while read -r ns; do
+    [[ "$ns" =~ ^(xlbtb([0-9]+)-.*)(client|router|node[AB]|pod[AB][12])$ ]] || continue
+    p=${BASH_REMATCH[1]}
+    pid=${BASH_REMATCH[2]}
+    [ -d "/proc/$pid" ] && continue
+    prefixes+=("$p")
+  done < <(ip netns list 2>/dev/null | awk '{print $1}')
+  if [ ${#prefixes[@]} -eq 0 ]; then
+    echo "gc: nothing stale"
+    return 0
+  fi
+  for p in $(printf '%s\n' "${prefixes[@]}" | sort -u); do
+    echo "gc: removing stale testbed ${p}*"
+    down_prefix "$p"
+  done
+}
+
+cmd=${1:-}
+[ -n "$cmd" ] || usage
+shift
+ROLE=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --prefix) PREFIX=${2:?--prefix needs a value}; shift 2 ;;
+  --prefix=*) PREFIX=${1#--prefix=}; shift ;;
+  --echo) ECHO_BIN=${2:?--echo needs a path}; shift 2 ;;
+  --no-echo) NO_ECHO=1; shift ;;
+  --port) PORT=${2:?--port needs a value}; shift 2 ;;
+  --transit-mtu) TRANSIT_MTU=${2:?--transit-mtu needs a value}; shift 2 ;;
+  --) shift; break ;;
+  -h | --help) usage ;;
+  -*) die "unknown option $1" ;;
+  *)
+    if [ "$cmd" != exec ] || [ -n "$ROLE" ]; then die "unexpected argument $1"; fi
+    ROLE=$1
+    shift
+    ;;
+  esac
+done
+
+case "$cmd" in
+up) cmd_up ;;
+down)
+  need_root down
+  check_prefix
+  down_prefix "$PREFIX"
+  echo "testbed ${PREFIX}* is down"
+  ;;
+status) cmd_status ;;
+plan) print_plan ;;
+gc) cmd_gc ;;
+exec)
+  need_root exec
+  check_prefix
+  [ -n "$ROLE" ] || die "exec needs a ROLE (${ROLES[*]})"
+  [ $# -gt 0 ] || die "exec needs a command after --"
+  [ -e "$(ns_path "$ROLE")" ] || die "no namespace ${PREFIX}${ROLE} (is the testbed up?)"
+  exec nsenter --net="$(ns_path "$ROLE")" -- "$@"
+  ;;
+run)
+  [ $# -gt 0 ] || die "run needs a command after --"
+  up_args=(--prefix "$PREFIX" --port "$PORT" --transit-mtu "$TRANSIT_MTU")
+  if [ "$NO_ECHO" -eq 1 ]; then
+    up_args+=(--no-echo)
+  elif [ -n "$ECHO_BIN" ]; then
+    up_args+=(--echo "$ECHO_BIN")
+  fi
+  "$SELF" up "${up_args[@]}" >/dev/null
+  trap 'down_prefix "$PREFIX"' EXIT
+  trap 'exit 130' INT TERM
+  rc=0
+  XLB_TESTBED_PREFIX=$PREFIX XLB_TESTBED_PORT=$PORT "$@" || rc=$?
+  exit "$rc"
+  ;;
+*) usage ;;
+esac
