@@ -1,0 +1,225 @@
+// The embedded default source: the example file, and errors that name file, document, field
+// and line.
+#include "userspace/model/config_source.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace {
+
+using xlb::ConfigResult;
+using xlb::Model;
+using xlb::ParseConfig;
+
+const std::string kHeader = "apiVersion: xlb.dev/v1alpha1\nkind: Config\n";
+
+// The single error of parsing `text` as cluster.yaml.
+std::string OnlyError(const std::string& text) {
+  const ConfigResult<Model> r = ParseConfig("cluster.yaml", text);
+  if (r.ok()) {
+    return "(parsed)";
+  }
+  EXPECT_EQ(r.errors().size(), 1u) << xlb::ToString(r.errors());
+  return r.errors().front().ToString();
+}
+
+TEST(ConfigSource, ReadsTheExampleFile) {
+  const auto r = xlb::LoadConfigFile(XLB_POLICY_TESTDATA "/clusterset.yaml");
+  ASSERT_TRUE(r.ok()) << xlb::ToString(r.errors());
+  const Model& m = *r;
+
+  ASSERT_EQ(m.clusters().size(), 2u);
+  EXPECT_EQ(m.clusters()[0], (xlb::Cluster{1, "cluster-a", true}));
+  EXPECT_EQ(m.clusters()[1], (xlb::Cluster{2, "cluster-b", false}));
+  EXPECT_EQ(m.LocalCluster()->name, "cluster-a");
+
+  const xlb::Service* api = m.FindServiceByHost("api-service.production.svc.cluster.local", "");
+  ASSERT_NE(api, nullptr);
+  ASSERT_EQ(api->cluster_ips.size(), 1u);
+  EXPECT_EQ(api->cluster_ips[0].ToString(), "198.18.100.10");
+  EXPECT_EQ(api->clusterset_ips[0].ToString(), "198.18.200.10");
+  EXPECT_EQ(api->external_ips[0].ToString(), "198.18.250.10");
+  EXPECT_EQ(api->load_balancer_ips[0].ToString(), "198.18.251.10");
+  EXPECT_EQ(api->Vips().size(), 4u);
+  EXPECT_EQ(api->affinity, xlb::SessionAffinity::kClientIP);
+  EXPECT_EQ(api->affinity_timeout_s, 600u);
+  ASSERT_EQ(api->ports.size(), 2u);
+  EXPECT_EQ(api->ports[0],
+            (xlb::ServicePort{"http", 8080, xlb::Protocol::kTcp, 8080, "", 30080, "http"}));
+  EXPECT_EQ(api->ports[1].target_port_name, "metrics");
+  EXPECT_EQ(api->ports[1].target_port, 0);
+
+  const auto endpoints = m.EndpointsOf(api->name);
+  ASSERT_EQ(endpoints.size(), 5u);
+  const xlb::Endpoint& a1 = endpoints[0];
+  EXPECT_EQ(a1.cluster, "cluster-a");
+  EXPECT_EQ(a1.addresses[0].ToString(), "198.18.1.1");
+  EXPECT_EQ(a1.node_name, "node-a1");
+  EXPECT_EQ(a1.node_address->ToString(), "198.18.0.11");
+  ASSERT_EQ(a1.ports.size(), 2u);
+  EXPECT_EQ(a1.ports[1], (xlb::EndpointPort{"metrics", 9100, xlb::Protocol::kTcp}));
+  EXPECT_EQ(a1.conditions.ready, true);
+  EXPECT_EQ(a1.conditions.serving, std::nullopt);
+  EXPECT_TRUE(a1.TakesNewFlows());
+  const xlb::Endpoint& b3 = endpoints[4];
+  EXPECT_EQ(b3.cluster, "cluster-b");
+  EXPECT_TRUE(b3.conditions.Terminating());
+  EXPECT_FALSE(b3.TakesNewFlows());
+
+  // A slice without ports gets one per service port, on the numeric targetPort.
+  const auto web = m.EndpointsOf({"production", "web"});
+  ASSERT_EQ(web.size(), 2u);
+  ASSERT_EQ(web[0].ports.size(), 1u);
+  EXPECT_EQ(web[0].ports[0], (xlb::EndpointPort{"", 8080, xlb::Protocol::kTcp}));
+}
+
+TEST(ConfigSource, NamesFileDocumentFieldAndLine) {
+  const std::string text = kHeader +
+                           "clusters:\n"
+                           "- {name: cluster-a, id: 1, local: true}\n"
+                           "---\n" +
+                           kHeader +
+                           "services:\n"
+                           "- name: api-service\n"
+                           "  namespace: production\n"
+                           "  ports:\n"
+                           "  - {name: http, port: 8080}\n"
+                           "  - name: admin\n"
+                           "    port: http\n";
+  EXPECT_EQ(OnlyError(text),
+            "cluster.yaml: document 2: services[0].ports[1].port: expected integer 1-65535, got "
+            "\"http\" (line 14)");
+}
+
+TEST(ConfigSource, ReportsEveryErrorNotOnlyTheFirst) {
+  const std::string text = kHeader +
+                           "clusters:\n"
+                           "- {name: cluster-a, id: 0}\n"
+                           "- {name: Cluster_B, id: 2}\n"
+                           "services:\n"
+                           "- {name: api, namespace: production, clusterIPs: [198.18.300.1]}\n";
+  const auto r = ParseConfig("cluster.yaml", text);
+  ASSERT_FALSE(r.ok());
+  ASSERT_EQ(r.errors().size(), 3u) << xlb::ToString(r.errors());
+  EXPECT_EQ(r.errors()[0].ToString(),
+            "cluster.yaml: document 1: clusters[0].id: expected integer 1-65535, got \"0\" "
+            "(line 4)");
+  EXPECT_EQ(r.errors()[1].ToString(),
+            "cluster.yaml: document 1: clusters[1].name: expected a DNS-1123 label (1-63 of a-z, "
+            "0-9, '-'), got \"Cluster_B\" (line 5)");
+  EXPECT_EQ(r.errors()[2].ToString(),
+            "cluster.yaml: document 1: services[0].clusterIPs[0]: expected an IPv4 or IPv6 "
+            "address, got \"198.18.300.1\" (line 7)");
+}
+
+TEST(ConfigSource, RejectsUnknownFieldsByName) {
+  EXPECT_EQ(OnlyError(kHeader + "clusters:\n- {name: cluster-a, id: 1, region: eu}\n"),
+            "cluster.yaml: document 1: clusters[0].region: unknown field \"region\" (xlb reads: "
+            "name, id, local, nodes) (line 4)");
+  EXPECT_EQ(OnlyError(kHeader + "service:\n- {name: api}\n"),
+            "cluster.yaml: document 1: service: unknown field \"service\" (xlb reads: "
+            "apiVersion, kind, clusters, services, endpointSlices) (line 3)");
+}
+
+TEST(ConfigSource, RejectsAWrongHeader) {
+  EXPECT_EQ(OnlyError("apiVersion: v1\nkind: Config\n"),
+            "cluster.yaml: document 1: apiVersion: expected xlb.dev/v1alpha1, got \"v1\" (line 1)");
+  EXPECT_EQ(OnlyError("apiVersion: xlb.dev/v1alpha1\nkind: Service\n"),
+            "cluster.yaml: document 1: kind: expected Config, got \"Service\" (line 2)");
+  EXPECT_EQ(OnlyError("kind: Config\n"),
+            "cluster.yaml: document 1: apiVersion: required field is missing (line 1)");
+  EXPECT_EQ(OnlyError("- a\n- b\n"),
+            "cluster.yaml: document 1: expected a mapping, got a sequence (line 1)");
+  EXPECT_EQ(OnlyError(""), "cluster.yaml: no document in the file");
+}
+
+TEST(ConfigSource, ReportsYamlSyntaxErrorsWithLineAndDocument) {
+  const std::string text = kHeader + "clusters: []\n---\n" + kHeader +
+                           "services:\n"
+                           "- name: api\n"
+                           "  ports: [{port: 80}\n";
+  EXPECT_EQ(OnlyError(text),
+            "cluster.yaml: document 2: YAML syntax error: end of sequence flow not found at "
+            "column 1 (line 10)");
+}
+
+TEST(ConfigSource, ChecksClustersAreUniqueAndOneIsLocal) {
+  EXPECT_EQ(
+      OnlyError(kHeader + "clusters:\n- {name: cluster-a, id: 1}\n- {name: cluster-a, id: 2}\n"),
+      "cluster.yaml: document 1: clusters[1].name: cluster \"cluster-a\" declared twice "
+      "(first at document 1, clusters[0]) (line 5)");
+  EXPECT_EQ(
+      OnlyError(kHeader + "clusters:\n- {name: cluster-a, id: 1}\n- {name: cluster-b, id: 1}\n"),
+      "cluster.yaml: document 1: clusters[1].id: cluster id 1 already belongs to cluster "
+      "\"cluster-a\" (line 5)");
+  EXPECT_EQ(OnlyError(kHeader + "clusters:\n- {name: cluster-a, id: 1, local: true}\n"
+                                "- {name: cluster-b, id: 2, local: true}\n"),
+            "cluster.yaml: document 1: clusters[1].local: only one cluster may be local, and "
+            "\"cluster-a\" is (line 5)");
+}
+
+TEST(ConfigSource, ChecksWhatEndpointSlicesName) {
+  const std::string base = kHeader +
+                           "clusters:\n"
+                           "- name: cluster-a\n"
+                           "  id: 1\n"
+                           "  nodes: [{name: node-a1, addresses: [198.18.0.11]}]\n"
+                           "services:\n"
+                           "- name: api\n"
+                           "  namespace: production\n"
+                           "  ports: [{name: http, port: 80}]\n"
+                           "endpointSlices:\n";  // line 11
+  EXPECT_EQ(OnlyError(base + "- {service: api, namespace: production, cluster: cluster-z}\n"),
+            "cluster.yaml: document 1: endpointSlices[0].cluster: no cluster \"cluster-z\" is "
+            "declared (line 12)");
+  EXPECT_EQ(OnlyError(base + "- {service: web, namespace: production, cluster: cluster-a}\n"),
+            "cluster.yaml: document 1: endpointSlices[0].service: no service production/web is "
+            "declared (line 12)");
+  EXPECT_EQ(OnlyError(base + "- service: api\n"
+                             "  namespace: production\n"
+                             "  cluster: cluster-a\n"
+                             "  ports: [{name: https, port: 8443}]\n"),
+            "cluster.yaml: document 1: endpointSlices[0].ports[0].name: service production/api "
+            "has no TCP port named \"https\" (line 15)");
+  EXPECT_EQ(OnlyError(base + "- service: api\n"
+                             "  namespace: production\n"
+                             "  cluster: cluster-a\n"
+                             "  addressType: IPv4\n"
+                             "  endpoints:\n"
+                             "  - addresses: [\"2001:db8::1\"]\n"),
+            "cluster.yaml: document 1: endpointSlices[0].endpoints[0].addresses[0]: an IPv6 "
+            "address in a slice of addressType IPv4 (line 17)");
+  EXPECT_EQ(OnlyError(base + "- service: api\n"
+                             "  namespace: production\n"
+                             "  cluster: cluster-a\n"
+                             "  endpoints:\n"
+                             "  - addresses: [198.18.1.1]\n"
+                             "    nodeName: node-a9\n"),
+            "cluster.yaml: document 1: endpointSlices[0].endpoints[0].nodeName: no node "
+            "\"node-a9\" in cluster \"cluster-a\" (line 17)");
+}
+
+TEST(ConfigSource, ReadsConditionsStrictly) {
+  const std::string text = kHeader +
+                           "clusters: [{name: cluster-a, id: 1}]\n"
+                           "services: [{name: api, namespace: production, ports: [{port: 80}]}]\n"
+                           "endpointSlices:\n"
+                           "- service: api\n"
+                           "  namespace: production\n"
+                           "  cluster: cluster-a\n"
+                           "  endpoints:\n"
+                           "  - addresses: [198.18.1.1]\n"
+                           "    conditions: {ready: yes}\n";
+  EXPECT_EQ(OnlyError(text),
+            "cluster.yaml: document 1: endpointSlices[0].endpoints[0].conditions.ready: expected "
+            "true or false, got \"yes\" (line 11)");
+}
+
+TEST(ConfigSource, MissingFileIsAnError) {
+  const auto r = xlb::LoadConfigFile("/nonexistent/xlb.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.errors()[0].ToString(), "/nonexistent/xlb.yaml: cannot open file");
+}
+
+}  // namespace

@@ -1,0 +1,100 @@
+// From the model and the resolved policies to the weighted backend list of every service port:
+// what the planner's BuildMaglevTable() takes, and what a syncer needs to fill xlb_backend.
+//
+// For one service port and one address family (a table holds backends of one family, as the
+// datapath drops a flow whose backend has another):
+//   1. Each destination group of the port's route (routes.h; a service without a policy has
+//      one group: every cluster) collects the endpoints of its clusters that serve the port:
+//      the EndpointSlice port named like the destination service's port, with the protocol of
+//      the routed port, and an address of the family.
+//   2. An endpoint that is ready, serving and not terminating takes new flows. A terminating
+//      endpoint is listed with weight 0: it takes no new flows, and its backend stays valid
+//      for the flows it has. An endpoint neither ready nor terminating is left out.
+//   3. A group without an endpoint that takes new flows gives its weight away (policy.h,
+//      "Spill-over"), then each group's weight is split evenly over its ready endpoints; an
+//      endpoint in two groups adds both parts.
+//   4. The weights are made integers that keep the ratios exactly (common denominator, then
+//      divided by their greatest common divisor: 70 % local / 30 % remote over 2 + 2 endpoints
+//      gives 7, 7, 3, 3). Only when exact integers would not fit 32 bits are they scaled so
+//      the largest is 2^31 and rounded, a relative error below 2^-31 * (largest / weight).
+// Without any policy every ready endpoint of every cluster weighs the same.
+#ifndef XLB_USERSPACE_POLICY_WEIGHTS_H
+#define XLB_USERSPACE_POLICY_WEIGHTS_H
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "maps/xlb_abi.h"
+#include "userspace/model/model.h"
+#include "userspace/planner/maglev.h"
+#include "userspace/policy/routes.h"
+
+namespace xlb {
+
+struct WeightedBackend {
+  // "cluster-a/198.18.1.1:8080", "cluster-b/[2001:db8::1]:8080": the backend's identity, and
+  // MaglevBackend::key. Depends on nothing node-local.
+  std::string key;
+  IpAddress address;
+  uint16_t port = 0;
+  Protocol protocol = Protocol::kTcp;
+  std::string cluster;
+  uint16_t cluster_id = 0;
+  bool local = false;  // in this node's cluster
+  std::string node_name;
+  std::optional<IpAddress> node_address;
+  // Share of new flows relative to the list's other backends; 0 takes none.
+  uint32_t weight = 0;
+  bool terminating = false;  // draining: weight 0, keeps its flows
+
+  // Reached through the tunnel to its node: a remote backend whose node is known. A remote
+  // backend without one (a routed address, such as Lighthouse's per-cluster ClusterIP) and a
+  // local one are reached by routing.
+  bool Tunnelled() const { return !local && node_address.has_value(); }
+};
+
+// BackendKey("cluster-a", 198.18.1.1, 8080) = "cluster-a/198.18.1.1:8080".
+std::string BackendKey(const std::string& cluster, const IpAddress& address, uint16_t port);
+
+struct ClusterShare {
+  std::string cluster;
+  uint16_t cluster_id = 0;
+  uint32_t ready = 0;  // backends of this list in the cluster that take new flows
+  double share = 0;    // fraction of new flows, 0..1
+};
+
+// The backends of one service port and address family.
+struct ServiceBackends {
+  NamespacedName service;
+  ServicePort port;
+  IpFamily family = IpFamily::kIPv4;
+  std::string policy;  // the policy and rule that decided, or "default"
+  Spillover spillover = Spillover::kProportional;
+  std::vector<ClusterShare> clusters;     // every cluster of the model, by name
+  std::vector<WeightedBackend> backends;  // by key; weight 0 for terminating ones
+
+  uint64_t TotalWeight() const;
+};
+
+// One service port and family, routed by `route`.
+ServiceBackends PlanServicePort(const Model& model, const Service& service, const ServicePort& port,
+                                IpFamily family, const ServiceRoute& route);
+
+// Every port of every service, in name and port order. A port is planned for each family of
+// the service's VIPs (of its endpoints' addresses when it has no VIP).
+std::vector<ServiceBackends> PlanBackends(const Model& model, const Routes& routes);
+
+// The list as BuildMaglevTable() takes it; `id_of` gives each backend's xlb_backends_v1 index
+// (never XLB_ID_NONE). Backends of weight 0 are included; they take no slot.
+std::vector<MaglevBackend> ToMaglevBackends(
+    const ServiceBackends& list, const std::function<uint32_t(const WeightedBackend&)>& id_of);
+
+// The xlb_backends_v1 value of a backend (flags: valid; tunnel when Tunnelled()).
+xlb_backend ToAbiBackend(const WeightedBackend& backend);
+
+}  // namespace xlb
+
+#endif  // XLB_USERSPACE_POLICY_WEIGHTS_H
