@@ -9,6 +9,12 @@
 namespace xlb {
 
 Result<TestRunResult> TestRunXdp(int prog_fd, std::span<const uint8_t> in, uint32_t repeat) {
+  // The kernel's own limit (bpf_test_init), said here because its EINVAL does not say it.
+  if (in.size() < kMinTestRunFrame) {
+    return Error{EINVAL, "BPF_PROG_TEST_RUN of XDP needs at least " +
+                             std::to_string(kMinTestRunFrame) + " bytes (ETH_HLEN), got " +
+                             std::to_string(in.size())};
+  }
   TestRunResult result;
   // Room for encapsulation: a program may grow the frame with bpf_xdp_adjust_head/tail.
   result.out.resize(in.size() + 256);

@@ -3,6 +3,7 @@
 #ifndef XLB_LOADER_TEST_RUN_H
 #define XLB_LOADER_TEST_RUN_H
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -16,6 +17,11 @@ struct TestRunResult {
   std::vector<uint8_t> out;  // the frame as the program left it
   uint32_t duration_ns = 0;  // per repetition, as the kernel averages it over `repeat`
 };
+
+// The kernel refuses shorter XDP test input (EINVAL): a frame shorter than an Ethernet
+// header cannot be run through BPF_PROG_TEST_RUN, only shrunk inside a program
+// (bpf_xdp_adjust_tail) after it starts.
+inline constexpr size_t kMinTestRunFrame = 14;
 
 // Runs prog_fd on a copy of `in`, `repeat` times (the kernel reuses one buffer, so later
 // repetitions see what earlier ones wrote). The output may grow by up to 256 bytes.
