@@ -26,13 +26,11 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	void *data_end = ctx_data_end(ctx);
 	struct xlb_service *svc;
 	struct xlb_backend *be;
-	__u32 backend_id, bytes = ctx_full_len(ctx);
+	__u32 backend_id, service_id, bytes = ctx_full_len(ctx);
 	__u8 tcp_flags = 0;
 	__u64 now;
 	int ret, new_flow = 0;
 
-	if (!lb_maybe_vip(pkt->flow.daddr))
-		return XLB_PASS_NO_SERVICE;
 	/* A later fragment's next header names a protocol whose header it lacks. */
 	if (pkt->fragment)
 		return XLB_PASS_FRAGMENT;
@@ -43,32 +41,37 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	ret = parse_ports(pkt, data_end);
 	if (ret != XLB_OK)
 		return ret;
-
-	svc = lb_lookup_service(&pkt->flow);
-	if (!svc)
-		return XLB_PASS_NO_SERVICE;
 	ret = validate_l4(pkt, data_end);
 	if (ret != XLB_OK)
-		return ret;
+		/* a bad header to a service is ours to drop; anything else is not ours */
+		return lb_lookup_service(&pkt->flow) ? ret : XLB_PASS_NO_SERVICE;
 	if (pkt->flow.proto == IPPROTO_TCP)
 		tcp_flags = ((__u8 *)pkt->l4)[13];
 
+	/*
+	 * Conntrack before the service: an established flow needs only its entry,
+	 * which names the service too. Only a miss looks the service up.
+	 */
 	now = bpf_ktime_get_coarse_ns();
-	be = ct_lookup(&pkt->flow, tcp_flags, now, &backend_id);
+	be = ct_lookup(&pkt->flow, tcp_flags, now, &backend_id, &service_id);
 	if (!be) {
+		svc = lb_lookup_service(&pkt->flow);
+		if (!svc)
+			return XLB_PASS_NO_SERVICE;
 		ret = lb_select(svc, &pkt->flow, &backend_id);
 		if (ret != XLB_OK)
 			return ret;
 		be = lb_lookup_backend(backend_id);
 		if (!be)
 			return XLB_DROP_NO_BACKEND;
-		ct_create(&pkt->flow, tcp_flags, now, svc->id, backend_id);
+		service_id = svc->id;
+		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id);
 		new_flow = 1;
 	}
 	ret = nat_dnat(pkt, be, data_end);
 	if (ret != XLB_OK)
 		return ret;
-	stats_flow(&xlb_svcstat_v1, svc->id, bytes, new_flow);
+	stats_flow(&xlb_svcstat_v1, service_id, bytes, new_flow);
 	stats_flow(&xlb_bestat_v1, backend_id, bytes, new_flow);
 	return new_flow ? XLB_FWD_NEW_FLOW : XLB_FWD_ESTABLISHED;
 }
@@ -105,15 +108,17 @@ int xlb_xdp(struct xdp_md *ctx)
 	int reason;
 
 	reason = parse_packet(ctx, &pkt);
-	if (reason == XLB_OK) {
-		meta.flow = pkt.flow;
-		meta.l3_off = pkt.l3 - data;
-		meta.l4_off = pkt.l4 - data;
-		meta.end_off = pkt.end - data;
-		meta.fragment = pkt.fragment;
-		reason = xlb_balance_at(ctx, &meta);
-	}
-	return xlb_exit(ctx, reason);
+	if (reason != XLB_OK)
+		return xlb_exit(ctx, reason);
+	/* Most traffic is not for a VIP: let it go before any more work. */
+	if (!lb_maybe_vip(pkt.flow.daddr))
+		return xlb_exit(ctx, XLB_PASS_NO_SERVICE);
+	meta.flow = pkt.flow;
+	meta.l3_off = pkt.l3 - data;
+	meta.l4_off = pkt.l4 - data;
+	meta.end_off = pkt.end - data;
+	meta.fragment = pkt.fragment;
+	return xlb_exit(ctx, xlb_balance_at(ctx, &meta));
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -88,7 +88,7 @@ static __always_inline __u8 ct_next_state(__u8 state, __u8 proto, __u8 tcp_flags
  * tuple (the client reused the port).
  */
 static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *flow, __u8 tcp_flags,
-						     __u64 now, __u32 *backend_id)
+						     __u64 now, __u32 *backend_id, __u32 *service_id)
 {
 	struct xlb_ct_value *ct = bpf_map_lookup_elem(&xlb_ct_v1, flow);
 	struct xlb_backend *be;
@@ -109,6 +109,7 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 		ct->last_seen = now;
 	}
 	*backend_id = ct->backend_id;
+	*service_id = ct->service_id;
 	return be;
 }
 

@@ -122,7 +122,7 @@ static __always_inline int nat_icmp_error(struct xlb_pkt *pkt, void *data_end)
 	struct xlb_backend *be;
 	__be16 *qports;
 	__sum16 *qcheck;
-	__u32 addr_diff, icmp_diff, l4_diff, backend_id;
+	__u32 addr_diff, icmp_diff, l4_diff, backend_id, service_id;
 	void *quoted = pkt->l4 + 8;
 	void *ql4;
 
@@ -162,7 +162,7 @@ static __always_inline int nat_icmp_error(struct xlb_pkt *pkt, void *data_end)
 	flow.sport = qports[1];
 	flow.dport = qports[0];
 
-	be = ct_lookup(&flow, 0, bpf_ktime_get_coarse_ns(), &backend_id);
+	be = ct_lookup(&flow, 0, bpf_ktime_get_coarse_ns(), &backend_id, &service_id);
 	if (!be)
 		return XLB_PASS_ICMP;
 	if (be->family != flow.family)
