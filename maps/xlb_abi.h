@@ -19,6 +19,13 @@
 #include <linux/types.h>
 
 #define XLB_ABI_VERSION 1
+
+/* A 16-bit constant in network order, usable in initializers on both sides. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define XLB_BE16_CONST(x) ((__u16)(x))
+#else
+#define XLB_BE16_CONST(x) ((__u16)((((x) & 0xff) << 8) | (((x) >> 8) & 0xff)))
+#endif
 #define XLB_PIN_DIR "/sys/fs/bpf/xlb"
 
 /* Pinned map names (at most 15 characters: BPF_OBJ_NAME_LEN - 1). */
@@ -30,6 +37,7 @@
 #define XLB_MAP_SVC_STATS "xlb_svcstat_v1"
 #define XLB_MAP_BE_STATS "xlb_bestat_v1"
 #define XLB_MAP_VIP_FILTER "xlb_vipfilt_v1"
+#define XLB_MAP_REPLY "xlb_reply_v1"
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
@@ -118,6 +126,47 @@ struct xlb_ct_value {
 	__u8 pad[7];      /* zero */
 };
 
+/*
+ * Replies: a flow's reply-direction tuple (saddr = backend, daddr = client,
+ * sport = backend port, dport = client port: the tuple as the backend's answer
+ * carries it, in struct xlb_ct_key) -> what to do with the answer.
+ *
+ * REVNAT entries live on the node that balanced the flow (they are written with
+ * its conntrack entry): the answer's source becomes the VIP and its port again,
+ * whether it comes from a local pod (TC) or back through the tunnel (XDP,
+ * after decapsulation). TUNNEL entries live on the node that decapsulated a
+ * flow for one of its pods: the pod's answer is encapsulated back to the node
+ * that balanced it, which then reverses the DNAT. The client only ever sees the
+ * VIP; the backend always sees the client's own address.
+ */
+#define XLB_REPLY_REVNAT 1 /* source backend:port -> VIP:port */
+#define XLB_REPLY_TUNNEL 2 /* encapsulate to the origin node, unchanged */
+
+struct xlb_reply {
+	__u64 last_seen; /* bpf_ktime_get_coarse_ns() of a recent packet (refreshed coarsely) */
+	__be32 addr[4];  /* REVNAT: the VIP; TUNNEL: the origin node's tunnel address */
+	__be16 port;     /* REVNAT: the VIP port, network order; TUNNEL: 0 */
+	__u8 kind;       /* XLB_REPLY_* */
+	__u8 family;     /* family of addr: XLB_FAMILY_* */
+	__u8 encap;      /* TUNNEL: the XLB_ENCAP_* format the flow arrived in; 0 for REVNAT */
+	__u8 pad[3];     /* zero */
+};
+
+/*
+ * Encapsulation toward tunnelled backends (XLB_BE_F_TUNNEL). Both are UDP, so
+ * they cross cloud networks and spread over RSS/ECMP: the UDP source port is
+ * taken from the inner flow's hash.
+ *   VXLAN: outer IP | UDP | VXLAN (flags 0x08, VNI) | inner Ethernet | inner IP;
+ *          a stock Linux `vxlan` device decapsulates it (its MAC = vtep_mac).
+ *   GUE:   outer IP | UDP | inner IP (GUE variant 1, "direct IP" as in FOU);
+ *          the ethertype follows from the inner IP version nibble.
+ */
+#define XLB_ENCAP_VXLAN 1
+#define XLB_ENCAP_GUE 2
+#define XLB_VXLAN_PORT 4789
+#define XLB_GUE_PORT 6080
+#define XLB_VXLAN_VNI 4242
+
 /* Why a packet went where it went: the index of xlb_reasons_v1. */
 enum xlb_reason {
 	/* passed to the stack untouched */
@@ -166,11 +215,25 @@ struct xlb_config {
 	__u32 ct_syn_timeout_s;  /* idle time of a TCP flow that never completed its handshake */
 	__u32 ct_udp_timeout_s;  /* idle time of a UDP flow */
 	__u32 ct_close_timeout_s; /* idle time of a TCP flow after FIN/RST */
+	__be32 tunnel_addr4;      /* this node's IPv4 tunnel endpoint: outer source, decap match; 0 = none */
+	__be32 tunnel_addr6[4];   /* this node's IPv6 tunnel endpoint; zero = none */
+	__be16 vxlan_port;        /* UDP destination port of VXLAN, network order */
+	__be16 gue_port;          /* UDP destination port of GUE, network order */
+	__u32 vni;                /* VXLAN network identifier xlb sends and accepts (24 bits, host order) */
+	__u16 tunnel_mtu;         /* underlay MTU: MSS of tunnelled SYNs is clamped so segments fit */
+	__u8 encap;               /* XLB_ENCAP_* xlb sends toward tunnelled backends */
+	__u8 pad0;                /* zero */
+	__u8 vtep_mac[6];         /* inner Ethernet destination of VXLAN frames: the far vxlan device's MAC */
+	__u8 pad1[2];             /* zero */
 };
 
-#define XLB_CONFIG_DEFAULTS                                                      \
-	{                                                                        \
-		XLB_MAGLEV_DEFAULT_SIZE, 0x786c6231U /* "xlb1" */, 3600, 60, 300, 10 \
+/* Ports are written byte-swapped (network order on little-endian hosts). */
+#define XLB_CONFIG_DEFAULTS                                                                \
+	{                                                                                  \
+		XLB_MAGLEV_DEFAULT_SIZE, 0x786c6231U /* "xlb1" */, 3600, 60, 300, 10, 0,   \
+			{0, 0, 0, 0}, XLB_BE16_CONST(XLB_VXLAN_PORT),                      \
+			XLB_BE16_CONST(XLB_GUE_PORT), XLB_VXLAN_VNI, 1500, XLB_ENCAP_VXLAN, 0, \
+			{0x02, 0x78, 0x6c, 0x62, 0x00, 0x01}, { 0, 0 }                    \
 	}
 
 #ifdef __cplusplus
@@ -186,6 +249,7 @@ XLB_STATIC_ASSERT(sizeof(struct xlb_ct_key) == 40, "xlb_ct_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_ct_value) == 24, "xlb_ct_value layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_counter) == 16, "xlb_counter layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_flow_counter) == 24, "xlb_flow_counter layout");
-XLB_STATIC_ASSERT(sizeof(struct xlb_config) == 24, "xlb_config layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_config) == 64, "xlb_config layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_reply) == 32, "xlb_reply layout");
 
 #endif /* XLB_ABI_H */
