@@ -27,6 +27,19 @@ inline constexpr size_t kMinTestRunFrame = 14;
 // repetitions see what earlier ones wrote). The output may grow by up to 256 bytes.
 Result<TestRunResult> TestRunXdp(int prog_fd, std::span<const uint8_t> in, uint32_t repeat = 1);
 
+// The same, as if the frame arrived on ifindex (xdp_md.ingress_ifindex): bpf_fib_lookup and
+// XDP_TX decisions then see that interface of the caller's network namespace.
+Result<TestRunResult> TestRunXdpOn(int prog_fd, std::span<const uint8_t> in, int ifindex,
+                                   uint32_t repeat = 1);
+
+// A TC (sched_cls) program on one Ethernet frame; retval is the TC verdict (TC_ACT_OK,
+// TC_ACT_SHOT, TC_ACT_REDIRECT: the kernel does not carry out a redirect in a test run).
+// With ifindex > 0 the skb arrives on that interface of the caller's network namespace
+// (__sk_buff.ifindex), otherwise on loopback. The kernel runs every repetition on the same
+// skb, so later ones see what earlier ones wrote.
+Result<TestRunResult> TestRunTc(int prog_fd, std::span<const uint8_t> in, int ifindex = 0,
+                                uint32_t repeat = 1);
+
 }  // namespace xlb
 
 #endif  // XLB_LOADER_TEST_RUN_H

@@ -1,0 +1,78 @@
+// The TC side of the datapath: xlb_tc (bpf/xlb_tc.bpf.c) on clsact ingress of the host side
+// of each pod's veth, where it sees what pods send (replies to reverse-NAT or tunnel back,
+// east-west calls to a VIP). It shares every map and the runtime config with xlb_xdp.
+#ifndef XLB_LOADER_TC_LOADER_H
+#define XLB_LOADER_TC_LOADER_H
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "loader/result.h"
+#include "loader/xdp_loader.h"
+
+struct xlb_tc;  // generated skeleton (xlb_tc.skel.h)
+
+namespace xlb {
+
+// xlb_tc attached to one interface's clsact ingress; detached by the destructor unless
+// released. Like XdpAttachment it belongs to the network namespace that attached it: destroy
+// or Detach() it there.
+class TcAttachment {
+ public:
+  TcAttachment() = default;
+  TcAttachment(TcAttachment&& other) noexcept;
+  TcAttachment& operator=(TcAttachment&& other) noexcept;
+  ~TcAttachment();
+  TcAttachment(const TcAttachment&) = delete;
+  TcAttachment& operator=(const TcAttachment&) = delete;
+
+  bool attached() const { return ifindex_ != 0; }
+  int ifindex() const { return ifindex_; }
+  uint32_t prog_id() const { return prog_id_; }
+  // Whether this attachment made the clsact qdisc (and so removes it again on detach).
+  bool created_hook() const { return created_hook_; }
+
+  // Removes our filter, but only while it still runs our program (a newer agent's stays),
+  // then the clsact qdisc if we created it and nothing else is attached to it.
+  Result<void> Detach();
+  // Leaves the filter in place when this object goes (agent restarts).
+  void release();
+
+ private:
+  friend Result<TcAttachment> AttachTc(int, int);
+  int ifindex_ = 0;
+  uint32_t handle_ = 0;
+  uint32_t priority_ = 0;
+  uint32_t prog_id_ = 0;
+  bool created_hook_ = false;
+};
+
+// Attaches prog_fd to ifindex's clsact ingress (creating clsact when absent; a clsact that
+// existed is left in place). An xlb_tc filter already there (a previous agent's) is replaced.
+Result<TcAttachment> AttachTc(int prog_fd, int ifindex);
+
+// The xlb_tc program, loaded against the maps of a loaded XdpDatapath.
+class TcDatapath {
+ public:
+  // Every map of xlb_tc re-uses the XDP datapath's map of the same name (so conntrack, the
+  // reply map, tables and counters are one state for both hooks), and its rodata gets the
+  // same xlb_config. A map xlb_xdp does not have is an error: the two programs must agree.
+  static Result<std::unique_ptr<TcDatapath>> Load(const XdpDatapath& xdp);
+  ~TcDatapath();
+  TcDatapath(const TcDatapath&) = delete;
+  TcDatapath& operator=(const TcDatapath&) = delete;
+
+  int prog_fd() const;
+
+  Result<TcAttachment> Attach(int ifindex) const { return AttachTc(prog_fd(), ifindex); }
+  Result<TcAttachment> Attach(std::string_view ifname) const;
+
+ private:
+  explicit TcDatapath(xlb_tc* skel) : skel_(skel) {}
+  xlb_tc* skel_;
+};
+
+}  // namespace xlb
+
+#endif  // XLB_LOADER_TC_LOADER_H
