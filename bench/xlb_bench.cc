@@ -178,12 +178,12 @@ Result<Counters> ReadCounters(const XdpDatapath& dp) {
   return c;
 }
 
-// Empties conntrack and returns how many entries it held.
-Result<uint64_t> ClearConntrack(const XdpDatapath& dp) {
+// Empties one hash map of xlb_ct_key keys and returns how many entries it held.
+template <typename Value>
+Result<uint64_t> ClearFlowMap(int fd, const char* name) {
   constexpr uint32_t kChunk = 16384;
-  const int fd = dp.conntrack().fd();
   std::vector<xlb_ct_key> keys(kChunk);
-  std::vector<xlb_ct_value> values(kChunk);
+  std::vector<Value> values(kChunk);
   uint64_t total = 0;
   uint32_t in_batch = 0, out_batch = 0;
   bool first = true;
@@ -194,7 +194,7 @@ Result<uint64_t> ClearConntrack(const XdpDatapath& dp) {
     int ret = bpf_map_lookup_and_delete_batch(fd, first ? nullptr : &in_batch, &out_batch,
                                               keys.data(), values.data(), &count, &opts);
     if (ret < 0 && ret != -ENOENT) {
-      return Error::FromRet(ret, "bpf_map_lookup_and_delete_batch(" XLB_MAP_CT ")");
+      return Error::FromRet(ret, std::string("bpf_map_lookup_and_delete_batch(") + name + ")");
     }
     total += count;
     if (ret == -ENOENT) {
@@ -203,6 +203,24 @@ Result<uint64_t> ClearConntrack(const XdpDatapath& dp) {
     in_batch = out_batch;
     first = false;
   }
+}
+
+// Empties conntrack and the reply map (a new flow writes one entry in each) and returns how
+// many conntrack entries there were; the reply map must have held as many.
+Result<uint64_t> ClearConntrack(const XdpDatapath& dp) {
+  auto ct = ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT);
+  if (!ct.ok()) {
+    return ct;
+  }
+  auto replies = ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY);
+  if (!replies.ok()) {
+    return replies;
+  }
+  if (*replies != *ct) {
+    return Error{EPROTO, std::to_string(*ct) + " conntrack entries but " +
+                             std::to_string(*replies) + " reply entries"};
+  }
+  return ct;
 }
 
 // Frames of exactly kFrameLen bytes: the headers, then payload up to the length.

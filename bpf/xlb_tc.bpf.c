@@ -1,18 +1,85 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * xlb's TC entry, attached (clsact ingress) to the host side of every pod's
- * veth: it sees what pods send. Placeholder until the reply path and
- * east-west balancing land: it passes everything.
+ * veth: it sees what pods send. A backend's answer is reverse-NATed back to
+ * the VIP, or encapsulated back to the node that balanced its flow; a pod's
+ * packet to a service is balanced by the same core as XDP's (east-west);
+ * anything else goes on untouched. Every verdict is counted with its reason.
  */
-#include <linux/bpf.h>
-#include <linux/pkt_cls.h>
-#include <bpf/bpf_helpers.h>
-#include "lib/maps.h"
+#include "lib/ctx/skb.h"
+#include "lib/balance.h"
+
+/* Linear bytes the core needs: Ethernet, IPv6 with extension headers, TCP with options. */
+#define XLB_TC_PULL 192
+
+/* A packet that matches a reply entry: this is a backend answering. */
+static __always_inline int tc_reply(struct __sk_buff *ctx, struct xlb_pkt *pkt,
+				    const struct xlb_reply *r, __u32 *ifindex)
+{
+	void *data_end = ctx_data_end(ctx);
+	struct xlb_tunnel_route rt = {};
+	struct xlb_tunnel t;
+	int ret;
+
+	ret = validate_l4(pkt, data_end);
+	if (ret != XLB_OK)
+		return ret;
+	if (r->kind == XLB_REPLY_REVNAT) {
+		ret = reply_revnat(pkt, r, data_end);
+		return ret == XLB_OK ? XLB_FWD_REPLY_REVNAT : ret;
+	}
+	if (r->kind != XLB_REPLY_TUNNEL)
+		return XLB_PASS_NO_SERVICE;
+	__builtin_memcpy(t.addr, r->addr, sizeof(t.addr));
+	t.family = r->family;
+	t.encap = r->encap;
+	ret = tunnel_prepare(ctx, pkt, &t, &rt);
+	if (ret != XLB_OK)
+		return ret;
+	/* the SYN-ACK: the client's segments must fit the tunnel too */
+	mss_clamp(pkt, data_end, mss_for_tunnel(t.family, t.encap, pkt->flow.family));
+	*ifindex = rt.ifindex;
+	return tunnel_push(ctx, pkt, &t, &rt, XLB_FWD_REPLY_TUNNEL);
+}
+
+/* A global function for the same reason as xlb_xdp's (see there). */
+__noinline int xlb_tc_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta)
+{
+	struct xlb_reply *r;
+	struct xlb_pkt pkt;
+	int ret;
+
+	if (!meta)
+		return XLB_PASS_UNSUPPORTED;
+	ret = pkt_from_meta(ctx, meta, &pkt);
+	if (ret != XLB_OK)
+		return ret;
+	if (!pkt.fragment && (pkt.flow.proto == IPPROTO_TCP || pkt.flow.proto == IPPROTO_UDP) &&
+	    parse_ports(&pkt, ctx_data_end(ctx)) == XLB_OK) {
+		r = reply_lookup(&pkt.flow, bpf_ktime_get_coarse_ns());
+		if (r)
+			return tc_reply(ctx, &pkt, r, &meta->ifindex);
+	}
+	if (!lb_maybe_vip(pkt.flow.daddr))
+		return XLB_PASS_NO_SERVICE;
+	return xlb_balance(ctx, &pkt, &meta->ifindex);
+}
 
 SEC("tc")
-int xlb_tc(struct __sk_buff *skb)
+int xlb_tc(struct __sk_buff *ctx)
 {
-	return TC_ACT_OK;
+	struct xlb_pkt pkt = {};
+	struct xlb_pkt_meta meta;
+	int reason;
+
+	if (ctx_pull(ctx, XLB_TC_PULL))
+		return xlb_exit(ctx, XLB_PASS_MALFORMED_L2, 0);
+	reason = parse_packet(ctx, &pkt);
+	if (reason != XLB_OK)
+		return xlb_exit(ctx, reason, 0);
+	pkt_to_meta(ctx, &pkt, &meta);
+	reason = xlb_tc_at(ctx, &meta);
+	return xlb_exit(ctx, reason, meta.ifindex);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -403,6 +403,7 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
       {skel->maps.xlb_backends_v1, options.max_backends},
       {skel->maps.xlb_bestat_v1, options.max_backends},
       {skel->maps.xlb_ct_v1, options.max_ct_entries},
+      {skel->maps.xlb_reply_v1, options.max_ct_entries},
   };
   for (const Size& s : sizes) {
     int ret = bpf_map__set_max_entries(s.map, s.entries);
@@ -475,6 +476,9 @@ TypedMap<uint32_t, xlb_backend> XdpDatapath::backends() const {
 }
 TypedMap<xlb_ct_key, xlb_ct_value> XdpDatapath::conntrack() const {
   return {bpf_map__fd(skel_->maps.xlb_ct_v1), XLB_MAP_CT};
+}
+TypedMap<xlb_ct_key, xlb_reply> XdpDatapath::replies() const {
+  return {bpf_map__fd(skel_->maps.xlb_reply_v1), XLB_MAP_REPLY};
 }
 TypedMap<uint32_t, uint64_t> XdpDatapath::vip_filter() const {
   return {bpf_map__fd(skel_->maps.xlb_vipfilt_v1), XLB_MAP_VIP_FILTER};

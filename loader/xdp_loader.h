@@ -22,9 +22,9 @@ struct xlb_floor;  // generated skeleton (xlb_floor.skel.h)
 namespace xlb {
 
 // Every map xlb pins, by its pinned name.
-inline constexpr std::array<const char*, 8> kPinnedMaps = {
-    XLB_MAP_SERVICES, XLB_MAP_BACKENDS,  XLB_MAP_MAGLEV,   XLB_MAP_CT,
-    XLB_MAP_REASONS,  XLB_MAP_SVC_STATS, XLB_MAP_BE_STATS, XLB_MAP_VIP_FILTER,
+inline constexpr std::array<const char*, 9> kPinnedMaps = {
+    XLB_MAP_SERVICES,  XLB_MAP_BACKENDS, XLB_MAP_MAGLEV,     XLB_MAP_CT,    XLB_MAP_REASONS,
+    XLB_MAP_SVC_STATS, XLB_MAP_BE_STATS, XLB_MAP_VIP_FILTER, XLB_MAP_REPLY,
 };
 
 struct LoadOptions {
@@ -122,6 +122,9 @@ class XdpDatapath {
   TypedMap<xlb_service_key, xlb_service> services() const;
   TypedMap<uint32_t, xlb_backend> backends() const;
   TypedMap<xlb_ct_key, xlb_ct_value> conntrack() const;
+  // Reply-direction tuple -> reverse NAT (this node balanced the flow) or the origin node to
+  // tunnel the answer back to (this node hosts the backend).
+  TypedMap<xlb_ct_key, xlb_reply> replies() const;
   TypedMap<uint32_t, uint64_t> vip_filter() const;
   PerCpuMap<xlb_counter> reasons() const;
   PerCpuMap<xlb_flow_counter> service_stats() const;

@@ -167,7 +167,11 @@ struct xlb_reply {
 #define XLB_GUE_PORT 6080
 #define XLB_VXLAN_VNI 4242
 
-/* Why a packet went where it went: the index of xlb_reasons_v1. */
+/*
+ * Why a packet went where it went: the index of xlb_reasons_v1. The groups
+ * stay in this order (pass, forward, drop): the exit helper and userspace
+ * derive the verdict class from it.
+ */
 enum xlb_reason {
 	/* passed to the stack untouched */
 	XLB_PASS_NOT_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP, ...) */
@@ -179,17 +183,32 @@ enum xlb_reason {
 	XLB_PASS_MALFORMED_L3,   /* bad IP version/IHL/length, IPv6 payload beyond frame */
 	XLB_PASS_MALFORMED_L4,   /* L4 header too short to read the ports */
 	XLB_PASS_UNSUPPORTED,    /* too many VLAN tags or IPv6 extension headers */
-	/* balanced: DNAT to a backend, then to the stack */
+	XLB_PASS_TUNNEL_MALFORMED, /* to our tunnel address and port: bad UDP, VXLAN or inner header */
+	XLB_PASS_TUNNEL_FOREIGN, /* to our tunnel port, but not xlb's: VXLAN flags/VNI, inner not IP */
+	/* rewritten, then handed to the kernel to send */
+	XLB_PASS_ENCAP_KERNEL,   /* encapsulated; next hop's neighbour unresolved: the kernel sends it */
+	/* balanced or rewritten by xlb */
 	XLB_FWD_NEW_FLOW,        /* conntrack miss: Maglev selected the backend */
 	XLB_FWD_ESTABLISHED,     /* conntrack hit */
 	XLB_FWD_ICMP_ERROR,      /* ICMP error of a tracked flow, sent to that flow's backend */
+	XLB_FWD_ENCAP,           /* DNATed, encapsulated toward a tunnelled backend's node, sent */
+	XLB_FWD_DECAP,           /* decapsulated for a backend on this node (TUNNEL reply entry) */
+	XLB_FWD_REPLY_REVNAT,    /* a backend's answer: source rewritten back to the VIP */
+	XLB_FWD_REPLY_TUNNEL,    /* a local backend's answer, encapsulated back to the origin node */
 	/* dropped */
 	XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */
 	XLB_DROP_NO_BACKEND,     /* service without any backend */
 	XLB_DROP_BACKEND_FAMILY, /* backend of another address family than the VIP */
 	XLB_DROP_NO_TABLE,       /* service id without an installed Maglev table */
+	XLB_DROP_NO_TUNNEL_ADDR, /* tunnel endpoint of a family this node has no tunnel address of */
+	XLB_DROP_FIB,            /* the fib has no usable route to the tunnel endpoint */
+	XLB_DROP_TOO_BIG,        /* encapsulated, it would exceed tunnel_mtu or the route's MTU */
+	XLB_DROP_ENCAP,          /* no room to add or remove the outer headers */
 	XLB_REASON_MAX
 };
+
+/* The first reason of the drop group. */
+#define XLB_DROP_FIRST XLB_DROP_MALFORMED_L4
 
 /* Per-CPU counters: one per reason. */
 struct xlb_counter {

@@ -80,6 +80,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_vipfilt_v1 SEC(".maps");
 
+/*
+ * Replies (struct xlb_reply): the reply-direction tuple of a flow -> reverse NAT
+ * (on the node that balanced it) or encapsulate back (on the node that
+ * decapsulated it). An LRU like conntrack: an idle entry is reclaimed with its
+ * flow's.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_MAX);
+	__type(key, struct xlb_ct_key);
+	__type(value, struct xlb_reply);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_reply_v1 SEC(".maps");
+
 /* Runtime knobs: rodata, set through the skeleton before load. */
 const volatile struct xlb_config xlb_cfg = XLB_CONFIG_DEFAULTS;
 

@@ -48,19 +48,18 @@ static __always_inline void l4_csum_update(__sum16 *check, __u8 proto, __u8 fami
 }
 
 /*
- * Rewrites a validated TCP/UDP packet's destination to the backend. Bounds are
- * checked again here, where the headers are written: the verifier does not
- * carry "family is IPv6" from the parser to this point.
+ * Rewrites a validated TCP/UDP packet's source (src != 0, a constant after
+ * inlining) or destination address and port. Bounds are checked again here,
+ * where the headers are written: the verifier does not carry "family is IPv6"
+ * from the parser to this point. A zero port keeps the packet's.
  */
-static __always_inline int nat_dnat(struct xlb_pkt *pkt, const struct xlb_backend *be,
-				    void *data_end)
+static __always_inline int nat_rewrite(struct xlb_pkt *pkt, void *data_end, const int src,
+				       const __be32 *addr, __be16 port)
 {
-	__be16 *dport = pkt->l4 + 2;
+	__be16 *pport = pkt->l4 + (src ? 0 : 2);
 	__sum16 *check;
 	__u32 diff;
 
-	if (be->family != pkt->flow.family)
-		return XLB_DROP_BACKEND_FAMILY;
 	if (pkt->flow.proto == IPPROTO_TCP) {
 		struct tcphdr *th = pkt->l4;
 
@@ -76,26 +75,39 @@ static __always_inline int nat_dnat(struct xlb_pkt *pkt, const struct xlb_backen
 	}
 	if (pkt->flow.family == XLB_FAMILY_IPV4) {
 		struct iphdr *iph = pkt->l3;
+		__be32 *a;
 
 		if ((void *)(iph + 1) > data_end)
 			return XLB_PASS_MALFORMED_L3;
-		diff = csum_diff32(0, iph->daddr, be->addr[0]);
+		a = src ? &iph->saddr : &iph->daddr;
+		diff = csum_diff32(0, *a, addr[0]);
 		iph->check = csum_apply(iph->check, diff);
-		iph->daddr = be->addr[0];
+		*a = addr[0];
 	} else {
 		struct ipv6hdr *ip6h = pkt->l3;
+		__be32 *a;
 
 		if ((void *)(ip6h + 1) > data_end)
 			return XLB_PASS_MALFORMED_L3;
-		diff = csum_diff128(0, (__be32 *)&ip6h->daddr, be->addr);
-		__builtin_memcpy(&ip6h->daddr, be->addr, 16);
+		a = src ? (__be32 *)&ip6h->saddr : (__be32 *)&ip6h->daddr;
+		diff = csum_diff128(0, a, addr);
+		__builtin_memcpy(a, addr, 16);
 	}
-	if (be->port && be->port != *dport) {
-		diff = csum_diff16(diff, *dport, be->port);
-		*dport = be->port;
+	if (port && port != *pport) {
+		diff = csum_diff16(diff, *pport, port);
+		*pport = port;
 	}
 	l4_csum_update(check, pkt->flow.proto, pkt->flow.family, diff);
 	return XLB_OK;
+}
+
+/* Destination NAT to the backend. */
+static __always_inline int nat_dnat(struct xlb_pkt *pkt, const struct xlb_backend *be,
+				    void *data_end)
+{
+	if (be->family != pkt->flow.family)
+		return XLB_DROP_BACKEND_FAMILY;
+	return nat_rewrite(pkt, data_end, 0, be->addr, be->port);
 }
 
 static __always_inline int icmp_is_error(__u8 family, __u8 type)

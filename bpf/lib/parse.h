@@ -65,6 +65,7 @@ struct xlb_pkt_meta {
 	__u16 end_off;
 	__u8 fragment;
 	__u8 pad;
+	__u32 ifindex; /* out: egress interface of an encapsulated packet */
 };
 
 /* Ethernet and up to XLB_VLAN_MAX VLAN tags; *proto gets the L3 ethertype. */
@@ -95,7 +96,13 @@ static __always_inline int parse_eth(struct hdr_cursor *nh, void *data_end, __be
 	return XLB_OK;
 }
 
-static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, struct xlb_pkt *pkt)
+/*
+ * The IP parsers read headers up to data_end, and check the packet's own
+ * length against pkt_end: the end of the whole packet, which for an skb may
+ * lie beyond its linear part (data_end). XDP passes data_end for both.
+ */
+static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, void *pkt_end,
+				      struct xlb_pkt *pkt)
 {
 	struct iphdr *iph = nh->pos;
 	__u32 hlen, tot_len;
@@ -106,7 +113,7 @@ static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, str
 		return XLB_PASS_MALFORMED_L3;
 	hlen = iph->ihl * 4;
 	tot_len = bpf_ntohs(iph->tot_len);
-	if (tot_len < hlen || nh->pos + tot_len > data_end)
+	if (tot_len < hlen || nh->pos + tot_len > pkt_end)
 		return XLB_PASS_MALFORMED_L3;
 
 	pkt->l3 = iph;
@@ -120,7 +127,8 @@ static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, str
 	return XLB_OK;
 }
 
-static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, struct xlb_pkt *pkt)
+static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, void *pkt_end,
+				      struct xlb_pkt *pkt)
 {
 	struct ipv6hdr *ip6h = nh->pos;
 	__u8 nexthdr;
@@ -130,7 +138,7 @@ static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, str
 	if (ip6h->version != 6)
 		return XLB_PASS_MALFORMED_L3;
 	pkt->end = (void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len);
-	if (pkt->end > data_end)
+	if (pkt->end > pkt_end)
 		return XLB_PASS_MALFORMED_L3;
 
 	pkt->l3 = ip6h;
@@ -201,6 +209,7 @@ done:
 static __always_inline int parse_packet(struct __ctx_buff *ctx, struct xlb_pkt *pkt)
 {
 	void *data_end = ctx_data_end(ctx);
+	void *pkt_end = ctx_pkt_end(ctx);
 	struct hdr_cursor nh = {.pos = ctx_data(ctx)};
 	__be16 proto;
 	int ret;
@@ -209,9 +218,9 @@ static __always_inline int parse_packet(struct __ctx_buff *ctx, struct xlb_pkt *
 	if (ret != XLB_OK)
 		return ret;
 	if (proto == bpf_htons(ETH_P_IP))
-		ret = parse_ipv4(&nh, data_end, pkt);
+		ret = parse_ipv4(&nh, data_end, pkt_end, pkt);
 	else if (proto == bpf_htons(ETH_P_IPV6))
-		ret = parse_ipv6(&nh, data_end, pkt);
+		ret = parse_ipv6(&nh, data_end, pkt_end, pkt);
 	else
 		return XLB_PASS_NOT_IP;
 	pkt->l4 = nh.pos;

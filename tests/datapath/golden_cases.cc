@@ -1,15 +1,34 @@
 #include "golden_cases.h"
 
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
 #include <netinet/in.h>
 
 #include <cstdlib>
+
+#include "loader/test_run.h"
+#include "maps/xlb_hash.h"
+#include "test_env.h"
 
 namespace xlb::testing {
 namespace {
 
 using pkt::Bytes;
+using pkt::Cat;
+using pkt::kEtherTypeIpv4;
+using pkt::kEtherTypeIpv6;
+using pkt::kProtoTcp;
+using pkt::kProtoUdp;
+using pkt::kTcpAck;
+using pkt::kTcpSyn;
 using pkt::Packet;
+using pkt::TcpMss;
+using pkt::TcpNop;
+using pkt::TcpSackPermitted;
+using pkt::TcpWindowScale;
 
 constexpr const char* kClientMac = "02:00:00:00:00:01";
 constexpr const char* kNodeMac = "02:00:00:00:00:02";
@@ -43,8 +62,181 @@ Bytes Tcp6(const char* dst, uint16_t sport, uint16_t dport, uint8_t flags) {
 }
 
 GoldenStep Step(std::string what, Bytes in, xlb_reason reason, std::optional<Bytes> out = {}) {
-  const uint32_t verdict = reason >= XLB_DROP_MALFORMED_L4 ? XDP_DROP : XDP_PASS;
+  const uint32_t verdict = reason >= XLB_DROP_FIRST ? XDP_DROP : XDP_PASS;
   return {std::move(what), std::move(in), verdict, reason, std::move(out), nullptr};
+}
+
+// A step with an explicit verdict (XDP_TX, XDP_REDIRECT, TC_ACT_*).
+GoldenStep Step(std::string what, Bytes in, uint32_t verdict, xlb_reason reason,
+                std::optional<Bytes> out, Hook hook = Hook::kXdp) {
+  GoldenStep s{std::move(what), std::move(in), verdict, reason, std::move(out), nullptr};
+  s.hook = hook;
+  return s;
+}
+
+
+// --- the cross-cluster path ---
+constexpr const char* kPodMac = "02:00:00:00:02:01";   // a pod's veth (TC cases)
+constexpr const char* kHostVethMac = "02:00:00:00:02:02";
+constexpr const char* kPod4 = "198.18.30.5";            // a local pod calling a service
+constexpr const char* kLocalBackend4 = "198.18.30.1";   // a local pod behind a remote node's VIP
+constexpr const char* kLocalBackend6 = "2001:db8:30::1";
+constexpr const char* kVip4Tun = "198.18.10.9";      // -> 198.18.40.1:8080 via 198.18.100.2
+constexpr const char* kVip4Tun6 = "198.18.10.10";    // -> 198.18.40.2:8080 via 2001:db8:100::2
+constexpr const char* kVip6Tun4 = "2001:db8:10::11"; // -> [2001:db8:40::1]:8080 via 198.18.100.2
+constexpr const char* kVip6Tun = "2001:db8:10::12";  // -> [2001:db8:40::2]:8080 via 2001:db8:100::2
+constexpr const char* kVip4TunUdp = "198.18.10.13";  // udp 53 -> 198.18.40.3:5353 via 198.18.100.2
+constexpr const char* kVip4NoNeigh = "198.18.10.14"; // -> 198.18.40.4:8080 via 198.18.101.9
+constexpr const char* kVip4Unreach = "198.18.10.15"; // -> 198.18.40.5:8080 via 198.18.102.9
+
+xlb_backend TunnelBackend(std::string_view addr, uint16_t port, std::string_view tunnel) {
+  xlb_backend b = Backend(addr, port, 2);
+  const Addr t = ParseAddr(tunnel);
+  std::copy(t.words.begin(), t.words.end(), b.tunnel);
+  b.tunnel_family = t.family;
+  b.flags |= XLB_BE_F_TUNNEL;
+  return b;
+}
+
+bool IsV6(std::string_view addr) { return addr.find(':') != std::string_view::npos; }
+
+Packet L3(std::string_view src, std::string_view dst) {
+  Packet p;
+  if (IsV6(src)) {
+    p.ipv6(src, dst);
+  } else {
+    p.ipv4(src, dst);
+  }
+  return p;
+}
+
+// A TCP segment as a bare IP packet (the inner packet of a tunnel), with an MSS option
+// (after a NOP when `nop`, so the MSS sits at an odd offset) on SYNs.
+Bytes Seg(std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport,
+          uint8_t flags, uint16_t mss = 1460, bool nop = false) {
+  Bytes opts;
+  if (flags & kTcpSyn) {
+    opts = nop ? Cat({TcpNop(), TcpMss(mss), TcpNop(), TcpWindowScale(7)})
+               : Cat({TcpMss(mss), TcpSackPermitted(), TcpNop(), TcpWindowScale(7)});
+  }
+  return L3(src, dst).tcp(sport, dport, flags, {.seq = 1000, .options = opts}).payload(
+      flags & kTcpSyn ? "" : "xlb").build();
+}
+
+// The same packet in an Ethernet frame.
+Bytes InFrame(const char* src_mac, const char* dst_mac, const Bytes& ip) {
+  Bytes f;
+  const pkt::Mac d = pkt::ParseMac(dst_mac), s = pkt::ParseMac(src_mac);
+  f.insert(f.end(), d.begin(), d.end());
+  f.insert(f.end(), s.begin(), s.end());
+  const uint16_t type = (ip[0] >> 4) == 4 ? kEtherTypeIpv4 : kEtherTypeIpv6;
+  f.push_back(type >> 8);
+  f.push_back(type & 0xff);
+  f.insert(f.end(), ip.begin(), ip.end());
+  return f;
+}
+
+// The flow hash of an original-direction tuple: the outer UDP source port and IPv6 flow
+// label come from it.
+uint32_t FlowHash(std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport,
+                  uint8_t proto) {
+  xlb_ct_key k{};
+  const Addr s = ParseAddr(src), d = ParseAddr(dst);
+  std::copy(s.words.begin(), s.words.end(), k.saddr);
+  std::copy(d.words.begin(), d.words.end(), k.daddr);
+  k.sport = htons(sport);
+  k.dport = htons(dport);
+  k.proto = proto;
+  k.family = s.family;
+  return xlb_hash_flow(&k, GoldenConfig().hash_seed);
+}
+
+struct Outer {
+  std::string_view src;  // outer IP source and destination
+  std::string_view dst;
+  const char* eth_src;
+  const char* eth_dst;
+  uint8_t encap = XLB_ENCAP_VXLAN;
+  const char* inner_eth_src = kUplinkMac;  // VXLAN: the node's MAC toward the endpoint
+  uint32_t hash = 0;                       // FlowHash of the inner flow
+  uint16_t sport = 0;                      // 0: from the hash, as xlb sends it
+  uint32_t vni = XLB_VXLAN_VNI;
+  uint8_t vxlan_flags = 0x08;
+};
+
+Bytes VxlanHeader(uint32_t vni, uint8_t flags = 0x08) {
+  return {flags, 0, 0, 0, static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8),
+          static_cast<uint8_t>(vni), 0};
+}
+
+// An encapsulated frame built from scratch: outer Ethernet, IP (IPv4: TTL 64, DF, id 0;
+// IPv6: hop limit 64, flow label from the hash), UDP (checksum 0), VXLAN header and inner
+// Ethernet (to the VTEP MAC), or GUE's bare inner IP.
+Bytes Encap(const Outer& o, const Bytes& inner_ip) {
+  Bytes payload;
+  if (o.encap == XLB_ENCAP_VXLAN) {
+    payload = VxlanHeader(o.vni, o.vxlan_flags);
+    const xlb_config cfg = GoldenConfig();
+    char vtep[18];
+    std::snprintf(vtep, sizeof(vtep), "%02x:%02x:%02x:%02x:%02x:%02x", cfg.vtep_mac[0],
+                  cfg.vtep_mac[1], cfg.vtep_mac[2], cfg.vtep_mac[3], cfg.vtep_mac[4],
+                  cfg.vtep_mac[5]);
+    const Bytes eth = InFrame(o.inner_eth_src, vtep, inner_ip);
+    payload.insert(payload.end(), eth.begin(), eth.end());
+  } else {
+    payload = inner_ip;
+  }
+  const uint16_t sport = o.sport ? o.sport : static_cast<uint16_t>(0xc000 | (o.hash & 0x3fff));
+  const uint16_t dport = o.encap == XLB_ENCAP_VXLAN ? XLB_VXLAN_PORT : XLB_GUE_PORT;
+  Packet p;
+  p.eth(o.eth_src, o.eth_dst);
+  if (IsV6(o.src)) {
+    p.ipv6(o.src, o.dst, {.hop_limit = 64, .traffic_class = 0, .flow_label = o.hash & 0xfffff});
+    p.udp(sport, dport, {.checksum = 0});
+  } else {
+    p.ipv4(o.src, o.dst, {.ttl = 64, .id = 0, .df = true});
+    p.udp(sport, dport, {.zero_checksum = true});
+  }
+  return p.payload(payload).build();
+}
+
+// What a remote node's xlb sends to this node (the input of decapsulation).
+Bytes FromRemote(std::string_view remote, std::string_view local, uint8_t encap,
+                 const Bytes& inner_ip, uint32_t vni = XLB_VXLAN_VNI, uint8_t flags = 0x08) {
+  return Encap({.src = remote, .dst = local, .eth_src = kRemoteNodeMac, .eth_dst = kUplinkMac,
+                .encap = encap, .inner_eth_src = kRemoteNodeMac, .hash = 0, .sport = 51000,
+                .vni = vni, .vxlan_flags = flags},
+               inner_ip);
+}
+
+// A reply map entry, read back.
+std::optional<xlb_reply> ReplyOf(XdpDatapath& dp, std::string_view src, std::string_view dst,
+                                 uint16_t sport, uint16_t dport, uint8_t proto) {
+  xlb_ct_key k{};
+  const Addr s = ParseAddr(src), d = ParseAddr(dst);
+  std::copy(s.words.begin(), s.words.end(), k.saddr);
+  std::copy(d.words.begin(), d.words.end(), k.daddr);
+  k.sport = htons(sport);
+  k.dport = htons(dport);
+  k.proto = proto;
+  k.family = s.family;
+  auto r = dp.replies().Lookup(k);
+  if (!r) return std::nullopt;
+  return *r;
+}
+
+void ExpectReply(XdpDatapath& dp, std::string_view src, std::string_view dst, uint16_t sport,
+                 uint16_t dport, uint8_t kind, std::string_view addr, uint16_t port,
+                 uint8_t encap) {
+  const auto r = ReplyOf(dp, src, dst, sport, dport, kProtoTcp);
+  ASSERT_TRUE(r) << "no reply entry for " << src << ":" << sport << " > " << dst << ":" << dport;
+  const Addr a = ParseAddr(addr);
+  EXPECT_EQ(r->kind, kind);
+  EXPECT_EQ(r->family, a.family);
+  EXPECT_EQ(r->encap, encap);
+  EXPECT_EQ(ntohs(r->port), port);
+  EXPECT_TRUE(std::equal(a.words.begin(), a.words.end(), r->addr)) << "reply entry address";
+  EXPECT_NE(r->last_seen, 0u);
 }
 
 }  // namespace
@@ -70,6 +262,127 @@ void InstallGoldenServices(XdpDatapath& dp, ServiceWriter& w) {
   add(6, VipKey(kVip4NoBackend, 80, IPPROTO_TCP), {});
   add(7, VipKey(kVip4Moving, 80, IPPROTO_TCP), {{7, Backend("198.18.20.7", 80)}});
   add(8, VipKey(kVip4Gone, 80, IPPROTO_TCP), {{9, Backend("198.18.20.9", 80)}});
+  // Tunnelled backends (remote clusters), see the constants above.
+  add(9, VipKey(kVip4Tun, 80, IPPROTO_TCP), {{11, TunnelBackend("198.18.40.1", 8080, kRemoteNode4)}});
+  add(10, VipKey(kVip4Tun6, 80, IPPROTO_TCP),
+      {{12, TunnelBackend("198.18.40.2", 8080, kRemoteNode6)}});
+  add(11, VipKey(kVip6Tun4, 80, IPPROTO_TCP),
+      {{13, TunnelBackend("2001:db8:40::1", 8080, kRemoteNode4)}});
+  add(12, VipKey(kVip6Tun, 80, IPPROTO_TCP),
+      {{14, TunnelBackend("2001:db8:40::2", 8080, kRemoteNode6)}});
+  add(13, VipKey(kVip4TunUdp, 53, IPPROTO_UDP),
+      {{15, TunnelBackend("198.18.40.3", 5353, kRemoteNode4)}});
+  add(14, VipKey(kVip4NoNeigh, 80, IPPROTO_TCP),
+      {{16, TunnelBackend("198.18.40.4", 8080, "198.18.101.9")}});
+  add(15, VipKey(kVip4Unreach, 80, IPPROTO_TCP),
+      {{17, TunnelBackend("198.18.40.5", 8080, "198.18.102.9")}});
+}
+
+xlb_config GoldenConfig() {
+  xlb_config c = XLB_CONFIG_DEFAULTS;
+  c.tunnel_addr4 = ParseAddr(kNodeTunnel4).words[0];
+  const Addr a6 = ParseAddr(kNodeTunnel6);
+  std::copy(a6.words.begin(), a6.words.end(), c.tunnel_addr6);
+  return c;
+}
+
+namespace {
+
+// The golden network (see golden_cases.h), inside ns.
+bool SetUpGoldenNet(Netns& ns, std::string* error) {
+  const std::vector<std::string> cmds = {
+      "link add up0 address " + std::string(kUplinkMac) + " type veth peer name up1",
+      "link set lo up",
+      "link set up0 up",
+      "link set up1 up",
+      "addr add " + std::string(kNodeTunnel4) + "/24 dev up0",
+      "addr add " + std::string(kNodeTunnel6) + "/64 dev up0 nodad",
+      "neigh add " + std::string(kRemoteNode4) + " lladdr " + kRemoteNodeMac +
+          " dev up0 nud permanent",
+      "neigh add " + std::string(kRemoteNode6) + " lladdr " + kRemoteNodeMac +
+          " dev up0 nud permanent",
+      "route add 198.18.101.0/24 via 198.18.100.3 dev up0",
+      "-6 route add 2001:db8:101::/64 via 2001:db8:100::3 dev up0",
+      "route add unreachable 198.18.102.0/24",
+      "-6 route add unreachable 2001:db8:102::/64",
+  };
+  // bpf_fib_lookup answers as for a forwarded packet: forwarding must be on.
+  CommandResult r = RunCommand("ip netns exec " + ns.name() +
+                               " sysctl -qw net.ipv4.conf.all.forwarding=1"
+                               " net.ipv6.conf.all.forwarding=1");
+  if (r.status != 0) {
+    *error = "sysctl in " + ns.name() + ": " + r.output;
+    return false;
+  }
+  for (const std::string& cmd : cmds) {
+    r = ns.Ip(cmd);
+    if (r.status != 0) {
+      *error = "ip -n " + ns.name() + " " + cmd + ": " + r.output;
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool RunGoldenCase(const GoldenCase& c,
+                   const std::function<void(const GoldenStep&, const GoldenRun&, XdpDatapath&)>& check) {
+  Netns ns;
+  if (!ns.ok()) {
+    ADD_FAILURE() << ns.error();
+    return false;
+  }
+  std::string error;
+  if (!SetUpGoldenNet(ns, &error)) {
+    ADD_FAILURE() << error;
+    return false;
+  }
+  bool ok = false;
+  const bool entered = ns.RunInside([&] {
+    LoadOptions o;
+    o.pin_dir = "";
+    o.config = GoldenConfig();
+    if (c.config) c.config(o.config);
+    auto dp = XdpDatapath::Load(o);
+    if (!dp) {
+      ADD_FAILURE() << dp.error().ToString();
+      return;
+    }
+    auto tc = TcDatapath::Load(**dp);
+    if (!tc) {
+      ADD_FAILURE() << tc.error().ToString();
+      return;
+    }
+    ServiceWriter writer(**dp);
+    InstallGoldenServices(**dp, writer);
+    const int uplink = static_cast<int>(if_nametoindex("up0"));
+    if (uplink <= 0) {
+      ADD_FAILURE() << "no up0 in " << ns.name();
+      return;
+    }
+    for (const GoldenStep& step : c.steps) {
+      SCOPED_TRACE(step.what);
+      if (step.before) step.before(**dp, writer);
+      GoldenRun run;
+      run.before = ReasonCounts(**dp);
+      const int ifindex = step.on_uplink ? uplink : 0;
+      auto r = step.hook == Hook::kTc ? TestRunTc((*tc)->prog_fd(), step.in, ifindex)
+               : ifindex            ? TestRunXdpOn((*dp)->prog_fd(), step.in, ifindex)
+                                    : TestRunXdp((*dp)->prog_fd(), step.in);
+      if (!r) {
+        ADD_FAILURE() << "BPF_PROG_TEST_RUN: " << r.error().ToString();
+        return;
+      }
+      run.result = {r->retval, std::move(r->out)};
+      run.after = ReasonCounts(**dp);
+      check(step, run, **dp);
+      if (step.after) step.after(**dp);
+    }
+    ok = true;
+  });
+  if (!entered) ADD_FAILURE() << ns.error();
+  return ok && entered;
 }
 
 std::vector<GoldenCase> GoldenCases() {
@@ -343,6 +656,275 @@ std::vector<GoldenCase> GoldenCases() {
               XLB_FWD_ICMP_ERROR,
               Frame().ipv6(kRouter6, "2001:db8:20::1")
                   .icmp6_packet_too_big(1280, reply6("2001:db8:20::1", 8080)).build())});
+  }
+
+  // --- TC on a pod's veth: east-west balancing, answers of local backends ---
+  {
+    auto pod = [](std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport,
+                  uint8_t flags) {
+      return InFrame(kPodMac, kHostVethMac, Seg(src, dst, sport, dport, flags));
+    };
+    GoldenStep syn = Step("pod SYN to the VIP", pod(kPod4, kVip4, 41000, 80, kTcpSyn), TC_ACT_OK,
+                          XLB_FWD_NEW_FLOW, pod(kPod4, "198.18.20.1", 41000, 8080, kTcpSyn),
+                          Hook::kTc);
+    syn.after = [](XdpDatapath& dp) {
+      ExpectReply(dp, "198.18.20.1", kPod4, 8080, 41000, XLB_REPLY_REVNAT, kVip4, 80, 0);
+    };
+    add("tc_east_west_dnat_and_reply_revnat",
+        {std::move(syn),
+         Step("backend's SYN-ACK", pod("198.18.20.1", kPod4, 8080, 41000, kTcpSyn | kTcpAck),
+              TC_ACT_OK, XLB_FWD_REPLY_REVNAT, pod(kVip4, kPod4, 80, 41000, kTcpSyn | kTcpAck),
+              Hook::kTc),
+         Step("pod ACK", pod(kPod4, kVip4, 41000, 80, kTcpAck), TC_ACT_OK, XLB_FWD_ESTABLISHED,
+              pod(kPod4, "198.18.20.1", 41000, 8080, kTcpAck), Hook::kTc),
+         Step("backend's data", pod("198.18.20.1", kPod4, 8080, 41000, kTcpAck), TC_ACT_OK,
+              XLB_FWD_REPLY_REVNAT, pod(kVip4, kPod4, 80, 41000, kTcpAck), Hook::kTc)});
+    add("tc_not_a_service",
+        {Step("pod to a plain address", pod(kPod4, "198.18.50.1", 41001, 80, kTcpSyn), TC_ACT_OK,
+              XLB_PASS_NO_SERVICE, std::nullopt, Hook::kTc)});
+    auto udp4z = [](std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport) {
+      return Packet().ipv4(src, dst).udp(sport, dport, {.zero_checksum = true}).payload("q").build();
+    };
+    add("tc_reply_revnat_udp4_zero_checksum",
+        {Step("client datagram (XDP)", InFrame(kClientMac, kNodeMac, udp4z(kClient4, kVip4, 41002, 53)),
+              XLB_FWD_NEW_FLOW, InFrame(kClientMac, kNodeMac, udp4z(kClient4, "198.18.20.2", 41002, 5353))),
+         Step("answer (TC)", InFrame(kPodMac, kHostVethMac, udp4z("198.18.20.2", kClient4, 5353, 41002)),
+              TC_ACT_OK, XLB_FWD_REPLY_REVNAT,
+              InFrame(kPodMac, kHostVethMac, udp4z(kVip4, kClient4, 53, 41002)), Hook::kTc)});
+    auto udp6 = [](std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport) {
+      return Packet().ipv6(src, dst).udp(sport, dport).payload("query").build();
+    };
+    add("tc_reply_revnat_udp6",
+        {Step("client datagram (XDP)", InFrame(kClientMac, kNodeMac, udp6(kClient6, kVip6, 41003, 53)),
+              XLB_FWD_NEW_FLOW,
+              InFrame(kClientMac, kNodeMac, udp6(kClient6, "2001:db8:20::2", 41003, 53))),
+         Step("answer (TC)", InFrame(kPodMac, kHostVethMac, udp6("2001:db8:20::2", kClient6, 53, 41003)),
+              TC_ACT_OK, XLB_FWD_REPLY_REVNAT,
+              InFrame(kPodMac, kHostVethMac, udp6(kVip6, kClient6, 53, 41003)), Hook::kTc)});
+  }
+
+  // --- encapsulation toward tunnelled backends, every outer x inner family, both formats ---
+  {
+    struct Enc {
+      const char* vip;
+      const char* backend;
+      const char* tunnel;
+      uint16_t mss;  // tunnel_mtu 1500 - overhead - inner IP header - 20
+    };
+    const std::vector<std::pair<uint8_t, std::vector<std::pair<std::string, Enc>>>> formats = {
+        {XLB_ENCAP_VXLAN,
+         {{"vxlan4_inner4", {kVip4Tun, "198.18.40.1", kRemoteNode4, 1410}},
+          {"vxlan6_inner4", {kVip4Tun6, "198.18.40.2", kRemoteNode6, 1390}},
+          {"vxlan4_inner6", {kVip6Tun4, "2001:db8:40::1", kRemoteNode4, 1390}},
+          {"vxlan6_inner6", {kVip6Tun, "2001:db8:40::2", kRemoteNode6, 1370}}}},
+        {XLB_ENCAP_GUE,
+         {{"gue4_inner4", {kVip4Tun, "198.18.40.1", kRemoteNode4, 1432}},
+          {"gue6_inner4", {kVip4Tun6, "198.18.40.2", kRemoteNode6, 1412}},
+          {"gue4_inner6", {kVip6Tun4, "2001:db8:40::1", kRemoteNode4, 1412}},
+          {"gue6_inner6", {kVip6Tun, "2001:db8:40::2", kRemoteNode6, 1392}}}},
+    };
+    uint16_t sport = 40200;
+    for (const auto& [encap, list] : formats) {
+      for (const auto& [name, e] : list) {
+        const char* client = IsV6(e.vip) ? kClient6 : kClient4;
+        const bool nop = sport % 2;  // every other case puts the MSS at an odd offset
+        const Outer o{.src = IsV6(e.tunnel) ? kNodeTunnel6 : kNodeTunnel4, .dst = e.tunnel,
+                      .eth_src = kUplinkMac, .eth_dst = kRemoteNodeMac, .encap = encap,
+                      .inner_eth_src = kUplinkMac,
+                      .hash = FlowHash(client, e.vip, sport, 80, kProtoTcp)};
+        GoldenCase c{
+            "encap_" + name,
+            {Step("SYN: DNAT, MSS clamp, encapsulate, redirect",
+                  InFrame(kClientMac, kNodeMac, Seg(client, e.vip, sport, 80, kTcpSyn, 1460, nop)),
+                  XDP_REDIRECT, XLB_FWD_ENCAP,
+                  Encap(o, Seg(client, e.backend, sport, 8080, kTcpSyn, e.mss, nop))),
+             Step("ACK: established", InFrame(kClientMac, kNodeMac, Seg(client, e.vip, sport, 80, kTcpAck)),
+                  XDP_REDIRECT, XLB_FWD_ENCAP, Encap(o, Seg(client, e.backend, sport, 8080, kTcpAck)))},
+            [encap = encap](xlb_config& cfg) { cfg.encap = encap; }};
+        cases.push_back(std::move(c));
+        ++sport;
+      }
+    }
+  }
+  {
+    const Outer o{.src = kNodeTunnel4, .dst = kRemoteNode4, .eth_src = kUplinkMac,
+                  .eth_dst = kRemoteNodeMac, .hash = FlowHash(kClient4, kVip4Tun, 40250, 80, kProtoTcp)};
+    GoldenStep tx = Step("SYN back out of the uplink",
+                         InFrame(kClientMac, kNodeMac, Seg(kClient4, kVip4Tun, 40250, 80, kTcpSyn)),
+                         XDP_TX, XLB_FWD_ENCAP,
+                         Encap(o, Seg(kClient4, "198.18.40.1", 40250, 8080, kTcpSyn, 1410)));
+    tx.on_uplink = true;
+    add("encap_xdp_tx_on_the_uplink", {std::move(tx)});
+  }
+  {
+    auto big = [](std::string_view dst, uint16_t dport, size_t n) {
+      return Packet().ipv4(kClient4, dst).udp(41100, dport, {.zero_checksum = true})
+          .payload(std::string(n, 'x')).build();
+    };
+    const Outer o{.src = kNodeTunnel4, .dst = kRemoteNode4, .eth_src = kUplinkMac,
+                  .eth_dst = kRemoteNodeMac, .hash = FlowHash(kClient4, kVip4TunUdp, 41100, 53, kProtoUdp)};
+    add("encap_udp_exactly_the_tunnel_mtu",
+        {Step("1450-byte datagram, zero checksum stays zero inside",
+              InFrame(kClientMac, kNodeMac, big(kVip4TunUdp, 53, 1422)), XDP_REDIRECT, XLB_FWD_ENCAP,
+              Encap(o, big("198.18.40.3", 5353, 1422))),
+         Step("one byte more is too big", InFrame(kClientMac, kNodeMac, big(kVip4TunUdp, 53, 1423)),
+              XDP_DROP, XLB_DROP_TOO_BIG, std::nullopt)});
+  }
+  add("encap_neighbour_unresolved_goes_to_the_kernel",
+      {Step("SYN: encapsulated, MACs kept, XDP_PASS",
+            InFrame(kClientMac, kNodeMac, Seg(kClient4, kVip4NoNeigh, 40260, 80, kTcpSyn)), XDP_PASS,
+            XLB_PASS_ENCAP_KERNEL,
+            Encap({.src = kNodeTunnel4, .dst = "198.18.101.9", .eth_src = kClientMac,
+                   .eth_dst = kNodeMac, .inner_eth_src = kNodeMac,
+                   .hash = FlowHash(kClient4, kVip4NoNeigh, 40260, 80, kProtoTcp)},
+                  Seg(kClient4, "198.18.40.4", 40260, 8080, kTcpSyn, 1410)))});
+  add("encap_unreachable_endpoint",
+      {Step("SYN dropped untouched",
+            InFrame(kClientMac, kNodeMac, Seg(kClient4, kVip4Unreach, 40270, 80, kTcpSyn)), XDP_DROP,
+            XLB_DROP_FIB, std::nullopt)});
+  cases.push_back(
+      {"encap_without_a_tunnel_address_of_the_family",
+       {Step("SYN toward an IPv6 endpoint, no IPv6 tunnel address",
+             InFrame(kClientMac, kNodeMac, Seg(kClient4, kVip4Tun6, 40280, 80, kTcpSyn)), XDP_DROP,
+             XLB_DROP_NO_TUNNEL_ADDR, std::nullopt)},
+       [](xlb_config& cfg) { std::fill(std::begin(cfg.tunnel_addr6), std::end(cfg.tunnel_addr6), 0); }});
+
+  // --- decapsulation: remote receive (TUNNEL entry, answer tunnelled back by TC) ---
+  {
+    struct Dec {
+      std::string name;
+      const char* remote;
+      const char* local;
+      uint8_t encap;
+      const char* client;
+      const char* backend;
+      uint16_t mss;
+    };
+    const std::vector<Dec> list = {
+        {"vxlan4_inner4", kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, kClient4, kLocalBackend4, 1410},
+        {"vxlan4_inner6", kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, kClient6, kLocalBackend6, 1390},
+        {"gue6_inner6", kRemoteNode6, kNodeTunnel6, XLB_ENCAP_GUE, kClient6, kLocalBackend6, 1392},
+        {"gue6_inner4", kRemoteNode6, kNodeTunnel6, XLB_ENCAP_GUE, kClient4, kLocalBackend4, 1412},
+    };
+    uint16_t sport = 40400;
+    for (const Dec& d : list) {
+      GoldenStep in = Step("SYN from the remote node: decapsulated, MSS clamped",
+                           FromRemote(d.remote, d.local, d.encap,
+                                      Seg(d.client, d.backend, sport, 8080, kTcpSyn, 1460, sport % 2)),
+                           XDP_PASS, XLB_FWD_DECAP,
+                           InFrame(kRemoteNodeMac, kUplinkMac,
+                                   Seg(d.client, d.backend, sport, 8080, kTcpSyn, d.mss, sport % 2)));
+      in.after = [d, sport](XdpDatapath& dp) {
+        ExpectReply(dp, d.backend, d.client, 8080, sport, XLB_REPLY_TUNNEL, d.remote, 0, d.encap);
+      };
+      const Outer back{.src = d.local, .dst = d.remote, .eth_src = kUplinkMac,
+                       .eth_dst = kRemoteNodeMac, .encap = d.encap, .inner_eth_src = kUplinkMac,
+                       .hash = FlowHash(d.backend, d.client, 8080, sport, kProtoTcp)};
+      add("decap_" + d.name + "_and_answer_through_the_tunnel",
+          {std::move(in),
+           Step("pod's SYN-ACK (TC): encapsulated back to the origin node",
+                InFrame(kPodMac, kHostVethMac, Seg(d.backend, d.client, 8080, sport, kTcpSyn | kTcpAck)),
+                TC_ACT_REDIRECT, XLB_FWD_REPLY_TUNNEL,
+                Encap(back, Seg(d.backend, d.client, 8080, sport, kTcpSyn | kTcpAck, d.mss)), Hook::kTc),
+           Step("client's ACK: decapsulated",
+                FromRemote(d.remote, d.local, d.encap, Seg(d.client, d.backend, sport, 8080, kTcpAck)),
+                XDP_PASS, XLB_FWD_DECAP,
+                InFrame(kRemoteNodeMac, kUplinkMac, Seg(d.client, d.backend, sport, 8080, kTcpAck))),
+           Step("pod's data (TC)",
+                InFrame(kPodMac, kHostVethMac, Seg(d.backend, d.client, 8080, sport, kTcpAck)),
+                TC_ACT_REDIRECT, XLB_FWD_REPLY_TUNNEL,
+                Encap(back, Seg(d.backend, d.client, 8080, sport, kTcpAck)), Hook::kTc)});
+      ++sport;
+    }
+  }
+
+  // --- decapsulation: the answer of a flow balanced here (REVNAT after the tunnel) ---
+  {
+    const Outer o{.src = kNodeTunnel4, .dst = kRemoteNode4, .eth_src = kUplinkMac,
+                  .eth_dst = kRemoteNodeMac, .hash = FlowHash(kClient4, kVip4Tun, 40500, 80, kProtoTcp)};
+    add("decap_reply_revnat_vxlan4",
+        {Step("client SYN: encapsulated", InFrame(kClientMac, kNodeMac, Seg(kClient4, kVip4Tun, 40500, 80, kTcpSyn)),
+              XDP_REDIRECT, XLB_FWD_ENCAP, Encap(o, Seg(kClient4, "198.18.40.1", 40500, 8080, kTcpSyn, 1410))),
+         Step("backend's SYN-ACK through the tunnel: decapsulated, source back to the VIP",
+              FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN,
+                         Seg("198.18.40.1", kClient4, 8080, 40500, kTcpSyn | kTcpAck, 1460, true)),
+              XDP_PASS, XLB_FWD_REPLY_REVNAT,
+              InFrame(kRemoteNodeMac, kUplinkMac, Seg(kVip4Tun, kClient4, 80, 40500, kTcpSyn | kTcpAck, 1410, true)))});
+    const Outer o6{.src = kNodeTunnel6, .dst = kRemoteNode6, .eth_src = kUplinkMac,
+                   .eth_dst = kRemoteNodeMac, .encap = XLB_ENCAP_GUE,
+                   .hash = FlowHash(kClient6, kVip6Tun, 40501, 80, kProtoTcp)};
+    cases.push_back(
+        {"decap_reply_revnat_gue6",
+         {Step("client SYN: encapsulated", InFrame(kClientMac, kNodeMac, Seg(kClient6, kVip6Tun, 40501, 80, kTcpSyn)),
+               XDP_REDIRECT, XLB_FWD_ENCAP,
+               Encap(o6, Seg(kClient6, "2001:db8:40::2", 40501, 8080, kTcpSyn, 1392))),
+          Step("backend's SYN-ACK through the tunnel",
+               FromRemote(kRemoteNode6, kNodeTunnel6, XLB_ENCAP_GUE,
+                          Seg("2001:db8:40::2", kClient6, 8080, 40501, kTcpSyn | kTcpAck, 1460)),
+               XDP_PASS, XLB_FWD_REPLY_REVNAT,
+               InFrame(kRemoteNodeMac, kUplinkMac, Seg(kVip6Tun, kClient6, 80, 40501, kTcpSyn | kTcpAck, 1392)))},
+         [](xlb_config& cfg) { cfg.encap = XLB_ENCAP_GUE; }});
+  }
+
+  // --- TC east-west toward tunnelled backends ---
+  add("tc_east_west_encap",
+      {Step("pod SYN to a VIP with a remote backend", 
+            InFrame(kPodMac, kHostVethMac, Seg(kPod4, kVip4Tun, 41010, 80, kTcpSyn)), TC_ACT_REDIRECT,
+            XLB_FWD_ENCAP,
+            Encap({.src = kNodeTunnel4, .dst = kRemoteNode4, .eth_src = kUplinkMac,
+                   .eth_dst = kRemoteNodeMac, .hash = FlowHash(kPod4, kVip4Tun, 41010, 80, kProtoTcp)},
+                  Seg(kPod4, "198.18.40.1", 41010, 8080, kTcpSyn, 1410)),
+            Hook::kTc)});
+  add("tc_encap_neighbour_unresolved",
+      {Step("pod SYN: encapsulated, bpf_redirect_neigh",
+            InFrame(kPodMac, kHostVethMac, Seg(kPod4, kVip4NoNeigh, 41020, 80, kTcpSyn)), TC_ACT_REDIRECT,
+            XLB_PASS_ENCAP_KERNEL,
+            Encap({.src = kNodeTunnel4, .dst = "198.18.101.9", .eth_src = kPodMac,
+                   .eth_dst = kHostVethMac, .inner_eth_src = kHostVethMac,
+                   .hash = FlowHash(kPod4, kVip4NoNeigh, 41020, 80, kProtoTcp)},
+                  Seg(kPod4, "198.18.40.4", 41020, 8080, kTcpSyn, 1410)),
+            Hook::kTc)});
+
+  // --- malformed or foreign tunnel packets pass untouched ---
+  {
+    const Bytes inner = Seg(kClient4, kLocalBackend4, 40600, 8080, kTcpSyn);
+    auto raw = [](uint16_t dport, const Bytes& payload) {
+      return Packet().eth(kRemoteNodeMac, kUplinkMac).ipv4(kRemoteNode4, kNodeTunnel4)
+          .udp(51000, dport, {.zero_checksum = true}).payload(payload).build();
+    };
+    Bytes truncated = inner;
+    truncated.resize(truncated.size() - 10);
+    Bytes arp = VxlanHeader(XLB_VXLAN_VNI);
+    const Bytes arp_eth = {0x02, 0x78, 0x6c, 0x62, 0x00, 0x01, 0x02, 0, 0, 0, 1, 2, 0x08, 0x06};
+    arp.insert(arp.end(), arp_eth.begin(), arp_eth.end());
+    arp.resize(arp.size() + 28);
+    const Bytes bad_doff = L3(kClient4, kLocalBackend4).tcp(40600, 8080, kTcpSyn, {.doff = 4}).build();
+    add("tunnel_short_vxlan_header",
+        {Step("4 bytes of VXLAN", raw(XLB_VXLAN_PORT, {0x08, 0, 0, 0}), XLB_PASS_TUNNEL_MALFORMED)});
+    add("tunnel_vxlan_wrong_vni",
+        {Step("VNI 4243", FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, inner, 4243),
+              XLB_PASS_TUNNEL_FOREIGN)});
+    add("tunnel_vxlan_without_i_flag",
+        {Step("flags 0", FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, inner, XLB_VXLAN_VNI, 0),
+              XLB_PASS_TUNNEL_FOREIGN)});
+    add("tunnel_vxlan_inner_not_ip",
+        {Step("ARP inside", raw(XLB_VXLAN_PORT, arp), XLB_PASS_TUNNEL_FOREIGN)});
+    add("tunnel_inner_truncated",
+        {Step("VXLAN, inner IP length beyond the datagram",
+              FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, truncated), XLB_PASS_TUNNEL_MALFORMED),
+         Step("GUE, the same", FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_GUE, truncated),
+              XLB_PASS_TUNNEL_MALFORMED)});
+    add("tunnel_inner_bad_tcp_header",
+        {Step("doff 4", FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_GUE, bad_doff),
+              XLB_PASS_TUNNEL_MALFORMED)});
+    add("tunnel_gue_not_variant_1",
+        {Step("first nibble 0", raw(XLB_GUE_PORT, Bytes(40, 0)), XLB_PASS_TUNNEL_FOREIGN)});
+    add("tunnel_udp_length_beyond_packet",
+        {Step("UDP length 200 in a shorter packet",
+              Packet().eth(kRemoteNodeMac, kUplinkMac).ipv4(kRemoteNode4, kNodeTunnel4)
+                  .udp(51000, XLB_VXLAN_PORT, {.length = 200, .zero_checksum = true})
+                  .payload(VxlanHeader(XLB_VXLAN_VNI)).build(),
+              XLB_PASS_TUNNEL_MALFORMED)});
   }
   return cases;
 }

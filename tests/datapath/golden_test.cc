@@ -1,12 +1,13 @@
-// Golden packets through the real xlb_xdp program (BPF_PROG_TEST_RUN): every step checks
-// the verdict, that exactly its reason counter moved, and every output byte against a
-// frame the test-side builder computed from scratch. Needs root (CI is root).
+// Golden packets through the real xlb_xdp and xlb_tc programs (BPF_PROG_TEST_RUN): every
+// step checks the verdict, that exactly its reason counter moved, and every output byte
+// against a frame the test-side builder computed from scratch. Needs root (CI is root).
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 
 #include "decoder.h"
 #include "golden_cases.h"
 #include "loader/reasons.h"
+#include "tunnel_frames.h"
 
 namespace xlb::testing {
 namespace {
@@ -23,39 +24,45 @@ std::string Hex(const std::vector<uint8_t>& b) {
   return s;
 }
 
+// What the datapath rewrote must decode cleanly with every checksum right, the packet
+// inside a tunnel included.
+void ExpectCleanIp(const pkt::Decoded& d, bool outer_of_tunnel) {
+  EXPECT_TRUE(d.ok()) << d.error;
+  if (d.version == 4) EXPECT_EQ(d.ip_csum, pkt::Csum::kValid);
+  if (outer_of_tunnel) {
+    // xlb sends tunnels with a zero UDP checksum, over IPv6 too (RFC 6935/6936).
+    EXPECT_EQ(d.l4_checksum, 0) << pkt::Describe(d);
+  } else {
+    EXPECT_TRUE(d.l4_csum == pkt::Csum::kValid || d.l4_csum == pkt::Csum::kAbsent)
+        << pkt::Describe(d);
+  }
+  if (d.inner && d.inner->version == 4) EXPECT_EQ(d.inner->ip_csum, pkt::Csum::kValid);
+}
+
 class GoldenTest : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(GoldenTest, Steps) {
-  auto dp = XdpDatapath::Load({.pin_dir = ""});
-  ASSERT_TRUE(dp) << dp.error().ToString();
-  ServiceWriter writer(**dp);
-  InstallGoldenServices(**dp, writer);
-
-  for (const GoldenStep& step : GetParam().steps) {
-    SCOPED_TRACE(step.what);
-    if (step.before) step.before(**dp, writer);
-    const auto before = ReasonCounts(**dp);
-    const RunResult r = RunXdp((*dp)->prog_fd(), step.in);
-    const auto after = ReasonCounts(**dp);
-
+  RunGoldenCase(GetParam(), [](const GoldenStep& step, const GoldenRun& run, XdpDatapath&) {
+    const RunResult& r = run.result;
     EXPECT_EQ(r.verdict, step.verdict);
     for (uint32_t i = 0; i < XLB_REASON_MAX; ++i) {
-      EXPECT_EQ(after[i] - before[i], i == static_cast<uint32_t>(step.reason) ? 1u : 0u)
+      EXPECT_EQ(run.after[i] - run.before[i], i == static_cast<uint32_t>(step.reason) ? 1u : 0u)
           << "reason counter " << ReasonName(i);
     }
     const pkt::Bytes& want = step.out ? *step.out : step.in;
     EXPECT_EQ(Hex(r.out), Hex(want)) << "got:  " << pkt::Describe(pkt::Decode(r.out))
                                      << "\nwant: " << pkt::Describe(pkt::Decode(want));
     if (step.out) {
-      // What the datapath rewrote must decode cleanly with every checksum right.
       const pkt::Decoded d = pkt::Decode(r.out);
-      EXPECT_TRUE(d.ok()) << d.error;
-      if (d.version == 4) EXPECT_EQ(d.ip_csum, pkt::Csum::kValid);
-      EXPECT_TRUE(d.l4_csum == pkt::Csum::kValid || d.l4_csum == pkt::Csum::kAbsent)
-          << pkt::Describe(d);
-      if (d.inner && d.inner->version == 4) EXPECT_EQ(d.inner->ip_csum, pkt::Csum::kValid);
+      const std::optional<TunnelFrame> t = SplitTunnel(r.out);
+      ExpectCleanIp(d, t.has_value());
+      if (t) {
+        SCOPED_TRACE("inner packet");
+        EXPECT_GE(t->sport, 49152) << "outer UDP source port from the flow hash";
+        ExpectCleanIp(pkt::Decode(t->inner_frame), false);
+      }
     }
-  }
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenTest, ::testing::ValuesIn(GoldenCases()),

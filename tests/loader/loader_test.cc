@@ -59,6 +59,9 @@ TEST(Loader, SizesMapsAndMaglevTemplateFromOptions) {
   EXPECT_EQ(InfoOf(d.backends().fd()).max_entries, 128u);
   EXPECT_EQ(InfoOf(d.backend_stats().fd()).max_entries, 128u);
   EXPECT_EQ(InfoOf(d.conntrack().fd()).max_entries, 1024u);
+  EXPECT_EQ(InfoOf(d.replies().fd()).max_entries, 1024u);  // one reply entry per flow
+  EXPECT_EQ(InfoOf(d.replies().fd()).key_size, sizeof(xlb_ct_key));
+  EXPECT_EQ(InfoOf(d.replies().fd()).value_size, sizeof(xlb_reply));
   // Key and value sizes are the ABI's.
   EXPECT_EQ(InfoOf(d.services().fd()).key_size, sizeof(xlb_service_key));
   EXPECT_EQ(InfoOf(d.services().fd()).value_size, sizeof(xlb_service));

@@ -29,7 +29,8 @@ TEST(Xlbctl, LoadReasonsUnload) {
   }
   r = RunCommand(Xlbctl("load --pin-dir " + dir.path()));
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("8 re-used"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(std::to_string(kPinnedMaps.size()) + " re-used"), std::string::npos)
+      << r.output;
 
   r = RunCommand(Xlbctl("reasons --pin-dir " + dir.path()));
   ASSERT_EQ(r.status, 0) << r.output;

@@ -167,7 +167,21 @@ TEST(AbiBtf, Config) {
        sizeof(xlb_config),
        {XLB_MEMBER(xlb_config, maglev_size), XLB_MEMBER(xlb_config, hash_seed),
         XLB_MEMBER(xlb_config, ct_tcp_timeout_s), XLB_MEMBER(xlb_config, ct_syn_timeout_s),
-        XLB_MEMBER(xlb_config, ct_udp_timeout_s), XLB_MEMBER(xlb_config, ct_close_timeout_s)}});
+        XLB_MEMBER(xlb_config, ct_udp_timeout_s), XLB_MEMBER(xlb_config, ct_close_timeout_s),
+        XLB_MEMBER(xlb_config, tunnel_addr4), XLB_MEMBER(xlb_config, tunnel_addr6),
+        XLB_MEMBER(xlb_config, vxlan_port), XLB_MEMBER(xlb_config, gue_port),
+        XLB_MEMBER(xlb_config, vni), XLB_MEMBER(xlb_config, tunnel_mtu),
+        XLB_MEMBER(xlb_config, encap), XLB_MEMBER(xlb_config, pad0),
+        XLB_MEMBER(xlb_config, vtep_mac), XLB_MEMBER(xlb_config, pad1)}});
+}
+
+TEST(AbiBtf, Reply) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_reply",
+       sizeof(xlb_reply),
+       {XLB_MEMBER(xlb_reply, last_seen), XLB_MEMBER(xlb_reply, addr), XLB_MEMBER(xlb_reply, port),
+        XLB_MEMBER(xlb_reply, kind), XLB_MEMBER(xlb_reply, family), XLB_MEMBER(xlb_reply, encap),
+        XLB_MEMBER(xlb_reply, pad)}});
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The context layer for XDP: see ctx.h. */
 #ifndef XLB_CTX_XDP_H
 #define XLB_CTX_XDP_H
 
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 
 #define XLB_CTX_XDP 1
@@ -24,6 +26,96 @@ static __always_inline void *ctx_data_end(const struct xdp_md *ctx)
 static __always_inline __u32 ctx_full_len(const struct xdp_md *ctx)
 {
 	return ctx->data_end - ctx->data;
+}
+
+/* XDP frames (without frags) are linear: the packet ends where the data does. */
+static __always_inline void *ctx_pkt_end(const struct xdp_md *ctx)
+{
+	return ctx_data_end(ctx);
+}
+
+/* The interface the packet arrived on: what a fib lookup starts from. */
+static __always_inline __u32 ctx_ifindex(const struct xdp_md *ctx)
+{
+	return ctx->ingress_ifindex;
+}
+
+/* XDP sees wire frames, never GSO aggregates. */
+static __always_inline int ctx_is_gso(const struct xdp_md *ctx)
+{
+	return 0;
+}
+
+/* XDP frames are linear: nothing to pull. */
+static __always_inline int ctx_pull(struct xdp_md *ctx, __u32 len)
+{
+	return 0;
+}
+
+/*
+ * Makes room for `len` bytes of outer headers between the Ethernet header and
+ * the L3 header at l3_off: the frame becomes [Ethernet][len bytes][L3 ...].
+ * The Ethernet addresses move to the new front (a frame handed to the stack
+ * must still be addressed to this node); VLAN tags are dropped, since the
+ * outer packet is routed by the fib, not bridged. The ethertype is the
+ * caller's to write. `flags` are TC's encapsulation hints; XDP needs none.
+ */
+static __always_inline int ctx_push_outer(struct xdp_md *ctx, __u32 l3_off, __u32 len, __u64 flags)
+{
+	void *data = ctx_data(ctx);
+	void *data_end = ctx_data_end(ctx);
+	__u8 macs[2 * ETH_ALEN];
+
+	if (data + sizeof(macs) > data_end)
+		return -1;
+	__builtin_memcpy(macs, data, sizeof(macs));
+	if (bpf_xdp_adjust_head(ctx, (int)l3_off - (int)(ETH_HLEN + len)))
+		return -1;
+	data = ctx_data(ctx);
+	if (data + sizeof(macs) > ctx_data_end(ctx))
+		return -1;
+	__builtin_memcpy(data, macs, sizeof(macs));
+	return 0;
+}
+
+/*
+ * The inverse: removes everything between the Ethernet header and the inner
+ * L3 header at inner_off, so the frame becomes [Ethernet][inner L3 ...] with
+ * the outer frame's addresses (the frame was addressed to this node).
+ */
+static __always_inline int ctx_pop_outer(struct xdp_md *ctx, __u32 inner_off)
+{
+	void *data = ctx_data(ctx);
+	__u8 macs[2 * ETH_ALEN];
+
+	if (inner_off < ETH_HLEN || data + sizeof(macs) > ctx_data_end(ctx))
+		return -1;
+	__builtin_memcpy(macs, data, sizeof(macs));
+	if (bpf_xdp_adjust_head(ctx, (int)inner_off - ETH_HLEN))
+		return -1;
+	data = ctx_data(ctx);
+	if (data + sizeof(macs) > ctx_data_end(ctx))
+		return -1;
+	__builtin_memcpy(data, macs, sizeof(macs));
+	return 0;
+}
+
+/* Out of the interface the fib chose: back out where it came in, or another one. */
+static __always_inline int ctx_redirect(struct xdp_md *ctx, __u32 ifindex)
+{
+	if (ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(ifindex, 0);
+}
+
+/*
+ * The next hop's neighbour is unresolved: XDP cannot resolve it, so the
+ * encapsulated packet goes to the stack, which forwards it and resolves the
+ * neighbour (the next packets then find it in the fib lookup).
+ */
+static __always_inline int ctx_send_kernel(struct xdp_md *ctx, __u32 ifindex)
+{
+	return XDP_PASS;
 }
 
 #endif /* XLB_CTX_XDP_H */

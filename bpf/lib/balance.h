@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The load-balancing core, the same for XDP (north-south) and TC (east-west):
+ * conntrack or Maglev picks the backend; a routed backend is DNATed and handed
+ * to the stack, a tunnelled one is DNATed and encapsulated toward the node
+ * that hosts it. And the one exit every verdict leaves through.
+ */
+#ifndef XLB_BALANCE_H
+#define XLB_BALANCE_H
+
+#include "ctx.h"
+#include "maps.h"
+#include "parse.h"
+#include "lb.h"
+#include "nat.h"
+#include "reply.h"
+#include "encap.h"
+#include "mss.h"
+#include "stats.h"
+
+/*
+ * The one exit: count the reason, turn it into a verdict. ifindex is the
+ * egress interface of an encapsulated packet.
+ */
+static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason, __u32 ifindex)
+{
+	stats_reason(reason, ctx_full_len(ctx));
+	if (reason >= XLB_DROP_FIRST)
+		return CTX_ACT_DROP;
+	if (reason == XLB_FWD_ENCAP || reason == XLB_FWD_REPLY_TUNNEL)
+		return ctx_redirect(ctx, ifindex);
+	if (reason == XLB_PASS_ENCAP_KERNEL)
+		return ctx_send_kernel(ctx, ifindex);
+	return CTX_ACT_OK;
+}
+
+/* Rebuilds the parser's view from offsets, inside a global function. */
+static __always_inline int pkt_from_meta(struct __ctx_buff *ctx, const struct xlb_pkt_meta *meta,
+					 struct xlb_pkt *pkt)
+{
+	void *data = ctx_data(ctx);
+
+	/* bounded, or the verifier grants no packet range past them */
+	if (meta->l3_off > XLB_HDR_OFF_MAX || meta->l4_off > XLB_HDR_OFF_MAX)
+		return XLB_PASS_UNSUPPORTED;
+	pkt->l3 = data + meta->l3_off;
+	pkt->l4 = data + meta->l4_off;
+	pkt->end = data + meta->end_off;
+	pkt->flow = meta->flow;
+	pkt->fragment = meta->fragment;
+	return XLB_OK;
+}
+
+static __always_inline void pkt_to_meta(struct __ctx_buff *ctx, const struct xlb_pkt *pkt,
+					struct xlb_pkt_meta *meta)
+{
+	void *data = ctx_data(ctx);
+
+	meta->flow = pkt->flow;
+	meta->l3_off = pkt->l3 - data;
+	meta->l4_off = pkt->l4 - data;
+	meta->end_off = pkt->end - data;
+	meta->fragment = pkt->fragment;
+	meta->ifindex = 0;
+}
+
+/* A tunnelled backend: checks, DNAT, MSS clamp, encapsulation. */
+static __always_inline int balance_tunnel(struct __ctx_buff *ctx, struct xlb_pkt *pkt,
+					  const struct xlb_backend *be, __u32 *ifindex)
+{
+	struct xlb_tunnel t = {.family = be->tunnel_family, .encap = xlb_cfg.encap};
+	struct xlb_tunnel_route rt = {};
+	void *data_end = ctx_data_end(ctx);
+	int ret;
+
+	if (be->family != pkt->flow.family)
+		return XLB_DROP_BACKEND_FAMILY;
+	__builtin_memcpy(t.addr, be->tunnel, sizeof(t.addr));
+	ret = tunnel_prepare(ctx, pkt, &t, &rt);
+	if (ret != XLB_OK)
+		return ret;
+	ret = nat_dnat(pkt, be, data_end);
+	if (ret != XLB_OK)
+		return ret;
+	mss_clamp(pkt, data_end, mss_for_tunnel(t.family, t.encap, pkt->flow.family));
+	*ifindex = rt.ifindex;
+	return tunnel_push(ctx, pkt, &t, &rt, XLB_FWD_ENCAP);
+}
+
+/* Conntrack or Maglev, then DNAT (and encapsulation for a tunnelled backend). */
+static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *pkt, __u32 *ifindex)
+{
+	void *data_end = ctx_data_end(ctx);
+	struct xlb_service *svc;
+	struct xlb_backend *be;
+	__u32 backend_id, service_id, bytes = ctx_full_len(ctx);
+	__u8 tcp_flags = 0;
+	__u64 now;
+	int ret, new_flow = 0;
+
+	/* A later fragment's next header names a protocol whose header it lacks. */
+	if (pkt->fragment)
+		return XLB_PASS_FRAGMENT;
+	if (pkt->flow.proto == IPPROTO_ICMP || pkt->flow.proto == IPPROTO_ICMPV6)
+		return nat_icmp_error(pkt, data_end);
+	if (pkt->flow.proto != IPPROTO_TCP && pkt->flow.proto != IPPROTO_UDP)
+		return XLB_PASS_NOT_L4;
+	ret = parse_ports(pkt, data_end);
+	if (ret != XLB_OK)
+		return ret;
+	ret = validate_l4(pkt, data_end);
+	if (ret != XLB_OK)
+		/* a bad header to a service is ours to drop; anything else is not ours */
+		return lb_lookup_service(&pkt->flow) ? ret : XLB_PASS_NO_SERVICE;
+	if (pkt->flow.proto == IPPROTO_TCP)
+		tcp_flags = ((__u8 *)pkt->l4)[13];
+
+	/*
+	 * Conntrack before the service: an established flow needs only its entry,
+	 * which names the service too. Only a miss looks the service up.
+	 */
+	now = bpf_ktime_get_coarse_ns();
+	be = ct_lookup(&pkt->flow, tcp_flags, now, &backend_id, &service_id);
+	if (!be) {
+		svc = lb_lookup_service(&pkt->flow);
+		if (!svc)
+			return XLB_PASS_NO_SERVICE;
+		ret = lb_select(svc, &pkt->flow, &backend_id);
+		if (ret != XLB_OK)
+			return ret;
+		be = lb_lookup_backend(backend_id);
+		if (!be)
+			return XLB_DROP_NO_BACKEND;
+		service_id = svc->id;
+		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id);
+		/* the answer, from a local pod (TC) or back through the tunnel (XDP) */
+		reply_create_revnat(&pkt->flow, be, now);
+		new_flow = 1;
+	}
+	if (be->flags & XLB_BE_F_TUNNEL) {
+		ret = balance_tunnel(ctx, pkt, be, ifindex);
+	} else {
+		ret = nat_dnat(pkt, be, data_end);
+		if (ret == XLB_OK)
+			ret = new_flow ? XLB_FWD_NEW_FLOW : XLB_FWD_ESTABLISHED;
+	}
+	if (ret >= XLB_DROP_FIRST)
+		return ret;
+	stats_flow(&xlb_svcstat_v1, service_id, bytes, new_flow);
+	stats_flow(&xlb_bestat_v1, backend_id, bytes, new_flow);
+	return ret;
+}
+
+#endif /* XLB_BALANCE_H */
