@@ -387,7 +387,7 @@ std::vector<TsharkFrame> TsharkDecode(const std::string& pcap_path, const Tshark
       throw std::runtime_error("cannot write " + config.path() + "/disabled_protos");
     }
   }
-  const std::vector<std::string> argv = {
+  std::vector<std::string> argv = {
       opts.tshark,
       "-n",  // no name resolution
       "-o",
@@ -398,12 +398,15 @@ std::vector<TsharkFrame> TsharkDecode(const std::string& pcap_path, const Tshark
       "udp.check_checksum:TRUE",
       "-o",
       "tcp.analyze_sequence_numbers:FALSE",  // no flow-analysis chatter between tests
-      "-T",
-      "json",
-      "--no-duplicate-keys",  // IP-in-IP: "ip": [outer, inner]
-      "-r",
-      pcap_path,
   };
+  argv.insert(argv.end(), opts.extra_args.begin(), opts.extra_args.end());
+  for (const char* arg : {
+           "-T", "json",
+           "--no-duplicate-keys",  // IP-in-IP: "ip": [outer, inner]
+           "-r"}) {
+    argv.emplace_back(arg);
+  }
+  argv.push_back(pcap_path);
   const ProcessResult r = RunProcess(argv, {{"WIRESHARK_CONFIG_DIR", config.path()}});
   if (r.exit_code != 0) {
     throw std::runtime_error("tshark exited with " + std::to_string(r.exit_code) + ": " + r.err);

@@ -77,6 +77,9 @@ struct TsharkOptions {
   // Dissectors to enable on top of frame, eth, ethertype, vlan, ieee8021ad, ip, ipv6 (and
   // its extension headers), tcp, udp, icmp, icmpv6 and data, e.g. "vxlan", "geneve".
   std::vector<std::string> extra_protocols{};
+  // More arguments before the capture, e.g. {"-d", "udp.port==6080,ip"} (decode as) or
+  // {"-o", "udp.ignore_ipv6_zero_checksum:TRUE"}.
+  std::vector<std::string> extra_args{};
   std::string tshark = "/usr/bin/tshark";
 };
 
