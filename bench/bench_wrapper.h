@@ -15,7 +15,9 @@ struct xlb_bench;  // generated skeleton (xlb_bench.skel.h)
 namespace xlb::bench {
 
 // Every benchmark frame is exactly this long: the wrapper copies a fixed-size template.
-inline constexpr uint32_t kFrameLen = 128;
+// 160 bytes: room for the longest tunnel frame the benchmark decapsulates (IPv6 outer, VXLAN,
+// IPv6/TCP inner: 144 bytes of headers).
+inline constexpr uint32_t kFrameLen = 160;
 
 class BenchWrapper {
  public:

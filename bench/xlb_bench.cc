@@ -11,11 +11,20 @@
 // where the floor is the cheapest XDP program (return XDP_PASS), run directly. Every number
 // comes with proof that the path under test is the one that ran: xlb's per-reason counters
 // must rise by exactly `repeat` for the expected reason and not move for any other.
+//
+// The cross-cluster paths (DNAT + encapsulation toward a remote node, decapsulation, the
+// reply's reverse NAT) ask the kernel's fib for the next hop, so the benchmark runs in a
+// network namespace of its own (unshare: it disappears with the process), with one veth as
+// the node's uplink, a route to the remote node and a static neighbour entry; every run
+// names that veth as the ingress interface. Nothing is sent: BPF_PROG_TEST_RUN only reports
+// the XDP_TX verdict.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <linux/if_link.h>
+#include <net/if.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -39,6 +48,7 @@
 #include "builder.h"
 #include "decoder.h"
 #include "lb_fixture.h"
+#include "tunnel_frames.h"
 #include "loader/libbpf_opts.h"
 #include "loader/reasons.h"
 #include "loader/result.h"
@@ -65,6 +75,13 @@ constexpr uint16_t kVipPort = 80;
 constexpr uint16_t kBackendPort = 8080;
 constexpr uint16_t kClientPort = 40000;
 
+// The private uplink of the cross-cluster scenarios (inside the benchmark's own namespace).
+constexpr const char* kUplink = "xlbb0";
+constexpr const char* kUplinkPeer = "xlbb1";
+constexpr const char* kNextHopMac = "02:00:00:00:01:01";
+constexpr const char* kRemoteNodeMac = "02:00:00:00:02:02";
+constexpr uint16_t kTunnelSport = 51000;  // what a remote node's xlb would pick
+
 // Katran's published BPF_PROG_TEST_RUN figures, on the same kind of machine.
 constexpr double kKatranTrivialNs = 12;
 
@@ -78,6 +95,17 @@ struct Family {
   uint32_t service_id;
   uint32_t first_backend_id;
   std::string (*backend_addr)(uint32_t i);
+  // Cross-cluster: a second service whose backends are pods of a remote cluster behind
+  // remote_node; this node's tunnel address is local_node, its next hop next_hop.
+  const char* remote_vip;
+  uint32_t remote_service_id;
+  uint32_t first_remote_backend_id;
+  std::string (*remote_backend_addr)(uint32_t i);
+  const char* local_node;
+  const char* remote_node;
+  const char* next_hop;
+  const char* uplink_net;  // local_node/prefix, for `ip addr add`
+  const char* remote_net;  // the remote node's network, routed via next_hop
 };
 
 std::string BackendAddr4(uint32_t i) {
@@ -85,6 +113,12 @@ std::string BackendAddr4(uint32_t i) {
 }
 std::string BackendAddr6(uint32_t i) {
   return "2001:db8:20::" + std::to_string(i);
+}
+std::string RemoteBackendAddr4(uint32_t i) {
+  return "198.18.40." + std::to_string(i);
+}
+std::string RemoteBackendAddr6(uint32_t i) {
+  return "2001:db8:40::" + std::to_string(i);
 }
 
 const Family kIpv4 = {.name = "IPv4",
@@ -95,7 +129,16 @@ const Family kIpv4 = {.name = "IPv4",
                       .stamp_off = 14 + 12,  // Ethernet, then saddr in the IPv4 header
                       .service_id = 1,
                       .first_backend_id = 1,
-                      .backend_addr = BackendAddr4};
+                      .backend_addr = BackendAddr4,
+                      .remote_vip = "198.18.10.2",
+                      .remote_service_id = 3,
+                      .first_remote_backend_id = 1 + 2 * kBackends,
+                      .remote_backend_addr = RemoteBackendAddr4,
+                      .local_node = "198.18.1.2",
+                      .remote_node = "198.18.2.2",
+                      .next_hop = "198.18.1.1",
+                      .uplink_net = "198.18.1.2/24",
+                      .remote_net = "198.18.2.0/24"};
 const Family kIpv6 = {.name = "IPv6",
                       .family = XLB_FAMILY_IPV6,
                       .client = "2001:db8:1::1",
@@ -104,9 +147,31 @@ const Family kIpv6 = {.name = "IPv6",
                       .stamp_off = 14 + 8 + 12,  // the last word of the IPv6 saddr
                       .service_id = 2,
                       .first_backend_id = 1 + kBackends,
-                      .backend_addr = BackendAddr6};
+                      .backend_addr = BackendAddr6,
+                      .remote_vip = "2001:db8:10::2",
+                      .remote_service_id = 4,
+                      .first_remote_backend_id = 1 + 3 * kBackends,
+                      .remote_backend_addr = RemoteBackendAddr6,
+                      .local_node = "2001:db8:1::2",
+                      .remote_node = "2001:db8:2::2",
+                      .next_hop = "2001:db8:1::1",
+                      .uplink_net = "2001:db8:1::2/64",
+                      .remote_net = "2001:db8:2::/64"};
 
-enum class Kind { kNotVip, kVipOtherPort, kNewFlow, kEstablished };
+enum class Kind {
+  kNotVip,
+  kVipOtherPort,
+  kNewFlow,
+  kEstablished,
+  kRemoteNewFlow,      // to a VIP whose backends are remote: Maglev, CT insert, DNAT, VXLAN
+  kRemoteEstablished,  // the same flow again: CT hit, DNAT, VXLAN
+  kDecap,              // VXLAN from a remote node to a pod here: decap, tunnel reply entry
+  kReply,              // VXLAN reply of a remote backend: decap, reverse NAT to the VIP
+};
+
+bool IsNewFlow(Kind k) {
+  return k == Kind::kNewFlow || k == Kind::kRemoteNewFlow;
+}
 
 struct Scenario {
   std::string name;
@@ -118,7 +183,17 @@ struct Scenario {
   uint32_t repeat = 0;
   double target_x = 0;   // our goal, as a multiple of the floor; 0: none
   double katran_ns = 0;  // Katran's figure; 0: none
+  uint32_t verdict = XDP_PASS;
+  uint32_t service_id = 0;  // the service whose counters the packets move; 0: none
+  // Bytes the reason counter counts per packet: the frame as xlb hands it on (encapsulated or
+  // decapsulated); 0: kFrameLen.
+  uint32_t counted_len = 0;
 };
+
+// VXLAN's outer headers: IP, UDP, VXLAN and the inner Ethernet header.
+uint32_t VxlanOverhead(const Family& f) {
+  return (f.family == XLB_FAMILY_IPV6 ? 40 : 20) + 8 + 8 + 14;
+}
 
 struct Options {
   uint32_t runs = 7;
@@ -154,7 +229,7 @@ struct ScenarioResult {
 // Everything xlb counts that a benchmark run could move.
 struct Counters {
   std::array<xlb_counter, XLB_REASON_MAX> reasons{};
-  std::array<xlb_flow_counter, 3> services{};  // by service id; 0 unused
+  std::array<xlb_flow_counter, 5> services{};  // by service id; 0 unused
 };
 
 Result<Counters> ReadCounters(const XdpDatapath& dp) {
@@ -205,40 +280,87 @@ Result<uint64_t> ClearFlowMap(int fd, const char* name) {
   }
 }
 
-// Empties conntrack and the reply map (a new flow writes one entry in each) and returns how
-// many conntrack entries there were; the reply map must have held as many.
-Result<uint64_t> ClearConntrack(const XdpDatapath& dp) {
+struct FlowEntries {
+  uint64_t conntrack = 0;
+  uint64_t replies = 0;
+};
+
+// Empties conntrack and the reply map (a new flow writes one entry in each; decapsulation
+// writes reply entries only) and returns how many entries each held.
+Result<FlowEntries> ClearConntrack(const XdpDatapath& dp) {
   auto ct = ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT);
   if (!ct.ok()) {
-    return ct;
+    return std::move(ct).take_error();
   }
   auto replies = ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY);
   if (!replies.ok()) {
-    return replies;
+    return std::move(replies).take_error();
   }
-  if (*replies != *ct) {
-    return Error{EPROTO, std::to_string(*ct) + " conntrack entries but " +
-                             std::to_string(*replies) + " reply entries"};
-  }
-  return ct;
+  return FlowEntries{*ct, *replies};
 }
 
-// Frames of exactly kFrameLen bytes: the headers, then payload up to the length.
-Bytes Frame(const Family& f, const char* dst, uint16_t dport, uint8_t tcp_flags) {
+// An IP packet (no Ethernet) of a TCP segment, padded with payload so that the frame it ends
+// up in is exactly kFrameLen bytes, given `outer` bytes of headers in front of it.
+Bytes Segment(uint8_t family, const std::string& src, const std::string& dst, uint16_t sport,
+              uint16_t dport, uint8_t tcp_flags, size_t outer) {
   auto packet = [&] {
     pkt::Packet p;
-    p.eth("02:00:00:00:00:01", "02:00:00:00:00:02");
-    if (f.family == XLB_FAMILY_IPV4) {
-      p.ipv4(f.client, dst);
+    if (family == XLB_FAMILY_IPV4) {
+      p.ipv4(src, dst);
     } else {
-      p.ipv6(f.client, dst);
+      p.ipv6(src, dst);
     }
-    p.tcp(kClientPort, dport, tcp_flags,
-          {.seq = 1000, .ack = (tcp_flags & pkt::kTcpAck) ? 1u : 0u});
+    p.tcp(sport, dport, tcp_flags, {.seq = 1000, .ack = (tcp_flags & pkt::kTcpAck) ? 1u : 0u});
     return p;
   };
   const size_t headers = packet().build().size();
-  return packet().payload(Bytes(kFrameLen - headers, 'x')).build();
+  return packet().payload(Bytes(kFrameLen - outer - headers, 'x')).build();
+}
+
+// A frame to the uplink: Ethernet, then an IP packet.
+Bytes Frame(uint8_t family, const std::string& src, const std::string& dst, uint16_t sport,
+            uint16_t dport, uint8_t tcp_flags) {
+  Bytes frame = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01,
+                 static_cast<uint8_t>(family == XLB_FAMILY_IPV4 ? 0x08 : 0x86),
+                 static_cast<uint8_t>(family == XLB_FAMILY_IPV4 ? 0x00 : 0xdd)};
+  const Bytes ip = Segment(family, src, dst, sport, dport, tcp_flags, frame.size());
+  frame.insert(frame.end(), ip.begin(), ip.end());
+  return frame;
+}
+
+Bytes Frame(const Family& f, const char* dst, uint16_t dport, uint8_t tcp_flags) {
+  return Frame(f.family, f.client, dst, kClientPort, dport, tcp_flags);
+}
+
+// What a remote node's xlb sends this node: outer IP between the nodes, UDP (checksum 0)
+// to the VXLAN port, the VXLAN header with xlb's VNI, an inner Ethernet header to the VTEP
+// MAC, and the inner packet; kFrameLen bytes in all.
+Bytes VxlanFromRemote(const Family& f, const std::string& src, const std::string& dst,
+                      uint16_t sport, uint16_t dport) {
+  const xlb_config cfg = XLB_CONFIG_DEFAULTS;
+  const bool v6 = f.family == XLB_FAMILY_IPV6;
+  const size_t outer = 14 + (v6 ? 40 : 20) + 8 + 8 + 14;
+  const Bytes inner_ip = Segment(f.family, src, dst, sport, dport, pkt::kTcpAck, outer);
+  Bytes payload = {0x08, 0, 0, 0, static_cast<uint8_t>(cfg.vni >> 16),
+                   static_cast<uint8_t>(cfg.vni >> 8), static_cast<uint8_t>(cfg.vni), 0};
+  for (uint8_t b : cfg.vtep_mac) {
+    payload.push_back(b);
+  }
+  const Bytes remote_mac = {0x02, 0, 0, 0, 0x02, 0x02};
+  payload.insert(payload.end(), remote_mac.begin(), remote_mac.end());
+  payload.push_back(v6 ? 0x86 : 0x08);
+  payload.push_back(v6 ? 0xdd : 0x00);
+  payload.insert(payload.end(), inner_ip.begin(), inner_ip.end());
+  pkt::Packet p;
+  p.eth(kRemoteNodeMac, "02:00:00:00:00:02");
+  if (v6) {
+    p.ipv6(f.remote_node, f.local_node, {.hop_limit = 64});
+    p.udp(kTunnelSport, XLB_VXLAN_PORT, {.checksum = 0});
+  } else {
+    p.ipv4(f.remote_node, f.local_node, {.ttl = 64, .df = true});
+    p.udp(kTunnelSport, XLB_VXLAN_PORT, {.zero_checksum = true});
+  }
+  return p.payload(payload).build();
 }
 
 std::vector<Scenario> Scenarios(const Options& o) {
@@ -254,19 +376,45 @@ std::vector<Scenario> Scenarios(const Options& o) {
                    Frame(*f, f->vip, 81, pkt::kTcpAck), 0, XLB_PASS_NO_SERVICE, o.repeat, 0, 0});
     out.push_back({fam + " new flow (SYN, CT miss+Maglev+CT insert+DNAT)", f, Kind::kNewFlow,
                    Frame(*f, f->vip, kVipPort, pkt::kTcpSyn), f->stamp_off, XLB_FWD_NEW_FLOW,
-                   new_flow_repeat, 12, 330});
+                   new_flow_repeat, 12, 330, XDP_PASS, f->service_id});
     out.push_back({fam + " established (ACK, CT hit+DNAT)", f, Kind::kEstablished,
                    Frame(*f, f->vip, kVipPort, pkt::kTcpAck), 0, XLB_FWD_ESTABLISHED, o.repeat, 6,
-                   130});
+                   130, XDP_PASS, f->service_id});
+  }
+  // Cross-cluster paths: IPv4 and IPv6 inside, the outer header of the same family.
+  for (const Family* f : {&kIpv4, &kIpv6}) {
+    const std::string fam = f->name;
+    out.push_back({fam + " remote new flow (SYN, Maglev+CT insert+DNAT+VXLAN)", f,
+                   Kind::kRemoteNewFlow, Frame(*f, f->remote_vip, kVipPort, pkt::kTcpSyn),
+                   f->stamp_off, XLB_FWD_ENCAP, new_flow_repeat, 14, 330, XDP_TX,
+                   f->remote_service_id, kFrameLen + VxlanOverhead(*f)});
+    out.push_back({fam + " remote established (ACK, CT hit+DNAT+VXLAN)", f,
+                   Kind::kRemoteEstablished, Frame(*f, f->remote_vip, kVipPort, pkt::kTcpAck), 0,
+                   XLB_FWD_ENCAP, o.repeat, 8, 130, XDP_TX, f->remote_service_id,
+                   kFrameLen + VxlanOverhead(*f)});
+    out.push_back({fam + " decap (VXLAN to a pod here, tunnel reply entry)", f, Kind::kDecap,
+                   VxlanFromRemote(*f, f->client, f->backend_addr(1), kClientPort, kBackendPort),
+                   0, XLB_FWD_DECAP, o.repeat, 0, 0, XDP_PASS, 0, kFrameLen - VxlanOverhead(*f)});
+    out.push_back({fam + " reply (VXLAN decap+reverse NAT to the VIP)", f, Kind::kReply,
+                   VxlanFromRemote(*f, f->remote_backend_addr(1), f->client, kBackendPort,
+                                   kClientPort),
+                   0, XLB_FWD_REPLY_REVNAT, o.repeat, 0, 0, XDP_PASS, 0,
+                   kFrameLen - VxlanOverhead(*f)});
   }
   return out;
 }
 
 class Bench {
  public:
-  static Result<std::unique_ptr<Bench>> Load(const Options& o) {
+  static Result<std::unique_ptr<Bench>> Load(const Options& o, int uplink) {
     auto b = std::unique_ptr<Bench>(new Bench());
-    auto dp = XdpDatapath::Load({.pin_dir = "", .max_ct_entries = o.ct_entries});
+    b->uplink_ = uplink;
+    LoadOptions lo{.pin_dir = "", .max_ct_entries = o.ct_entries};
+    lo.config.tunnel_addr4 = testing::ParseAddr(kIpv4.local_node).words[0];
+    const auto local6 = testing::ParseAddr(kIpv6.local_node);
+    std::copy(local6.words.begin(), local6.words.end(), lo.config.tunnel_addr6);
+    lo.config.encap = XLB_ENCAP_VXLAN;
+    auto dp = XdpDatapath::Load(lo);
     if (!dp.ok()) {
       return std::move(dp).take_error();
     }
@@ -284,6 +432,7 @@ class Bench {
     b->writer_ = std::make_unique<ServiceWriter>(*b->dp_);
     for (const Family* f : {&kIpv4, &kIpv6}) {
       XLB_TRY(b->AddService(*f));
+      XLB_TRY(b->AddRemoteService(*f));
     }
     return b;
   }
@@ -293,7 +442,7 @@ class Bench {
   Result<void> WarmUp(const Bytes& frame, uint32_t ms) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
     while (std::chrono::steady_clock::now() < until) {
-      auto r = TestRunXdp(floor_->prog_fd(), frame, 1'000'000);
+      auto r = TestRunXdpOn(floor_->prog_fd(), frame, uplink_, 1'000'000);
       if (!r.ok()) {
         return std::move(r).take_error().Within("warm-up");
       }
@@ -309,8 +458,11 @@ class Bench {
   Result<ScenarioResult> Run(const Scenario& s, const Options& o) {
     ScenarioResult r{&s, {}, {}};
     XLB_TRY(CheckFrame(s));
-    if (s.kind == Kind::kEstablished) {
+    if (s.kind == Kind::kEstablished || s.kind == Kind::kRemoteEstablished) {
       XLB_TRY(Prime(s));
+    }
+    if (s.kind == Kind::kReply) {
+      XLB_TRY(AddReverseNat(*s.family));
     }
     auto warm = RunOnce(s, o.repeat, s.repeat);
     if (!warm.ok()) {
@@ -325,8 +477,11 @@ class Bench {
     }
     r.check = std::string(ReasonName(s.expected)) + " +" + std::to_string(s.repeat) +
               (o.runs > 1 ? " ×" + std::to_string(o.runs) : "") + ", others 0";
-    if (s.kind == Kind::kNewFlow) {
+    if (IsNewFlow(s.kind)) {
       r.check += "; CT +" + std::to_string(s.repeat);
+    }
+    if (s.kind == Kind::kRemoteNewFlow || s.kind == Kind::kRemoteEstablished) {
+      r.check += "; XDP_TX";
     }
     return r;
   }
@@ -361,6 +516,47 @@ class Bench {
     return {};
   }
 
+  // The cross-cluster service: its backends are pods of another cluster, reached through
+  // the remote node (XLB_BE_F_TUNNEL).
+  Result<void> AddRemoteService(const Family& f) {
+    const xlb_service_key vip = VipKey(f.remote_vip, kVipPort, IPPROTO_TCP);
+    const auto node = testing::ParseAddr(f.remote_node);
+    std::vector<WeightedBackend> backends;
+    for (uint32_t i = 1; i <= kBackends; ++i) {
+      xlb_backend be = Backend(f.remote_backend_addr(i), kBackendPort, 2);
+      be.flags |= XLB_BE_F_TUNNEL;
+      std::copy(node.words.begin(), node.words.end(), be.tunnel);
+      be.tunnel_family = node.family;
+      backends.push_back({f.first_remote_backend_id + i - 1, be});
+      remote_backend_addrs_.insert(f.remote_backend_addr(i));
+    }
+    auto added = writer_->AddService(f.remote_service_id, std::span(&vip, 1), backends);
+    if (!added.ok()) {
+      return std::move(added).take_error().Within(std::string(f.name) + " remote service");
+    }
+    return {};
+  }
+
+  // The reply scenario's flow was balanced here to remote backend 1: its reverse NAT entry.
+  Result<void> AddReverseNat(const Family& f) {
+    xlb_ct_key key{};
+    const auto backend = testing::ParseAddr(f.remote_backend_addr(1));
+    const auto client = testing::ParseAddr(f.client);
+    std::copy(backend.words.begin(), backend.words.end(), key.saddr);
+    std::copy(client.words.begin(), client.words.end(), key.daddr);
+    key.sport = htons(kBackendPort);
+    key.dport = htons(kClientPort);
+    key.proto = IPPROTO_TCP;
+    key.family = f.family;
+    xlb_reply reply{};
+    const auto vip = testing::ParseAddr(f.remote_vip);
+    std::copy(vip.words.begin(), vip.words.end(), reply.addr);
+    reply.port = htons(kVipPort);
+    reply.kind = XLB_REPLY_REVNAT;
+    reply.family = f.family;
+    return dp_->replies().Update(key, reply);
+  }
+
   // The frame is what the scenario says: kFrameLen bytes, source address at the stamp.
   Result<void> CheckFrame(const Scenario& s) const {
     if (s.frame.size() != kFrameLen) {
@@ -384,7 +580,7 @@ class Bench {
     if (!before.ok()) {
       return std::move(before).take_error();
     }
-    auto run = TestRunXdp(dp_->prog_fd(), s.frame, 1);
+    auto run = TestRunXdpOn(dp_->prog_fd(), s.frame, uplink_, 1);
     if (!run.ok()) {
       return std::move(run).take_error().Within(s.name + ": priming");
     }
@@ -392,17 +588,23 @@ class Bench {
     if (!after.ok()) {
       return std::move(after).take_error();
     }
-    return CheckDeltas(s, *before, *after, XLB_FWD_NEW_FLOW, 1, "priming");
+    const xlb_reason first = s.kind == Kind::kEstablished ? XLB_FWD_NEW_FLOW : s.expected;
+    return CheckDeltas(s, *before, *after, first, 1, 1, "priming");
   }
 
   Result<TestRunResult> Measure(int prog_fd, const Scenario& s, uint32_t repeat, const char* what) {
-    auto r = TestRunXdp(prog_fd, s.frame, repeat);
+    auto r = TestRunXdpOn(prog_fd, s.frame, uplink_, repeat);
     if (!r.ok()) {
       return std::move(r).take_error().Within(s.name + ": " + what);
     }
-    if (r->retval != XDP_PASS) {
+    // The floor (and the wrapper around it) always passes; xlb_xdp must give the verdict of
+    // the path under test.
+    const uint32_t want = prog_fd == floor_->prog_fd() || std::string_view(what) == "wrapper -> floor"
+                              ? static_cast<uint32_t>(XDP_PASS)
+                              : s.verdict;
+    if (r->retval != want) {
       return Error{EPROTO, s.name + ": " + what + " returned XDP verdict " +
-                               std::to_string(r->retval) + ", expected XDP_PASS"};
+                               std::to_string(r->retval) + ", expected " + std::to_string(want)};
     }
     return r;
   }
@@ -418,7 +620,7 @@ class Bench {
       return Error{EINVAL, s.name + ": repeat beyond the " + std::to_string(*stamps) +
                                " distinct stamps per CPU"};
     }
-    if (s.kind == Kind::kNewFlow) {
+    if (IsNewFlow(s.kind)) {
       auto cleared = ClearConntrack(*dp_);
       if (!cleared.ok()) {
         return std::move(cleared).take_error();
@@ -455,7 +657,8 @@ class Bench {
     }
     sample.wrap_xlb_ns = wrap_xlb->duration_ns;
 
-    XLB_TRY(CheckDeltas(s, *before, *after, s.expected, xlb_repeat, "wrapper -> xlb_xdp"));
+    XLB_TRY(CheckDeltas(s, *before, *after, s.expected, xlb_repeat,
+                        IsNewFlow(s.kind) ? xlb_repeat : 0, "wrapper -> xlb_xdp"));
     XLB_TRY(CheckOutput(s, wrap_xlb->out));
 
     // A cross-check of the subtraction where one is possible: a packet xlb does not touch
@@ -473,47 +676,53 @@ class Bench {
       if (!after_direct.ok()) {
         return std::move(after_direct).take_error();
       }
-      XLB_TRY(
-          CheckDeltas(s, *before_direct, *after_direct, s.expected, xlb_repeat, "xlb_xdp direct"));
+      XLB_TRY(CheckDeltas(s, *before_direct, *after_direct, s.expected, xlb_repeat, 0,
+                          "xlb_xdp direct"));
       XLB_TRY(CheckOutput(s, direct->out));
       sample.direct_ns = direct->duration_ns;
     }
-    if (s.kind == Kind::kNewFlow) {
+    if (IsNewFlow(s.kind)) {
       // Every repetition was a new flow: one conntrack entry each, none evicted.
       auto entries = ClearConntrack(*dp_);
       if (!entries.ok()) {
         return std::move(entries).take_error();
       }
-      if (*entries != xlb_repeat) {
-        return Error{EPROTO, s.name + ": conntrack holds " + std::to_string(*entries) +
-                                 " entries after " + std::to_string(xlb_repeat) + " new flows"};
+      if (entries->conntrack != xlb_repeat || entries->replies != xlb_repeat) {
+        return Error{EPROTO, s.name + ": conntrack holds " + std::to_string(entries->conntrack) +
+                                 " entries and the reply map " +
+                                 std::to_string(entries->replies) + " after " +
+                                 std::to_string(xlb_repeat) + " new flows"};
       }
     }
     return sample;
   }
 
   // The expected reason rose by exactly `repeat` packets of kFrameLen bytes; no other reason
-  // moved; the service counters agree with the verdict.
+  // moved; the scenario's service (if any) counted `repeat` packets and `new_flows` new
+  // flows, and no other service moved.
   Result<void> CheckDeltas(const Scenario& s, const Counters& before, const Counters& after,
-                           xlb_reason expected, uint64_t repeat, const char* what) const {
+                           xlb_reason expected, uint64_t repeat, uint64_t new_flows,
+                           const char* what) const {
     std::string moved;
     for (uint32_t i = 0; i < XLB_REASON_MAX; ++i) {
       const uint64_t dp = after.reasons[i].packets - before.reasons[i].packets;
       const uint64_t db = after.reasons[i].bytes - before.reasons[i].bytes;
       const uint64_t want = i == static_cast<uint32_t>(expected) ? repeat : 0;
-      if (dp != want || db != want * kFrameLen) {
+      const uint64_t len = s.counted_len != 0 && expected == s.expected ? s.counted_len : kFrameLen;
+      if (dp != want || db != want * len) {
         moved += std::string(moved.empty() ? "" : ", ") + std::string(ReasonName(i)) + " +" +
                  std::to_string(dp) + " (" + std::to_string(db) + " bytes; expected +" +
                  std::to_string(want) + ")";
       }
     }
-    const bool forwarded = expected == XLB_FWD_NEW_FLOW || expected == XLB_FWD_ESTABLISHED;
+    const bool forwarded = expected == XLB_FWD_NEW_FLOW || expected == XLB_FWD_ESTABLISHED ||
+                           expected == XLB_FWD_ENCAP;
     for (uint32_t id = 1; id < after.services.size(); ++id) {
       const uint64_t dp = after.services[id].packets - before.services[id].packets;
       const uint64_t dn = after.services[id].new_flows - before.services[id].new_flows;
-      const bool ours = forwarded && id == s.family->service_id;
+      const bool ours = forwarded && id == s.service_id;
       const uint64_t want_p = ours ? repeat : 0;
-      const uint64_t want_n = ours && expected == XLB_FWD_NEW_FLOW ? repeat : 0;
+      const uint64_t want_n = ours ? new_flows : 0;
       if (dp != want_p || dn != want_n) {
         moved += std::string(moved.empty() ? "" : ", ") + "service " + std::to_string(id) +
                  " packets +" + std::to_string(dp) + " new_flows +" + std::to_string(dn) +
@@ -528,22 +737,61 @@ class Bench {
     return {};
   }
 
-  // What the last repetition left: untouched for non-service, DNAT to a backend otherwise.
+  // What the last repetition left: untouched for non-service; DNATed to a backend; DNATed and
+  // encapsulated toward the remote node; decapsulated; or reverse-NATed to the VIP.
   Result<void> CheckOutput(const Scenario& s, const Bytes& out) const {
-    if (s.expected == XLB_PASS_NO_SERVICE) {
-      if (out != s.frame) {
-        return Error{EPROTO, s.name + ": a non-service packet was modified"};
-      }
-      return {};
-    }
-    const pkt::Decoded d = pkt::Decode(out);
-    if (!d.ok() || backend_addrs_.count(d.dst) == 0 || d.dport != kBackendPort) {
-      return Error{EPROTO, s.name + ": output is not DNATed to a backend: " + pkt::Describe(d)};
-    }
+    const Family& f = *s.family;
     // Without a stamp the input checksums were right, so the rewritten ones must be too.
-    if (s.stamp_off == 0 &&
-        (d.l4_csum != pkt::Csum::kValid || (d.version == 4 && d.ip_csum != pkt::Csum::kValid))) {
-      return Error{EPROTO, s.name + ": DNATed packet with a bad checksum: " + pkt::Describe(d)};
+    auto checksums_ok = [&](const pkt::Decoded& d) {
+      return s.stamp_off != 0 || (d.l4_csum == pkt::Csum::kValid &&
+                                  (d.version == 6 || d.ip_csum == pkt::Csum::kValid));
+    };
+    switch (s.kind) {
+      case Kind::kNotVip:
+      case Kind::kVipOtherPort:
+        if (out != s.frame) {
+          return Error{EPROTO, s.name + ": a non-service packet was modified"};
+        }
+        return {};
+      case Kind::kNewFlow:
+      case Kind::kEstablished: {
+        const pkt::Decoded d = pkt::Decode(out);
+        if (!d.ok() || backend_addrs_.count(d.dst) == 0 || d.dport != kBackendPort ||
+            !checksums_ok(d)) {
+          return Error{EPROTO, s.name + ": output is not DNATed to a backend with good "
+                                        "checksums: " + pkt::Describe(d)};
+        }
+        return {};
+      }
+      case Kind::kRemoteNewFlow:
+      case Kind::kRemoteEstablished: {
+        const pkt::Decoded outer = pkt::Decode(out);
+        const auto tunnel = testing::SplitTunnel(out);
+        if (!tunnel || !tunnel->vxlan || outer.dst != f.remote_node || outer.src != f.local_node) {
+          return Error{EPROTO, s.name + ": output is not VXLAN from " + f.local_node + " to " +
+                                   f.remote_node + ": " + pkt::Describe(outer)};
+        }
+        const pkt::Decoded d = pkt::Decode(tunnel->inner_frame);
+        if (!d.ok() || remote_backend_addrs_.count(d.dst) == 0 || d.dport != kBackendPort ||
+            (s.stamp_off == 0 && d.src != f.client) || !checksums_ok(d)) {
+          return Error{EPROTO, s.name + ": inner packet is not DNATed to a remote backend with "
+                                        "good checksums: " + pkt::Describe(d)};
+        }
+        return {};
+      }
+      case Kind::kDecap:
+      case Kind::kReply: {
+        const pkt::Decoded d = pkt::Decode(out);
+        const bool reply = s.kind == Kind::kReply;
+        const std::string want_src = reply ? f.remote_vip : f.client;
+        const uint16_t want_sport = reply ? kVipPort : kClientPort;
+        if (!d.ok() || d.src != want_src || d.sport != want_sport || !checksums_ok(d) ||
+            out.size() >= s.frame.size()) {
+          return Error{EPROTO, s.name + ": output is not the decapsulated packet from " +
+                                   want_src + " with good checksums: " + pkt::Describe(d)};
+        }
+        return {};
+      }
     }
     return {};
   }
@@ -553,6 +801,8 @@ class Bench {
   std::unique_ptr<BenchWrapper> wrapper_;
   std::unique_ptr<ServiceWriter> writer_;
   std::set<std::string> backend_addrs_;
+  std::set<std::string> remote_backend_addrs_;
+  int uplink_ = 0;  // ifindex of the private uplink: every run's ingress interface
 };
 
 // Reporting ----------------------------------------------------------------------------
@@ -678,9 +928,12 @@ void PrintMarkdown(const std::vector<ScenarioResult>& results, const Machine& m,
       "\nxlb_xdp direct: the same packet run without the wrapper, possible only where xlb leaves "
       "it\nunchanged (non-service); a check on the subtraction, not used in the first table.\n");
   std::printf(
-      "\nKatran × = Katran's BPF_PROG_TEST_RUN figure over its trivial-XDP floor (%.0f ns).\n"
-      "Service: 1 VIP per family, TCP port %u, %u backends, Maglev table %u slots; conntrack "
-      "LRU %u entries, emptied before every new-flow run.\n",
+      "\nKatran × = Katran's BPF_PROG_TEST_RUN figure over its trivial-XDP floor (%.0f ns); its "
+      "remote figures include its IPIP encapsulation.\n"
+      "Services: per family one VIP with local backends and one with remote (tunnelled) ones, "
+      "TCP port %u, %u backends each, Maglev table %u slots; conntrack and reply maps LRU %u "
+      "entries, emptied before every new-flow run. Remote and reply paths: VXLAN, outer header "
+      "of the inner packet's family, fib lookup on a private veth uplink (XDP_TX).\n",
       kKatranTrivialNs, kVipPort, kBackends, XLB_MAGLEV_DEFAULT_SIZE, o.ct_entries);
   std::printf("total run time: %.1f s\n", seconds);
 }
@@ -726,6 +979,53 @@ void PrintJson(const std::vector<ScenarioResult>& results, const Machine& m,
     std::printf("]}%s\n", i + 1 < results.size() ? "," : "");
   }
   std::printf("  ]\n}\n");
+}
+
+// The private network ---------------------------------------------------------------------
+
+Result<void> Sh(const std::string& command) {
+  const int status = std::system((command + " >/dev/null 2>&1").c_str());
+  if (status != 0) {
+    return Error{EIO, "`" + command + "` failed (status " + std::to_string(status) + ")"};
+  }
+  return {};
+}
+
+// A network namespace of the benchmark's own (gone when the process exits, so there is
+// nothing to tear down): one veth as the uplink, the node's tunnel addresses on it, a static
+// neighbour as the next hop and routes to the remote nodes through it, forwarding on (the
+// fib answers xlb's lookups as it would for a forwarded packet). Returns the uplink's
+// ifindex.
+Result<int> SetUpPrivateUplink() {
+  if (unshare(CLONE_NEWNET) != 0) {
+    const int err = errno;
+    return Error::FromErrno(err, "unshare(CLONE_NEWNET)");
+  }
+  for (const char* path : {"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"}) {
+    std::ofstream f(path);
+    f << "1\n";
+    if (!f) {
+      return Error{EIO, std::string("cannot write ") + path};
+    }
+  }
+  const std::string up = kUplink;
+  XLB_TRY(Sh("ip link add " + up + " type veth peer name " + kUplinkPeer));
+  XLB_TRY(Sh("ip link set " + up + " address 02:00:00:00:00:02 up"));
+  XLB_TRY(Sh(std::string("ip link set ") + kUplinkPeer + " up"));
+  for (const Family* f : {&kIpv4, &kIpv6}) {
+    const std::string ip = f->family == XLB_FAMILY_IPV6 ? "ip -6 " : "ip ";
+    XLB_TRY(Sh(ip + "addr add " + f->uplink_net + " dev " + up +
+               (f->family == XLB_FAMILY_IPV6 ? " nodad" : "")));
+    XLB_TRY(Sh(ip + "neigh replace " + f->next_hop + " lladdr " + kNextHopMac + " dev " + up +
+               " nud permanent"));
+    XLB_TRY(Sh(ip + "route add " + f->remote_net + " via " + f->next_hop + " dev " + up));
+  }
+  const unsigned ifindex = if_nametoindex(kUplink);
+  if (ifindex == 0) {
+    const int err = errno;
+    return Error::FromErrno(err, std::string("if_nametoindex(") + kUplink + ")");
+  }
+  return static_cast<int>(ifindex);
 }
 
 // Command line -------------------------------------------------------------------------
@@ -857,7 +1157,12 @@ int Main(int argc, char** argv) {
     }
   }
 
-  auto bench = Bench::Load(*options);
+  auto uplink = SetUpPrivateUplink();
+  if (!uplink.ok()) {
+    std::fprintf(stderr, "xlb-bench: private network: %s\n", uplink.error().ToString().c_str());
+    return 1;
+  }
+  auto bench = Bench::Load(*options, *uplink);
   if (!bench.ok()) {
     std::fprintf(stderr, "xlb-bench: loading: %s\n", bench.error().ToString().c_str());
     return 1;

@@ -16,7 +16,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-#define XLB_BENCH_FRAME 128 /* every benchmark frame is exactly this long */
+#define XLB_BENCH_FRAME 160 /* every benchmark frame is exactly this long */
 
 struct xlb_bench_tmpl {
 	__u8 frame[XLB_BENCH_FRAME] __attribute__((aligned(8)));
