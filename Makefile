@@ -1,5 +1,6 @@
 # The two commands a newcomer types as root on a fresh Debian 12 machine:
-#   make demo   - set up, build, and run the datapath benchmark (the main job for now)
+#   make demo   - set up, build, bring the two-cluster testbed up, run xlb on its nodes, drive
+#                 traffic through a 70/30 split and print the live shares; always torn down
 #   make test   - set up, build, and run every test (unit, loader, golden packets, tshark)
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -18,7 +19,8 @@ build: setup
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 
-demo: bench
+demo: build
+	$(BUILD)/tests/testbed/xlb-demo
 
 bench: build
 	$(BUILD)/bench/xlb-bench

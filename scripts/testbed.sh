@@ -1,39 +1,54 @@
 #!/usr/bin/env bash
 # xlb testbed: two "clusters" of network namespaces behind a router, joined by veth pairs,
-# with plain kernel routing between all of them. Nothing is attached yet: xlb's XDP/TC
-# programs and tunnels are added on top of this by later tests and by the demo.
+# with plain kernel routing between all of them, and optionally a third node that runs no
+# xlb at all, only a stock Linux vxlan device. xlb's XDP/TC programs are attached on top of
+# this by the end-to-end tests and the demo (tests/testbed/xlb_node.h).
 #
 # BEGIN PLAN
 # Namespaces are <prefix><role>; the default prefix is "xlbtb-", tests use "xlbtb<pid>-<n>-".
 #
-#                         client                    (eth0)
-#                           |
-#                         router                    (eth-client, eth-nodeA, eth-nodeB)
-#                        /      \
-#                    nodeA      nodeB               (eth0 uplink; veth-podXN towards pods)
-#                    /   \      /   \
-#                podA1 podA2  podB1 podB2           (eth0, routed veth like a CNI)
+#                              client                         (eth0)
+#                                |
+#                              router                         (eth-client, eth-nodeA/B/C)
+#                         /      |       \
+#                    nodeA     nodeB      nodeC (--node-c)    (eth0 uplink; veth-<pod> to pods)
+#                   /  |  \    /   \        |     \
+#         podA1 podA2 clientA podB1 podB2  podC1  vxlan0     (pods: eth0, routed veth like a CNI)
 #
 # | net              | IPv4            | IPv6              | addresses                                   |
 # |------------------|-----------------|-------------------|---------------------------------------------|
 # | client net       | 198.18.0.0/24   | 2001:db8::/64     | router .1 ::1 (eth-client), client .2 ::2  |
 # | transit A        | 198.18.1.0/24   | 2001:db8:1::/64   | router .1 ::1 (eth-nodeA),  nodeA  .2 ::2  |
 # | transit B        | 198.18.2.0/24   | 2001:db8:2::/64   | router .1 ::1 (eth-nodeB),  nodeB  .2 ::2  |
-# | pod CIDR A       | 198.18.10.0/24  | 2001:db8:10::/64  | podA1 .11 ::11, podA2 .12 ::12 (/32, /128) |
+# | transit C        | 198.18.3.0/24   | 2001:db8:3::/64   | router .1 ::1 (eth-nodeC),  nodeC  .2 ::2  |
+# | pod CIDR A       | 198.18.10.0/24  | 2001:db8:10::/64  | podA1 .11 ::11, podA2 .12 ::12, clientA .21 ::21 (/32, /128) |
 # | pod CIDR B       | 198.18.20.0/24  | 2001:db8:20::/64  | podB1 .11 ::11, podB2 .12 ::12 (/32, /128) |
-# | pod gateway      | .1 of the CIDR  | ::1 of the CIDR   | on every veth-podXN of that node (/32,/128)|
+# | pod CIDR C       | 198.18.30.0/24  | 2001:db8:30::/64  | podC1 .11 ::11 (/32, /128); NOT routed by the router |
+# | pod gateway      | .1 of the CIDR  | ::1 of the CIDR   | on every pod-facing veth of that node (/32,/128) |
 # | VIPs             | 198.18.100.0/24 | 2001:db8:100::/64 | routed router -> nodeA; "unreachable" there |
-# | reserved         | 198.18.3.0/24, 198.18.30.0/24, 2001:db8:3::/64, 2001:db8:30::/64: a third   |
-# |                  | node (e.g. a stock Linux vxlan endpoint); 198.18.101-103.0/24, 2001:db8:101-103::/64: more VIPs |
+# | reserved         | 198.18.101-103.0/24, 2001:db8:101-103::/64: more VIPs                      |
 #
 # Tunnel endpoints for encapsulation are the nodes' transit addresses (198.18.1.2,
-# 198.18.2.2, 2001:db8:1::2, 2001:db8:2::2). Echo servers (xlb-echo) listen in every pod
-# on TCP and UDP port 8080 (IPv4 and IPv6) with ids podA1, podA2, podB1, podB2.
+# 198.18.2.2, 198.18.3.2, 2001:db8:1::2, 2001:db8:2::2). Echo servers (xlb-echo) listen in
+# every pod but clientA on TCP and UDP port 8080 (IPv4 and IPv6), with the pod's name as
+# id. clientA is a client pod of cluster A (east-west traffic): it runs no server, so it is
+# never a backend and never has to reach itself through a VIP (hairpin).
+#
+# nodeC (only with --node-c) runs no xlb: stock Linux vxlan devices with Linux's defaults,
+# `vxlan0` over IPv4 (local 198.18.3.2, MTU 1450) and `vxlan6` over IPv6 (local
+# 2001:db8:3::2, MTU 1430), both VNI 4242 = XLB_VXLAN_VNI, dstport 4789, MAC
+# 02:78:6c:62:00:01 = xlb's default vtep_mac, decapsulate what xlb sends, and podC1 is
+# reachable ONLY through them (no route to 198.18.30.0/24 or 2001:db8:30::/64 on the
+# router). podC1's answers to the client net and to cluster A's pods (198.18.0.0/24,
+# 198.18.10.0/24 through vxlan0; 2001:db8::/64, 2001:db8:10::/64 through vxlan6) go back to
+# nodeA's transit address (fdb entries; inner destination MAC = nodeA's eth0), where xlb's
+# XDP decapsulates them and reverses the DNAT.
 # Routes cover only 198.18.0.0/15 and 2001:db8::/32 (no default route anywhere), and the
 # router answers "unreachable" for the unused rest, so nothing can leave these ranges.
 # END PLAN
 #
 # Usage: testbed.sh up     [--prefix P] [--echo PATH | --no-echo] [--port N] [--transit-mtu N]
+#                          [--node-c] [--xdp-pass OBJ | --no-xdp-pass]
 #        testbed.sh down   [--prefix P]      remove every namespace named P*, and what runs there
 #        testbed.sh status [--prefix P]      namespaces, addresses, servers; other testbeds seen
 #        testbed.sh plan                     print the address plan
@@ -43,9 +58,11 @@
 #
 # `up` is idempotent: it first removes whatever exists under the prefix, then builds the
 # whole testbed; if it fails half-way, it removes what it built. CMD of `run` sees
-# XLB_TESTBED_PREFIX and XLB_TESTBED_PORT in its environment.
+# XLB_TESTBED_PREFIX and XLB_TESTBED_PORT in its environment. --xdp-pass names the BPF
+# object of a trivial XDP_PASS program (default: xlb_floor.bpf.o of the build) that `up`
+# attaches to the router's node-facing ports and to every pod's eth0 (see below).
 #
-# Choices the next engineer must know (xlb's XDP/TC and encapsulation come next):
+# Choices the next engineer must know:
 # * Namespaces are entered with `nsenter --net=/var/run/netns/NAME`, never `ip netns exec`:
 #   the latter remounts /sys in a private mount namespace, which hides /sys/fs/bpf and
 #   every pinned map.
@@ -53,30 +70,43 @@
 #   VXLAN/GUE-encapsulated full-size packet (+50 bytes IPv4 outer, +70 IPv6) does NOT fit
 #   on router<->node: that is what xlb's MSS clamping / "fragmentation needed" must handle.
 #   Native XDP on veth accepts MTUs up to about 3.5 kB (one page minus headroom).
-# * TX checksum offload (and with it TSO) is off on every veth, so every packet on the
-#   "wire" carries a complete L4 checksum, as from a real NIC. With it on, a veth hands
-#   CHECKSUM_PARTIAL skbs across namespaces (even through the router) and an XDP program
-#   on a node would see unfinished checksums; tshark would flag them.
+# * TX checksum offload is off on every veth, so every packet on the "wire" carries a
+#   complete L4 checksum, as from a real NIC. With it on, a veth hands CHECKSUM_PARTIAL
+#   skbs across namespaces (even through the router) and an XDP program on a node would
+#   see unfinished checksums; tshark would flag them. On this kernel (6.18) that does NOT
+#   turn off scatter-gather or TSO: a veth whose peer has no XDP program still carries
+#   non-linear skbs and TSO super-packets (up to 64 KB). The transit links do not (an XDP
+#   program on the peer makes a veth drop its GSO features, and both ends of every
+#   router<->node link have one once xlb runs), nor do the node->pod links
+#   (XDP_PASS on the pods' eth0). What a pod sends toward its node is like a real CNI's
+#   veth: non-linear skbs and GSO packets, which xlb_tc on veth-<pod> must handle.
 # * A frame that XDP sends out of a veth (XDP_TX, or XDP_REDIRECT into a veth) is dropped
 #   unless the PEER veth has an XDP program attached (a trivial XDP_PASS one is enough;
-#   or enable GRO on the peer, which also turns on its NAPI). So when xlb runs on
-#   nodeA/eth0, attach an XDP_PASS program to router/eth-nodeA as well, and likewise on
-#   the pod-side eth0 when xlb redirects into veth-podXN.
+#   or enable GRO on the peer, which also turns on its NAPI). So `up` attaches an XDP_PASS
+#   program (--xdp-pass) to router/eth-nodeA, eth-nodeB, eth-nodeC (peers of the node
+#   uplinks, where xlb's XDP_TX lands) and to every pod's eth0 (in case xlb redirects into
+#   veth-<pod>); without the object it warns and attaches nothing.
 # * rp_filter is 0, IPv6 DAD and router advertisements are off in every namespace
-#   (addresses are usable at once); forwarding is on only in router, nodeA, nodeB. Every
+#   (addresses are usable at once); forwarding is on only in router and the nodes. Every
 #   interface keeps its kernel-made fe80:: link-local address: Linux sends a Neighbor
 #   Solicitation for a forwarded packet only from a link-local source, so IPv6 routing
 #   needs them. They never leave their veth link.
 # * VIPs: 198.18.100.0/24 and 2001:db8:100::/64 are routed router -> nodeA, where an
 #   "unreachable" route ends them until xlb's XDP program on nodeA/eth0 takes them first.
-# * A stock Linux vxlan device for the interop test belongs on a node's transit address,
-#   e.g. in nodeB: `ip link add vxlan0 type vxlan id 42 local 198.18.2.2 dstport 4789
-#   nolearning`, or in a third node on the reserved transit net 198.18.3.0/24 with its pod
-#   on 198.18.30.0/24 so that the backend is reachable only through that device.
+# * nodeC's IPv6 answers go through vxlan6 via a link-local next hop (fe80::a, a permanent
+#   neighbour entry with nodeA's MAC); the IPv4 ones via 198.18.1.2 "onlink" on vxlan0.
 set -euo pipefail
 
-readonly ROLES=(client router nodeA nodeB podA1 podA2 podB1 podB2)
-readonly PODS=(podA1 podA2 podB1 podB2)
+# The roles of the base testbed; --node-c adds NODE_C_ROLES. Pods run an echo server each.
+readonly BASE_ROLES=(client router nodeA nodeB podA1 podA2 clientA podB1 podB2)
+readonly NODE_C_ROLES=(nodeC podC1)
+readonly BASE_PODS=(podA1 podA2 podB1 podB2)
+# xlb's defaults (maps/xlb_abi.h: XLB_VXLAN_VNI, XLB_VXLAN_PORT, XLB_CONFIG_DEFAULTS.vtep_mac).
+readonly VXLAN_VNI=4242
+readonly VXLAN_PORT=4789
+readonly VTEP_MAC=02:78:6c:62:00:01
+# Every role any testbed may have, for gc and status (a regex alternation).
+readonly ROLE_RE='client|router|node[ABC]|pod[ABC][12]|clientA'
 readonly STATE_ROOT=/run/xlb-testbed
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,6 +117,11 @@ PORT=8080
 TRANSIT_MTU=1500
 ECHO_BIN="${XLB_ECHO:-}"
 NO_ECHO=0
+NODE_C=0
+XDP_PASS_OBJ="${XLB_XDP_PASS_OBJ:-}"
+NO_XDP_PASS=0
+ROLES=("${BASE_ROLES[@]}")
+PODS=("${BASE_PODS[@]}")
 
 die() {
   echo "testbed.sh: $*" >&2
@@ -221,6 +256,29 @@ pod() {
   ipn "$pod" -6 route add 2001:db8::/32 via "${v6net}::1" dev eth0 src "${v6net}::${host}"
 }
 
+# The trivial XDP_PASS object that makes XDP_TX frames survive on the peer veth.
+find_xdp_pass() {
+  [ "$NO_XDP_PASS" -eq 1 ] && return 0
+  if [ -z "$XDP_PASS_OBJ" ]; then
+    local c="${XLB_BUILD_DIR:-$REPO/build}/bpf/xlb_floor/xlb_floor.bpf.o"
+    [ ! -r "$c" ] || XDP_PASS_OBJ=$c
+  fi
+  if [ -z "$XDP_PASS_OBJ" ]; then
+    echo "testbed.sh: xlb_floor.bpf.o not found (build target xlb_floor, or --xdp-pass OBJ);" \
+      "no XDP_PASS on the router: frames that xlb sends with XDP_TX will be dropped" >&2
+  elif [ ! -r "$XDP_PASS_OBJ" ]; then
+    die "--xdp-pass $XDP_PASS_OBJ is not readable"
+  fi
+}
+
+# Native XDP_PASS on one veth end, so that frames XDP_TXed by its peer are received.
+xdp_pass() {
+  local role=$1 dev=$2
+  [ -n "$XDP_PASS_OBJ" ] && [ "$NO_XDP_PASS" -eq 0 ] || return 0
+  ipn "$role" link set dev "$dev" xdpdrv obj "$XDP_PASS_OBJ" sec xdp ||
+    die "attaching $XDP_PASS_OBJ to $dev in $role"
+}
+
 find_echo() {
   [ "$NO_ECHO" -eq 1 ] && return 0
   if [ -z "$ECHO_BIN" ]; then
@@ -258,6 +316,53 @@ start_echo() {
   done
 }
 
+# nodeC: a node without xlb whose pod is reachable only through a stock Linux vxlan device,
+# the far end of the interop test (xlb encapsulates on nodeA, Linux decapsulates here).
+up_node_c() {
+  link router eth-nodeC nodeC eth0 "$TRANSIT_MTU"
+  addr router eth-nodeC 198.18.3.1/24 2001:db8:3::1/64
+  addr nodeC eth0 198.18.3.2/24 2001:db8:3::2/64
+  xdp_pass router eth-nodeC
+  pod nodeC podC1 198.18.30 2001:db8:30 11
+  xdp_pass podC1 eth0
+  ipn nodeC route add 198.18.0.0/15 via 198.18.3.1
+  ipn nodeC -6 route add 2001:db8::/32 via 2001:db8:3::1
+  ipn nodeC route add unreachable 198.18.30.0/24
+  ipn nodeC -6 route add unreachable 2001:db8:30::/64
+
+  local node_a_mac
+  # Through ip: /sys is the host's under nsenter (it is not remounted).
+  node_a_mac=$(ipn nodeA -br link show dev eth0 | awk '{print $3}')
+  [[ "$node_a_mac" =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] || die "nodeA eth0 MAC: '$node_a_mac'"
+  # Two stock devices with Linux's defaults, one per underlay family; each carries the
+  # inner packets of its own family. The IPv6 one keeps the default that a UDP checksum of
+  # zero is refused (RFC 8200; udp6zerocsumrx off), as on any Linux host.
+  ipn nodeC link add vxlan0 type vxlan id "$VXLAN_VNI" local 198.18.3.2 dstport "$VXLAN_PORT" \
+    nolearning dev eth0
+  ipn nodeC link add vxlan6 type vxlan id "$VXLAN_VNI" local 2001:db8:3::2 dstport "$VXLAN_PORT" \
+    nolearning dev eth0
+  ipn nodeC link set dev vxlan0 address "$VTEP_MAC" mtu 1450
+  ipn nodeC link set dev vxlan6 address "$VTEP_MAC" mtu 1430
+  local dev
+  for dev in vxlan0 vxlan6; do
+    wire_like nodeC "$dev"
+    ipn nodeC link set dev "$dev" up
+  done
+  # Frames for nodeA's MAC go to nodeA's transit address; the inner destination MAC is
+  # nodeA's eth0, so the decapsulated frame is addressed to nodeA's stack as it is.
+  ipn nodeC neigh add 198.18.1.2 lladdr "$node_a_mac" dev vxlan0 nud permanent
+  ipn nodeC -6 neigh add fe80::a lladdr "$node_a_mac" dev vxlan6 nud permanent
+  bridge -n "${PREFIX}nodeC" fdb add "$node_a_mac" dev vxlan0 dst 198.18.1.2 self permanent
+  bridge -n "${PREFIX}nodeC" fdb add "$node_a_mac" dev vxlan6 dst 2001:db8:1::2 self permanent
+  local net
+  for net in 198.18.0.0/24 198.18.10.0/24; do
+    ipn nodeC route add "$net" via 198.18.1.2 dev vxlan0 onlink
+  done
+  for net in 2001:db8::/64 2001:db8:10::/64; do
+    ipn nodeC -6 route add "$net" via fe80::a dev vxlan6
+  done
+}
+
 cmd_up() {
   need_root up
   check_prefix
@@ -268,6 +373,7 @@ cmd_up() {
     die "bad --transit-mtu $TRANSIT_MTU (>= 1280)"
   fi
   find_echo
+  find_xdp_pass
   down_prefix "$PREFIX"
 
   # A global: bash has left this function's scope when an EXIT trap runs after `set -e`.
@@ -304,6 +410,7 @@ cmd_up() {
 
   pod nodeA podA1 198.18.10 2001:db8:10 11
   pod nodeA podA2 198.18.10 2001:db8:10 12
+  pod nodeA clientA 198.18.10 2001:db8:10 21
   pod nodeB podB1 198.18.20 2001:db8:20 11
   pod nodeB podB2 198.18.20 2001:db8:20 12
 
@@ -329,6 +436,17 @@ cmd_up() {
   ipn nodeB route add unreachable 198.18.20.0/24
   ipn nodeB -6 route add unreachable 2001:db8:20::/64
 
+  local dev
+  for dev in eth-nodeA eth-nodeB; do
+    xdp_pass router "$dev"
+  done
+  for role in podA1 podA2 clientA podB1 podB2; do
+    xdp_pass "$role" eth0
+  done
+  if [ "$NODE_C" -eq 1 ]; then
+    up_node_c
+  fi
+
   if [ -n "$ECHO_BIN" ] && [ "$NO_ECHO" -eq 0 ]; then
     start_echo
   fi
@@ -345,7 +463,9 @@ cmd_status() {
   if [ ${#nss[@]} -eq 0 ]; then
     echo "testbed ${PREFIX}*: down"
   else
-    echo "testbed ${PREFIX}*: ${#nss[@]} of ${#ROLES[@]} namespaces"
+    local expected=${#ROLES[@]}
+    [ ! -e "$(ns_path nodeC)" ] || expected=$((${#BASE_ROLES[@]} + ${#NODE_C_ROLES[@]}))
+    echo "testbed ${PREFIX}*: ${#nss[@]} of ${expected} namespaces"
     local ns pids
     for ns in "${nss[@]}"; do
       pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
@@ -355,7 +475,7 @@ cmd_status() {
   fi
   local others
   others=$(ip netns list 2>/dev/null | awk '{print $1}' | grep '^xlbtb' | grep -v "^${PREFIX//./\\.}" |
-    sed -E 's/(client|router|node[AB]|pod[AB][12])$//' | sort -u | tr '\n' ' ' || true)
+    sed -E "s/(${ROLE_RE})\$//" | sort -u | tr '\n' ' ' || true)
   [ -z "$others" ] || echo "other testbed prefixes present: $others"
   echo
   print_plan
@@ -366,7 +486,7 @@ cmd_gc() {
   local ns pid p
   local -a prefixes=()
   while read -r ns; do
-    [[ "$ns" =~ ^(xlbtb([0-9]+)-.*)(client|router|node[AB]|pod[AB][12])$ ]] || continue
+    [[ "$ns" =~ ^(xlbtb([0-9]+)-.*)(${ROLE_RE})$ ]] || continue
     p=${BASH_REMATCH[1]}
     pid=${BASH_REMATCH[2]}
     [ -d "/proc/$pid" ] && continue
@@ -394,6 +514,9 @@ while [ $# -gt 0 ]; do
   --no-echo) NO_ECHO=1; shift ;;
   --port) PORT=${2:?--port needs a value}; shift 2 ;;
   --transit-mtu) TRANSIT_MTU=${2:?--transit-mtu needs a value}; shift 2 ;;
+  --node-c) NODE_C=1; shift ;;
+  --xdp-pass) XDP_PASS_OBJ=${2:?--xdp-pass needs a path}; shift 2 ;;
+  --no-xdp-pass) NO_XDP_PASS=1; shift ;;
   --) shift; break ;;
   -h | --help) usage ;;
   -*) die "unknown option $1" ;;
@@ -404,6 +527,11 @@ while [ $# -gt 0 ]; do
     ;;
   esac
 done
+
+if [ "$NODE_C" -eq 1 ]; then
+  ROLES+=("${NODE_C_ROLES[@]}")
+  PODS+=(podC1)
+fi
 
 case "$cmd" in
 up) cmd_up ;;
@@ -431,6 +559,12 @@ run)
     up_args+=(--no-echo)
   elif [ -n "$ECHO_BIN" ]; then
     up_args+=(--echo "$ECHO_BIN")
+  fi
+  [ "$NODE_C" -eq 0 ] || up_args+=(--node-c)
+  if [ "$NO_XDP_PASS" -eq 1 ]; then
+    up_args+=(--no-xdp-pass)
+  elif [ -n "$XDP_PASS_OBJ" ]; then
+    up_args+=(--xdp-pass "$XDP_PASS_OBJ")
   fi
   "$SELF" up "${up_args[@]}" >/dev/null
   trap 'down_prefix "$PREFIX"' EXIT

@@ -4,6 +4,9 @@
 //   TCP  on accept, one line:  id=podA1 proto=tcp client=198.18.0.2:40000 local=198.18.10.11:8080
 //        then, for every line the client sends, until it closes (the long-lived mode):
 //                              id=podA1 proto=tcp client=... local=... seq=N echo=LINE
+//        and for the line "bulk N" (N <= 1 GiB), after that reply, N bytes of BulkByte(0..N-1)
+//        (a transfer bigger than any MTU, for xlb-probe bulk); replies to lines that arrive
+//        meanwhile follow the N bytes.
 //   UDP  for every datagram:   id=podA1 proto=udp client=... local=... [echo=PAYLOAD]
 //
 // A short probe reads the first line and closes; a long-lived one keeps talking. IPv4 and
@@ -23,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +44,7 @@ namespace {
 constexpr size_t kMaxLine = 4096;
 constexpr size_t kMaxPending = 1 << 20;  // unsent bytes before a non-reading client is dropped
 constexpr size_t kMaxConnections = 4096;
+constexpr uint64_t kMaxBulk = 1ULL << 30;
 
 struct Options {
   std::string id;
@@ -116,7 +121,20 @@ struct Connection {
   std::string in;
   std::string out;
   uint64_t seq = 0;
+  uint64_t bulk_sent = 0;  // of the "bulk N" transfer under way
+  uint64_t bulk_left = 0;
+  std::string after_bulk;  // replies that must follow the bulk bytes
 };
+
+// Parses "bulk N"; 0 when the line is something else.
+uint64_t BulkRequest(const std::string& line) {
+  if (line.compare(0, 5, "bulk ") != 0) {
+    return 0;
+  }
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(line.c_str() + 5, &end, 10);
+  return end != line.c_str() + 5 && *end == '\0' && n <= kMaxBulk ? n : 0;
+}
 
 class EchoServer {
  public:
@@ -356,10 +374,14 @@ class EchoServer {
           line.pop_back();
         }
         ++lines_;
-        c.out +=
-            c.prefix + " seq=" + std::to_string(++c.seq) + " echo=" + SanitizeEcho(line) + "\n";
+        std::string& sink = c.bulk_left > 0 ? c.after_bulk : c.out;
+        sink += c.prefix + " seq=" + std::to_string(++c.seq) + " echo=" + SanitizeEcho(line) + "\n";
+        if (uint64_t n = BulkRequest(line); n > 0 && c.bulk_left == 0) {
+          c.bulk_sent = 0;
+          c.bulk_left = n;
+        }
       }
-      if (c.out.size() > kMaxPending) {
+      if (c.out.size() > kMaxPending || c.after_bulk.size() > kMaxPending) {
         return false;
       }
     }
@@ -367,21 +389,49 @@ class EchoServer {
   }
 
   bool Flush(Connection& c) {
-    while (!c.out.empty()) {
-      ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EINTR) {
-          continue;
+    bool blocked = false;
+    while (!blocked && (!c.out.empty() || c.bulk_left > 0)) {
+      while (!c.out.empty()) {
+        ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+          if (errno == EINTR) {
+            continue;
+          }
+          if (errno == EAGAIN) {
+            blocked = true;
+            break;
+          }
+          return false;
         }
-        if (errno == EAGAIN) {
-          break;
-        }
-        return false;
+        c.out.erase(0, static_cast<size_t>(n));
       }
-      c.out.erase(0, static_cast<size_t>(n));
+      while (!blocked && c.out.empty() && c.bulk_left > 0) {
+        char chunk[65536];
+        size_t len = static_cast<size_t>(std::min<uint64_t>(sizeof(chunk), c.bulk_left));
+        for (size_t i = 0; i < len; ++i) {
+          chunk[i] = BulkByte(c.bulk_sent + i);
+        }
+        ssize_t n = ::send(c.fd, chunk, len, MSG_NOSIGNAL);
+        if (n < 0) {
+          if (errno == EINTR) {
+            continue;
+          }
+          if (errno == EAGAIN) {
+            blocked = true;
+            break;
+          }
+          return false;
+        }
+        c.bulk_sent += static_cast<uint64_t>(n);
+        c.bulk_left -= static_cast<uint64_t>(n);
+        if (c.bulk_left == 0) {
+          c.out.swap(c.after_bulk);
+        }
+      }
     }
+    bool pending = !c.out.empty() || c.bulk_left > 0;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | (c.out.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT));
+    ev.events = EPOLLIN | EPOLLRDHUP | (pending ? static_cast<uint32_t>(EPOLLOUT) : 0u);
     ev.data.fd = c.fd;
     ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
     return true;

@@ -5,18 +5,25 @@
 //   xlb-probe udp  ADDR PORT [--count N] [--parallel K] [--timeout-ms T] [--deadline-ms D] [--json]
 //   xlb-probe hold ADDR PORT [--count N] [--interval-ms I] [--timeout-ms T] [--deadline-ms D]
 //   [--json]
+//   xlb-probe bulk ADDR PORT [--bytes N] [--timeout-ms T] [--deadline-ms D] [--json]
 //
 // tcp: N short connections (K at a time); each reads the server's first line and closes.
 // udp: N datagrams, each from a fresh socket (so a fresh source port: a new flow), waiting
 //      for the reply; a reply from any address but ADDR:PORT counts as a failure.
 // hold: one connection; after the greeting, one line every I ms, N times; reports every
 //      reply's backend id and whether all came from the same backend.
+// bulk: one connection that moves N bytes (default 1 MiB) each way, far more than an MTU:
+//      up as 4,000-byte lines, every one echoed back (checked); then "bulk N", and N bytes
+//      down (checked byte by byte). Reports the bytes and the connection's MSS each way
+//      (TCP_INFO), so a caller can see that segments were clamped to fit a tunnel.
 //
 // Everything is bounded: N <= 1,000,000, K <= 256, T <= 60 s per step, and the whole run
 // stops at D (default 60 s, at most 10 min); unfinished attempts count as failures.
 // Output: a text summary, or one JSON object with --json. Exit status: 0 when every
 // attempt succeeded, 1 when any failed, 2 on bad usage.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -53,6 +60,7 @@ struct Options {
   long timeout_ms = 2000;
   long interval_ms = 100;
   long deadline_ms = 60000;
+  long bytes = 1 << 20;
   bool json = false;
   bool verbose = false;
 };
@@ -63,7 +71,9 @@ struct Options {
                "usage: xlb-probe tcp|udp ADDR PORT [--count N] [--parallel K] [--timeout-ms T]\n"
                "                         [--deadline-ms D] [--json]\n"
                "       xlb-probe hold ADDR PORT [--count N] [--interval-ms I] [--timeout-ms T]\n"
-               "                         [--deadline-ms D] [--json] [--verbose]\n",
+               "                         [--deadline-ms D] [--json] [--verbose]\n"
+               "       xlb-probe bulk ADDR PORT [--bytes N] [--timeout-ms T] [--deadline-ms D]\n"
+               "                         [--json]\n",
                why.c_str());
   std::exit(2);
 }
@@ -84,7 +94,7 @@ Options ParseArgs(int argc, char** argv) {
   }
   Options o;
   o.mode = argv[1];
-  if (o.mode != "tcp" && o.mode != "udp" && o.mode != "hold") {
+  if (o.mode != "tcp" && o.mode != "udp" && o.mode != "hold" && o.mode != "bulk") {
     Usage("unknown mode " + o.mode);
   }
   o.addr = argv[2];
@@ -107,6 +117,8 @@ Options ParseArgs(int argc, char** argv) {
       o.interval_ms = ParseLong(a, value(), 0, 60000);
     } else if (a == "--deadline-ms") {
       o.deadline_ms = ParseLong(a, value(), 1, 600000);
+    } else if (a == "--bytes") {
+      o.bytes = ParseLong(a, value(), 1, 1L << 30);
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--verbose" || a == "-v") {
@@ -132,6 +144,15 @@ Options ParseArgs(int argc, char** argv) {
 std::string Errno(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);
 }
+
+// What a bulk run moved, and the MSS the connection settled on.
+struct BulkStats {
+  long bytes_up = 0;
+  long bytes_down = 0;
+  long snd_mss = 0;
+  long rcv_mss = 0;
+  long retransmits = 0;
+};
 
 // One attempt (a connection, a datagram, or a line of a held connection).
 struct Attempt {
@@ -414,6 +435,163 @@ std::vector<Attempt> RunHold(const Options& o, Clock::time_point run_deadline) {
   return attempts;
 }
 
+// bulk: attempts[0] the greeting, [1] the upload with every line echoed, [2] the download.
+std::vector<Attempt> RunBulk(const Options& o, Clock::time_point run_deadline, BulkStats* stats) {
+  std::vector<Attempt> attempts(3);
+  Attempt& greeting = attempts[0];
+  auto until = StepDeadline(o, run_deadline);
+  int fd = Connect(o, until, &greeting);
+  std::string buf, line;
+  if (fd >= 0 && ReadLine(fd, &buf, &line, until, &greeting.error) &&
+      FillFromReply(line, &greeting)) {
+    greeting.ok = true;
+  }
+  auto broken = [&](Attempt& a) {
+    if (!greeting.ok) {
+      a.error = "no connection: " + greeting.error;
+      return true;
+    }
+    return false;
+  };
+
+  // Up: lines of kLine bytes ("up-<i>-" then padding), written while the echoes are read,
+  // so neither side's buffers fill up and stall the other.
+  constexpr size_t kLine = 4000;
+  Attempt& up = attempts[1];
+  if (!broken(up)) {
+    const long lines = (o.bytes + static_cast<long>(kLine) - 1) / static_cast<long>(kLine);
+    std::string out;
+    long next_line = 0, echoed = 0;
+    auto line_text = [&](long i) {
+      std::string l = "up-" + std::to_string(i) + "-";
+      l.resize(kLine - 1, static_cast<char>('A' + i % 26));
+      return l;
+    };
+    auto step_until = StepDeadline(o, run_deadline);
+    while (up.error.empty() && echoed < lines) {
+      if (out.empty() && next_line < lines) {
+        out = line_text(next_line++) + "\n";
+      }
+      pollfd p{fd, static_cast<short>(POLLIN | (out.empty() ? 0 : POLLOUT)), 0};
+      auto left = std::chrono::duration_cast<Millis>(step_until - Clock::now()).count();
+      if (left <= 0) {
+        up.error = "timeout: upload (" + std::to_string(echoed) + " of " + std::to_string(lines) +
+                   " lines echoed)";
+        break;
+      }
+      if (::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000))) < 0 && errno != EINTR) {
+        up.error = Errno("poll");
+        break;
+      }
+      if (p.revents & POLLOUT) {
+        ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          out.erase(0, static_cast<size_t>(n));
+          step_until = StepDeadline(o, run_deadline);  // progress: the step timer restarts
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+          up.error = Errno("send");
+        }
+      }
+      if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+        char tmp[16384];
+        ssize_t n = ::recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+        if (n == 0) {
+          up.error = "eof during upload";
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+          up.error = Errno("recv");
+        } else if (n > 0) {
+          buf.append(tmp, static_cast<size_t>(n));
+          step_until = StepDeadline(o, run_deadline);
+        }
+        size_t nl;
+        while (up.error.empty() && (nl = buf.find('\n')) != std::string::npos) {
+          std::string reply = buf.substr(0, nl);
+          buf.erase(0, nl + 1);
+          auto fields = ParseReply(reply);
+          if (!fields || (*fields)["echo"] != SanitizeEcho(line_text(echoed))) {
+            up.error = "upload line " + std::to_string(echoed) +
+                       " echoed wrong: " + SanitizeEcho(reply.substr(0, 120));
+            break;
+          }
+          ++echoed;
+        }
+      }
+    }
+    if (up.error.empty()) {
+      up.ok = true;
+      up.id = greeting.id;
+      up.client = greeting.client;
+      up.local = greeting.local;
+      up.peer = greeting.peer;
+      stats->bytes_up = lines * static_cast<long>(kLine);
+    }
+  }
+
+  // Down: N bytes after the reply to "bulk N".
+  Attempt& down = attempts[2];
+  if (!broken(down)) {
+    std::string request = "bulk " + std::to_string(o.bytes) + "\n";
+    until = StepDeadline(o, run_deadline);
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+      down.error = Errno("send");
+    } else if (ReadLine(fd, &buf, &line, until, &down.error) && FillFromReply(line, &down)) {
+      long got = 0;
+      auto check = [&](const char* data, size_t len) {
+        for (size_t i = 0; i < len; ++i, ++got) {
+          if (data[i] != BulkByte(static_cast<uint64_t>(got))) {
+            down.error = "bulk byte " + std::to_string(got) + " is wrong";
+            return false;
+          }
+        }
+        return true;
+      };
+      size_t first = std::min(buf.size(), static_cast<size_t>(o.bytes));
+      bool good = check(buf.data(), first);
+      buf.erase(0, first);
+      auto step_until = StepDeadline(o, run_deadline);
+      while (good && got < o.bytes) {
+        if (!WaitFor(fd, POLLIN, step_until, "bulk download", &down.error)) {
+          down.error += " (" + std::to_string(got) + " of " + std::to_string(o.bytes) + " bytes)";
+          good = false;
+          break;
+        }
+        char tmp[65536];
+        size_t want = std::min(sizeof(tmp), static_cast<size_t>(o.bytes - got));
+        ssize_t n = ::recv(fd, tmp, want, MSG_DONTWAIT);
+        if (n == 0) {
+          down.error = "eof during download";
+          good = false;
+        } else if (n < 0) {
+          if (errno != EAGAIN && errno != EINTR) {
+            down.error = Errno("recv");
+            good = false;
+          }
+        } else {
+          good = check(tmp, static_cast<size_t>(n));
+          step_until = StepDeadline(o, run_deadline);
+        }
+      }
+      if (good) {
+        down.ok = true;
+        down.peer = greeting.peer;
+        stats->bytes_down = got;
+      }
+    }
+  }
+  if (fd >= 0) {
+    tcp_info info{};
+    socklen_t len = sizeof(info);
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
+      stats->snd_mss = info.tcpi_snd_mss;
+      stats->rcv_mss = info.tcpi_rcv_mss;
+      stats->retransmits = info.tcpi_total_retrans;
+    }
+    ::close(fd);
+  }
+  return attempts;
+}
+
 nlohmann::json Summarize(const Options& o, const std::vector<Attempt>& attempts, long elapsed_ms) {
   std::map<std::string, long> ids, clients, locals, peers, errors;
   long ok = 0;
@@ -477,6 +655,12 @@ void PrintText(const nlohmann::json& j) {
                   k.c_str(), v.get<long>());
     }
   }
+  if (j.contains("bytes_up")) {
+    std::printf(
+        "  bulk     up %ld bytes, down %ld bytes, mss send %ld receive %ld, %ld retransmits\n",
+        j["bytes_up"].get<long>(), j["bytes_down"].get<long>(), j["snd_mss"].get<long>(),
+        j["rcv_mss"].get<long>(), j["retransmits"].get<long>());
+  }
   if (j.contains("replies")) {
     for (const auto& r : j["replies"]) {
       std::printf("  line %ld: %s\n", r["seq"].get<long>(),
@@ -497,10 +681,19 @@ int main(int argc, char** argv) {
     Options o = ParseArgs(argc, argv);
     auto start = Clock::now();
     auto run_deadline = start + Millis(o.deadline_ms);
-    std::vector<Attempt> attempts =
-        o.mode == "hold" ? RunHold(o, run_deadline) : RunMany(o, run_deadline);
+    BulkStats bulk;
+    std::vector<Attempt> attempts = o.mode == "hold"   ? RunHold(o, run_deadline)
+                                    : o.mode == "bulk" ? RunBulk(o, run_deadline, &bulk)
+                                                       : RunMany(o, run_deadline);
     long elapsed = std::chrono::duration_cast<Millis>(Clock::now() - start).count();
     nlohmann::json j = Summarize(o, attempts, elapsed);
+    if (o.mode == "bulk") {
+      j["bytes_up"] = bulk.bytes_up;
+      j["bytes_down"] = bulk.bytes_down;
+      j["snd_mss"] = bulk.snd_mss;
+      j["rcv_mss"] = bulk.rcv_mss;
+      j["retransmits"] = bulk.retransmits;
+    }
     if (o.json) {
       std::printf("%s\n", j.dump().c_str());
     } else {

@@ -97,6 +97,9 @@ const std::map<std::string, std::array<const char*, 2>, std::less<>>& Plan() {
       {"podA2", {"198.18.10.12", "2001:db8:10::12"}},
       {"podB1", {"198.18.20.11", "2001:db8:20::11"}},
       {"podB2", {"198.18.20.12", "2001:db8:20::12"}},
+      {"clientA", {"198.18.10.21", "2001:db8:10::21"}},
+      {"nodeC", {"198.18.3.2", "2001:db8:3::2"}},
+      {"podC1", {"198.18.30.11", "2001:db8:30::11"}},
   };
   return plan;
 }
@@ -108,8 +111,13 @@ const char* FamilyName(Family f) {
 }
 
 const std::vector<std::string>& Roles() {
-  static const std::vector<std::string> roles = {"client", "router", "nodeA", "nodeB",
-                                                 "podA1",  "podA2",  "podB1", "podB2"};
+  static const std::vector<std::string> roles = {"client", "router",  "nodeA", "nodeB", "podA1",
+                                                 "podA2",  "clientA", "podB1", "podB2"};
+  return roles;
+}
+
+const std::vector<std::string>& NodeCRoles() {
+  static const std::vector<std::string> roles = {"nodeC", "podC1"};
   return roles;
 }
 
@@ -119,7 +127,13 @@ const std::vector<std::string>& Pods() {
 }
 
 std::string NodeOf(std::string_view pod) {
-  return pod.substr(0, 4) == "podA" ? "nodeA" : pod.substr(0, 4) == "podB" ? "nodeB" : "";
+  if (pod == "clientA") {
+    return "nodeA";
+  }
+  if (pod.size() == 5 && pod.substr(0, 3) == "pod" && pod[3] >= 'A' && pod[3] <= 'C') {
+    return std::string("node") + pod[3];
+  }
+  return "";
 }
 
 std::string Address(std::string_view role, Family f) {
@@ -150,6 +164,9 @@ std::string EchoBinary() {
 }
 std::string ProbeBinary() {
   return XLB_PROBE_BIN;
+}
+std::string XdpPassObject() {
+  return XLB_XDP_PASS_OBJ;
 }
 
 std::string CommandResult::Describe() const {
@@ -314,6 +331,10 @@ CommandResult Process::Collect() {
   return r;
 }
 
+std::string Process::ErrSoFar() const {
+  return ReadFile(err_path_);
+}
+
 CommandResult Process::Wait(milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while (Running()) {
@@ -395,6 +416,10 @@ ProbeResult ParseProbe(CommandResult command) {
     }
   }
   p.same_backend = j.value("same_backend", false);
+  p.bytes_up = j.value("bytes_up", 0L);
+  p.bytes_down = j.value("bytes_down", 0L);
+  p.snd_mss = j.value("snd_mss", 0L);
+  p.rcv_mss = j.value("rcv_mss", 0L);
   return p;
 }
 
@@ -421,10 +446,26 @@ std::unique_ptr<Testbed> Testbed::Up(const Options& options) {
   tb->state_dir_ = templ;
   tb->StartWatchdog();
 
-  CommandResult up = RunIn("",
-                           {"bash", ScriptPath(), "up", "--prefix", o.prefix, "--no-echo", "--port",
-                            std::to_string(o.port), "--transit-mtu", std::to_string(o.transit_mtu)},
-                           std::chrono::seconds(60));
+  std::vector<std::string> up_argv = {"bash",
+                                      ScriptPath(),
+                                      "up",
+                                      "--prefix",
+                                      o.prefix,
+                                      "--no-echo",
+                                      "--port",
+                                      std::to_string(o.port),
+                                      "--transit-mtu",
+                                      std::to_string(o.transit_mtu)};
+  if (o.node_c) {
+    up_argv.push_back("--node-c");
+  }
+  if (o.xdp_pass_object.empty() || !std::filesystem::exists(o.xdp_pass_object)) {
+    // Without it every frame xlb sends with XDP_TX is silently lost on the router.
+    throw std::runtime_error("no XDP_PASS object for the router's ports: '" + o.xdp_pass_object +
+                             "' (build target xlb_floor)");
+  }
+  up_argv.insert(up_argv.end(), {"--xdp-pass", o.xdp_pass_object});
+  CommandResult up = RunIn("", up_argv, std::chrono::seconds(60));
   if (!up.ok()) {
     throw std::runtime_error("testbed.sh up --prefix " + o.prefix + ": " + up.Describe());
   }
@@ -480,8 +521,24 @@ void Testbed::StartWatchdog() {
   watchdog_fd_ = fds[1];
 }
 
+std::vector<std::string> Testbed::roles() const {
+  std::vector<std::string> r = Roles();
+  if (options_.node_c) {
+    r.insert(r.end(), NodeCRoles().begin(), NodeCRoles().end());
+  }
+  return r;
+}
+
+std::vector<std::string> Testbed::pods() const {
+  std::vector<std::string> p = Pods();
+  if (options_.node_c) {
+    p.push_back("podC1");
+  }
+  return p;
+}
+
 void Testbed::StartEcho() {
-  for (const std::string& pod : Pods()) {
+  for (const std::string& pod : pods()) {
     std::string base = state_dir_ + "/" + pod;
     ::unlink((base + ".pid").c_str());
     auto p = ::xlb::testbed::Spawn(NsPath(pod),
@@ -495,7 +552,7 @@ void Testbed::StartEcho() {
   }
   // The pid file appears once every socket listens.
   auto deadline = Clock::now() + std::chrono::seconds(10);
-  for (const std::string& pod : Pods()) {
+  for (const std::string& pod : pods()) {
     std::string pid_file = state_dir_ + "/" + pod + ".pid";
     while (!std::filesystem::exists(pid_file)) {
       Process& p = *echo_.at(pod);
@@ -535,21 +592,31 @@ std::unique_ptr<Process> Testbed::Spawn(std::string_view role,
 }
 
 ProbeResult Testbed::Probe(std::string_view from, std::string_view mode, const std::string& addr,
-                           long count, long parallel, long timeout_ms) const {
+                           long count, long parallel, long timeout_ms,
+                           const std::vector<std::string>& extra) const {
   long budget_ms = 5000 + (count / std::max(parallel, 1L) + 1) * timeout_ms;
-  return ParseProbe(Run(from,
-                        {ProbeBinary(), std::string(mode), addr, std::to_string(options_.port),
-                         "--count", std::to_string(count), "--parallel", std::to_string(parallel),
-                         "--timeout-ms", std::to_string(timeout_ms), "--deadline-ms",
-                         std::to_string(std::min(budget_ms, 600000L)), "--json"},
-                        milliseconds(budget_ms + 5000)));
+  std::vector<std::string> argv = {ProbeBinary(),
+                                   std::string(mode),
+                                   addr,
+                                   std::to_string(options_.port),
+                                   "--count",
+                                   std::to_string(count),
+                                   "--parallel",
+                                   std::to_string(parallel),
+                                   "--timeout-ms",
+                                   std::to_string(timeout_ms),
+                                   "--deadline-ms",
+                                   std::to_string(std::min(budget_ms, 600000L)),
+                                   "--json"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return ParseProbe(Run(from, argv, milliseconds(budget_ms + 5000)));
 }
 
 std::unique_ptr<Process> Testbed::StartHold(std::string_view from, const std::string& addr,
                                             long count, long interval_ms) {
-  return Spawn(from,
-               {ProbeBinary(), "hold", addr, std::to_string(options_.port), "--count",
-                std::to_string(count), "--interval-ms", std::to_string(interval_ms), "--json"});
+  return Spawn(from, {ProbeBinary(), "hold", addr, std::to_string(options_.port), "--count",
+                      std::to_string(count), "--interval-ms", std::to_string(interval_ms), "--json",
+                      "--verbose"});
 }
 
 pid_t Testbed::EchoPid(std::string_view pod) const {

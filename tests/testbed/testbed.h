@@ -1,6 +1,8 @@
-// The two-cluster testbed for tests: client, router, nodeA/nodeB and four pods, each a
-// network namespace of its own (the topology and the address plan are scripts/testbed.sh,
-// which this drives), with xlb-echo running in every pod.
+// The two-cluster testbed for tests: client, router, nodeA/nodeB, four server pods and a
+// client pod of cluster A (clientA), each a network namespace of its own (the topology and
+// the address plan are scripts/testbed.sh, which this drives), with xlb-echo running in
+// every server pod; optionally (Options::node_c) a third node without xlb, nodeC, whose pod
+// podC1 is reachable only through a stock Linux vxlan device.
 //
 //   auto tb = xlb::testbed::Testbed::Up();            // throws std::runtime_error on failure
 //   auto r = tb->Probe("client", "tcp", xlb::testbed::Address("podA1", Family::kV4), 20);
@@ -29,11 +31,13 @@ const char* FamilyName(Family f);  // "ipv4" / "ipv6"
 
 // --- the address plan (scripts/testbed.sh has the table) ---
 
-// client, router, nodeA, nodeB, podA1, podA2, podB1, podB2.
+// client, router, nodeA, nodeB, podA1, podA2, clientA, podB1, podB2: the base testbed.
 const std::vector<std::string>& Roles();
-// podA1, podA2, podB1, podB2: the pods, which are also the echo servers' ids.
+// podA1, podA2, podB1, podB2: the server pods, which are also the echo servers' ids.
 const std::vector<std::string>& Pods();
-// "nodeA" for podA1/podA2, "nodeB" for podB1/podB2.
+// What Options::node_c adds: nodeC and its server pod podC1.
+const std::vector<std::string>& NodeCRoles();
+// "nodeA" for podA1/podA2/clientA, "nodeB" for podB1/podB2, "nodeC" for podC1.
 std::string NodeOf(std::string_view pod);
 // The role's main address: a pod's or the client's (the source of all their traffic),
 // a node's transit address (its tunnel endpoint), the router's on the client net. A node
@@ -76,6 +80,8 @@ class Process {
   CommandResult Wait(std::chrono::milliseconds timeout);
   // SIGTERM, up to `grace` for it to exit, then SIGKILL. Returns how it ended.
   CommandResult Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+  // What it has written to stderr so far (while it runs, too).
+  std::string ErrSoFar() const;
 
  private:
   friend std::unique_ptr<Process> Spawn(const std::string&, const std::vector<std::string>&,
@@ -95,10 +101,11 @@ std::unique_ptr<Process> Spawn(const std::string& ns_path, const std::vector<std
 // Names from `ip netns list` that start with prefix.
 std::vector<std::string> NamespacesWithPrefix(const std::string& prefix);
 
-// Paths of the script and the two tools in this build.
+// Paths of the script, the two tools and the trivial XDP_PASS object in this build.
 std::string ScriptPath();
 std::string EchoBinary();
 std::string ProbeBinary();
+std::string XdpPassObject();
 
 // --- xlb-probe results ---
 
@@ -113,6 +120,10 @@ struct ProbeResult {
   std::map<std::string, long> peers;    // address:port the reply came from -> replies
   std::map<std::string, long> errors;   // failure reason -> attempts
   bool same_backend = false;            // hold only
+  long bytes_up = 0;                    // bulk only: bytes sent and echoed back complete
+  long bytes_down = 0;                  // bulk only: bytes received and verified
+  long snd_mss = 0;                     // bulk only: the connection's MSS, each direction
+  long rcv_mss = 0;
   std::string Describe() const;
 };
 
@@ -123,6 +134,10 @@ struct Options {
   uint16_t port = kEchoPort;
   bool start_echo = true;
   int transit_mtu = 1500;
+  bool node_c = false;  // the third node (stock vxlan, no xlb) and podC1
+  // XDP_PASS on the router's node ports and the pods' eth0, so XDP_TX frames are received;
+  // Up() throws when it is missing.
+  std::string xdp_pass_object = XdpPassObject();
 };
 
 class Testbed {
@@ -134,6 +149,13 @@ class Testbed {
 
   const std::string& prefix() const { return options_.prefix; }
   uint16_t port() const { return options_.port; }
+  int transit_mtu() const { return options_.transit_mtu; }
+  // A private directory (root, 0700) for logs and captures, removed with the testbed (also
+  // by the watchdog).
+  const std::string& state_dir() const { return state_dir_; }
+  // Roles and server pods of this testbed (with nodeC and podC1 when it has them).
+  std::vector<std::string> roles() const;
+  std::vector<std::string> pods() const;
   std::string Ns(std::string_view role) const;      // the namespace's name
   std::string NsPath(std::string_view role) const;  // /var/run/netns/NAME, for setns/nsenter
 
@@ -145,8 +167,10 @@ class Testbed {
 
   // xlb-probe MODE ADDR PORT --count N --parallel K --timeout-ms T --json, from `from`.
   ProbeResult Probe(std::string_view from, std::string_view mode, const std::string& addr,
-                    long count, long parallel = 1, long timeout_ms = 2000) const;
+                    long count, long parallel = 1, long timeout_ms = 2000,
+                    const std::vector<std::string>& extra = {}) const;
   // xlb-probe hold, in the background; read the result with ParseProbe(process->Wait()).
+  // With --verbose, so ErrSoFar() shows the greeting's backend ("hold: greeting id=podA1").
   std::unique_ptr<Process> StartHold(std::string_view from, const std::string& addr, long count,
                                      long interval_ms);
 

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -182,6 +183,52 @@ TEST(Hold, LongLivedConnectionKeepsItsBackend) {
   }
 }
 
+// --- the third node: a stock Linux vxlan endpoint, the far side of xlb's interop test ---
+
+// podC1 is reachable only through nodeC's vxlan0 and vxlan6. Stand in for xlb on nodeA with
+// Linux vxlan devices of the same VNI (their MAC is nodeA's eth0, where nodeC sends answers):
+// then clientA reaches podC1 both ways (its answers to cluster A's pods go back through
+// vxlan0 as well), and podC1 sees clientA's address. Without it the router has no way
+// there. So when xlb's interop test fails, the plumbing is not why.
+TEST(NodeC, PodC1IsReachableOnlyThroughItsVxlanDevices) {
+  Options o;
+  o.node_c = true;
+  auto tb = Testbed::Up(o);
+  EXPECT_EQ(NamespacesWithPrefix(tb->prefix()).size(), Roles().size() + NodeCRoles().size());
+  CommandResult link = tb->Run("nodeA", {"ip", "-br", "link", "show", "dev", "eth0"});
+  ASSERT_TRUE(link.ok()) << link.Describe();
+  std::istringstream fields(link.out);
+  std::string name, state, eth0_mac;
+  fields >> name >> state >> eth0_mac;
+
+  for (Family f : {Family::kV4, Family::kV6}) {
+    SCOPED_TRACE(FamilyName(f));
+    const std::string pod = Address("podC1", f);
+    const std::string ip = f == Family::kV4 ? "ip -4" : "ip -6";
+    const std::string dev = f == Family::kV4 ? "vxtest4" : "vxtest6";
+    CommandResult no_route = tb->Run("router", {"sh", "-c", ip + " route get " + pod});
+    EXPECT_NE(no_route.exit_code, 0) << no_route.Describe();
+    ProbeResult before = tb->Probe("clientA", "tcp", pod, 1, 1, 500);
+    EXPECT_EQ(before.ok, 0) << before.Describe();
+
+    for (const std::string& cmd : std::vector<std::string>{
+             "ip link add " + dev + " type vxlan id 4242 local " + Address("nodeA", f) +
+                 " dstport 4789 nolearning",
+             "ip link set dev " + dev + " address " + eth0_mac + " mtu 1430 up",
+             ip + " neigh add " + pod + " lladdr 02:78:6c:62:00:01 dev " + dev + " nud permanent",
+             "bridge fdb add 02:78:6c:62:00:01 dev " + dev + " dst " + Address("nodeC", f) +
+                 " self permanent",
+             ip + " route add " + pod + " dev " + dev, "ethtool -K " + dev + " tx off"}) {
+      CommandResult r = tb->Run("nodeA", {"sh", "-c", cmd});
+      ASSERT_TRUE(r.ok()) << cmd << ": " << r.Describe();
+    }
+    ProbeResult r = tb->Probe("clientA", "tcp", pod, 20, 4);
+    EXPECT_EQ(r.ok, 20) << r.Describe();
+    EXPECT_EQ(r.ids, (Counts{{"podC1", 20}})) << r.Describe();
+    EXPECT_EQ(r.clients, (Counts{{Address("clientA", f), 20}})) << r.Describe();
+  }
+}
+
 // --- nothing is left behind ---
 
 TEST(Teardown, DownRemovesEveryNamespaceAndStopsServersCleanly) {
@@ -299,7 +346,7 @@ TEST(Script, UpIsIdempotentAndDownRemovesEverything) {
   }
   CommandResult status = Script({"status", "--prefix", prefix});
   ASSERT_TRUE(status.ok()) << status.Describe();
-  EXPECT_NE(status.out.find("8 of 8 namespaces"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("9 of 9 namespaces"), std::string::npos) << status.out;
 
   std::vector<pid_t> servers;
   for (const std::string& pod : Pods()) {

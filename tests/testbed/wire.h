@@ -33,6 +33,12 @@ bool MakeSockaddr(const std::string& addr, uint16_t port, sockaddr_storage* ss, 
 // Keeps a request line safe to put in `echo=`: at most 200 bytes, no spaces or controls.
 std::string SanitizeEcho(std::string_view line);
 
+// Byte i of a bulk transfer ("bulk N"): a period (23) that no segment size divides, so a
+// segment delivered at the wrong offset shows.
+inline char BulkByte(uint64_t i) {
+  return static_cast<char>('a' + i % 23);
+}
+
 using ReplyFields = std::map<std::string, std::string, std::less<>>;
 // nullopt unless the line starts with "id=" and every field is key=value.
 std::optional<ReplyFields> ParseReply(std::string_view line);
