@@ -154,7 +154,7 @@ const Family kIpv6 = {.name = "IPv6",
                       .remote_backend_addr = RemoteBackendAddr6,
                       .local_node = "2001:db8:1::2",
                       .remote_node = "2001:db8:2::2",
-                      .next_hop = "2001:db8:1::1",
+                      .next_hop = "2001:db8:1::fe",
                       .uplink_net = "2001:db8:1::2/64",
                       .remote_net = "2001:db8:2::/64"};
 

@@ -13,14 +13,6 @@
 namespace xlb::testing {
 namespace {
 
-std::unique_ptr<XdpDatapath> LoadHermetic() {
-  LoadOptions o;
-  o.pin_dir = "";
-  auto dp = XdpDatapath::Load(o);
-  EXPECT_TRUE(dp.ok()) << dp.error().ToString();
-  return dp.ok() ? std::move(*dp) : nullptr;
-}
-
 // Collects the loader's log lines for the lifetime of the object.
 class LogCapture {
  public:

@@ -9,18 +9,10 @@
 
 #include "loader/fd.h"
 #include "loader/xdp_loader.h"
+#include "test_env.h"
 
 namespace xlb::testing {
 namespace {
-
-std::unique_ptr<XdpDatapath> LoadHermetic(uint32_t maglev_size = XLB_MAGLEV_DEFAULT_SIZE) {
-  LoadOptions o;
-  o.pin_dir = "";
-  o.config.maglev_size = maglev_size;
-  auto dp = XdpDatapath::Load(o);
-  EXPECT_TRUE(dp.ok()) << dp.error().ToString();
-  return dp.ok() ? std::move(*dp) : nullptr;
-}
 
 std::vector<uint32_t> Pattern(uint32_t size, uint32_t salt) {
   std::vector<uint32_t> slots(size);

@@ -17,14 +17,6 @@
 namespace xlb::testing {
 namespace {
 
-std::unique_ptr<XdpDatapath> LoadHermetic() {
-  LoadOptions o;
-  o.pin_dir = "";
-  auto dp = XdpDatapath::Load(o);
-  EXPECT_TRUE(dp.ok()) << dp.error().ToString();
-  return dp.ok() ? std::move(*dp) : nullptr;
-}
-
 uint32_t MapId(int fd) {
   bpf_map_info info{};
   uint32_t len = sizeof(info);

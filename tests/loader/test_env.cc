@@ -1,5 +1,7 @@
 #include "test_env.h"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/wait.h>
@@ -11,6 +13,15 @@
 #include <thread>
 
 namespace xlb::testing {
+
+std::unique_ptr<XdpDatapath> LoadHermetic(uint32_t maglev_size) {
+  LoadOptions o;
+  o.pin_dir = "";
+  o.config.maglev_size = maglev_size;
+  auto dp = XdpDatapath::Load(o);
+  EXPECT_TRUE(dp.ok()) << dp.error().ToString();
+  return dp.ok() ? std::move(*dp) : nullptr;
+}
 
 std::string UniqueName(const std::string& prefix) {
   static std::atomic<int> counter{0};

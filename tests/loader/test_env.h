@@ -4,10 +4,18 @@
 #ifndef XLB_TESTS_LOADER_TEST_ENV_H
 #define XLB_TESTS_LOADER_TEST_ENV_H
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "loader/xdp_loader.h"
+
 namespace xlb::testing {
+
+// The XDP datapath loaded without pins (nothing outlives the test), with `maglev_size`
+// slots per table; nullptr, with a test failure recorded, when it does not load.
+std::unique_ptr<XdpDatapath> LoadHermetic(uint32_t maglev_size = XLB_MAGLEV_DEFAULT_SIZE);
 
 // A name no other test process uses: PREFIX-<pid>-<n>.
 std::string UniqueName(const std::string& prefix);
