@@ -7,6 +7,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -144,6 +145,37 @@ Result<TcAttachment> AttachTc(int prog_fd, int ifindex) {
   att.prog_id_ = opts.prog_id;
   att.created_hook_ = created;
   return att;
+}
+
+Result<void> DetachTc(int ifindex) {
+  const std::string where = "TC ingress of ifindex " + std::to_string(ifindex);
+  bpf_tc_hook hook = IngressHook(ifindex);
+  bpf_tc_opts query = FilterOpts(kTcHandle, kTcPriority);
+  int ret = bpf_tc_query(&hook, &query);
+  if (ret < 0) {
+    return Error::FromRet(ret, "no xlb_tc filter on " + where);
+  }
+  int fd = bpf_prog_get_fd_by_id(query.prog_id);
+  if (fd < 0) {
+    return Error::FromRet(fd, "bpf_prog_get_fd_by_id(" + std::to_string(query.prog_id) + ")");
+  }
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  ret = bpf_obj_get_info_by_fd(fd, &info, &len);
+  ::close(fd);
+  if (ret < 0) {
+    return Error::FromRet(ret, "bpf_obj_get_info_by_fd(program " + std::to_string(query.prog_id) +
+                                   ")");
+  }
+  if (std::string(info.name) != "xlb_tc") {
+    return Error{EPERM, where + " runs program " + info.name + ", not xlb_tc: left in place"};
+  }
+  bpf_tc_opts detach = FilterOpts(kTcHandle, kTcPriority);
+  ret = bpf_tc_detach(&hook, &detach);
+  if (ret < 0) {
+    return Error::FromRet(ret, "bpf_tc_detach(" + where + ")");
+  }
+  return {};
 }
 
 Result<std::unique_ptr<TcDatapath>> TcDatapath::Load(const XdpDatapath& xdp) {

@@ -52,6 +52,11 @@ class TcAttachment {
 // existed is left in place). An xlb_tc filter already there (a previous agent's) is replaced.
 Result<TcAttachment> AttachTc(int prog_fd, int ifindex);
 
+// Removes the xlb_tc filter from ifindex's clsact ingress, whichever process attached it
+// (xlbctl detach-tc). The clsact qdisc stays: others may use it. ENOENT when none is there;
+// EPERM when the filter at xlb's handle runs a program that is not xlb_tc.
+Result<void> DetachTc(int ifindex);
+
 // The xlb_tc program, loaded against the maps of a loaded XdpDatapath.
 class TcDatapath {
  public:

@@ -1,4 +1,6 @@
 // xlbctl: load, attach, inspect and remove the xlb datapath by hand.
+#include <arpa/inet.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +12,7 @@
 
 #include "loader/log.h"
 #include "loader/reasons.h"
+#include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
 #include "maps/typed_map.h"
 
@@ -18,10 +21,16 @@ namespace {
 constexpr const char* kUsage =
     "usage:\n"
     "  xlbctl load [--pin-dir DIR] [--attach IFACE] [--replace] [--native-only]\n"
+    "              [--tc IFACE]... [--tunnel-addr ADDR]... [--encap vxlan|gue] [--tunnel-mtu N]\n"
     "      load the datapath and pin its maps (re-using pinned ones); with --attach, attach\n"
-    "      it to IFACE and leave it attached (--replace: replace a program already there)\n"
+    "      XDP to IFACE (the uplink) and leave it attached (--replace: replace a program\n"
+    "      already there); with --tc, attach xlb_tc to each pod-side IFACE (clsact ingress).\n"
+    "      --tunnel-addr: this node's IPv4 and/or IPv6 tunnel endpoint (outer source,\n"
+    "      decapsulation address); --encap: what goes to tunnelled backends (default vxlan)\n"
     "  xlbctl detach IFACE [--force]\n"
     "      detach xlb's XDP program from IFACE (--force: whatever program is there)\n"
+    "  xlbctl detach-tc IFACE\n"
+    "      detach xlb_tc from IFACE's clsact ingress\n"
     "  xlbctl unload [--pin-dir DIR]\n"
     "      remove the pins; an attached program keeps running until detached\n"
     "  xlbctl reasons [--pin-dir DIR]\n"
@@ -33,6 +42,10 @@ struct Args {
   std::vector<std::string> positional;
   std::string pin_dir = XLB_PIN_DIR;
   std::string attach;
+  std::vector<std::string> tc;
+  std::vector<std::string> tunnel_addrs;
+  std::string encap = "vxlan";
+  std::string tunnel_mtu;
   bool replace = false;
   bool native_only = false;
   bool force = false;
@@ -75,6 +88,20 @@ bool Parse(int argc, char** argv, Args& args, std::string& problem) {
       if (!value(args.attach)) {
         return false;
       }
+    } else if (a == "--tc" || a == "--tunnel-addr") {
+      std::string v;
+      if (!value(v)) {
+        return false;
+      }
+      (a == "--tc" ? args.tc : args.tunnel_addrs).push_back(v);
+    } else if (a == "--encap") {
+      if (!value(args.encap)) {
+        return false;
+      }
+    } else if (a == "--tunnel-mtu") {
+      if (!value(args.tunnel_mtu)) {
+        return false;
+      }
     } else if (a == "--replace") {
       args.replace = true;
     } else if (a == "--native-only") {
@@ -91,12 +118,47 @@ bool Parse(int argc, char** argv, Args& args, std::string& problem) {
   return true;
 }
 
+// The tunnel knobs of --tunnel-addr, --encap and --tunnel-mtu, into the runtime config.
+bool TunnelConfig(const Args& args, xlb_config& config, std::string& problem) {
+  for (const std::string& addr : args.tunnel_addrs) {
+    if (inet_pton(AF_INET, addr.c_str(), &config.tunnel_addr4) == 1) {
+      continue;
+    }
+    if (inet_pton(AF_INET6, addr.c_str(), config.tunnel_addr6) != 1) {
+      problem = "--tunnel-addr " + addr + ": not an IPv4 or IPv6 address";
+      return false;
+    }
+  }
+  if (args.encap == "vxlan") {
+    config.encap = XLB_ENCAP_VXLAN;
+  } else if (args.encap == "gue") {
+    config.encap = XLB_ENCAP_GUE;
+  } else {
+    problem = "--encap " + args.encap + ": vxlan or gue";
+    return false;
+  }
+  if (!args.tunnel_mtu.empty()) {
+    char* end = nullptr;
+    const unsigned long mtu = std::strtoul(args.tunnel_mtu.c_str(), &end, 10);
+    if (end == args.tunnel_mtu.c_str() || *end != '\0' || mtu < 576 || mtu > 65535) {
+      problem = "--tunnel-mtu " + args.tunnel_mtu + ": a number from 576 to 65535";
+      return false;
+    }
+    config.tunnel_mtu = static_cast<uint16_t>(mtu);
+  }
+  return true;
+}
+
 int Load(const Args& args) {
   if (args.pin_dir.empty()) {
     return Usage("load needs a pin dir: without pins the datapath dies with xlbctl");
   }
   xlb::LoadOptions options;
   options.pin_dir = args.pin_dir;
+  std::string problem;
+  if (!TunnelConfig(args, options.config, problem)) {
+    return Usage(problem.c_str());
+  }
   auto dp = xlb::XdpDatapath::Load(options);
   if (!dp.ok()) {
     return Fail(dp.error());
@@ -115,6 +177,36 @@ int Load(const Args& args) {
                 std::string(xlb::XdpModeName(a->mode())).c_str());
     a->release();  // stays attached after we exit
   }
+  if (!args.tc.empty()) {
+    auto tc = xlb::TcDatapath::Load(**dp);
+    if (!tc.ok()) {
+      return Fail(tc.error());
+    }
+    for (const std::string& iface : args.tc) {
+      auto a = (*tc)->Attach(std::string_view(iface));
+      if (!a.ok()) {
+        return Fail(a.error());
+      }
+      std::printf("attached program %u to %s (TC ingress)\n", a->prog_id(), iface.c_str());
+      a->release();
+    }
+  }
+  return 0;
+}
+
+int DetachTc(const Args& args) {
+  if (args.positional.size() != 1) {
+    return Usage("detach-tc needs one interface");
+  }
+  auto idx = xlb::IfIndex(args.positional[0]);
+  if (!idx.ok()) {
+    return Fail(idx.error());
+  }
+  auto r = xlb::DetachTc(*idx);
+  if (!r.ok()) {
+    return Fail(r.error());
+  }
+  std::printf("detached xlb_tc from %s\n", args.positional[0].c_str());
   return 0;
 }
 
@@ -187,6 +279,9 @@ int Main(int argc, char** argv) {
   }
   if (args.command == "detach") {
     return Detach(args);
+  }
+  if (args.command == "detach-tc") {
+    return DetachTc(args);
   }
   if (args.command == "unload") {
     return Unload(args);
