@@ -1,0 +1,159 @@
+// The syncer against the real maps of a loaded XdpDatapath, pinned in a directory of its own:
+// read-back equals what was written, a reloaded datapath on the same pins adopted by a new
+// syncer needs no write for the same state, and a packet through the real program reaches a
+// backend of the synced service. Root (CI is root): without it these fail, they do not skip.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "builder.h"
+#include "decoder.h"
+#include "loader/test_run.h"
+#include "loader/xdp_loader.h"
+#include "sync_fixtures.h"
+#include "test_env.h"
+#include "userspace/planner/flow_slot.h"
+#include "userspace/sync/bpf_map_store.h"
+
+namespace xlb::testing {
+namespace {
+
+class BpfSync : public ::testing::Test {
+ protected:
+  // Smaller than the defaults so that adopting (one lookup per id) stays quick; the same on
+  // every load, as re-using pins requires.
+  LoadOptions Options() const {
+    LoadOptions o;
+    o.pin_dir = pins_.path();
+    o.max_services = 64;
+    o.max_backends = 256;
+    o.max_ct_entries = 1024;
+    return o;
+  }
+
+  std::unique_ptr<XdpDatapath> Load() {
+    auto dp = XdpDatapath::Load(Options());
+    EXPECT_TRUE(dp.ok()) << dp.error().ToString();
+    return dp.ok() ? std::move(*dp) : nullptr;
+  }
+
+  PinDir pins_;  // removed with every pin by its destructor, also after a failed assertion
+};
+
+TEST_F(BpfSync, ReadBackEqualsWhatWasWrittenAndAReloadNeedsNoWrite) {
+  Model m = TwoClusters(2);
+  AddWebService(m, 3);
+  MapContents written;
+  {
+    auto dp = Load();
+    ASSERT_NE(dp, nullptr);
+    BpfMapStore store(*dp);
+    Syncer syncer(store);
+    ASSERT_TRUE(syncer.Adopt().ok());
+    EXPECT_TRUE(syncer.held().services.empty());
+    auto desired = syncer.Plan(m, DefaultPlans(m));
+    ASSERT_TRUE(desired.ok()) << desired.error().ToString();
+    const SyncResult r = syncer.Sync(*desired);
+    ASSERT_TRUE(r.ok()) << r.error->ToString();
+    // 7 backends, 2 tables, 3 service entries, and their filter words.
+    EXPECT_EQ(r.writes[WriteKind::kBackend], 7u);
+    EXPECT_EQ(r.writes[WriteKind::kTable], 2u);
+    EXPECT_EQ(r.writes[WriteKind::kService], 3u);
+    EXPECT_EQ(r.writes[WriteKind::kVipFilterWord], desired->maps.vip_filter.size());
+
+    auto read = store.ReadAll();
+    ASSERT_TRUE(read.ok()) << read.error().ToString();
+    EXPECT_EQ(*read, desired->maps);
+
+    // One endpoint of web goes: an invalidated entry stays behind, also across the reload.
+    Model later = TwoClusters(2);
+    AddWebService(later, 2);
+    auto smaller = syncer.Plan(later, DefaultPlans(later));
+    ASSERT_TRUE(smaller.ok());
+    const SyncResult r2 = syncer.Sync(*smaller);
+    ASSERT_TRUE(r2.ok()) << r2.error->ToString();
+    EXPECT_EQ(r2.writes[WriteKind::kBackend], 1u);
+    EXPECT_EQ(r2.writes[WriteKind::kTable], 1u);
+    m = later;
+    auto read2 = store.ReadAll();
+    ASSERT_TRUE(read2.ok());
+    written = *read2;
+    EXPECT_EQ(written, syncer.held());
+  }  // the agent exits; the pins keep the maps
+
+  auto dp = Load();
+  ASSERT_NE(dp, nullptr);
+  EXPECT_FALSE(dp->reused_maps().empty());
+  BpfMapStore store(*dp);
+  Syncer restarted(store);
+  ASSERT_TRUE(restarted.Adopt().ok());
+  EXPECT_EQ(restarted.held(), written);
+  auto desired = restarted.Plan(m, DefaultPlans(m));
+  ASSERT_TRUE(desired.ok());
+  const SyncResult r = restarted.Sync(*desired);
+  ASSERT_TRUE(r.ok()) << r.error->ToString();
+  EXPECT_EQ(r.writes.total(), 0u) << r.writes.ToString();
+  auto after = store.ReadAll();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, written);
+}
+
+// A SYN to the synced ClusterIP is DNATed to the backend the synced table names for its slot.
+TEST_F(BpfSync, PacketToTheSyncedVipReachesABackendOfTheService) {
+  Model m;
+  m.PutCluster({1, "cluster-a", true});
+  m.PutService(ApiService());
+  AddEndpoints(m, kApi, "cluster-a", 1, 3);  // local: routed, DNAT only
+  auto dp = Load();
+  ASSERT_NE(dp, nullptr);
+  BpfMapStore store(*dp);
+  Syncer syncer(store);
+  ASSERT_TRUE(syncer.Adopt().ok());
+  auto desired = syncer.Plan(m, DefaultPlans(m));
+  ASSERT_TRUE(desired.ok());
+  ASSERT_TRUE(syncer.Sync(*desired).ok());
+
+  const uint32_t service_id = desired->Find(kApi, 8080)->id;
+  auto table = dp->ReadMaglevTable(service_id);
+  ASSERT_TRUE(table.ok()) << table.error().ToString();
+  const auto addresses = BackendAddresses(syncer.held());
+  const xlb_config cfg = dp->options().config;
+  std::set<std::string> seen;
+  for (uint16_t i = 0; i < 64; ++i) {
+    const uint16_t sport = static_cast<uint16_t>(40000 + i);
+    const auto frame = pkt::Packet()
+                           .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+                           .ipv4("198.18.128.1", "198.18.100.10")
+                           .tcp(sport, 8080, pkt::kTcpSyn)
+                           .build();
+    auto run = TestRunXdp(dp->prog_fd(), frame);
+    ASSERT_TRUE(run.ok()) << run.error().ToString();
+    EXPECT_EQ(run->retval, static_cast<uint32_t>(XDP_PASS));
+    const pkt::Decoded d = pkt::Decode(run->out);
+    ASSERT_TRUE(d.ok()) << d.error;
+    EXPECT_EQ(d.src, "198.18.128.1");
+    EXPECT_EQ(d.dport, 8080);
+    EXPECT_EQ(d.ip_csum, pkt::Csum::kValid);
+    EXPECT_EQ(d.l4_csum, pkt::Csum::kValid);
+
+    xlb_ct_key key{};
+    IpAddress::Parse("198.18.128.1")->ToAbiWords(key.saddr);
+    IpAddress::Parse("198.18.100.10")->ToAbiWords(key.daddr);
+    key.sport = htons(sport);
+    key.dport = htons(8080);
+    key.proto = IPPROTO_TCP;
+    key.family = XLB_FAMILY_IPV4;
+    const uint32_t backend = (*table)[MaglevSlot(key, false, cfg.hash_seed, cfg.maglev_size)];
+    ASSERT_EQ(addresses.count(backend), 1u) << "slot names backend " << backend;
+    EXPECT_EQ(d.dst, addresses.at(backend)) << Describe(d);
+    seen.insert(d.dst);
+  }
+  EXPECT_EQ(seen.size(), 3u);  // 64 flows over 3 equal backends reach each of them
+}
+
+}  // namespace
+}  // namespace xlb::testing

@@ -1,0 +1,78 @@
+#include "userspace/sync/bpf_map_store.h"
+
+namespace xlb {
+
+StoreLimits BpfMapStore::limits() const {
+  return StoreLimits{dp_.maglev_size(), dp_.options().max_services, dp_.options().max_backends};
+}
+
+Result<void> BpfMapStore::PutBackend(uint32_t id, const xlb_backend& backend) {
+  return dp_.backends().Update(id, backend);
+}
+
+Result<void> BpfMapStore::InstallTable(uint32_t service_id, std::span<const uint32_t> slots) {
+  return dp_.InstallMaglevTable(service_id, slots);
+}
+
+Result<void> BpfMapStore::RemoveTable(uint32_t service_id) {
+  return dp_.RemoveMaglevTable(service_id);
+}
+
+Result<void> BpfMapStore::PutService(const xlb_service_key& key, const xlb_service& service) {
+  return dp_.services().Update(key, service);
+}
+
+Result<void> BpfMapStore::EraseService(const xlb_service_key& key) {
+  auto erased = dp_.services().Erase(key);
+  if (!erased.ok() && erased.error().NotFound()) {
+    return {};
+  }
+  return erased;
+}
+
+Result<void> BpfMapStore::PutVipFilterWord(uint32_t word, uint64_t bits) {
+  return dp_.vip_filter().Update(word, bits);
+}
+
+Result<MapContents> BpfMapStore::ReadAll() const {
+  MapContents out;
+  XLB_TRY(dp_.services().ForEach(
+      [&](const xlb_service_key& key, const xlb_service& value) { out.services[key] = value; }));
+
+  const auto backends = dp_.backends();
+  const xlb_backend empty{};
+  for (uint32_t id = 1; id < dp_.options().max_backends; ++id) {
+    auto backend = backends.Lookup(id);
+    if (!backend.ok()) {
+      return std::move(backend).take_error();
+    }
+    if (!AbiEqual(*backend, empty)) {
+      out.backends[id] = *backend;
+    }
+  }
+
+  for (uint32_t id = 1; id < dp_.options().max_services; ++id) {
+    auto table = dp_.ReadMaglevTable(id);
+    if (!table.ok()) {
+      if (table.error().NotFound()) {
+        continue;
+      }
+      return std::move(table).take_error();
+    }
+    out.tables[id] = std::move(*table);
+  }
+
+  const auto filter = dp_.vip_filter();
+  for (uint32_t word = 0; word < XLB_VIP_FILTER_WORDS; ++word) {
+    auto bits = filter.Lookup(word);
+    if (!bits.ok()) {
+      return std::move(bits).take_error();
+    }
+    if (*bits != 0) {
+      out.vip_filter[word] = *bits;
+    }
+  }
+  return out;
+}
+
+}  // namespace xlb

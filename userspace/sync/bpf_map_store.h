@@ -1,0 +1,32 @@
+// MapStore over the maps of a loaded XdpDatapath: the real thing, as root.
+#ifndef XLB_USERSPACE_SYNC_BPF_MAP_STORE_H
+#define XLB_USERSPACE_SYNC_BPF_MAP_STORE_H
+
+#include "loader/xdp_loader.h"
+#include "userspace/sync/map_store.h"
+
+namespace xlb {
+
+class BpfMapStore : public MapStore {
+ public:
+  // `datapath` must outlive the store.
+  explicit BpfMapStore(XdpDatapath& datapath) : dp_(datapath) {}
+
+  StoreLimits limits() const override;
+  Result<void> PutBackend(uint32_t id, const xlb_backend& backend) override;
+  Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) override;
+  Result<void> RemoveTable(uint32_t service_id) override;
+  Result<void> PutService(const xlb_service_key& key, const xlb_service& service) override;
+  Result<void> EraseService(const xlb_service_key& key) override;
+  Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) override;
+  // One lookup per backend id, service id and filter word (the ARRAY maps have no "present"
+  // notion: an all-zero backend or word counts as never written), plus the services hash.
+  Result<MapContents> ReadAll() const override;
+
+ private:
+  XdpDatapath& dp_;
+};
+
+}  // namespace xlb
+
+#endif  // XLB_USERSPACE_SYNC_BPF_MAP_STORE_H

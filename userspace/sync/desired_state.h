@@ -1,0 +1,104 @@
+// What the datapath's maps should hold for a model and its weight policies, with service and
+// backend ids that stay the same for the same things across syncs and agent restarts.
+//
+// One table per (service, port, protocol, family): that is what PlanBackends() plans, and a
+// table holds backends of one family. Its service id is shared by every VIP key of the port
+// (ClusterIP, ClusterSet IP, external and LoadBalancer IPs of that family). A backend is one
+// (cluster, address, port): two services that reach the same pod port share its entry.
+#ifndef XLB_USERSPACE_SYNC_DESIRED_STATE_H
+#define XLB_USERSPACE_SYNC_DESIRED_STATE_H
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "loader/result.h"
+#include "maps/xlb_abi.h"
+#include "userspace/model/model.h"
+#include "userspace/policy/weights.h"
+#include "userspace/sync/map_store.h"
+
+namespace xlb {
+
+// What stays the same while an endpoint lives, and can be read back from its xlb_backend.
+struct BackendIdentity {
+  uint16_t cluster_id = 0;
+  uint8_t family = 0;
+  std::array<uint32_t, 4> addr{};  // network order words, as in xlb_backend
+  uint16_t port = 0;               // network order
+
+  static BackendIdentity Of(const xlb_backend& backend);
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads the defaulted <=>.
+  auto operator<=>(const BackendIdentity&) const = default;
+};
+
+// Hands out ids so that what the maps already hold keeps its id:
+//   - a backend keeps the id its identity has in the maps (valid or already invalidated: its
+//     own old id is safe to take back), a service the id its VIP keys have;
+//   - a new one gets the lowest id that no valid backend (no service entry or table) holds.
+// An id that is still valid in the maps but no longer wanted is not free: this sync
+// invalidates it, and only a later sync may give it to something else, so a conntrack entry
+// that still names it never lands on a stranger within one sync.
+// `pending` is the last desired state handed to the store, whose ids may not all be written
+// yet (a failed sync): its ids count as taken, its assignments as known.
+class IdAllocator {
+ public:
+  IdAllocator(const MapContents& held, const MapContents* pending, StoreLimits limits);
+
+  // An id for every identity (ENOSPC when the backends map is full).
+  Result<std::map<BackendIdentity, uint32_t>> AssignBackends(
+      const std::set<BackendIdentity>& identities);
+  // An id for every service, given each one's VIP keys, in order (ENOSPC when full). A service
+  // takes the id of the first of its keys the maps hold that no earlier service took.
+  Result<std::vector<uint32_t>> AssignServices(
+      const std::vector<std::vector<xlb_service_key>>& keys);
+
+ private:
+  StoreLimits limits_;
+  std::map<uint32_t, BackendIdentity> backend_owner_;  // id -> identity, valid or not
+  std::set<uint32_t> backends_taken_;                  // valid in the maps, or pending
+  std::map<xlb_service_key, uint32_t, AbiLess> service_of_key_;
+  std::set<uint32_t> services_taken_;
+};
+
+// One service port and family: one service id, one table.
+struct DesiredService {
+  uint32_t id = 0;
+  NamespacedName service;
+  ServicePort port;
+  IpFamily family = IpFamily::kIPv4;
+  std::vector<xlb_service_key> keys;  // its VIPs
+  std::vector<uint32_t> backend_ids;  // every backend of the plan, weight 0 included
+
+  std::string Name() const;  // "production/api-service 8080/TCP IPv4"
+};
+
+struct DesiredState {
+  MapContents maps;  // every backend here is XLB_BE_F_VALID
+  std::vector<DesiredService> services;
+  // What the model asked for that cannot be had (an SCTP port, a VIP two services claim); the
+  // rest of the state is still complete.
+  std::vector<std::string> problems;
+
+  const DesiredService* Find(const NamespacedName& service, uint16_t port,
+                             IpFamily family = IpFamily::kIPv4) const;
+};
+
+// The state for `plans` (PlanBackends() or PolicyStore::Plan() of `model`). Errors: a
+// maglev_size that is not prime (EINVAL), ids exhausted (ENOSPC).
+Result<DesiredState> BuildDesiredState(const Model& model, std::span<const ServiceBackends> plans,
+                                       IdAllocator& ids, uint32_t maglev_size);
+
+// The VIP filter words of a set of service keys (xlb_vip_filter_pos of every address).
+std::map<uint32_t, uint64_t> VipFilterWords(
+    const std::map<xlb_service_key, xlb_service, AbiLess>& services);
+
+}  // namespace xlb
+
+#endif  // XLB_USERSPACE_SYNC_DESIRED_STATE_H

@@ -1,0 +1,136 @@
+#include "userspace/sync/map_store.h"
+
+#include <cerrno>
+#include <numeric>
+
+namespace xlb {
+namespace {
+
+template <typename K, typename V, typename L>
+bool SameEntries(const std::map<K, V, L>& a, const std::map<K, V, L>& b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) {
+    if (!AbiEqual(ia->first, ib->first) || !AbiEqual(ia->second, ib->second)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool MapContents::operator==(const MapContents& other) const {
+  return SameEntries(services, other.services) && SameEntries(backends, other.backends) &&
+         tables == other.tables && vip_filter == other.vip_filter;
+}
+
+const char* ToString(WriteKind kind) {
+  switch (kind) {
+    case WriteKind::kBackend:
+      return "backend";
+    case WriteKind::kTable:
+      return "table";
+    case WriteKind::kTableRemoval:
+      return "table_removal";
+    case WriteKind::kService:
+      return "service";
+    case WriteKind::kServiceRemoval:
+      return "service_removal";
+    case WriteKind::kVipFilterWord:
+      return "vip_filter_word";
+  }
+  return "?";
+}
+
+uint64_t WriteCounts::total() const {
+  return std::accumulate(by_kind.begin(), by_kind.end(), uint64_t{0});
+}
+
+std::string WriteCounts::ToString() const {
+  std::string out;
+  for (size_t i = 0; i < kWriteKinds; ++i) {
+    if (by_kind[i] == 0) {
+      continue;
+    }
+    if (!out.empty()) {
+      out += ' ';
+    }
+    out += std::string(xlb::ToString(static_cast<WriteKind>(i))) + "=" + std::to_string(by_kind[i]);
+  }
+  return out.empty() ? "none" : out;
+}
+
+Result<void> FakeMapStore::Write(WriteKind kind, const std::string& what) {
+  auto it = fail_after_.find(kind);
+  if (it != fail_after_.end()) {
+    if (it->second == 0) {
+      fail_after_.erase(it);
+      return Error{EIO, "fake " + std::string(ToString(kind)) + " write " + what};
+    }
+    --it->second;
+  }
+  ++writes_[kind];
+  return {};
+}
+
+Result<void> FakeMapStore::PutBackend(uint32_t id, const xlb_backend& backend) {
+  if (id == XLB_ID_NONE || id >= limits_.max_backends) {
+    return Error{E2BIG, "fake backend " + std::to_string(id)};
+  }
+  XLB_TRY(Write(WriteKind::kBackend, std::to_string(id)));
+  contents_.backends[id] = backend;
+  return {};
+}
+
+Result<void> FakeMapStore::InstallTable(uint32_t service_id, std::span<const uint32_t> slots) {
+  if (service_id == XLB_ID_NONE || service_id >= limits_.max_services ||
+      slots.size() != limits_.maglev_size) {
+    return Error{EINVAL, "fake table " + std::to_string(service_id)};
+  }
+  XLB_TRY(Write(WriteKind::kTable, std::to_string(service_id)));
+  contents_.tables[service_id].assign(slots.begin(), slots.end());
+  return {};
+}
+
+Result<void> FakeMapStore::RemoveTable(uint32_t service_id) {
+  XLB_TRY(Write(WriteKind::kTableRemoval, std::to_string(service_id)));
+  contents_.tables.erase(service_id);
+  return {};
+}
+
+Result<void> FakeMapStore::PutService(const xlb_service_key& key, const xlb_service& service) {
+  XLB_TRY(Write(WriteKind::kService, std::to_string(service.id)));
+  contents_.services[key] = service;
+  return {};
+}
+
+Result<void> FakeMapStore::EraseService(const xlb_service_key& key) {
+  XLB_TRY(Write(WriteKind::kServiceRemoval, "erase"));
+  contents_.services.erase(key);
+  return {};
+}
+
+Result<void> FakeMapStore::PutVipFilterWord(uint32_t word, uint64_t bits) {
+  if (word >= XLB_VIP_FILTER_WORDS) {
+    return Error{E2BIG, "fake VIP filter word " + std::to_string(word)};
+  }
+  XLB_TRY(Write(WriteKind::kVipFilterWord, std::to_string(word)));
+  if (bits == 0) {
+    contents_.vip_filter.erase(word);
+  } else {
+    contents_.vip_filter[word] = bits;
+  }
+  return {};
+}
+
+Result<MapContents> FakeMapStore::ReadAll() const {
+  return contents_;
+}
+
+void FakeMapStore::FailWrite(WriteKind kind, uint32_t skip) {
+  fail_after_[kind] = skip;
+}
+
+}  // namespace xlb

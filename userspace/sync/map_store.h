@@ -1,0 +1,127 @@
+// What the syncer needs of the datapath's maps, behind an interface: BpfMapStore writes the
+// real maps of a loaded XdpDatapath (root), FakeMapStore keeps them in memory and counts every
+// write (unit tests, no root). Both report kernel-facing errors as Result, never by throwing.
+#ifndef XLB_USERSPACE_SYNC_MAP_STORE_H
+#define XLB_USERSPACE_SYNC_MAP_STORE_H
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "loader/result.h"
+#include "maps/xlb_abi.h"
+
+namespace xlb {
+
+// The ABI structs have no padding (xlb_abi.h asserts their sizes), so bytes order and compare
+// them.
+struct AbiLess {
+  template <typename T>
+  bool operator()(const T& a, const T& b) const {
+    return std::memcmp(&a, &b, sizeof(T)) < 0;
+  }
+};
+template <typename T>
+bool AbiEqual(const T& a, const T& b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+using MaglevSlots = std::vector<uint32_t>;  // maglev_size backend ids
+
+// The contents of the maps the syncer owns: what a store holds, or what it should hold.
+struct MapContents {
+  std::map<xlb_service_key, xlb_service, AbiLess> services;
+  // Entries that were ever written (a non-zero value); an ARRAY cannot erase, so a removed
+  // backend stays here with XLB_BE_F_VALID cleared until its id is reused.
+  std::map<uint32_t, xlb_backend> backends;
+  std::map<uint32_t, MaglevSlots> tables;   // by service id
+  std::map<uint32_t, uint64_t> vip_filter;  // non-zero words only
+
+  bool operator==(const MapContents& other) const;
+};
+
+// The writes a sync makes, by kind.
+enum class WriteKind : uint8_t {
+  kBackend,         // xlb_backends_v1 entry written (new, changed or invalidated)
+  kTable,           // Maglev table installed (new inner map + outer swap)
+  kTableRemoval,    // Maglev table removed
+  kService,         // xlb_services_v1 entry written
+  kServiceRemoval,  // xlb_services_v1 entry erased
+  kVipFilterWord,   // xlb_vipfilt_v1 word written
+};
+inline constexpr size_t kWriteKinds = 6;
+const char* ToString(WriteKind kind);
+
+struct WriteCounts {
+  std::array<uint64_t, kWriteKinds> by_kind{};
+
+  uint64_t& operator[](WriteKind k) { return by_kind[static_cast<size_t>(k)]; }
+  uint64_t operator[](WriteKind k) const { return by_kind[static_cast<size_t>(k)]; }
+  uint64_t total() const;
+  // "backend=2 table=1 ..." (kinds with zero writes left out; "none" when all are zero).
+  std::string ToString() const;
+  bool operator==(const WriteCounts&) const = default;
+};
+
+struct StoreLimits {
+  uint32_t maglev_size = XLB_MAGLEV_DEFAULT_SIZE;
+  uint32_t max_services = XLB_MAX_SERVICES;  // service ids 1..max_services-1
+  uint32_t max_backends = XLB_MAX_BACKENDS;  // backend ids 1..max_backends-1
+};
+
+class MapStore {
+ public:
+  virtual ~MapStore() = default;
+
+  virtual StoreLimits limits() const = 0;
+
+  virtual Result<void> PutBackend(uint32_t id, const xlb_backend& backend) = 0;
+  // A new table beside the old one, then one swap: readers see the old or the new table.
+  virtual Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) = 0;
+  virtual Result<void> RemoveTable(uint32_t service_id) = 0;  // absent is fine
+  virtual Result<void> PutService(const xlb_service_key& key, const xlb_service& service) = 0;
+  virtual Result<void> EraseService(const xlb_service_key& key) = 0;  // absent is fine
+  virtual Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) = 0;
+
+  // Everything the maps hold now (a restarted agent adopts it).
+  virtual Result<MapContents> ReadAll() const = 0;
+};
+
+// In memory, for tests: counts every write by kind and fails the writes it is told to.
+class FakeMapStore : public MapStore {
+ public:
+  explicit FakeMapStore(StoreLimits limits = {}) : limits_(limits) {}
+
+  StoreLimits limits() const override { return limits_; }
+  Result<void> PutBackend(uint32_t id, const xlb_backend& backend) override;
+  Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) override;
+  Result<void> RemoveTable(uint32_t service_id) override;
+  Result<void> PutService(const xlb_service_key& key, const xlb_service& service) override;
+  Result<void> EraseService(const xlb_service_key& key) override;
+  Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) override;
+  Result<MapContents> ReadAll() const override;
+
+  // The (skip + 1)-th write of `kind` from now fails with EIO and changes nothing; the
+  // writes after it succeed again.
+  void FailWrite(WriteKind kind, uint32_t skip = 0);
+
+  const MapContents& contents() const { return contents_; }
+  const WriteCounts& writes() const { return writes_; }  // successful writes since creation
+  void ResetCounts() { writes_ = {}; }
+
+ private:
+  Result<void> Write(WriteKind kind, const std::string& what);
+
+  StoreLimits limits_;
+  MapContents contents_;
+  WriteCounts writes_;
+  std::map<WriteKind, uint32_t> fail_after_;  // kind -> writes to let through first
+};
+
+}  // namespace xlb
+
+#endif  // XLB_USERSPACE_SYNC_MAP_STORE_H
