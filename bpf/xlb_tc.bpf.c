@@ -60,6 +60,12 @@ __noinline int xlb_tc_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta)
 		if (r)
 			return tc_reply(ctx, &pkt, r, &meta->ifindex);
 	}
+	/* a backend's ICMP error about its flow: the flow's answer, reverse-NATed too */
+	if (!pkt.fragment && (pkt.flow.proto == IPPROTO_ICMP || pkt.flow.proto == IPPROTO_ICMPV6)) {
+		ret = reply_revnat_icmp(&pkt, ctx_data_end(ctx), bpf_ktime_get_coarse_ns());
+		if (ret != XLB_PASS_ICMP)
+			return ret;
+	}
 	if (!lb_maybe_vip(pkt.flow.daddr))
 		return XLB_PASS_NO_SERVICE;
 	return xlb_balance(ctx, &pkt, &meta->ifindex);

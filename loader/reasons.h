@@ -48,6 +48,8 @@ inline constexpr std::array<ReasonInfo, XLB_REASON_MAX> kReasons = {{
      "backend's answer, source back to the VIP"},
     {XLB_FWD_REPLY_TUNNEL, "fwd_reply_tunnel", Verdict::kForward,
      "backend's answer, encapsulated back to the origin node"},
+    {XLB_FWD_ICMP_TOO_BIG, "fwd_icmp_too_big", Verdict::kForward,
+     "too big for the tunnel, answered with ICMP fragmentation needed / packet too big"},
     {XLB_DROP_MALFORMED_L4, "drop_malformed_l4", Verdict::kDrop,
      "to a VIP, with a bad or truncated L4 header"},
     {XLB_DROP_NO_BACKEND, "drop_no_backend", Verdict::kDrop, "service without backends"},

@@ -195,6 +195,7 @@ enum xlb_reason {
 	XLB_FWD_DECAP,           /* decapsulated for a backend on this node (TUNNEL reply entry) */
 	XLB_FWD_REPLY_REVNAT,    /* a backend's answer: source rewritten back to the VIP */
 	XLB_FWD_REPLY_TUNNEL,    /* a local backend's answer, encapsulated back to the origin node */
+	XLB_FWD_ICMP_TOO_BIG,    /* too big for the tunnel: answered with ICMP frag needed / too big */
 	/* dropped */
 	XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */
 	XLB_DROP_NO_BACKEND,     /* service without any backend */

@@ -16,6 +16,7 @@
 #include "reply.h"
 #include "encap.h"
 #include "mss.h"
+#include "icmp.h"
 #include "stats.h"
 
 /*
@@ -29,6 +30,9 @@ static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason, __u32 if
 		return CTX_ACT_DROP;
 	if (reason == XLB_FWD_ENCAP || reason == XLB_FWD_REPLY_TUNNEL)
 		return ctx_redirect(ctx, ifindex);
+	/* back to the sender, out of the interface it came in on */
+	if (reason == XLB_FWD_ICMP_TOO_BIG)
+		return ctx_redirect(ctx, ctx_ifindex(ctx));
 	if (reason == XLB_PASS_ENCAP_KERNEL)
 		return ctx_send_kernel(ctx, ifindex);
 	return CTX_ACT_OK;
@@ -48,6 +52,7 @@ static __always_inline int pkt_from_meta(struct __ctx_buff *ctx, const struct xl
 	pkt->end = data + meta->end_off;
 	pkt->flow = meta->flow;
 	pkt->fragment = meta->fragment;
+	pkt->csum_partial = ctx_csum_partial(ctx);
 	return XLB_OK;
 }
 
@@ -77,6 +82,8 @@ static __always_inline int balance_tunnel(struct __ctx_buff *ctx, struct xlb_pkt
 		return XLB_DROP_BACKEND_FAMILY;
 	__builtin_memcpy(t.addr, be->tunnel, sizeof(t.addr));
 	ret = tunnel_prepare(ctx, pkt, &t, &rt);
+	if (ret == XLB_DROP_TOO_BIG)
+		return icmp_too_big(ctx, pkt, xlb_cfg.tunnel_mtu - encap_overhead(t.family, t.encap));
 	if (ret != XLB_OK)
 		return ret;
 	ret = nat_dnat(pkt, be, data_end);

@@ -154,15 +154,91 @@ static __always_inline __sum16 ipv4_hdr_csum(const struct iphdr *iph)
 }
 
 /*
+ * The one's-complement sum of the whole inner packet, without reading its
+ * payload (local checksum offload, as Linux's lco_csum): a valid IPv4 header
+ * sums to zero, and a TCP/UDP segment whose checksum is valid (or will be, when
+ * CHECKSUM_PARTIAL) sums to the complement of its pseudo-header. Not possible
+ * for IPv4 UDP without a checksum, or past IPv6 extension headers: then 0.
+ */
+static __always_inline int inner_sum_lco(const struct xlb_pkt *pkt, void *data_end, __u32 *sum)
+{
+	__u32 l4_len = pkt->end - pkt->l4;
+	__u32 pseudo = bpf_htons(pkt->flow.proto) + bpf_htons(l4_len);
+	__u32 hdr = 0;
+
+	if (pkt->flow.proto != IPPROTO_TCP && pkt->flow.proto != IPPROTO_UDP)
+		return 0;
+	if (pkt->flow.family == XLB_FAMILY_IPV4) {
+		struct iphdr *iph = pkt->l3;
+		struct udphdr *uh = pkt->l4;
+
+		if ((void *)(iph + 1) > data_end || (void *)(uh + 1) > data_end)
+			return 0;
+		if (pkt->flow.proto == IPPROTO_UDP && !uh->check)
+			return 0;
+		pseudo = csum_add(pseudo, iph->saddr);
+		pseudo = csum_add(pseudo, iph->daddr);
+	} else {
+		const __u16 *w = pkt->l3;
+
+		if (pkt->l4 != pkt->l3 + sizeof(struct ipv6hdr) || (void *)(w + 20) > data_end)
+			return 0;
+		/* the IPv6 header has no checksum of its own: sum it; its addresses are the pseudo's */
+#pragma unroll
+		for (int i = 0; i < 20; i++)
+			hdr += w[i];
+#pragma unroll
+		for (int i = 4; i < 20; i++)
+			pseudo += w[i];
+	}
+	*sum = csum_add(hdr, (__u16)~csum_fold(pseudo));
+	return 1;
+}
+
+/*
+ * The outer UDP checksum over IPv6: zero is allowed for tunnels (RFC 6935/6936),
+ * but a stock Linux receiver refuses it unless told (udp6zerocsumrx), so it is
+ * computed: pseudo-header and outer headers from the packet, the inner packet
+ * from inner_sum_lco.
+ */
+static __always_inline void udp6_csum_lco(struct ipv6hdr *ip6h, struct udphdr *uh, __u32 hdrs_len,
+					  __u32 inner_sum, void *data_end)
+{
+	const __u16 *a = (const __u16 *)&ip6h->saddr;
+	const __u16 *u = (const __u16 *)uh;
+	__u32 sum = bpf_htons(IPPROTO_UDP) + uh->len;
+	__sum16 c;
+
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		sum += a[i];
+	/* UDP (4 words), then for VXLAN its header and the inner Ethernet (11 more) */
+	if ((void *)(u + 15) > data_end)
+		return;
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		sum += u[i];
+	if (hdrs_len > sizeof(*uh)) {
+#pragma unroll
+		for (int i = 4; i < 15; i++)
+			sum += u[i];
+	}
+	c = (__sum16)~csum_fold(csum_add(sum, inner_sum));
+	uh->check = c ? c : (__sum16)0xffff;
+}
+
+/*
  * Writes the outer headers into the room ctx_push_outer made: outer Ethernet
  * (type), IP, UDP, and for VXLAN the VXLAN header and the inner Ethernet
- * header. The outer UDP checksum is zero: allowed over IPv4, and over IPv6 for
- * tunnel protocols by RFC 6935/6936 (a Linux vxlan device receiving it needs
- * `udp6zerocsumrx`); the inner packet carries its own checksums.
+ * header. The outer UDP checksum is zero over IPv4 (the inner packet carries
+ * its own checksums). Over IPv6 it is computed without reading the payload
+ * (udp6_csum_lco); where that is impossible (an inner IPv4 UDP datagram without
+ * a checksum) it stays zero, which RFC 6935/6936 allow for tunnels but which a
+ * Linux vxlan device accepts only with `udp6zerocsumrx`.
  */
 static __always_inline int tunnel_write(struct __ctx_buff *ctx, const struct xlb_tunnel *t,
 					const struct xlb_tunnel_route *rt, __u32 inner_len,
-					__u8 inner_family, __u32 hash)
+					__u8 inner_family, __u32 hash, int lco, __u32 inner_sum)
 {
 	void *data = ctx_data(ctx);
 	void *data_end = ctx_data_end(ctx);
@@ -236,6 +312,13 @@ static __always_inline int tunnel_write(struct __ctx_buff *ctx, const struct xlb
 			__builtin_memcpy(ieth->h_source, eth->h_dest, ETH_ALEN);
 		ieth->h_proto = bpf_htons(inner_family == XLB_FAMILY_IPV4 ? ETH_P_IP : ETH_P_IPV6);
 	}
+	if (t->family == XLB_FAMILY_IPV6 && lco) {
+		struct ipv6hdr *ip6h = (void *)(eth + 1);
+
+		if ((void *)(ip6h + 1) > data_end)
+			return XLB_DROP_ENCAP;
+		udp6_csum_lco(ip6h, uh, udp_len - inner_len, inner_sum, data_end);
+	}
 	return XLB_OK;
 }
 
@@ -261,9 +344,17 @@ static __always_inline int tunnel_push(struct __ctx_buff *ctx, const struct xlb_
 						BPF_F_ADJ_ROOM_ENCAP_L3_IPV6;
 	if (t->encap == XLB_ENCAP_VXLAN)
 		flags |= BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN) | BPF_F_ADJ_ROOM_ENCAP_L2_ETH;
+	__u32 inner_sum = 0;
+	/*
+	 * Not for a GSO aggregate: its segments get their own lengths, and a sum
+	 * over the whole aggregate would be wrong for each; zero is legal.
+	 */
+	int lco = t->family == XLB_FAMILY_IPV6 && !ctx_is_gso(ctx) &&
+		  inner_sum_lco(pkt, ctx_data_end(ctx), &inner_sum);
+
 	if (l3_off > XLB_HDR_OFF_MAX || ctx_push_outer(ctx, l3_off, room, flags))
 		return XLB_DROP_ENCAP;
-	ret = tunnel_write(ctx, t, rt, inner_len, inner_family, hash);
+	ret = tunnel_write(ctx, t, rt, inner_len, inner_family, hash, lco, inner_sum);
 	if (ret != XLB_OK)
 		return ret;
 	return rt->resolved ? fwd_reason : XLB_PASS_ENCAP_KERNEL;

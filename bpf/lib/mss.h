@@ -93,7 +93,9 @@ static __always_inline void mss_clamp(struct xlb_pkt *pkt, void *data_end, __u16
 			diff = csum_diff16(0, bpf_htons(mss), bpf_htons(max));
 		p[2] = max >> 8;
 		p[3] = max & 0xff;
-		th->check = csum_apply(th->check, diff);
+		/* CHECKSUM_PARTIAL: the options are summed later, with the rest */
+		if (!pkt->csum_partial)
+			th->check = csum_apply(th->check, diff);
 		return;
 	}
 }

@@ -48,6 +48,22 @@ static __always_inline void l4_csum_update(__sum16 *check, __u8 proto, __u8 fami
 }
 
 /*
+ * The same for a change split into what the pseudo-header sums (addresses) and
+ * what the segment itself sums (ports, options). A CHECKSUM_PARTIAL skb's field
+ * holds the folded pseudo-header sum, not complemented, and the segment is
+ * summed later by the NIC or the stack: only the pseudo part applies, as the
+ * kernel's inet_proto_csum_replace*() do it.
+ */
+static __always_inline void l4_csum_update_split(__sum16 *check, __u8 proto, __u8 family,
+						 __u32 pseudo_diff, __u32 data_diff, __u8 partial)
+{
+	if (partial)
+		*check = (__sum16)csum_fold(csum_add((__u16)*check, pseudo_diff));
+	else
+		l4_csum_update(check, proto, family, csum_add(pseudo_diff, data_diff));
+}
+
+/*
  * Rewrites a validated TCP/UDP packet's source (src != 0, a constant after
  * inlining) or destination address and port. Bounds are checked again here,
  * where the headers are written: the verifier does not carry "family is IPv6"
@@ -58,7 +74,7 @@ static __always_inline int nat_rewrite(struct xlb_pkt *pkt, void *data_end, cons
 {
 	__be16 *pport = pkt->l4 + (src ? 0 : 2);
 	__sum16 *check;
-	__u32 diff;
+	__u32 diff, port_diff = 0;
 
 	if (pkt->flow.proto == IPPROTO_TCP) {
 		struct tcphdr *th = pkt->l4;
@@ -94,10 +110,11 @@ static __always_inline int nat_rewrite(struct xlb_pkt *pkt, void *data_end, cons
 		__builtin_memcpy(a, addr, 16);
 	}
 	if (port && port != *pport) {
-		diff = csum_diff16(diff, *pport, port);
+		port_diff = csum_diff16(0, *pport, port);
 		*pport = port;
 	}
-	l4_csum_update(check, pkt->flow.proto, pkt->flow.family, diff);
+	l4_csum_update_split(check, pkt->flow.proto, pkt->flow.family, diff, port_diff,
+			     pkt->csum_partial);
 	return XLB_OK;
 }
 

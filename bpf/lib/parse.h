@@ -55,6 +55,7 @@ struct xlb_pkt {
 	void *end;              /* end of the IP packet (the frame may carry padding) */
 	struct xlb_ct_key flow; /* addresses, proto and family; ports once read */
 	__u8 fragment;          /* an IPv4 or IPv6 fragment */
+	__u8 csum_partial;      /* TC: CHECKSUM_PARTIAL, the L4 checksum field holds the pseudo-header sum */
 };
 
 /* The same, as offsets from the frame start: what crosses a BPF function call. */

@@ -4,7 +4,7 @@
 // exact frame it must emit (built from scratch by the same builder, so every checksum in it
 // is computed, not updated).
 //
-// Every case runs in a network namespace of its own (GoldenNet), because the encapsulation
+// Every case runs inside a network namespace of the test binary's own, because the encapsulation
 // path asks the kernel's fib for the next hop of the outer packet: the namespace holds the
 // uplink, its neighbours and routes, and nothing else.
 #ifndef XLB_TESTS_DATAPATH_GOLDEN_CASES_H

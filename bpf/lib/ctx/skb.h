@@ -7,6 +7,7 @@
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #define XLB_CTX_SKB 1
 #define __ctx_buff __sk_buff
@@ -47,6 +48,30 @@ static __always_inline void *ctx_pkt_end(const struct __sk_buff *ctx)
 static __always_inline __u32 ctx_ifindex(const struct __sk_buff *ctx)
 {
 	return ctx->ifindex;
+}
+
+/*
+ * skb->ip_summed is in no UAPI context: read it from the kernel's sk_buff
+ * (bpf_cast_to_kern_ctx, which the verifier turns into a plain move; the
+ * bitfield's place comes from the kernel's BTF through CO-RE).
+ */
+struct sk_buff {
+	__u8 ip_summed : 2;
+} __attribute__((preserve_access_index));
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+#define XLB_CHECKSUM_PARTIAL 3 /* include/linux/skbuff.h */
+
+/*
+ * A pod's send with TX checksum offload: its L4 checksum field holds only the
+ * pseudo-header sum, completed by the NIC or the stack after xlb is done.
+ */
+static __always_inline __u8 ctx_csum_partial(struct __sk_buff *ctx)
+{
+	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+
+	return BPF_CORE_READ_BITFIELD(skb, ip_summed) == XLB_CHECKSUM_PARTIAL;
 }
 
 /*

@@ -25,7 +25,15 @@ static __always_inline void *ctx_data_end(const struct xdp_md *ctx)
 
 static __always_inline __u32 ctx_full_len(const struct xdp_md *ctx)
 {
-	return ctx->data_end - ctx->data;
+	long len = (long)ctx_data_end(ctx) - (long)ctx_data(ctx);
+
+	/*
+	 * Kept a 64-bit difference of the two pointers: folded into the caller's
+	 * 32-bit arithmetic, clang would do 32-bit math on packet pointers, which
+	 * the verifier refuses.
+	 */
+	asm volatile("" : "+r"(len));
+	return (__u32)len;
 }
 
 /* XDP frames (without frags) are linear: the packet ends where the data does. */
@@ -42,6 +50,12 @@ static __always_inline __u32 ctx_ifindex(const struct xdp_md *ctx)
 
 /* XDP sees wire frames, never GSO aggregates. */
 static __always_inline int ctx_is_gso(const struct xdp_md *ctx)
+{
+	return 0;
+}
+
+/* XDP frames come from the wire: their checksums are complete. */
+static __always_inline __u8 ctx_csum_partial(struct xdp_md *ctx)
 {
 	return 0;
 }
