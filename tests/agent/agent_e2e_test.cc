@@ -1,0 +1,530 @@
+// xlb-agent on the two-cluster testbed, as a DaemonSet would run it: one agent per node,
+// started inside the node's network namespace (setns, so /sys/fs/bpf and the pins are the
+// host's), each with its own pin directory, programming the 70/30 service from a config file
+// and a VirtualService. Needs root (CI is root); without it the testbed cannot come up and
+// the tests fail, they do not skip.
+//
+// Teardown, also on failure: the agents are stopped (their Process destructors), then their
+// pins removed, then the testbed's namespaces (which detaches the programs with their
+// interfaces). If this process is killed, the testbed's watchdog removes the namespaces and
+// the next run removes the pin directories of test processes that are gone.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent_fixtures.h"
+#include "loader/xdp_loader.h"
+#include "testbed.h"
+
+namespace xlb::agent_test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testbed::CommandResult;
+using testbed::Family;
+using testbed::ProbeResult;
+using testbed::Process;
+using testbed::Testbed;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kPinRoot = "/sys/fs/bpf";
+constexpr const char* kPinPrefix = "xlb-test-";
+
+std::string ClusterOf(const std::string& pod) {
+  return pod.rfind("podA", 0) == 0 ? "cluster-a" : pod.rfind("podB", 0) == 0 ? "cluster-b" : pod;
+}
+
+std::map<std::string, double> ClusterShares(const std::map<std::string, long>& ids) {
+  long total = 0;
+  for (const auto& [id, n] : ids) {
+    total += n;
+  }
+  std::map<std::string, double> shares;
+  for (const auto& [id, n] : ids) {
+    shares[ClusterOf(id)] += total > 0 ? 100.0 * static_cast<double>(n) / total : 0;
+  }
+  return shares;
+}
+
+std::string SharesText(const std::map<std::string, long>& ids) {
+  std::string s;
+  char buf[64];
+  for (const auto& [cluster, pct] : ClusterShares(ids)) {
+    std::snprintf(buf, sizeof(buf), "%s %.1f%% ", cluster.c_str(), pct);
+    s += buf;
+  }
+  for (const auto& [id, n] : ids) {
+    s += "| " + id + " " + std::to_string(n) + " ";
+  }
+  return s;
+}
+
+// Pin directories of earlier runs whose process is gone (killed before its destructors).
+void RemoveStalePins() {
+  DIR* d = ::opendir(kPinRoot);
+  if (d == nullptr) {
+    return;
+  }
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.rfind(kPinPrefix, 0) != 0) {
+      continue;
+    }
+    const long pid = std::atol(name.c_str() + std::strlen(kPinPrefix));
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      stale.push_back(std::string(kPinRoot) + "/" + name);
+    }
+  }
+  ::closedir(d);
+  for (const std::string& dir : stale) {
+    (void)RemovePins(dir);
+  }
+}
+
+// One xlb-agent on one node, started (and restarted) with the same flags.
+class Agent {
+ public:
+  Agent(Testbed& tb, std::string node, std::string config, std::string policy, std::string pins)
+      : tb_(tb), node_(std::move(node)), pin_dir_(std::move(pins)) {
+    argv_ = {XLB_AGENT_BIN,
+             "--config",
+             std::move(config),
+             "--policy",
+             std::move(policy),
+             "--pin-dir",
+             pin_dir_,
+             "--uplink",
+             "eth0",
+             "--pod-iface",
+             "veth-*",
+             "--tunnel-addr",
+             testbed::Address(node_, Family::kV4),
+             "--tunnel-addr",
+             testbed::Address(node_, Family::kV6),
+             "--tunnel-mtu",
+             std::to_string(tb.transit_mtu())};
+  }
+
+  // Starts a new process and waits until it runs: synced, XDP and TC attached.
+  void Start() {
+    proc_ = tb_.Spawn(node_, argv_);
+    ASSERT_NE(proc_, nullptr);
+    ++starts_;
+    ASSERT_TRUE(WaitFor("xlb-agent info: running:", seconds(60))) << Describe();
+  }
+
+  void Kill9() {
+    ASSERT_TRUE(proc_ && proc_->Running());
+    ::kill(proc_->pid(), SIGKILL);
+    CommandResult r = proc_->Wait(seconds(10));
+    ASSERT_EQ(r.signal, SIGKILL) << r.Describe();
+    previous_logs_ += Log() + "--- killed with SIGKILL ---\n";
+  }
+
+  // SIGTERM: the agent exits 0 and leaves the datapath attached.
+  CommandResult Stop() { return proc_->Stop(seconds(5)); }
+
+  bool WaitFor(const std::string& needle, Clock::duration timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (Log().find(needle) != std::string::npos) {
+        return true;
+      }
+      if (!proc_->Running()) {
+        return Log().find(needle) != std::string::npos;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    return false;
+  }
+
+  std::string Log() const { return proc_ ? proc_->ErrSoFar() : ""; }
+  std::string Describe() const {
+    return "--- " + node_ + " agent, earlier runs ---\n" + previous_logs_ + "--- " + node_ +
+           " agent, run " + std::to_string(starts_) + " ---\n" + Log();
+  }
+  // "sync #N: W writes (...)" of the running process: W, or -1 when there is no such line.
+  long Writes(int sync) const {
+    const std::string needle = "sync #" + std::to_string(sync) + ": ";
+    const std::string log = Log();
+    const size_t at = log.find(needle);
+    return at == std::string::npos ? -1 : std::atol(log.c_str() + at + needle.size());
+  }
+  // The program id it attached to the uplink ("attached xlb_xdp (program N)").
+  long XdpProgram() const {
+    const std::string needle = "attached xlb_xdp (program ";
+    const std::string log = Log();
+    const size_t at = log.find(needle);
+    return at == std::string::npos ? -1 : std::atol(log.c_str() + at + needle.size());
+  }
+
+ private:
+  Testbed& tb_;
+  std::string node_;
+  std::string pin_dir_;
+  std::vector<std::string> argv_;
+  std::unique_ptr<Process> proc_;
+  int starts_ = 0;
+  std::string previous_logs_;
+};
+
+// Removes the pin directories when it goes (after the agents, before the testbed).
+struct PinDirs {
+  std::vector<std::string> dirs;
+  ~PinDirs() {
+    for (const std::string& d : dirs) {
+      if (auto r = RemovePins(d); !r.ok()) {
+        std::fprintf(stderr, "remove pins %s: %s\n", d.c_str(), r.error().ToString().c_str());
+      }
+    }
+  }
+};
+
+// The testbed with an agent on nodeA (cluster A, where the VIP is routed) and on nodeB
+// (cluster B: decapsulates what nodeA tunnels to its pods and tunnels the answers back).
+// Members go in reverse order: agents, then pins, then the namespaces.
+struct AgentTestbed {
+  std::unique_ptr<Testbed> tb;
+  PinDirs pins;
+  std::string policy;
+  std::unique_ptr<Agent> node_a;
+  std::unique_ptr<Agent> node_b;
+
+  static std::unique_ptr<AgentTestbed> Up() {
+    RemoveStalePins();
+    auto c = std::make_unique<AgentTestbed>();
+    c->tb = Testbed::Up();
+    const std::string dir = c->tb->state_dir();
+    c->policy = dir + "/policy.yaml";
+    WriteFileAtomically(dir + "/config-a.yaml", TestbedConfig("cluster-a"));
+    WriteFileAtomically(dir + "/config-b.yaml", TestbedConfig("cluster-b"));
+    WriteFileAtomically(c->policy, VirtualService("70", 30));
+    static int n = 0;
+    const std::string base = std::string(kPinRoot) + "/" + kPinPrefix + std::to_string(::getpid()) +
+                             "-" + std::to_string(n++) + "-";
+    c->pins.dirs = {base + "A", base + "B"};
+    c->node_b =
+        std::make_unique<Agent>(*c->tb, "nodeB", dir + "/config-b.yaml", c->policy, base + "B");
+    c->node_a =
+        std::make_unique<Agent>(*c->tb, "nodeA", dir + "/config-a.yaml", c->policy, base + "A");
+    c->node_b->Start();
+    if (!::testing::Test::HasFatalFailure()) {
+      c->node_a->Start();
+    }
+    return c;
+  }
+
+  std::string Logs() const { return node_a->Describe() + node_b->Describe(); }
+
+  // n connections from the client to the VIP; every one must succeed.
+  ProbeResult Connect(long n) const {
+    ProbeResult r = tb->Probe("client", "tcp", kVip, n, 8, 3000);
+    EXPECT_EQ(r.ok, n) << r.Describe() << "\n" << Logs();
+    return r;
+  }
+};
+
+// New short connections, batch after batch, until stopped: the traffic that must not notice
+// an agent restart. Every attempt is counted; one that did not complete is a failure.
+class ConnectionStream {
+ public:
+  explicit ConnectionStream(const Testbed& tb) : tb_(tb) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        ProbeResult r = tb_.Probe("client", "tcp", kVip, kBatch, 4, 3000);
+        std::lock_guard lock(mu_);
+        attempts_ += kBatch;
+        ok_ += r.ok;
+        for (const auto& [id, n] : r.ids) {
+          ids_[id] += n;
+        }
+        if (r.ok != kBatch) {
+          failures_ += r.Describe() + "\n";
+        }
+      }
+    });
+  }
+  ~ConnectionStream() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  long attempts() const {
+    std::lock_guard lock(mu_);
+    return attempts_;
+  }
+  long ok() const {
+    std::lock_guard lock(mu_);
+    return ok_;
+  }
+  const std::map<std::string, long>& ids() const { return ids_; }
+  const std::string& failures() const { return failures_; }
+
+ private:
+  static constexpr long kBatch = 40;
+  const Testbed& tb_;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  long attempts_ = 0;
+  long ok_ = 0;
+  std::map<std::string, long> ids_;
+  std::string failures_;
+  std::thread thread_;
+};
+
+// Long-lived connections (one line every interval_ms, `lines` times) until at least one has
+// landed on each cluster and `min_total` are held. Returns (backend, process) pairs.
+std::vector<std::pair<std::string, std::unique_ptr<Process>>> HoldOnBothClusters(Testbed& tb,
+                                                                                 size_t min_total,
+                                                                                 long lines,
+                                                                                 long interval_ms) {
+  std::vector<std::pair<std::string, std::unique_ptr<Process>>> holds;
+  std::set<std::string> clusters;
+  for (int tries = 0; tries < 24 && (holds.size() < min_total || clusters.size() < 2); ++tries) {
+    std::unique_ptr<Process> p = tb.StartHold("client", kVip, lines, interval_ms);
+    if (!p) {
+      break;
+    }
+    std::string id;
+    const auto deadline = Clock::now() + seconds(5);
+    while (id.empty() && Clock::now() < deadline && p->Running()) {
+      const std::string err = p->ErrSoFar();
+      const size_t at = err.find("hold: greeting id=");
+      const size_t end = at == std::string::npos ? at : err.find('\n', at);
+      if (end != std::string::npos) {
+        id = err.substr(at + 18, end - at - 18);
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    if (id.empty()) {
+      ADD_FAILURE() << "a held connection got no greeting: " << p->Stop().Describe();
+      break;
+    }
+    clusters.insert(ClusterOf(id));
+    holds.emplace_back(id, std::move(p));
+  }
+  return holds;
+}
+
+// --- restart without loss ---
+
+TEST(AgentRestart, KillNineAndRestartDropsNoConnectionAndFirstSyncWritesNothing) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  ASSERT_GT(c->node_a->Writes(1), 0) << "the first agent programs the service\n" << c->Logs();
+  c->Connect(20);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const long first_program = c->node_a->XdpProgram();
+
+  // 200 lines, one every 100 ms: 20 s, longer than everything below.
+  auto holds = HoldOnBothClusters(*c->tb, 6, 200, 100);
+  ASSERT_GE(holds.size(), 6u);
+  std::string held;
+  std::set<std::string> held_clusters;
+  for (const auto& [id, p] : holds) {
+    held += " " + id;
+    held_clusters.insert(ClusterOf(id));
+  }
+  EXPECT_EQ(held_clusters.size(), 2u) << "held connections on both clusters:" << held;
+  ConnectionStream stream(*c->tb);
+  std::this_thread::sleep_for(milliseconds(1500));
+
+  c->node_a->Kill9();
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const long at_kill = stream.attempts();
+  std::this_thread::sleep_for(seconds(1));
+  const auto restart = Clock::now();
+  c->node_a->Start();
+  ASSERT_FALSE(::testing::Test::HasFailure()) << c->Logs();
+  // Batches that finished while nodeA had no agent (roughly: a batch takes tens of ms).
+  const long without_agent = stream.attempts() - at_kill;
+  const long restart_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - restart).count();
+  std::this_thread::sleep_for(seconds(3));
+
+  size_t still_held = 0;
+  for (const auto& [id, p] : holds) {
+    still_held += p->Running() ? 1 : 0;
+  }
+  stream.Stop();
+
+  // The restarted agent found its predecessor's maps, computed the same state, wrote nothing,
+  // and replaced the program on the uplink with its own.
+  EXPECT_EQ(c->node_a->Writes(1), 0) << c->Logs();
+  EXPECT_NE(c->node_a->Log().find("adopted the maps: 1 VIP keys, 1 tables, 4 valid backends"),
+            std::string::npos)
+      << c->Logs();
+  EXPECT_NE(c->node_a->XdpProgram(), first_program) << c->Logs();
+
+  EXPECT_EQ(still_held, holds.size()) << "every held connection outlived the restart by 3 s";
+  long lines_ok = 0;
+  for (auto& [id, p] : holds) {
+    ProbeResult r = testbed::ParseProbe(p->Wait(seconds(60)));
+    EXPECT_EQ(r.count, 201) << id << ": " << r.Describe();  // greeting + 200 lines
+    EXPECT_EQ(r.ok, r.count) << id << ": " << r.Describe() << "\n" << c->Logs();
+    EXPECT_TRUE(r.same_backend) << id << ": " << r.Describe();
+    EXPECT_EQ(r.ids, (std::map<std::string, long>{{id, r.count}})) << r.Describe();
+    lines_ok += r.ok;
+  }
+  EXPECT_GE(stream.attempts(), 200) << "the stream ran through the restart";
+  EXPECT_GT(without_agent, 0) << "connections were made while nodeA had no agent";
+  EXPECT_EQ(stream.ok(), stream.attempts()) << stream.failures() << "\n" << c->Logs();
+  EXPECT_EQ(ClusterShares(stream.ids()).size(), 2u) << SharesText(stream.ids());
+  std::printf(
+      "[ restart ] held%s: %zu connections, %ld lines answered; short connections: "
+      "%ld/%ld ok (%s), %ld of them while nodeA had no agent; agent back in %ld ms, first "
+      "sync wrote %ld\n",
+      held.c_str(), holds.size(), lines_ok, stream.ok(), stream.attempts(),
+      SharesText(stream.ids()).c_str(), without_agent, restart_ms, c->node_a->Writes(1));
+  std::printf("[ restart ] the restarted agent's log:\n%s", c->node_a->Log().c_str());
+}
+
+TEST(AgentRestart, SigtermLeavesTheDatapathServingAndTheNextAgentTakesOver) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  CommandResult stopped = c->node_a->Stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.Describe();
+  EXPECT_NE(stopped.err.find("stopping; the datapath stays attached"), std::string::npos)
+      << stopped.Describe();
+
+  // No agent on nodeA: the programs and the pinned maps serve on their own.
+  CommandResult link = c->tb->Run("nodeA", {"ip", "-details", "link", "show", "eth0"});
+  EXPECT_NE(link.out.find("prog/xdp"), std::string::npos) << link.Describe();
+  ProbeResult alone = c->Connect(200);
+  EXPECT_NEAR(ClusterShares(alone.ids)["cluster-a"], 70.0, 15.0) << SharesText(alone.ids);
+
+  c->node_a->Start();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  EXPECT_EQ(c->node_a->Writes(1), 0) << c->Logs();
+  c->Connect(100);
+  std::printf(
+      "[ sigterm ] without an agent: %ld/200 ok (%s); the next agent's first sync wrote "
+      "%ld\n",
+      alone.ok, SharesText(alone.ids).c_str(), c->node_a->Writes(1));
+}
+
+TEST(AgentInterfaces, PodInterfaceCreatedLaterGetsXlbTc) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  // A new pod's veth (its peer stays in nodeA too: only the name matters to the agent).
+  CommandResult add = c->tb->Run(
+      "nodeA", {"ip", "link", "add", "veth-late", "type", "veth", "peer", "name", "late-peer"});
+  ASSERT_TRUE(add.ok()) << add.Describe();
+  const auto added = Clock::now();
+  ASSERT_TRUE(c->node_a->WaitFor(") to veth-late (TC ingress)", seconds(5))) << c->Logs();
+  const long ms = std::chrono::duration_cast<milliseconds>(Clock::now() - added).count();
+  CommandResult filter =
+      c->tb->Run("nodeA", {"tc", "filter", "show", "dev", "veth-late", "ingress"});
+  EXPECT_NE(filter.out.find("xlb_tc"), std::string::npos) << filter.Describe();
+  EXPECT_EQ(c->node_a->Log().find("late-peer"), std::string::npos) << "only names matching veth-*";
+  std::printf("[ iface ] veth-late got xlb_tc %ld ms after it was created\n", ms);
+}
+
+// --- bad input while running ---
+
+TEST(AgentReload, MalformedPolicyIsRejectedAndTrafficKeepsItsWeights) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  ProbeResult before = c->Connect(400);
+  EXPECT_NEAR(ClusterShares(before.ids)["cluster-a"], 70.0, 10.0) << SharesText(before.ids);
+
+  WriteFileAtomically(c->policy, VirtualService("-5", 30));
+  ASSERT_TRUE(c->node_a->WaitFor("rejected; the last good set stays in force", seconds(10)))
+      << c->Logs();
+  const std::string log = c->node_a->Log();
+  EXPECT_NE(log.find(c->policy + ": document 1: spec.tcp[0].route[0].weight"), std::string::npos)
+      << log;
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_EQ(c->node_a->Writes(2), -1) << "no sync after the rejection\n" << c->Logs();
+
+  ProbeResult after = c->Connect(400);
+  EXPECT_NEAR(ClusterShares(after.ids)["cluster-a"], 70.0, 10.0) << SharesText(after.ids);
+  std::printf("[ reject ] before: %ld/400 ok (%s); after the malformed policy: %ld/400 ok (%s)\n",
+              before.ok, SharesText(before.ids).c_str(), after.ok, SharesText(after.ids).c_str());
+}
+
+TEST(AgentReload, PolicyChangeTo0To100SendsEveryNewConnectionToClusterB) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  ProbeResult before = c->Connect(200);
+  EXPECT_GT(ClusterShares(before.ids)["cluster-a"], 50.0) << SharesText(before.ids);
+
+  const auto written = Clock::now();
+  WriteFileAtomically(c->policy, VirtualService("0", 100));
+  ASSERT_TRUE(c->node_a->WaitFor("sync #2: ", seconds(10))) << c->Logs();
+  const long reload_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - written).count();
+  EXPECT_NE(c->node_a->Log().find("sync #2: 2 writes (table=1 service=1)"), std::string::npos)
+      << "one table swap and the service entry\n"
+      << c->Logs();
+
+  ProbeResult after = c->Connect(400);
+  EXPECT_NEAR(ClusterShares(after.ids)["cluster-b"], 100.0, 0.01) << SharesText(after.ids);
+  std::printf("[ reload ] 70/30 -> 0/100 in force %ld ms after the write; then %ld/400 ok (%s)\n",
+              reload_ms, after.ok, SharesText(after.ids).c_str());
+}
+
+// --- start-up failures: a clear message, a non-zero status, nothing touched ---
+
+TEST(AgentStartup, FailsClearlyOnBadFlagsMissingFilesBadPolicyAndMissingUplink) {
+  char dir_template[] = "/tmp/xlb-agent-startup-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string config = dir + "/config.yaml";
+  const std::string policy = dir + "/policy.yaml";
+  WriteFileAtomically(config, TestbedConfig("cluster-a"));
+  WriteFileAtomically(policy, VirtualService("seventy", 30));
+  const std::string pins =
+      std::string(kPinRoot) + "/" + kPinPrefix + std::to_string(::getpid()) + "-startup";
+
+  struct Case {
+    std::vector<std::string> args;
+    int status;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{}, 2, "--config FILE is required"},
+      {{"--config", config, "--encap", "ipip"}, 2, "--encap ipip: vxlan or gue"},
+      {{"--config", config, "--bogus"}, 2, "unknown option --bogus"},
+      {{"--config", dir + "/missing.yaml", "--pin-dir", pins}, 1, dir + "/missing.yaml"},
+      {{"--config", config, "--policy", policy, "--pin-dir", pins},
+       1,
+       policy + ": document 1: spec.tcp[0].route[0].weight"},
+      {{"--config", config, "--pin-dir", pins, "--uplink", "xlbnosuch0"}, 1, "--uplink xlbnosuch0"},
+  };
+  for (const Case& k : cases) {
+    std::vector<std::string> argv = {XLB_AGENT_BIN};
+    argv.insert(argv.end(), k.args.begin(), k.args.end());
+    CommandResult r = testbed::RunIn("", argv, seconds(20));
+    EXPECT_EQ(r.exit_code, k.status) << r.Describe();
+    EXPECT_NE(r.err.find(k.message), std::string::npos) << r.Describe();
+  }
+  struct stat st {};
+  EXPECT_NE(::stat(pins.c_str(), &st), 0) << "nothing was loaded or pinned: " << pins;
+  (void)RemovePins(pins);
+  std::remove(config.c_str());
+  std::remove(policy.c_str());
+  ::rmdir(dir.c_str());
+}
+
+}  // namespace
+}  // namespace xlb::agent_test

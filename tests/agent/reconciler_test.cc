@@ -1,0 +1,216 @@
+// The agent's loop body against the in-memory FakeMapStore (no root): it syncs what the files
+// say, only when they change, keeps the last good state when they are bad, and a second
+// reconciler on the same maps (a restarted agent) writes nothing. Also the command line, and
+// the binary's start-up failures (they happen before anything needs root).
+#include "userspace/agent/reconciler.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent_fixtures.h"
+#include "temp_dir.h"
+#include "userspace/agent/agent_options.h"
+
+namespace xlb::agent_test {
+namespace {
+
+struct Logged {
+  std::vector<std::string> lines;
+  Reconciler::LogFn Fn() {
+    return [this](LogLevel, const std::string& line) { lines.push_back(line); };
+  }
+  std::string All() const {
+    std::string s;
+    for (const auto& l : lines) {
+      s += l + "\n";
+    }
+    return s;
+  }
+};
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  ReconcilerTest() {
+    WriteFileAtomically(config_, TestbedConfig("cluster-a"));
+    WriteFileAtomically(policy_, VirtualService("70", 30));
+  }
+
+  // Backends that take new flows, by weight: the 70/30 over 2+2 endpoints is 7,7,3,3.
+  std::vector<uint32_t> TableShares() const {
+    const MapContents& c = store_.contents();
+    EXPECT_EQ(c.tables.size(), 1u);
+    std::map<uint32_t, uint32_t> slots;
+    for (const auto& [id, table] : c.tables) {
+      for (uint32_t be : table) {
+        ++slots[be];
+      }
+    }
+    std::vector<uint32_t> out;
+    out.reserve(slots.size());
+    for (const auto& [be, n] : slots) {
+      out.push_back(n);
+    }
+    return out;
+  }
+
+  pkt::TempDir dir_{"xlb-agent"};
+  std::string config_ = dir_.File("config.yaml");
+  std::string policy_ = dir_.File("policy.yaml");
+  FakeMapStore store_{StoreLimits{.maglev_size = 1021}};
+  Logged log_;
+};
+
+TEST_F(ReconcilerTest, SyncsOnceThenOnlyWhenAFileChanges) {
+  Reconciler r({config_, policy_}, log_.Fn());
+  ASSERT_TRUE(r.Start().ok()) << log_.All();
+  ASSERT_TRUE(r.Adopt(store_).ok());
+  auto first = r.Poll();
+  ASSERT_TRUE(first.has_value() && first->ok()) << log_.All();
+  EXPECT_EQ(first->writes[WriteKind::kBackend], 4u);
+  EXPECT_EQ(first->writes[WriteKind::kTable], 1u);
+  EXPECT_EQ(first->writes[WriteKind::kService], 1u);
+  EXPECT_FALSE(r.Poll().has_value()) << "nothing changed, nothing to sync";
+
+  // 0/100: a new table, and the service entry's count of backends that hold slots; the
+  // backends themselves stay.
+  WriteFileAtomically(policy_, VirtualService("0", 100));
+  auto second = r.Poll();
+  ASSERT_TRUE(second.has_value() && second->ok()) << log_.All();
+  EXPECT_EQ(second->writes.ToString(), "table=1 service=1");
+  EXPECT_EQ(TableShares().size(), 2u) << "only cluster B's two backends hold slots";
+}
+
+TEST_F(ReconcilerTest, ConfigChangeIsSynced) {
+  Reconciler r({config_, policy_}, log_.Fn());
+  ASSERT_TRUE(r.Start().ok());
+  ASSERT_TRUE(r.Adopt(store_).ok());
+  ASSERT_TRUE(r.Poll().has_value());
+
+  // podB2 goes away: its backend is invalidated, the table and the service's count change.
+  std::string config = TestbedConfig("cluster-a");
+  const std::string podb2 = "  - addresses: [198.18.20.12]\n    nodeName: node-b\n";
+  ASSERT_NE(config.find(podb2), std::string::npos);
+  config.erase(config.find(podb2), podb2.size());
+  WriteFileAtomically(config_, config);
+  auto r2 = r.Poll();
+  ASSERT_TRUE(r2.has_value() && r2->ok()) << log_.All();
+  EXPECT_EQ(r2->writes.ToString(), "backend=1 table=1 service=1");
+  EXPECT_EQ(TableShares().size(), 3u);
+}
+
+TEST_F(ReconcilerTest, MalformedPolicyIsRejectedWithFileAndFieldAndChangesNothing) {
+  Reconciler r({config_, policy_}, log_.Fn());
+  ASSERT_TRUE(r.Start().ok());
+  ASSERT_TRUE(r.Adopt(store_).ok());
+  ASSERT_TRUE(r.Poll().has_value());
+  const MapContents before = store_.contents();
+  store_.ResetCounts();
+
+  WriteFileAtomically(policy_, VirtualService("-5", 30));
+  EXPECT_FALSE(r.Poll().has_value()) << log_.All();
+  EXPECT_EQ(r.policy_rejected(), 1u);
+  EXPECT_EQ(store_.writes().total(), 0u);
+  EXPECT_TRUE(store_.contents() == before);
+  const std::string logged = log_.All();
+  EXPECT_NE(logged.find(policy_), std::string::npos) << logged;
+  EXPECT_NE(logged.find("spec.tcp[0].route[0].weight"), std::string::npos) << logged;
+
+  // A bad config is kept out the same way.
+  WriteFileAtomically(config_, TestbedConfig("cluster-a") + "bogus: 1\n");
+  EXPECT_FALSE(r.Poll().has_value());
+  EXPECT_EQ(r.config_rejected(), 1u);
+  EXPECT_NE(log_.All().find("bogus"), std::string::npos) << log_.All();
+  EXPECT_EQ(store_.writes().total(), 0u);
+
+  // Fixed again: the policy is read again with the new model, the state is what it was.
+  WriteFileAtomically(config_, TestbedConfig("cluster-a"));
+  WriteFileAtomically(policy_, VirtualService("70", 30));
+  auto fixed = r.Poll();
+  ASSERT_TRUE(fixed.has_value() && fixed->ok()) << log_.All();
+  EXPECT_EQ(fixed->writes.total(), 0u) << fixed->writes.ToString();
+}
+
+TEST_F(ReconcilerTest, RestartedReconcilerAdoptsAndWritesNothing) {
+  {
+    Reconciler first({config_, policy_}, log_.Fn());
+    ASSERT_TRUE(first.Start().ok());
+    ASSERT_TRUE(first.Adopt(store_).ok());
+    ASSERT_TRUE(first.Poll().has_value());
+  }
+  store_.ResetCounts();
+  Reconciler second({config_, policy_}, log_.Fn());
+  ASSERT_TRUE(second.Start().ok());
+  ASSERT_TRUE(second.Adopt(store_).ok());
+  auto r = second.Poll();
+  ASSERT_TRUE(r.has_value() && r->ok());
+  EXPECT_EQ(r->writes.total(), 0u) << r->writes.ToString();
+  EXPECT_EQ(store_.writes().total(), 0u);
+}
+
+TEST_F(ReconcilerTest, StartFailsOnBadOrMissingInput) {
+  WriteFileAtomically(policy_, VirtualService("seventy", 30));
+  Reconciler bad_policy({config_, policy_}, log_.Fn());
+  auto r = bad_policy.Start();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(ToString(r.errors()).find("spec.tcp[0].route[0].weight"), std::string::npos)
+      << ToString(r.errors());
+
+  Reconciler missing({dir_.File("nope.yaml"), ""}, log_.Fn());
+  EXPECT_FALSE(missing.Start().ok());
+}
+
+TEST(AgentOptions, ParsesEveryFlag) {
+  const char* argv[] = {
+      "xlb-agent",     "--config",      "c.yaml",   "--policy",      "p/",
+      "--pin-dir",     "/sys/fs/bpf/x", "--uplink", "eth0",          "--pod-iface",
+      "veth-*",        "--pod-iface",   "lxc*",     "--tunnel-addr", "198.18.1.2",
+      "--tunnel-addr", "2001:db8:1::2", "--encap",  "gue",           "--tunnel-mtu",
+      "1400",          "--once"};
+  AgentOptions o;
+  std::string problem;
+  bool help = false;
+  ASSERT_TRUE(ParseAgentOptions(std::size(argv), argv, o, problem, help)) << problem;
+  EXPECT_EQ(o.config, "c.yaml");
+  EXPECT_EQ(o.policy, "p/");
+  EXPECT_EQ(o.pin_dir, "/sys/fs/bpf/x");
+  EXPECT_EQ(o.uplink, "eth0");
+  EXPECT_EQ(o.pod_ifaces, (std::vector<std::string>{"veth-*", "lxc*"}));
+  EXPECT_EQ(o.datapath.tunnel_addr4, htonl(0xc6120102));
+  EXPECT_EQ(o.datapath.tunnel_addr6[3], htonl(2));
+  EXPECT_EQ(o.datapath.encap, XLB_ENCAP_GUE);
+  EXPECT_EQ(o.datapath.tunnel_mtu, 1400);
+  EXPECT_TRUE(o.once);
+}
+
+TEST(AgentOptions, RejectsBadCommandLines) {
+  struct Case {
+    std::vector<const char*> argv;
+    std::string problem;
+  };
+  const std::vector<Case> cases = {
+      {{"xlb-agent"}, "--config FILE is required"},
+      {{"xlb-agent", "--config"}, "--config needs a value"},
+      {{"xlb-agent", "--config", "c", "--frobnicate"}, "unknown option --frobnicate"},
+      {{"xlb-agent", "--config", "c", "--encap", "ipip"}, "--encap ipip: vxlan or gue"},
+      {{"xlb-agent", "--config", "c", "--tunnel-mtu", "99"}, "a number from 576 to 65535"},
+      {{"xlb-agent", "--config", "c", "--tunnel-addr", "nodeA"}, "not an IPv4 or IPv6 address"},
+      {{"xlb-agent", "--config", "c", "--pin-dir", ""}, "--pin-dir must not be empty"},
+  };
+  for (const Case& c : cases) {
+    AgentOptions o;
+    std::string problem;
+    bool help = false;
+    EXPECT_FALSE(
+        ParseAgentOptions(static_cast<int>(c.argv.size()), c.argv.data(), o, problem, help))
+        << c.problem;
+    EXPECT_NE(problem.find(c.problem), std::string::npos) << problem << " vs " << c.problem;
+  }
+}
+
+}  // namespace
+}  // namespace xlb::agent_test

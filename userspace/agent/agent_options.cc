@@ -1,0 +1,144 @@
+#include "userspace/agent/agent_options.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <iterator>
+#include <string_view>
+
+namespace xlb {
+
+const char* const kAgentUsage =
+    "usage: xlb-agent --config FILE [--policy PATH] [--pin-dir DIR] [--uplink IFACE]\n"
+    "                 [--pod-iface GLOB]... [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
+    "                 [--tunnel-mtu N] [--once]\n"
+    "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
+    "                     its local cluster is this node's\n"
+    "  --policy PATH      a weight policy file, or a directory of them (VirtualService,\n"
+    "                     DestinationRule, TrafficPolicy); without it every endpoint weighs\n"
+    "                     the same\n"
+    "  --pin-dir DIR      bpffs directory of the pinned maps (default " XLB_PIN_DIR
+    ");\n"
+    "                     a restarted agent adopts what it finds there\n"
+    "  --uplink IFACE     attach xlb_xdp (native, else generic), replacing what a previous\n"
+    "                     agent attached\n"
+    "  --pod-iface GLOB   attach xlb_tc to every interface matching GLOB (fnmatch), also to\n"
+    "                     ones that appear later\n"
+    "  --tunnel-addr ADDR this node's IPv4 and/or IPv6 tunnel endpoint\n"
+    "  --encap vxlan|gue  encapsulation toward tunnelled backends (default vxlan)\n"
+    "  --tunnel-mtu N     underlay MTU for MSS clamping (576-65535, default 1500)\n"
+    "  --once             sync once and exit\n"
+    "Config and policy files are re-read when they change; a bad one is logged and the last\n"
+    "good state stays. SIGTERM/SIGINT end the agent but NOT the datapath: programs stay\n"
+    "attached and maps pinned, and the next agent takes over. To remove xlb from a node:\n"
+    "xlbctl detach IFACE; xlbctl detach-tc IFACE (each pod interface); xlbctl unload\n"
+    "--pin-dir DIR.\n";
+
+namespace {
+
+bool ParseNumber(std::string_view text, unsigned long min, unsigned long max, unsigned long& out) {
+  std::string s(text);
+  char* end = nullptr;
+  errno = 0;
+  out = std::strtoul(s.c_str(), &end, 10);
+  return !s.empty() && end != s.c_str() && *end == '\0' && errno == 0 && out >= min && out <= max &&
+         s[0] != '-';
+}
+
+}  // namespace
+
+bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::string& problem,
+                       bool& help) {
+  help = false;
+  bool have_addr4 = false;
+  bool have_addr6 = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) {
+        problem = std::string(flag) + " needs a value";
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (flag == "--help" || flag == "-h") {
+      help = true;
+      return true;
+    }
+    if (flag == "--once") {
+      o.once = true;
+      continue;
+    }
+    static constexpr std::string_view kValued[] = {"--config", "--policy",    "--pin-dir",
+                                                   "--uplink", "--pod-iface", "--tunnel-addr",
+                                                   "--encap",  "--tunnel-mtu"};
+    if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
+      problem = "unknown option " + std::string(flag);
+      return false;
+    }
+    if (!value(v)) {
+      return false;
+    }
+    if (flag == "--config") {
+      o.config = v;
+    } else if (flag == "--policy") {
+      o.policy = v;
+    } else if (flag == "--pin-dir") {
+      o.pin_dir = v;
+    } else if (flag == "--uplink") {
+      o.uplink = v;
+    } else if (flag == "--pod-iface") {
+      o.pod_ifaces.push_back(v);
+    } else if (flag == "--tunnel-addr") {
+      // One of each family: the outer source and the decapsulation address.
+      if (inet_pton(AF_INET, v.c_str(), &o.datapath.tunnel_addr4) == 1) {
+        if (have_addr4) {
+          problem = "--tunnel-addr " + v + ": an IPv4 tunnel address was given already";
+          return false;
+        }
+        have_addr4 = true;
+      } else if (inet_pton(AF_INET6, v.c_str(), o.datapath.tunnel_addr6) == 1) {
+        if (have_addr6) {
+          problem = "--tunnel-addr " + v + ": an IPv6 tunnel address was given already";
+          return false;
+        }
+        have_addr6 = true;
+      } else {
+        problem = "--tunnel-addr " + v + ": not an IPv4 or IPv6 address";
+        return false;
+      }
+    } else if (flag == "--encap") {
+      if (v == "vxlan") {
+        o.datapath.encap = XLB_ENCAP_VXLAN;
+      } else if (v == "gue") {
+        o.datapath.encap = XLB_ENCAP_GUE;
+      } else {
+        problem = "--encap " + v + ": vxlan or gue";
+        return false;
+      }
+    } else if (flag == "--tunnel-mtu") {
+      unsigned long mtu = 0;
+      if (!ParseNumber(v, 576, 65535, mtu)) {
+        problem = "--tunnel-mtu " + v + ": a number from 576 to 65535";
+        return false;
+      }
+      o.datapath.tunnel_mtu = static_cast<uint16_t>(mtu);
+    }
+  }
+  if (o.config.empty()) {
+    problem = "--config FILE is required";
+    return false;
+  }
+  if (o.pin_dir.empty()) {
+    // Without pins the datapath would die with the agent, and a restart could not adopt it.
+    problem = "--pin-dir must not be empty";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace xlb

@@ -1,0 +1,35 @@
+// The command line of xlb-agent. Parsed before anything touches the kernel, so a bad flag
+// costs nothing and is reported with the usage text (exit status 2).
+#ifndef XLB_USERSPACE_AGENT_AGENT_OPTIONS_H
+#define XLB_USERSPACE_AGENT_AGENT_OPTIONS_H
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "maps/xlb_abi.h"
+
+namespace xlb {
+
+struct AgentOptions {
+  std::string config;  // --config FILE: the embedded YAML source (required)
+  std::string policy;  // --policy PATH: a policy file or directory; "" = no policies
+  std::string pin_dir = XLB_PIN_DIR;
+  std::string uplink;                   // --uplink IFACE: xlb_xdp goes here; "" = no XDP attach
+  std::vector<std::string> pod_ifaces;  // --pod-iface GLOB...: xlb_tc goes on every match
+  xlb_config datapath = XLB_CONFIG_DEFAULTS;  // --tunnel-addr, --encap, --tunnel-mtu
+  bool once = false;  // --once: one sync, then exit (leaving the datapath running)
+  // How often the sources are looked at (mtime poll) and pod interfaces rescanned.
+  std::chrono::milliseconds poll_interval{200};
+  std::chrono::milliseconds iface_rescan{1000};
+};
+
+extern const char* const kAgentUsage;
+
+// argv of main(). False with `problem` set on a bad command line; `help` is set for --help.
+bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& options,
+                       std::string& problem, bool& help);
+
+}  // namespace xlb
+
+#endif  // XLB_USERSPACE_AGENT_AGENT_OPTIONS_H

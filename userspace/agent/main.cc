@@ -1,0 +1,246 @@
+// xlb-agent: one per node. Loads the datapath (re-using the pinned maps of a previous agent),
+// attaches it, adopts what the maps hold, then keeps them in step with the config file and
+// the weight policies (reconciler.h). Usage: agent_options.cc.
+//
+// Restart without loss. Everything the packets need outlives this process: the maps are
+// pinned, and XDP and TC are attached through netlink, which holds the programs for as long
+// as they are attached. So the agent never detaches (SIGTERM, SIGINT, a crash and SIGKILL
+// all leave the datapath running as it was), and a new agent takes over in place:
+//   - the maps: Load() re-uses the pins, so conntrack and tables carry on;
+//   - XDP: attached with `replace`, one netlink update swaps the old program for the new one,
+//     so no packet finds the interface without a program;
+//   - TC: AttachTc() replaces the xlb_tc filter at xlb's handle in one update, too;
+//   - the tables: Syncer::Adopt() reads the maps back, and the same inputs give the same
+//     desired state (stable ids, deterministic Maglev), so the first sync writes nothing.
+// `xlbctl detach IFACE`, `xlbctl detach-tc IFACE` and `xlbctl unload --pin-dir DIR` remove xlb.
+#include <fnmatch.h>
+#include <net/if.h>
+#include <signal.h>
+#include <time.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "loader/log.h"
+#include "loader/tc_loader.h"
+#include "loader/xdp_loader.h"
+#include "userspace/agent/agent_options.h"
+#include "userspace/agent/reconciler.h"
+#include "userspace/sync/bpf_map_store.h"
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+
+void OnSignal(int /*sig*/) {
+  g_stop = 1;
+}
+
+// Log lines go to stderr with a UTC timestamp; the loader's lines come through here too.
+void Emit(xlb::LogLevel level, std::string_view message) {
+  // libbpf passes on the kernel's complaint when AttachTc() finds clsact already there, which
+  // is every restart (the hook is kept, by design); a real failure is reported by AttachTc.
+  static const bool debug = [] {
+    const char* env = std::getenv("XLB_LOG");
+    return env != nullptr && std::string_view(env) == "debug";
+  }();
+  if (!debug && message.find("Exclusivity flag on, cannot modify") != std::string_view::npos) {
+    return;
+  }
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  tm utc{};
+  ::gmtime_r(&now.tv_sec, &utc);
+  char stamp[40];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &utc);
+  const char* tag = level == xlb::LogLevel::kWarn   ? "warn"
+                    : level == xlb::LogLevel::kInfo ? "info"
+                                                    : "debug";
+  std::fprintf(stderr, "%s.%03ldZ xlb-agent %s: %.*s\n", stamp, now.tv_nsec / 1000000, tag,
+               static_cast<int>(message.size()), message.data());
+  std::fflush(stderr);
+}
+
+void LogLine(xlb::LogLevel level, const std::string& message) {
+  xlb::Log(level, message);
+}
+
+int Fail(const std::string& what) {
+  Emit(xlb::LogLevel::kWarn, "cannot start: " + what);
+  return 1;
+}
+
+// xlb_tc on every interface that matches a --pod-iface glob, including ones created later
+// (pods come and go). Attachments are released at once: the filter must outlive the agent,
+// and a released attachment cannot be detached by an unwinding destructor either.
+class PodInterfaces {
+ public:
+  PodInterfaces(const xlb::TcDatapath& tc, std::vector<std::string> globs)
+      : tc_(tc), globs_(std::move(globs)) {}
+
+  // Attaches to new matches; forgets interfaces that went away. False when an attach
+  // failed (logged once per interface and error, retried at the next scan).
+  bool Scan() {
+    std::map<int, std::string> present;
+    if (struct if_nameindex* names = ::if_nameindex()) {
+      for (struct if_nameindex* i = names; i->if_index != 0; ++i) {
+        for (const std::string& glob : globs_) {
+          if (::fnmatch(glob.c_str(), i->if_name, 0) == 0) {
+            present.emplace(static_cast<int>(i->if_index), i->if_name);
+            break;
+          }
+        }
+      }
+      ::if_freenameindex(names);
+    }
+    std::erase_if(attached_, [&](const auto& a) { return !present.count(a.first); });
+    bool ok = true;
+    for (const auto& [ifindex, name] : present) {
+      if (attached_.count(ifindex)) {
+        continue;
+      }
+      auto a = tc_.Attach(ifindex);
+      if (!a.ok()) {
+        ok = false;
+        std::string why = a.error().ToString();
+        if (failed_[ifindex] != why) {
+          failed_[ifindex] = why;
+          LogLine(xlb::LogLevel::kWarn, "attach xlb_tc to " + name + ": " + why + "; retrying");
+        }
+        continue;
+      }
+      failed_.erase(ifindex);
+      LogLine(xlb::LogLevel::kInfo, "attached xlb_tc (program " + std::to_string(a->prog_id()) +
+                                        ") to " + name + " (TC ingress)");
+      a->release();
+      attached_.emplace(ifindex, name);
+    }
+    return ok;
+  }
+
+ private:
+  const xlb::TcDatapath& tc_;
+  std::vector<std::string> globs_;
+  std::map<int, std::string> attached_;  // ifindex -> name
+  std::map<int, std::string> failed_;    // ifindex -> last error logged
+};
+
+void SleepFor(std::chrono::milliseconds d) {
+  timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>(d.count() % 1000) * 1000000};
+  ::nanosleep(&ts, nullptr);  // a signal cuts it short, which is what stopping wants
+}
+
+int Run(int argc, char** argv) {
+  xlb::SetLogSink(Emit);
+  xlb::AgentOptions opts;
+  std::string problem;
+  bool help = false;
+  if (!xlb::ParseAgentOptions(argc, argv, opts, problem, help)) {
+    std::fprintf(stderr, "xlb-agent: %s\n%s", problem.c_str(), xlb::kAgentUsage);
+    return 2;
+  }
+  if (help) {
+    std::fputs(xlb::kAgentUsage, stdout);
+    return 0;
+  }
+
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+
+  // Everything that can be checked without touching the kernel comes first, so a typo does
+  // not replace a running datapath's programs.
+  if (!opts.uplink.empty()) {
+    auto idx = xlb::IfIndex(opts.uplink);
+    if (!idx.ok()) {
+      return Fail("--uplink " + opts.uplink + ": " + idx.error().ToString());
+    }
+  }
+  xlb::Reconciler reconciler({opts.config, opts.policy}, LogLine);
+  if (auto started = reconciler.Start(); !started.ok()) {
+    std::string errors;
+    for (const xlb::ConfigError& e : started.errors()) {
+      errors += "\n  " + e.ToString();
+    }
+    return Fail("bad input; the datapath was not touched:" + errors);
+  }
+
+  xlb::LoadOptions load;
+  load.pin_dir = opts.pin_dir;
+  load.config = opts.datapath;
+  auto loaded = xlb::XdpDatapath::Load(load);
+  if (!loaded.ok()) {
+    return Fail("load xlb_xdp: " + loaded.error().ToString());
+  }
+  std::unique_ptr<xlb::XdpDatapath> xdp = std::move(*loaded);
+  xlb::BpfMapStore store(*xdp);
+  auto tc = xlb::TcDatapath::Load(*xdp);
+  if (!tc.ok()) {
+    return Fail("load xlb_tc: " + tc.error().ToString());
+  }
+
+  // Adopt and sync before attaching: until our programs replace the old agent's, those run
+  // on the very maps we write; on a restart the first sync normally writes nothing.
+  if (auto adopted = reconciler.Adopt(store); !adopted.ok()) {
+    return Fail("adopt the maps under " + opts.pin_dir + ": " + adopted.error().ToString());
+  }
+  auto first = reconciler.Poll();  // a failed sync is logged and retried in the loop
+
+  if (!opts.uplink.empty()) {
+    xlb::AttachOptions attach;
+    attach.replace = true;        // take over from a previous agent without a gap
+    attach.allow_generic = true;  // the loader logs the fallback
+    auto a = xdp->Attach(std::string_view(opts.uplink), attach);
+    if (!a.ok()) {
+      return Fail("attach xlb_xdp to " + opts.uplink + ": " + a.error().ToString());
+    }
+    LogLine(xlb::LogLevel::kInfo, "attached xlb_xdp (program " + std::to_string(a->prog_id()) +
+                                      ") to " + opts.uplink + " in " +
+                                      std::string(xlb::XdpModeName(a->mode())) + " mode");
+    a->release();
+  }
+  PodInterfaces pods(**tc, opts.pod_ifaces);
+  const bool tc_ok = pods.Scan();
+
+  if (opts.once) {
+    return tc_ok && (!first.has_value() || first->ok()) ? 0 : 1;
+  }
+  LogLine(xlb::LogLevel::kInfo, "running: config and policies polled every " +
+                                    std::to_string(opts.poll_interval.count()) +
+                                    " ms, pod interfaces rescanned every " +
+                                    std::to_string(opts.iface_rescan.count()) + " ms");
+  auto next_scan = std::chrono::steady_clock::now() + opts.iface_rescan;
+  while (g_stop == 0) {
+    reconciler.Poll();
+    if (!opts.pod_ifaces.empty() && std::chrono::steady_clock::now() >= next_scan) {
+      pods.Scan();
+      next_scan = std::chrono::steady_clock::now() + opts.iface_rescan;
+    }
+    SleepFor(opts.poll_interval);
+  }
+  LogLine(xlb::LogLevel::kInfo,
+          "stopping; the datapath stays attached with its maps pinned under " + opts.pin_dir +
+              " (xlbctl detach / detach-tc / unload remove it)");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {  // the model and the YAML parser allocate and may throw
+    std::fprintf(stderr, "xlb-agent: %s\n", e.what());
+    return 1;
+  }
+}

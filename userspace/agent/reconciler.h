@@ -1,0 +1,89 @@
+// The agent's loop body, without the kernel: the config file and the policies in, a Sync() of
+// the maps out. Behind MapStore, so it is tested with FakeMapStore and no root.
+//
+//   Reconciler r({.config = "xlb.yaml", .policy = "policies/"}, log);
+//   r.Start();        // reads both sources; an error here ends the agent (see below)
+//   r.Adopt(store);   // what the (pinned) maps hold is the starting point
+//   for (;;) { r.Poll(); sleep(200ms); }
+//
+// Change detection is a fingerprint of what stat() says (inode, size, mtime, ctime) of the
+// config file and of the policy file or of every file of the policy directory, taken before
+// the files are read: a file written again while it is being read has a new fingerprint and
+// is read again at the next Poll(). Editors that write in place and tools that rename a new
+// file over the old one (and ConfigMap volumes, which swap a symlink) are all seen.
+//
+// Bad input after start-up is logged (file, document, field, line: the sources' messages)
+// and changes nothing: the model and the policy set last accepted stay in force, and the
+// maps are not touched. At start-up there is no last good state of our own, only what the
+// previous agent left in the pinned maps, so Start() fails instead of guessing: the datapath
+// keeps running on the previous agent's state until the input is fixed.
+#ifndef XLB_USERSPACE_AGENT_RECONCILER_H
+#define XLB_USERSPACE_AGENT_RECONCILER_H
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "loader/log.h"
+#include "loader/result.h"
+#include "userspace/model/config_error.h"
+#include "userspace/model/model.h"
+#include "userspace/policy/policy_store.h"
+#include "userspace/sync/map_store.h"
+#include "userspace/sync/syncer.h"
+
+namespace xlb {
+
+struct SourcePaths {
+  std::string config;  // the embedded YAML source
+  std::string policy;  // a policy file or directory; "" = no policies (default weights)
+};
+
+// A change-detection token of a file, or of a directory's regular files; "" for no path.
+std::string Fingerprint(const std::string& path);
+
+class Reconciler {
+ public:
+  using LogFn = std::function<void(LogLevel, const std::string&)>;
+
+  Reconciler(SourcePaths paths, LogFn log);
+
+  // Reads the config and the policies. Errors: every problem found.
+  ConfigResult<void> Start();
+  // Syncer::Adopt() of `store`, which must outlive the reconciler: the maps' contents are the
+  // starting point of the first diff. Needed once before Poll() syncs anything; Start()
+  // comes first, so bad input is found before the datapath is even loaded.
+  Result<void> Adopt(MapStore& store);
+
+  // Re-reads what changed; plans and syncs when the accepted inputs changed since the last
+  // sync, or the last sync failed (the syncer then retries exactly what is missing).
+  // Returns the sync it ran, if any.
+  std::optional<SyncResult> Poll();
+
+  uint64_t syncs() const { return syncs_; }  // syncs run so far
+  uint64_t config_rejected() const { return config_rejected_; }
+  uint64_t policy_rejected() const { return store_.rejected(); }
+  const Syncer* syncer() const { return syncer_ ? &*syncer_ : nullptr; }
+
+ private:
+  bool ReadConfig();    // true when a new model was accepted
+  bool ReadPolicies();  // true when a new policy set was accepted
+  SyncResult RunSync();
+
+  std::optional<Syncer> syncer_;
+  SourcePaths paths_;
+  LogFn log_;
+  Model model_;
+  PolicyStore store_;
+  std::string config_seen_;  // fingerprints of what was last read
+  std::string policy_seen_;
+  bool dirty_ = true;  // accepted inputs not synced yet (or the last sync failed)
+  uint64_t syncs_ = 0;
+  uint64_t config_rejected_ = 0;
+  std::string last_problems_;  // logged once, not at every sync
+};
+
+}  // namespace xlb
+
+#endif  // XLB_USERSPACE_AGENT_RECONCILER_H
