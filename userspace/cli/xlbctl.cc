@@ -1,4 +1,6 @@
-// xlbctl: load, attach, inspect and remove the xlb datapath by hand.
+// xlbctl: load, attach, inspect and remove the xlb datapath by hand. The inspection commands
+// (status, services, backends, stats, conntrack, explain, policies) live in commands.cc and
+// policies.cc; they only read.
 #include <arpa/inet.h>
 
 #include <cinttypes>
@@ -15,6 +17,7 @@
 #include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
 #include "maps/typed_map.h"
+#include "userspace/cli/commands.h"
 
 namespace {
 
@@ -35,6 +38,26 @@ constexpr const char* kUsage =
     "      remove the pins; an attached program keeps running until detached\n"
     "  xlbctl reasons [--pin-dir DIR]\n"
     "      packets and bytes per verdict reason, summed over CPUs\n"
+    "inspection (read-only; human tables, or one JSON document with -o json):\n"
+    "  xlbctl status [--pin-dir DIR]\n"
+    "      pinned maps and their occupancy, the programs using them, their runtime config\n"
+    "      (rodata) and where they are attached in this network namespace\n"
+    "  xlbctl services [--pin-dir DIR]\n"
+    "      every service entry: VIP:port/proto (* = all ports), id, flags, backends, and the\n"
+    "      share of its Maglev table per cluster and per backend\n"
+    "  xlbctl backends [--pin-dir DIR] [--all]\n"
+    "      valid backends (--all: invalidated ones too): address, cluster, routed or tunnelled\n"
+    "  xlbctl stats [--pin-dir DIR]\n"
+    "      packets, bytes and new flows per service, backend and cluster; packets per reason\n"
+    "  xlbctl conntrack [--pin-dir DIR] [--limit N] [--replies]\n"
+    "      conntrack entries, newest first (default 100; --limit 0: all); --replies: the\n"
+    "      reply map (reverse NAT and tunnel-back entries)\n"
+    "  xlbctl explain PROTO SRC SPORT DST DPORT [--pin-dir DIR]\n"
+    "      what the datapath does with that flow: its service, its conntrack entry, or the\n"
+    "      Maglev slot and backend a new flow gets (PROTO: tcp or udp; IPv4 or IPv6)\n"
+    "  xlbctl policies --config FILE [--policy PATH]\n"
+    "      the config and policies read as xlb-agent reads them: effective weight per\n"
+    "      cluster and endpoint of every service port; exit 1 when they are rejected\n"
     "DIR defaults to " XLB_PIN_DIR ".\n";
 
 struct Args {
@@ -49,6 +72,7 @@ struct Args {
   bool replace = false;
   bool native_only = false;
   bool force = false;
+  xlb::cli::InspectOptions inspect;
 };
 
 int Usage(const char* problem) {
@@ -100,6 +124,40 @@ bool Parse(int argc, char** argv, Args& args, std::string& problem) {
       }
     } else if (a == "--tunnel-mtu") {
       if (!value(args.tunnel_mtu)) {
+        return false;
+      }
+    } else if (a == "-o" || a == "--output") {
+      std::string v;
+      if (!value(v)) {
+        return false;
+      }
+      if (v != "json" && v != "table") {
+        problem = std::string(a) + " " + v + ": json or table";
+        return false;
+      }
+      args.inspect.json = v == "json";
+    } else if (a == "--all") {
+      args.inspect.all = true;
+    } else if (a == "--replies") {
+      args.inspect.replies = true;
+    } else if (a == "--limit") {
+      std::string v;
+      if (!value(v)) {
+        return false;
+      }
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0') {
+        problem = "--limit " + v + ": a number (0 = no limit)";
+        return false;
+      }
+      args.inspect.limit = n;
+    } else if (a == "--config") {
+      if (!value(args.inspect.config)) {
+        return false;
+      }
+    } else if (a == "--policy") {
+      if (!value(args.inspect.policy)) {
         return false;
       }
     } else if (a == "--replace") {
@@ -288,6 +346,23 @@ int Main(int argc, char** argv) {
   }
   if (args.command == "reasons") {
     return Reasons(args);
+  }
+  args.inspect.pin_dir = args.pin_dir;
+  args.inspect.positional = args.positional;
+  using Command = int (*)(const xlb::cli::InspectOptions&);
+  static const std::pair<std::string_view, Command> kInspect[] = {
+      {"status", xlb::cli::Status},       {"services", xlb::cli::Services},
+      {"backends", xlb::cli::Backends},   {"stats", xlb::cli::Stats},
+      {"conntrack", xlb::cli::Conntrack}, {"explain", xlb::cli::Explain},
+      {"policies", xlb::cli::Policies},
+  };
+  for (const auto& [name, command] : kInspect) {
+    if (args.command == name) {
+      if (name != "explain" && !args.positional.empty()) {
+        return Usage((args.command + " takes no argument " + args.positional[0]).c_str());
+      }
+      return command(args.inspect);
+    }
   }
   if (args.command == "help" || args.command == "--help" || args.command == "-h") {
     std::fputs(kUsage, stdout);
