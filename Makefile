@@ -5,7 +5,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test demo bench clean
+.PHONY: all setup build test demo bench bench-sync clean
 
 all: build
 
@@ -24,6 +24,9 @@ demo: build
 
 bench: build
 	$(BUILD)/bench/xlb-bench
+
+bench-sync: build
+	$(BUILD)/bench/xlb-sync-bench
 
 clean:
 	rm -rf $(BUILD)

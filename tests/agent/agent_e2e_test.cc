@@ -9,7 +9,9 @@
 // interfaces). If this process is killed, the testbed's watchdog removes the namespaces and
 // the next run removes the pin directories of test processes that are gone.
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +33,7 @@
 #include "agent_fixtures.h"
 #include "loader/xdp_loader.h"
 #include "testbed.h"
+#include "userspace/agent/http_server.h"
 
 namespace xlb::agent_test {
 namespace {
@@ -327,6 +330,39 @@ std::vector<std::pair<std::string, std::unique_ptr<Process>>> HoldOnBothClusters
   return holds;
 }
 
+// GET http://127.0.0.1:9464/PATH inside `role`'s network namespace, where the agent's
+// default --metrics-addr listens: from a thread of our own that setns()es there (a network
+// namespace is per thread), so the test needs neither curl nor nsenter.
+HttpReply NodeGet(const Testbed& tb, const std::string& role, const std::string& path) {
+  HttpReply reply;
+  std::string error;
+  std::thread([&] {
+    UniqueFd ns(::open(tb.NsPath(role).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns || ::setns(ns.get(), CLONE_NEWNET) != 0) {
+      error = "setns " + tb.NsPath(role) + ": " + std::strerror(errno);
+      return;
+    }
+    auto got = HttpGet("127.0.0.1:9464", path);
+    if (!got.ok()) {
+      error = got.error().ToString();
+      return;
+    }
+    reply = std::move(*got);
+  }).join();
+  EXPECT_EQ(error, "") << role << " GET " << path;
+  return reply;
+}
+
+// The value of the sample whose line starts with `series` (name and labels, exactly as
+// exposed); -1 when absent.
+double MetricValue(const std::string& exposition, const std::string& series) {
+  const size_t at = exposition.find("\n" + series + " ");
+  if (at == std::string::npos) {
+    return -1;
+  }
+  return std::atof(exposition.c_str() + at + 1 + series.size() + 1);
+}
+
 // --- restart without loss ---
 
 TEST(AgentRestart, KillNineAndRestartDropsNoConnectionAndFirstSyncWritesNothing) {
@@ -466,8 +502,47 @@ TEST(AgentReload, MalformedPolicyIsRejectedAndTrafficKeepsItsWeights) {
 TEST(AgentReload, PolicyChangeTo0To100SendsEveryNewConnectionToClusterB) {
   auto c = AgentTestbed::Up();
   ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  // Synced with XDP attached: ready, and healthy.
+  const HttpReply ready = NodeGet(*c->tb, "nodeA", "/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body << c->Logs();
+  EXPECT_EQ(NodeGet(*c->tb, "nodeA", "/healthz").body, "ok\n");
   ProbeResult before = c->Connect(200);
   EXPECT_GT(ClusterShares(before.ids)["cluster-a"], 50.0) << SharesText(before.ids);
+
+  // The counters nodeA's agent exposes match the traffic: every connection went through
+  // nodeA's XDP once as a new flow (fresh maps: nothing else was counted), and each backend
+  // counted the connections its pod answered.
+  const HttpReply scraped = NodeGet(*c->tb, "nodeA", "/metrics");
+  ASSERT_EQ(scraped.status, 200) << scraped.body;
+  const std::string& m = scraped.body;
+  const std::string svc =
+      R"({service="xlb-test/echo",port="8080/TCP",family="IPv4",service_id="1"})";
+  EXPECT_EQ(MetricValue(m, "xlb_service_new_flows_total" + svc), 200.0) << m;
+  EXPECT_GE(MetricValue(m, "xlb_service_packets_total" + svc), 200.0 * 3) << m;
+  long by_cluster_a = 0;
+  for (const auto& [pod, n] : before.ids) {
+    by_cluster_a += ClusterOf(pod) == "cluster-a" ? n : 0;
+    const std::string address = testbed::Address(pod, Family::kV4) + ":8080";
+    const size_t line = m.find(",address=\"" + address + "\",cluster=\"" + ClusterOf(pod) + "\"} " +
+                               std::to_string(n) + "\n");
+    EXPECT_NE(line, std::string::npos) << pod << " " << address << " answered " << n << "\n" << m;
+  }
+  EXPECT_EQ(MetricValue(m, R"(xlb_cluster_new_flows_total{cluster="cluster-a"})"),
+            static_cast<double>(by_cluster_a))
+      << m;
+  EXPECT_EQ(MetricValue(m, R"(xlb_cluster_new_flows_total{cluster="cluster-b"})"),
+            static_cast<double>(200 - by_cluster_a))
+      << m;
+  EXPECT_GT(
+      MetricValue(m, R"(xlb_datapath_packets_total{reason="fwd_established",verdict="forward"})"),
+      0.0)
+      << m;
+  EXPECT_EQ(MetricValue(m, R"(xlb_map_entries{map="maglev_tables"})"), 1.0) << m;
+  EXPECT_EQ(MetricValue(m, R"(xlb_map_entries{map="backends"})"), 4.0) << m;
+  EXPECT_EQ(MetricValue(m, R"(xlb_map_entries{map="services"})"), 1.0) << m;
+  EXPECT_GE(MetricValue(m, R"(xlb_map_entries{map="conntrack"})"), 1.0) << m;
+  EXPECT_EQ(MetricValue(m, "xlb_agent_up"), 1.0) << m;
+  EXPECT_EQ(MetricValue(m, "xlb_agent_sync_duration_seconds_count"), 1.0) << m;
 
   const auto written = Clock::now();
   WriteFileAtomically(c->policy, VirtualService("0", 100));
@@ -479,6 +554,25 @@ TEST(AgentReload, PolicyChangeTo0To100SendsEveryNewConnectionToClusterB) {
 
   ProbeResult after = c->Connect(400);
   EXPECT_NEAR(ClusterShares(after.ids)["cluster-b"], 100.0, 0.01) << SharesText(after.ids);
+
+  const std::string later = NodeGet(*c->tb, "nodeA", "/metrics").body;
+  EXPECT_EQ(MetricValue(later, "xlb_service_new_flows_total" + svc), 600.0) << later;
+  EXPECT_EQ(MetricValue(later, R"(xlb_cluster_new_flows_total{cluster="cluster-b"})"),
+            static_cast<double>(200 - by_cluster_a + 400))
+      << later;
+  EXPECT_EQ(MetricValue(later, "xlb_agent_sync_duration_seconds_count"), 2.0) << later;
+  EXPECT_EQ(MetricValue(later, R"(xlb_agent_sync_writes_total{kind="table"})"), 2.0) << later;
+  EXPECT_EQ(MetricValue(later, R"(xlb_agent_reloads_total{source="policy",result="success"})"), 1.0)
+      << later;
+  std::printf("[ metrics ] nodeA after 600 connections:\n");
+  for (const char* prefix :
+       {"xlb_service_new_flows_total", "xlb_cluster_new_flows_total", "xlb_backend_new_flows_total",
+        "xlb_map_entries{", "xlb_agent_sync_duration_seconds_count", "xlb_agent_ready"}) {
+    for (size_t at = later.find(std::string("\n") + prefix); at != std::string::npos;
+         at = later.find(std::string("\n") + prefix, at + 1)) {
+      std::printf("  %s\n", later.substr(at + 1, later.find('\n', at + 1) - at - 1).c_str());
+    }
+  }
   std::printf("[ reload ] 70/30 -> 0/100 in force %ld ms after the write; then %ld/400 ok (%s)\n",
               reload_ms, after.ok, SharesText(after.ids).c_str());
 }

@@ -45,7 +45,7 @@ class ReconcilerTest : public ::testing::Test {
     const MapContents& c = store_.contents();
     EXPECT_EQ(c.tables.size(), 1u);
     std::map<uint32_t, uint32_t> slots;
-    for (const auto& [id, table] : c.tables) {
+    for (const auto& [id, table] : store_.tables()) {
       for (uint32_t be : table) {
         ++slots[be];
       }

@@ -67,7 +67,7 @@ TEST_F(BpfSync, ReadBackEqualsWhatWasWrittenAndAReloadNeedsNoWrite) {
 
     auto read = store.ReadAll();
     ASSERT_TRUE(read.ok()) << read.error().ToString();
-    EXPECT_EQ(*read, desired->maps);
+    EXPECT_EQ(*read, desired->maps.Contents());
 
     // One endpoint of web goes: an invalidated entry stays behind, also across the reload.
     Model later = TwoClusters(2);

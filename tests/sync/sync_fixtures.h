@@ -62,7 +62,7 @@ class CheckingStore : public FakeMapStore {
                               " VIP filter bit clear");
       }
     }
-    for (const auto& [id, slots] : c.tables) {
+    for (const auto& [id, slots] : tables()) {
       std::set<uint32_t> ids(slots.begin(), slots.end());
       for (const uint32_t b : ids) {
         if (b == XLB_ID_NONE) {

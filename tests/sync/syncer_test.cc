@@ -83,8 +83,8 @@ TEST_F(SyncTest, FirstSyncWritesEverything) {
                               {WriteKind::kService, 2},
                               {WriteKind::kVipFilterWord, words}}))
       << r.writes.ToString();
-  EXPECT_EQ(store_.contents(), desired_.maps);
-  EXPECT_EQ(syncer_.held(), desired_.maps);
+  EXPECT_EQ(store_.contents(), desired_.maps.Contents());
+  EXPECT_EQ(syncer_.held(), desired_.maps.Contents());
 
   // What the entries say.
   const DesiredService& api = Api();
@@ -111,7 +111,7 @@ TEST_F(SyncTest, FirstSyncWritesEverything) {
 
 TEST_F(SyncTest, IdenticalSecondSyncWritesNothing) {
   ASSERT_TRUE(SyncModel(TwoClusters(2)).ok());
-  const MapContents first = desired_.maps;
+  const DesiredMaps first = desired_.maps;
   store_.ResetCounts();
   const SyncResult r = SyncModel(TwoClusters(2));
   ASSERT_TRUE(r.ok());
@@ -146,7 +146,7 @@ TEST_F(SyncTest, RemovingOneEndpointRewritesOneTableAndInvalidatesOneBackend) {
   EXPECT_EQ(
       store_.contents().services.at(KeyOf("198.18.100.10", 8080, Protocol::kTcp)).backend_count,
       3u);
-  const auto& table = store_.contents().tables.at(Api().id);
+  const auto& table = store_.table(Api().id);
   EXPECT_EQ(std::count(table.begin(), table.end(), gone), 0);
 }
 
@@ -215,7 +215,7 @@ TEST_F(SyncTest, DualStackServiceGetsOneTablePerFamily) {
   EXPECT_EQ(v6->keys.size(), 1u);
   EXPECT_EQ(store_.contents().services.at(KeyOf("2001:db8:100::10", 8080, Protocol::kTcp)).id,
             v6->id);
-  for (const uint32_t id : store_.contents().tables.at(v6->id)) {
+  for (const uint32_t id : store_.table(v6->id)) {
     EXPECT_EQ(store_.contents().backends.at(id).family, XLB_FAMILY_IPV6);
   }
   EXPECT_EQ(r.writes[WriteKind::kBackend], 4u);
@@ -237,7 +237,7 @@ TEST_F(SyncTest, ReturningEndpointTakesItsOwnIdBack) {
 
 TEST_F(SyncTest, IssueVirtualServiceGivesTableSharesSeventyThirty) {
   ASSERT_TRUE(SyncModel(TwoClusters(2), kIssueVirtualService).ok());
-  const auto& table = store_.contents().tables.at(Api().id);
+  const auto& table = store_.table(Api().id);
   std::map<uint16_t, double> cluster_share;
   std::map<std::string, double> backend_share;
   const auto addresses = BackendAddresses(store_.contents());
@@ -272,7 +272,7 @@ TEST_F(SyncTest, TerminatingEndpointKeepsItsBackendButGetsNoSlot) {
   EXPECT_EQ(r.writes, Counts({{WriteKind::kTable, 1}, {WriteKind::kService, 2}}))
       << r.writes.ToString();
   EXPECT_EQ(store_.contents().backends.at(draining).flags, XLB_BE_F_VALID);
-  const auto& table = store_.contents().tables.at(Api().id);
+  const auto& table = store_.table(Api().id);
   EXPECT_EQ(std::count(table.begin(), table.end(), draining), 0);
   EXPECT_EQ(
       store_.contents().services.at(KeyOf("198.18.100.10", 8080, Protocol::kTcp)).backend_count,
@@ -352,21 +352,21 @@ TEST_F(SyncTest, FailedTableWriteLeavesThePreviousTableAndTheNextSyncRetries) {
   EXPECT_EQ(retried.writes[WriteKind::kBackend], 0u);
   EXPECT_EQ(retried.writes[WriteKind::kTable], 1u);
   EXPECT_EQ(retried.writes[WriteKind::kService], 3u);  // api x2 (backend_count), web x1
-  EXPECT_EQ(store_.contents(), desired_.maps);
+  EXPECT_EQ(store_.contents(), desired_.maps.Contents());
   EXPECT_EQ(Api().id, api);
 }
 
 TEST_F(SyncTest, FailedTableWriteOfAChangedServiceKeepsItsOldTable) {
   ASSERT_TRUE(SyncModel(TwoClusters(2)).ok());
-  const MaglevSlots old_table = store_.contents().tables.at(Api().id);
+  const MaglevSlots old_table = store_.table(Api().id);
   store_.FailWrite(WriteKind::kTable);
   const SyncResult failed = SyncModel(TwoClusters(2), kIssueVirtualService);
   ASSERT_FALSE(failed.ok());
-  EXPECT_EQ(store_.contents().tables.at(Api().id), old_table);
+  EXPECT_EQ(store_.table(Api().id), old_table);
   const SyncResult retried = SyncModel(TwoClusters(2), kIssueVirtualService);
   ASSERT_TRUE(retried.ok());
   EXPECT_EQ(retried.writes, Counts({{WriteKind::kTable, 1}})) << retried.writes.ToString();
-  EXPECT_NE(store_.contents().tables.at(Api().id), old_table);
+  EXPECT_NE(store_.table(Api().id), old_table);
 }
 
 // A -> B touches every kind of write. Whichever kind fails first, the maps stay consistent
@@ -407,7 +407,7 @@ TEST(SyncFailure, AnyFailedWriteIsConsistentAndRetried) {
     const SyncResult retried = syncer.Sync(*again);
     ASSERT_TRUE(retried.ok()) << retried.error->ToString();
     EXPECT_EQ(store.contents().services.size(), again->maps.services.size());
-    EXPECT_EQ(store.contents().tables, again->maps.tables);
+    EXPECT_EQ(store.contents().tables, again->maps.Contents().tables);
     EXPECT_EQ(store.contents().vip_filter, again->maps.vip_filter);
     EXPECT_EQ(syncer.Sync(*again).writes.total(), 0u);
     EXPECT_TRUE(store.violations().empty()) << store.violations().front();
@@ -476,7 +476,7 @@ TEST_F(SyncTest, RemovingOneOfTenBackendsMovesAtMostATenthPlusTwoPercentOfSlots)
   m.PutService(ApiService());
   AddEndpoints(m, kApi, "cluster-a", 1, kN);
   ASSERT_TRUE(SyncModel(m).ok());
-  const MaglevSlots before = store_.contents().tables.at(Api().id);
+  const MaglevSlots before = store_.table(Api().id);
 
   Model fewer;
   fewer.PutCluster({1, "cluster-a", true});
@@ -487,7 +487,7 @@ TEST_F(SyncTest, RemovingOneOfTenBackendsMovesAtMostATenthPlusTwoPercentOfSlots)
                               {WriteKind::kService, 2},  // backend_count 10 -> 9
                               {WriteKind::kBackend, 1}}))
       << r.writes.ToString();
-  const MaglevSlots& after = store_.contents().tables.at(Api().id);
+  const MaglevSlots& after = store_.table(Api().id);
   ASSERT_EQ(before.size(), after.size());
   size_t changed = 0;
   for (size_t i = 0; i < before.size(); ++i) {
@@ -497,6 +497,47 @@ TEST_F(SyncTest, RemovingOneOfTenBackendsMovesAtMostATenthPlusTwoPercentOfSlots)
   RecordProperty("moved_slots", std::to_string(changed) + "/" + std::to_string(before.size()));
   EXPECT_LE(moved, 1.0 / kN + 0.02) << changed << " slots of " << before.size();
   EXPECT_GE(moved, 1.0 / kN - 0.01);  // at least the removed backend's own slots
+}
+
+// The memory fix: tables are built at sync time, only for services whose recipe changed,
+// and a restarted syncer (recipes unknown) builds each once, compares digests, writes nothing.
+TEST_F(SyncTest, OnlyChangedTablesAreBuiltAndARestartBuildsEachOnceWritingNothing) {
+  Model m = TwoClusters(2);
+  AddWebService(m, 3);
+  ASSERT_TRUE(SyncModel(m).ok());
+  EXPECT_EQ(syncer_.tables_built(), 2u);
+  ASSERT_TRUE(SyncModel(m).ok());
+  EXPECT_EQ(syncer_.tables_built(), 2u) << "nothing changed: nothing built";
+
+  Model fewer = TwoClusters(2);
+  AddWebService(fewer, 2);
+  const SyncResult r = SyncModel(fewer);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.writes[WriteKind::kTable], 1u);
+  EXPECT_EQ(syncer_.tables_built(), 3u) << "only web's table was built again";
+  const std::map<uint32_t, MaglevSlots> installed = store_.tables();
+
+  Syncer restarted(store_);
+  ASSERT_TRUE(restarted.Adopt().ok());
+  auto again = restarted.Plan(fewer, DefaultPlans(fewer));
+  ASSERT_TRUE(again.ok());
+  const SyncResult first = restarted.Sync(*again);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first.writes.total(), 0u) << first.writes.ToString();
+  EXPECT_EQ(restarted.tables_built(), 2u);
+  EXPECT_EQ(store_.tables(), installed);
+  EXPECT_EQ(restarted.Sync(*again).writes.total(), 0u);
+  EXPECT_EQ(restarted.tables_built(), 2u);
+}
+
+// A table the store lost or that differs (written by someone else) is found by its digest.
+TEST(TableDigest, DiffersWhenOneSlotDiffers) {
+  MaglevSlots a(1021, 1);
+  MaglevSlots b = a;
+  b[1020] = 2;
+  EXPECT_EQ(TableDigest::Of(a), TableDigest::Of(MaglevSlots(1021, 1)));
+  EXPECT_NE(TableDigest::Of(a), TableDigest::Of(b));
+  EXPECT_EQ(TableDigest::Of(a).size, 1021u);
 }
 
 TEST_F(SyncTest, SyncBeforeAdoptIsRefused) {

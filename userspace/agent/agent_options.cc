@@ -8,12 +8,14 @@
 #include <iterator>
 #include <string_view>
 
+#include "userspace/agent/http_server.h"
+
 namespace xlb {
 
 const char* const kAgentUsage =
     "usage: xlb-agent --config FILE [--policy PATH] [--pin-dir DIR] [--uplink IFACE]\n"
     "                 [--pod-iface GLOB]... [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
-    "                 [--tunnel-mtu N] [--once]\n"
+    "                 [--tunnel-mtu N] [--metrics-addr HOST:PORT|off] [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
     "                     its local cluster is this node's\n"
     "  --policy PATH      a weight policy file, or a directory of them (VirtualService,\n"
@@ -29,6 +31,8 @@ const char* const kAgentUsage =
     "  --tunnel-addr ADDR this node's IPv4 and/or IPv6 tunnel endpoint\n"
     "  --encap vxlan|gue  encapsulation toward tunnelled backends (default vxlan)\n"
     "  --tunnel-mtu N     underlay MTU for MSS clamping (576-65535, default 1500)\n"
+    "  --metrics-addr A   serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
+    "                     (default 127.0.0.1:9464; `off` disables; not with --once)\n"
     "  --once             sync once and exit\n"
     "Config and policy files are re-read when they change; a bad one is logged and the last\n"
     "good state stays. SIGTERM/SIGINT end the agent but NOT the datapath: programs stay\n"
@@ -73,9 +77,9 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       o.once = true;
       continue;
     }
-    static constexpr std::string_view kValued[] = {"--config", "--policy",    "--pin-dir",
-                                                   "--uplink", "--pod-iface", "--tunnel-addr",
-                                                   "--encap",  "--tunnel-mtu"};
+    static constexpr std::string_view kValued[] = {"--config", "--policy",     "--pin-dir",
+                                                   "--uplink", "--pod-iface",  "--tunnel-addr",
+                                                   "--encap",  "--tunnel-mtu", "--metrics-addr"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -119,6 +123,17 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       } else {
         problem = "--encap " + v + ": vxlan or gue";
         return false;
+      }
+    } else if (flag == "--metrics-addr") {
+      std::string host;
+      uint16_t port = 0;
+      if (v == "off") {
+        o.metrics_addr.clear();
+      } else if (!ParseListenAddress(v, host, port, problem)) {
+        problem = "--metrics-addr " + problem;
+        return false;
+      } else {
+        o.metrics_addr = v;
       }
     } else if (flag == "--tunnel-mtu") {
       unsigned long mtu = 0;

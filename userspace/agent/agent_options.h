@@ -19,6 +19,8 @@ struct AgentOptions {
   std::vector<std::string> pod_ifaces;  // --pod-iface GLOB...: xlb_tc goes on every match
   xlb_config datapath = XLB_CONFIG_DEFAULTS;  // --tunnel-addr, --encap, --tunnel-mtu
   bool once = false;  // --once: one sync, then exit (leaving the datapath running)
+  // --metrics-addr HOST:PORT of /metrics, /healthz and /readyz; "" (from `off`) = none.
+  std::string metrics_addr = "127.0.0.1:9464";
   // How often the sources are looked at (mtime poll) and pod interfaces rescanned.
   std::chrono::milliseconds poll_interval{200};
   std::chrono::milliseconds iface_rescan{1000};

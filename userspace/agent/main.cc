@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +35,8 @@
 #include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
 #include "userspace/agent/agent_options.h"
+#include "userspace/agent/http_server.h"
+#include "userspace/agent/metrics.h"
 #include "userspace/agent/reconciler.h"
 #include "userspace/sync/bpf_map_store.h"
 
@@ -133,6 +137,35 @@ class PodInterfaces {
   std::map<int, std::string> failed_;    // ifindex -> last error logged
 };
 
+// /healthz turns 503 when the loop has not come round for this long. Generous: one full sync
+// of ten thousand services rebuilds their tables and takes seconds, and a kubelet that
+// restarts an agent in the middle of it gains nothing.
+constexpr auto kLoopStale = std::chrono::seconds(60);
+
+xlb::HttpResponse Serve(std::string_view path, const xlb::AgentStatus& status,
+                        const xlb::XdpDatapath* dp) {
+  if (path == "/metrics") {
+    xlb::Exposition out;
+    status.WriteAgentMetrics(out);
+    if (dp != nullptr) {  // loaded: the datapath's counters and occupancy
+      const auto [backends, tables] = status.ValidBackendsAndTables();
+      xlb::WriteDatapathMetrics(*dp, status.Names(), backends, tables, out);
+    }
+    return {200, "text/plain; version=0.0.4; charset=utf-8", out.text()};
+  }
+  if (path == "/healthz") {
+    return status.Healthy(kLoopStale) ? xlb::HttpResponse{200, "text/plain", "ok\n"}
+                                      : xlb::HttpResponse{503, "text/plain", "loop stalled\n"};
+  }
+  if (path == "/readyz") {
+    return status.Ready() ? xlb::HttpResponse{200, "text/plain", "ok\n"}
+                          : xlb::HttpResponse{503, "text/plain",
+                                              "not ready: no successful sync with XDP attached "
+                                              "yet, or the last sync failed\n"};
+  }
+  return {404, "text/plain", "not found: /metrics, /healthz, /readyz\n"};
+}
+
 void SleepFor(std::chrono::milliseconds d) {
   timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>(d.count() % 1000) * 1000000};
   ::nanosleep(&ts, nullptr);  // a signal cuts it short, which is what stopping wants
@@ -175,6 +208,34 @@ int Run(int argc, char** argv) {
     return Fail("bad input; the datapath was not touched:" + errors);
   }
 
+  // Declared before the server, so they outlive its thread.
+  xlb::AgentStatus status;
+  status.RequireXdp(!opts.uplink.empty());
+  std::atomic<const xlb::XdpDatapath*> loaded_dp{nullptr};
+  std::unique_ptr<xlb::XdpDatapath> xdp;
+  auto publish = [&](const std::optional<xlb::SyncResult>& sync) {
+    if (sync) {
+      status.RecordSync(sync->duration, sync->writes, sync->ok());
+      status.SetNames(reconciler.names(), reconciler.planned_backends(),
+                      reconciler.planned_tables());
+    }
+    status.SetReloads(reconciler.config_reloaded(), reconciler.config_rejected(),
+                      reconciler.policy_reloaded(), reconciler.policy_rejected());
+    status.Heartbeat();
+  };
+  // Bound before the datapath is loaded: a taken port fails start-up with nothing touched.
+  std::unique_ptr<xlb::HttpServer> http;
+  if (!opts.metrics_addr.empty() && !opts.once) {
+    auto server = xlb::HttpServer::Start(opts.metrics_addr, [&](std::string_view path) {
+      return Serve(path, status, loaded_dp.load());
+    });
+    if (!server.ok()) {
+      return Fail("--metrics-addr: " + server.error().ToString());
+    }
+    http = std::move(*server);
+    LogLine(xlb::LogLevel::kInfo, "serving /metrics, /healthz and /readyz on " + opts.metrics_addr);
+  }
+
   xlb::LoadOptions load;
   load.pin_dir = opts.pin_dir;
   load.config = opts.datapath;
@@ -182,7 +243,8 @@ int Run(int argc, char** argv) {
   if (!loaded.ok()) {
     return Fail("load xlb_xdp: " + loaded.error().ToString());
   }
-  std::unique_ptr<xlb::XdpDatapath> xdp = std::move(*loaded);
+  xdp = std::move(*loaded);
+  loaded_dp = xdp.get();
   xlb::BpfMapStore store(*xdp);
   auto tc = xlb::TcDatapath::Load(*xdp);
   if (!tc.ok()) {
@@ -195,6 +257,7 @@ int Run(int argc, char** argv) {
     return Fail("adopt the maps under " + opts.pin_dir + ": " + adopted.error().ToString());
   }
   auto first = reconciler.Poll();  // a failed sync is logged and retried in the loop
+  publish(first);
 
   if (!opts.uplink.empty()) {
     xlb::AttachOptions attach;
@@ -208,6 +271,7 @@ int Run(int argc, char** argv) {
                                       ") to " + opts.uplink + " in " +
                                       std::string(xlb::XdpModeName(a->mode())) + " mode");
     a->release();
+    status.SetXdpAttached(true);
   }
   PodInterfaces pods(**tc, opts.pod_ifaces);
   const bool tc_ok = pods.Scan();
@@ -221,7 +285,7 @@ int Run(int argc, char** argv) {
                                     std::to_string(opts.iface_rescan.count()) + " ms");
   auto next_scan = std::chrono::steady_clock::now() + opts.iface_rescan;
   while (g_stop == 0) {
-    reconciler.Poll();
+    publish(reconciler.Poll());
     if (!opts.pod_ifaces.empty() && std::chrono::steady_clock::now() >= next_scan) {
       pods.Scan();
       next_scan = std::chrono::steady_clock::now() + opts.iface_rescan;

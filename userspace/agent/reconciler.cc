@@ -1,5 +1,6 @@
 #include "userspace/agent/reconciler.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -122,6 +123,7 @@ bool Reconciler::ReadConfig() {
     return false;
   }
   model_ = std::move(*model);
+  ++config_reloaded_;
   log_(LogLevel::kInfo, "config " + paths_.config +
                             " reloaded: " + std::to_string(model_.services().size()) + " services");
   return true;
@@ -138,6 +140,7 @@ bool Reconciler::ReadPolicies() {
              " rejected; the last good set stays in force:" + Indent(accepted.errors()));
     return false;
   }
+  ++policy_reloaded_;
   log_(LogLevel::kInfo, "policies " + paths_.policy + " accepted");
   return true;
 }
@@ -175,6 +178,7 @@ SyncResult Reconciler::RunSync() {
                               ": plan failed: " + desired.error().ToString() + "; retrying");
     return failed;
   }
+  NameIds(*desired);
   std::string problems = Indent(policy_problems);
   for (const std::string& p : desired->problems) {
     problems += "\n  " + p;
@@ -202,6 +206,33 @@ SyncResult Reconciler::RunSync() {
     log_(LogLevel::kWarn, line + "; FAILED at " + r.error->ToString() + "; retrying");
   }
   return r;
+}
+
+void Reconciler::NameIds(const DesiredState& desired) {
+  IdNames names;
+  for (const DesiredService& s : desired.services) {
+    names.services[s.id] =
+        ServiceLabel{s.service.ToString(),
+                     std::to_string(s.port.port) + "/" + std::string(ToString(s.port.protocol)),
+                     std::string(ToString(s.family))};
+  }
+  std::map<uint16_t, std::string> clusters;
+  for (const Cluster& c : model_.clusters()) {
+    clusters[c.id] = c.name;
+  }
+  for (const auto& [id, b] : desired.maps.backends) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const bool v6 = b.family == XLB_FAMILY_IPV6;
+    inet_ntop(v6 ? AF_INET6 : AF_INET, b.addr, text, sizeof(text));
+    const std::string port = std::to_string(ntohs(b.port));
+    auto cluster = clusters.find(b.cluster_id);
+    names.backends[id] =
+        BackendLabel{v6 ? "[" + std::string(text) + "]:" + port : std::string(text) + ":" + port,
+                     cluster != clusters.end() ? cluster->second : ""};
+  }
+  names_ = std::move(names);
+  planned_backends_ = desired.maps.backends.size();
+  planned_tables_ = desired.maps.tables.size();
 }
 
 }  // namespace xlb

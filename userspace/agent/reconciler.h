@@ -27,6 +27,7 @@
 
 #include "loader/log.h"
 #include "loader/result.h"
+#include "userspace/agent/metrics.h"
 #include "userspace/model/config_error.h"
 #include "userspace/model/model.h"
 #include "userspace/policy/policy_store.h"
@@ -64,12 +65,20 @@ class Reconciler {
   uint64_t syncs() const { return syncs_; }  // syncs run so far
   uint64_t config_rejected() const { return config_rejected_; }
   uint64_t policy_rejected() const { return store_.rejected(); }
+  // Changed files re-read and accepted after Start() (the metrics' reload successes).
+  uint64_t config_reloaded() const { return config_reloaded_; }
+  uint64_t policy_reloaded() const { return policy_reloaded_; }
+  // Names of the ids of the last state planned (metrics labels), and its size.
+  const IdNames& names() const { return names_; }
+  uint64_t planned_backends() const { return planned_backends_; }
+  uint64_t planned_tables() const { return planned_tables_; }
   const Syncer* syncer() const { return syncer_ ? &*syncer_ : nullptr; }
 
  private:
   bool ReadConfig();    // true when a new model was accepted
   bool ReadPolicies();  // true when a new policy set was accepted
   SyncResult RunSync();
+  void NameIds(const DesiredState& desired);
 
   std::optional<Syncer> syncer_;
   SourcePaths paths_;
@@ -81,6 +90,11 @@ class Reconciler {
   bool dirty_ = true;  // accepted inputs not synced yet (or the last sync failed)
   uint64_t syncs_ = 0;
   uint64_t config_rejected_ = 0;
+  uint64_t config_reloaded_ = 0;
+  uint64_t policy_reloaded_ = 0;
+  IdNames names_;
+  uint64_t planned_backends_ = 0;
+  uint64_t planned_tables_ = 0;
   std::string last_problems_;  // logged once, not at every sync
 };
 

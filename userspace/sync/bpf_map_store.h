@@ -2,6 +2,8 @@
 #ifndef XLB_USERSPACE_SYNC_BPF_MAP_STORE_H
 #define XLB_USERSPACE_SYNC_BPF_MAP_STORE_H
 
+#include <vector>
+
 #include "loader/xdp_loader.h"
 #include "userspace/sync/map_store.h"
 
@@ -15,16 +17,21 @@ class BpfMapStore : public MapStore {
   StoreLimits limits() const override;
   Result<void> PutBackend(uint32_t id, const xlb_backend& backend) override;
   Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) override;
+  // New inner maps, filled one by one, then swapped in with one batch update of the outer
+  // map: one RCU grace period per batch instead of one per table.
+  Result<void> InstallTables(std::span<const TableWrite> tables, size_t& installed) override;
   Result<void> RemoveTable(uint32_t service_id) override;
   Result<void> PutService(const xlb_service_key& key, const xlb_service& service) override;
   Result<void> EraseService(const xlb_service_key& key) override;
   Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) override;
-  // One lookup per backend id, service id and filter word (the ARRAY maps have no "present"
-  // notion: an all-zero backend or word counts as never written), plus the services hash.
+  // One lookup per backend id, service id (each table read, digested and dropped) and filter
+  // word (the ARRAY maps have no "present" notion: an all-zero backend or word counts as
+  // never written), plus the services hash.
   Result<MapContents> ReadAll() const override;
 
  private:
   XdpDatapath& dp_;
+  std::vector<uint32_t> slot_keys_;  // 0..maglev_size-1, the keys of every batch update
 };
 
 }  // namespace xlb

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
 #include "maps/xlb_hash.h"
 #include "userspace/planner/maglev.h"
@@ -47,7 +48,7 @@ BackendIdentity BackendIdentity::Of(const xlb_backend& backend) {
   return id;
 }
 
-IdAllocator::IdAllocator(const MapContents& held, const MapContents* pending, StoreLimits limits)
+IdAllocator::IdAllocator(const MapContents& held, const DesiredMaps* pending, StoreLimits limits)
     : limits_(limits) {
   for (const auto& [id, backend] : held.backends) {
     backend_owner_[id] = BackendIdentity::Of(backend);
@@ -59,7 +60,7 @@ IdAllocator::IdAllocator(const MapContents& held, const MapContents* pending, St
     service_of_key_[key] = service.id;
     services_taken_.insert(service.id);
   }
-  for (const auto& [id, slots] : held.tables) {
+  for (const auto& [id, digest] : held.tables) {
     services_taken_.insert(id);
   }
   if (pending != nullptr) {
@@ -71,7 +72,7 @@ IdAllocator::IdAllocator(const MapContents& held, const MapContents* pending, St
       service_of_key_[key] = service.id;
       services_taken_.insert(service.id);
     }
-    for (const auto& [id, slots] : pending->tables) {
+    for (const auto& [id, recipe] : pending->tables) {
       services_taken_.insert(id);
     }
   }
@@ -141,6 +142,82 @@ Result<std::vector<uint32_t>> IdAllocator::AssignServices(
     }
     id = *free;
     given.insert(id);
+  }
+  return out;
+}
+
+void TableRecipe::Seal() {
+  // The members in canonical order, so the fingerprint, like the table, does not depend on
+  // the order the plan listed them in.
+  std::vector<const MaglevBackend*> order;
+  order.reserve(members.size());
+  for (const MaglevBackend& m : members) {
+    order.push_back(&m);
+  }
+  std::sort(order.begin(), order.end(), [](const MaglevBackend* a, const MaglevBackend* b) {
+    return std::tie(a->key, a->id, a->weight) < std::tie(b->key, b->id, b->weight);
+  });
+  uint64_t h = 0xcbf29ce484222325ULL ^ size;
+  auto mix = [&h](const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= p[i];
+      h *= 0x100000001b3ULL;
+    }
+  };
+  for (const MaglevBackend* m : order) {
+    const uint64_t key_size = m->key.size();  // so "ab"+"c" and "a"+"bc" differ
+    mix(&key_size, sizeof(key_size));
+    mix(m->key.data(), m->key.size());
+    mix(&m->id, sizeof(m->id));
+    mix(&m->weight, sizeof(m->weight));
+  }
+  fingerprint = h;
+}
+
+void TableRecipe::Build(std::span<uint32_t> slots) const {
+  BuildMaglevTable(members, slots);
+}
+
+MaglevSlots TableRecipe::Build() const {
+  MaglevSlots slots(size);
+  Build(slots);
+  return slots;
+}
+
+bool TableRecipe::operator==(const TableRecipe& other) const {
+  if (fingerprint != other.fingerprint || size != other.size ||
+      members.size() != other.members.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < members.size(); ++i) {
+    const MaglevBackend& a = members[i];
+    const MaglevBackend& b = other.members[i];
+    if (a.id != b.id || a.key != b.key || a.weight != b.weight) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool DesiredMaps::operator==(const DesiredMaps& other) const {
+  auto same = [](const auto& a, const auto& b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
+             return AbiEqual(x.first, y.first) && AbiEqual(x.second, y.second);
+           });
+  };
+  return same(services, other.services) && same(backends, other.backends) &&
+         tables == other.tables && vip_filter == other.vip_filter;
+}
+
+MapContents DesiredMaps::Contents() const {
+  MapContents out;
+  out.services = services;
+  out.backends = backends;
+  out.vip_filter = vip_filter;
+  for (const auto& [id, recipe] : tables) {
+    out.tables[id] = TableDigest::Of(recipe.Build());
   }
   return out;
 }
@@ -230,29 +307,33 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
       }
     }
   }
-  std::set<BackendIdentity> identities;
-  for (const auto& [identity, abi] : backends) {
-    identities.insert(identity);
-  }
-  auto backend_ids = ids.AssignBackends(identities);
+  // The transient maps go as soon as they are used: at 300,000 backends each is tens of MB,
+  // and they would otherwise all be alive at the peak.
+  auto backend_ids = [&] {
+    std::set<BackendIdentity> identities;
+    for (const auto& [identity, abi] : backends) {
+      identities.insert(identities.end(), identity);
+    }
+    return ids.AssignBackends(identities);
+  }();
   if (!backend_ids.ok()) {
     return std::move(backend_ids).take_error();
   }
   for (const auto& [identity, abi] : backends) {
     out.maps.backends[backend_ids->at(identity)] = abi;
   }
+  backends.clear();
 
   auto service_ids = ids.AssignServices(keys);
   if (!service_ids.ok()) {
     return std::move(service_ids).take_error();
   }
-  std::vector<MaglevBackend> members;
   for (size_t i = 0; i < planned.size(); ++i) {
     const ServiceBackends& plan = *planned[i];
     DesiredService& d = out.services[i];
     d.id = (*service_ids)[i];
     d.keys = keys[i];
-    members = ToMaglevBackends(plan, [&](const WeightedBackend& b) {
+    std::vector<MaglevBackend> members = ToMaglevBackends(plan, [&](const WeightedBackend& b) {
       return backend_ids->at(BackendIdentity::Of(ToAbiBackend(b)));
     });
     uint32_t taking_flows = 0;
@@ -260,9 +341,10 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
       d.backend_ids.push_back(m.id);
       taking_flows += m.weight > 0 ? 1 : 0;
     }
-    MaglevSlots& table = out.maps.tables[d.id];
-    table.resize(maglev_size);
-    BuildMaglevTable(members, table);
+    TableRecipe& recipe = out.maps.tables[d.id];
+    recipe.members = std::move(members);
+    recipe.size = maglev_size;
+    recipe.Seal();
 
     const Service& service = *model.FindService(plan.service);
     xlb_service value{};

@@ -21,6 +21,7 @@
 #include "loader/result.h"
 #include "maps/xlb_abi.h"
 #include "userspace/model/model.h"
+#include "userspace/planner/maglev.h"
 #include "userspace/policy/weights.h"
 #include "userspace/sync/map_store.h"
 
@@ -38,6 +39,37 @@ struct BackendIdentity {
   auto operator<=>(const BackendIdentity&) const = default;
 };
 
+// What a service's Maglev table is built from. A table depends on its members and size alone
+// (planner/maglev.h), so the desired state carries this (~1 KB for 30 backends) instead of
+// the table (64 KB at 16381 slots), and the syncer builds a table only when its recipe differs
+// from the one the installed table was built from: one build per changed service, then the
+// slots are installed and dropped.
+struct TableRecipe {
+  std::vector<MaglevBackend> members;  // weight 0 included (no slot)
+  uint32_t size = 0;                   // slots, prime
+  uint64_t fingerprint = 0;            // of size and members in canonical order
+
+  // Sets the fingerprint from members and size.
+  void Seal();
+  // Builds the table into `slots` (size() == size).
+  void Build(std::span<uint32_t> slots) const;
+  MaglevSlots Build() const;
+  bool operator==(const TableRecipe& other) const;
+};
+
+// The maps a state asks for: MapContents with recipes where the store holds tables.
+struct DesiredMaps {
+  std::map<xlb_service_key, xlb_service, AbiLess> services;
+  std::map<uint32_t, xlb_backend> backends;  // every one XLB_BE_F_VALID
+  std::map<uint32_t, TableRecipe> tables;    // by service id
+  std::map<uint32_t, uint64_t> vip_filter;   // non-zero words only
+
+  bool operator==(const DesiredMaps& other) const;
+  // What the store holds once this is synced. Builds every table: for tests and tools, never
+  // on the sync path.
+  MapContents Contents() const;
+};
+
 // Hands out ids so that what the maps already hold keeps its id:
 //   - a backend keeps the id its identity has in the maps (valid or already invalidated: its
 //     own old id is safe to take back), a service the id its VIP keys have;
@@ -49,7 +81,7 @@ struct BackendIdentity {
 // yet (a failed sync): its ids count as taken, its assignments as known.
 class IdAllocator {
  public:
-  IdAllocator(const MapContents& held, const MapContents* pending, StoreLimits limits);
+  IdAllocator(const MapContents& held, const DesiredMaps* pending, StoreLimits limits);
 
   // An id for every identity (ENOSPC when the backends map is full).
   Result<std::map<BackendIdentity, uint32_t>> AssignBackends(
@@ -80,7 +112,7 @@ struct DesiredService {
 };
 
 struct DesiredState {
-  MapContents maps;  // every backend here is XLB_BE_F_VALID
+  DesiredMaps maps;
   std::vector<DesiredService> services;
   // What the model asked for that cannot be had (an SCTP port, a VIP two services claim); the
   // rest of the state is still complete.

@@ -32,13 +32,26 @@ bool AbiEqual(const T& a, const T& b) {
 
 using MaglevSlots = std::vector<uint32_t>;  // maglev_size backend ids
 
-// The contents of the maps the syncer owns: what a store holds, or what it should hold.
+// A Maglev table as the syncer remembers it: a digest of its slots, not the slots. A table of
+// 16381 slots is 64 KB, so ten thousand services held in full would cost 650 MB for every
+// copy (the mirror, the adopted contents, the desired state); digests cost 16 bytes each.
+// The hash is 64 bits over the slot values in order: two different tables compare equal with
+// probability 2^-64, and then the syncer would skip one table write.
+struct TableDigest {
+  uint64_t hash = 0;
+  uint32_t size = 0;  // slots
+
+  static TableDigest Of(std::span<const uint32_t> slots);
+  bool operator==(const TableDigest&) const = default;
+};
+
+// The contents of the maps the syncer owns, as the store holds them (tables by digest).
 struct MapContents {
   std::map<xlb_service_key, xlb_service, AbiLess> services;
   // Entries that were ever written (a non-zero value); an ARRAY cannot erase, so a removed
   // backend stays here with XLB_BE_F_VALID cleared until its id is reused.
   std::map<uint32_t, xlb_backend> backends;
-  std::map<uint32_t, MaglevSlots> tables;   // by service id
+  std::map<uint32_t, TableDigest> tables;   // by service id
   std::map<uint32_t, uint64_t> vip_filter;  // non-zero words only
 
   bool operator==(const MapContents& other) const;
@@ -82,6 +95,15 @@ class MapStore {
   virtual Result<void> PutBackend(uint32_t id, const xlb_backend& backend) = 0;
   // A new table beside the old one, then one swap: readers see the old or the new table.
   virtual Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) = 0;
+  // Several tables, each swapped in atomically by itself; `installed` says how many of the
+  // first ones are in (all of them when it succeeds). The kernel waits for an RCU grace
+  // period after every update of the outer map (~15 ms on the CI machine), so BpfMapStore
+  // swaps a whole batch in with one update; this default installs them one by one.
+  struct TableWrite {
+    uint32_t service_id;
+    std::span<const uint32_t> slots;
+  };
+  virtual Result<void> InstallTables(std::span<const TableWrite> tables, size_t& installed);
   virtual Result<void> RemoveTable(uint32_t service_id) = 0;  // absent is fine
   virtual Result<void> PutService(const xlb_service_key& key, const xlb_service& service) = 0;
   virtual Result<void> EraseService(const xlb_service_key& key) = 0;  // absent is fine
@@ -110,6 +132,9 @@ class FakeMapStore : public MapStore {
   void FailWrite(WriteKind kind, uint32_t skip = 0);
 
   const MapContents& contents() const { return contents_; }
+  // The installed tables in full (the fake keeps them; the syncer never needs them).
+  const std::map<uint32_t, MaglevSlots>& tables() const { return slots_; }
+  const MaglevSlots& table(uint32_t service_id) const { return slots_.at(service_id); }
   const WriteCounts& writes() const { return writes_; }  // successful writes since creation
   void ResetCounts() { writes_ = {}; }
 
@@ -118,6 +143,7 @@ class FakeMapStore : public MapStore {
 
   StoreLimits limits_;
   MapContents contents_;
+  std::map<uint32_t, MaglevSlots> slots_;
   WriteCounts writes_;
   std::map<WriteKind, uint32_t> fail_after_;  // kind -> writes to let through first
 };

@@ -22,6 +22,7 @@ Result<void> Syncer::Adopt() {
     return std::move(contents).take_error().Within("adopting the maps");
   }
   held_ = std::move(*contents);
+  recipe_of_.clear();
   pending_.reset();
   adopted_ = true;
   return {};
@@ -43,17 +44,19 @@ SyncResult Syncer::Sync(const DesiredState& desired) {
   if (!adopted_) {
     result.error = Error{EINVAL, "sync before Adopt(): the store's contents are unknown"};
   } else {
-    pending_ = desired.maps;
     auto done = SyncSteps(desired.maps, result.writes);
     if (!done.ok()) {
       result.error = std::move(done).take_error();
+      pending_ = desired.maps;
+    } else {
+      pending_.reset();
     }
   }
   result.duration = std::chrono::steady_clock::now() - start;
   return result;
 }
 
-Result<void> Syncer::SyncSteps(const MapContents& want, WriteCounts& writes) {
+Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
   // 1. New and changed backends.
   for (const auto& [id, backend] : want.backends) {
     auto it = held_.backends.find(id);
@@ -65,18 +68,67 @@ Result<void> Syncer::SyncSteps(const MapContents& want, WriteCounts& writes) {
     ++writes[WriteKind::kBackend];
   }
 
-  // 2. New and changed tables, one swap each.
-  for (const auto& [id, slots] : want.tables) {
+  // 2. New and changed tables, one swap each. A table whose recipe is the one it was built
+  // from is not built again; one whose recipe is new is built, and written only when its
+  // slots differ from what is installed (after a restart: the same, no write). Built tables
+  // go to the store kTableBatch at a time (BpfMapStore swaps a batch in with one outer-map
+  // update: one RCU grace period instead of one per table), so at most that many are in
+  // memory at once.
+  struct Staged {
+    uint32_t id;
+    uint64_t fingerprint;
+    TableDigest digest;
+  };
+  std::vector<Staged> staged;
+  if (buffers_.size() < kTableBatch) {
+    buffers_.resize(kTableBatch);
+  }
+  auto flush = [&]() -> Result<void> {
+    std::vector<MapStore::TableWrite> batch;
+    batch.reserve(staged.size());
+    for (size_t i = 0; i < staged.size(); ++i) {
+      batch.push_back({staged[i].id, buffers_[i]});
+    }
+    size_t installed = 0;
+    auto r = store_.InstallTables(batch, installed);
+    for (size_t i = 0; i < installed && i < staged.size(); ++i) {
+      held_.tables[staged[i].id] = staged[i].digest;
+      recipe_of_[staged[i].id] = staged[i].fingerprint;
+      ++writes[WriteKind::kTable];
+    }
+    const uint32_t failed = installed < staged.size() ? staged[installed].id : 0;
+    staged.clear();
+    if (!r.ok()) {
+      return std::move(r).take_error().Within("table of service " + std::to_string(failed));
+    }
+    return {};
+  };
+  for (const auto& [id, recipe] : want.tables) {
     auto it = held_.tables.find(id);
-    if (it != held_.tables.end() && it->second == slots) {
+    if (it != held_.tables.end()) {
+      auto known = recipe_of_.find(id);
+      if (known != recipe_of_.end() && known->second == recipe.fingerprint) {
+        continue;
+      }
+    }
+    MaglevSlots& slots = buffers_[staged.size()];
+    slots.resize(recipe.size);
+    recipe.Build(slots);
+    ++tables_built_;
+    const TableDigest digest = TableDigest::Of(slots);
+    if (it != held_.tables.end() && it->second == digest) {
+      recipe_of_[id] = recipe.fingerprint;
       continue;
     }
-    auto installed = store_.InstallTable(id, slots);
-    if (!installed.ok()) {
-      return std::move(installed).take_error().Within("table of service " + std::to_string(id));
+    // Forget the recipe first: if the install fails, what is installed is unknown.
+    recipe_of_.erase(id);
+    staged.push_back({id, recipe.fingerprint, digest});
+    if (staged.size() == kTableBatch) {
+      XLB_TRY(flush());
     }
-    held_.tables[id] = slots;
-    ++writes[WriteKind::kTable];
+  }
+  if (!staged.empty()) {
+    XLB_TRY(flush());
   }
 
   // 3. VIP filter bits of new addresses, then the service entries.
@@ -135,7 +187,7 @@ Result<void> Syncer::SyncSteps(const MapContents& want, WriteCounts& writes) {
   }
 
   std::vector<uint32_t> gone_tables;
-  for (const auto& [id, slots] : held_.tables) {
+  for (const auto& [id, digest] : held_.tables) {
     if (want.tables.count(id) == 0) {
       gone_tables.push_back(id);
     }
@@ -143,6 +195,7 @@ Result<void> Syncer::SyncSteps(const MapContents& want, WriteCounts& writes) {
   for (const uint32_t id : gone_tables) {
     XLB_TRY(store_.RemoveTable(id));
     held_.tables.erase(id);
+    recipe_of_.erase(id);
     ++writes[WriteKind::kTableRemoval];
   }
 

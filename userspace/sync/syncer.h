@@ -33,8 +33,16 @@
 // Terminating endpoints are in the desired state with weight 0: no slot, so no new flow, but
 // a valid entry, so their established flows continue.
 //
+// Memory. The mirror keeps a digest of each table (TableDigest), never its slots, and the
+// desired state a recipe (TableRecipe: members and size). A table is built only in step 2,
+// only when its recipe differs from the one the installed table was last built from (or
+// checked against), installed and dropped: at most one batch of tables at a time. After Adopt() the
+// recipes of the adopted tables are unknown, so the first sync builds every table once and
+// compares digests (a restart still writes nothing); later syncs build only what changed.
+//
 // Atomic. A table is built in a new inner map and swapped in with one outer-map update, so a
-// packet sees the old table or the new one, never a mix (XdpDatapath::InstallMaglevTable).
+// packet sees the old table or the new one, never a mix (XdpDatapath::InstallMaglevTable;
+// BpfMapStore::InstallTables swaps a batch with one batch update, each slot still atomic).
 // The service as a whole is not switched atomically: a packet between steps 2 and 3 may see
 // the new table with the old backend_count, which only matters when it goes to or from 0, and
 // both states are consistent by themselves (every slot names a valid backend).
@@ -47,8 +55,10 @@
 #define XLB_USERSPACE_SYNC_SYNCER_H
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "loader/result.h"
 #include "userspace/model/model.h"
@@ -86,14 +96,25 @@ class Syncer {
 
   // What the store holds, as far as this syncer knows.
   const MapContents& held() const { return held_; }
+  // Tables built by Sync() so far (each built table is one ~1 ms Maglev fill at 16381 slots).
+  uint64_t tables_built() const { return tables_built_; }
 
  private:
-  Result<void> SyncSteps(const MapContents& want, WriteCounts& writes);
+  Result<void> SyncSteps(const DesiredMaps& want, WriteCounts& writes);
 
   MapStore& store_;
   MapContents held_;
-  std::optional<MapContents> pending_;  // the last desired state, maybe not all written
+  // Service id -> fingerprint of the recipe its installed table was built from.
+  std::map<uint32_t, uint64_t> recipe_of_;
+  // The last desired state when its sync failed: its ids may be partly written, so the next
+  // plan must not hand them to anything else. After a successful sync held_ has them all.
+  std::optional<DesiredMaps> pending_;
   bool adopted_ = false;
+  // Tables built and not yet handed to the store: 256 x 64 KB = 16 MB at 16381 slots, and a
+  // batch of 256 swaps costs one grace period (~15 ms) instead of 256.
+  static constexpr size_t kTableBatch = 256;
+  std::vector<MaglevSlots> buffers_;
+  uint64_t tables_built_ = 0;
 };
 
 }  // namespace xlb

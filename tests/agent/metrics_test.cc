@@ -1,0 +1,165 @@
+// The agent's metrics without root: the exposition format (escaping, HELP/TYPE, histogram
+// buckets cumulative with +Inf, _sum and _count), readiness, the HTTP responder on a loopback
+// port of its own, and --metrics-addr.
+#include "userspace/agent/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "userspace/agent/agent_options.h"
+#include "userspace/agent/http_server.h"
+
+namespace xlb::agent_test {
+namespace {
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t end = text.find('\n', at);
+    out.push_back(text.substr(at, end - at));
+    at = end == std::string::npos ? text.size() : end + 1;
+  }
+  return out;
+}
+
+TEST(Exposition, EscapesLabelValuesAndHelp) {
+  EXPECT_EQ(EscapeLabelValue(R"(a"b\c)"
+                             "\nd"),
+            R"(a\"b\\c\nd)");
+  EXPECT_EQ(EscapeLabelValue("production/api-service"), "production/api-service");
+  // HELP keeps double quotes as they are; only backslash and line feed are escaped.
+  EXPECT_EQ(EscapeHelp("say \"hi\"\\\n"), "say \"hi\"\\\\\\n");
+
+  Exposition out;
+  out.Family("xlb_service_packets_total", "counter", "Packets.\nTwo lines");
+  out.Sample("xlb_service_packets_total", {{"service", "ns/we\"ird"}, {"service_id", "7"}},
+             uint64_t{42});
+  EXPECT_EQ(out.text(),
+            "# HELP xlb_service_packets_total Packets.\\nTwo lines\n"
+            "# TYPE xlb_service_packets_total counter\n"
+            "xlb_service_packets_total{service=\"ns/we\\\"ird\",service_id=\"7\"} 42\n");
+}
+
+TEST(Exposition, UnlabelledSampleAndDoubles) {
+  Exposition out;
+  out.Sample("xlb_agent_up", {}, uint64_t{1});
+  out.Sample("x", {}, 0.25);
+  EXPECT_EQ(out.text(), "xlb_agent_up 1\nx 0.25\n");
+}
+
+TEST(Histogram, BucketsAreCumulativeWithInfSumAndCount) {
+  Histogram h({0.001, 0.01, 0.1});
+  for (const double v : {0.0005, 0.001, 0.002, 0.05, 0.05, 3.0}) {
+    h.Observe(v);
+  }
+  Exposition out;
+  h.Write(out, "xlb_agent_sync_duration_seconds", "Sync time.", {{"node", "a"}});
+  const std::vector<std::string> lines = Lines(out.text());
+  const std::vector<std::string> want = {
+      "# HELP xlb_agent_sync_duration_seconds Sync time.",
+      "# TYPE xlb_agent_sync_duration_seconds histogram",
+      // 0.001 is "le" 0.001: bounds are inclusive.
+      "xlb_agent_sync_duration_seconds_bucket{node=\"a\",le=\"0.001\"} 2",
+      "xlb_agent_sync_duration_seconds_bucket{node=\"a\",le=\"0.01\"} 3",
+      "xlb_agent_sync_duration_seconds_bucket{node=\"a\",le=\"0.1\"} 5",
+      "xlb_agent_sync_duration_seconds_bucket{node=\"a\",le=\"+Inf\"} 6",
+      "xlb_agent_sync_duration_seconds_sum{node=\"a\"} 3.1034999999999999",
+      "xlb_agent_sync_duration_seconds_count{node=\"a\"} 6",
+  };
+  EXPECT_EQ(lines, want) << out.text();
+  EXPECT_EQ(h.count(), 6u);
+}
+
+TEST(Histogram, SyncBucketsSpan100MicrosecondsTo10Seconds) {
+  const std::vector<double> b = SyncDurationBuckets();
+  ASSERT_FALSE(b.empty());
+  EXPECT_DOUBLE_EQ(b.front(), 0.0001);
+  EXPECT_DOUBLE_EQ(b.back(), 10.0);
+  EXPECT_TRUE(std::is_sorted(b.begin(), b.end()));
+}
+
+TEST(AgentStatus, ReadyAfterASuccessfulSyncWithXdpAndNotAfterAFailedOne) {
+  AgentStatus s;
+  s.RequireXdp(true);
+  EXPECT_FALSE(s.Ready());
+  WriteCounts w;
+  w[WriteKind::kTable] = 1;
+  s.RecordSync(std::chrono::milliseconds(2), w, true);
+  EXPECT_FALSE(s.Ready()) << "synced, but XDP is not attached yet";
+  s.SetXdpAttached(true);
+  EXPECT_TRUE(s.Ready());
+  s.RecordSync(std::chrono::milliseconds(1), {}, false);
+  EXPECT_FALSE(s.Ready()) << "the last sync failed";
+  s.RecordSync(std::chrono::milliseconds(1), {}, true);
+  EXPECT_TRUE(s.Ready());
+  EXPECT_TRUE(s.Healthy(std::chrono::seconds(60)));
+
+  Exposition out;
+  s.WriteAgentMetrics(out);
+  const std::string& t = out.text();
+  EXPECT_NE(t.find("\nxlb_agent_up 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nxlb_agent_sync_duration_seconds_count 3\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nxlb_agent_syncs_failed_total 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nxlb_agent_sync_writes_total{kind=\"table\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("# TYPE xlb_agent_reloads_total counter\n"), std::string::npos) << t;
+}
+
+TEST(HttpServer, ServesGetAndAnswers404OnLoopback) {
+  auto server = HttpServer::Start("127.0.0.1:0", [](std::string_view path) {
+    if (path == "/readyz") {
+      return HttpResponse{503, "text/plain", "not yet\n"};
+    }
+    if (path == "/metrics") {
+      return HttpResponse{200, "text/plain", "xlb_agent_up 1\n"};
+    }
+    return HttpResponse{404, "text/plain", "no\n"};
+  });
+  ASSERT_TRUE(server.ok()) << server.error().ToString();
+  const std::string addr = "127.0.0.1:" + std::to_string((*server)->port());
+  ASSERT_NE((*server)->port(), 0);
+
+  auto metrics = HttpGet(addr, "/metrics?x=1");
+  ASSERT_TRUE(metrics.ok()) << metrics.error().ToString();
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_EQ(metrics->body, "xlb_agent_up 1\n");
+  auto ready = HttpGet(addr, "/readyz");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 503);
+  auto missing = HttpGet(addr, "/nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+
+  // A second server on the same port fails at Start(), not later.
+  auto taken = HttpServer::Start(addr, [](std::string_view) { return HttpResponse{}; });
+  EXPECT_FALSE(taken.ok());
+}
+
+TEST(AgentOptions, MetricsAddressDefaultOffAndBad) {
+  auto parse = [](std::vector<const char*> args, AgentOptions& o, std::string& problem) {
+    args.insert(args.begin(), "xlb-agent");
+    bool help = false;
+    return ParseAgentOptions(static_cast<int>(args.size()), args.data(), o, problem, help);
+  };
+  AgentOptions o;
+  std::string problem;
+  ASSERT_TRUE(parse({"--config", "c.yaml"}, o, problem)) << problem;
+  EXPECT_EQ(o.metrics_addr, "127.0.0.1:9464");
+  AgentOptions off;
+  ASSERT_TRUE(parse({"--config", "c.yaml", "--metrics-addr", "off"}, off, problem)) << problem;
+  EXPECT_EQ(off.metrics_addr, "");
+  AgentOptions v6;
+  ASSERT_TRUE(parse({"--config", "c.yaml", "--metrics-addr", "[::1]:9000"}, v6, problem));
+  EXPECT_EQ(v6.metrics_addr, "[::1]:9000");
+  for (const char* bad : {"localhost:9464", "127.0.0.1", "127.0.0.1:70000", "::1:9464"}) {
+    AgentOptions b;
+    EXPECT_FALSE(parse({"--config", "c.yaml", "--metrics-addr", bad}, b, problem)) << bad;
+    EXPECT_NE(problem.find("--metrics-addr"), std::string::npos) << problem;
+  }
+}
+
+}  // namespace
+}  // namespace xlb::agent_test
