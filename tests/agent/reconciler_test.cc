@@ -164,13 +164,58 @@ TEST_F(ReconcilerTest, StartFailsOnBadOrMissingInput) {
   EXPECT_FALSE(missing.Start().ok());
 }
 
+// --node-addr (SetNodeAddresses) replaces the config's node addresses: the nodePort gets a
+// service key on each, on the port's table; without any, one info line says NodePorts are off.
+TEST_F(ReconcilerTest, NodeAddressesServeTheNodePort) {
+  std::string config = TestbedConfig("cluster-a");
+  const std::string port = "  - port: 8080\n    protocol: TCP\n";
+  ASSERT_NE(config.find(port), std::string::npos);
+  config.insert(config.find(port) + port.size(), "    nodePort: 30080\n");
+  WriteFileAtomically(config_, config);
+
+  {
+    Logged quiet;
+    Reconciler none({config_, policy_}, quiet.Fn());
+    ASSERT_TRUE(none.Start().ok()) << quiet.All();
+    FakeMapStore store{StoreLimits{.maglev_size = 1021}};
+    ASSERT_TRUE(none.Adopt(store).ok());
+    auto r = none.Poll();
+    ASSERT_TRUE(r.has_value() && r->ok()) << quiet.All();
+    EXPECT_EQ(store.contents().services.size(), 1u);  // the ClusterIP only
+    EXPECT_NE(quiet.All().find("has nodePort 30080, but no node address is known"),
+              std::string::npos)
+        << quiet.All();
+  }
+
+  Reconciler r({config_, policy_}, log_.Fn());
+  r.SetNodeAddresses({*IpAddress::Parse("198.18.1.2"), *IpAddress::Parse("2001:db8:1::2")});
+  ASSERT_TRUE(r.Start().ok()) << log_.All();
+  ASSERT_TRUE(r.Adopt(store_).ok());
+  auto first = r.Poll();
+  ASSERT_TRUE(first.has_value() && first->ok()) << log_.All();
+  EXPECT_EQ(first->writes[WriteKind::kService], 2u);  // ClusterIP, 198.18.1.2:30080
+  const auto& services = store_.contents().services;
+  xlb_service_key key{};
+  IpAddress::Parse("198.18.1.2")->ToAbiWords(key.addr);
+  key.port = htons(30080);
+  key.proto = IPPROTO_TCP;
+  key.family = XLB_FAMILY_IPV4;
+  ASSERT_EQ(services.count(key), 1u);
+  xlb_service_key vip = key;
+  IpAddress::Parse("198.18.100.1")->ToAbiWords(vip.addr);
+  vip.port = htons(8080);
+  EXPECT_EQ(services.at(key).id, services.at(vip).id);
+  EXPECT_EQ(log_.All().find("no node address is known"), std::string::npos) << log_.All();
+}
+
 TEST(AgentOptions, ParsesEveryFlag) {
   const char* argv[] = {
       "xlb-agent",     "--config",      "c.yaml",   "--policy",      "p/",
       "--pin-dir",     "/sys/fs/bpf/x", "--uplink", "eth0",          "--pod-iface",
       "veth-*",        "--pod-iface",   "lxc*",     "--tunnel-addr", "198.18.1.2",
       "--tunnel-addr", "2001:db8:1::2", "--encap",  "gue",           "--tunnel-mtu",
-      "1400",          "--once"};
+      "1400",          "--node-addr",   "198.18.1.2", "--node-addr", "2001:db8:1::2",
+      "--once"};
   AgentOptions o;
   std::string problem;
   bool help = false;
@@ -184,6 +229,9 @@ TEST(AgentOptions, ParsesEveryFlag) {
   EXPECT_EQ(o.datapath.tunnel_addr6[3], htonl(2));
   EXPECT_EQ(o.datapath.encap, XLB_ENCAP_GUE);
   EXPECT_EQ(o.datapath.tunnel_mtu, 1400);
+  ASSERT_EQ(o.node_addrs.size(), 2u);
+  EXPECT_EQ(o.node_addrs[0].ToString(), "198.18.1.2");
+  EXPECT_EQ(o.node_addrs[1].ToString(), "2001:db8:1::2");
   EXPECT_TRUE(o.once);
 }
 
@@ -200,6 +248,10 @@ TEST(AgentOptions, RejectsBadCommandLines) {
       {{"xlb-agent", "--config", "c", "--tunnel-mtu", "99"}, "a number from 576 to 65535"},
       {{"xlb-agent", "--config", "c", "--tunnel-addr", "nodeA"}, "not an IPv4 or IPv6 address"},
       {{"xlb-agent", "--config", "c", "--pin-dir", ""}, "--pin-dir must not be empty"},
+      {{"xlb-agent", "--config", "c", "--node-addr", "node-a"},
+       "--node-addr node-a: not an IPv4 or IPv6 address"},
+      {{"xlb-agent", "--config", "c", "--node-addr", "198.18.1.2", "--node-addr", "198.18.1.2"},
+       "--node-addr 198.18.1.2: given twice"},
   };
   for (const Case& c : cases) {
     AgentOptions o;

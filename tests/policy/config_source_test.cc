@@ -119,7 +119,7 @@ TEST(ConfigSource, RejectsUnknownFieldsByName) {
             "name, id, local, nodes) (line 4)");
   EXPECT_EQ(OnlyError(kHeader + "service:\n- {name: api}\n"),
             "cluster.yaml: document 1: service: unknown field \"service\" (xlb reads: "
-            "apiVersion, kind, clusters, services, endpointSlices) (line 3)");
+            "apiVersion, kind, node, clusters, services, endpointSlices) (line 3)");
 }
 
 TEST(ConfigSource, RejectsAWrongHeader) {

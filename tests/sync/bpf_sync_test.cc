@@ -155,5 +155,82 @@ TEST_F(BpfSync, PacketToTheSyncedVipReachesABackendOfTheService) {
   EXPECT_EQ(seen.size(), 3u);  // 64 flows over 3 equal backends reach each of them
 }
 
+// A SYN to the node's address on the synced nodePort is DNATed, like one to the ClusterIP, to
+// the backend the port's table names for its slot.
+TEST_F(BpfSync, PacketToTheNodeAddressOnTheNodePortReachesABackendOfTheService) {
+  constexpr uint16_t kNodePort = 30080;
+  Model m;
+  m.PutCluster({1, "cluster-a", true});
+  Service api = ApiService();
+  api.ports.front().node_port = kNodePort;
+  m.PutService(api);
+  AddEndpoints(m, kApi, "cluster-a", 1, 3);  // local: routed, DNAT only
+  m.SetLocalNode({"node-a1", {*IpAddress::Parse("198.18.0.11")}});
+  auto dp = Load();
+  ASSERT_NE(dp, nullptr);
+  BpfMapStore store(*dp);
+  Syncer syncer(store);
+  ASSERT_TRUE(syncer.Adopt().ok());
+  auto desired = syncer.Plan(m, DefaultPlans(m));
+  ASSERT_TRUE(desired.ok());
+  EXPECT_TRUE(desired->problems.empty());
+  ASSERT_TRUE(syncer.Sync(*desired).ok());
+
+  const uint32_t service_id = desired->Find(kApi, 8080)->id;
+  auto read = store.ReadAll();
+  ASSERT_TRUE(read.ok()) << read.error().ToString();
+  ASSERT_EQ(read->services.count(KeyOf("198.18.0.11", kNodePort, Protocol::kTcp)), 1u);
+  EXPECT_EQ(read->services.at(KeyOf("198.18.0.11", kNodePort, Protocol::kTcp)).id, service_id);
+  auto table = dp->ReadMaglevTable(service_id);
+  ASSERT_TRUE(table.ok()) << table.error().ToString();
+  const auto addresses = BackendAddresses(syncer.held());
+  const xlb_config cfg = dp->options().config;
+  std::set<std::string> seen;
+  for (uint16_t i = 0; i < 64; ++i) {
+    const uint16_t sport = static_cast<uint16_t>(40000 + i);
+    const auto frame = pkt::Packet()
+                           .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+                           .ipv4("198.18.128.1", "198.18.0.11")
+                           .tcp(sport, kNodePort, pkt::kTcpSyn)
+                           .build();
+    auto run = TestRunXdp(dp->prog_fd(), frame);
+    ASSERT_TRUE(run.ok()) << run.error().ToString();
+    EXPECT_EQ(run->retval, static_cast<uint32_t>(XDP_PASS));
+    const pkt::Decoded d = pkt::Decode(run->out);
+    ASSERT_TRUE(d.ok()) << d.error;
+    EXPECT_EQ(d.src, "198.18.128.1");
+    EXPECT_EQ(d.dport, 8080);  // the endpoints' port
+    EXPECT_EQ(d.ip_csum, pkt::Csum::kValid);
+    EXPECT_EQ(d.l4_csum, pkt::Csum::kValid);
+
+    xlb_ct_key key{};
+    IpAddress::Parse("198.18.128.1")->ToAbiWords(key.saddr);
+    IpAddress::Parse("198.18.0.11")->ToAbiWords(key.daddr);
+    key.sport = htons(sport);
+    key.dport = htons(kNodePort);
+    key.proto = IPPROTO_TCP;
+    key.family = XLB_FAMILY_IPV4;
+    const uint32_t backend = (*table)[MaglevSlot(key, false, cfg.hash_seed, cfg.maglev_size)];
+    ASSERT_EQ(addresses.count(backend), 1u) << "slot names backend " << backend;
+    EXPECT_EQ(d.dst, addresses.at(backend)) << Describe(d);
+    seen.insert(d.dst);
+  }
+  EXPECT_EQ(seen.size(), 3u);
+
+  // A packet to the node address on another port is not the service's.
+  const auto other = pkt::Packet()
+                         .eth("02:00:00:00:00:01", "02:00:00:00:00:02")
+                         .ipv4("198.18.128.1", "198.18.0.11")
+                         .tcp(40000, 22, pkt::kTcpSyn)
+                         .build();
+  auto run = TestRunXdp(dp->prog_fd(), other);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->retval, static_cast<uint32_t>(XDP_PASS));
+  const pkt::Decoded d = pkt::Decode(run->out);
+  ASSERT_TRUE(d.ok()) << d.error;
+  EXPECT_EQ(d.dst, "198.18.0.11");
+  EXPECT_EQ(d.dport, 22);
+}
+
 }  // namespace
 }  // namespace xlb::testing

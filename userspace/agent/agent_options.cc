@@ -15,7 +15,8 @@ namespace xlb {
 const char* const kAgentUsage =
     "usage: xlb-agent --config FILE [--policy PATH] [--pin-dir DIR] [--uplink IFACE]\n"
     "                 [--pod-iface GLOB]... [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
-    "                 [--tunnel-mtu N] [--metrics-addr HOST:PORT|off] [--once]\n"
+    "                 [--tunnel-mtu N] [--node-addr ADDR]... [--metrics-addr HOST:PORT|off]\n"
+    "                 [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
     "                     its local cluster is this node's\n"
     "  --policy PATH      a weight policy file, or a directory of them (VirtualService,\n"
@@ -31,6 +32,8 @@ const char* const kAgentUsage =
     "  --tunnel-addr ADDR this node's IPv4 and/or IPv6 tunnel endpoint\n"
     "  --encap vxlan|gue  encapsulation toward tunnelled backends (default vxlan)\n"
     "  --tunnel-mtu N     underlay MTU for MSS clamping (576-65535, default 1500)\n"
+    "  --node-addr ADDR   an IPv4 or IPv6 address of this node: every nodePort is served on\n"
+    "                     it (repeatable; replaces the config's node.addresses)\n"
     "  --metrics-addr A   serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
     "                     (default 127.0.0.1:9464; `off` disables; not with --once)\n"
     "  --once             sync once and exit\n"
@@ -79,7 +82,8 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
     }
     static constexpr std::string_view kValued[] = {"--config", "--policy",     "--pin-dir",
                                                    "--uplink", "--pod-iface",  "--tunnel-addr",
-                                                   "--encap",  "--tunnel-mtu", "--metrics-addr"};
+                                                   "--encap",  "--tunnel-mtu", "--metrics-addr",
+                                                   "--node-addr"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -115,6 +119,17 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         problem = "--tunnel-addr " + v + ": not an IPv4 or IPv6 address";
         return false;
       }
+    } else if (flag == "--node-addr") {
+      auto a = IpAddress::Parse(v);
+      if (!a) {
+        problem = "--node-addr " + v + ": not an IPv4 or IPv6 address";
+        return false;
+      }
+      if (std::find(o.node_addrs.begin(), o.node_addrs.end(), *a) != o.node_addrs.end()) {
+        problem = "--node-addr " + v + ": given twice";
+        return false;
+      }
+      o.node_addrs.push_back(*a);
     } else if (flag == "--encap") {
       if (v == "vxlan") {
         o.datapath.encap = XLB_ENCAP_VXLAN;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "maps/xlb_abi.h"
+#include "userspace/model/ip_address.h"
 
 namespace xlb {
 
@@ -18,6 +19,9 @@ struct AgentOptions {
   std::string uplink;                   // --uplink IFACE: xlb_xdp goes here; "" = no XDP attach
   std::vector<std::string> pod_ifaces;  // --pod-iface GLOB...: xlb_tc goes on every match
   xlb_config datapath = XLB_CONFIG_DEFAULTS;  // --tunnel-addr, --encap, --tunnel-mtu
+  // --node-addr ADDR...: this node's addresses, the NodePort frontends; they replace the
+  // config's `node.addresses`. None (and none in the config) = no NodePort keys.
+  std::vector<IpAddress> node_addrs;
   bool once = false;  // --once: one sync, then exit (leaving the datapath running)
   // --metrics-addr HOST:PORT of /metrics, /healthz and /readyz; "" (from `off`) = none.
   std::string metrics_addr = "127.0.0.1:9464";

@@ -200,6 +200,7 @@ int Run(int argc, char** argv) {
     }
   }
   xlb::Reconciler reconciler({opts.config, opts.policy}, LogLine);
+  reconciler.SetNodeAddresses(opts.node_addrs);
   if (auto started = reconciler.Start(); !started.ok()) {
     std::string errors;
     for (const xlb::ConfigError& e : started.errors()) {

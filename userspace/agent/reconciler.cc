@@ -75,6 +75,7 @@ ConfigResult<void> Reconciler::Start() {
     return std::move(model).take_errors();
   }
   model_ = std::move(*model);
+  AdoptNodeAddresses();
   policy_seen_ = Fingerprint(paths_.policy);
   if (!paths_.policy.empty()) {
     auto accepted = store_.ReplaceFromPath(paths_.policy, model_);
@@ -123,10 +124,34 @@ bool Reconciler::ReadConfig() {
     return false;
   }
   model_ = std::move(*model);
+  AdoptNodeAddresses();
   ++config_reloaded_;
   log_(LogLevel::kInfo, "config " + paths_.config +
                             " reloaded: " + std::to_string(model_.services().size()) + " services");
   return true;
+}
+
+void Reconciler::AdoptNodeAddresses() {
+  if (!node_addrs_.empty()) {
+    LocalNode node = model_.local_node();
+    node.addresses = node_addrs_;
+    model_.SetLocalNode(std::move(node));
+  }
+  if (node_ports_noted_ || !model_.local_node().addresses.empty()) {
+    return;
+  }
+  for (const auto& [name, service] : model_.services()) {
+    for (const ServicePort& port : service.ports) {
+      if (port.node_port != 0) {
+        node_ports_noted_ = true;
+        log_(LogLevel::kInfo, "service " + name.ToString() + " has nodePort " +
+                                  std::to_string(port.node_port) +
+                                  ", but no node address is known (config `node.addresses` or "
+                                  "--node-addr): NodePorts are not served");
+        return;
+      }
+    }
+  }
 }
 
 bool Reconciler::ReadPolicies() {

@@ -24,6 +24,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "loader/log.h"
 #include "loader/result.h"
@@ -49,6 +51,12 @@ class Reconciler {
   using LogFn = std::function<void(LogLevel, const std::string&)>;
 
   Reconciler(SourcePaths paths, LogFn log);
+
+  // --node-addr: when not empty, these replace the config's node addresses (the NodePort
+  // frontends) in every model read from now on. Call before Start().
+  void SetNodeAddresses(std::vector<IpAddress> addresses) {
+    node_addrs_ = std::move(addresses);
+  }
 
   // Reads the config and the policies. Errors: every problem found.
   ConfigResult<void> Start();
@@ -77,6 +85,8 @@ class Reconciler {
  private:
   bool ReadConfig();    // true when a new model was accepted
   bool ReadPolicies();  // true when a new policy set was accepted
+  // Applies node_addrs_ to model_; notes (once) nodePorts without node addresses.
+  void AdoptNodeAddresses();
   SyncResult RunSync();
   void NameIds(const DesiredState& desired);
 
@@ -96,6 +106,8 @@ class Reconciler {
   uint64_t planned_backends_ = 0;
   uint64_t planned_tables_ = 0;
   std::string last_problems_;  // logged once, not at every sync
+  std::vector<IpAddress> node_addrs_;  // SetNodeAddresses()
+  bool node_ports_noted_ = false;  // "nodePorts but no node address" was logged
 };
 
 }  // namespace xlb

@@ -1,5 +1,6 @@
 #include "userspace/model/config_source.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -56,6 +57,9 @@ class ConfigParser {
     for (size_t i = 0; i < roots.size(); ++i) {
       if (header_ok[i]) {
         const Field root(roots[i].first, roots[i].second);
+        if (const Field node = root["node"]; node.present()) {
+          ParseNode(roots[i].first, node);
+        }
         for (const Field& c : root["clusters"].Items()) {
           ParseCluster(roots[i].first, c);
         }
@@ -83,7 +87,8 @@ class ConfigParser {
     if (!root.IsMap()) {
       return false;
     }
-    bool ok = root.OnlyFields({"apiVersion", "kind", "clusters", "services", "endpointSlices"});
+    bool ok = root.OnlyFields(
+        {"apiVersion", "kind", "node", "clusters", "services", "endpointSlices"});
     const Field api = root["apiVersion"];
     if (api.Required()) {
       if (auto v = api.String(); v && *v != kConfigApiVersion) {
@@ -141,6 +146,55 @@ class ConfigParser {
       }
     }
     return out;
+  }
+
+  // The top-level `node:` block: this agent's node, whose addresses serve the NodePorts.
+  void ParseNode(const yaml::Document& doc, const Field& f) {
+    if (!f.IsMap()) {
+      return;
+    }
+    f.OnlyFields({"name", "addresses"});
+    LocalNode node;
+    bool ok = true;
+    if (const Field name = f["name"]; name.present()) {
+      if (auto s = name.String()) {
+        node.name = *s;
+      } else {
+        ok = false;
+      }
+    }
+    const Field addrs = f["addresses"];
+    if (!addrs.Required()) {
+      ok = false;
+    } else if (addrs.IsSeq()) {
+      if (addrs.node().size() == 0) {
+        addrs.Fail("expected at least one address");
+        ok = false;
+      }
+      for (const Field& af : addrs.Items()) {
+        auto a = Address(af);
+        if (!a) {
+          ok = false;
+          continue;
+        }
+        if (std::find(node.addresses.begin(), node.addresses.end(), *a) != node.addresses.end()) {
+          af.Fail("address " + a->ToString() + " given twice");
+          ok = false;
+          continue;
+        }
+        node.addresses.push_back(*a);
+      }
+    } else {
+      ok = false;
+    }
+    if (!node_where_.empty()) {
+      f.Fail("node declared twice (first at " + node_where_ + ")");
+      return;
+    }
+    node_where_ = Where(doc, f);
+    if (ok) {
+      model_.SetLocalNode(std::move(node));
+    }
   }
 
   void ParseCluster(const yaml::Document& doc, const Field& f) {
@@ -499,6 +553,7 @@ class ConfigParser {
   std::map<std::string, std::vector<NodeDecl>> nodes_;
   std::map<NamespacedName, std::string> service_where_;
   std::string local_;
+  std::string node_where_;  // where `node:` was declared, "" before
 };
 
 }  // namespace

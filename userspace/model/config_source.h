@@ -7,6 +7,11 @@
 //
 //   apiVersion: xlb.dev/v1alpha1          # required
 //   kind: Config                          # required
+//   node:                                 # optional, at most once: the node this agent runs on
+//     name: node-a1                       # optional, informational
+//     addresses: [198.18.0.11, 2001:db8::11]  # IPv4 and/or IPv6, at least one: every
+//                                         #   service port's nodePort is served on each of
+//                                         #   them (xlb-agent --node-addr overrides them)
 //   clusters:
 //   - name: cluster-a                     # DNS-1123 label, unique
 //     id: 1                               # 1-65535, unique: xlb_backend.cluster_id, the same on

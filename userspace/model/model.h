@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "userspace/model/ip_address.h"
@@ -157,6 +158,14 @@ std::optional<ServiceHost> ParseServiceHost(std::string_view host,
 // services and namespaces, and xlb's cluster names.
 bool IsDnsLabel(std::string_view s);
 
+// The node this agent runs on: kube-proxy serves every NodePort on its addresses.
+struct LocalNode {
+  std::string name;                  // "" when unknown
+  std::vector<IpAddress> addresses;  // IPv4 and/or IPv6; none = no NodePort keys
+
+  bool operator==(const LocalNode&) const = default;
+};
+
 // A snapshot of the clusterset. Lookups are by name; iteration is in name order, so that
 // whatever is computed from a Model does not depend on the order a source added things in.
 class Model {
@@ -167,6 +176,9 @@ class Model {
   bool SetLocalCluster(std::string_view name);
   // Adds or replaces (by namespace/name) a service.
   void PutService(Service service);
+  // This agent's node (its addresses are the NodePort frontends).
+  void SetLocalNode(LocalNode node) { local_node_ = std::move(node); }
+  const LocalNode& local_node() const { return local_node_; }
   // Adds an endpoint of `endpoint.service`.
   void AddEndpoint(Endpoint endpoint);
   // Replaces every endpoint of `service` in `cluster` (an EndpointSlice update).
@@ -188,6 +200,7 @@ class Model {
 
  private:
   std::vector<Cluster> clusters_;
+  LocalNode local_node_;
   std::map<NamespacedName, Service> services_;
   std::map<NamespacedName, std::vector<Endpoint>> endpoints_;
 };

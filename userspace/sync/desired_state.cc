@@ -28,10 +28,10 @@ std::optional<uint32_t> NextFree(uint32_t* cursor, uint32_t limit, const std::se
   return std::nullopt;
 }
 
-xlb_service_key ServiceKey(const IpAddress& vip, const ServicePort& port) {
+xlb_service_key ServiceKey(const IpAddress& vip, const ServicePort& port, uint16_t number) {
   xlb_service_key key{};
   vip.ToAbiWords(key.addr);
-  key.port = htons(port.port);
+  key.port = htons(number);
   key.proto = static_cast<uint8_t>(port.protocol);
   key.family = static_cast<uint8_t>(vip.family());
   return key;
@@ -276,7 +276,7 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
       if (vip.family() != plan.family) {
         continue;
       }
-      const xlb_service_key key = ServiceKey(vip, plan.port);
+      const xlb_service_key key = ServiceKey(vip, plan.port, plan.port.port);
       if (std::any_of(own.begin(), own.end(), [&](const auto& k) { return AbiEqual(k, key); })) {
         continue;  // the same address twice (ClusterIP also listed as external)
       }
@@ -294,6 +294,34 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
     planned.push_back(&plan);
     keys.push_back(std::move(own));
     out.services.push_back(std::move(d));
+  }
+  // NodePorts: (node address, nodePort, protocol) for every node address of the port's
+  // family, one more frontend of the same table. After every VIP, so that a VIP always wins
+  // over a NodePort key that happens to equal it.
+  for (size_t i = 0; i < planned.size(); ++i) {
+    const ServicePort& port = planned[i]->port;
+    if (port.node_port == 0) {
+      continue;
+    }
+    for (const IpAddress& address : model.local_node().addresses) {
+      if (address.family() != planned[i]->family) {
+        continue;
+      }
+      const xlb_service_key key = ServiceKey(address, port, port.node_port);
+      std::vector<xlb_service_key>& own = keys[i];
+      if (std::any_of(own.begin(), own.end(), [&](const auto& k) { return AbiEqual(k, key); })) {
+        continue;  // a VIP of its own that is also the node's address, on the same port
+      }
+      if (!claimed.insert(key).second) {
+        const std::string host = address.family() == IpFamily::kIPv6
+                                     ? "[" + address.ToString() + "]"
+                                     : address.ToString();
+        out.problems.push_back(out.services[i].Name() + ": NodePort " + host + ":" +
+                               std::to_string(port.node_port) + " is already another service's");
+        continue;
+      }
+      own.push_back(key);
+    }
   }
 
   // Backends, by identity; the first plan that lists one says how to reach it.

@@ -3,7 +3,9 @@
 //
 // One table per (service, port, protocol, family): that is what PlanBackends() plans, and a
 // table holds backends of one family. Its service id is shared by every VIP key of the port
-// (ClusterIP, ClusterSet IP, external and LoadBalancer IPs of that family). A backend is one
+// (ClusterIP, ClusterSet IP, external and LoadBalancer IPs of that family) and every NodePort
+// key of it ((node address, nodePort, protocol) for each address of the model's local node of
+// that family; a key that is already another service's VIP or NodePort is a problem). A backend is one
 // (cluster, address, port): two services that reach the same pod port share its entry.
 #ifndef XLB_USERSPACE_SYNC_DESIRED_STATE_H
 #define XLB_USERSPACE_SYNC_DESIRED_STATE_H
@@ -105,7 +107,7 @@ struct DesiredService {
   NamespacedName service;
   ServicePort port;
   IpFamily family = IpFamily::kIPv4;
-  std::vector<xlb_service_key> keys;  // its VIPs
+  std::vector<xlb_service_key> keys;  // its VIPs, then its NodePort keys
   std::vector<uint32_t> backend_ids;  // every backend of the plan, weight 0 included
 
   std::string Name() const;  // "production/api-service 8080/TCP IPv4"
