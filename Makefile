@@ -1,7 +1,8 @@
 # The two commands a newcomer types as root on a fresh Debian 12 machine:
 #   make demo   - set up, build, bring the two-cluster testbed up, run xlb on its nodes, drive
 #                 traffic through a 70/30 split and print the live shares; always torn down
-#   make test   - set up, build, and run every test (unit, loader, golden packets, tshark)
+#   make test   - set up, build, and run every test (unit, loader, golden packets, tshark,
+#                 sync, agent, xlbctl, the testbed and the two-cluster end-to-end tests)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
