@@ -17,6 +17,30 @@ namespace xlb::testing {
 
 inline const NamespacedName kApi{"production", "api-service"};
 
+// The issue's VirtualService: 70 % to the local cluster, 30 % to the clusterset.
+inline std::string IssueVirtualService(const std::string& api_version = "networking.istio.io/v1") {
+  return "apiVersion: " + api_version + R"(
+kind: VirtualService
+metadata:
+  name: api-service
+spec:
+  hosts:
+  - api-service
+  http:
+  - route:
+    - destination:
+        host: api-service.production.svc.cluster.local
+        port:
+          number: 8080
+      weight: 70
+    - destination:
+        host: api-service.production.svc.clusterset.local
+        port:
+          number: 8080
+      weight: 30
+)";
+}
+
 // `n` endpoints of `service` in `cluster` (id `cluster_id`): 198.18.<id>.1.. on port `port`
 // (named `port_name`), on nodes 198.18.0.<id * 10 + i>.
 inline void AddEndpoints(Model& m, const NamespacedName& service, const std::string& cluster,

@@ -17,29 +17,6 @@
 namespace xlb::testing {
 namespace {
 
-std::string IssueVirtualService(const std::string& api_version) {
-  return "apiVersion: " + api_version + R"(
-kind: VirtualService
-metadata:
-  name: api-service
-spec:
-  hosts:
-  - api-service
-  http:
-  - route:
-    - destination:
-        host: api-service.production.svc.cluster.local
-        port:
-          number: 8080
-      weight: 70
-    - destination:
-        host: api-service.production.svc.clusterset.local
-        port:
-          number: 8080
-      weight: 30
-)";
-}
-
 // Slot share of each backend key in a table built from `plan`.
 std::map<std::string, double> TableShares(const ServiceBackends& plan) {
   std::map<std::string, uint32_t> ids;

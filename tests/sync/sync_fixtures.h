@@ -82,27 +82,8 @@ class CheckingStore : public FakeMapStore {
   std::vector<std::string> violations_;
 };
 
-// The issue's VirtualService: 70 % to the local cluster, 30 % to the clusterset.
-inline const char* kIssueVirtualService = R"(apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: api-service
-spec:
-  hosts:
-  - api-service
-  http:
-  - route:
-    - destination:
-        host: api-service.production.svc.cluster.local
-        port:
-          number: 8080
-      weight: 70
-    - destination:
-        host: api-service.production.svc.clusterset.local
-        port:
-          number: 8080
-      weight: 30
-)";
+// The issue's VirtualService (tests/policy/fixtures.h), as the sync tests write it.
+inline const std::string kIssueVirtualService = IssueVirtualService();
 
 // The plans of `model` without policies: every ready endpoint weighs the same.
 inline std::vector<ServiceBackends> DefaultPlans(const Model& model) {
