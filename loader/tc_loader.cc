@@ -19,11 +19,6 @@
 namespace xlb {
 namespace {
 
-// One filter per interface, at a fixed handle and priority, so that a restarted agent finds
-// and replaces its predecessor's filter instead of stacking a second one.
-constexpr uint32_t kTcHandle = 0x786c62;  // "xlb"
-constexpr uint32_t kTcPriority = 1;
-
 bpf_tc_hook IngressHook(int ifindex) {
   bpf_tc_hook hook{};
   InitLibbpfOpts(hook);

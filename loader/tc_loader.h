@@ -15,6 +15,12 @@ struct xlb_tc;  // generated skeleton (xlb_tc.skel.h)
 
 namespace xlb {
 
+// xlb_tc's one filter per interface, at a fixed handle and priority, so that a restarted agent
+// finds and replaces its predecessor's filter instead of stacking a second one (and xlbctl
+// finds it).
+inline constexpr uint32_t kTcHandle = 0x786c62;  // "xlb"
+inline constexpr uint32_t kTcPriority = 1;
+
 // xlb_tc attached to one interface's clsact ingress; detached by the destructor unless
 // released. Like XdpAttachment it belongs to the network namespace that attached it: destroy
 // or Detach() it there.

@@ -11,15 +11,12 @@
 #include <cstring>
 
 #include "loader/libbpf_opts.h"
+#include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
 #include "maps/typed_map.h"
 
 namespace xlb::cli {
 namespace {
-
-// xlb_tc's filter: tc_loader.cc attaches it at this handle and priority on every interface.
-constexpr uint32_t kTcHandle = 0x786c62;  // "xlb"
-constexpr uint32_t kTcPriority = 1;
 
 bool KeyLess(const xlb_service_key& a, const xlb_service_key& b) {
   return std::memcmp(&a, &b, sizeof(a)) < 0;
