@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev libboost-dev libssl-dev
   iproute2 tshark tcpdump ethtool procps
+  openssl
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -31,4 +32,11 @@ fi
 
 if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf
+fi
+
+# kubectl is the independent client the test API server is checked against (tests/kube). It is
+# not in Debian 12's archive, so it is not installed here: the machine provides it.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "setup.sh: kubectl not found on PATH: the kubectl faithfulness tests (tests/kube) need it" >&2
+  exit 1
 fi
