@@ -26,7 +26,11 @@ static __always_inline int tc_reply(struct __sk_buff *ctx, struct xlb_pkt *pkt,
 		return ret;
 	if (r->kind == XLB_REPLY_REVNAT) {
 		ret = reply_revnat(pkt, r, data_end);
-		return ret == XLB_OK ? XLB_FWD_REPLY_REVNAT : ret;
+		if (ret != XLB_OK)
+			return ret;
+		if (r->flags & XLB_REPLY_F_ROUTE)
+			return reply_route(ctx, pkt, r, ifindex);
+		return XLB_FWD_REPLY_REVNAT;
 	}
 	if (r->kind != XLB_REPLY_TUNNEL)
 		return XLB_PASS_NO_SERVICE;

@@ -37,7 +37,7 @@ __noinline int xlb_decap_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta)
 	ret = pkt_from_meta(ctx, meta, &pkt);
 	if (ret != XLB_OK)
 		return ret;
-	return tunnel_decap(ctx, &pkt);
+	return tunnel_decap(ctx, &pkt, &meta->ifindex);
 }
 
 SEC("xdp")
@@ -53,7 +53,8 @@ int xlb_xdp(struct xdp_md *ctx)
 	/* UDP to this node's tunnel address and port: a few compares, then decap. */
 	if (tunnel_match(&pkt, ctx_data_end(ctx))) {
 		pkt_to_meta(ctx, &pkt, &meta);
-		return xlb_exit(ctx, xlb_decap_at(ctx, &meta), 0);
+		reason = xlb_decap_at(ctx, &meta);
+		return xlb_exit(ctx, reason, meta.ifindex);
 	}
 	/* Most traffic is not for a VIP: let it go before any more work. */
 	if (!lb_maybe_vip(pkt.flow.daddr))

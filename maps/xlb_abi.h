@@ -71,6 +71,12 @@ struct xlb_service_key {
 
 /* Service flags. */
 #define XLB_SVC_F_AFFINITY (1U << 0) /* ClientIP affinity: hash the source address only */
+/*
+ * A NodePort on one of this node's own addresses: the answers leave with that
+ * address as their source, which the stack drops as martian when it receives
+ * one (from a pod's veth, or decapsulated on the uplink), so xlb routes them.
+ */
+#define XLB_SVC_F_NODE_PORT (1U << 1)
 
 struct xlb_service {
 	__u32 id;               /* index into xlb_maglev_v1 and xlb_svcstat_v1 */
@@ -149,8 +155,12 @@ struct xlb_reply {
 	__u8 kind;       /* XLB_REPLY_* */
 	__u8 family;     /* family of addr: XLB_FAMILY_* */
 	__u8 encap;      /* TUNNEL: the XLB_ENCAP_* format the flow arrived in; 0 for REVNAT */
-	__u8 pad[3];     /* zero */
+	__u8 flags;      /* XLB_REPLY_F_* */
+	__u8 pad[2];     /* zero */
 };
+
+/* REVNAT: the VIP is this node's address (XLB_SVC_F_NODE_PORT): xlb routes the answer. */
+#define XLB_REPLY_F_ROUTE (1U << 0)
 
 /*
  * Encapsulation toward tunnelled backends (XLB_BE_F_TUNNEL). Both are UDP, so
@@ -187,6 +197,7 @@ enum xlb_reason {
 	XLB_PASS_TUNNEL_FOREIGN, /* to our tunnel port, but not xlb's: VXLAN flags/VNI, inner not IP */
 	/* rewritten, then handed to the kernel to send */
 	XLB_PASS_ENCAP_KERNEL,   /* encapsulated; next hop's neighbour unresolved: the kernel sends it */
+	XLB_PASS_REPLY_KERNEL,   /* NodePort answer reverse-NATed; next hop unresolved: the kernel sends it */
 	/* balanced or rewritten by xlb */
 	XLB_FWD_NEW_FLOW,        /* conntrack miss: Maglev selected the backend */
 	XLB_FWD_ESTABLISHED,     /* conntrack hit */
@@ -195,6 +206,7 @@ enum xlb_reason {
 	XLB_FWD_DECAP,           /* decapsulated for a backend on this node (TUNNEL reply entry) */
 	XLB_FWD_REPLY_REVNAT,    /* a backend's answer: source rewritten back to the VIP */
 	XLB_FWD_REPLY_TUNNEL,    /* a local backend's answer, encapsulated back to the origin node */
+	XLB_FWD_REPLY_ROUTED,    /* a NodePort answer: reverse-NATed and sent out by xlb (fib lookup) */
 	XLB_FWD_ICMP_TOO_BIG,    /* too big for the tunnel: answered with ICMP frag needed / too big */
 	/* dropped */
 	XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */

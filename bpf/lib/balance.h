@@ -28,12 +28,13 @@ static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason, __u32 if
 	stats_reason(reason, ctx_full_len(ctx));
 	if (reason >= XLB_DROP_FIRST)
 		return CTX_ACT_DROP;
-	if (reason == XLB_FWD_ENCAP || reason == XLB_FWD_REPLY_TUNNEL)
+	if (reason == XLB_FWD_ENCAP || reason == XLB_FWD_REPLY_TUNNEL ||
+	    reason == XLB_FWD_REPLY_ROUTED)
 		return ctx_redirect(ctx, ifindex);
 	/* back to the sender, out of the interface it came in on */
 	if (reason == XLB_FWD_ICMP_TOO_BIG)
 		return ctx_redirect(ctx, ctx_ifindex(ctx));
-	if (reason == XLB_PASS_ENCAP_KERNEL)
+	if (reason == XLB_PASS_ENCAP_KERNEL || reason == XLB_PASS_REPLY_KERNEL)
 		return ctx_send_kernel(ctx, ifindex);
 	return CTX_ACT_OK;
 }
@@ -141,7 +142,7 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 		service_id = svc->id;
 		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id);
 		/* the answer, from a local pod (TC) or back through the tunnel (XDP) */
-		reply_create_revnat(&pkt->flow, be, now);
+		reply_create_revnat(&pkt->flow, be, svc->flags, now);
 		new_flow = 1;
 	}
 	if (be->flags & XLB_BE_F_TUNNEL) {

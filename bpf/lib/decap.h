@@ -85,7 +85,8 @@ static __always_inline int decap_parse_inner(struct hdr_cursor *nh, void *data_e
  * balanced here, or remembers where a flow for a local backend came from so
  * that its answer goes back the same way.
  */
-static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb_pkt *outer)
+static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb_pkt *outer,
+					__u32 *ifindex)
 {
 	void *data = ctx_data(ctx);
 	void *data_end = ctx_data_end(ctx);
@@ -169,7 +170,11 @@ static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb
 	r = reply_lookup(&inner.flow, now);
 	if (r && r->kind == XLB_REPLY_REVNAT) {
 		ret = reply_revnat(&inner, r, data_end);
-		return ret == XLB_OK ? XLB_FWD_REPLY_REVNAT : ret;
+		if (ret != XLB_OK)
+			return ret;
+		if (r->flags & XLB_REPLY_F_ROUTE)
+			return reply_route(ctx, &inner, r, ifindex);
+		return XLB_FWD_REPLY_REVNAT;
 	}
 	reply_note_tunnel(&inner.flow, origin, origin_family, encap, now);
 	return XLB_FWD_DECAP;

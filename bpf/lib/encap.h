@@ -10,14 +10,8 @@
 #include <linux/if_ether.h>
 #include "csum.h"
 #include "lb.h"
+#include "fib.h"
 #include "mss.h"
-
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
 
 #define XLB_VXLAN_F_VNI 0x08000000 /* the I flag: the VNI is valid (RFC 7348) */
 /* Outer UDP source ports: from the flow hash, in the dynamic range (RFC 6335). */

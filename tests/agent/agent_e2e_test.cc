@@ -105,7 +105,8 @@ void RemoveStalePins() {
 // One xlb-agent on one node, started (and restarted) with the same flags.
 class Agent {
  public:
-  Agent(Testbed& tb, std::string node, std::string config, std::string policy, std::string pins)
+  Agent(Testbed& tb, std::string node, std::string config, std::string policy, std::string pins,
+        const std::vector<std::string>& extra_flags = {})
       : tb_(tb), node_(std::move(node)), pin_dir_(std::move(pins)) {
     argv_ = {XLB_AGENT_BIN,
              "--config",
@@ -124,6 +125,7 @@ class Agent {
              testbed::Address(node_, Family::kV6),
              "--tunnel-mtu",
              std::to_string(tb.transit_mtu())};
+    argv_.insert(argv_.end(), extra_flags.begin(), extra_flags.end());
   }
 
   // Starts a new process and waits until it runs: synced, XDP and TC attached.
@@ -211,23 +213,30 @@ struct AgentTestbed {
   std::unique_ptr<Agent> node_a;
   std::unique_ptr<Agent> node_b;
 
-  static std::unique_ptr<AgentTestbed> Up() {
+  // node_ports: the service also has nodePort kNodePort, and each agent is given its node's
+  // transit address (--node-addr) to serve it on.
+  static std::unique_ptr<AgentTestbed> Up(bool node_ports = false) {
     RemoveStalePins();
     auto c = std::make_unique<AgentTestbed>();
     c->tb = Testbed::Up();
     const std::string dir = c->tb->state_dir();
     c->policy = dir + "/policy.yaml";
-    WriteFileAtomically(dir + "/config-a.yaml", TestbedConfig("cluster-a"));
-    WriteFileAtomically(dir + "/config-b.yaml", TestbedConfig("cluster-b"));
+    auto config = node_ports ? TestbedConfigWithNodePort : TestbedConfig;
+    WriteFileAtomically(dir + "/config-a.yaml", config("cluster-a"));
+    WriteFileAtomically(dir + "/config-b.yaml", config("cluster-b"));
     WriteFileAtomically(c->policy, VirtualService("70", 30));
     static int n = 0;
     const std::string base = std::string(kPinRoot) + "/" + kPinPrefix + std::to_string(::getpid()) +
                              "-" + std::to_string(n++) + "-";
     c->pins.dirs = {base + "A", base + "B"};
-    c->node_b =
-        std::make_unique<Agent>(*c->tb, "nodeB", dir + "/config-b.yaml", c->policy, base + "B");
-    c->node_a =
-        std::make_unique<Agent>(*c->tb, "nodeA", dir + "/config-a.yaml", c->policy, base + "A");
+    auto node_addr = [&](const char* node) {
+      return node_ports ? std::vector<std::string>{"--node-addr", testbed::Address(node, Family::kV4)}
+                        : std::vector<std::string>{};
+    };
+    c->node_b = std::make_unique<Agent>(*c->tb, "nodeB", dir + "/config-b.yaml", c->policy,
+                                        base + "B", node_addr("nodeB"));
+    c->node_a = std::make_unique<Agent>(*c->tb, "nodeA", dir + "/config-a.yaml", c->policy,
+                                        base + "A", node_addr("nodeA"));
     c->node_b->Start();
     if (!::testing::Test::HasFatalFailure()) {
       c->node_a->Start();
@@ -575,6 +584,40 @@ TEST(AgentReload, PolicyChangeTo0To100SendsEveryNewConnectionToClusterB) {
   }
   std::printf("[ reload ] 70/30 -> 0/100 in force %ld ms after the write; then %ld/400 ok (%s)\n",
               reload_ms, after.ok, SharesText(after.ids).c_str());
+}
+
+// --- NodePort ---
+
+// kube-proxy serves a service's nodePort on every node address: a client that reaches nodeA's
+// address on the nodePort is balanced 70/30 over both clusters like the ClusterIP, and the
+// answers come from nodeA's address and the nodePort. Backends in cluster B answer through
+// the tunnel back to nodeA, whose XDP reverses the NAT to a source that is nodeA's own
+// address: the kernel would drop that as a martian if xlb handed it to the stack on eth0.
+TEST(AgentNodePort, NodeAddressAndNodePortAreBalancedOverBothClusters) {
+  auto c = AgentTestbed::Up(/*node_ports=*/true);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  const std::string node_a = testbed::Address("nodeA", Family::kV4);
+  ProbeResult r = c->tb->ProbePort("client", "tcp", node_a, kNodePort, 400, 8, 3000);
+  EXPECT_EQ(r.ok, 400) << r.Describe() << "\n" << c->Logs();
+  EXPECT_NEAR(ClusterShares(r.ids)["cluster-a"], 70.0, 8.0) << SharesText(r.ids);
+  EXPECT_NEAR(ClusterShares(r.ids)["cluster-b"], 30.0, 8.0) << SharesText(r.ids);
+  // Answers of both kinds were routed by xlb: local pods' through TC on their veth, cluster
+  // B's decapsulated by XDP on the uplink. Each connection's SYN-ACK and FIN-ACK at least.
+  const std::string m = NodeGet(*c->tb, "nodeA", "/metrics").body;
+  EXPECT_GE(
+      MetricValue(m, R"(xlb_datapath_packets_total{reason="fwd_reply_routed",verdict="forward"})"),
+      400.0 * 2)
+      << m;
+  EXPECT_EQ(
+      MetricValue(m, R"(xlb_datapath_packets_total{reason="fwd_reply_revnat",verdict="forward"})"),
+      0.0)
+      << "no answer went to the stack with the node's address as its source\n"
+      << m;
+  // The ClusterIP of the same service is unaffected.
+  ProbeResult vip = c->Connect(100);
+  EXPECT_EQ(vip.ok, 100);
+  std::printf("[ nodeport ] %s:%d: %ld/400 ok (%s)\n", node_a.c_str(), kNodePort, r.ok,
+              SharesText(r.ids).c_str());
 }
 
 // --- start-up failures: a clear message, a non-zero status, nothing touched ---

@@ -67,6 +67,17 @@ endpointSlices:
 )";
 }
 
+// The same with nodePort 30080 on the service's port (kube-proxy's NodePort: served on every
+// node address given to the agent with --node-addr).
+inline constexpr int kNodePort = 30080;
+inline std::string TestbedConfigWithNodePort(const std::string& local_cluster) {
+  std::string config = TestbedConfig(local_cluster);
+  const std::string port = "  - port: 8080\n    protocol: TCP\n";
+  config.insert(config.find(port) + port.size(),
+                "    nodePort: " + std::to_string(kNodePort) + "\n");
+  return config;
+}
+
 // Istio's shape of "local% to this cluster's endpoints, remote% to the other clusters'".
 // `local_weight` is written as given, so a test can make it malformed ("-5", "seventy").
 inline std::string VirtualService(const std::string& local_weight, int remote_weight) {

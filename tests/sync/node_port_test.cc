@@ -90,10 +90,15 @@ TEST_F(NodePortTest, EachNodeAddressOfTheFamilyIsAFrontendOfThePortsTable) {
   // Only the nodePort on node addresses, never the service port, and no cross-family key.
   EXPECT_EQ(IdAt("198.18.0.11", 8080), XLB_ID_NONE);
   EXPECT_EQ(store_.contents().services.size(), 6u);
-  // The same entry as the port's VIPs: same id, hence the same table and backends.
+  // The same entry as the port's VIPs (same id, hence the same table and backends), marked as
+  // a NodePort so that the datapath routes its answers itself (maps/xlb_abi.h).
   const auto& services = store_.contents().services;
-  EXPECT_TRUE(AbiEqual(services.at(KeyOf("198.18.0.11", kNodePort, Protocol::kTcp)),
-                       services.at(KeyOf("198.18.100.10", 8080, Protocol::kTcp))));
+  xlb_service node_port = services.at(KeyOf("198.18.0.11", kNodePort, Protocol::kTcp));
+  const xlb_service& vip = services.at(KeyOf("198.18.100.10", 8080, Protocol::kTcp));
+  EXPECT_EQ(node_port.flags, vip.flags | XLB_SVC_F_NODE_PORT);
+  EXPECT_EQ(vip.flags & XLB_SVC_F_NODE_PORT, 0u);
+  node_port.flags = vip.flags;
+  EXPECT_TRUE(AbiEqual(node_port, vip));
   EXPECT_EQ(r.writes[WriteKind::kTable], 2u);  // no table of its own
   EXPECT_EQ(r.writes[WriteKind::kService], 6u);
   // The node addresses pass the VIP filter.

@@ -594,11 +594,17 @@ std::unique_ptr<Process> Testbed::Spawn(std::string_view role,
 ProbeResult Testbed::Probe(std::string_view from, std::string_view mode, const std::string& addr,
                            long count, long parallel, long timeout_ms,
                            const std::vector<std::string>& extra) const {
+  return ProbePort(from, mode, addr, options_.port, count, parallel, timeout_ms, extra);
+}
+
+ProbeResult Testbed::ProbePort(std::string_view from, std::string_view mode,
+                               const std::string& addr, uint16_t port, long count, long parallel,
+                               long timeout_ms, const std::vector<std::string>& extra) const {
   long budget_ms = 5000 + (count / std::max(parallel, 1L) + 1) * timeout_ms;
   std::vector<std::string> argv = {ProbeBinary(),
                                    std::string(mode),
                                    addr,
-                                   std::to_string(options_.port),
+                                   std::to_string(port),
                                    "--count",
                                    std::to_string(count),
                                    "--parallel",

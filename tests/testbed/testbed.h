@@ -169,6 +169,10 @@ class Testbed {
   ProbeResult Probe(std::string_view from, std::string_view mode, const std::string& addr,
                     long count, long parallel = 1, long timeout_ms = 2000,
                     const std::vector<std::string>& extra = {}) const;
+  // The same to another port than the echo servers' (a NodePort, say).
+  ProbeResult ProbePort(std::string_view from, std::string_view mode, const std::string& addr,
+                        uint16_t port, long count, long parallel = 1, long timeout_ms = 2000,
+                        const std::vector<std::string>& extra = {}) const;
   // xlb-probe hold, in the background; read the result with ParseProbe(process->Wait()).
   // With --verbose, so ErrSoFar() shows the greeting's backend ("hold: greeting id=podA1").
   std::unique_ptr<Process> StartHold(std::string_view from, const std::string& addr, long count,

@@ -181,7 +181,7 @@ TEST(AbiBtf, Reply) {
        sizeof(xlb_reply),
        {XLB_MEMBER(xlb_reply, last_seen), XLB_MEMBER(xlb_reply, addr), XLB_MEMBER(xlb_reply, port),
         XLB_MEMBER(xlb_reply, kind), XLB_MEMBER(xlb_reply, family), XLB_MEMBER(xlb_reply, encap),
-        XLB_MEMBER(xlb_reply, pad)}});
+        XLB_MEMBER(xlb_reply, flags), XLB_MEMBER(xlb_reply, pad)}});
 }
 
 }  // namespace

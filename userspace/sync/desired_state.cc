@@ -258,6 +258,7 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
   // The services that get a table, with their VIP keys; a key two of them claim goes to the
   // first (in plan order: by name, port, family).
   std::set<xlb_service_key, AbiLess> claimed;
+  std::set<xlb_service_key, AbiLess> node_port_keys;  // XLB_SVC_F_NODE_PORT
   std::vector<const ServiceBackends*> planned;
   std::vector<std::vector<xlb_service_key>> keys;
   for (const ServiceBackends& plan : plans) {
@@ -321,6 +322,7 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
         continue;
       }
       own.push_back(key);
+      node_port_keys.insert(key);
     }
   }
 
@@ -383,7 +385,10 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
     }
     value.backend_count = taking_flows;
     for (const xlb_service_key& key : d.keys) {
-      out.maps.services[key] = value;
+      xlb_service& entry = out.maps.services[key] = value;
+      if (node_port_keys.count(key) != 0) {
+        entry.flags |= XLB_SVC_F_NODE_PORT;  // its answers are routed by xlb (maps/xlb_abi.h)
+      }
     }
   }
   out.maps.vip_filter = VipFilterWords(out.maps.services);
