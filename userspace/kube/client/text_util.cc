@@ -1,0 +1,67 @@
+#include "userspace/kube/client/text_util.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace xlb::kube {
+
+KubeResult<std::string> ReadFileText(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    return KubeError{what + " " + path + ": cannot read: " + std::strerror(err)};
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return KubeError{what + " " + path + ": read failed"};
+  return text.str();
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  unsigned bits = 0;
+  int nbits = 0;
+  int padding = 0;
+  size_t symbols = 0;
+  for (char c : text) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '=') {
+      ++padding;
+      ++symbols;
+      continue;
+    }
+    if (padding > 0) return std::nullopt;  // data after padding
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    ++symbols;
+    bits = (bits << 6) | static_cast<unsigned>(v);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out.push_back(static_cast<char>((bits >> nbits) & 0xFF));
+    }
+  }
+  if (padding > 2 || (padding > 0 && symbols % 4 != 0)) return std::nullopt;
+  if (padding == 0 && symbols % 4 == 1) return std::nullopt;
+  return out;
+}
+
+std::string TrimWhitespace(std::string_view text) {
+  const char* ws = " \t\r\n";
+  const size_t begin = text.find_first_not_of(ws);
+  if (begin == std::string_view::npos) return "";
+  const size_t end = text.find_last_not_of(ws);
+  return std::string(text.substr(begin, end - begin + 1));
+}
+
+}  // namespace xlb::kube

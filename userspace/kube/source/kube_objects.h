@@ -1,0 +1,136 @@
+// What xlb reads of the Kubernetes objects it watches: pure functions from an object as the API
+// server sends it (nlohmann::json) to compact model values, so that the caches of KubeSource
+// hold a few hundred bytes per endpoint instead of the raw JSON.
+//
+// Validation follows kube-proxy: the API server validates built-in kinds, so what fails here
+// is a broken or foreign writer (a CRD such as ServiceImport is barely validated). A bad part
+// (a port of 0 or 70000, an address "x", an endpoint without addresses) is skipped and
+// reported, and the rest of the object is used, as kube-proxy skips invalid endpoints. An
+// object that is unusable as a whole (no name, no service label, spec of the wrong type) has
+// no value; KubeSource then keeps the last good version of it (see kube_source.h).
+//
+// Every problem names the cluster, the kind, namespace/name and the field:
+//   cluster-b: EndpointSlice production/api-7x2: endpoints[2].addresses[0]: expected an IPv4
+//   address, got "x"
+// and carries a short reason ("bad_port") that KubeSource counts per cluster and kind.
+#ifndef XLB_USERSPACE_KUBE_SOURCE_KUBE_OBJECTS_H
+#define XLB_USERSPACE_KUBE_SOURCE_KUBE_OBJECTS_H
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "userspace/model/ip_address.h"
+#include "userspace/model/model.h"
+
+namespace xlb::kube {
+
+// Labels of EndpointSlices: the service of a cluster's own slice, and of the slices an MCS
+// controller (Submariner's Lighthouse, the MCS reference controller) writes for the endpoints
+// of another cluster.
+inline constexpr std::string_view kServiceNameLabel = "kubernetes.io/service-name";
+inline constexpr std::string_view kMcsServiceNameLabel = "multicluster.kubernetes.io/service-name";
+inline constexpr std::string_view kMcsSourceClusterLabel =
+    "multicluster.kubernetes.io/source-cluster";
+// The ClusterProperty (KEP-2149) whose value is this cluster's name in the clusterset.
+inline constexpr std::string_view kClusterIdProperty = "cluster.clusterset.k8s.io";
+
+// Where an object came from, for messages.
+struct ObjectSource {
+  std::string cluster;  // the cluster whose API server sent it ("" when not known yet: "local")
+  std::string kind;     // "Service", "EndpointSlice", ...
+};
+
+// One thing wrong with an object.
+struct ObjectProblem {
+  std::string reason;  // short and stable, a metrics label: "bad_port", "missing_name", ...
+  std::string text;    // the whole message, naming cluster, kind, namespace/name and field
+};
+
+// What a mapping made of one object.
+template <typename T>
+struct Mapped {
+  std::optional<T> value;  // the object (with any bad parts skipped); nullopt: see below
+  // Set when the object is valid but not something xlb proxies (a Service of type
+  // ExternalName, an FQDN EndpointSlice, another ClusterProperty): value is nullopt and the
+  // object counts as absent.
+  std::string ignored;
+  // Parts skipped (value set), or why the object is unusable (value nullopt, ignored "").
+  std::vector<ObjectProblem> problems;
+
+  bool usable() const { return value.has_value(); }
+  bool invalid() const { return !value && ignored.empty(); }
+};
+
+// metadata.namespace and metadata.name ("" namespace for cluster-scoped kinds); nullopt when
+// the name is missing or not a string.
+std::optional<NamespacedName> ObjectName(const nlohmann::json& object);
+
+// A v1 Service: cluster IPs ("None" = headless: none), external IPs, load-balancer ingress
+// IPs, ports, session affinity. `clusterset_ips` stays empty (that is the ServiceImport's).
+// Ignored ("external_name"): spec.type ExternalName, which no proxy serves.
+Mapped<Service> MapService(const ObjectSource& from, const nlohmann::json& object);
+
+// An endpoint of an EndpointSlice, before its node is resolved to an address.
+struct SliceEndpoint {
+  std::vector<IpAddress> addresses;  // at least one, of the slice's family
+  std::string node_name;             // "" when unset
+  EndpointConditions conditions;     // unset stays unset (EndpointSlice nil semantics)
+
+  bool operator==(const SliceEndpoint&) const = default;
+};
+
+// A discovery.k8s.io/v1 EndpointSlice.
+struct SliceInfo {
+  NamespacedName name;  // the slice's own namespace/name
+  std::string service;  // the service's name (namespace: the slice's)
+  // The MCS label source-cluster: the endpoints are that cluster's. "" for the cluster's own
+  // slices (label kubernetes.io/service-name).
+  std::string source_cluster;
+  IpFamily family = IpFamily::kIPv4;
+  std::vector<EndpointPort> ports;  // ports with a number; a nil port ("all ports") is skipped
+  std::vector<SliceEndpoint> endpoints;
+
+  bool operator==(const SliceInfo&) const = default;
+};
+
+// Ignored ("fqdn"): addressType FQDN. Unusable: no name, no service label.
+Mapped<SliceInfo> MapEndpointSlice(const ObjectSource& from, const nlohmann::json& object);
+
+// A multicluster.x-k8s.io ServiceImport (v1alpha1: fields under spec; newer drafts of the MCS
+// API move them to the object's root, which is read when there is no spec).
+struct ImportInfo {
+  NamespacedName name;
+  bool headless = false;           // type Headless: no ClusterSet IP
+  std::vector<IpAddress> ips;      // spec.ips, empty when headless
+  std::vector<ServicePort> ports;  // name, port, protocol, appProtocol
+  SessionAffinity affinity = SessionAffinity::kNone;
+  uint32_t affinity_timeout_s = 10800;
+
+  bool operator==(const ImportInfo&) const = default;
+};
+
+Mapped<ImportInfo> MapServiceImport(const ObjectSource& from, const nlohmann::json& object);
+
+// A v1 Node: its tunnel endpoint (the first InternalIP, else the first ExternalIP) and every
+// InternalIP and ExternalIP (the NodePort frontends when it is this agent's node).
+struct NodeInfo {
+  std::string name;
+  std::optional<IpAddress> tunnel_address;
+  std::vector<IpAddress> addresses;
+
+  bool operator==(const NodeInfo&) const = default;
+};
+
+Mapped<NodeInfo> MapNode(const ObjectSource& from, const nlohmann::json& object);
+
+// An about.k8s.io/v1alpha1 ClusterProperty: the value of cluster.clusterset.k8s.io, which must
+// be a DNS-1123 label (xlb's cluster names). Other properties are ignored ("other_property").
+Mapped<std::string> MapClusterProperty(const ObjectSource& from, const nlohmann::json& object);
+
+}  // namespace xlb::kube
+
+#endif  // XLB_USERSPACE_KUBE_SOURCE_KUBE_OBJECTS_H

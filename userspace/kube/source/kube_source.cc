@@ -1,0 +1,1014 @@
+#include "userspace/kube/source/kube_source.h"
+
+#include <algorithm>
+#include <array>
+#include <span>
+
+namespace xlb::kube {
+namespace {
+
+using nlohmann::json;
+
+const char* KindOf(KubeResource resource) {
+  switch (resource) {
+    case KubeResource::kServices:
+      return "Service";
+    case KubeResource::kEndpointSlices:
+      return "EndpointSlice";
+    case KubeResource::kNodes:
+      return "Node";
+    case KubeResource::kServiceImports:
+      return "ServiceImport";
+    case KubeResource::kClusterProperties:
+      return "ClusterProperty";
+  }
+  return "?";
+}
+
+// The slices of one service that carry one cluster's endpoints, within one cluster's cache.
+struct GroupKey {
+  std::string ns;
+  std::string service;
+  std::string source;  // the MCS source-cluster label, "" for the cluster's own slices
+
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads the defaulted <=>.
+  auto operator<=>(const GroupKey&) const = default;
+};
+
+template <typename T>
+struct Parsed {
+  std::optional<NamespacedName> name;
+  Mapped<T> mapped;
+};
+
+template <typename T, typename MapFn>
+std::vector<Parsed<T>> ParseAll(const ObjectSource& from, const std::vector<json>& items,
+                                MapFn map) {
+  std::vector<Parsed<T>> out;
+  out.reserve(items.size());
+  for (const json& item : items) {
+    out.push_back(Parsed<T>{ObjectName(item), map(from, item)});
+  }
+  return out;
+}
+
+// Diffs a Replace() against `cache`: objects not listed are removed, usable ones put when new
+// or changed; an unusable object keeps its last good version (it is listed, so not removed).
+template <typename Key, typename T, typename KeyOf, typename Put, typename Remove>
+void ReplaceCache(const std::map<Key, T>& cache, std::vector<Parsed<T>>& parsed, KeyOf key_of,
+                  Put put, Remove remove) {
+  std::map<Key, T*> next;
+  std::set<Key> listed;
+  for (Parsed<T>& p : parsed) {
+    if (!p.name) {
+      continue;
+    }
+    Key key = key_of(*p.name);
+    if (p.mapped.usable()) {
+      next[key] = &*p.mapped.value;
+      listed.insert(std::move(key));
+    } else if (p.mapped.invalid()) {
+      next.erase(key);
+      listed.insert(std::move(key));
+    } else {
+      next.erase(key);  // ignored: counts as absent
+    }
+  }
+  std::vector<Key> gone;
+  for (const auto& [key, value] : cache) {
+    if (listed.count(key) == 0) {
+      gone.push_back(key);
+    }
+  }
+  for (const Key& key : gone) {
+    remove(key);
+  }
+  for (auto& [key, value] : next) {
+    const auto it = cache.find(key);
+    if (it == cache.end() || !(it->second == *value)) {
+      put(key, std::move(*value));
+    }
+  }
+}
+
+NamespacedName SameName(const NamespacedName& n) {
+  return n;
+}
+std::string NodeKey(const NamespacedName& n) {
+  return n.name;
+}
+
+// Model::RemoveService arrives with the incremental planner. Until then a removed service
+// loses its endpoints and keeps its entry.
+template <typename M>
+void RemoveFromModel(M& model, const NamespacedName& name) {
+  if constexpr (requires { model.RemoveService(name); }) {
+    model.RemoveService(name);
+  } else {
+    for (const Cluster& c : model.clusters()) {
+      model.SetEndpoints(name, c.name, {});
+    }
+  }
+}
+
+// SetEndpoints, unless the model already holds exactly these (so that its dirty tracking does
+// not replan a service for nothing). True when it wrote.
+bool SetEndpointsIfChanged(Model& model, const NamespacedName& service, const std::string& cluster,
+                           std::vector<Endpoint> endpoints) {
+  size_t k = 0;
+  bool same = true;
+  for (const Endpoint& e : model.EndpointsOf(service)) {
+    if (e.cluster != cluster) {
+      continue;
+    }
+    if (k >= endpoints.size() || !(e == endpoints[k])) {
+      same = false;
+      break;
+    }
+    ++k;
+  }
+  if (same && k == endpoints.size()) {
+    return false;
+  }
+  model.SetEndpoints(service, cluster, std::move(endpoints));
+  return true;
+}
+
+}  // namespace
+
+std::string_view ToString(KubeResource resource) {
+  switch (resource) {
+    case KubeResource::kServices:
+      return "services";
+    case KubeResource::kEndpointSlices:
+      return "endpointslices";
+    case KubeResource::kNodes:
+      return "nodes";
+    case KubeResource::kServiceImports:
+      return "serviceimports";
+    case KubeResource::kClusterProperties:
+      return "clusterproperties";
+  }
+  return "?";
+}
+
+ResourcePath PathOf(KubeResource resource, std::string_view import_version) {
+  switch (resource) {
+    case KubeResource::kServices:
+      return {"/api/v1/services", "Service"};
+    case KubeResource::kEndpointSlices:
+      return {"/apis/discovery.k8s.io/v1/endpointslices", "EndpointSlice"};
+    case KubeResource::kNodes:
+      return {"/api/v1/nodes", "Node"};
+    case KubeResource::kServiceImports:
+      return {"/apis/multicluster.x-k8s.io/" + std::string(import_version) + "/serviceimports",
+              "ServiceImport"};
+    case KubeResource::kClusterProperties:
+      return {"/apis/about.k8s.io/v1alpha1/clusterproperties", "ClusterProperty"};
+  }
+  return {};
+}
+
+class KubeSource::Receiver final : public ResourceEvents {
+ public:
+  Receiver(KubeSource* owner, size_t slot, KubeResource kind)
+      : owner_(owner), slot_(slot), kind_(kind) {}
+
+  void Replace(std::vector<json> items) override {
+    owner_->OnReplace(slot_, kind_, std::move(items));
+  }
+  void Upsert(const json& object) override { owner_->OnUpsert(slot_, kind_, object); }
+  void Delete(const json& object) override { owner_->OnDelete(slot_, kind_, object); }
+  void Unreachable(const std::string& why) override { owner_->OnUnreachable(slot_, kind_, why); }
+
+ private:
+  KubeSource* owner_;
+  size_t slot_;
+  KubeResource kind_;
+};
+
+struct KubeSource::Slot {
+  struct State {
+    bool synced = false;
+    std::optional<Clock::time_point> unreachable_since;
+    std::string last_error;
+  };
+
+  ClusterConfig config;
+  std::string name;  // config.name, or the ClusterProperty's value once known
+  bool local = false;
+  bool stale = false;
+  std::map<NamespacedName, Service> services;
+  std::map<NamespacedName, SliceInfo> slices;
+  std::map<GroupKey, std::set<std::string>> slices_of;  // slice names
+  std::map<std::string, NodeInfo> nodes;
+  std::map<NamespacedName, ImportInfo> imports;
+  std::array<std::unique_ptr<Receiver>, kResourceCount> receivers;
+  std::array<State, kResourceCount> state;
+
+  bool mcs() const { return config.mode == ClusterMode::kMcs; }
+};
+
+// A cluster's id: configured, else derived from its (possibly ClusterProperty-given) name.
+uint16_t KubeSource::IdOf(const Slot& slot) {
+  return slot.config.id ? *slot.config.id : ClusterIdOf(slot.name);
+}
+
+struct KubeSource::Work {
+  struct Item {
+    NamespacedName name;
+    bool view_dirty = false;  // the Service itself is to be written (or removed)
+    std::optional<Service> view;
+    std::vector<std::pair<std::string, std::vector<Endpoint>>> endpoints;  // per cluster
+  };
+  std::optional<std::vector<Cluster>> clusters;
+  std::optional<LocalNode> node;
+  std::vector<Item> items;
+};
+
+KubeSource::KubeSource(KubeSourcesConfig config, Options options)
+    : options_(std::move(options)),
+      import_version_(config.service_imports),
+      node_name_(config.node_name),
+      node_addresses_(config.node_addresses) {
+  const auto add = [&](ClusterConfig c, bool local) {
+    auto slot = std::make_unique<Slot>();
+    const size_t index = slots_.size();
+    slot->name = c.name;
+    slot->local = local;
+    if (local) {
+      c.mode = ClusterMode::kDirect;
+    }
+    slot->config = std::move(c);
+    if (!slot->mcs()) {
+      for (const KubeResource r :
+           {KubeResource::kServices, KubeResource::kEndpointSlices, KubeResource::kNodes}) {
+        slot->receivers[static_cast<size_t>(r)] = std::make_unique<Receiver>(this, index, r);
+      }
+    }
+    if (local && !import_version_.empty()) {
+      slot->receivers[static_cast<size_t>(KubeResource::kServiceImports)] =
+          std::make_unique<Receiver>(this, index, KubeResource::kServiceImports);
+    }
+    if (local && slot->name.empty()) {
+      slot->receivers[static_cast<size_t>(KubeResource::kClusterProperties)] =
+          std::make_unique<Receiver>(this, index, KubeResource::kClusterProperties);
+    }
+    slots_.push_back(std::move(slot));
+  };
+  add(std::move(config.local), true);
+  for (ClusterConfig& c : config.remotes) {
+    add(std::move(c), false);
+  }
+}
+
+KubeSource::~KubeSource() = default;
+
+std::vector<KubeWatch> KubeSource::Watches() {
+  std::lock_guard lock(mu_);
+  std::vector<KubeWatch> out;
+  for (const auto& slot : slots_) {
+    for (size_t r = 0; r < kResourceCount; ++r) {
+      if (!slot->receivers[r]) {
+        continue;
+      }
+      const auto kind = static_cast<KubeResource>(r);
+      out.push_back(KubeWatch{slot->config.name, slot->local, slot->config.in_cluster,
+                              slot->config.kubeconfig, kind, PathOf(kind, import_version_),
+                              slot->receivers[r].get()});
+    }
+  }
+  return out;
+}
+
+ResourceEvents* KubeSource::EventsFor(std::string_view cluster, KubeResource kind) {
+  std::lock_guard lock(mu_);
+  for (const auto& slot : slots_) {
+    if ((cluster.empty() && slot->local) || (!cluster.empty() && slot->name == cluster)) {
+      return slot->receivers[static_cast<size_t>(kind)].get();
+    }
+  }
+  return nullptr;
+}
+
+// --- events (client threads) ---------------------------------------------------------------
+
+void KubeSource::OnReplace(size_t slot, KubeResource kind, std::vector<json> items) {
+  ObjectSource from;
+  {
+    std::lock_guard lock(mu_);
+    from = {slots_[slot]->name, KindOf(kind)};
+  }
+  std::vector<std::string> logs;
+  // Parse before taking the lock: a relist of 100,000 endpoints must not stall the agent.
+  switch (kind) {
+    case KubeResource::kServices: {
+      auto parsed = ParseAll<Service>(from, items, MapService);
+      items.clear();
+      std::lock_guard lock(mu_);
+      for (const auto& p : parsed) {
+        Count(slot, from.kind.c_str(), p.mapped, logs);
+      }
+      ReplaceCache(
+          slots_[slot]->services, parsed, SameName,
+          [&](const NamespacedName& k, Service v) { PutService(slot, k, std::move(v)); },
+          [&](const NamespacedName& k) { RemoveService(slot, k); });
+      break;
+    }
+    case KubeResource::kEndpointSlices: {
+      auto parsed = ParseAll<SliceInfo>(from, items, MapEndpointSlice);
+      items.clear();
+      std::lock_guard lock(mu_);
+      for (const auto& p : parsed) {
+        Count(slot, from.kind.c_str(), p.mapped, logs);
+      }
+      ReplaceCache(
+          slots_[slot]->slices, parsed, SameName,
+          [&](const NamespacedName& k, SliceInfo v) { PutSlice(slot, k, std::move(v)); },
+          [&](const NamespacedName& k) { RemoveSlice(slot, k); });
+      break;
+    }
+    case KubeResource::kNodes: {
+      auto parsed = ParseAll<NodeInfo>(from, items, MapNode);
+      items.clear();
+      std::lock_guard lock(mu_);
+      for (const auto& p : parsed) {
+        Count(slot, from.kind.c_str(), p.mapped, logs);
+      }
+      ReplaceCache(
+          slots_[slot]->nodes, parsed, NodeKey,
+          [&](const std::string& k, NodeInfo v) { PutNode(slot, k, std::move(v)); },
+          [&](const std::string& k) { RemoveNode(slot, k); });
+      break;
+    }
+    case KubeResource::kServiceImports: {
+      auto parsed = ParseAll<ImportInfo>(from, items, MapServiceImport);
+      items.clear();
+      std::lock_guard lock(mu_);
+      for (const auto& p : parsed) {
+        Count(slot, from.kind.c_str(), p.mapped, logs);
+      }
+      ReplaceCache(
+          slots_[slot]->imports, parsed, SameName,
+          [&](const NamespacedName& k, ImportInfo v) { PutImport(k, std::move(v)); },
+          [&](const NamespacedName& k) { RemoveImport(k); });
+      break;
+    }
+    case KubeResource::kClusterProperties: {
+      auto parsed = ParseAll<std::string>(from, items, MapClusterProperty);
+      std::lock_guard lock(mu_);
+      for (const auto& p : parsed) {
+        Count(slot, from.kind.c_str(), p.mapped, logs);
+        if (p.mapped.usable()) {
+          TakeClusterName(*p.mapped.value, logs);
+        }
+      }
+      break;
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    Slot& s = *slots_[slot];
+    Slot::State& state = s.state[static_cast<size_t>(kind)];
+    state.synced = true;
+    state.unreachable_since.reset();
+    if (kind == KubeResource::kEndpointSlices && s.stale) {
+      s.stale = false;
+      MarkClusterEndpoints(slot);
+      logs.push_back(s.name + ": EndpointSlices listed again: its endpoints are back");
+    }
+  }
+  changed_.notify_all();
+  Log(logs);
+}
+
+void KubeSource::OnUpsert(size_t slot, KubeResource kind, const json& object) {
+  ObjectSource from;
+  {
+    std::lock_guard lock(mu_);
+    from = {slots_[slot]->name, KindOf(kind)};
+  }
+  const std::optional<NamespacedName> name = ObjectName(object);
+  std::vector<std::string> logs;
+  // An ignored object counts as absent; an invalid one leaves the last good version.
+  const auto apply = [&](auto mapped, auto put, auto remove) {
+    std::lock_guard lock(mu_);
+    Count(slot, from.kind.c_str(), mapped, logs);
+    if (mapped.usable()) {
+      put(std::move(*mapped.value));
+    } else if (!mapped.invalid() && name) {
+      remove();
+    }
+  };
+  switch (kind) {
+    case KubeResource::kServices:
+      apply(
+          MapService(from, object), [&](Service v) { PutService(slot, *name, std::move(v)); },
+          [&] { RemoveService(slot, *name); });
+      break;
+    case KubeResource::kEndpointSlices:
+      apply(
+          MapEndpointSlice(from, object),
+          [&](SliceInfo v) {
+            const auto it = slots_[slot]->slices.find(*name);
+            if (it == slots_[slot]->slices.end() || !(it->second == v)) {
+              PutSlice(slot, *name, std::move(v));
+            }
+          },
+          [&] { RemoveSlice(slot, *name); });
+      break;
+    case KubeResource::kNodes:
+      apply(
+          MapNode(from, object), [&](NodeInfo v) { PutNode(slot, name->name, std::move(v)); },
+          [&] { RemoveNode(slot, name->name); });
+      break;
+    case KubeResource::kServiceImports:
+      apply(
+          MapServiceImport(from, object), [&](ImportInfo v) { PutImport(*name, std::move(v)); },
+          [&] { RemoveImport(*name); });
+      break;
+    case KubeResource::kClusterProperties:
+      apply(
+          MapClusterProperty(from, object), [&](const std::string& v) { TakeClusterName(v, logs); },
+          [] {});
+      break;
+  }
+  changed_.notify_all();
+  Log(logs);
+}
+
+void KubeSource::OnDelete(size_t slot, KubeResource kind, const json& object) {
+  const std::optional<NamespacedName> name = ObjectName(object);
+  std::vector<std::string> logs;
+  {
+    std::lock_guard lock(mu_);
+    if (!name) {
+      CountReason(slot, KindOf(kind), "missing_name");
+      logs.push_back(
+          (slots_[slot]->name.empty() ? std::string("local cluster") : slots_[slot]->name) + ": " +
+          KindOf(kind) +
+          " (no name): metadata.name: deleted object without a "
+          "name; nothing removed");
+    } else {
+      switch (kind) {
+        case KubeResource::kServices:
+          RemoveService(slot, *name);
+          break;
+        case KubeResource::kEndpointSlices:
+          RemoveSlice(slot, *name);
+          break;
+        case KubeResource::kNodes:
+          RemoveNode(slot, name->name);
+          break;
+        case KubeResource::kServiceImports:
+          RemoveImport(*name);
+          break;
+        case KubeResource::kClusterProperties:
+          break;  // the cluster's name is immutable (KEP-2149): it stays
+      }
+    }
+  }
+  changed_.notify_all();
+  Log(logs);
+}
+
+void KubeSource::OnUnreachable(size_t slot, KubeResource kind, const std::string& why) {
+  {
+    std::lock_guard lock(mu_);
+    Slot::State& state = slots_[slot]->state[static_cast<size_t>(kind)];
+    if (!state.unreachable_since) {
+      state.unreachable_since = Clock::now();
+    }
+    state.last_error = why;
+  }
+  changed_.notify_all();  // a staleness deadline may have started
+}
+
+// --- the caches (mu_ held) -------------------------------------------------------------------
+
+template <typename T>
+void KubeSource::Count(size_t slot, const char* kind, const Mapped<T>& mapped,
+                       std::vector<std::string>& logs) {
+  for (const ObjectProblem& p : mapped.problems) {
+    CountReason(slot, kind, p.reason);
+    logs.push_back(p.text);
+  }
+  if (!mapped.ignored.empty() && mapped.ignored != "other_property") {
+    CountReason(slot, kind, mapped.ignored);
+  }
+}
+
+void KubeSource::CountReason(size_t slot, const char* kind, const std::string& reason) {
+  ++problems_[ProblemKey{slots_[slot]->name, kind, reason}];
+}
+
+void KubeSource::PutService(size_t slot, const NamespacedName& key, Service value) {
+  slots_[slot]->services.insert_or_assign(key, std::move(value));
+  dirty_services_.insert(key);
+}
+
+void KubeSource::RemoveService(size_t slot, const NamespacedName& key) {
+  if (slots_[slot]->services.erase(key) != 0) {
+    dirty_services_.insert(key);
+  }
+}
+
+std::optional<size_t> KubeSource::TargetOf(size_t slot, const SliceInfo& slice) const {
+  if (slice.source_cluster.empty()) {
+    return slot;
+  }
+  if (!slots_[slot]->local) {
+    return std::nullopt;  // the remote's own MCS copies: we see their sources directly or not
+  }
+  for (size_t i = 1; i < slots_.size(); ++i) {
+    if (slots_[i]->mcs() && slots_[i]->name == slice.source_cluster) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+void KubeSource::PutSlice(size_t slot, const NamespacedName& key, SliceInfo value) {
+  RemoveSlice(slot, key);
+  const std::optional<size_t> target = TargetOf(slot, value);
+  if (!target) {
+    CountReason(slot, "EndpointSlice", "foreign_source_cluster");
+    return;
+  }
+  Slot& s = *slots_[slot];
+  s.slices_of[GroupKey{key.ns, value.service, value.source_cluster}].insert(key.name);
+  dirty_endpoints_.insert({NamespacedName{key.ns, value.service}, *target});
+  s.slices.insert_or_assign(key, std::move(value));
+}
+
+void KubeSource::RemoveSlice(size_t slot, const NamespacedName& key) {
+  Slot& s = *slots_[slot];
+  const auto it = s.slices.find(key);
+  if (it == s.slices.end()) {
+    return;
+  }
+  const SliceInfo& old = it->second;
+  const GroupKey group{key.ns, old.service, old.source_cluster};
+  if (const auto g = s.slices_of.find(group); g != s.slices_of.end()) {
+    g->second.erase(key.name);
+    if (g->second.empty()) {
+      s.slices_of.erase(g);
+    }
+  }
+  if (const std::optional<size_t> target = TargetOf(slot, old)) {
+    dirty_endpoints_.insert({NamespacedName{key.ns, old.service}, *target});
+  }
+  s.slices.erase(it);
+}
+
+void KubeSource::PutNode(size_t slot, const std::string& key, NodeInfo value) {
+  Slot& s = *slots_[slot];
+  const auto it = s.nodes.find(key);
+  const bool tunnel_changed = it == s.nodes.end()
+                                  ? value.tunnel_address.has_value()
+                                  : it->second.tunnel_address != value.tunnel_address;
+  s.nodes.insert_or_assign(key, std::move(value));
+  if (s.local && key == node_name_) {
+    dirty_node_ = true;
+  }
+  if (!tunnel_changed) {
+    return;  // status updates that keep the address touch no endpoint
+  }
+  for (const auto& [name, slice] : s.slices) {
+    if (!slice.source_cluster.empty()) {
+      continue;
+    }
+    const bool on_node = std::any_of(slice.endpoints.begin(), slice.endpoints.end(),
+                                     [&](const SliceEndpoint& e) { return e.node_name == key; });
+    if (on_node) {
+      dirty_endpoints_.insert({NamespacedName{name.ns, slice.service}, slot});
+    }
+  }
+}
+
+void KubeSource::RemoveNode(size_t slot, const std::string& key) {
+  Slot& s = *slots_[slot];
+  const auto it = s.nodes.find(key);
+  if (it == s.nodes.end()) {
+    return;
+  }
+  if (it->second.tunnel_address) {
+    NodeInfo empty;
+    empty.name = key;
+    PutNode(slot, key, std::move(empty));  // marks the endpoints on it
+  }
+  s.nodes.erase(key);
+  if (s.local && key == node_name_) {
+    dirty_node_ = true;
+  }
+}
+
+void KubeSource::PutImport(const NamespacedName& key, ImportInfo value) {
+  slots_[0]->imports.insert_or_assign(key, std::move(value));
+  dirty_services_.insert(key);
+}
+
+void KubeSource::RemoveImport(const NamespacedName& key) {
+  if (slots_[0]->imports.erase(key) != 0) {
+    dirty_services_.insert(key);
+  }
+}
+
+void KubeSource::TakeClusterName(const std::string& name, std::vector<std::string>& logs) {
+  Slot& local = *slots_[0];
+  if (local.name == name) {
+    return;
+  }
+  const std::string where =
+      "local cluster: ClusterProperty " + std::string(kClusterIdProperty) + ": spec.value: ";
+  if (!local.name.empty()) {
+    CountReason(0, "ClusterProperty", "cluster_name_changed");
+    logs.push_back(where + "changed from \"" + local.name + "\" to \"" + name +
+                   "\"; a cluster's name is immutable, \"" + local.name + "\" stays");
+    return;
+  }
+  const uint16_t id = local.config.id ? *local.config.id : ClusterIdOf(name);
+  for (size_t i = 1; i < slots_.size(); ++i) {
+    if (slots_[i]->name == name) {
+      CountReason(0, "ClusterProperty", "name_conflict");
+      logs.push_back(where + "\"" + name + "\" is the name of a remote cluster; not taken");
+      return;
+    }
+    if (IdOf(*slots_[i]) == id) {
+      CountReason(0, "ClusterProperty", "id_conflict");
+      logs.push_back(where + "\"" + name + "\" has cluster id " + std::to_string(id) +
+                     ", as remote cluster \"" + slots_[i]->name +
+                     "\" has; not taken: configure local.id");
+      return;
+    }
+  }
+  local.name = name;
+  MarkAll();
+}
+
+void KubeSource::MarkClusterEndpoints(size_t slot) {
+  const Slot& t = *slots_[slot];
+  const Slot& source = t.mcs() ? *slots_[0] : t;
+  const std::string label = t.mcs() ? t.name : "";
+  for (const auto& [group, names] : source.slices_of) {
+    if (group.source == label) {
+      dirty_endpoints_.insert({NamespacedName{group.ns, group.service}, slot});
+    }
+  }
+}
+
+void KubeSource::MarkAll() {
+  dirty_clusters_ = true;
+  dirty_node_ = true;
+  for (const auto& slot : slots_) {
+    for (const auto& [name, s] : slot->services) {
+      dirty_services_.insert(name);
+    }
+    for (const auto& [name, i] : slot->imports) {
+      dirty_services_.insert(name);
+    }
+    for (const auto& [group, names] : slot->slices_of) {
+      dirty_services_.insert(NamespacedName{group.ns, group.service});
+    }
+  }
+}
+
+bool KubeSource::Pending() const {
+  return dirty_clusters_ || dirty_node_ || !dirty_services_.empty() || !dirty_endpoints_.empty();
+}
+
+std::optional<KubeSource::Clock::time_point> KubeSource::NextStale() const {
+  std::optional<Clock::time_point> next;
+  for (size_t i = 1; i < slots_.size(); ++i) {
+    const Slot& s = *slots_[i];
+    const auto& since =
+        s.state[static_cast<size_t>(KubeResource::kEndpointSlices)].unreachable_since;
+    if (s.mcs() || s.stale || !since) {
+      continue;
+    }
+    const Clock::time_point due = *since + s.config.stale_after;
+    if (!next || due < *next) {
+      next = due;
+    }
+  }
+  return next;
+}
+
+void KubeSource::UpdateStaleness(Clock::time_point now, std::vector<std::string>& logs) {
+  for (size_t i = 1; i < slots_.size(); ++i) {
+    Slot& s = *slots_[i];
+    const Slot::State& state = s.state[static_cast<size_t>(KubeResource::kEndpointSlices)];
+    if (s.mcs() || s.stale || !state.unreachable_since ||
+        now - *state.unreachable_since < s.config.stale_after) {
+      continue;
+    }
+    s.stale = true;
+    MarkClusterEndpoints(i);
+    logs.push_back(s.name + ": EndpointSlices unreachable for " +
+                   std::to_string(s.config.stale_after.count()) + " ms (" + state.last_error +
+                   "): its endpoints are out of the model until it is listed again");
+  }
+}
+
+std::optional<Service> KubeSource::ViewOf(const NamespacedName& name) const {
+  const Slot& local = *slots_[0];
+  const auto service = local.services.find(name);
+  const auto import = local.imports.find(name);
+  std::optional<Service> out;
+  if (service != local.services.end()) {
+    out = service->second;
+  } else if (import != local.imports.end()) {
+    out.emplace();
+    out->name = name;
+    out->ports = import->second.ports;
+    out->affinity = import->second.affinity;
+    out->affinity_timeout_s = import->second.affinity_timeout_s;
+  } else {
+    for (size_t i = 1; i < slots_.size() && !out; ++i) {
+      const auto remote = slots_[i]->services.find(name);
+      if (remote != slots_[i]->services.end()) {
+        out.emplace();
+        out->name = name;
+        out->ports = remote->second.ports;  // the remote's VIPs are no VIPs here
+        for (ServicePort& p : out->ports) {
+          p.node_port = 0;
+        }
+      }
+    }
+  }
+  if (out && import != local.imports.end()) {
+    out->clusterset_ips = import->second.ips;
+  }
+  return out;
+}
+
+bool KubeSource::Exists(const NamespacedName& name) const {
+  if (slots_[0]->imports.count(name) != 0) {
+    return true;
+  }
+  return std::any_of(slots_.begin(), slots_.end(), [&](const std::unique_ptr<Slot>& slot) {
+    return !slot->mcs() && slot->services.count(name) != 0;
+  });
+}
+
+std::vector<Endpoint> KubeSource::EndpointsOf(const NamespacedName& service, size_t target) const {
+  std::vector<Endpoint> out;
+  const Slot& t = *slots_[target];
+  if (t.name.empty() || t.stale) {
+    return out;
+  }
+  const Slot& source = t.mcs() ? *slots_[0] : t;
+  const auto group =
+      source.slices_of.find(GroupKey{service.ns, service.name, t.mcs() ? t.name : std::string()});
+  if (group == source.slices_of.end()) {
+    return out;
+  }
+  for (const std::string& slice_name : group->second) {
+    const SliceInfo& slice = source.slices.at(NamespacedName{service.ns, slice_name});
+    for (const SliceEndpoint& e : slice.endpoints) {
+      Endpoint& o = out.emplace_back();
+      o.service = service;
+      o.cluster = t.name;
+      o.addresses = e.addresses;
+      o.ports = slice.ports;
+      o.node_name = e.node_name;
+      if (!t.mcs() && !e.node_name.empty()) {
+        if (const auto node = t.nodes.find(e.node_name); node != t.nodes.end()) {
+          o.node_address = node->second.tunnel_address;
+        }
+      }
+      o.conditions = e.conditions;
+    }
+  }
+  return out;
+}
+
+KubeSource::Work KubeSource::TakeWork() {
+  Work work;
+  if (dirty_clusters_) {
+    std::vector<Cluster> clusters;
+    for (const auto& slot : slots_) {
+      if (!slot->name.empty()) {
+        clusters.push_back(Cluster{IdOf(*slot), slot->name, slot->local});
+      }
+    }
+    work.clusters = std::move(clusters);
+    dirty_clusters_ = false;
+  }
+  if (dirty_node_) {
+    LocalNode node;
+    node.name = node_name_;
+    node.addresses = node_addresses_;
+    if (node.addresses.empty() && !node_name_.empty()) {
+      if (const auto it = slots_[0]->nodes.find(node_name_); it != slots_[0]->nodes.end()) {
+        node.addresses = it->second.addresses;
+      }
+    }
+    work.node = std::move(node);
+    dirty_node_ = false;
+  }
+  for (const NamespacedName& name : dirty_services_) {
+    Work::Item& item = work.items.emplace_back();
+    item.name = name;
+    item.view_dirty = true;
+    item.view = ViewOf(name);
+    if (item.view) {
+      for (size_t i = 0; i < slots_.size(); ++i) {
+        if (!slots_[i]->name.empty()) {
+          item.endpoints.emplace_back(slots_[i]->name, EndpointsOf(name, i));
+        }
+      }
+    }
+  }
+  Work::Item* current = nullptr;
+  std::optional<bool> exists;
+  for (const auto& [name, slot] : dirty_endpoints_) {
+    if (dirty_services_.count(name) != 0 || slots_[slot]->name.empty()) {
+      continue;
+    }
+    if (current == nullptr || current->name != name) {
+      if (!Exists(name)) {
+        current = nullptr;
+        continue;  // no service (yet): its slices wait in the cache
+      }
+      current = &work.items.emplace_back();
+      current->name = name;
+    }
+    current->endpoints.emplace_back(slots_[slot]->name, EndpointsOf(name, slot));
+  }
+  dirty_services_.clear();
+  dirty_endpoints_.clear();
+  return work;
+}
+
+// --- the agent's thread ----------------------------------------------------------------------
+
+DrainResult KubeSource::Drain(Model& model) {
+  std::vector<std::string> logs;
+  Work work;
+  {
+    std::lock_guard lock(mu_);
+    UpdateStaleness(Clock::now(), logs);
+    work = TakeWork();
+  }
+  Log(logs);
+
+  DrainResult result;
+  if (work.clusters) {
+    for (Cluster& c : *work.clusters) {
+      const Cluster* have = model.FindCluster(c.name);
+      if (have == nullptr || !(*have == c)) {
+        model.PutCluster(std::move(c));
+        result.clusters = true;
+      }
+    }
+  }
+  if (work.node && !(model.local_node() == *work.node)) {
+    model.SetLocalNode(std::move(*work.node));
+    result.node = true;
+  }
+  for (Work::Item& item : work.items) {
+    bool changed = false;
+    if (item.view_dirty) {
+      const Service* have = model.FindService(item.name);
+      if (!item.view) {
+        if (have != nullptr) {
+          RemoveFromModel(model, item.name);
+          result.services.push_back(item.name);
+        }
+        continue;
+      }
+      if (have == nullptr || !(*have == *item.view)) {
+        model.PutService(std::move(*item.view));
+        changed = true;
+      }
+    }
+    for (auto& [cluster, endpoints] : item.endpoints) {
+      changed |= SetEndpointsIfChanged(model, item.name, cluster, std::move(endpoints));
+    }
+    if (changed) {
+      result.services.push_back(item.name);
+    }
+  }
+  std::sort(result.services.begin(), result.services.end());
+  result.services.erase(std::unique(result.services.begin(), result.services.end()),
+                        result.services.end());
+  return result;
+}
+
+bool KubeSource::WaitForChange(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (true) {
+    if (Pending()) {
+      return true;
+    }
+    const std::optional<Clock::time_point> stale = NextStale();
+    const Clock::time_point now = Clock::now();
+    if (stale && *stale <= now) {
+      return true;
+    }
+    if (now >= deadline) {
+      return false;
+    }
+    changed_.wait_until(lock, stale ? std::min(*stale, deadline) : deadline);
+  }
+}
+
+bool KubeSource::LocalSynced() const {
+  std::lock_guard lock(mu_);
+  const Slot& local = *slots_[0];
+  if (local.name.empty()) {
+    return false;
+  }
+  for (size_t r = 0; r < kResourceCount; ++r) {
+    if (local.receivers[r] && !local.state[r].synced) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool KubeSource::AllSynced() const {
+  std::lock_guard lock(mu_);
+  for (const auto& slot : slots_) {
+    if (slot->name.empty()) {
+      return false;
+    }
+    for (size_t r = 0; r < kResourceCount; ++r) {
+      if (slot->receivers[r] && !slot->state[r].synced) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+std::map<ProblemKey, uint64_t> KubeSource::Problems() const {
+  std::lock_guard lock(mu_);
+  return problems_;
+}
+
+uint64_t KubeSource::ProblemCount(std::string_view cluster, std::string_view kind,
+                                  std::string_view reason) const {
+  std::lock_guard lock(mu_);
+  const auto it =
+      problems_.find(ProblemKey{std::string(cluster), std::string(kind), std::string(reason)});
+  return it == problems_.end() ? 0 : it->second;
+}
+
+std::vector<ClusterStatus> KubeSource::Clusters() const {
+  std::lock_guard lock(mu_);
+  std::vector<ClusterStatus> out;
+  for (const auto& slot : slots_) {
+    out.push_back(ClusterStatus{slot->name, slot->name.empty() ? uint16_t{0} : IdOf(*slot),
+                                slot->local, slot->config.mode, slot->stale});
+  }
+  return out;
+}
+
+std::vector<ResourceStatus> KubeSource::Resources() const {
+  std::lock_guard lock(mu_);
+  std::vector<ResourceStatus> out;
+  for (const auto& slot : slots_) {
+    for (size_t r = 0; r < kResourceCount; ++r) {
+      if (!slot->receivers[r]) {
+        continue;
+      }
+      const auto kind = static_cast<KubeResource>(r);
+      size_t objects = 0;
+      switch (kind) {
+        case KubeResource::kServices:
+          objects = slot->services.size();
+          break;
+        case KubeResource::kEndpointSlices:
+          objects = slot->slices.size();
+          break;
+        case KubeResource::kNodes:
+          objects = slot->nodes.size();
+          break;
+        case KubeResource::kServiceImports:
+          objects = slot->imports.size();
+          break;
+        case KubeResource::kClusterProperties:
+          objects = slot->name.empty() ? 0 : 1;
+          break;
+      }
+      out.push_back(ResourceStatus{slot->name, kind, slot->state[r].synced,
+                                   slot->state[r].unreachable_since.has_value(),
+                                   slot->state[r].last_error, objects});
+    }
+  }
+  return out;
+}
+
+void KubeSource::Log(const std::vector<std::string>& lines) const {
+  if (!options_.log) {
+    return;
+  }
+  for (const std::string& line : lines) {
+    options_.log(line);
+  }
+}
+
+}  // namespace xlb::kube
