@@ -25,6 +25,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -36,6 +37,7 @@
 #include "userspace/policy/routes.h"
 #include "userspace/policy/weights.h"
 #include "userspace/sync/bpf_map_store.h"
+#include "userspace/sync/desired_state_tracker.h"
 #include "userspace/sync/syncer.h"
 
 namespace xlb::bench {
@@ -55,6 +57,7 @@ struct Options {
   int endpoint_changes = 100;
   std::vector<uint32_t> sizes = {XLB_MAGLEV_DEFAULT_SIZE, 1021};
   bool smoke = false;
+  bool policy = true;  // run (b)
 };
 
 // Peak resident memory of this process: getrusage's ru_maxrss and /proc's VmHWM (both KB).
@@ -180,6 +183,24 @@ void WriteFile(const std::string& path, const std::string& text) {
   std::rename(tmp.c_str(), path.c_str());
 }
 
+// CPU time of this thread so far, user and system (ns resolution; getrusage's user/system
+// split is made of scheduler ticks, too coarse for a change that takes a millisecond).
+Clock::duration ThreadCpu() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// User and system CPU time of the whole process (every thread) so far.
+std::pair<Clock::duration, Clock::duration> ProcessCpu() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto d = [](const timeval& tv) {
+    return Clock::duration(std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec));
+  };
+  return {d(ru.ru_utime), d(ru.ru_stime)};
+}
+
 // A MapStore that times the store's calls: what the kernel costs, apart from the syncer.
 class TimedStore : public MapStore {
  public:
@@ -209,14 +230,17 @@ class TimedStore : public MapStore {
   Result<MapContents> ReadAll() const override { return inner_.ReadAll(); }
 
   Clock::duration backend_{}, table_{}, other_{};
-  void Reset() { backend_ = table_ = other_ = {}; }
+  Clock::duration cpu_{};  // CPU time (user and system) this thread spent inside the calls
+  void Reset() { backend_ = table_ = other_ = cpu_ = {}; }
 
  private:
   template <typename Fn>
   Result<void> Time(Clock::duration& into, Fn&& fn) {
     const auto start = Clock::now();
+    const auto cpu = ThreadCpu();
     Result<void> r = fn();
     into += Clock::now() - start;
+    cpu_ += ThreadCpu() - cpu;
     return r;
   }
   MapStore& inner_;
@@ -254,7 +278,9 @@ std::unique_ptr<XdpDatapath> LoadDatapath(const Options& o, uint32_t size) {
   return std::move(*dp);
 }
 
-// (a) and (c) for one table size; rows go to `out` (the child's stdout).
+// (a) and (c) for one table size; rows go to `out` (the child's stdout). Both go through the
+// agent's path: the syncer's tracked state (Syncer::PlanChanges, SyncChanges), the first
+// plan naming every service, later ones the services the model's mutators touched.
 void RunSize(const Options& o, uint32_t size) {
   auto dp = LoadDatapath(o, size);
   BpfMapStore bpf(*dp);
@@ -267,17 +293,27 @@ void RunSize(const Options& o, uint32_t size) {
   const auto t0 = Clock::now();
   Model model = BuildModel(o);
   const long rss_model = RssKb();
+  const Routes routes;
+  const ServicePlanner planner = [&](const NamespacedName& name) {
+    const Service* s = model.FindService(name);
+    return s != nullptr ? PlanService(model, *s, routes) : std::vector<ServiceBackends>{};
+  };
   const auto t1 = Clock::now();
-  std::vector<ServiceBackends> plans = PlanBackends(model, Routes{});
-  const long rss_plans = RssKb();
-  auto desired = syncer.Plan(model, plans);
-  if (!desired.ok()) {
-    Die("plan: " + desired.error().ToString());
+  const auto cpu_start = ProcessCpu();
+  ModelChanges all = model.TakeChanges();
+  std::set<NamespacedName> names;
+  for (const auto& [name, service] : model.services()) {
+    names.insert(names.end(), name);
   }
+  if (auto planned = syncer.PlanChanges(model, names, planner); !planned.ok()) {
+    Die("plan: " + planned.error().ToString());
+  }
+  names.clear();
   const long rss_desired = RssKb();
   const auto t2 = Clock::now();
-  const SyncResult full = syncer.Sync(*desired);
+  const SyncResult full = syncer.SyncChanges();
   const auto t3 = Clock::now();
+  const auto cpu_end = ProcessCpu();
   if (!full.ok()) {
     Die("full sync: " + full.error->ToString());
   }
@@ -285,68 +321,75 @@ void RunSize(const Options& o, uint32_t size) {
   const double kernel = Ms(store.backend_ + store.table_ + store.other_);
   const uint64_t expect_tables = static_cast<uint64_t>(o.services);
   const uint64_t expect_backends = static_cast<uint64_t>(o.services * o.clusters * o.endpoints);
-  if (full.writes[WriteKind::kTable] != expect_tables ||
+  if (!all.everything || full.writes[WriteKind::kTable] != expect_tables ||
       full.writes[WriteKind::kBackend] != expect_backends) {
     Die("full sync wrote " + full.writes.ToString());
   }
   std::printf(
       "ROW|(a) plan + full sync, %d services x %d clusters x %d endpoints, maglev_size %u|"
-      "%.0f ms (plan %.0f + sync %.0f: table builds ~%.0f, kernel %.0f = tables %.0f + "
-      "backends %.0f + rest %.0f); %llu writes; model built in %.0f ms|< 2000 ms|%s\n",
+      "%.0f ms (plan %.0f + sync %.0f: table builds on 2 threads + diff ~%.0f, kernel %.0f = "
+      "tables %.0f + backends %.0f + rest %.0f); %llu writes; CPU of all threads %.0f ms "
+      "user + %.0f ms system; model built in %.0f ms|< 2000 ms|%s\n",
       o.services, o.clusters, o.endpoints, size, Ms(t3 - t1), Ms(t2 - t1), Ms(t3 - t2),
       Ms(t3 - t2) - kernel, kernel, Ms(store.table_), Ms(store.backend_), Ms(store.other_),
-      static_cast<unsigned long long>(full.writes.total()), Ms(t1 - t0),
-      Ms(t3 - t1) < 2000 ? "met" : "missed");
+      static_cast<unsigned long long>(full.writes.total()), Ms(cpu_end.first - cpu_start.first),
+      Ms(cpu_end.second - cpu_start.second), Ms(t1 - t0), Ms(t3 - t1) < 2000 ? "met" : "missed");
   std::printf(
       "ROW|(a) peak RSS after the full sync, maglev_size %u|ru_maxrss %.0f MB, VmHWM %.0f MB "
-      "(VmRSS at start %.0f MB, +model %.0f, +plans %.0f, +desired state %.0f, after the "
+      "(VmRSS at start %.0f MB, +model %.0f, +plans and tracked state %.0f, after the "
       "sync %.0f)|< 300 MB|%s\n",
       size, maxrss / 1024.0, hwm / 1024.0, rss_start / 1024.0, (rss_model - rss_start) / 1024.0,
-      (rss_plans - rss_model) / 1024.0, (rss_desired - rss_plans) / 1024.0, RssKb() / 1024.0,
-      hwm / 1024.0 < 300 ? "met" : "missed");
+      (rss_desired - rss_model) / 1024.0, RssKb() / 1024.0, hwm / 1024.0 < 300 ? "met" : "missed");
 
-  // (c) One endpoint of one service goes, then comes back: what an EndpointSlice update
-  // costs in this state. The plans of the other services stay as they are (a source that
-  // watches EndpointSlices re-plans the service it changed), the desired state is rebuilt
-  // whole (BuildDesiredState is not incremental).
-  std::vector<double> plan_ms, sync_ms, total_ms, writes;
+  // (c) One endpoint of one service goes, then comes back, as an EndpointSlice update would
+  // say it (Model::SetEndpoints): the service the model says changed is re-planned, and only
+  // the entries it touched are diffed and written.
+  std::vector<double> plan_ms, sync_ms, total_ms, cpu_ms, user_ms, writes;
+  store.Reset();
+  Clock::duration kernel_in_c{};
   for (int n = 0; n < o.endpoint_changes; ++n) {
     const int i = (n / 2 * 7919) % o.services;  // spread over the services
     const bool remove = n % 2 == 0;
+    store.Reset();
+    const auto cpu0 = ThreadCpu();
     const auto s0 = Clock::now();
     model.SetEndpoints(ServiceName(i), ClusterName(2), Endpoints(o, i, 2, remove ? 3 : -1));
-    const Service& svc = *model.FindService(ServiceName(i));
-    for (ServiceBackends& p : plans) {
-      if (p.service == svc.name) {
-        p = PlanServicePort(model, svc, svc.ports[0], IpFamily::kIPv4, DefaultRoute(svc.name));
-      }
-    }
-    auto d = syncer.Plan(model, plans);
-    if (!d.ok()) {
-      Die("plan: " + d.error().ToString());
+    const ModelChanges changed = model.TakeChanges();
+    if (auto planned = syncer.PlanChanges(model, changed.services, planner); !planned.ok()) {
+      Die("plan: " + planned.error().ToString());
     }
     const auto s1 = Clock::now();
-    const SyncResult r = syncer.Sync(*d);
+    const SyncResult r = syncer.SyncChanges();
     const auto s2 = Clock::now();
+    const auto cpu1 = ThreadCpu();
     if (!r.ok()) {
       Die("sync: " + r.error->ToString());
     }
+    kernel_in_c += store.backend_ + store.table_ + store.other_;
     plan_ms.push_back(Ms(s1 - s0));
     sync_ms.push_back(Ms(s2 - s1));
     total_ms.push_back(Ms(s2 - s0));
+    cpu_ms.push_back(Ms(cpu1 - cpu0));
+    // Userspace alone: the thread's CPU time outside the store's calls (syscalls).
+    user_ms.push_back(Ms(cpu1 - cpu0) - Ms(store.cpu_));
     writes.push_back(static_cast<double>(r.writes.total()));
     // One table, the backend (invalidated or valid again), the service entry's backend_count.
-    if (r.writes[WriteKind::kTable] != 1 || r.writes.total() != 3) {
+    if (changed.services.size() != 1 || r.writes[WriteKind::kTable] != 1 || r.writes.total() != 3) {
       Die("an endpoint change wrote " + r.writes.ToString());
     }
   }
-  const Stats p = Summarize(plan_ms), s = Summarize(sync_ms), t = Summarize(total_ms);
+  const Stats p = Summarize(plan_ms), s = Summarize(sync_ms), t = Summarize(total_ms),
+              cpu = Summarize(cpu_ms), user = Summarize(user_ms);
   std::printf(
-      "ROW|(c) one endpoint change (%d changes), maglev_size %u|sync alone: median %.2f ms, "
-      "p99 %.2f ms; plan + sync: median %.0f ms, p99 %.0f ms (plan: median %.0f ms); %.0f "
-      "writes each (table, backend, service)|< 5 ms|sync %s, plan + sync %s\n",
-      o.endpoint_changes, size, s.median, s.p99, t.median, t.p99, p.median,
-      Summarize(writes).median, s.p99 < 5 ? "met" : "missed", t.p99 < 5 ? "met" : "missed");
+      "ROW|(c) one endpoint change (%d changes), maglev_size %u|plan + sync: median %.2f ms, "
+      "p99 %.2f ms (plan: median %.3f ms, p99 %.3f ms; sync: median %.2f ms, p99 %.2f ms, of "
+      "which in the store's syscalls %.2f ms on average); CPU per change: median %.2f ms, p99 "
+      "%.2f ms, of which outside the store's calls (userspace) median %.2f ms, p99 %.2f ms; %.0f "
+      "writes each (table, "
+      "backend, service)|< 5 ms|plan + sync %s, userspace CPU %s\n",
+      o.endpoint_changes, size, t.median, t.p99, p.median, p.p99, s.median, s.p99,
+      Ms(kernel_in_c) / o.endpoint_changes, cpu.median, cpu.p99, user.median, user.p99,
+      Summarize(writes).median, t.p99 < 5 ? "met" : "missed", user.p99 < 5 ? "met" : "missed");
   std::fflush(stdout);
 }
 
@@ -507,12 +550,14 @@ int Main(int argc, char** argv) {
       o.policy_changes = next();
     } else if (a == "--endpoint-changes") {
       o.endpoint_changes = next();
+    } else if (a == "--no-policy") {
+      o.policy = false;
     } else if (a == "--maglev-size") {
       o.sizes = {static_cast<uint32_t>(next())};
     } else {
       std::fprintf(stderr,
                    "usage: xlb-sync-bench [--smoke] [--services N] [--policy-changes N] "
-                   "[--endpoint-changes N] [--maglev-size PRIME]\n");
+                   "[--endpoint-changes N] [--maglev-size PRIME] [--no-policy]\n");
       return 2;
     }
   }
@@ -528,7 +573,9 @@ int Main(int argc, char** argv) {
   for (const uint32_t size : o.sizes) {
     rows += InChild([&] { RunSize(o, size); });
   }
-  rows += InChild([&] { RunPolicy(o); });
+  if (o.policy) {
+    rows += InChild([&] { RunPolicy(o); });
+  }
   std::printf("xlb-sync-bench: %d services x %d clusters x %d endpoints, %u CPUs\n\n", o.services,
               o.clusters, o.endpoints, std::thread::hardware_concurrency());
   PrintTable(rows);

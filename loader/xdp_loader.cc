@@ -48,10 +48,14 @@ std::string PinPath(const std::string& dir, const char* name) {
 
 // One service's Maglev table: an ARRAY of `size` backend ids, the shape of the inner
 // template in bpf/lib/maps.h (the kernel compares type, key, value, max_entries and flags
-// when a table is put into xlb_maglev_v1).
+// when a table is put into xlb_maglev_v1). BPF_F_MMAPABLE: userspace fills a new table with
+// one memcpy into a mapping of it (BpfMapStore) instead of an update per slot.
 Result<UniqueFd> CreateMaglevTableMap(uint32_t size, const std::string& name) {
+  bpf_map_create_opts opts{};
+  InitLibbpfOpts(opts);
+  opts.map_flags = BPF_F_MMAPABLE;
   int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name.c_str(), sizeof(uint32_t),
-                          sizeof(xlb_maglev_slot), size, nullptr);
+                          sizeof(xlb_maglev_slot), size, &opts);
   if (fd < 0) {
     return Error::FromRet(fd, "bpf_map_create(" + name + ", " + std::to_string(size) + " slots)");
   }

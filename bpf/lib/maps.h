@@ -24,9 +24,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_backends_v1 SEC(".maps");
 
-/* Template of one service's table; the loader sets max_entries = maglev_size. */
+/*
+ * Template of one service's table; the loader sets max_entries = maglev_size.
+ * Mmapable, so userspace fills a new table with one memcpy; the kernel compares
+ * map_flags when a table is put into the outer map, so every table has them too.
+ */
 struct xlb_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, XLB_MAGLEV_DEFAULT_SIZE);
 	__type(key, __u32);
 	__type(value, xlb_maglev_slot);

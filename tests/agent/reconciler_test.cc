@@ -9,6 +9,7 @@
 
 #include <iterator>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -152,6 +153,77 @@ TEST_F(ReconcilerTest, RestartedReconcilerAdoptsAndWritesNothing) {
   EXPECT_EQ(store_.writes().total(), 0u);
 }
 
+// A source that edits the model in place (the Kubernetes watches) is synced service by
+// service: only what its mutators touched is re-planned and written.
+TEST_F(ReconcilerTest, InPlaceModelEditsAreReplannedServiceByService) {
+  Reconciler r({config_, policy_}, log_.Fn());
+  ASSERT_TRUE(r.Start().ok());
+  ASSERT_TRUE(r.Adopt(store_).ok());
+  ASSERT_TRUE(r.Poll().has_value());
+  EXPECT_FALSE(r.SyncNow().has_value()) << "nothing changed";
+
+  const NamespacedName other{"xlb-test", "other"};
+  Service s;
+  s.name = other;
+  s.cluster_ips = {*IpAddress::Parse("198.18.100.99")};
+  s.ports = {ServicePort{"", 80, Protocol::kTcp, 80, "", 0, ""}};
+  r.model().PutService(s);
+  Endpoint e;
+  e.service = other;
+  e.cluster = "cluster-a";
+  e.addresses = {*IpAddress::Parse("198.18.10.50")};
+  e.ports = {{"", 80, Protocol::kTcp}};
+  r.model().SetEndpoints(other, "cluster-a", {e});
+  auto added = r.SyncNow();
+  ASSERT_TRUE(added.has_value() && added->ok()) << log_.All();
+  EXPECT_EQ(added->writes.ToString(), "backend=1 table=1 service=1 vip_filter_word=1");
+  EXPECT_EQ(r.syncer()->tracked()->last_group(), std::set<NamespacedName>{other});
+  EXPECT_NE(log_.lines.back().find("1 services re-planned"), std::string::npos) << log_.All();
+  EXPECT_EQ(r.planned_tables(), 2u);
+  EXPECT_EQ(r.names().services.size(), 2u);
+  EXPECT_EQ(r.names().backends.size(), 5u);
+
+  // The new service goes again: its entries are removed, the echo service is not looked at.
+  r.model().RemoveService(other);
+  auto removed = r.SyncNow();
+  ASSERT_TRUE(removed.has_value() && removed->ok()) << log_.All();
+  EXPECT_EQ(removed->writes.ToString(),
+            "backend=1 table_removal=1 service_removal=1 vip_filter_word=1");
+  EXPECT_EQ(r.names().services.size(), 1u);
+  EXPECT_EQ(r.names().backends.size(), 4u);
+  EXPECT_EQ(store_.contents().tables.size(), 1u);
+
+  // A restarted agent on the same maps writes nothing.
+  store_.ResetCounts();
+  Reconciler second({config_, policy_}, log_.Fn());
+  ASSERT_TRUE(second.Start().ok());
+  ASSERT_TRUE(second.Adopt(store_).ok());
+  auto again = second.Poll();
+  ASSERT_TRUE(again.has_value() && again->ok());
+  EXPECT_EQ(again->writes.total(), 0u) << again->writes.ToString();
+}
+
+// A new policy set re-plans the service ports whose route changed, not every service.
+TEST_F(ReconcilerTest, PolicyChangeReplansOnlyTheServicesItRoutes) {
+  Reconciler r({config_, policy_}, log_.Fn());
+  ASSERT_TRUE(r.Start().ok());
+  ASSERT_TRUE(r.Adopt(store_).ok());
+  Service s;
+  s.name = {"xlb-test", "other"};
+  s.cluster_ips = {*IpAddress::Parse("198.18.100.99")};
+  s.ports = {ServicePort{"", 80, Protocol::kTcp, 80, "", 0, ""}};
+  r.model().PutService(s);
+  ASSERT_TRUE(r.Poll().has_value());
+  EXPECT_EQ(r.planned_tables(), 2u);
+
+  WriteFileAtomically(policy_, VirtualService("0", 100));
+  auto changed = r.Poll();
+  ASSERT_TRUE(changed.has_value() && changed->ok()) << log_.All();
+  EXPECT_EQ(changed->writes.ToString(), "table=1 service=1");
+  EXPECT_EQ(r.syncer()->tracked()->last_group(),
+            (std::set<NamespacedName>{NamespacedName{"xlb-test", "echo"}}));
+}
+
 TEST_F(ReconcilerTest, StartFailsOnBadOrMissingInput) {
   WriteFileAtomically(policy_, VirtualService("seventy", 30));
   Reconciler bad_policy({config_, policy_}, log_.Fn());
@@ -241,7 +313,9 @@ TEST(AgentOptions, RejectsBadCommandLines) {
     std::string problem;
   };
   const std::vector<Case> cases = {
-      {{"xlb-agent"}, "--config FILE is required"},
+      {{"xlb-agent"}, "one of --config FILE and --kube FILE is required"},
+      {{"xlb-agent", "--config", "c.yaml", "--kube", "k.yaml"},
+       "one of --config FILE and --kube FILE is required"},
       {{"xlb-agent", "--config"}, "--config needs a value"},
       {{"xlb-agent", "--config", "c", "--frobnicate"}, "unknown option --frobnicate"},
       {{"xlb-agent", "--config", "c", "--encap", "ipip"}, "--encap ipip: vxlan or gue"},

@@ -18,6 +18,7 @@
 #include "test_env.h"
 #include "userspace/planner/flow_slot.h"
 #include "userspace/sync/bpf_map_store.h"
+#include "userspace/sync/desired_state_tracker.h"
 
 namespace xlb::testing {
 namespace {
@@ -100,6 +101,53 @@ TEST_F(BpfSync, ReadBackEqualsWhatWasWrittenAndAReloadNeedsNoWrite) {
   auto after = store.ReadAll();
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(*after, written);
+}
+
+// The agent's incremental path on real maps: every table the mmap fill wrote reads back slot
+// for slot through the loader's own reader (batch lookups, not the mapping), an endpoint change
+// writes only its entries, and a restarted syncer on the pins writes nothing.
+TEST_F(BpfSync, IncrementalSyncFillsTablesThatReadBackSlotForSlot) {
+  Model m = TwoClusters(3);
+  AddWebService(m, 4);
+  auto planner = [&m](const NamespacedName& name) {
+    const Service* s = m.FindService(name);
+    return s != nullptr ? PlanService(m, *s, Routes{}) : std::vector<ServiceBackends>{};
+  };
+  std::set<NamespacedName> all = {kApi, NamespacedName{"production", "web"}};
+  auto dp = Load();
+  ASSERT_NE(dp, nullptr);
+  {
+    BpfMapStore store(*dp);
+    Syncer syncer(store);
+    ASSERT_TRUE(syncer.Adopt().ok());
+    ASSERT_TRUE(syncer.PlanChanges(m, all, planner).ok());
+    const SyncResult first = syncer.SyncChanges();
+    ASSERT_TRUE(first.ok()) << first.error->ToString();
+    EXPECT_EQ(first.writes[WriteKind::kTable], 2u);
+    auto check_tables = [&] {
+      for (const auto& [id, recipe] : syncer.tracked()->maps().tables) {
+        auto read = dp->ReadMaglevTable(id);
+        ASSERT_TRUE(read.ok()) << read.error().ToString();
+        EXPECT_EQ(*read, recipe.Build()) << "table of service " << id;
+      }
+    };
+    check_tables();
+
+    m.TakeChanges();
+    AddEndpoints(m, kApi, "cluster-b", 2, 1, {}, 9);
+    ASSERT_TRUE(syncer.PlanChanges(m, m.TakeChanges().services, planner).ok());
+    const SyncResult change = syncer.SyncChanges();
+    ASSERT_TRUE(change.ok()) << change.error->ToString();
+    EXPECT_EQ(change.writes.ToString(), "backend=1 table=1 service=2");  // two VIPs
+    check_tables();
+  }
+  BpfMapStore store(*dp);
+  Syncer restarted(store);
+  ASSERT_TRUE(restarted.Adopt().ok());
+  ASSERT_TRUE(restarted.PlanChanges(m, all, planner).ok());
+  const SyncResult r = restarted.SyncChanges();
+  ASSERT_TRUE(r.ok()) << r.error->ToString();
+  EXPECT_EQ(r.writes.total(), 0u) << r.writes.ToString();
 }
 
 // A SYN to the synced ClusterIP is DNATed to the backend the synced table names for its slot.

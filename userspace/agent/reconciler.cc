@@ -69,6 +69,9 @@ Reconciler::Reconciler(SourcePaths paths, LogFn log)
     : paths_(std::move(paths)), log_(std::move(log)) {}
 
 ConfigResult<void> Reconciler::Start() {
+  if (paths_.config.empty()) {
+    return StartWithoutConfig();
+  }
   config_seen_ = Fingerprint(paths_.config);
   auto model = LoadConfigFile(paths_.config);
   if (!model.ok()) {
@@ -76,6 +79,8 @@ ConfigResult<void> Reconciler::Start() {
   }
   model_ = std::move(*model);
   AdoptNodeAddresses();
+  model_.TakeChanges();
+  changes_ = {.everything = true, .services = {}};
   policy_seen_ = Fingerprint(paths_.policy);
   if (!paths_.policy.empty()) {
     auto accepted = store_.ReplaceFromPath(paths_.policy, model_);
@@ -95,6 +100,27 @@ ConfigResult<void> Reconciler::Start() {
     // node's own pods: almost certainly a config meant for another node.
     log_(LogLevel::kWarn, "config " + paths_.config + " marks no cluster `local: true`");
   }
+  return {};
+}
+
+// The model comes from a source that edits it in place (xlb-agent --kube). The policies cannot
+// be resolved against it yet (its services arrive with the first lists), so here they are
+// only parsed, to refuse a malformed file before anything is touched; the first Poll() offers
+// them against the model the source filled (policy_seen_ is left unset for that).
+ConfigResult<void> Reconciler::StartWithoutConfig() {
+  changes_ = {.everything = true, .services = {}};
+  if (!paths_.policy.empty()) {
+    auto files = ReadPolicyPath(paths_.policy);
+    if (!files.ok()) {
+      return files.errors();
+    }
+    if (auto parsed = ParsePolicies(*files); !parsed.ok()) {
+      return parsed.errors();
+    }
+  }
+  log_(LogLevel::kInfo, std::string("no config file: the model comes from the sources") +
+                            (paths_.policy.empty() ? "; no policies, every endpoint weighs the same"
+                                                   : "; policies from " + paths_.policy));
   return {};
 }
 
@@ -123,8 +149,13 @@ bool Reconciler::ReadConfig() {
              " rejected; the last good config stays in force:" + Indent(model.errors()));
     return false;
   }
+  // The old model goes only after the comparison that says which services changed.
+  Model before = std::move(model_);
   model_ = std::move(*model);
   AdoptNodeAddresses();
+  model_.TakeChanges();
+  changes_.Merge(before.changes());  // edits made in place and not planned yet
+  changes_.Merge(DiffModels(before, model_));
   ++config_reloaded_;
   log_(LogLevel::kInfo, "config " + paths_.config +
                             " reloaded: " + std::to_string(model_.services().size()) + " services");
@@ -158,7 +189,9 @@ bool Reconciler::ReadPolicies() {
   if (paths_.policy.empty()) {
     return false;
   }
+  policy_offered_services_ = model_.services().size();
   auto accepted = store_.ReplaceFromPath(paths_.policy, model_);
+  policy_pending_ = !accepted.ok();
   if (!accepted.ok()) {
     log_(LogLevel::kWarn,
          "policies " + paths_.policy +
@@ -172,17 +205,32 @@ bool Reconciler::ReadPolicies() {
 
 std::optional<SyncResult> Reconciler::Poll() {
   bool model_changed = false;
-  if (std::string fp = Fingerprint(paths_.config); fp != config_seen_) {
-    config_seen_ = std::move(fp);
-    model_changed = ReadConfig();
+  if (!paths_.config.empty()) {
+    if (std::string fp = Fingerprint(paths_.config); fp != config_seen_) {
+      config_seen_ = std::move(fp);
+      model_changed = ReadConfig();
+    }
   }
   // A new model may make a policy resolve that did not, or the other way round: offer the
-  // policies again against it.
-  if (std::string fp = Fingerprint(paths_.policy); fp != policy_seen_ || model_changed) {
+  // policies again against it. A model edited in place (--kube) offers a rejected set again
+  // when services came or went (a policy may name a service that was not listed yet).
+  const bool services_moved =
+      policy_pending_ && model_.services().size() != policy_offered_services_;
+  if (std::string fp = Fingerprint(paths_.policy);
+      fp != policy_seen_ || model_changed || services_moved) {
     policy_seen_ = std::move(fp);
-    dirty_ = ReadPolicies() || dirty_;
+    if (ReadPolicies()) {
+      policy_changed_ = true;
+      dirty_ = true;
+    }
   }
   dirty_ = dirty_ || model_changed;
+  return SyncNow();
+}
+
+std::optional<SyncResult> Reconciler::SyncNow() {
+  changes_.Merge(model_.TakeChanges());
+  dirty_ = dirty_ || !changes_.empty() || policy_changed_;
   if (!dirty_ || !syncer_) {
     return std::nullopt;
   }
@@ -191,40 +239,136 @@ std::optional<SyncResult> Reconciler::Poll() {
   return r;
 }
 
+namespace {
+
+bool SameRoute(const ServiceRoute* a, const ServiceRoute* b) {
+  if (a == nullptr || b == nullptr) {
+    return a == b;
+  }
+  auto same_group = [](const DestinationGroup& x, const DestinationGroup& y) {
+    return x.service == y.service && x.port == y.port && x.scope == y.scope &&
+           x.cluster == y.cluster && x.weight == y.weight && x.label == y.label;
+  };
+  return a->spillover == b->spillover && a->policy == b->policy &&
+         std::equal(a->groups.begin(), a->groups.end(), b->groups.begin(), b->groups.end(),
+                    same_group);
+}
+
+}  // namespace
+
+std::set<NamespacedName> Reconciler::ChangedServices(const Routes& routes) const {
+  std::set<NamespacedName> out;
+  if (!syncer_->tracking() || changes_.everything) {
+    for (const auto& [name, service] : model_.services()) {
+      out.insert(out.end(), name);
+    }
+    if (const DesiredStateTracker* tracked = syncer_->tracked()) {
+      for (NamespacedName& name : tracked->Services()) {
+        out.insert(std::move(name));  // gone from the model: its entries go
+      }
+    }
+    return out;
+  }
+  out = changes_.services;
+  if (policy_changed_) {
+    // O(service ports), once per accepted policy set: the ports whose route is new, gone or
+    // different.
+    for (const auto& [name, service] : model_.services()) {
+      for (const ServicePort& port : service.ports) {
+        if (!SameRoute(routes_.Find(name, port), routes.Find(name, port))) {
+          out.insert(name);
+          break;
+        }
+      }
+    }
+  }
+  std::vector<NamespacedName> direct(out.begin(), out.end());
+  for (const NamespacedName& name : direct) {
+    if (auto it = route_dependents_.find(name); it != route_dependents_.end()) {
+      out.insert(it->second.begin(), it->second.end());
+    }
+  }
+  return out;
+}
+
+std::vector<ServiceBackends> Reconciler::PlanOne(const NamespacedName& name, const Routes& routes) {
+  if (auto it = route_sources_.find(name); it != route_sources_.end()) {
+    for (const NamespacedName& source : it->second) {
+      auto d = route_dependents_.find(source);
+      if (d != route_dependents_.end()) {
+        d->second.erase(name);
+        if (d->second.empty()) {
+          route_dependents_.erase(d);
+        }
+      }
+    }
+    route_sources_.erase(it);
+  }
+  const Service* service = model_.FindService(name);
+  if (service == nullptr) {
+    return {};
+  }
+  for (const ServicePort& port : service->ports) {
+    if (const ServiceRoute* route = routes.Find(name, port)) {
+      for (const DestinationGroup& group : route->groups) {
+        if (group.service != name) {
+          route_dependents_[group.service].insert(name);
+          route_sources_[name].insert(group.service);
+        }
+      }
+    }
+  }
+  return PlanService(model_, *service, routes);
+}
+
 SyncResult Reconciler::RunSync() {
   const uint64_t n = ++syncs_;
   ConfigErrors policy_problems;
-  std::vector<ServiceBackends> plans = store_.Plan(model_, policy_problems);
-  auto desired = syncer_->Plan(model_, plans);
-  if (!desired.ok()) {
+  Routes routes = store_.RoutesFor(model_, policy_problems);
+  const std::set<NamespacedName> changed = ChangedServices(routes);
+  auto planned = syncer_->PlanChanges(
+      model_, changed, [&](const NamespacedName& name) { return PlanOne(name, routes); });
+  if (!planned.ok()) {
     SyncResult failed;
-    failed.error = desired.error();
+    failed.error = planned.error();
     log_(LogLevel::kWarn, "sync #" + std::to_string(n) +
-                              ": plan failed: " + desired.error().ToString() + "; retrying");
+                              ": plan failed: " + planned.error().ToString() + "; retrying");
     return failed;
   }
-  NameIds(*desired);
-  std::string problems = Indent(policy_problems);
-  for (const std::string& p : desired->problems) {
-    problems += "\n  " + p;
-  }
-  if (problems != last_problems_) {
-    last_problems_ = problems;
-    if (!problems.empty()) {
-      log_(LogLevel::kWarn,
-           "what the inputs ask for that cannot be had (the rest is synced):" + problems);
+  changes_ = {};
+  policy_changed_ = false;
+  routes_ = std::move(routes);
+  const DesiredStateTracker& tracked = *syncer_->tracked();
+  NameIds(syncer_->unsynced());
+
+  // The problems' text is rebuilt only when some re-planned service's problems changed.
+  std::string policy_text = Indent(policy_problems);
+  if (policy_text != policy_problems_ || tracked.problems_version() != problems_version_) {
+    policy_problems_ = std::move(policy_text);
+    problems_version_ = tracked.problems_version();
+    std::string problems = policy_problems_;
+    for (const std::string& p : tracked.Problems()) {
+      problems += "\n  " + p;
+    }
+    if (problems != last_problems_) {
+      last_problems_ = problems;
+      if (!problems.empty()) {
+        log_(LogLevel::kWarn,
+             "what the inputs ask for that cannot be had (the rest is synced):" + problems);
+      }
     }
   }
 
-  SyncResult r = syncer_->Sync(*desired);
+  SyncResult r = syncer_->SyncChanges();
   char took[32];
   std::snprintf(took, sizeof(took), "%.2f ms",
                 std::chrono::duration<double, std::milli>(r.duration).count());
   std::string line = "sync #" + std::to_string(n) + ": " + std::to_string(r.writes.total()) +
                      " writes (" + r.writes.ToString() + ") in " + took + "; " +
-                     std::to_string(desired->services.size()) + " service tables, " +
-                     std::to_string(desired->maps.backends.size()) + " backends, " +
-                     std::to_string(desired->maps.services.size()) + " VIP keys";
+                     std::to_string(tracked.last_group().size()) + " services re-planned; " +
+                     std::to_string(tracked.table_count()) + " service tables, " +
+                     std::to_string(tracked.maps().backends.size()) + " backends, " +
+                     std::to_string(tracked.maps().services.size()) + " VIP keys";
   if (r.ok()) {
     log_(LogLevel::kInfo, line);
   } else {
@@ -233,31 +377,39 @@ SyncResult Reconciler::RunSync() {
   return r;
 }
 
-void Reconciler::NameIds(const DesiredState& desired) {
-  IdNames names;
-  for (const DesiredService& s : desired.services) {
-    names.services[s.id] =
-        ServiceLabel{s.service.ToString(),
-                     std::to_string(s.port.port) + "/" + std::string(ToString(s.port.protocol)),
-                     std::string(ToString(s.family))};
+void Reconciler::NameIds(const TouchedEntries& touched) {
+  const DesiredStateTracker& tracked = *syncer_->tracked();
+  if (!touched.tables.empty() || !touched.backends.empty()) {
+    ++names_version_;
   }
-  std::map<uint16_t, std::string> clusters;
-  for (const Cluster& c : model_.clusters()) {
-    clusters[c.id] = c.name;
+  for (const uint32_t id : touched.tables) {
+    if (const DesiredService* s = tracked.FindById(id)) {
+      names_.services[id] =
+          ServiceLabel{s->service.ToString(),
+                       std::to_string(s->port.port) + "/" + std::string(ToString(s->port.protocol)),
+                       std::string(ToString(s->family))};
+    } else {
+      names_.services.erase(id);
+    }
   }
-  for (const auto& [id, b] : desired.maps.backends) {
+  for (const uint32_t id : touched.backends) {
+    auto it = tracked.maps().backends.find(id);
+    if (it == tracked.maps().backends.end()) {
+      names_.backends.erase(id);
+      continue;
+    }
+    const xlb_backend& b = it->second;
     char text[INET6_ADDRSTRLEN] = {};
     const bool v6 = b.family == XLB_FAMILY_IPV6;
     inet_ntop(v6 ? AF_INET6 : AF_INET, b.addr, text, sizeof(text));
     const std::string port = std::to_string(ntohs(b.port));
-    auto cluster = clusters.find(b.cluster_id);
-    names.backends[id] =
+    const Cluster* cluster = model_.FindCluster(b.cluster_id);
+    names_.backends[id] =
         BackendLabel{v6 ? "[" + std::string(text) + "]:" + port : std::string(text) + ":" + port,
-                     cluster != clusters.end() ? cluster->second : ""};
+                     cluster != nullptr ? cluster->name : ""};
   }
-  names_ = std::move(names);
-  planned_backends_ = desired.maps.backends.size();
-  planned_tables_ = desired.maps.tables.size();
+  planned_backends_ = tracked.maps().backends.size();
+  planned_tables_ = tracked.table_count();
 }
 
 }  // namespace xlb

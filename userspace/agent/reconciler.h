@@ -12,6 +12,18 @@
 // is read again at the next Poll(). Editors that write in place and tools that rename a new
 // file over the old one (and ConfigMap volumes, which swap a symlink) are all seen.
 //
+// Planning is incremental (Syncer::PlanChanges): a sync re-plans only the services whose
+// inputs changed since the last plan, and writes only the entries they touched:
+//   - the config file replaces the whole model, so what changed is found by comparing the old
+//     and the new model service by service (DiffModels; a cluster or the node: everything);
+//   - a source that edits the model in place (model(), then Poll() or SyncNow()) is seen
+//     through the model's own record of what its mutators touched (Model::TakeChanges);
+//   - a new policy set re-plans the service ports whose route changed (old and new routes
+//     compared port by port);
+//   - a service whose route takes endpoints of another service (a VirtualService destination
+//     naming another host) is re-planned with that service.
+// The first sync after Adopt() plans everything (and, after a restart, writes nothing).
+//
 // Bad input after start-up is logged (file, document, field, line: the sources' messages)
 // and changes nothing: the model and the policy set last accepted stay in force, and the
 // maps are not touched. At start-up there is no last good state of our own, only what the
@@ -22,7 +34,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,7 +53,8 @@
 namespace xlb {
 
 struct SourcePaths {
-  std::string config;  // the embedded YAML source
+  // The embedded YAML source; "" when a source edits model() in place instead (--kube).
+  std::string config;
   std::string policy;  // a policy file or directory; "" = no policies (default weights)
 };
 
@@ -54,9 +69,7 @@ class Reconciler {
 
   // --node-addr: when not empty, these replace the config's node addresses (the NodePort
   // frontends) in every model read from now on. Call before Start().
-  void SetNodeAddresses(std::vector<IpAddress> addresses) {
-    node_addrs_ = std::move(addresses);
-  }
+  void SetNodeAddresses(std::vector<IpAddress> addresses) { node_addrs_ = std::move(addresses); }
 
   // Reads the config and the policies. Errors: every problem found.
   ConfigResult<void> Start();
@@ -69,6 +82,16 @@ class Reconciler {
   // sync, or the last sync failed (the syncer then retries exactly what is missing).
   // Returns the sync it ran, if any.
   std::optional<SyncResult> Poll();
+  // Plans and syncs what the model's mutators changed since the last plan (a source that
+  // edits model() in place calls this), without re-reading any file. nullopt when nothing
+  // changed or nothing is adopted yet.
+  std::optional<SyncResult> SyncNow();
+
+  // The model in force. A source may edit it in place through its mutators (PutService,
+  // SetEndpoints, AddEndpoint, RemoveService, ...), which record what they touched; a
+  // config file reload replaces it whole.
+  Model& model() { return model_; }
+  const Model& model() const { return model_; }
 
   uint64_t syncs() const { return syncs_; }  // syncs run so far
   uint64_t config_rejected() const { return config_rejected_; }
@@ -78,17 +101,23 @@ class Reconciler {
   uint64_t policy_reloaded() const { return policy_reloaded_; }
   // Names of the ids of the last state planned (metrics labels), and its size.
   const IdNames& names() const { return names_; }
+  // Bumped whenever names() changes: a copy for the metrics is only needed then.
+  uint64_t names_version() const { return names_version_; }
   uint64_t planned_backends() const { return planned_backends_; }
   uint64_t planned_tables() const { return planned_tables_; }
   const Syncer* syncer() const { return syncer_ ? &*syncer_ : nullptr; }
 
  private:
+  ConfigResult<void> StartWithoutConfig();  // Start() with paths_.config == "" (--kube)
   bool ReadConfig();    // true when a new model was accepted
   bool ReadPolicies();  // true when a new policy set was accepted
   // Applies node_addrs_ to model_; notes (once) nodePorts without node addresses.
   void AdoptNodeAddresses();
   SyncResult RunSync();
-  void NameIds(const DesiredState& desired);
+  // The services the next plan must re-plan (model changes, route changes, dependents).
+  std::set<NamespacedName> ChangedServices(const Routes& routes) const;
+  std::vector<ServiceBackends> PlanOne(const NamespacedName& name, const Routes& routes);
+  void NameIds(const TouchedEntries& touched);
 
   std::optional<Syncer> syncer_;
   SourcePaths paths_;
@@ -97,17 +126,29 @@ class Reconciler {
   PolicyStore store_;
   std::string config_seen_;  // fingerprints of what was last read
   std::string policy_seen_;
-  bool dirty_ = true;  // accepted inputs not synced yet (or the last sync failed)
+  bool policy_pending_ = false;         // the last set offered was rejected
+  size_t policy_offered_services_ = 0;  // services in the model when it was offered
+  bool dirty_ = true;            // accepted inputs not synced yet (or the last sync failed)
+  ModelChanges changes_;         // accepted model changes not planned yet
+  bool policy_changed_ = false;  // a new policy set not planned yet
+  Routes routes_;                // the routes of the last plan
+  // Routes that take endpoints of another service: service -> the services routed to it,
+  // and back.
+  std::map<NamespacedName, std::set<NamespacedName>> route_dependents_;
+  std::map<NamespacedName, std::set<NamespacedName>> route_sources_;
+  uint64_t problems_version_ = ~uint64_t{0};
+  std::string policy_problems_;
   uint64_t syncs_ = 0;
   uint64_t config_rejected_ = 0;
   uint64_t config_reloaded_ = 0;
   uint64_t policy_reloaded_ = 0;
   IdNames names_;
+  uint64_t names_version_ = 0;
   uint64_t planned_backends_ = 0;
   uint64_t planned_tables_ = 0;
-  std::string last_problems_;  // logged once, not at every sync
+  std::string last_problems_;          // logged once, not at every sync
   std::vector<IpAddress> node_addrs_;  // SetNodeAddresses()
-  bool node_ports_noted_ = false;  // "nodePorts but no node address" was logged
+  bool node_ports_noted_ = false;      // "nodePorts but no node address" was logged
 };
 
 }  // namespace xlb

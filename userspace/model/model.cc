@@ -122,7 +122,17 @@ std::optional<ServiceHost> ParseServiceHost(std::string_view host,
   return out;
 }
 
+void ModelChanges::Merge(const ModelChanges& other) {
+  everything = everything || other.everything;
+  if (everything) {
+    services.clear();  // re-planning everything names no service
+    return;
+  }
+  services.insert(other.services.begin(), other.services.end());
+}
+
 void Model::PutCluster(Cluster cluster) {
+  changes_.everything = true;
   if (cluster.local) {
     for (Cluster& c : clusters_) {
       c.local = false;
@@ -142,6 +152,7 @@ bool Model::SetLocalCluster(std::string_view name) {
   if (FindCluster(name) == nullptr) {
     return false;
   }
+  changes_.everything = true;
   for (Cluster& c : clusters_) {
     c.local = c.name == name;
   }
@@ -150,16 +161,44 @@ bool Model::SetLocalCluster(std::string_view name) {
 
 void Model::PutService(Service service) {
   NamespacedName key = service.name;
+  if (!changes_.everything) {
+    changes_.services.insert(key);
+  }
   services_.insert_or_assign(std::move(key), std::move(service));
+}
+
+void Model::RemoveService(const NamespacedName& name) {
+  if (!changes_.everything) {
+    changes_.services.insert(name);
+  }
+  services_.erase(name);
+  endpoints_.erase(name);
+}
+
+void Model::SetLocalNode(LocalNode node) {
+  changes_.everything = true;
+  local_node_ = std::move(node);
+}
+
+ModelChanges Model::TakeChanges() {
+  ModelChanges out = std::move(changes_);
+  changes_ = {};
+  return out;
 }
 
 void Model::AddEndpoint(Endpoint endpoint) {
   NamespacedName key = endpoint.service;
+  if (!changes_.everything) {
+    changes_.services.insert(key);
+  }
   endpoints_[std::move(key)].push_back(std::move(endpoint));
 }
 
 void Model::SetEndpoints(const NamespacedName& service, std::string_view cluster,
                          std::vector<Endpoint> endpoints) {
+  if (!changes_.everything) {
+    changes_.services.insert(service);
+  }
   std::vector<Endpoint>& list = endpoints_[service];
   std::erase_if(list, [&](const Endpoint& e) { return e.cluster == cluster; });
   for (Endpoint& e : endpoints) {
@@ -211,6 +250,39 @@ std::span<const Endpoint> Model::EndpointsOf(const NamespacedName& service) cons
     return {};
   }
   return it->second;
+}
+
+ModelChanges DiffModels(const Model& before, const Model& after) {
+  ModelChanges out;
+  if (!std::equal(before.clusters().begin(), before.clusters().end(), after.clusters().begin(),
+                  after.clusters().end()) ||
+      before.local_node() != after.local_node()) {
+    out.everything = true;
+    return out;
+  }
+  // Both maps are in name order: one merge walk.
+  auto a = before.services().begin();
+  auto b = after.services().begin();
+  const auto a_end = before.services().end();
+  const auto b_end = after.services().end();
+  while (a != a_end || b != b_end) {
+    if (b == b_end || (a != a_end && a->first < b->first)) {
+      out.services.insert(a->first);
+      ++a;
+    } else if (a == a_end || b->first < a->first) {
+      out.services.insert(b->first);
+      ++b;
+    } else {
+      const std::span<const Endpoint> ea = before.EndpointsOf(a->first);
+      const std::span<const Endpoint> eb = after.EndpointsOf(b->first);
+      if (a->second != b->second || !std::equal(ea.begin(), ea.end(), eb.begin(), eb.end())) {
+        out.services.insert(a->first);
+      }
+      ++a;
+      ++b;
+    }
+  }
+  return out;
 }
 
 }  // namespace xlb

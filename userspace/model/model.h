@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -166,24 +167,47 @@ struct LocalNode {
   bool operator==(const LocalNode&) const = default;
 };
 
+// What changed in a Model since the changes were last taken: the planner re-plans these
+// services only. `everything` when a change reaches every service (a cluster, the local
+// node), and for a model nothing has been planned from yet.
+struct ModelChanges {
+  bool everything = false;
+  std::set<NamespacedName> services;  // whose Service or endpoints a mutator touched
+
+  bool empty() const { return !everything && services.empty(); }
+  void Merge(const ModelChanges& other);
+};
+
 // A snapshot of the clusterset. Lookups are by name; iteration is in name order, so that
 // whatever is computed from a Model does not depend on the order a source added things in.
+//
+// Every mutator records what it touched (ModelChanges), so that a long-lived Model that a
+// source edits in place (the Kubernetes watches) is re-planned service by service. A mutator
+// that leaves things as they were still counts as a change: re-planning an unchanged service
+// costs one plan and writes nothing.
 class Model {
  public:
   // Adds or replaces (by name) a cluster. Marking a cluster local clears the flag elsewhere.
+  // Changes everything (cluster ids and locality are in every backend).
   void PutCluster(Cluster cluster);
   // Makes `name` the local cluster (and no other); false if there is no such cluster.
   bool SetLocalCluster(std::string_view name);
   // Adds or replaces (by namespace/name) a service.
   void PutService(Service service);
-  // This agent's node (its addresses are the NodePort frontends).
-  void SetLocalNode(LocalNode node) { local_node_ = std::move(node); }
+  // Removes a service and all its endpoints (of every cluster); absent is fine.
+  void RemoveService(const NamespacedName& name);
+  // This agent's node (its addresses are the NodePort frontends). Changes everything.
+  void SetLocalNode(LocalNode node);
   const LocalNode& local_node() const { return local_node_; }
   // Adds an endpoint of `endpoint.service`.
   void AddEndpoint(Endpoint endpoint);
   // Replaces every endpoint of `service` in `cluster` (an EndpointSlice update).
   void SetEndpoints(const NamespacedName& service, std::string_view cluster,
                     std::vector<Endpoint> endpoints);
+
+  // What the mutators changed since the last call (a new Model: everything), and forgets it.
+  ModelChanges TakeChanges();
+  const ModelChanges& changes() const { return changes_; }
 
   std::span<const Cluster> clusters() const { return clusters_; }  // by name
   const Cluster* FindCluster(std::string_view name) const;
@@ -203,7 +227,13 @@ class Model {
   LocalNode local_node_;
   std::map<NamespacedName, Service> services_;
   std::map<NamespacedName, std::vector<Endpoint>> endpoints_;
+  ModelChanges changes_{.everything = true, .services = {}};
 };
+
+// The services whose Service or endpoints differ between two models (everything when their
+// clusters or local node differ): what a source that replaces the whole Model (the config
+// file) changed. O(services + endpoints) of both.
+ModelChanges DiffModels(const Model& before, const Model& after);
 
 }  // namespace xlb
 

@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 
 #include <cerrno>
+#include <exception>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace xlb {
@@ -24,6 +26,8 @@ Result<void> Syncer::Adopt() {
   held_ = std::move(*contents);
   recipe_of_.clear();
   pending_.reset();
+  tracker_.reset();
+  unsynced_ = {};
   adopted_ = true;
   return {};
 }
@@ -44,7 +48,12 @@ SyncResult Syncer::Sync(const DesiredState& desired) {
   if (!adopted_) {
     result.error = Error{EINVAL, "sync before Adopt(): the store's contents are unknown"};
   } else {
-    auto done = SyncSteps(desired.maps, result.writes);
+    tracker_.reset();
+    unsynced_ = {};
+    TouchedEntries all;
+    all.AddAll(held_);
+    all.AddAll(desired.maps);
+    auto done = SyncSteps(desired.maps, all, result.writes);
     if (!done.ok()) {
       result.error = std::move(done).take_error();
       pending_ = desired.maps;
@@ -56,9 +65,90 @@ SyncResult Syncer::Sync(const DesiredState& desired) {
   return result;
 }
 
-Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
+Result<void> Syncer::PlanChanges(const Model& model, const std::set<NamespacedName>& services,
+                                 const ServicePlanner& plan_of) {
+  if (!adopted_) {
+    return Error{EINVAL, "plan before Adopt(): the store's contents are unknown"};
+  }
+  if (!tracker_) {
+    // A new tracker starts from nothing: the first sync must also drop what the maps hold
+    // and nothing wants any more.
+    tracker_.emplace(held_, store_.limits());
+    unsynced_ = {};
+    unsynced_.AddAll(held_);
+  }
+  auto touched = tracker_->Update(model, services, plan_of);
+  if (!touched.ok()) {
+    tracker_.reset();  // half updated: the next plan starts again from the maps
+    unsynced_ = {};
+    return std::move(touched).take_error();
+  }
+  unsynced_.Merge(*touched);
+  return {};
+}
+
+SyncResult Syncer::SyncChanges() {
+  const auto start = std::chrono::steady_clock::now();
+  SyncResult result;
+  if (!tracker_) {
+    result.error = Error{EINVAL, "sync before PlanChanges(): nothing is tracked"};
+  } else {
+    auto done = SyncSteps(tracker_->maps(), unsynced_, result.writes);
+    if (!done.ok()) {
+      result.error = std::move(done).take_error();
+    } else {
+      unsynced_ = {};
+      tracker_->Commit();
+    }
+  }
+  result.duration = std::chrono::steady_clock::now() - start;
+  return result;
+}
+
+void Syncer::BuildTables(std::span<const TableRecipe* const> recipes) {
+  // Two builders at most (the agent shares the node); each table is built by exactly one of
+  // them into its own buffer, so the result does not depend on the threads.
+  auto build = [&](size_t first, size_t step) {
+    for (size_t i = first; i < recipes.size(); i += step) {
+      buffers_[i].resize(recipes[i]->size);
+      recipes[i]->Build(buffers_[i]);
+    }
+  };
+  if (recipes.size() < 4) {
+    build(0, 1);
+    return;
+  }
+  // BuildMaglevTable throws only on a programmer error (size not prime, id 0): carried over to
+  // this thread, as if it had built every table itself.
+  std::exception_ptr failed;
+  std::thread other([&] {
+    try {
+      build(1, 2);
+    } catch (...) {
+      failed = std::current_exception();
+    }
+  });
+  try {
+    build(0, 2);
+  } catch (...) {
+    other.join();
+    throw;
+  }
+  other.join();
+  if (failed) {
+    std::rethrow_exception(failed);
+  }
+}
+
+Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& touched,
+                               WriteCounts& writes) {
   // 1. New and changed backends.
-  for (const auto& [id, backend] : want.backends) {
+  for (const uint32_t id : touched.backends) {
+    auto wanted = want.backends.find(id);
+    if (wanted == want.backends.end()) {
+      continue;
+    }
+    const xlb_backend& backend = wanted->second;
     auto it = held_.backends.find(id);
     if (it != held_.backends.end() && AbiEqual(it->second, backend)) {
       continue;
@@ -78,16 +168,17 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
     uint32_t id;
     uint64_t fingerprint;
     TableDigest digest;
+    size_t buffer;
   };
   std::vector<Staged> staged;
   if (buffers_.size() < kTableBatch) {
-    buffers_.resize(kTableBatch);
+    buffers_.resize(kTableBatch);  // empty vectors: a buffer grows when a table is built in it
   }
   auto flush = [&]() -> Result<void> {
     std::vector<MapStore::TableWrite> batch;
     batch.reserve(staged.size());
-    for (size_t i = 0; i < staged.size(); ++i) {
-      batch.push_back({staged[i].id, buffers_[i]});
+    for (const Staged& s : staged) {
+      batch.push_back({s.id, buffers_[s.buffer]});
     }
     size_t installed = 0;
     auto r = store_.InstallTables(batch, installed);
@@ -103,36 +194,67 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
     }
     return {};
   };
-  for (const auto& [id, recipe] : want.tables) {
-    auto it = held_.tables.find(id);
-    if (it != held_.tables.end()) {
+  // The tables to build, a batch at a time: built (on two threads), then each compared with
+  // what is installed and staged when it differs.
+  std::vector<std::pair<uint32_t, const TableRecipe*>> todo;
+  auto build_batch = [&]() -> Result<void> {
+    std::vector<const TableRecipe*> recipes;
+    recipes.reserve(todo.size());
+    for (const auto& [id, recipe] : todo) {
+      recipes.push_back(recipe);
+    }
+    BuildTables(recipes);
+    tables_built_ += todo.size();
+    for (size_t i = 0; i < todo.size(); ++i) {
+      const auto [id, recipe] = todo[i];
+      const TableDigest digest = TableDigest::Of(buffers_[i]);
+      auto it = held_.tables.find(id);
+      if (it != held_.tables.end() && it->second == digest) {
+        recipe_of_[id] = recipe->fingerprint;
+        continue;
+      }
+      // Forget the recipe first: if the install fails, what is installed is unknown.
+      recipe_of_.erase(id);
+      staged.push_back({id, recipe->fingerprint, digest, i});
+    }
+    todo.clear();
+    if (!staged.empty()) {
+      XLB_TRY(flush());
+    }
+    return {};
+  };
+  for (const uint32_t id : touched.tables) {
+    auto wanted = want.tables.find(id);
+    if (wanted == want.tables.end()) {
+      continue;
+    }
+    const TableRecipe& recipe = wanted->second;
+    if (held_.tables.count(id) != 0) {
       auto known = recipe_of_.find(id);
       if (known != recipe_of_.end() && known->second == recipe.fingerprint) {
         continue;
       }
     }
-    MaglevSlots& slots = buffers_[staged.size()];
-    slots.resize(recipe.size);
-    recipe.Build(slots);
-    ++tables_built_;
-    const TableDigest digest = TableDigest::Of(slots);
-    if (it != held_.tables.end() && it->second == digest) {
-      recipe_of_[id] = recipe.fingerprint;
-      continue;
-    }
-    // Forget the recipe first: if the install fails, what is installed is unknown.
-    recipe_of_.erase(id);
-    staged.push_back({id, recipe.fingerprint, digest});
-    if (staged.size() == kTableBatch) {
-      XLB_TRY(flush());
+    todo.emplace_back(id, &recipe);
+    if (todo.size() == kTableBatch) {
+      XLB_TRY(build_batch());
     }
   }
-  if (!staged.empty()) {
-    XLB_TRY(flush());
+  if (!todo.empty()) {
+    XLB_TRY(build_batch());
+  }
+  if (buffers_.size() > 8) {
+    // A full sync's batch buffers (up to 32 MB) go; an endpoint change needs one.
+    buffers_.resize(8);
   }
 
   // 3. VIP filter bits of new addresses, then the service entries.
-  for (const auto& [word, bits] : want.vip_filter) {
+  for (const uint32_t word : touched.vip_words) {
+    auto wanted = want.vip_filter.find(word);
+    if (wanted == want.vip_filter.end()) {
+      continue;
+    }
+    const uint64_t bits = wanted->second;
     auto it = held_.vip_filter.find(word);
     const uint64_t now = it != held_.vip_filter.end() ? it->second : 0;
     if ((bits & ~now) == 0) {
@@ -142,7 +264,12 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
     held_.vip_filter[word] = now | bits;
     ++writes[WriteKind::kVipFilterWord];
   }
-  for (const auto& [key, service] : want.services) {
+  for (const xlb_service_key& key : touched.services) {
+    auto wanted = want.services.find(key);
+    if (wanted == want.services.end()) {
+      continue;
+    }
+    const xlb_service& service = wanted->second;
     auto it = held_.services.find(key);
     if (it != held_.services.end() && AbiEqual(it->second, service)) {
       continue;
@@ -157,8 +284,8 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
 
   // 4. Removals: service entries, VIP filter words, tables, backends.
   std::vector<xlb_service_key> gone_keys;
-  for (const auto& [key, service] : held_.services) {
-    if (want.services.count(key) == 0) {
+  for (const xlb_service_key& key : touched.services) {
+    if (want.services.count(key) == 0 && held_.services.count(key) != 0) {
       gone_keys.push_back(key);
     }
   }
@@ -169,7 +296,12 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
   }
 
   std::vector<std::pair<uint32_t, uint64_t>> words;
-  for (const auto& [word, bits] : held_.vip_filter) {
+  for (const uint32_t word : touched.vip_words) {
+    auto held = held_.vip_filter.find(word);
+    if (held == held_.vip_filter.end()) {
+      continue;
+    }
+    const uint64_t bits = held->second;
     auto it = want.vip_filter.find(word);
     const uint64_t target = it != want.vip_filter.end() ? it->second : 0;
     if (target != bits) {
@@ -187,8 +319,8 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
   }
 
   std::vector<uint32_t> gone_tables;
-  for (const auto& [id, digest] : held_.tables) {
-    if (want.tables.count(id) == 0) {
+  for (const uint32_t id : touched.tables) {
+    if (want.tables.count(id) == 0 && held_.tables.count(id) != 0) {
       gone_tables.push_back(id);
     }
   }
@@ -199,7 +331,12 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, WriteCounts& writes) {
     ++writes[WriteKind::kTableRemoval];
   }
 
-  for (auto& [id, backend] : held_.backends) {
+  for (const uint32_t id : touched.backends) {
+    auto held = held_.backends.find(id);
+    if (held == held_.backends.end()) {
+      continue;
+    }
+    xlb_backend& backend = held->second;
     if ((backend.flags & XLB_BE_F_VALID) == 0 || want.backends.count(id) != 0) {
       continue;
     }

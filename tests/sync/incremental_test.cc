@@ -1,0 +1,429 @@
+// Incremental planning and sync: the model's record of what its mutators changed, the
+// comparison of two models, and the syncer's tracked state (DesiredStateTracker), which must
+// hold exactly what a full BuildDesiredState of the same model holds while planning and
+// diffing only what changed. No root.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sync_fixtures.h"
+#include "userspace/sync/desired_state_tracker.h"
+
+namespace xlb::testing {
+namespace {
+
+const NamespacedName kWeb{"production", "web"};
+
+Service SimpleService(const NamespacedName& name, const std::string& vip, uint16_t port = 80) {
+  Service s;
+  s.name = name;
+  s.cluster_ips = {*IpAddress::Parse(vip)};
+  s.ports = {ServicePort{"http", port, Protocol::kTcp, 8080, "", 0, ""}};
+  return s;
+}
+
+NamespacedName Nth(int i) {
+  return {"bench", "svc-" + std::to_string(i)};
+}
+
+// `n` services bench/svc-I at 198.19.I/256.I%256, each with `per` endpoints in cluster-a and
+// cluster-b (addresses unique per service; n * per < 8192).
+Model ManyServices(int n, int per = 2) {
+  Model m;
+  m.PutCluster({1, "cluster-a", true});
+  m.PutCluster({2, "cluster-b", false});
+  for (int i = 0; i < n; ++i) {
+    m.PutService(
+        SimpleService(Nth(i), "198.19." + std::to_string(i / 256) + "." + std::to_string(i % 256)));
+    for (int c = 1; c <= 2; ++c) {
+      std::vector<Endpoint> eps;
+      for (int j = 0; j < per; ++j) {
+        Endpoint e;
+        e.service = Nth(i);
+        e.cluster = c == 1 ? "cluster-a" : "cluster-b";
+        const int k = i * per + j;  // unique per service and endpoint
+        e.addresses = {*IpAddress::Parse("198.18." + std::to_string(c * 32 + k / 256) + "." +
+                                         std::to_string(k % 256))};
+        e.ports = {{"http", 8080, Protocol::kTcp}};
+        eps.push_back(std::move(e));
+      }
+      m.SetEndpoints(Nth(i), c == 1 ? "cluster-a" : "cluster-b", std::move(eps));
+    }
+  }
+  return m;
+}
+
+// The plans of one service without policies.
+ServicePlanner DefaultPlanner(const Model& model) {
+  return [&model](const NamespacedName& name) -> std::vector<ServiceBackends> {
+    const Service* s = model.FindService(name);
+    return s != nullptr ? PlanService(model, *s, Routes{}) : std::vector<ServiceBackends>{};
+  };
+}
+
+std::set<NamespacedName> AllOf(const Model& m) {
+  std::set<NamespacedName> out;
+  for (const auto& [name, s] : m.services()) {
+    out.insert(name);
+  }
+  return out;
+}
+
+// The services to re-plan for what the model's mutators recorded.
+std::set<NamespacedName> Changed(Model& m) {
+  ModelChanges c = m.TakeChanges();
+  return c.everything ? AllOf(m) : c.services;
+}
+
+class IncrementalTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(syncer_.Adopt().ok()); }
+
+  // Plans `changed` (everything the first time) and syncs; checks the result against a full
+  // build of the same model.
+  SyncResult Step(const Model& model, const std::set<NamespacedName>& changed) {
+    auto planned = syncer_.PlanChanges(model, syncer_.tracking() ? changed : AllOf(model),
+                                       DefaultPlanner(model));
+    EXPECT_TRUE(planned.ok()) << planned.error().ToString();
+    SyncResult r = syncer_.SyncChanges();
+    EXPECT_TRUE(r.ok()) << r.error->ToString();
+    EXPECT_TRUE(store_.violations().empty()) << store_.violations().front();
+    ExpectSameAsFullBuild(model);
+    return r;
+  }
+
+  // A full BuildDesiredState with the ids the store holds (after a successful sync every id
+  // is in the store) must equal the tracked state, and the store must hold it.
+  void ExpectSameAsFullBuild(const Model& model) {
+    auto full = syncer_.Plan(model, DefaultPlans(model));
+    ASSERT_TRUE(full.ok()) << full.error().ToString();
+    const DesiredMaps& tracked = syncer_.tracked()->maps();
+    EXPECT_TRUE(full->maps == tracked)
+        << "full: " << full->maps.backends.size() << " backends, " << full->maps.tables.size()
+        << " tables, " << full->maps.services.size()
+        << " keys; tracked: " << tracked.backends.size() << ", " << tracked.tables.size() << ", "
+        << tracked.services.size();
+    if (!(full->maps == tracked)) {
+      for (const auto& [id, b] : full->maps.backends) {
+        auto it = tracked.backends.find(id);
+        if (it == tracked.backends.end() || !AbiEqual(it->second, b)) {
+          ADD_FAILURE() << "backend " << id << " differs";
+        }
+      }
+      for (const auto& [id, r] : full->maps.tables) {
+        auto it = tracked.tables.find(id);
+        if (it == tracked.tables.end() || !(it->second == r)) {
+          ADD_FAILURE() << "table " << id << " differs";
+        }
+      }
+      for (const auto& [key, v] : full->maps.services) {
+        auto it = tracked.services.find(key);
+        if (it == tracked.services.end() || !AbiEqual(it->second, v)) {
+          ADD_FAILURE() << "service entry of id " << v.id << " differs: tracked "
+                        << (it == tracked.services.end()
+                                ? std::string("none")
+                                : std::to_string(it->second.id) + " count " +
+                                      std::to_string(it->second.backend_count))
+                        << " full count " << v.backend_count << " port " << ntohs(key.port)
+                        << " addr " << std::hex << key.addr[0] << std::dec;
+        }
+      }
+      if (full->maps.vip_filter != tracked.vip_filter) {
+        ADD_FAILURE() << "VIP filter differs";
+      }
+    }
+    std::set<std::string> full_problems(full->problems.begin(), full->problems.end());
+    const auto problems = syncer_.tracked()->Problems();
+    EXPECT_EQ(full_problems, std::set<std::string>(problems.begin(), problems.end()));
+    MapContents want = full->maps.Contents();
+    MapContents have = store_.contents();
+    std::erase_if(have.backends,
+                  [](const auto& b) { return (b.second.flags & XLB_BE_F_VALID) == 0; });
+    EXPECT_TRUE(want == have);
+  }
+
+  // Small tables: the checking store looks at every slot of every table after each write.
+  CheckingStore store_{StoreLimits{251, XLB_MAX_SERVICES, XLB_MAX_BACKENDS}};
+  Syncer syncer_{store_};
+};
+
+TEST(ModelChanges, MutatorsRecordTheServicesTheyTouch) {
+  Model m = TwoClusters();
+  EXPECT_TRUE(m.TakeChanges().everything);  // nothing of a new model is planned yet
+  EXPECT_TRUE(m.TakeChanges().empty());
+
+  AddEndpoints(m, kApi, "cluster-a", 1, 1, {}, 9);
+  m.PutService(SimpleService(kWeb, "198.18.100.20"));
+  ModelChanges c = m.TakeChanges();
+  EXPECT_FALSE(c.everything);
+  EXPECT_EQ(c.services, (std::set<NamespacedName>{kApi, kWeb}));
+
+  m.SetEndpoints(kWeb, "cluster-b", {});
+  EXPECT_EQ(m.TakeChanges().services, std::set<NamespacedName>{kWeb});
+
+  m.RemoveService(kApi);
+  c = m.TakeChanges();
+  EXPECT_EQ(c.services, std::set<NamespacedName>{kApi});
+  EXPECT_EQ(m.FindService(kApi), nullptr);
+  EXPECT_TRUE(m.EndpointsOf(kApi).empty());  // its endpoints went with it
+
+  m.PutCluster({3, "cluster-c", false});
+  EXPECT_TRUE(m.TakeChanges().everything);
+  m.SetLocalNode({"node-1", {*IpAddress::Parse("198.18.0.1")}});
+  EXPECT_TRUE(m.TakeChanges().everything);
+  EXPECT_TRUE(m.SetLocalCluster("cluster-b"));
+  EXPECT_TRUE(m.TakeChanges().everything);
+}
+
+TEST(ModelChanges, DiffModelsNamesChangedAddedAndRemovedServices) {
+  Model before = TwoClusters();
+  AddWebService(before, 2);
+  Model after = before;
+  EXPECT_TRUE(DiffModels(before, after).empty());
+
+  AddEndpoints(after, kApi, "cluster-b", 2, 1, {}, 7);  // api changed
+  after.RemoveService(kWeb);                            // web gone
+  after.PutService(SimpleService({"production", "new"}, "198.18.100.30"));
+  ModelChanges c = DiffModels(before, after);
+  EXPECT_FALSE(c.everything);
+  EXPECT_EQ(c.services,
+            (std::set<NamespacedName>{kApi, kWeb, NamespacedName{"production", "new"}}));
+
+  Model other_node = before;
+  other_node.SetLocalNode({"n", {*IpAddress::Parse("198.18.0.9")}});
+  EXPECT_TRUE(DiffModels(before, other_node).everything);
+  Model other_cluster = before;
+  other_cluster.PutCluster({9, "cluster-z", false});
+  EXPECT_TRUE(DiffModels(before, other_cluster).everything);
+}
+
+TEST(PlanService, EqualsPlanBackendsServiceByService) {
+  Model m = TwoClusters();
+  AddWebService(m, 3);
+  Service dual = SimpleService({"production", "dual"}, "198.18.100.40");
+  dual.cluster_ips.push_back(*IpAddress::Parse("2001:db8::40"));
+  m.PutService(dual);
+  m.PutService(SimpleService({"production", "empty"}, "198.18.100.50"));
+  std::vector<ServiceBackends> pieces;
+  for (const auto& [name, s] : m.services()) {
+    for (ServiceBackends& p : PlanService(m, s, Routes{})) {
+      pieces.push_back(std::move(p));
+    }
+  }
+  const std::vector<ServiceBackends> whole = DefaultPlans(m);
+  ASSERT_EQ(pieces.size(), whole.size());
+  for (size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_EQ(pieces[i].service, whole[i].service);
+    EXPECT_EQ(pieces[i].port, whole[i].port);
+    EXPECT_EQ(pieces[i].family, whole[i].family);
+    ASSERT_EQ(pieces[i].backends.size(), whole[i].backends.size());
+    for (size_t j = 0; j < whole[i].backends.size(); ++j) {
+      EXPECT_EQ(pieces[i].backends[j].key, whole[i].backends[j].key);
+      EXPECT_EQ(pieces[i].backends[j].weight, whole[i].backends[j].weight);
+    }
+  }
+}
+
+TEST(IdPool, HandsOutTheLowestFreeIdAndNeverZero) {
+  IdPool pool(130);
+  EXPECT_TRUE(pool.taken(0));
+  pool.Take(1);
+  pool.Take(3);
+  EXPECT_EQ(pool.TakeLowest(), 2u);
+  EXPECT_EQ(pool.TakeLowest(), 4u);
+  pool.Free(1);
+  EXPECT_EQ(pool.TakeLowest(), 1u);
+  for (uint32_t id = 5; id < 130; ++id) {
+    EXPECT_EQ(pool.TakeLowest(), id);
+  }
+  EXPECT_EQ(pool.TakeLowest(), std::nullopt);
+  pool.Free(77);
+  EXPECT_EQ(pool.TakeLowest(), 77u);
+}
+
+TEST_F(IncrementalTest, OneEndpointChangeTouchesOneServiceAndWritesThreeEntries) {
+  Model m = ManyServices(100);
+  const SyncResult first = Step(m, Changed(m));
+  EXPECT_EQ(first.writes[WriteKind::kTable], 100u);
+  EXPECT_EQ(first.writes[WriteKind::kBackend], 400u);
+
+  // One endpoint of one service goes, as an EndpointSlice update would say.
+  std::vector<Endpoint> eps(m.EndpointsOf(Nth(17)).begin(), m.EndpointsOf(Nth(17)).end());
+  std::erase_if(eps, [](const Endpoint& e) { return e.cluster != "cluster-b"; });
+  eps.pop_back();
+  m.SetEndpoints(Nth(17), "cluster-b", eps);
+  const ModelChanges c = m.TakeChanges();
+  ASSERT_EQ(c.services, std::set<NamespacedName>{Nth(17)});
+
+  ASSERT_TRUE(syncer_.PlanChanges(m, c.services, DefaultPlanner(m)).ok());
+  // Only that service's entries are looked at: O(changed), not O(all).
+  EXPECT_EQ(syncer_.tracked()->last_group(), std::set<NamespacedName>{Nth(17)});
+  EXPECT_EQ(syncer_.unsynced().tables.size(), 1u);
+  EXPECT_EQ(syncer_.unsynced().backends.size(), 4u);
+  EXPECT_EQ(syncer_.unsynced().services.size(), 1u);
+  const SyncResult r = syncer_.SyncChanges();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.writes.total(), 3u) << r.writes.ToString();
+  EXPECT_EQ(r.writes[WriteKind::kTable], 1u);
+  EXPECT_EQ(r.writes[WriteKind::kBackend], 1u);  // invalidated
+  EXPECT_EQ(r.writes[WriteKind::kService], 1u);  // backend_count
+  EXPECT_TRUE(syncer_.unsynced().empty());
+  ExpectSameAsFullBuild(m);
+
+  // Nothing changed: nothing planned, nothing written.
+  ASSERT_TRUE(syncer_.PlanChanges(m, {}, DefaultPlanner(m)).ok());
+  EXPECT_EQ(syncer_.SyncChanges().writes.total(), 0u);
+}
+
+TEST_F(IncrementalTest, RandomChangesMatchAFullBuildAfterEveryStep) {
+  Model m = ManyServices(40, 3);
+  m.SetLocalNode({"node-1", {*IpAddress::Parse("198.18.0.1")}});
+  Step(m, Changed(m));
+  std::mt19937 rng(7);
+  for (int step = 0; step < 120; ++step) {
+    const NamespacedName name = Nth(static_cast<int>(rng() % 44));  // some do not exist yet
+    switch (rng() % 7) {
+      case 0:
+        m.RemoveService(name);
+        break;
+      case 1: {  // (re)created, sometimes on another service's VIP or with a NodePort
+        Service s = SimpleService(name, "198.19.0." + std::to_string(rng() % 48));
+        if (rng() % 2 == 0) {
+          s.ports[0].node_port = static_cast<uint16_t>(30000 + rng() % 3);
+        }
+        if (rng() % 3 == 0) {
+          s.cluster_ips.push_back(*IpAddress::Parse("2001:db8::" + std::to_string(rng() % 40)));
+        }
+        m.PutService(s);
+        break;
+      }
+      case 2:
+        m.SetEndpoints(name, "cluster-b", {});
+        break;
+      default: {  // an endpoint comes or goes; addresses shared between services sometimes
+        Endpoint e;
+        e.service = name;
+        e.cluster = rng() % 2 ? "cluster-a" : "cluster-b";
+        e.addresses = {*IpAddress::Parse("198.18.50." + std::to_string(rng() % 60))};
+        e.ports = {{"http", 8080, Protocol::kTcp}};
+        if (rng() % 4 == 0) {
+          e.conditions.terminating = true;
+        }
+        m.AddEndpoint(e);
+        break;
+      }
+    }
+    SCOPED_TRACE("step " + std::to_string(step));
+    Step(m, Changed(m));
+    if (HasFailure()) {
+      break;
+    }
+  }
+}
+
+TEST_F(IncrementalTest, LosingAVipToAnEarlierServiceAndGettingItBack) {
+  Model m;
+  m.PutCluster({1, "cluster-a", true});
+  const NamespacedName a{"production", "a"}, b{"production", "b"};
+  m.PutService(SimpleService(b, "198.18.100.60"));
+  AddEndpoints(m, b, "cluster-a", 1, 2);
+  Step(m, Changed(m));
+  const uint32_t b_id = syncer_.tracked()->Find(b, 80)->id;
+
+  // a (first by name) now wants b's VIP: b loses it and its table, though b did not change.
+  m.PutService(SimpleService(a, "198.18.100.60"));
+  AddEndpoints(m, a, "cluster-a", 1, 1, {}, 50);
+  Step(m, Changed(m));
+  EXPECT_EQ(syncer_.tracked()->Find(b, 80), nullptr);
+  ASSERT_NE(syncer_.tracked()->Find(a, 80), nullptr);
+
+  // a goes: b gets its VIP back.
+  m.RemoveService(a);
+  Step(m, Changed(m));
+  ASSERT_NE(syncer_.tracked()->Find(b, 80), nullptr);
+  EXPECT_NE(syncer_.tracked()->Find(b, 80)->id, 0u);
+  (void)b_id;
+}
+
+TEST_F(IncrementalTest, FreedIdIsReusedOnlyAfterTheSyncThatFreedIt) {
+  Model m = TwoClusters(2);
+  AddWebService(m, 1);
+  Step(m, Changed(m));
+  const uint32_t web_backend = syncer_.tracked()->Find(kWeb, 80)->backend_ids.at(0);
+
+  // web's endpoint goes and a new one of api comes in the same plan: the new one must not
+  // take the id just freed.
+  m.SetEndpoints(kWeb, "cluster-a", {});
+  AddEndpoints(m, kApi, "cluster-a", 1, 1, {}, 40);
+  Step(m, Changed(m));
+  std::set<uint32_t> api_ids;
+  for (uint32_t id : syncer_.tracked()->Find(kApi, 8080)->backend_ids) {
+    api_ids.insert(id);
+  }
+  EXPECT_EQ(api_ids.count(web_backend), 0u);
+
+  // A later one may.
+  AddEndpoints(m, kApi, "cluster-a", 1, 1, {}, 41);
+  Step(m, Changed(m));
+  api_ids.clear();
+  for (uint32_t id : syncer_.tracked()->Find(kApi, 8080)->backend_ids) {
+    api_ids.insert(id);
+  }
+  EXPECT_EQ(api_ids.count(web_backend), 1u);
+}
+
+TEST_F(IncrementalTest, FailedWriteIsRetriedByTheNextSyncEvenAfterMoreChanges) {
+  Model m = ManyServices(20);
+  Step(m, Changed(m));
+  AddEndpoints(m, Nth(3), "cluster-a", 1, 1, {}, 90);
+  store_.FailWrite(WriteKind::kTable);
+  ASSERT_TRUE(syncer_.PlanChanges(m, Changed(m), DefaultPlanner(m)).ok());
+  EXPECT_FALSE(syncer_.SyncChanges().ok());
+  EXPECT_FALSE(syncer_.unsynced().empty());
+
+  AddEndpoints(m, Nth(5), "cluster-a", 1, 1, {}, 91);
+  const SyncResult r = Step(m, Changed(m));
+  EXPECT_EQ(r.writes[WriteKind::kTable], 2u);  // the failed one and the new one
+}
+
+TEST_F(IncrementalTest, RestartedSyncerWritesNothingAfterIncrementalSyncs) {
+  Model m = ManyServices(30);
+  Step(m, Changed(m));
+  for (int i = 0; i < 5; ++i) {
+    AddEndpoints(m, Nth(i * 3), "cluster-b", 2, 1, {}, 100 + i);
+    m.RemoveService(Nth(i * 5 + 1));
+    Step(m, Changed(m));
+  }
+  Syncer restarted(store_);
+  ASSERT_TRUE(restarted.Adopt().ok());
+  ASSERT_TRUE(restarted.PlanChanges(m, AllOf(m), DefaultPlanner(m)).ok());
+  const SyncResult r = restarted.SyncChanges();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.writes.total(), 0u) << r.writes.ToString();
+  EXPECT_TRUE(restarted.tracked()->maps() == syncer_.tracked()->maps());
+}
+
+TEST_F(IncrementalTest, FirstIncrementalSyncRemovesWhatTheMapsHoldAndNothingWants) {
+  Model m = TwoClusters();
+  AddWebService(m, 2);
+  Step(m, Changed(m));
+  // A restart with a config that lost web: the first sync drops web's entries.
+  Model fewer = TwoClusters();
+  Syncer restarted(store_);
+  ASSERT_TRUE(restarted.Adopt().ok());
+  ASSERT_TRUE(restarted.PlanChanges(fewer, AllOf(fewer), DefaultPlanner(fewer)).ok());
+  const SyncResult r = restarted.SyncChanges();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.writes[WriteKind::kTableRemoval], 1u);
+  EXPECT_EQ(r.writes[WriteKind::kServiceRemoval], 1u);
+  EXPECT_EQ(r.writes[WriteKind::kBackend], 2u);  // invalidated
+  EXPECT_EQ(store_.contents().tables.size(), 1u);
+}
+
+}  // namespace
+}  // namespace xlb::testing
