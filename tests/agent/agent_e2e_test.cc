@@ -639,7 +639,7 @@ TEST(AgentStartup, FailsClearlyOnBadFlagsMissingFilesBadPolicyAndMissingUplink) 
     std::string message;
   };
   const std::vector<Case> cases = {
-      {{}, 2, "--config FILE is required"},
+      {{}, 2, "one of --config FILE and --kube FILE is required"},
       {{"--config", config, "--encap", "ipip"}, 2, "--encap ipip: vxlan or gue"},
       {{"--config", config, "--bogus"}, 2, "unknown option --bogus"},
       {{"--config", dir + "/missing.yaml", "--pin-dir", pins}, 1, dir + "/missing.yaml"},

@@ -13,12 +13,15 @@
 namespace xlb {
 
 const char* const kAgentUsage =
-    "usage: xlb-agent --config FILE [--policy PATH] [--pin-dir DIR] [--uplink IFACE]\n"
+    "usage: xlb-agent (--config FILE | --kube FILE) [--policy PATH] [--pin-dir DIR]\n"
+    "                 [--uplink IFACE]\n"
     "                 [--pod-iface GLOB]... [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
     "                 [--tunnel-mtu N] [--node-addr ADDR]... [--metrics-addr HOST:PORT|off]\n"
     "                 [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
     "                     its local cluster is this node's\n"
+    "  --kube FILE        follow the Kubernetes API servers of the clusterset instead: which\n"
+    "                     clusters and how (userspace/kube/source/kube_config.h)\n"
     "  --policy PATH      a weight policy file, or a directory of them (VirtualService,\n"
     "                     DestinationRule, TrafficPolicy); without it every endpoint weighs\n"
     "                     the same\n"
@@ -80,7 +83,8 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       o.once = true;
       continue;
     }
-    static constexpr std::string_view kValued[] = {"--config", "--policy",     "--pin-dir",
+    static constexpr std::string_view kValued[] = {"--config", "--kube",       "--policy",
+                                                   "--pin-dir",
                                                    "--uplink", "--pod-iface",  "--tunnel-addr",
                                                    "--encap",  "--tunnel-mtu", "--metrics-addr",
                                                    "--node-addr"};
@@ -93,6 +97,8 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
     }
     if (flag == "--config") {
       o.config = v;
+    } else if (flag == "--kube") {
+      o.kube = v;
     } else if (flag == "--policy") {
       o.policy = v;
     } else if (flag == "--pin-dir") {
@@ -159,8 +165,8 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       o.datapath.tunnel_mtu = static_cast<uint16_t>(mtu);
     }
   }
-  if (o.config.empty()) {
-    problem = "--config FILE is required";
+  if (o.config.empty() == o.kube.empty()) {
+    problem = "one of --config FILE and --kube FILE is required";
     return false;
   }
   if (o.pin_dir.empty()) {

@@ -13,7 +13,8 @@
 namespace xlb {
 
 struct AgentOptions {
-  std::string config;  // --config FILE: the embedded YAML source (required)
+  std::string config;  // --config FILE: the embedded YAML source; or
+  std::string kube;    // --kube FILE: the Kubernetes sources (exactly one of the two)
   std::string policy;  // --policy PATH: a policy file or directory; "" = no policies
   std::string pin_dir = XLB_PIN_DIR;
   std::string uplink;                   // --uplink IFACE: xlb_xdp goes here; "" = no XDP attach

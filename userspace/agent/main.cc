@@ -36,6 +36,7 @@
 #include "loader/xdp_loader.h"
 #include "userspace/agent/agent_options.h"
 #include "userspace/agent/http_server.h"
+#include "userspace/agent/kube_feed.h"
 #include "userspace/agent/metrics.h"
 #include "userspace/agent/reconciler.h"
 #include "userspace/sync/bpf_map_store.h"
@@ -143,10 +144,13 @@ class PodInterfaces {
 constexpr auto kLoopStale = std::chrono::seconds(60);
 
 xlb::HttpResponse Serve(std::string_view path, const xlb::AgentStatus& status,
-                        const xlb::XdpDatapath* dp) {
+                        const xlb::XdpDatapath* dp, const xlb::KubeFeed* feed) {
   if (path == "/metrics") {
     xlb::Exposition out;
     status.WriteAgentMetrics(out);
+    if (feed != nullptr) {
+      feed->WriteMetrics(out);
+    }
     if (dp != nullptr) {  // loaded: the datapath's counters and occupancy
       const auto [backends, tables] = status.ValidBackendsAndTables();
       xlb::WriteDatapathMetrics(*dp, status.Names(), backends, tables, out);
@@ -200,25 +204,65 @@ int Run(int argc, char** argv) {
     }
   }
   xlb::Reconciler reconciler({opts.config, opts.policy}, LogLine);
-  reconciler.SetNodeAddresses(opts.node_addrs);
-  if (auto started = reconciler.Start(); !started.ok()) {
-    std::string errors;
-    for (const xlb::ConfigError& e : started.errors()) {
-      errors += "\n  " + e.ToString();
-    }
-    return Fail("bad input; the datapath was not touched:" + errors);
+  if (opts.kube.empty()) {
+    reconciler.SetNodeAddresses(opts.node_addrs);  // with --kube, the sources' node instead
   }
+  auto bad_input = [](const xlb::ConfigErrors& errors) {
+    std::string text;
+    for (const xlb::ConfigError& e : errors) {
+      text += "\n  " + e.ToString();
+    }
+    return Fail("bad input; the datapath was not touched:" + text);
+  };
+  if (auto started = reconciler.Start(); !started.ok()) {
+    return bad_input(started.errors());
+  }
+  // --kube: the watches start now, so the first lists run while the datapath loads.
+  std::unique_ptr<xlb::KubeFeed> feed;
+  if (!opts.kube.empty()) {
+    auto started = xlb::KubeFeed::Start(opts.kube, opts.node_addrs, LogLine);
+    if (!started.ok()) {
+      return bad_input(started.errors());
+    }
+    feed = std::move(*started);
+  }
+  // One step of the loop: the sources' news into the model, then a sync if anything changed.
+  // With --kube nothing is planned before the local cluster has been listed (kube_feed.h): the
+  // maps keep what the previous agent left until then.
+  bool waiting_noted = false;
+  auto step = [&](std::chrono::milliseconds wait) -> std::optional<xlb::SyncResult> {
+    if (!feed) {
+      return reconciler.Poll();
+    }
+    feed->WaitForChange(wait);
+    feed->Drain(reconciler.model());
+    if (!feed->LocalSynced()) {
+      if (!waiting_noted) {
+        LogLine(xlb::LogLevel::kInfo,
+                "waiting for the local cluster's first lists; the maps stay as they are");
+        waiting_noted = true;
+      }
+      return std::nullopt;
+    }
+    return reconciler.Poll();
+  };
 
   // Declared before the server, so they outlive its thread.
   xlb::AgentStatus status;
   status.RequireXdp(!opts.uplink.empty());
   std::atomic<const xlb::XdpDatapath*> loaded_dp{nullptr};
   std::unique_ptr<xlb::XdpDatapath> xdp;
+  uint64_t names_published = ~uint64_t{0};
   auto publish = [&](const std::optional<xlb::SyncResult>& sync) {
     if (sync) {
       status.RecordSync(sync->duration, sync->writes, sync->ok());
-      status.SetNames(reconciler.names(), reconciler.planned_backends(),
-                      reconciler.planned_tables());
+      // A copy of every label (300,000 backends at scale) only when they changed: most
+      // syncs after an event touch one service.
+      if (reconciler.names_version() != names_published) {
+        names_published = reconciler.names_version();
+        status.SetNames(reconciler.names(), reconciler.planned_backends(),
+                        reconciler.planned_tables());
+      }
     }
     status.SetReloads(reconciler.config_reloaded(), reconciler.config_rejected(),
                       reconciler.policy_reloaded(), reconciler.policy_rejected());
@@ -228,7 +272,7 @@ int Run(int argc, char** argv) {
   std::unique_ptr<xlb::HttpServer> http;
   if (!opts.metrics_addr.empty() && !opts.once) {
     auto server = xlb::HttpServer::Start(opts.metrics_addr, [&](std::string_view path) {
-      return Serve(path, status, loaded_dp.load());
+      return Serve(path, status, loaded_dp.load(), feed.get());
     });
     if (!server.ok()) {
       return Fail("--metrics-addr: " + server.error().ToString());
@@ -257,7 +301,15 @@ int Run(int argc, char** argv) {
   if (auto adopted = reconciler.Adopt(store); !adopted.ok()) {
     return Fail("adopt the maps under " + opts.pin_dir + ": " + adopted.error().ToString());
   }
-  auto first = reconciler.Poll();  // a failed sync is logged and retried in the loop
+  // A failed sync is logged and retried in the loop. With --kube, the first lists get a few
+  // seconds to arrive before the programs are attached (an API server that is down leaves the
+  // adopted maps in force, and the loop syncs when it answers).
+  std::optional<xlb::SyncResult> first;
+  const auto lists_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    first = step(std::chrono::milliseconds(50));
+  } while (feed && !feed->LocalSynced() && g_stop == 0 &&
+           std::chrono::steady_clock::now() < lists_deadline);
   publish(first);
 
   if (!opts.uplink.empty()) {
@@ -280,18 +332,23 @@ int Run(int argc, char** argv) {
   if (opts.once) {
     return tc_ok && (!first.has_value() || first->ok()) ? 0 : 1;
   }
-  LogLine(xlb::LogLevel::kInfo, "running: config and policies polled every " +
-                                    std::to_string(opts.poll_interval.count()) +
-                                    " ms, pod interfaces rescanned every " +
-                                    std::to_string(opts.iface_rescan.count()) + " ms");
+  LogLine(xlb::LogLevel::kInfo,
+          std::string("running: ") +
+              (feed ? "Kubernetes events synced as they arrive, policies" : "config and policies") +
+              " polled every " + std::to_string(opts.poll_interval.count()) +
+              " ms, pod interfaces rescanned every " + std::to_string(opts.iface_rescan.count()) +
+              " ms");
   auto next_scan = std::chrono::steady_clock::now() + opts.iface_rescan;
   while (g_stop == 0) {
-    publish(reconciler.Poll());
+    // With --kube the wait ends at the first event (event to map in milliseconds).
+    publish(step(opts.poll_interval));
     if (!opts.pod_ifaces.empty() && std::chrono::steady_clock::now() >= next_scan) {
       pods.Scan();
       next_scan = std::chrono::steady_clock::now() + opts.iface_rescan;
     }
-    SleepFor(opts.poll_interval);
+    if (!feed) {
+      SleepFor(opts.poll_interval);
+    }
   }
   LogLine(xlb::LogLevel::kInfo,
           "stopping; the datapath stays attached with its maps pinned under " + opts.pin_dir +

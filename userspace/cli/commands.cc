@@ -59,14 +59,21 @@ json ServiceFlagsJson(const xlb_service& s) {
   if (s.flags & XLB_SVC_F_AFFINITY) {
     flags.push_back("affinity");
   }
+  if (s.flags & XLB_SVC_F_NODE_PORT) {
+    flags.push_back("node_port");
+  }
   return flags;
 }
 
 std::string ServiceFlagsText(const xlb_service& s) {
+  std::string text;
   if (s.flags & XLB_SVC_F_AFFINITY) {
-    return "affinity(" + std::to_string(s.affinity_timeout) + "s)";
+    text = "affinity(" + std::to_string(s.affinity_timeout) + "s)";
   }
-  return "-";
+  if (s.flags & XLB_SVC_F_NODE_PORT) {
+    text += text.empty() ? "node_port" : ",node_port";
+  }
+  return text.empty() ? "-" : text;
 }
 
 std::string BackendPath(const xlb_backend& b) {

@@ -1,0 +1,265 @@
+// xlb-agent --kube, the binary as the DaemonSet runs it, following two clusters' test API
+// servers (HTTPS, bearer tokens) into real BPF maps, read back with `xlbctl -o json` (another
+// program, reading the pins): create, update and delete of EndpointSlices in both clusters and
+// of the local ServiceImport change the maps to match; the remote cluster's API server going
+// away leaves its endpoints in force until staleAfter, then its weight fails over, and its
+// return brings them back; a restarted agent adopts the maps and writes nothing. Needs root
+// (BPF maps; CI is root): without it the agent cannot load and the test fails.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "loader/xdp_loader.h"
+#include "testbed.h"
+#include "tests/kube/apiserver/test_apiserver.h"
+#include "tests/kube/source/kube_fixtures.h"
+#include "tests/pkt/temp_dir.h"
+
+namespace xlb::kube {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace xlb::kube::testing;  // NOLINT: the fixtures
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kServices = "/api/v1/services";
+constexpr const char* kSlices = "/apis/discovery.k8s.io/v1/endpointslices";
+constexpr const char* kNodes = "/api/v1/nodes";
+constexpr const char* kImports = "/apis/multicluster.x-k8s.io/v1alpha1/serviceimports";
+
+// The agent's view of the maps: valid backends by address, and the VIP:port keys.
+struct Maps {
+  std::map<std::string, json> backends;  // "198.18.1.1:8080" -> xlbctl's backend object
+  std::set<std::string> vips;            // "198.18.100.10:80"
+
+  size_t InCluster(int cluster_id) const {
+    size_t n = 0;
+    for (const auto& [address, b] : backends) {
+      n += b["cluster_id"].get<int>() == cluster_id ? 1 : 0;
+    }
+    return n;
+  }
+};
+
+class AgentKube : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pins_ = "/sys/fs/bpf/xlb-test-kube-" + std::to_string(::getpid());
+    a_.Start();
+    b_.Start();
+    a_.WriteKubeconfig(dir_.File("local.kubeconfig"), "test-token");
+    std::filesystem::create_directory(dir_.File("clusters"));
+    b_.WriteKubeconfig(dir_.File("clusters/cluster-b"), "test-token");
+    std::ofstream(dir_.File("kube.yaml")) << "apiVersion: xlb.dev/v1alpha1\n"
+                                          << "kind: KubeSources\n"
+                                          << "staleAfter: 500ms\n"
+                                          << "serviceImports: v1alpha1\n"
+                                          << "local:\n"
+                                          << "  name: cluster-a\n"
+                                          << "  id: 1\n"
+                                          << "  kubeconfig: " << dir_.File("local.kubeconfig")
+                                          << "\n"
+                                          << "clusters:\n"
+                                          << "- name: cluster-b\n"
+                                          << "  id: 2\n"
+                                          << "  kubeconfig: " << dir_.File("clusters/cluster-b")
+                                          << "\n";
+  }
+
+  void TearDown() override {
+    if (agent_) {
+      agent_->Stop();
+    }
+    (void)RemovePins(pins_);
+  }
+
+  void StartAgent() {
+    agent_ = testbed::Spawn("",
+                            {XLB_AGENT_BIN, "--kube", dir_.File("kube.yaml"), "--pin-dir", pins_,
+                             "--metrics-addr", "off", "--tunnel-addr", "198.18.0.11"},
+                            dir_.File("agent-" + std::to_string(++starts_)));
+    ASSERT_NE(agent_, nullptr);
+    ASSERT_TRUE(WaitForLog("xlb-agent info: running:", 30s)) << agent_->ErrSoFar();
+  }
+
+  bool WaitForLog(const std::string& needle, Clock::duration timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (agent_->ErrSoFar().find(needle) != std::string::npos) {
+        return true;
+      }
+      if (!agent_->Running()) {
+        return false;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  json Xlbctl(const std::string& command) {
+    testbed::CommandResult r =
+        testbed::RunIn("", {XLBCTL_BIN, command, "--pin-dir", pins_, "-o", "json"}, 10s);
+    EXPECT_TRUE(r.ok()) << r.Describe();
+    return r.ok() ? json::parse(r.out) : json::object();
+  }
+
+  Maps ReadMaps() {
+    Maps m;
+    const json backends = Xlbctl("backends");  // held: a range-for over a temporary's member
+    const json services = Xlbctl("services");  //   would dangle
+    for (const json& b : backends.value("backends", json::array())) {
+      m.backends[b["address"].get<std::string>() + ":" + std::to_string(b["port"].get<int>())] = b;
+    }
+    for (const json& s : services.value("services", json::array())) {
+      m.vips.insert(s["vip"].get<std::string>() + ":" + std::to_string(s["port"].get<int>()));
+    }
+    return m;
+  }
+
+  // Reads the maps until `done` holds, at most `timeout`; how long it took, or -1.
+  long WaitForMaps(const std::function<bool(const Maps&)>& done, Clock::duration timeout = 10s) {
+    const auto start = Clock::now();
+    while (Clock::now() - start < timeout) {
+      if (done(ReadMaps())) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
+            .count();
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return -1;
+  }
+
+  std::string Describe() {
+    const Maps m = ReadMaps();
+    std::string text = "maps: " + std::to_string(m.InCluster(1)) + " backends of cluster 1, " +
+                       std::to_string(m.InCluster(2)) + " of cluster 2; VIPs:";
+    for (const std::string& vip : m.vips) {
+      text += " " + vip;
+    }
+    return text + "\n" + Xlbctl("backends").dump(1) + "\n" + agent_->ErrSoFar();
+  }
+
+  xlb::testing::TestApiServer a_;
+  xlb::testing::TestApiServer b_;
+  pkt::TempDir dir_{"xlb-agent-kube"};
+  std::string pins_;
+  std::unique_ptr<testbed::Process> agent_;
+  int starts_ = 0;
+};
+
+TEST_F(AgentKube, FollowsTwoClustersIntoTheMapsAndFailsOverAStaleOne) {
+  a_.Create(kServices, ServiceObject("production", "api", "198.18.100.10"));
+  a_.Create(kSlices, SliceObject("production", "api-a", "api",
+                                 {EndpointObject("198.18.1.1", "node-a1"),
+                                  EndpointObject("198.18.1.2", "node-a1")}));
+  a_.Create(kNodes, NodeObject("node-a1", "198.18.0.11"));
+  a_.Create(kImports, ImportObject("production", "api", {"198.18.200.10"}));
+  b_.Create(kServices, ServiceObject("production", "api", "198.18.110.10"));
+  b_.Create(kSlices, SliceObject("production", "api-b", "api",
+                                 {EndpointObject("198.18.2.1", "node-b1"),
+                                  EndpointObject("198.18.2.2", "node-b1")}));
+  b_.Create(kNodes, NodeObject("node-b1", "198.18.0.21"));
+  StartAgent();
+
+  // The first sync: both clusters' endpoints, cluster B's through the tunnel to its node; the
+  // ClusterIP of the local Service and the ClusterSet IP of the ServiceImport.
+  ASSERT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 2 && m.InCluster(2) == 2; }),
+            0)
+      << Describe();
+  Maps m = ReadMaps();
+  EXPECT_EQ(m.vips, (std::set<std::string>{"198.18.100.10:80", "198.18.200.10:80"}));
+  EXPECT_EQ(m.backends.at("198.18.1.1:8080")["path"], "routed");
+  EXPECT_EQ(m.backends.at("198.18.2.1:8080")["path"], "tunnel");
+  EXPECT_EQ(m.backends.at("198.18.2.1:8080")["tunnel"], "198.18.0.21");
+
+  // An EndpointSlice update in the remote cluster: a third endpoint.
+  b_.Update(kSlices, SliceObject("production", "api-b", "api",
+                                 {EndpointObject("198.18.2.1", "node-b1"),
+                                  EndpointObject("198.18.2.2", "node-b1"),
+                                  EndpointObject("198.18.2.3", "node-b1")}));
+  const long added_ms = WaitForMaps([](const Maps& m) { return m.InCluster(2) == 3; });
+  EXPECT_GE(added_ms, 0) << Describe();
+
+  // A local endpoint turns not ready: it leaves the maps (no slot, no entry).
+  a_.Update(kSlices, SliceObject("production", "api-a", "api",
+                                 {EndpointObject("198.18.1.1", "node-a1"),
+                                  EndpointObject("198.18.1.2", "node-a1", ReadyConditions(false))}));
+  EXPECT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 1; }), 0) << Describe();
+
+  // The ServiceImport goes: its ClusterSet IP leaves the services map.
+  a_.Delete("/apis/multicluster.x-k8s.io/v1alpha1/namespaces/production/serviceimports", "api");
+  EXPECT_GE(WaitForMaps([](const Maps& m) { return m.vips.count("198.18.200.10:80") == 0; }), 0)
+      << Describe();
+  EXPECT_EQ(ReadMaps().vips.count("198.18.100.10:80"), 1u);
+
+  // Cluster B's API server goes away: its endpoints stay for staleAfter (500 ms), then leave.
+  b_.Stop();
+  const auto stopped = Clock::now();
+  EXPECT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(2) == 0; }), 0) << Describe();
+  const long stale_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - stopped).count();
+  EXPECT_GE(stale_ms, 450) << "cluster B's endpoints left before staleAfter";
+  EXPECT_EQ(ReadMaps().InCluster(1), 1u);
+
+  // It comes back (same port, same objects): relisted, its endpoints are in force again.
+  b_.Start();
+  EXPECT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(2) == 3; }, 20s), 0)
+      << Describe();
+
+  // A local slice deleted: cluster A has no endpoint left.
+  a_.Delete("/apis/discovery.k8s.io/v1/namespaces/production/endpointslices", "api-a");
+  EXPECT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 0; }), 0) << Describe();
+
+  // A restart adopts the maps: the first sync after the lists writes nothing.
+  agent_->Stop();
+  StartAgent();
+  EXPECT_TRUE(WaitForLog("sync #1: 0 writes", 10s)) << agent_->ErrSoFar();
+  EXPECT_EQ(ReadMaps().InCluster(2), 3u);
+  std::printf("[ kube ] slice update in cluster B in the maps after %ld ms (xlbctl polling); "
+              "cluster B stale after %ld ms (staleAfter 500 ms)\n",
+              added_ms, stale_ms);
+}
+
+// An API server that is down when the agent starts: the agent loads and adopts the maps but
+// writes nothing (an empty cache is not "no services"), and syncs once the server answers.
+TEST_F(AgentKube, LocalApiServerDownAtStartLeavesTheMapsAsTheyAre) {
+  a_.Create(kServices, ServiceObject("production", "api", "198.18.100.10"));
+  a_.Create(kSlices, SliceObject("production", "api-a", "api",
+                                 {EndpointObject("198.18.1.1", "node-a1")}));
+  StartAgent();
+  ASSERT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 1; }), 0) << Describe();
+  agent_->Stop();
+
+  a_.Stop();
+  agent_ = testbed::Spawn("",
+                          {XLB_AGENT_BIN, "--kube", dir_.File("kube.yaml"), "--pin-dir", pins_,
+                           "--metrics-addr", "off"},
+                          dir_.File("agent-down"));
+  ASSERT_TRUE(WaitForLog("xlb-agent info: running:", 30s)) << agent_->ErrSoFar();
+  EXPECT_NE(agent_->ErrSoFar().find("waiting for the local cluster's first lists"),
+            std::string::npos)
+      << agent_->ErrSoFar();
+  EXPECT_EQ(agent_->ErrSoFar().find("sync #1"), std::string::npos) << agent_->ErrSoFar();
+  EXPECT_EQ(ReadMaps().InCluster(1), 1u);
+  EXPECT_EQ(ReadMaps().vips.count("198.18.100.10:80"), 1u);
+
+  a_.Start();
+  EXPECT_TRUE(WaitForLog("sync #1: ", 20s)) << agent_->ErrSoFar();
+  EXPECT_EQ(ReadMaps().InCluster(1), 1u);
+}
+
+}  // namespace
+}  // namespace xlb::kube
