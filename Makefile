@@ -2,11 +2,14 @@
 #   make demo   - set up, build, bring the two-cluster testbed up, run xlb on its nodes, drive
 #                 traffic through a 70/30 split and print the live shares; always torn down
 #   make test   - set up, build, and run every test (unit, loader, golden packets, tshark,
-#                 sync, agent, xlbctl, the testbed and the two-cluster end-to-end tests)
+#                 sync, agent, xlbctl, the Kubernetes client and sources against a test API
+#                 server and kubectl, the manifests, the testbed and the two-cluster
+#                 end-to-end tests)
+# make bench / bench-sync / bench-kube: the datapath, control-plane and Kubernetes benchmarks.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test demo bench bench-sync clean
+.PHONY: all setup build test demo bench bench-sync bench-kube clean
 
 all: build
 
@@ -28,6 +31,9 @@ bench: build
 
 bench-sync: build
 	$(BUILD)/bench/xlb-sync-bench
+
+bench-kube: build
+	$(BUILD)/bench/kube/xlb-kube-bench
 
 clean:
 	rm -rf $(BUILD)
