@@ -3,10 +3,13 @@
 #ifndef XLB_TESTS_PKT_TEMP_DIR_H
 #define XLB_TESTS_PKT_TEMP_DIR_H
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
@@ -32,6 +35,23 @@ class TempDir {
 
   const std::string& path() const { return path_; }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+  // Writes `text` to `name` atomically (a temporary file renamed over it, as the kubelet
+  // updates a mounted Secret), with `mode`; returns the path.
+  std::string Write(const std::string& name, const std::string& text, mode_t mode = 0600) const {
+    const std::string target = File(name);
+    const std::string tmp = target + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out << text;
+      if (!out) {
+        throw std::runtime_error("cannot write " + tmp);
+      }
+    }
+    ::chmod(tmp.c_str(), mode);
+    std::filesystem::rename(tmp, target);
+    return target;
+  }
 
  private:
   std::string path_;

@@ -28,19 +28,6 @@ namespace xlb::testing {
 
 using Clock = std::chrono::steady_clock;
 
-TempDir::TempDir() {
-  std::string tmpl = "/tmp/xlb-apiserver-test-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) {
-    throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
-  }
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 namespace {
 
 int MsLeft(Clock::time_point deadline) {

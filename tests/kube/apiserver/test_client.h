@@ -12,21 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/pkt/temp_dir.h"
+
 namespace xlb::testing {
 
 // A unique directory under /tmp, removed with everything in it when this goes away.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using TempDir = pkt::TempDir;
 
 // One HTTP/1.1 connection to 127.0.0.1:port, TLS verified against `ca_pem` (empty: plain).
 class RawHttpClient {

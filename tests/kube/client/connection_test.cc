@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "tests/kube/client/temp_dir.h"
+#include "tests/pkt/temp_dir.h"
 #include "userspace/kube/client/backoff.h"
 #include "userspace/kube/client/cluster_connection.h"
 #include "userspace/kube/client/credentials.h"
@@ -18,7 +18,7 @@
 namespace xlb::kube {
 namespace {
 
-using xlb::testing::TempDir;
+using xlb::pkt::TempDir;
 
 constexpr const char* kCaPem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
 

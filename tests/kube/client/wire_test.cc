@@ -15,7 +15,7 @@
 
 #include "tests/kube/apiserver/test_apiserver.h"
 #include "tests/kube/client/recording_events.h"
-#include "tests/kube/client/temp_dir.h"
+#include "tests/pkt/temp_dir.h"
 #include "userspace/kube/client/cluster_watch.h"
 #include "userspace/kube/client/text_util.h"
 
@@ -25,7 +25,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using xlb::testing::ApiServerOptions;
-using xlb::testing::TempDir;
+using xlb::pkt::TempDir;
 using xlb::testing::TestApiServer;
 
 const ResourcePath kServices{"/api/v1/services", "Service"};
