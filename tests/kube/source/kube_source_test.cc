@@ -387,9 +387,37 @@ TEST_F(KubeSourceTest, NodeAddressChangeMovesTheTunnel) {
   same["metadata"]["resourceVersion"] = "2";
   Events("cluster-b", KubeResource::kNodes).Upsert(same);
   EXPECT_FALSE(Drain().changed());
+  // Its Node gone (or not listed yet): a remote pod without its node's address would be
+  // planned as routed, so it waits out of the model until the Node is back.
   Events("cluster-b", KubeResource::kNodes).Delete(same);
   Drain();
-  EXPECT_FALSE(EndpointsIn(model_, kApi, "cluster-b").at(0).node_address.has_value());
+  EXPECT_TRUE(EndpointsIn(model_, kApi, "cluster-b").empty());
+  Events("cluster-b", KubeResource::kNodes).Upsert(NodeObject("node-b1", "198.18.0.23"));
+  Drain();
+  ASSERT_EQ(EndpointsIn(model_, kApi, "cluster-b").size(), 1u);
+  EXPECT_EQ(EndpointsIn(model_, kApi, "cluster-b").at(0).node_address, Ip("198.18.0.23"));
+}
+
+// A remote endpoint on an unknown Node waits for it; one without nodeName is routed (an
+// inter-cluster network reaches it); a local endpoint stays whatever its Node.
+TEST_F(KubeSourceTest, RemoteEndpointWaitsForItsNodeButLocalAndNodelessOnesDoNot) {
+  FillTwoClusters();
+  Events("cluster-b", KubeResource::kEndpointSlices)
+      .Upsert(SliceObject("production", "api-b1", "api",
+                          {EndpointObject("198.18.2.1", "node-b1"),
+                           EndpointObject("198.18.2.2", "node-b9"),
+                           EndpointObject("198.18.2.3")}));
+  Events("cluster-a", KubeResource::kEndpointSlices)
+      .Upsert(SliceObject("production", "api-a1", "api",
+                          {EndpointObject("198.18.1.1", "node-a9")}));
+  Drain();
+  EXPECT_EQ(AddressesIn(model_, kApi, "cluster-b"),
+            (std::vector<std::string>{"198.18.2.1", "198.18.2.3"}));
+  EXPECT_EQ(AddressesIn(model_, kApi, "cluster-a"), std::vector<std::string>{"198.18.1.1"});
+  Events("cluster-b", KubeResource::kNodes).Upsert(NodeObject("node-b9", "198.18.0.29"));
+  Drain();
+  EXPECT_EQ(AddressesIn(model_, kApi, "cluster-b"),
+            (std::vector<std::string>{"198.18.2.1", "198.18.2.2", "198.18.2.3"}));
 }
 
 TEST_F(KubeSourceTest, ExternalNameCountsAsAbsent) {

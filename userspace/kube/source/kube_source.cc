@@ -766,17 +766,24 @@ std::vector<Endpoint> KubeSource::EndpointsOf(const NamespacedName& service, siz
   for (const std::string& slice_name : group->second) {
     const SliceInfo& slice = source.slices.at(NamespacedName{service.ns, slice_name});
     for (const SliceEndpoint& e : slice.endpoints) {
+      std::optional<IpAddress> node_address;
+      if (!t.mcs() && !e.node_name.empty()) {
+        if (const auto node = t.nodes.find(e.node_name); node != t.nodes.end()) {
+          node_address = node->second.tunnel_address;
+        } else if (!t.local) {
+          // A remote pod on a Node not listed (yet): without the node's address it would be
+          // planned as routed, which it is not. It waits for its Node (a Node event marks
+          // the cluster's services again).
+          continue;
+        }
+      }
       Endpoint& o = out.emplace_back();
       o.service = service;
       o.cluster = t.name;
       o.addresses = e.addresses;
       o.ports = slice.ports;
       o.node_name = e.node_name;
-      if (!t.mcs() && !e.node_name.empty()) {
-        if (const auto node = t.nodes.find(e.node_name); node != t.nodes.end()) {
-          o.node_address = node->second.tunnel_address;
-        }
-      }
+      o.node_address = node_address;
       o.conditions = e.conditions;
     }
   }

@@ -27,7 +27,9 @@
 // - its endpoints in cluster C (Model::SetEndpoints(service, C, ...)) are the union of C's
 //   EndpointSlices of it, in slice-name order. A cluster of mode `direct` is watched itself:
 //   its slices labelled kubernetes.io/service-name, each endpoint's node_address its Node's
-//   tunnel address (first InternalIP, else ExternalIP). A cluster of mode `mcs` is seen in the
+//   tunnel address (first InternalIP, else ExternalIP); a remote endpoint whose nodeName
+//   names a Node not listed (yet) is left out until it is (it would be planned as routed),
+//   one without nodeName is routed. A cluster of mode `mcs` is seen in the
 //   local cluster: slices labelled multicluster.kubernetes.io/source-cluster=C (and
 //   .../service-name); its endpoints have no node_address (routed, as Lighthouse's are).
 //   Slices labelled with a source cluster that is not of mode mcs are ignored and counted
