@@ -98,19 +98,6 @@ std::string NodeKey(const NamespacedName& n) {
   return n.name;
 }
 
-// Model::RemoveService arrives with the incremental planner. Until then a removed service
-// loses its endpoints and keeps its entry.
-template <typename M>
-void RemoveFromModel(M& model, const NamespacedName& name) {
-  if constexpr (requires { model.RemoveService(name); }) {
-    model.RemoveService(name);
-  } else {
-    for (const Cluster& c : model.clusters()) {
-      model.SetEndpoints(name, c.name, {});
-    }
-  }
-}
-
 // SetEndpoints, unless the model already holds exactly these (so that its dirty tracking does
 // not replan a service for nothing). True when it wrote.
 bool SetEndpointsIfChanged(Model& model, const NamespacedName& service, const std::string& cluster,
@@ -880,7 +867,7 @@ DrainResult KubeSource::Drain(Model& model) {
       const Service* have = model.FindService(item.name);
       if (!item.view) {
         if (have != nullptr) {
-          RemoveFromModel(model, item.name);
+          model.RemoveService(item.name);
           result.services.push_back(item.name);
         }
         continue;
