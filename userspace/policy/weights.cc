@@ -161,6 +161,8 @@ std::map<std::string, uint32_t> EndpointWeights(const std::vector<Group>& groups
   return out;
 }
 
+}  // namespace
+
 std::vector<IpFamily> FamiliesOf(const Model& model, const Service& service) {
   std::set<IpFamily> families;
   for (const IpAddress& a : service.Vips()) {
@@ -178,8 +180,6 @@ std::vector<IpFamily> FamiliesOf(const Model& model, const Service& service) {
   }
   return {families.begin(), families.end()};
 }
-
-}  // namespace
 
 std::string BackendKey(const std::string& cluster, const IpAddress& address, uint16_t port) {
   const std::string a = address.ToString();

@@ -87,6 +87,10 @@ ServiceBackends PlanServicePort(const Model& model, const Service& service, cons
 // the service's VIPs (of its endpoints' addresses when it has no VIP).
 std::vector<ServiceBackends> PlanBackends(const Model& model, const Routes& routes);
 
+// The families PlanBackends plans a service in: those of its VIPs, else of its endpoints'
+// addresses, else IPv4; in order.
+std::vector<IpFamily> FamiliesOf(const Model& model, const Service& service);
+
 // The list as BuildMaglevTable() takes it; `id_of` gives each backend's xlb_backends_v1 index
 // (never XLB_ID_NONE). Backends of weight 0 are included; they take no slot.
 std::vector<MaglevBackend> ToMaglevBackends(

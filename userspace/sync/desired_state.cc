@@ -28,16 +28,16 @@ std::optional<uint32_t> NextFree(uint32_t* cursor, uint32_t limit, const std::se
   return std::nullopt;
 }
 
-xlb_service_key ServiceKey(const IpAddress& vip, const ServicePort& port, uint16_t number) {
+}  // namespace
+
+xlb_service_key ServiceKeyOf(const IpAddress& address, Protocol protocol, uint16_t port) {
   xlb_service_key key{};
-  vip.ToAbiWords(key.addr);
-  key.port = htons(number);
-  key.proto = static_cast<uint8_t>(port.protocol);
-  key.family = static_cast<uint8_t>(vip.family());
+  address.ToAbiWords(key.addr);
+  key.port = htons(port);
+  key.proto = static_cast<uint8_t>(protocol);
+  key.family = static_cast<uint8_t>(address.family());
   return key;
 }
-
-}  // namespace
 
 BackendIdentity BackendIdentity::Of(const xlb_backend& backend) {
   BackendIdentity id;
@@ -277,7 +277,7 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
       if (vip.family() != plan.family) {
         continue;
       }
-      const xlb_service_key key = ServiceKey(vip, plan.port, plan.port.port);
+      const xlb_service_key key = ServiceKeyOf(vip, plan.port.protocol, plan.port.port);
       if (std::any_of(own.begin(), own.end(), [&](const auto& k) { return AbiEqual(k, key); })) {
         continue;  // the same address twice (ClusterIP also listed as external)
       }
@@ -308,7 +308,7 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
       if (address.family() != planned[i]->family) {
         continue;
       }
-      const xlb_service_key key = ServiceKey(address, port, port.node_port);
+      const xlb_service_key key = ServiceKeyOf(address, port.protocol, port.node_port);
       std::vector<xlb_service_key>& own = keys[i];
       if (std::any_of(own.begin(), own.end(), [&](const auto& k) { return AbiEqual(k, key); })) {
         continue;  // a VIP of its own that is also the node's address, on the same port

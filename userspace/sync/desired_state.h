@@ -124,6 +124,9 @@ struct DesiredState {
                              IpFamily family = IpFamily::kIPv4) const;
 };
 
+// The services-map key of (address, protocol, port): a VIP's or a NodePort's frontend.
+xlb_service_key ServiceKeyOf(const IpAddress& address, Protocol protocol, uint16_t port);
+
 // The state for `plans` (PlanBackends() or PolicyStore::Plan() of `model`). Errors: a
 // maglev_size that is not prime (EINVAL), ids exhausted (ENOSPC).
 Result<DesiredState> BuildDesiredState(const Model& model, std::span<const ServiceBackends> plans,

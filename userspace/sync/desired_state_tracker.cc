@@ -13,15 +13,6 @@
 namespace xlb {
 namespace {
 
-xlb_service_key KeyOf(const IpAddress& address, Protocol protocol, uint16_t number) {
-  xlb_service_key key{};
-  address.ToAbiWords(key.addr);
-  key.port = htons(number);
-  key.proto = static_cast<uint8_t>(protocol);
-  key.family = static_cast<uint8_t>(address.family());
-  return key;
-}
-
 bool Balanced(const ServicePort& port) {
   return port.protocol == Protocol::kTcp || port.protocol == Protocol::kUdp;
 }
@@ -35,7 +26,7 @@ std::vector<xlb_service_key> VipKeys(const Service& service, const ServicePort& 
     if (vip.family() != family) {
       continue;
     }
-    const xlb_service_key key = KeyOf(vip, port.protocol, port.port);
+    const xlb_service_key key = ServiceKeyOf(vip, port.protocol, port.port);
     if (std::none_of(out.begin(), out.end(), [&](const auto& k) { return AbiEqual(k, key); })) {
       out.push_back(key);
     }
@@ -51,29 +42,10 @@ std::vector<xlb_service_key> NodePortKeys(const Model& model, const ServicePort&
   }
   for (const IpAddress& address : model.local_node().addresses) {
     if (address.family() == family) {
-      out.push_back(KeyOf(address, port.protocol, port.node_port));
+      out.push_back(ServiceKeyOf(address, port.protocol, port.node_port));
     }
   }
   return out;
-}
-
-// PlanBackends' families of a service: those of its VIPs, else of its endpoints, else IPv4.
-std::vector<IpFamily> FamiliesOf(const Model& model, const Service& service) {
-  std::set<IpFamily> families;
-  for (const IpAddress& a : service.Vips()) {
-    families.insert(a.family());
-  }
-  if (families.empty()) {
-    for (const Endpoint& e : model.EndpointsOf(service.name)) {
-      for (const IpAddress& a : e.addresses) {
-        families.insert(a.family());
-      }
-    }
-  }
-  if (families.empty()) {
-    families.insert(IpFamily::kIPv4);
-  }
-  return {families.begin(), families.end()};
 }
 
 // Every key a service asks for (VIPs and NodePorts of every balanced port and family).
