@@ -8,15 +8,15 @@
 
 #include <unistd.h>
 
-#include <array>
+#include <chrono>
 #include <cstdlib>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "testbed.h"
 #include "userspace/agent/agent_options.h"
 #include "userspace/kube/source/kube_config.h"
 #include "userspace/kube/source/kube_source.h"
@@ -25,30 +25,13 @@
 namespace xlb {
 namespace {
 
-std::string RunCommand(const std::string& command, int& status) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (p == nullptr) {
-    status = -1;
-    return out;
-  }
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-    out.append(buf.data(), n);
-  }
-  status = ::pclose(p);
-  return out;
-}
-
 class DeployTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    int status = 0;
-    const std::string rendered =
-        RunCommand("kubectl kustomize " + std::string(XLB_DEPLOY_DIR) + "/base 2>&1", status);
-    ASSERT_EQ(status, 0) << rendered;
-    for (const YAML::Node& doc : YAML::LoadAll(rendered)) {
+    const testbed::CommandResult r = testbed::RunIn(
+        "", {"kubectl", "kustomize", std::string(XLB_DEPLOY_DIR) + "/base"}, std::chrono::seconds(30));
+    ASSERT_TRUE(r.ok()) << r.Describe();
+    for (const YAML::Node& doc : YAML::LoadAll(r.out)) {
       const std::string key = doc["kind"].as<std::string>() + "/" +
                               doc["metadata"]["name"].as<std::string>();
       ASSERT_TRUE(objects_.emplace(key, doc).second) << "twice: " << key;
