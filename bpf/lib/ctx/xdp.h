@@ -114,6 +114,18 @@ static __always_inline int ctx_pop_outer(struct xdp_md *ctx, __u32 inner_off)
 	return 0;
 }
 
+/*
+ * Turns the frame into one of `len` bytes that starts `grow` bytes before the
+ * current start: room in front for the headers of an answer sent back to the
+ * packet's sender (icmp_too_big), the rest cut off at the end.
+ */
+static __always_inline int ctx_reframe(struct xdp_md *ctx, __u32 grow, __u32 len)
+{
+	if (bpf_xdp_adjust_head(ctx, -(int)grow))
+		return -1;
+	return bpf_xdp_adjust_tail(ctx, (int)len - (int)ctx_full_len(ctx));
+}
+
 /* Out of the interface the fib chose: back out where it came in, or another one. */
 static __always_inline int ctx_redirect(struct xdp_md *ctx, __u32 ifindex)
 {
