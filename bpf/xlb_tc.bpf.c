@@ -12,40 +12,6 @@
 /* Linear bytes the core needs: Ethernet, IPv6 with extension headers, TCP with options. */
 #define XLB_TC_PULL 192
 
-/* A packet that matches a reply entry: this is a backend answering. */
-static __always_inline int tc_reply(struct __sk_buff *ctx, struct xlb_pkt *pkt,
-				    const struct xlb_reply *r, __u32 *ifindex)
-{
-	void *data_end = ctx_data_end(ctx);
-	struct xlb_tunnel_route rt = {};
-	struct xlb_tunnel t;
-	int ret;
-
-	ret = validate_l4(pkt, data_end);
-	if (ret != XLB_OK)
-		return ret;
-	if (r->kind == XLB_REPLY_REVNAT) {
-		ret = reply_revnat(pkt, r, data_end);
-		if (ret != XLB_OK)
-			return ret;
-		if (r->flags & XLB_REPLY_F_ROUTE)
-			return reply_route(ctx, pkt, r, ifindex);
-		return XLB_FWD_REPLY_REVNAT;
-	}
-	if (r->kind != XLB_REPLY_TUNNEL)
-		return XLB_PASS_NO_SERVICE;
-	__builtin_memcpy(t.addr, r->addr, sizeof(t.addr));
-	t.family = r->family;
-	t.encap = r->encap;
-	ret = tunnel_prepare(ctx, pkt, &t, &rt);
-	if (ret != XLB_OK)
-		return ret;
-	/* the SYN-ACK: the client's segments must fit the tunnel too */
-	mss_clamp(pkt, data_end, mss_for_tunnel(t.family, t.encap, pkt->flow.family));
-	*ifindex = rt.ifindex;
-	return tunnel_push(ctx, pkt, &t, &rt, XLB_FWD_REPLY_TUNNEL);
-}
-
 /* A global function for the same reason as xlb_xdp's (see there). */
 __noinline int xlb_tc_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta)
 {
@@ -53,8 +19,6 @@ __noinline int xlb_tc_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta)
 	struct xlb_pkt pkt;
 	int ret;
 
-	if (!meta)
-		return XLB_PASS_UNSUPPORTED;
 	ret = pkt_from_meta(ctx, meta, &pkt);
 	if (ret != XLB_OK)
 		return ret;
@@ -62,7 +26,7 @@ __noinline int xlb_tc_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta)
 	    parse_ports(&pkt, ctx_data_end(ctx)) == XLB_OK) {
 		r = reply_lookup(&pkt.flow, bpf_ktime_get_coarse_ns());
 		if (r)
-			return tc_reply(ctx, &pkt, r, &meta->ifindex);
+			return reply_apply(ctx, &pkt, r, &meta->ifindex);
 	}
 	/* a backend's ICMP error about its flow: the flow's answer, reverse-NATed too */
 	if (!pkt.fragment && (pkt.flow.proto == IPPROTO_ICMP || pkt.flow.proto == IPPROTO_ICMPV6)) {

@@ -19,8 +19,6 @@ __noinline int xlb_balance_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta)
 	struct xlb_pkt pkt;
 	int ret;
 
-	if (!meta)
-		return XLB_PASS_UNSUPPORTED;
 	ret = pkt_from_meta(ctx, meta, &pkt);
 	if (ret != XLB_OK)
 		return ret;
@@ -32,8 +30,6 @@ __noinline int xlb_decap_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta)
 	struct xlb_pkt pkt;
 	int ret;
 
-	if (!meta)
-		return XLB_PASS_UNSUPPORTED;
 	ret = pkt_from_meta(ctx, meta, &pkt);
 	if (ret != XLB_OK)
 		return ret;

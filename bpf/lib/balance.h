@@ -39,12 +39,17 @@ static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason, __u32 if
 	return CTX_ACT_OK;
 }
 
-/* Rebuilds the parser's view from offsets, inside a global function. */
+/*
+ * Rebuilds the parser's view from offsets, inside a global function (whose
+ * pointer argument the verifier takes as possibly NULL).
+ */
 static __always_inline int pkt_from_meta(struct __ctx_buff *ctx, const struct xlb_pkt_meta *meta,
 					 struct xlb_pkt *pkt)
 {
 	void *data = ctx_data(ctx);
 
+	if (!meta)
+		return XLB_PASS_UNSUPPORTED;
 	/* bounded, or the verifier grants no packet range past them */
 	if (meta->l3_off > XLB_HDR_OFF_MAX || meta->l4_off > XLB_HDR_OFF_MAX)
 		return XLB_PASS_UNSUPPORTED;

@@ -168,14 +168,8 @@ static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb
 	mss_clamp(&inner, data_end, mss_for_tunnel(origin_family, encap, family));
 	now = bpf_ktime_get_coarse_ns();
 	r = reply_lookup(&inner.flow, now);
-	if (r && r->kind == XLB_REPLY_REVNAT) {
-		ret = reply_revnat(&inner, r, data_end);
-		if (ret != XLB_OK)
-			return ret;
-		if (r->flags & XLB_REPLY_F_ROUTE)
-			return reply_route(ctx, &inner, r, ifindex);
-		return XLB_FWD_REPLY_REVNAT;
-	}
+	if (r && r->kind == XLB_REPLY_REVNAT)
+		return reply_apply_revnat(ctx, &inner, r, ifindex);
 	reply_note_tunnel(&inner.flow, origin, origin_family, encap, now);
 	return XLB_FWD_DECAP;
 }

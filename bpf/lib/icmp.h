@@ -20,8 +20,12 @@
 #define XLB_IP_DF 0x4000
 #define XLB_IPV6_MIN_MTU 1280
 
-#ifdef XLB_CTX_XDP
-static __always_inline int icmp_too_big(struct xdp_md *ctx, const struct xlb_pkt *pkt, __u32 mtu)
+/*
+ * Where the hook cannot answer (TC: ctx_reframe in ctx/skb.h), every path here
+ * ends in XLB_DROP_TOO_BIG before the packet is touched.
+ */
+static __always_inline int icmp_too_big(struct __ctx_buff *ctx, const struct xlb_pkt *pkt,
+					__u32 mtu)
 {
 	void *data = ctx_data(ctx);
 	void *data_end = ctx_data_end(ctx);
@@ -54,9 +58,7 @@ static __always_inline int icmp_too_big(struct xdp_md *ctx, const struct xlb_pkt
 	__builtin_memcpy(daddr, pkt->flow.daddr, sizeof(daddr));
 
 	/* [Ethernet][new IP][ICMP] in front of the offending IP packet, cut to the quote */
-	if (bpf_xdp_adjust_head(ctx, -(int)hdr_len))
-		return XLB_DROP_TOO_BIG;
-	if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)ctx_full_len(ctx)))
+	if (ctx_reframe(ctx, hdr_len, frame_len))
 		return XLB_DROP_TOO_BIG;
 	data = ctx_data(ctx);
 	data_end = ctx_data_end(ctx);
@@ -128,12 +130,5 @@ static __always_inline int icmp_too_big(struct xdp_md *ctx, const struct xlb_pkt
 	icmp->checksum = (__sum16)~csum_fold((__u32)sum);
 	return XLB_FWD_ICMP_TOO_BIG;
 }
-#else
-/* TC: a pod's oversized packet is dropped (and counted); its stack sees no error. */
-static __always_inline int icmp_too_big(struct __ctx_buff *ctx, const struct xlb_pkt *pkt, __u32 mtu)
-{
-	return XLB_DROP_TOO_BIG;
-}
-#endif
 
 #endif /* XLB_ICMP_H */

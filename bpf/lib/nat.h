@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Destination NAT toward a backend, with incremental checksum updates, and the
- * matching rewrite of ICMP errors that belong to a tracked flow.
+ * NAT of a tracked flow's packets, in both directions (toward the backend,
+ * back toward the client), with incremental checksum updates, and the same
+ * rewrite of ICMP errors that belong to such a flow.
  */
 #ifndef XLB_NAT_H
 #define XLB_NAT_H
@@ -64,14 +65,27 @@ static __always_inline void l4_csum_update_split(__sum16 *check, __u8 proto, __u
 }
 
 /*
- * Rewrites a validated TCP/UDP packet's source (src != 0, a constant after
- * inlining) or destination address and port. Bounds are checked again here,
- * where the headers are written: the verifier does not carry "family is IPv6"
- * from the parser to this point. A zero port keeps the packet's.
+ * Which way a rewrite goes (Cilium's enum nat_dir). A constant at every call
+ * site: each inlined copy keeps one side only, and the verifier never walks the
+ * other. A flow's packet toward its backend changes its destination; the
+ * backend's answer changes its source. An ICMP error travels against the
+ * packet it quotes, so the quote changes the other address of the two.
  */
-static __always_inline int nat_rewrite(struct xlb_pkt *pkt, void *data_end, const int src,
-				       const __be32 *addr, __be16 port)
+enum nat_dir {
+	NAT_DIR_TO_BACKEND, /* client -> VIP:port becomes client -> backend:port */
+	NAT_DIR_TO_CLIENT,  /* backend:port -> client becomes VIP:port -> client */
+};
+
+/*
+ * Rewrites a validated TCP/UDP packet's destination (to the backend) or source
+ * (to the client) address and port. Bounds are checked again here, where the
+ * headers are written: the verifier does not carry "family is IPv6" from the
+ * parser to this point. A zero port keeps the packet's.
+ */
+static __always_inline int nat_rewrite(struct xlb_pkt *pkt, void *data_end,
+				       const enum nat_dir dir, const __be32 *addr, __be16 port)
 {
+	const int src = dir == NAT_DIR_TO_CLIENT;
 	__be16 *pport = pkt->l4 + (src ? 0 : 2);
 	__sum16 *check;
 	__u32 diff, port_diff = 0;
@@ -124,7 +138,7 @@ static __always_inline int nat_dnat(struct xlb_pkt *pkt, const struct xlb_backen
 {
 	if (be->family != pkt->flow.family)
 		return XLB_DROP_BACKEND_FAMILY;
-	return nat_rewrite(pkt, data_end, 0, be->addr, be->port);
+	return nat_rewrite(pkt, data_end, NAT_DIR_TO_BACKEND, be->addr, be->port);
 }
 
 static __always_inline int icmp_is_error(__u8 family, __u8 type)
@@ -136,111 +150,160 @@ static __always_inline int icmp_is_error(__u8 family, __u8 type)
 	       type == XLB_ICMPV6_TIME_EXCEED || type == XLB_ICMPV6_PARAMPROB;
 }
 
+/* The packet an ICMP error quotes, and the tracked flow it belongs to. */
+struct nat_icmp_quote {
+	__be16 *ports;		/* the quoted L4 header: [0] source, [1] destination port */
+	struct xlb_ct_key flow; /* the quote reversed: an error reports the other end's packet */
+};
+
 /*
- * An ICMP error about a packet a service sent (VIP:port -> client) reaches the
- * VIP. Its quoted packet names the flow: look the flow up in conntrack and send
- * the error to that flow's backend, rewriting the outer destination and the
- * quoted source (address, port, IPv4 header checksum, L4 checksum when quoted)
- * so the backend's stack matches it to its socket. Only the ICMP checksum has
- * to follow every quoted change; ICMPv6's also covers the outer pseudo-header.
+ * Reads the quote of an ICMP error that a rewrite in direction dir may change:
+ * a TCP or UDP packet, not a later fragment, with at least the 8 bytes of its
+ * transport header RFC 792 asks for, and whose address on the rewritten side
+ * is the error's own (the two become the same new address). Toward the
+ * backend, that is an error sent to the VIP about VIP:port -> client; toward
+ * the client, a backend's own error about client -> backend:port.
  */
-static __always_inline int nat_icmp_error(struct xlb_pkt *pkt, void *data_end)
+static __always_inline int nat_icmp_quote(const struct xlb_pkt *pkt, void *data_end,
+					  const enum nat_dir dir, struct nat_icmp_quote *qt)
 {
+	const int to_backend = dir == NAT_DIR_TO_BACKEND;
+	const __be32 *outer = to_backend ? pkt->flow.daddr : pkt->flow.saddr;
 	struct xlb_icmp_hdr *icmp = pkt->l4;
-	struct xlb_ct_key flow = {.family = pkt->flow.family};
-	struct xlb_backend *be;
-	__be16 *qports;
-	__sum16 *qcheck;
-	__u32 addr_diff, icmp_diff, l4_diff, backend_id, service_id;
 	void *quoted = pkt->l4 + 8;
 	void *ql4;
 
+	__builtin_memset(&qt->flow, 0, sizeof(qt->flow));
+	qt->flow.family = pkt->flow.family;
 	if ((void *)(icmp + 1) > data_end || !icmp_is_error(pkt->flow.family, icmp->type))
 		return XLB_PASS_ICMP;
-
 	if (pkt->flow.family == XLB_FAMILY_IPV4) {
 		struct iphdr *q = quoted;
 
 		if ((void *)(q + 1) > data_end || q->version != 4 || q->ihl < 5)
 			return XLB_PASS_ICMP;
-		if (q->saddr != pkt->flow.daddr[0] || (q->frag_off & bpf_htons(XLB_IP_OFFSET)))
+		if ((to_backend ? q->saddr : q->daddr) != outer[0] ||
+		    (q->frag_off & bpf_htons(XLB_IP_OFFSET)))
 			return XLB_PASS_ICMP;
-		flow.proto = q->protocol;
-		flow.saddr[0] = q->daddr;
-		flow.daddr[0] = q->saddr;
+		qt->flow.proto = q->protocol;
+		qt->flow.saddr[0] = q->daddr;
+		qt->flow.daddr[0] = q->saddr;
 		ql4 = quoted + q->ihl * 4;
 	} else {
 		struct ipv6hdr *q = quoted;
+		const __be32 *qside = to_backend ? qt->flow.daddr : qt->flow.saddr;
 
 		if ((void *)(q + 1) > data_end)
 			return XLB_PASS_ICMP;
-		__builtin_memcpy(flow.saddr, &q->daddr, 16);
-		__builtin_memcpy(flow.daddr, &q->saddr, 16);
-		if (flow.daddr[0] != pkt->flow.daddr[0] || flow.daddr[1] != pkt->flow.daddr[1] ||
-		    flow.daddr[2] != pkt->flow.daddr[2] || flow.daddr[3] != pkt->flow.daddr[3])
+		__builtin_memcpy(qt->flow.saddr, &q->daddr, 16);
+		__builtin_memcpy(qt->flow.daddr, &q->saddr, 16);
+		if (qside[0] != outer[0] || qside[1] != outer[1] || qside[2] != outer[2] ||
+		    qside[3] != outer[3])
 			return XLB_PASS_ICMP;
-		flow.proto = q->nexthdr;
+		qt->flow.proto = q->nexthdr;
 		ql4 = q + 1;
 	}
-	if (flow.proto != IPPROTO_TCP && flow.proto != IPPROTO_UDP)
+	if (qt->flow.proto != IPPROTO_TCP && qt->flow.proto != IPPROTO_UDP)
 		return XLB_PASS_ICMP;
-	/* RFC 792 quotes at least 8 bytes of the transport header. */
 	if (ql4 + 8 > data_end || ql4 + 8 > pkt->end)
 		return XLB_PASS_ICMP;
-	qports = ql4;
-	flow.sport = qports[1];
-	flow.dport = qports[0];
+	qt->ports = ql4;
+	qt->flow.sport = qt->ports[1];
+	qt->flow.dport = qt->ports[0];
+	return XLB_OK;
+}
 
-	be = ct_lookup(&flow, 0, bpf_ktime_get_coarse_ns(), &backend_id, &service_id);
-	if (!be)
-		return XLB_PASS_ICMP;
-	if (be->family != flow.family)
-		return XLB_DROP_BACKEND_FAMILY;
+/*
+ * Rewrites an ICMP error of a tracked flow in direction dir, so that the stack
+ * at the other end matches it to its socket: the outer address and the same
+ * address in the quote become addr, the quoted port on that side becomes port
+ * (zero keeps it), with the outer IPv4, quoted IPv4, quoted L4 (when quoted)
+ * and ICMP checksums. Only the ICMP checksum has to follow every quoted
+ * change; ICMPv6's also covers the outer pseudo-header. Returns `verdict`.
+ */
+static __always_inline int nat_icmp_rewrite(struct xlb_pkt *pkt, void *data_end,
+					    const enum nat_dir dir, struct nat_icmp_quote *qt,
+					    const __be32 *addr, __be16 port, int verdict)
+{
+	const int to_backend = dir == NAT_DIR_TO_BACKEND;
+	struct xlb_icmp_hdr *icmp = pkt->l4;
+	void *quoted = pkt->l4 + 8;
+	__be16 *qport = &qt->ports[to_backend ? 0 : 1];
+	__u32 addr_diff, icmp_diff, l4_diff;
+	__sum16 *qcheck;
 
-	/* The quoted source and the outer destination both go VIP -> backend. */
-	if (flow.family == XLB_FAMILY_IPV4) {
+	if (qt->flow.family == XLB_FAMILY_IPV4) {
 		struct iphdr *outer = pkt->l3;
 		struct iphdr *q = quoted;
+		__be32 *oaddr, *qaddr;
 		__sum16 old;
 
 		/* checked before; again for the verifier, which lost the family */
 		if ((void *)(outer + 1) > data_end || (void *)(q + 1) > data_end)
 			return XLB_PASS_ICMP;
-		addr_diff = csum_diff32(0, outer->daddr, be->addr[0]);
+		oaddr = to_backend ? &outer->daddr : &outer->saddr;
+		qaddr = to_backend ? &q->saddr : &q->daddr;
+		addr_diff = csum_diff32(0, *oaddr, addr[0]);
 		outer->check = csum_apply(outer->check, addr_diff);
-		outer->daddr = be->addr[0];
+		*oaddr = addr[0];
 		old = q->check;
 		q->check = csum_apply(q->check, addr_diff);
-		q->saddr = be->addr[0];
+		*qaddr = addr[0];
 		icmp_diff = csum_diff16(addr_diff, old, q->check);
 	} else {
 		struct ipv6hdr *outer = pkt->l3;
 		struct ipv6hdr *q = quoted;
+		struct in6_addr *oaddr, *qaddr;
 
 		if ((void *)(outer + 1) > data_end || (void *)(q + 1) > data_end)
 			return XLB_PASS_ICMP;
-		addr_diff = csum_diff128(0, (__be32 *)&outer->daddr, be->addr);
-		__builtin_memcpy(&outer->daddr, be->addr, 16);
-		__builtin_memcpy(&q->saddr, be->addr, 16);
+		oaddr = to_backend ? &outer->daddr : &outer->saddr;
+		qaddr = to_backend ? &q->saddr : &q->daddr;
+		addr_diff = csum_diff128(0, (__be32 *)oaddr, addr);
+		__builtin_memcpy(oaddr, addr, 16);
+		__builtin_memcpy(qaddr, addr, 16);
 		/* ICMPv6 sums the outer pseudo-header and the quoted header. */
 		icmp_diff = csum_add(addr_diff, addr_diff);
 	}
 	l4_diff = addr_diff;
-	if (be->port && be->port != qports[0]) {
-		l4_diff = csum_diff16(l4_diff, qports[0], be->port);
-		icmp_diff = csum_diff16(icmp_diff, qports[0], be->port);
-		qports[0] = be->port;
+	if (port && port != *qport) {
+		l4_diff = csum_diff16(l4_diff, *qport, port);
+		icmp_diff = csum_diff16(icmp_diff, *qport, port);
+		*qport = port;
 	}
 	/* The quoted L4 checksum, when the quote reaches it. */
-	qcheck = l4_csum_ptr(ql4, flow.proto);
+	qcheck = l4_csum_ptr(qt->ports, qt->flow.proto);
 	if ((void *)(qcheck + 1) <= data_end && (void *)(qcheck + 1) <= pkt->end) {
 		__sum16 old = *qcheck;
 
-		l4_csum_update(qcheck, flow.proto, flow.family, l4_diff);
+		l4_csum_update(qcheck, qt->flow.proto, qt->flow.family, l4_diff);
 		icmp_diff = csum_diff16(icmp_diff, old, *qcheck);
 	}
 	icmp->checksum = csum_apply(icmp->checksum, icmp_diff);
-	return XLB_FWD_ICMP_ERROR;
+	return verdict;
+}
+
+/*
+ * An ICMP error about a packet a service sent (VIP:port -> client) reaches the
+ * VIP: it goes on to that flow's backend.
+ */
+static __always_inline int nat_icmp_error(struct xlb_pkt *pkt, void *data_end)
+{
+	struct nat_icmp_quote qt;
+	struct xlb_backend *be;
+	__u32 backend_id, service_id;
+	int ret;
+
+	ret = nat_icmp_quote(pkt, data_end, NAT_DIR_TO_BACKEND, &qt);
+	if (ret != XLB_OK)
+		return ret;
+	be = ct_lookup(&qt.flow, 0, bpf_ktime_get_coarse_ns(), &backend_id, &service_id);
+	if (!be)
+		return XLB_PASS_ICMP;
+	if (be->family != qt.flow.family)
+		return XLB_DROP_BACKEND_FAMILY;
+	return nat_icmp_rewrite(pkt, data_end, NAT_DIR_TO_BACKEND, &qt, be->addr, be->port,
+				XLB_FWD_ICMP_ERROR);
 }
 
 #endif /* XLB_NAT_H */

@@ -9,8 +9,10 @@
 #define XLB_REPLY_H
 
 #include <linux/if_ether.h>
+#include "encap.h"
 #include "fib.h"
 #include "lb.h"
+#include "mss.h"
 #include "nat.h"
 
 /* A flow's tuple seen from the other end: what the answer carries. */
@@ -100,7 +102,7 @@ static __always_inline int reply_revnat(struct xlb_pkt *pkt, const struct xlb_re
 {
 	if (r->family != pkt->flow.family)
 		return XLB_DROP_BACKEND_FAMILY;
-	return nat_rewrite(pkt, data_end, 1, r->addr, r->port);
+	return nat_rewrite(pkt, data_end, NAT_DIR_TO_CLIENT, r->addr, r->port);
 }
 
 /*
@@ -145,103 +147,81 @@ static __always_inline int reply_route(struct __ctx_buff *ctx, const struct xlb_
 }
 
 /*
+ * A REVNAT entry's answer, from a local pod (TC) or decapsulated (XDP): back
+ * to VIP:port, and routed from here when the VIP is this node's (NodePort).
+ */
+static __always_inline int reply_apply_revnat(struct __ctx_buff *ctx, struct xlb_pkt *pkt,
+					      const struct xlb_reply *r, __u32 *ifindex)
+{
+	int ret;
+
+	ret = reply_revnat(pkt, r, ctx_data_end(ctx));
+	if (ret != XLB_OK)
+		return ret;
+	if (r->flags & XLB_REPLY_F_ROUTE)
+		return reply_route(ctx, pkt, r, ifindex);
+	return XLB_FWD_REPLY_REVNAT;
+}
+
+/* A TUNNEL entry's answer: back through the tunnel its flow came in by. */
+static __always_inline int reply_apply_tunnel(struct __ctx_buff *ctx, struct xlb_pkt *pkt,
+					      const struct xlb_reply *r, __u32 *ifindex)
+{
+	struct xlb_tunnel_route rt = {};
+	struct xlb_tunnel t;
+	int ret;
+
+	__builtin_memcpy(t.addr, r->addr, sizeof(t.addr));
+	t.family = r->family;
+	t.encap = r->encap;
+	ret = tunnel_prepare(ctx, pkt, &t, &rt);
+	if (ret != XLB_OK)
+		return ret;
+	/* the SYN-ACK: the client's segments must fit the tunnel too */
+	mss_clamp(pkt, ctx_data_end(ctx), mss_for_tunnel(t.family, t.encap, pkt->flow.family));
+	*ifindex = rt.ifindex;
+	return tunnel_push(ctx, pkt, &t, &rt, XLB_FWD_REPLY_TUNNEL);
+}
+
+/*
+ * A pod's TCP/UDP packet that matches reply entry r (its ports parsed, its L4
+ * header not yet validated): a backend answering a flow.
+ */
+static __always_inline int reply_apply(struct __ctx_buff *ctx, struct xlb_pkt *pkt,
+				       const struct xlb_reply *r, __u32 *ifindex)
+{
+	int ret;
+
+	ret = validate_l4(pkt, ctx_data_end(ctx));
+	if (ret != XLB_OK)
+		return ret;
+	if (r->kind == XLB_REPLY_REVNAT)
+		return reply_apply_revnat(ctx, pkt, r, ifindex);
+	if (r->kind == XLB_REPLY_TUNNEL)
+		return reply_apply_tunnel(ctx, pkt, r, ifindex);
+	return XLB_PASS_NO_SERVICE;
+}
+
+/*
  * An ICMP error a backend sends about a packet of a flow balanced here (it
- * quotes client -> backend:port) is the flow's answer too: its source and the
- * quoted destination (address and port) become the VIP again, with the outer
- * IPv4, quoted IPv4, quoted L4 (when quoted) and ICMP checksums (the inverse of
- * nat_icmp_error). Only the backend's own errors: the quoted destination must
- * be the error's source.
+ * quotes client -> backend:port) is the flow's answer too: it goes to the
+ * client from VIP:port again, the way nat_icmp_error sends the client's
+ * errors to the backend.
  */
 static __always_inline int reply_revnat_icmp(struct xlb_pkt *pkt, void *data_end, __u64 now)
 {
-	struct xlb_icmp_hdr *icmp = pkt->l4;
-	struct xlb_ct_key key = {.family = pkt->flow.family};
+	struct nat_icmp_quote qt;
 	struct xlb_reply *r;
-	__be16 *qports;
-	__sum16 *qcheck;
-	__u32 addr_diff, icmp_diff, l4_diff;
-	void *quoted = pkt->l4 + 8;
-	void *ql4;
+	int ret;
 
-	if ((void *)(icmp + 1) > data_end || !icmp_is_error(pkt->flow.family, icmp->type))
+	ret = nat_icmp_quote(pkt, data_end, NAT_DIR_TO_CLIENT, &qt);
+	if (ret != XLB_OK)
+		return ret;
+	r = reply_lookup(&qt.flow, now);
+	if (!r || r->kind != XLB_REPLY_REVNAT || r->family != qt.flow.family)
 		return XLB_PASS_ICMP;
-	if (pkt->flow.family == XLB_FAMILY_IPV4) {
-		struct iphdr *q = quoted;
-
-		if ((void *)(q + 1) > data_end || q->version != 4 || q->ihl < 5)
-			return XLB_PASS_ICMP;
-		if (q->daddr != pkt->flow.saddr[0] || (q->frag_off & bpf_htons(XLB_IP_OFFSET)))
-			return XLB_PASS_ICMP;
-		key.proto = q->protocol;
-		key.saddr[0] = q->daddr;
-		key.daddr[0] = q->saddr;
-		ql4 = quoted + q->ihl * 4;
-	} else {
-		struct ipv6hdr *q = quoted;
-
-		if ((void *)(q + 1) > data_end)
-			return XLB_PASS_ICMP;
-		__builtin_memcpy(key.saddr, &q->daddr, 16);
-		__builtin_memcpy(key.daddr, &q->saddr, 16);
-		if (key.saddr[0] != pkt->flow.saddr[0] || key.saddr[1] != pkt->flow.saddr[1] ||
-		    key.saddr[2] != pkt->flow.saddr[2] || key.saddr[3] != pkt->flow.saddr[3])
-			return XLB_PASS_ICMP;
-		key.proto = q->nexthdr;
-		ql4 = q + 1;
-	}
-	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
-		return XLB_PASS_ICMP;
-	if (ql4 + 8 > data_end || ql4 + 8 > pkt->end)
-		return XLB_PASS_ICMP;
-	qports = ql4;
-	key.sport = qports[1];
-	key.dport = qports[0];
-	r = reply_lookup(&key, now);
-	if (!r || r->kind != XLB_REPLY_REVNAT || r->family != key.family)
-		return XLB_PASS_ICMP;
-
-	/* The outer source and the quoted destination both go backend -> VIP. */
-	if (key.family == XLB_FAMILY_IPV4) {
-		struct iphdr *outer = pkt->l3;
-		struct iphdr *q = quoted;
-		__sum16 old;
-
-		if ((void *)(outer + 1) > data_end || (void *)(q + 1) > data_end)
-			return XLB_PASS_ICMP;
-		addr_diff = csum_diff32(0, outer->saddr, r->addr[0]);
-		outer->check = csum_apply(outer->check, addr_diff);
-		outer->saddr = r->addr[0];
-		old = q->check;
-		q->check = csum_apply(q->check, addr_diff);
-		q->daddr = r->addr[0];
-		icmp_diff = csum_diff16(addr_diff, old, q->check);
-	} else {
-		struct ipv6hdr *outer = pkt->l3;
-		struct ipv6hdr *q = quoted;
-
-		if ((void *)(outer + 1) > data_end || (void *)(q + 1) > data_end)
-			return XLB_PASS_ICMP;
-		addr_diff = csum_diff128(0, (__be32 *)&outer->saddr, r->addr);
-		__builtin_memcpy(&outer->saddr, r->addr, 16);
-		__builtin_memcpy(&q->daddr, r->addr, 16);
-		/* ICMPv6 sums the outer pseudo-header and the quoted header. */
-		icmp_diff = csum_add(addr_diff, addr_diff);
-	}
-	l4_diff = addr_diff;
-	if (r->port && r->port != qports[1]) {
-		l4_diff = csum_diff16(l4_diff, qports[1], r->port);
-		icmp_diff = csum_diff16(icmp_diff, qports[1], r->port);
-		qports[1] = r->port;
-	}
-	qcheck = l4_csum_ptr(ql4, key.proto);
-	if ((void *)(qcheck + 1) <= data_end && (void *)(qcheck + 1) <= pkt->end) {
-		__sum16 old = *qcheck;
-
-		l4_csum_update(qcheck, key.proto, key.family, l4_diff);
-		icmp_diff = csum_diff16(icmp_diff, old, *qcheck);
-	}
-	icmp->checksum = csum_apply(icmp->checksum, icmp_diff);
-	return XLB_FWD_REPLY_REVNAT;
+	return nat_icmp_rewrite(pkt, data_end, NAT_DIR_TO_CLIENT, &qt, r->addr, r->port,
+				XLB_FWD_REPLY_REVNAT);
 }
 
 #endif /* XLB_REPLY_H */

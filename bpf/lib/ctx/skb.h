@@ -120,6 +120,16 @@ static __always_inline int ctx_pop_outer(struct __sk_buff *ctx, __u32 inner_off)
 	return bpf_skb_adjust_room(ctx, -(__s32)(inner_off - ETH_HLEN), BPF_ADJ_ROOM_MAC, 0);
 }
 
+/*
+ * TC does not answer a pod's packet with a packet of its own (see ctx/xdp.h):
+ * the frame stays as it is, the caller drops the packet and counts why, and
+ * the pod's stack sees no error.
+ */
+static __always_inline int ctx_reframe(struct __sk_buff *ctx, __u32 grow, __u32 len)
+{
+	return -1;
+}
+
 static __always_inline int ctx_redirect(struct __sk_buff *ctx, __u32 ifindex)
 {
 	return bpf_redirect(ifindex, 0);

@@ -67,23 +67,19 @@ static __always_inline int ctx_pull(struct xdp_md *ctx, __u32 len)
 }
 
 /*
- * Makes room for `len` bytes of outer headers between the Ethernet header and
- * the L3 header at l3_off: the frame becomes [Ethernet][len bytes][L3 ...].
- * The Ethernet addresses move to the new front (a frame handed to the stack
- * must still be addressed to this node); VLAN tags are dropped, since the
- * outer packet is routed by the fib, not bridged. The ethertype is the
- * caller's to write. `flags` are TC's encapsulation hints; XDP needs none.
+ * Moves the frame's start by `delta` bytes (negative: room in front), keeping
+ * the Ethernet addresses at the new front: a frame handed to the stack must
+ * still be addressed to this node.
  */
-static __always_inline int ctx_push_outer(struct xdp_md *ctx, __u32 l3_off, __u32 len, __u64 flags)
+static __always_inline int xdp_move_start(struct xdp_md *ctx, int delta)
 {
 	void *data = ctx_data(ctx);
-	void *data_end = ctx_data_end(ctx);
 	__u8 macs[2 * ETH_ALEN];
 
-	if (data + sizeof(macs) > data_end)
+	if (data + sizeof(macs) > ctx_data_end(ctx))
 		return -1;
 	__builtin_memcpy(macs, data, sizeof(macs));
-	if (bpf_xdp_adjust_head(ctx, (int)l3_off - (int)(ETH_HLEN + len)))
+	if (bpf_xdp_adjust_head(ctx, delta))
 		return -1;
 	data = ctx_data(ctx);
 	if (data + sizeof(macs) > ctx_data_end(ctx))
@@ -93,25 +89,39 @@ static __always_inline int ctx_push_outer(struct xdp_md *ctx, __u32 l3_off, __u3
 }
 
 /*
+ * Makes room for `len` bytes of outer headers between the Ethernet header and
+ * the L3 header at l3_off: the frame becomes [Ethernet][len bytes][L3 ...].
+ * VLAN tags are dropped, since the outer packet is routed by the fib, not
+ * bridged. The ethertype is the caller's to write. `flags` are TC's
+ * encapsulation hints; XDP needs none.
+ */
+static __always_inline int ctx_push_outer(struct xdp_md *ctx, __u32 l3_off, __u32 len, __u64 flags)
+{
+	return xdp_move_start(ctx, (int)l3_off - (int)(ETH_HLEN + len));
+}
+
+/*
  * The inverse: removes everything between the Ethernet header and the inner
  * L3 header at inner_off, so the frame becomes [Ethernet][inner L3 ...] with
  * the outer frame's addresses (the frame was addressed to this node).
  */
 static __always_inline int ctx_pop_outer(struct xdp_md *ctx, __u32 inner_off)
 {
-	void *data = ctx_data(ctx);
-	__u8 macs[2 * ETH_ALEN];
+	if (inner_off < ETH_HLEN)
+		return -1;
+	return xdp_move_start(ctx, (int)inner_off - ETH_HLEN);
+}
 
-	if (inner_off < ETH_HLEN || data + sizeof(macs) > ctx_data_end(ctx))
+/*
+ * Turns the frame into one of `len` bytes that starts `grow` bytes before the
+ * current start: room in front for the headers of an answer sent back to the
+ * packet's sender (icmp_too_big), the rest cut off at the end.
+ */
+static __always_inline int ctx_reframe(struct xdp_md *ctx, __u32 grow, __u32 len)
+{
+	if (bpf_xdp_adjust_head(ctx, -(int)grow))
 		return -1;
-	__builtin_memcpy(macs, data, sizeof(macs));
-	if (bpf_xdp_adjust_head(ctx, (int)inner_off - ETH_HLEN))
-		return -1;
-	data = ctx_data(ctx);
-	if (data + sizeof(macs) > ctx_data_end(ctx))
-		return -1;
-	__builtin_memcpy(data, macs, sizeof(macs));
-	return 0;
+	return bpf_xdp_adjust_tail(ctx, (int)len - (int)ctx_full_len(ctx));
 }
 
 /* Out of the interface the fib chose: back out where it came in, or another one. */
