@@ -413,7 +413,7 @@ std::unique_ptr<Agent> StartAgent(const Shape& shape, const std::string& dir) {
 
   const std::string config = WriteSourcesConfig(shape, dir);
   const auto t0 = Clock::now();
-  auto feed = KubeFeed::Start(config, {}, Log);
+  auto feed = KubeFeed::Start(config, {}, "", Log);
   if (!feed.ok()) {
     Die("KubeFeed::Start(" + config + "): " + feed.errors().front().ToString());
   }

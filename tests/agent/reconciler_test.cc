@@ -280,6 +280,35 @@ TEST_F(ReconcilerTest, NodeAddressesServeTheNodePort) {
   EXPECT_EQ(log_.All().find("no node address is known"), std::string::npos) << log_.All();
 }
 
+// --node-name (SetNodeName) says which endpoints of the local cluster are this node's: named
+// after another node, the agent reaches cluster A's pods on node-a through the tunnel to
+// node-a's address; named node-a, directly.
+TEST_F(ReconcilerTest, NodeNameDecidesWhichLocalPodsAreTunnelled) {
+  WriteFileAtomically(config_, TestbedConfig("cluster-a"));
+  for (const auto& [node, flags] : {std::pair{"node-a", XLB_BE_F_VALID},
+                                    std::pair{"node-a2", XLB_BE_F_VALID | XLB_BE_F_TUNNEL}}) {
+    Logged log;
+    Reconciler r({config_, policy_}, log.Fn());
+    r.SetNodeName(node);
+    ASSERT_TRUE(r.Start().ok()) << log.All();
+    FakeMapStore store{StoreLimits{.maglev_size = 1021}};
+    ASSERT_TRUE(r.Adopt(store).ok());
+    auto synced = r.Poll();
+    ASSERT_TRUE(synced.has_value() && synced->ok()) << log.All();
+    int cluster_a = 0;
+    for (const auto& [id, b] : store.contents().backends) {
+      if (b.cluster_id == 1) {
+        ++cluster_a;
+        EXPECT_EQ(b.flags, flags) << node;
+        EXPECT_EQ(b.tunnel[0], (flags & XLB_BE_F_TUNNEL) != 0 ? htonl(0xc6120102) : 0u) << node;
+      } else {
+        EXPECT_EQ(b.flags, XLB_BE_F_VALID | XLB_BE_F_TUNNEL) << node;  // cluster B: node-b
+      }
+    }
+    EXPECT_EQ(cluster_a, 2) << node;
+  }
+}
+
 TEST(AgentOptions, ParsesEveryFlag) {
   const char* argv[] = {
       "xlb-agent",     "--config",      "c.yaml",   "--policy",      "p/",
@@ -287,7 +316,7 @@ TEST(AgentOptions, ParsesEveryFlag) {
       "veth-*",        "--pod-iface",   "lxc*",     "--tunnel-addr", "198.18.1.2",
       "--tunnel-addr", "2001:db8:1::2", "--encap",  "gue",           "--tunnel-mtu",
       "1400",          "--node-addr",   "198.18.1.2", "--node-addr", "2001:db8:1::2",
-      "--once"};
+      "--node-name",   "node-a1.zone-1", "--once"};
   AgentOptions o;
   std::string problem;
   bool help = false;
@@ -304,6 +333,7 @@ TEST(AgentOptions, ParsesEveryFlag) {
   ASSERT_EQ(o.node_addrs.size(), 2u);
   EXPECT_EQ(o.node_addrs[0].ToString(), "198.18.1.2");
   EXPECT_EQ(o.node_addrs[1].ToString(), "2001:db8:1::2");
+  EXPECT_EQ(o.node_name, "node-a1.zone-1");
   EXPECT_TRUE(o.once);
 }
 
@@ -326,6 +356,9 @@ TEST(AgentOptions, RejectsBadCommandLines) {
        "--node-addr node-a: not an IPv4 or IPv6 address"},
       {{"xlb-agent", "--config", "c", "--node-addr", "198.18.1.2", "--node-addr", "198.18.1.2"},
        "--node-addr 198.18.1.2: given twice"},
+      {{"xlb-agent", "--config", "c", "--node-name", "Node_A"},
+       "--node-name Node_A: not a Kubernetes node name (DNS-1123 subdomain)"},
+      {{"xlb-agent", "--config", "c", "--node-name", "a..b"}, "--node-name a..b: not a"},
   };
   for (const Case& c : cases) {
     AgentOptions o;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 
 namespace {
@@ -220,6 +221,39 @@ TEST(ConfigSource, MissingFileIsAnError) {
   const auto r = xlb::LoadConfigFile("/nonexistent/xlb.yaml");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.errors()[0].ToString(), "/nonexistent/xlb.yaml: cannot open file");
+}
+
+TEST(ConfigSource, ReadsWhichNodesRunXlb) {
+  const std::string text = kHeader +
+                           "node: {name: node-a1, addresses: [198.18.1.2]}\n"
+                           "clusters:\n"
+                           "- name: cluster-a\n"
+                           "  id: 1\n"
+                           "  local: true\n"
+                           "  nodes:\n"
+                           "  - {name: node-a1, addresses: [198.18.1.2]}\n"
+                           "  - {name: node-a3, addresses: [198.18.6.2], xlb: false}\n"
+                           "services:\n"
+                           "- {name: api, namespace: production, ports: [{port: 80}]}\n"
+                           "endpointSlices:\n"
+                           "- service: api\n"
+                           "  namespace: production\n"
+                           "  cluster: cluster-a\n"
+                           "  endpoints:\n"
+                           "  - {addresses: [198.18.10.11], nodeName: node-a1}\n"
+                           "  - {addresses: [198.18.12.11], nodeName: node-a3}\n";
+  const ConfigResult<Model> r = ParseConfig("cluster.yaml", text);
+  ASSERT_TRUE(r.ok()) << xlb::ToString(r.errors());
+  EXPECT_EQ(r->local_node().name, "node-a1");
+  std::map<std::string, bool> runs_xlb;
+  for (const xlb::Endpoint& e : r->EndpointsOf({"production", "api"})) {
+    runs_xlb[e.node_name] = e.node_runs_xlb;
+  }
+  EXPECT_EQ(runs_xlb, (std::map<std::string, bool>{{"node-a1", true}, {"node-a3", false}}));
+  EXPECT_EQ(OnlyError(kHeader + "clusters:\n- name: cluster-a\n  id: 1\n"
+                                "  nodes: [{name: n, addresses: [198.18.1.2], xlb: maybe}]\n"),
+            "cluster.yaml: document 1: clusters[0].nodes[0].xlb: expected true or false, got "
+            "\"maybe\" (line 6)");
 }
 
 }  // namespace

@@ -583,5 +583,78 @@ spec:
                                                 {"cluster-a/198.18.1.9:8080", 2}}));
 }
 
+// Which path reaches an endpoint depends on the node that plans it (README "Forwarding modes").
+TEST(Backends, PathDependsOnTheEndpointsNode) {
+  const Cluster local{1, "cluster-a", true};
+  const Cluster remote{2, "cluster-b", false};
+  const LocalNode a1{"node-a1", {}};
+  auto endpoint = [](std::string node, std::optional<std::string> node_address,
+                     bool runs_xlb = true) {
+    Endpoint e;
+    e.node_name = std::move(node);
+    if (node_address) {
+      e.node_address = *IpAddress::Parse(*node_address);
+    }
+    e.node_runs_xlb = runs_xlb;
+    return e;
+  };
+  // The local cluster, seen from node-a1.
+  EXPECT_EQ(PathOf(endpoint("node-a1", "198.18.1.2"), local, a1), BackendPath::kLocal);
+  EXPECT_EQ(PathOf(endpoint("node-a2", "198.18.4.2"), local, a1), BackendPath::kTunnel);
+  EXPECT_EQ(PathOf(endpoint("node-a3", "198.18.6.2", false), local, a1), BackendPath::kSnat);
+  EXPECT_EQ(PathOf(endpoint("node-a2", std::nullopt), local, a1), BackendPath::kSnat);
+  EXPECT_EQ(PathOf(endpoint("", std::nullopt), local, a1), BackendPath::kSnat);  // host address
+  // A node that does not know its name (a one-node config) takes every local endpoint as its own.
+  EXPECT_EQ(PathOf(endpoint("node-a2", "198.18.4.2"), local, LocalNode{}), BackendPath::kLocal);
+  EXPECT_EQ(PathOf(endpoint("", std::nullopt), local, LocalNode{}), BackendPath::kLocal);
+  // A remote cluster: by its node, whatever this node's name.
+  EXPECT_EQ(PathOf(endpoint("node-b1", "198.18.2.2"), remote, a1), BackendPath::kTunnel);
+  EXPECT_EQ(PathOf(endpoint("node-b1", "198.18.2.2"), remote, LocalNode{}), BackendPath::kTunnel);
+  EXPECT_EQ(PathOf(endpoint("", std::nullopt), remote, a1), BackendPath::kRouted);  // MCS
+  EXPECT_EQ(PathOf(endpoint("node-b3", "198.18.5.2", false), remote, a1), BackendPath::kSnat);
+}
+
+// Two nodes of one cluster plan the same service: each reaches its own pods directly and the
+// other node's through the tunnel, with the same keys and weights (so the tables agree).
+TEST(Backends, EachNodeTunnelsToTheOtherNodesPodsOfItsCluster) {
+  auto plan_on = [](const std::string& node_name) {
+    Model m;
+    m.PutCluster({1, "cluster-a", true});
+    m.PutService(ApiService());
+    for (const auto& [address, node, node_address] :
+         {std::tuple{"198.18.10.11", "node-a1", "198.18.1.2"},
+          std::tuple{"198.18.11.11", "node-a2", "198.18.4.2"}}) {
+      Endpoint e;
+      e.service = kApi;
+      e.cluster = "cluster-a";
+      e.addresses = {*IpAddress::Parse(address)};
+      e.ports = {{"http", 8080, Protocol::kTcp}};
+      e.node_name = node;
+      e.node_address = *IpAddress::Parse(node_address);
+      m.AddEndpoint(e);
+    }
+    m.SetLocalNode(LocalNode{node_name, {}});
+    ConfigErrors problems;
+    return PlanBackends(m, ResolveRoutes({}, m, {}, problems)).at(0);
+  };
+  const ServiceBackends on_a1 = plan_on("node-a1");
+  const ServiceBackends on_a2 = plan_on("node-a2");
+  ASSERT_EQ(on_a1.backends.size(), 2u);
+  ASSERT_EQ(on_a2.backends.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(on_a1.backends[i].key, on_a2.backends[i].key);
+    EXPECT_EQ(on_a1.backends[i].weight, on_a2.backends[i].weight);
+  }
+  EXPECT_EQ(on_a1.backends[0].path, BackendPath::kLocal);   // 198.18.10.11 on node-a1
+  EXPECT_EQ(on_a1.backends[1].path, BackendPath::kTunnel);  // 198.18.11.11 on node-a2
+  EXPECT_EQ(on_a2.backends[0].path, BackendPath::kTunnel);
+  EXPECT_EQ(on_a2.backends[1].path, BackendPath::kLocal);
+
+  const xlb_backend tunnelled = ToAbiBackend(on_a1.backends[1]);
+  EXPECT_EQ(tunnelled.flags, XLB_BE_F_VALID | XLB_BE_F_TUNNEL);
+  EXPECT_EQ(tunnelled.tunnel[0], htonl(0xc6120402));  // 198.18.4.2
+  EXPECT_EQ(ToAbiBackend(on_a1.backends[0]).flags, XLB_BE_F_VALID);
+}
+
 }  // namespace
 }  // namespace xlb::testing

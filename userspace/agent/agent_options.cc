@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "userspace/agent/http_server.h"
+#include "userspace/model/model.h"
 
 namespace xlb {
 
@@ -16,7 +17,8 @@ const char* const kAgentUsage =
     "usage: xlb-agent (--config FILE | --kube FILE) [--policy PATH] [--pin-dir DIR]\n"
     "                 [--uplink IFACE]\n"
     "                 [--pod-iface GLOB]... [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
-    "                 [--tunnel-mtu N] [--node-addr ADDR]... [--metrics-addr HOST:PORT|off]\n"
+    "                 [--tunnel-mtu N] [--node-name NAME] [--node-addr ADDR]...\n"
+    "                 [--metrics-addr HOST:PORT|off]\n"
     "                 [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
     "                     its local cluster is this node's\n"
@@ -35,6 +37,8 @@ const char* const kAgentUsage =
     "  --tunnel-addr ADDR this node's IPv4 and/or IPv6 tunnel endpoint\n"
     "  --encap vxlan|gue  encapsulation toward tunnelled backends (default vxlan)\n"
     "  --tunnel-mtu N     underlay MTU for MSS clamping (576-65535, default 1500)\n"
+    "  --node-name NAME   this node's name (replaces the config's node.name): endpoints on\n"
+    "                     other nodes of the local cluster are reached through the tunnel\n"
     "  --node-addr ADDR   an IPv4 or IPv6 address of this node: every nodePort is served on\n"
     "                     it (repeatable; replaces the config's node.addresses)\n"
     "  --metrics-addr A   serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
@@ -47,6 +51,24 @@ const char* const kAgentUsage =
     "--pin-dir DIR.\n";
 
 namespace {
+
+// A Kubernetes object name of the DNS-1123 subdomain kind (Nodes): dot-separated labels, at
+// most 253 characters.
+bool IsDnsSubdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) {
+    return false;
+  }
+  for (size_t start = 0;;) {
+    const size_t dot = s.find('.', start);
+    if (!IsDnsLabel(s.substr(start, dot == std::string_view::npos ? dot : dot - start))) {
+      return false;
+    }
+    if (dot == std::string_view::npos) {
+      return true;
+    }
+    start = dot + 1;
+  }
+}
 
 bool ParseNumber(std::string_view text, unsigned long min, unsigned long max, unsigned long& out) {
   std::string s(text);
@@ -87,7 +109,7 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
                                                    "--pin-dir",
                                                    "--uplink", "--pod-iface",  "--tunnel-addr",
                                                    "--encap",  "--tunnel-mtu", "--metrics-addr",
-                                                   "--node-addr"};
+                                                   "--node-addr",  "--node-name"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -125,6 +147,12 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         problem = "--tunnel-addr " + v + ": not an IPv4 or IPv6 address";
         return false;
       }
+    } else if (flag == "--node-name") {
+      if (!IsDnsSubdomain(v)) {
+        problem = "--node-name " + v + ": not a Kubernetes node name (DNS-1123 subdomain)";
+        return false;
+      }
+      o.node_name = v;
     } else if (flag == "--node-addr") {
       auto a = IpAddress::Parse(v);
       if (!a) {

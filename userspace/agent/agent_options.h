@@ -23,6 +23,10 @@ struct AgentOptions {
   // --node-addr ADDR...: this node's addresses, the NodePort frontends; they replace the
   // config's `node.addresses`. None (and none in the config) = no NodePort keys.
   std::vector<IpAddress> node_addrs;
+  // --node-name NAME: this node's name (the DaemonSet passes spec.nodeName); it replaces the
+  // config's `node.name` (--kube: the sources' nodeName / $NODE_NAME). Endpoints on this node
+  // are reached directly, the local cluster's others through the tunnel to their node.
+  std::string node_name;
   bool once = false;  // --once: one sync, then exit (leaving the datapath running)
   // --metrics-addr HOST:PORT of /metrics, /healthz and /readyz; "" (from `off`) = none.
   std::string metrics_addr = "127.0.0.1:9464";

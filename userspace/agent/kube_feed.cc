@@ -9,6 +9,7 @@ namespace xlb {
 
 ConfigResult<std::unique_ptr<KubeFeed>> KubeFeed::Start(const std::string& path,
                                                         const std::vector<IpAddress>& node_addrs,
+                                                        const std::string& node_name,
                                                         LogFn log, kube::WatchOptions options) {
   auto config = kube::LoadKubeSourcesConfig(path);
   if (!config.ok()) {
@@ -16,6 +17,9 @@ ConfigResult<std::unique_ptr<KubeFeed>> KubeFeed::Start(const std::string& path,
   }
   if (!node_addrs.empty()) {
     config->node_addresses = node_addrs;
+  }
+  if (!node_name.empty()) {
+    config->node_name = node_name;
   }
   if (config->node_name.empty()) {
     if (const char* node = std::getenv("NODE_NAME"); node != nullptr) {

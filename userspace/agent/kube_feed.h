@@ -35,12 +35,13 @@ class KubeFeed {
 
   // Reads the config at `path`, connects (credentials are read now: a bad kubeconfig fails
   // here, naming it) and starts every list and watch. `node_addrs` (--node-addr), when not
-  // empty, replace the config's node addresses; a config without a node name takes $NODE_NAME
-  // (the DaemonSet's downward API), whose Node then gives the NodePort addresses. `options`
-  // are the watch client's.
+  // empty, replace the config's node addresses; `node_name` (--node-name), when not empty,
+  // the config's node name; a config without either takes $NODE_NAME (the DaemonSet's
+  // downward API), whose Node then gives the NodePort addresses. `options` are the watch
+  // client's.
   static ConfigResult<std::unique_ptr<KubeFeed>> Start(const std::string& path,
                                                        const std::vector<IpAddress>& node_addrs,
-                                                       LogFn log,
+                                                       const std::string& node_name, LogFn log,
                                                        kube::WatchOptions options = {});
   ~KubeFeed();  // stops the watches first: they report to the source
 

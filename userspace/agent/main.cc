@@ -206,6 +206,7 @@ int Run(int argc, char** argv) {
   xlb::Reconciler reconciler({opts.config, opts.policy}, LogLine);
   if (opts.kube.empty()) {
     reconciler.SetNodeAddresses(opts.node_addrs);  // with --kube, the sources' node instead
+    reconciler.SetNodeName(opts.node_name);
   }
   auto bad_input = [](const xlb::ConfigErrors& errors) {
     std::string text;
@@ -220,7 +221,7 @@ int Run(int argc, char** argv) {
   // --kube: the watches start now, so the first lists run while the datapath loads.
   std::unique_ptr<xlb::KubeFeed> feed;
   if (!opts.kube.empty()) {
-    auto started = xlb::KubeFeed::Start(opts.kube, opts.node_addrs, LogLine);
+    auto started = xlb::KubeFeed::Start(opts.kube, opts.node_addrs, opts.node_name, LogLine);
     if (!started.ok()) {
       return bad_input(started.errors());
     }

@@ -78,7 +78,7 @@ ConfigResult<void> Reconciler::Start() {
     return std::move(model).take_errors();
   }
   model_ = std::move(*model);
-  AdoptNodeAddresses();
+  AdoptNodeIdentity();
   model_.TakeChanges();
   changes_ = {.everything = true, .services = {}};
   policy_seen_ = Fingerprint(paths_.policy);
@@ -152,7 +152,7 @@ bool Reconciler::ReadConfig() {
   // The old model goes only after the comparison that says which services changed.
   Model before = std::move(model_);
   model_ = std::move(*model);
-  AdoptNodeAddresses();
+  AdoptNodeIdentity();
   model_.TakeChanges();
   changes_.Merge(before.changes());  // edits made in place and not planned yet
   changes_.Merge(DiffModels(before, model_));
@@ -162,11 +162,18 @@ bool Reconciler::ReadConfig() {
   return true;
 }
 
-void Reconciler::AdoptNodeAddresses() {
-  if (!node_addrs_.empty()) {
+void Reconciler::AdoptNodeIdentity() {
+  if (!node_addrs_.empty() || !node_name_.empty()) {
     LocalNode node = model_.local_node();
-    node.addresses = node_addrs_;
-    model_.SetLocalNode(std::move(node));
+    if (!node_addrs_.empty()) {
+      node.addresses = node_addrs_;
+    }
+    if (!node_name_.empty()) {
+      node.name = node_name_;
+    }
+    if (!(node == model_.local_node())) {
+      model_.SetLocalNode(std::move(node));
+    }
   }
   if (node_ports_noted_ || !model_.local_node().addresses.empty()) {
     return;

@@ -70,6 +70,8 @@ class Reconciler {
   // --node-addr: when not empty, these replace the config's node addresses (the NodePort
   // frontends) in every model read from now on. Call before Start().
   void SetNodeAddresses(std::vector<IpAddress> addresses) { node_addrs_ = std::move(addresses); }
+  // --node-name: when not empty, replaces the config's node name. Call before Start().
+  void SetNodeName(std::string name) { node_name_ = std::move(name); }
 
   // Reads the config and the policies. Errors: every problem found.
   ConfigResult<void> Start();
@@ -111,8 +113,9 @@ class Reconciler {
   ConfigResult<void> StartWithoutConfig();  // Start() with paths_.config == "" (--kube)
   bool ReadConfig();    // true when a new model was accepted
   bool ReadPolicies();  // true when a new policy set was accepted
-  // Applies node_addrs_ to model_; notes (once) nodePorts without node addresses.
-  void AdoptNodeAddresses();
+  // Applies node_addrs_ and node_name_ to model_; notes (once) nodePorts without node
+  // addresses.
+  void AdoptNodeIdentity();
   SyncResult RunSync();
   // The services the next plan must re-plan (model changes, route changes, dependents).
   std::set<NamespacedName> ChangedServices(const Routes& routes) const;
@@ -148,6 +151,7 @@ class Reconciler {
   uint64_t planned_tables_ = 0;
   std::string last_problems_;          // logged once, not at every sync
   std::vector<IpAddress> node_addrs_;  // SetNodeAddresses()
+  std::string node_name_;              // SetNodeName()
   bool node_ports_noted_ = false;      // "nodePorts but no node address" was logged
 };
 

@@ -76,7 +76,7 @@ int Policies(const InspectOptions& o) {
                              {"port", b.port},
                              {"cluster", b.cluster},
                              {"cluster_id", b.cluster_id},
-                             {"path", b.Tunnelled() ? "tunnel" : "routed"},
+                             {"path", ToString(b.path)},
                              {"tunnel", b.Tunnelled() ? json(b.node_address->ToString()) : json()},
                              {"weight", b.weight},
                              {"share", total == 0 ? 0.0 : 100.0 * b.weight / total},
@@ -129,7 +129,7 @@ int Policies(const InspectOptions& o) {
     }
     for (const WeightedBackend& b : p.backends) {
       et.Add({p.service.ToString(), PortText(p), b.key, b.cluster,
-              b.Tunnelled() ? "tunnel " + b.node_address->ToString() : "routed",
+              b.Tunnelled() ? "tunnel " + b.node_address->ToString() : ToString(b.path),
               std::to_string(b.weight), Percent(total == 0 ? 0.0 : 100.0 * b.weight / total),
               b.terminating   ? "terminating"
               : b.weight == 0 ? "no new flows"

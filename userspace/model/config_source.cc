@@ -18,6 +18,7 @@ using yaml::Field;
 struct NodeDecl {
   std::string name;
   std::vector<IpAddress> addresses;
+  bool runs_xlb = true;
 };
 
 struct Declared {
@@ -217,7 +218,7 @@ class ConfigParser {
       if (!n.IsMap()) {
         continue;
       }
-      n.OnlyFields({"name", "addresses"});
+      n.OnlyFields({"name", "addresses", "xlb"});
       NodeDecl node;
       const Field node_name = n["name"];
       if (node_name.Required()) {
@@ -232,6 +233,9 @@ class ConfigParser {
         if (node.addresses.empty() && addrs.node().size() == 0) {
           addrs.Fail("expected at least one address");
         }
+      }
+      if (const Field runs = n["xlb"]; runs.present()) {
+        node.runs_xlb = runs.Bool().value_or(true);
       }
       nodes.push_back(std::move(node));
     }
@@ -517,8 +521,11 @@ class ConfigParser {
           if (it == nodes->end()) {
             node_name.Fail("no node \"" + *n + "\" in cluster \"" + *cluster + "\"");
             ok = false;
-          } else if (!it->addresses.empty()) {
-            e.node_address = it->addresses.front();
+          } else {
+            if (!it->addresses.empty()) {
+              e.node_address = it->addresses.front();
+            }
+            e.node_runs_xlb = it->runs_xlb;
           }
         }
       }

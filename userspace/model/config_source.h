@@ -8,7 +8,11 @@
 //   apiVersion: xlb.dev/v1alpha1          # required
 //   kind: Config                          # required
 //   node:                                 # optional, at most once: the node this agent runs on
-//     name: node-a1                       # optional, informational
+//     name: node-a1                       # optional: endpoints whose nodeName is this node are
+//                                         #   reached directly; the local cluster's others
+//                                         #   through the tunnel to their node (xlb-agent
+//                                         #   --node-name overrides it). Without a name every
+//                                         #   endpoint of the local cluster counts as this node's
 //     addresses: [198.18.0.11, 2001:db8::11]  # IPv4 and/or IPv6, at least one: every
 //                                         #   service port's nodePort is served on each of
 //                                         #   them (xlb-agent --node-addr overrides them)
@@ -20,6 +24,8 @@
 //     nodes:                              # nodes that endpoints name (nodeName)
 //     - name: node-a1
 //       addresses: [198.18.0.11]          # the first is the tunnel endpoint for its pods
+//       xlb: false                        # optional (default true): the node runs no xlb, so
+//                                         #   its pods are not reached through the tunnel
 //   services:
 //   - name: api-service                   # DNS-1123 label
 //     namespace: production               # DNS-1123 label; (namespace, name) unique

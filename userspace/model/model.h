@@ -118,6 +118,9 @@ struct Endpoint {
   std::vector<EndpointPort> ports;
   std::string node_name;                  // "" when unknown
   std::optional<IpAddress> node_address;  // the node's address: the tunnel endpoint
+  // False when the endpoint's node runs no xlb (config `nodes[].xlb: false`, Node label
+  // `xlb.dev/datapath: none`): nothing there can carry its answers back through a tunnel.
+  bool node_runs_xlb = true;
   EndpointConditions conditions;
 
   // May take new flows: ready, serving and not terminating.

@@ -249,6 +249,7 @@ ServiceBackends PlanServicePort(const Model& model, const Service& service, cons
         b.local = cluster->local;
         b.node_name = e.node_name;
         b.node_address = e.node_address;
+        b.path = PathOf(e, *cluster, model.local_node());
         b.terminating = !takes_new;
       }
       if (takes_new) {
@@ -312,6 +313,42 @@ std::vector<MaglevBackend> ToMaglevBackends(
     out.push_back(MaglevBackend{id_of(b), b.key, b.weight});
   }
   return out;
+}
+
+const char* ToString(BackendPath path) {
+  switch (path) {
+    case BackendPath::kLocal:
+      return "local";
+    case BackendPath::kTunnel:
+      return "tunnel";
+    case BackendPath::kRouted:
+      return "routed";
+    case BackendPath::kSnat:
+      return "snat";
+  }
+  return "?";
+}
+
+BackendPath PathOf(const Endpoint& endpoint, const Cluster& cluster, const LocalNode& here) {
+  const bool reachable_node = endpoint.node_address.has_value() && endpoint.node_runs_xlb;
+  if (cluster.local) {
+    if (here.name.empty() || endpoint.node_name.empty() || endpoint.node_name == here.name) {
+      // Without both names nothing tells this node's pods from others' (a one-node config);
+      // an endpoint without a node of a named node's cluster is a host address.
+      return here.name.empty() || endpoint.node_name == here.name ? BackendPath::kLocal
+                                                                  : BackendPath::kSnat;
+    }
+    return reachable_node ? BackendPath::kTunnel : BackendPath::kSnat;
+  }
+  if (endpoint.node_name.empty()) {
+    return BackendPath::kRouted;
+  }
+  if (reachable_node) {
+    return BackendPath::kTunnel;
+  }
+  // A remote node without an address is never planned (it waits for its Node, kube_source.cc);
+  // one known to run no xlb cannot send answers back through the tunnel.
+  return endpoint.node_runs_xlb ? BackendPath::kRouted : BackendPath::kSnat;
 }
 
 xlb_backend ToAbiBackend(const WeightedBackend& backend) {

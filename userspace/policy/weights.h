@@ -34,6 +34,19 @@
 
 namespace xlb {
 
+// How packets reach a backend and how its answer comes back through a node that knows the
+// flow (README "Forwarding modes").
+enum class BackendPath : uint8_t {
+  kLocal,   // a pod on this node: DNAT; its answer meets xlb_tc on its veth
+  kTunnel,  // a pod on another node running xlb: DNAT + encapsulation to that node, which
+            // tunnels the answer back
+  kRouted,  // an address an existing network routes (an MCS endpoint without a node): DNAT
+  kSnat,    // where no xlb runs (a host address, a node without xlb): SNAT to this node
+};
+
+// "local", "tunnel", "routed", "snat".
+const char* ToString(BackendPath path);
+
 struct WeightedBackend {
   // "cluster-a/198.18.1.1:8080", "cluster-b/[2001:db8::1]:8080": the backend's identity, and
   // MaglevBackend::key. Depends on nothing node-local.
@@ -46,15 +59,23 @@ struct WeightedBackend {
   bool local = false;  // in this node's cluster
   std::string node_name;
   std::optional<IpAddress> node_address;
+  BackendPath path = BackendPath::kLocal;  // depends on this node (PathOf)
   // Share of new flows relative to the list's other backends; 0 takes none.
   uint32_t weight = 0;
   bool terminating = false;  // draining: weight 0, keeps its flows
 
-  // Reached through the tunnel to its node: a remote backend whose node is known. A remote
-  // backend without one (a routed address, such as Lighthouse's per-cluster ClusterIP) and a
-  // local one are reached by routing.
-  bool Tunnelled() const { return !local && node_address.has_value(); }
+  bool Tunnelled() const { return path == BackendPath::kTunnel; }
 };
+
+// The path to an endpoint of `cluster` from the node `here`:
+//   - in the local cluster: on this node (its nodeName is this node's name, or either name is
+//     unknown, as in a one-node config) -> local; on another node that runs xlb and has an
+//     address -> tunnel; anything else (no node: a host address; a node without xlb) -> snat;
+//   - in a remote cluster: a node that runs xlb and has an address -> tunnel; no node (an
+//     address an inter-cluster network routes) -> routed; a node without xlb -> snat.
+// xlb's datapath does not SNAT yet: snat backends are written like routed ones (DNAT only),
+// so their answers come back only where the network routes them through this node.
+BackendPath PathOf(const Endpoint& endpoint, const Cluster& cluster, const LocalNode& here);
 
 // BackendKey("cluster-a", 198.18.1.1, 8080) = "cluster-a/198.18.1.1:8080".
 std::string BackendKey(const std::string& cluster, const IpAddress& address, uint16_t port);

@@ -269,6 +269,16 @@ TEST(KubeObjects, NodePrefersInternalIp) {
   EXPECT_TRUE(HasReason(m.problems, "bad_address"));
 }
 
+TEST(KubeObjects, NodeLabelledWithoutXlb) {
+  const ObjectSource from{"", "Node"};
+  nlohmann::json node = NodeObject("node-a3", "198.18.6.2");
+  EXPECT_TRUE(MapNode(from, node).value->runs_xlb);
+  node["metadata"]["labels"] = {{"xlb.dev/datapath", "none"}, {"kubernetes.io/os", "linux"}};
+  EXPECT_FALSE(MapNode(from, node).value->runs_xlb);
+  node["metadata"]["labels"]["xlb.dev/datapath"] = "xdp";
+  EXPECT_TRUE(MapNode(from, node).value->runs_xlb);
+}
+
 TEST(KubeObjects, ClusterProperty) {
   const ObjectSource from{"", "ClusterProperty"};
   Mapped<std::string> m =

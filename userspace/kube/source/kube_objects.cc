@@ -630,6 +630,12 @@ Mapped<NodeInfo> MapNode(const ObjectSource& from, const json& object) {
   }
   NodeInfo node;
   node.name = name->name;
+  if (const json* metadata = Child(object, "metadata"); metadata != nullptr) {
+    if (const json* labels = Child(*metadata, "labels"); labels != nullptr && labels->is_object()) {
+      const auto label = labels->find(kDatapathLabel);
+      node.runs_xlb = label == labels->end() || *label != "none";
+    }
+  }
   std::vector<IpAddress> internal;
   std::vector<IpAddress> external;
   const json* status = Child(object, "status");

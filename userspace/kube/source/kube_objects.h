@@ -121,9 +121,15 @@ struct NodeInfo {
   std::string name;
   std::optional<IpAddress> tunnel_address;
   std::vector<IpAddress> addresses;
+  // False when the Node is labelled `xlb.dev/datapath: none` (the label that keeps the
+  // DaemonSet off it): its pods are not reached through the tunnel.
+  bool runs_xlb = true;
 
   bool operator==(const NodeInfo&) const = default;
 };
+
+// The label that marks a Node without xlb (value `none`).
+inline constexpr const char* kDatapathLabel = "xlb.dev/datapath";
 
 Mapped<NodeInfo> MapNode(const ObjectSource& from, const nlohmann::json& object);
 

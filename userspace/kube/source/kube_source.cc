@@ -551,9 +551,11 @@ void KubeSource::RemoveSlice(size_t slot, const NamespacedName& key) {
 void KubeSource::PutNode(size_t slot, const std::string& key, NodeInfo value) {
   Slot& s = *slots_[slot];
   const auto it = s.nodes.find(key);
-  const bool tunnel_changed = it == s.nodes.end()
-                                  ? value.tunnel_address.has_value()
-                                  : it->second.tunnel_address != value.tunnel_address;
+  const bool tunnel_changed =
+      it == s.nodes.end()
+          ? value.tunnel_address.has_value() || !value.runs_xlb
+          : it->second.tunnel_address != value.tunnel_address ||
+                it->second.runs_xlb != value.runs_xlb;
   s.nodes.insert_or_assign(key, std::move(value));
   if (s.local && key == node_name_) {
     dirty_node_ = true;
@@ -579,7 +581,7 @@ void KubeSource::RemoveNode(size_t slot, const std::string& key) {
   if (it == s.nodes.end()) {
     return;
   }
-  if (it->second.tunnel_address) {
+  if (it->second.tunnel_address || !it->second.runs_xlb) {
     NodeInfo empty;
     empty.name = key;
     PutNode(slot, key, std::move(empty));  // marks the endpoints on it
@@ -754,9 +756,11 @@ std::vector<Endpoint> KubeSource::EndpointsOf(const NamespacedName& service, siz
     const SliceInfo& slice = source.slices.at(NamespacedName{service.ns, slice_name});
     for (const SliceEndpoint& e : slice.endpoints) {
       std::optional<IpAddress> node_address;
+      bool node_runs_xlb = true;
       if (!t.mcs() && !e.node_name.empty()) {
         if (const auto node = t.nodes.find(e.node_name); node != t.nodes.end()) {
           node_address = node->second.tunnel_address;
+          node_runs_xlb = node->second.runs_xlb;
         } else if (!t.local) {
           // A remote pod on a Node not listed (yet): without the node's address it would be
           // planned as routed, which it is not. It waits for its Node (a Node event marks
@@ -771,6 +775,7 @@ std::vector<Endpoint> KubeSource::EndpointsOf(const NamespacedName& service, siz
       o.ports = slice.ports;
       o.node_name = e.node_name;
       o.node_address = node_address;
+      o.node_runs_xlb = node_runs_xlb;
       o.conditions = e.conditions;
     }
   }
