@@ -283,6 +283,7 @@ TEST_F(ReconcilerTest, NodeAddressesServeTheNodePort) {
 TEST(AgentOptions, ParsesEveryFlag) {
   const char* argv[] = {
       "xlb-agent",     "--config",      "c.yaml",   "--policy",      "p/",
+      "--uplink",      "eth1,bond0",    "--iface-rescan", "2500",
       "--pin-dir",     "/sys/fs/bpf/x", "--uplink", "eth0",          "--pod-iface",
       "veth-*",        "--pod-iface",   "lxc*",     "--tunnel-addr", "198.18.1.2",
       "--tunnel-addr", "2001:db8:1::2", "--encap",  "gue",           "--tunnel-mtu",
@@ -295,7 +296,9 @@ TEST(AgentOptions, ParsesEveryFlag) {
   EXPECT_EQ(o.config, "c.yaml");
   EXPECT_EQ(o.policy, "p/");
   EXPECT_EQ(o.pin_dir, "/sys/fs/bpf/x");
-  EXPECT_EQ(o.uplink, "eth0");
+  EXPECT_EQ(o.uplinks, (std::vector<std::string>{"eth1", "bond0", "eth0"}));
+  EXPECT_FALSE(o.uplink_auto);
+  EXPECT_EQ(o.iface_rescan, std::chrono::milliseconds(2500));
   EXPECT_EQ(o.pod_ifaces, (std::vector<std::string>{"veth-*", "lxc*"}));
   EXPECT_EQ(o.datapath.tunnel_addr4, htonl(0xc6120102));
   EXPECT_EQ(o.datapath.tunnel_addr6[3], htonl(2));
@@ -326,6 +329,14 @@ TEST(AgentOptions, RejectsBadCommandLines) {
        "--node-addr node-a: not an IPv4 or IPv6 address"},
       {{"xlb-agent", "--config", "c", "--node-addr", "198.18.1.2", "--node-addr", "198.18.1.2"},
        "--node-addr 198.18.1.2: given twice"},
+      {{"xlb-agent", "--config", "c", "--uplink", "eth0", "--uplink", "eth1,eth0"},
+       "--uplink eth0: given twice"},
+      {{"xlb-agent", "--config", "c", "--uplink", "eth0,"}, "not an interface name"},
+      {{"xlb-agent", "--config", "c", "--uplink", "auto", "--uplink", "eth0"},
+       "--uplink auto picks every uplink itself"},
+      {{"xlb-agent", "--config", "c", "--uplink", "eth0", "--uplink", "auto"},
+       "--uplink auto picks every uplink itself"},
+      {{"xlb-agent", "--config", "c", "--iface-rescan", "10"}, "from 100 to 3600000"},
   };
   for (const Case& c : cases) {
     AgentOptions o;
@@ -336,6 +347,17 @@ TEST(AgentOptions, RejectsBadCommandLines) {
         << c.problem;
     EXPECT_NE(problem.find(c.problem), std::string::npos) << problem << " vs " << c.problem;
   }
+}
+
+TEST(AgentOptions, UplinkAutoAndTheDefaults) {
+  const char* argv[] = {"xlb-agent", "--config", "c.yaml", "--uplink", "auto"};
+  AgentOptions o;
+  std::string problem;
+  bool help = false;
+  ASSERT_TRUE(ParseAgentOptions(std::size(argv), argv, o, problem, help)) << problem;
+  EXPECT_TRUE(o.uplink_auto);
+  EXPECT_TRUE(o.uplinks.empty());
+  EXPECT_EQ(o.iface_rescan, std::chrono::milliseconds(5000));
 }
 
 }  // namespace
