@@ -557,7 +557,9 @@ TEST(AgentInterfaces, NewVethsGetXlbTcFromTheirLinkEventNotTheRescan) {
 std::string TestbedConfigWithUdp(const std::string& local_cluster) {
   std::string config = TestbedConfig(local_cluster);
   const std::string port = "  - port: 8080\n    protocol: TCP\n";
-  config.insert(config.find(port) + port.size(), "  - port: 8080\n    protocol: UDP\n");
+  config.replace(config.find(port), port.size(),
+                 "  - name: tcp\n    port: 8080\n    protocol: TCP\n"
+                 "  - name: udp\n    port: 8080\n    protocol: UDP\n");
   return config;
 }
 
