@@ -219,10 +219,10 @@ struct AgentTestbed {
   // node_ports: the service also has nodePort kNodePort, and each agent is given its node's
   // transit address (--node-addr) to serve it on. `config` replaces the config files' text;
   // `prepare` changes the testbed before the agents start; `node_a_flags` go to nodeA's agent.
-  static std::unique_ptr<AgentTestbed> Up(
-      bool node_ports = false, std::string (*config)(const std::string&) = nullptr,
-      const std::function<void(Testbed&)>& prepare = {},
-      const std::vector<std::string>& node_a_flags = {}) {
+  static std::unique_ptr<AgentTestbed> Up(bool node_ports = false,
+                                          std::string (*config)(const std::string&) = nullptr,
+                                          const std::function<void(Testbed&)>& prepare = {},
+                                          const std::vector<std::string>& node_a_flags = {}) {
     RemoveStalePins();
     auto c = std::make_unique<AgentTestbed>();
     c->tb = Testbed::Up();
@@ -546,10 +546,11 @@ TEST(AgentInterfaces, NewVethsGetXlbTcFromTheirLinkEventNotTheRescan) {
   EXPECT_LT(*std::max_element(from_command.begin(), from_command.end()), 1000.0)
       << summary(from_command) << "\n"
       << c->Logs();
-  std::printf("[ iface ] %d veths, xlb_tc attached (rescan every 10 s, so by link events):\n"
-              "[ iface ]   from before `ip link add`: %s\n"
-              "[ iface ]   from its return:           %s\n",
-              kVeths, summary(from_command).c_str(), summary(after_command).c_str());
+  std::printf(
+      "[ iface ] %d veths, xlb_tc attached (rescan every 10 s, so by link events):\n"
+      "[ iface ]   from before `ip link add`: %s\n"
+      "[ iface ]   from its return:           %s\n",
+      kVeths, summary(from_command).c_str(), summary(after_command).c_str());
 }
 
 // The service with a UDP port beside the TCP one (the echo servers answer both on 8080): what
@@ -581,8 +582,8 @@ TEST(AgentInterfaces, ANewPodsFirstDatagramToTheServiceIsBalanced) {
   };
   run("", {"ip", "netns", "add", tb.Ns(pod)});
   const auto created = Clock::now();
-  run("nodeA", {"ip", "link", "add", "veth-" + pod, "type", "veth", "peer", "name", "eth0",
-                "netns", tb.Ns(pod)});
+  run("nodeA", {"ip", "link", "add", "veth-" + pod, "type", "veth", "peer", "name", "eth0", "netns",
+                tb.Ns(pod)});
   run("nodeA", {"ip", "addr", "add", "198.18.10.1/32", "dev", "veth-" + pod});
   run("nodeA", {"ip", "link", "set", "veth-" + pod, "up"});
   run("nodeA", {"ip", "route", "add", "198.18.10.31/32", "dev", "veth-" + pod});
@@ -596,8 +597,7 @@ TEST(AgentInterfaces, ANewPodsFirstDatagramToTheServiceIsBalanced) {
   run(pod, {"ip", "route", "add", "198.18.0.0/15", "via", "198.18.10.1", "dev", "eth0", "src",
             "198.18.10.31"});
   ASSERT_FALSE(::testing::Test::HasFailure()) << c->Logs();
-  const long ready_ms =
-      std::chrono::duration_cast<milliseconds>(Clock::now() - created).count();
+  const long ready_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - created).count();
   ProbeResult first = tb.Probe(pod, "udp", kVip, 1, 1, 2000);
   EXPECT_EQ(first.ok, 1) << "the pod's first datagram\n" << first.Describe() << "\n" << c->Logs();
   EXPECT_EQ(first.peers, (std::map<std::string, long>{{std::string(kVip) + ":8080", 1}}))
@@ -612,8 +612,8 @@ TEST(AgentInterfaces, ANewPodsFirstDatagramToTheServiceIsBalanced) {
       "[ first packet ] pod %s up %ld ms after its veth was created; its first datagram: %s; "
       "then %ld/200 (%s)\n",
       pod.c_str(), ready_ms,
-      first.ids.empty() ? "lost" : ("answered by " + first.ids.begin()->first).c_str(),
-      more.ok, SharesText(more.ids).c_str());
+      first.ids.empty() ? "lost" : ("answered by " + first.ids.begin()->first).c_str(), more.ok,
+      SharesText(more.ids).c_str());
 }
 
 // --- uplinks ---
@@ -670,8 +670,8 @@ TEST(AgentUplinks, AutoAttachesToBothUplinksAndTheNodePortAnswersOnEachOnesAddre
     EXPECT_NEAR(ClusterShares(r.ids)["cluster-a"], 70.0, 10.0) << address << SharesText(r.ids);
     const std::string peer = address + ":" + std::to_string(kNodePort);
     EXPECT_EQ(r.peers, (std::map<std::string, long>{{peer, r.ok}})) << r.Describe();
-    EXPECT_EQ(r.clients, (std::map<std::string, long>{{testbed::Address("client", Family::kV4),
-                                                       r.ok}}))
+    EXPECT_EQ(r.clients,
+              (std::map<std::string, long>{{testbed::Address("client", Family::kV4), r.ok}}))
         << r.Describe();
     figures += " " + peer + ": " + std::to_string(r.ok) + "/300 (" + SharesText(r.ids) + ")";
   }

@@ -283,7 +283,6 @@ TEST_F(ReconcilerTest, NodeAddressesServeTheNodePort) {
 TEST(AgentOptions, ParsesEveryFlag) {
   const char* argv[] = {
       "xlb-agent",     "--config",      "c.yaml",   "--policy",      "p/",
-      "--uplink",      "eth1,bond0",    "--iface-rescan", "2500",
       "--pin-dir",     "/sys/fs/bpf/x", "--uplink", "eth0",          "--pod-iface",
       "veth-*",        "--pod-iface",   "lxc*",     "--tunnel-addr", "198.18.1.2",
       "--tunnel-addr", "2001:db8:1::2", "--encap",  "gue",           "--tunnel-mtu",
@@ -296,9 +295,7 @@ TEST(AgentOptions, ParsesEveryFlag) {
   EXPECT_EQ(o.config, "c.yaml");
   EXPECT_EQ(o.policy, "p/");
   EXPECT_EQ(o.pin_dir, "/sys/fs/bpf/x");
-  EXPECT_EQ(o.uplinks, (std::vector<std::string>{"eth1", "bond0", "eth0"}));
-  EXPECT_FALSE(o.uplink_auto);
-  EXPECT_EQ(o.iface_rescan, std::chrono::milliseconds(2500));
+  EXPECT_EQ(o.uplinks, std::vector<std::string>{"eth0"});
   EXPECT_EQ(o.pod_ifaces, (std::vector<std::string>{"veth-*", "lxc*"}));
   EXPECT_EQ(o.datapath.tunnel_addr4, htonl(0xc6120102));
   EXPECT_EQ(o.datapath.tunnel_addr6[3], htonl(2));
@@ -347,6 +344,18 @@ TEST(AgentOptions, RejectsBadCommandLines) {
         << c.problem;
     EXPECT_NE(problem.find(c.problem), std::string::npos) << problem << " vs " << c.problem;
   }
+}
+
+TEST(AgentOptions, UplinksRepeatedAndAsAListAndTheRescanInterval) {
+  const char* argv[] = {"xlb-agent",      "--config", "c.yaml",   "--uplink", "eth1,bond0",
+                        "--iface-rescan", "2500",     "--uplink", "eth0"};
+  AgentOptions o;
+  std::string problem;
+  bool help = false;
+  ASSERT_TRUE(ParseAgentOptions(std::size(argv), argv, o, problem, help)) << problem;
+  EXPECT_EQ(o.uplinks, (std::vector<std::string>{"eth1", "bond0", "eth0"}));
+  EXPECT_FALSE(o.uplink_auto);
+  EXPECT_EQ(o.iface_rescan, std::chrono::milliseconds(2500));
 }
 
 TEST(AgentOptions, UplinkAutoAndTheDefaults) {

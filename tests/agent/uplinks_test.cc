@@ -22,10 +22,10 @@ NetworkView Node() {
                   {3, "eth1", false, {Ip("198.18.4.2")}},
                   {4, "veth-pod1", false, {Ip("198.18.10.1")}},
                   {5, "veth-pod2", false, {Ip("198.18.10.1")}}};
-  v.routes = {{IpFamily::kIPv4, 24, false, {2}},   // connected transit
-              {IpFamily::kIPv4, 24, false, {3}},   // connected second NIC
-              {IpFamily::kIPv4, 32, false, {4}},   // pod 1
-              {IpFamily::kIPv4, 32, false, {5}},   // pod 2
+  v.routes = {{IpFamily::kIPv4, 24, false, {2}},  // connected transit
+              {IpFamily::kIPv4, 24, false, {3}},  // connected second NIC
+              {IpFamily::kIPv4, 32, false, {4}},  // pod 1
+              {IpFamily::kIPv4, 32, false, {5}},  // pod 2
               {IpFamily::kIPv4, 8, false, {1}}};  // lo's
   return v;
 }

@@ -167,8 +167,9 @@ int Run(int argc, char** argv) {
     const xlb::UplinkChoice choice =
         xlb::ChooseUplinks(*network, reconciler.model().local_node().addresses, opts.pod_ifaces);
     if (choice.names.empty()) {
-      return Fail("--uplink auto: no interface carries a default route, a route through a "
-                  "gateway or a node address; name the uplinks with --uplink IFACE");
+      return Fail(
+          "--uplink auto: no interface carries a default route, a route through a "
+          "gateway or a node address; name the uplinks with --uplink IFACE");
     }
     std::string names;
     for (const std::string& name : choice.names) {

@@ -105,7 +105,8 @@ void PodInterfaceWatch::Run() {
     const auto wait =
         std::chrono::duration_cast<std::chrono::milliseconds>(next_scan - Clock::now());
     pollfd fds[2] = {{stop_.get(), POLLIN, 0}, {events_.fd(), POLLIN, 0}};
-    const int n = ::poll(fds, events_live ? 2 : 1, static_cast<int>(std::max<int64_t>(wait.count(), 0)));
+    const int n =
+        ::poll(fds, events_live ? 2 : 1, static_cast<int>(std::max<int64_t>(wait.count(), 0)));
     if (n < 0 && errno != EINTR) {
       pods_.log()(LogLevel::kWarn, std::string("poll(link events): ") + std::strerror(errno));
     }
@@ -118,8 +119,8 @@ void PodInterfaceWatch::Run() {
       if (!batch.ok()) {
         // Not ENOBUFS (Read() takes that in its stride): the socket is broken, and polling it
         // would spin. The rescan alone keeps pods covered, a rescan interval late.
-        pods_.log()(LogLevel::kWarn, batch.error().ToString() +
-                                         "; link events off, pod interfaces only rescanned");
+        pods_.log()(LogLevel::kWarn,
+                    batch.error().ToString() + "; link events off, pod interfaces only rescanned");
         events_live = false;
         rescan = true;
       } else {
