@@ -16,12 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -115,8 +117,6 @@ class Agent {
              std::move(policy),
              "--pin-dir",
              pin_dir_,
-             "--uplink",
-             "eth0",
              "--pod-iface",
              "veth-*",
              "--tunnel-addr",
@@ -126,6 +126,9 @@ class Agent {
              "--tunnel-mtu",
              std::to_string(tb.transit_mtu())};
     argv_.insert(argv_.end(), extra_flags.begin(), extra_flags.end());
+    if (std::find(extra_flags.begin(), extra_flags.end(), "--uplink") == extra_flags.end()) {
+      argv_.insert(argv_.end(), {"--uplink", "eth0"});
+    }
   }
 
   // Starts a new process and waits until it runs: synced, XDP and TC attached.
@@ -214,16 +217,25 @@ struct AgentTestbed {
   std::unique_ptr<Agent> node_b;
 
   // node_ports: the service also has nodePort kNodePort, and each agent is given its node's
-  // transit address (--node-addr) to serve it on.
-  static std::unique_ptr<AgentTestbed> Up(bool node_ports = false) {
+  // transit address (--node-addr) to serve it on. `config` replaces the config files' text;
+  // `prepare` changes the testbed before the agents start; `node_a_flags` go to nodeA's agent.
+  static std::unique_ptr<AgentTestbed> Up(bool node_ports = false,
+                                          std::string (*config)(const std::string&) = nullptr,
+                                          const std::function<void(Testbed&)>& prepare = {},
+                                          const std::vector<std::string>& node_a_flags = {}) {
     RemoveStalePins();
     auto c = std::make_unique<AgentTestbed>();
     c->tb = Testbed::Up();
     const std::string dir = c->tb->state_dir();
     c->policy = dir + "/policy.yaml";
-    auto config = node_ports ? TestbedConfigWithNodePort : TestbedConfig;
+    if (config == nullptr) {
+      config = node_ports ? TestbedConfigWithNodePort : TestbedConfig;
+    }
     WriteFileAtomically(dir + "/config-a.yaml", config("cluster-a"));
     WriteFileAtomically(dir + "/config-b.yaml", config("cluster-b"));
+    if (prepare) {
+      prepare(*c->tb);
+    }
     WriteFileAtomically(c->policy, VirtualService("70", 30));
     static int n = 0;
     const std::string base = std::string(kPinRoot) + "/" + kPinPrefix + std::to_string(::getpid()) +
@@ -235,8 +247,10 @@ struct AgentTestbed {
     };
     c->node_b = std::make_unique<Agent>(*c->tb, "nodeB", dir + "/config-b.yaml", c->policy,
                                         base + "B", node_addr("nodeB"));
+    std::vector<std::string> flags_a = node_addr("nodeA");
+    flags_a.insert(flags_a.end(), node_a_flags.begin(), node_a_flags.end());
     c->node_a = std::make_unique<Agent>(*c->tb, "nodeA", dir + "/config-a.yaml", c->policy,
-                                        base + "A", node_addr("nodeA"));
+                                        base + "A", flags_a);
     c->node_b->Start();
     if (!::testing::Test::HasFatalFailure()) {
       c->node_a->Start();
@@ -483,6 +497,185 @@ TEST(AgentInterfaces, PodInterfaceCreatedLaterGetsXlbTc) {
   EXPECT_NE(filter.out.find("xlb_tc"), std::string::npos) << filter.Describe();
   EXPECT_EQ(c->node_a->Log().find("late-peer"), std::string::npos) << "only names matching veth-*";
   std::printf("[ iface ] veth-late got xlb_tc %ld ms after it was created\n", ms);
+}
+
+// Link events, not the rescan: with the rescan 10 s away, each of 20 new veths (one at a time)
+// gets xlb_tc within a second of `ip link add`; only the rtnetlink subscription can do that.
+// Figures: from before `ip link add` (an upper bound: the command's own start-up included)
+// and from its return (the link exists by then) to the agent's "attached" line, polled every
+// millisecond; then `tc filter show` confirms every filter.
+TEST(AgentInterfaces, NewVethsGetXlbTcFromTheirLinkEventNotTheRescan) {
+  auto c = AgentTestbed::Up(false, nullptr, {}, {"--iface-rescan", "10000"});
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  constexpr int kVeths = 20;
+  std::vector<double> from_command, after_command;
+  for (int i = 0; i < kVeths; ++i) {
+    const std::string name = "veth-nl" + std::to_string(i);
+    const auto before = Clock::now();
+    CommandResult add = c->tb->Run("nodeA", {"ip", "link", "add", name, "type", "veth", "peer",
+                                             "name", "nlpeer" + std::to_string(i)});
+    const auto created = Clock::now();
+    ASSERT_TRUE(add.ok()) << add.Describe();
+    const std::string needle = ") to " + name + " (TC ingress)";
+    while (c->node_a->Log().find(needle) == std::string::npos &&
+           Clock::now() < created + seconds(15)) {
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    const auto seen = Clock::now();
+    ASSERT_NE(c->node_a->Log().find(needle), std::string::npos) << c->Logs();
+    auto ms = [](Clock::duration d) {
+      return std::max(0.0, std::chrono::duration<double, std::milli>(d).count());
+    };
+    from_command.push_back(ms(seen - before));
+    after_command.push_back(ms(seen - created));
+  }
+  for (int i = 0; i < kVeths; ++i) {
+    const std::string name = "veth-nl" + std::to_string(i);
+    CommandResult filter = c->tb->Run("nodeA", {"tc", "filter", "show", "dev", name, "ingress"});
+    EXPECT_NE(filter.out.find("xlb_tc"), std::string::npos) << filter.Describe();
+  }
+  EXPECT_EQ(c->node_a->Log().find(") to nlpeer"), std::string::npos) << "only names matching";
+  auto summary = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "min %.1f ms, p50 %.1f ms, p90 %.1f ms, max %.1f ms", v.front(),
+                  v[v.size() / 2], v[v.size() * 9 / 10], v.back());
+    return std::string(buf);
+  };
+  // Generous for a loaded 2-core machine, and still ten times under the rescan interval.
+  EXPECT_LT(*std::max_element(from_command.begin(), from_command.end()), 1000.0)
+      << summary(from_command) << "\n"
+      << c->Logs();
+  std::printf(
+      "[ iface ] %d veths, xlb_tc attached (rescan every 10 s, so by link events):\n"
+      "[ iface ]   from before `ip link add`: %s\n"
+      "[ iface ]   from its return:           %s\n",
+      kVeths, summary(from_command).c_str(), summary(after_command).c_str());
+}
+
+// The service with a UDP port beside the TCP one (the echo servers answer both on 8080): what
+// a pod's first DNS query to a ClusterIP looks like.
+std::string TestbedConfigWithUdp(const std::string& local_cluster) {
+  std::string config = TestbedConfig(local_cluster);
+  const std::string port = "  - port: 8080\n    protocol: TCP\n";
+  config.replace(config.find(port), port.size(),
+                 "  - name: tcp\n    port: 8080\n    protocol: TCP\n"
+                 "  - name: udp\n    port: 8080\n    protocol: UDP\n");
+  return config;
+}
+
+// A pod created while the agent runs (namespace, veth, addresses and routes as the testbed's
+// CNI-like pods have them): its very first datagram to the VIP, sent as soon as its eth0 is up
+// and without waiting for anything, is balanced and answered from the VIP. With the rescan 10
+// s away, only the link event can have put xlb_tc on its veth in time; without xlb_tc the
+// datagram meets nodeA's "unreachable" route for the VIPs.
+TEST(AgentInterfaces, ANewPodsFirstDatagramToTheServiceIsBalanced) {
+  auto c = AgentTestbed::Up(false, TestbedConfigWithUdp, {}, {"--iface-rescan", "10000"});
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  Testbed& tb = *c->tb;
+  // The testbed's prefix: its teardown removes this namespace with the others.
+  const std::string pod = "podA9";
+  const std::string xdp_pass = testbed::XdpPassObject();
+  auto run = [&](const std::string& role, const std::vector<std::string>& argv) {
+    CommandResult r = role.empty() ? testbed::RunIn("", argv, seconds(10)) : tb.Run(role, argv);
+    EXPECT_TRUE(r.ok()) << r.Describe();
+  };
+  run("", {"ip", "netns", "add", tb.Ns(pod)});
+  const auto created = Clock::now();
+  run("nodeA", {"ip", "link", "add", "veth-" + pod, "type", "veth", "peer", "name", "eth0", "netns",
+                tb.Ns(pod)});
+  run("nodeA", {"ip", "addr", "add", "198.18.10.1/32", "dev", "veth-" + pod});
+  run("nodeA", {"ip", "link", "set", "veth-" + pod, "up"});
+  run("nodeA", {"ip", "route", "add", "198.18.10.31/32", "dev", "veth-" + pod});
+  run(pod, {"ip", "link", "set", "lo", "up"});
+  run(pod, {"ip", "addr", "add", "198.18.10.31/32", "dev", "eth0"});
+  // Like every testbed pod: an XDP program on eth0, so that frames nodeA's XDP redirects into
+  // the veth are received.
+  run(pod, {"ip", "link", "set", "dev", "eth0", "xdpdrv", "obj", xdp_pass, "sec", "xdp"});
+  run(pod, {"ip", "link", "set", "eth0", "up"});
+  run(pod, {"ip", "route", "add", "198.18.10.1/32", "dev", "eth0", "scope", "link"});
+  run(pod, {"ip", "route", "add", "198.18.0.0/15", "via", "198.18.10.1", "dev", "eth0", "src",
+            "198.18.10.31"});
+  ASSERT_FALSE(::testing::Test::HasFailure()) << c->Logs();
+  const long ready_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - created).count();
+  ProbeResult first = tb.Probe(pod, "udp", kVip, 1, 1, 2000);
+  EXPECT_EQ(first.ok, 1) << "the pod's first datagram\n" << first.Describe() << "\n" << c->Logs();
+  EXPECT_EQ(first.peers, (std::map<std::string, long>{{std::string(kVip) + ":8080", 1}}))
+      << first.Describe();
+  EXPECT_EQ(first.clients, (std::map<std::string, long>{{"198.18.10.31", 1}})) << first.Describe();
+  EXPECT_NE(c->node_a->Log().find(") to veth-" + pod + " (TC ingress)"), std::string::npos)
+      << c->Logs();
+  ProbeResult more = tb.Probe(pod, "udp", kVip, 200, 4, 2000);
+  EXPECT_EQ(more.ok, 200) << more.Describe() << "\n" << c->Logs();
+  EXPECT_NEAR(ClusterShares(more.ids)["cluster-a"], 70.0, 12.0) << SharesText(more.ids);
+  std::printf(
+      "[ first packet ] pod %s up %ld ms after its veth was created; its first datagram: %s; "
+      "then %ld/200 (%s)\n",
+      pod.c_str(), ready_ms,
+      first.ids.empty() ? "lost" : ("answered by " + first.ids.begin()->first).c_str(), more.ok,
+      SharesText(more.ids).c_str());
+}
+
+// --- uplinks ---
+
+// A second uplink on nodeA: eth1, 198.18.4.2/24, to the router's eth-nodeA2 (198.18.4.1), which
+// gets an XDP program like the router's other node-facing ports. nodeA routes nothing through
+// it: only the node address it holds makes it an uplink for --uplink auto.
+void AddSecondUplink(Testbed& tb) {
+  const std::string mtu = std::to_string(tb.transit_mtu());
+  const std::vector<std::pair<std::string, std::vector<std::string>>> steps = {
+      {"router",
+       {"ip", "link", "add", "eth-nodeA2", "mtu", mtu, "type", "veth", "peer", "name", "eth1",
+        "mtu", mtu, "netns", tb.Ns("nodeA")}},
+      {"router", {"ip", "addr", "add", "198.18.4.1/24", "dev", "eth-nodeA2"}},
+      {"router",
+       {"ip", "link", "set", "dev", "eth-nodeA2", "xdpdrv", "obj", testbed::XdpPassObject(), "sec",
+        "xdp"}},
+      {"router", {"ip", "link", "set", "eth-nodeA2", "up"}},
+      {"nodeA", {"ip", "addr", "add", "198.18.4.2/24", "dev", "eth1"}},
+      {"nodeA", {"ip", "link", "set", "eth1", "up"}},
+  };
+  for (const auto& [role, argv] : steps) {
+    CommandResult r = tb.Run(role, argv);
+    ASSERT_TRUE(r.ok()) << r.Describe();
+  }
+}
+
+TEST(AgentUplinks, AutoAttachesToBothUplinksAndTheNodePortAnswersOnEachOnesAddress) {
+  const std::string second = "198.18.4.2";
+  auto c = AgentTestbed::Up(/*node_ports=*/true, nullptr, AddSecondUplink,
+                            {"--uplink", "auto", "--node-addr", second});
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  const std::string log = c->node_a->Log();
+  // eth0 carries 198.18.0.0/15 via the router; eth1 holds a node address; the pod veths hold
+  // the pods' gateway address, and are not uplinks.
+  EXPECT_NE(log.find("--uplink auto: eth0, eth1 (no default route; routes through a gateway, "
+                     "and node addresses)"),
+            std::string::npos)
+      << log;
+  for (const char* uplink : {"eth0", "eth1"}) {
+    EXPECT_NE(log.find(std::string(") to ") + uplink + " in "), std::string::npos) << log;
+    CommandResult link = c->tb->Run("nodeA", {"ip", "-details", "link", "show", uplink});
+    EXPECT_NE(link.out.find("prog/xdp"), std::string::npos) << link.Describe();
+  }
+  EXPECT_EQ(NodeGet(*c->tb, "nodeA", "/readyz").status, 200) << c->Logs();
+  const std::string m = NodeGet(*c->tb, "nodeA", "/metrics").body;
+  EXPECT_EQ(MetricValue(m, R"(xlb_agent_xdp_attached{interface="eth0"})"), 1.0) << m;
+  EXPECT_EQ(MetricValue(m, R"(xlb_agent_xdp_attached{interface="eth1"})"), 1.0) << m;
+
+  std::string figures;
+  for (const std::string& address : {testbed::Address("nodeA", Family::kV4), second}) {
+    ProbeResult r = c->tb->ProbePort("client", "tcp", address, kNodePort, 300, 8, 3000);
+    EXPECT_EQ(r.ok, 300) << address << ": " << r.Describe() << "\n" << c->Logs();
+    EXPECT_NEAR(ClusterShares(r.ids)["cluster-a"], 70.0, 10.0) << address << SharesText(r.ids);
+    const std::string peer = address + ":" + std::to_string(kNodePort);
+    EXPECT_EQ(r.peers, (std::map<std::string, long>{{peer, r.ok}})) << r.Describe();
+    EXPECT_EQ(r.clients,
+              (std::map<std::string, long>{{testbed::Address("client", Family::kV4), r.ok}}))
+        << r.Describe();
+    figures += " " + peer + ": " + std::to_string(r.ok) + "/300 (" + SharesText(r.ids) + ")";
+  }
+  std::printf("[ uplinks ] eth0 and eth1 by --uplink auto;%s\n", figures.c_str());
 }
 
 // --- bad input while running ---

@@ -82,15 +82,23 @@ TEST(Histogram, SyncBucketsSpan100MicrosecondsTo10Seconds) {
   EXPECT_TRUE(std::is_sorted(b.begin(), b.end()));
 }
 
-TEST(AgentStatus, ReadyAfterASuccessfulSyncWithXdpAndNotAfterAFailedOne) {
+TEST(AgentStatus, ReadyAfterASuccessfulSyncWithXdpOnEveryUplinkAndNotAfterAFailedOne) {
   AgentStatus s;
-  s.RequireXdp(true);
+  s.RequireXdp({"eth0", "eth1"});
   EXPECT_FALSE(s.Ready());
   WriteCounts w;
   w[WriteKind::kTable] = 1;
   s.RecordSync(std::chrono::milliseconds(2), w, true);
   EXPECT_FALSE(s.Ready()) << "synced, but XDP is not attached yet";
-  s.SetXdpAttached(true);
+  s.SetXdpAttached("eth1");
+  EXPECT_FALSE(s.Ready()) << "XDP is on eth1 only";
+  Exposition half;
+  s.WriteAgentMetrics(half);
+  EXPECT_NE(half.text().find("xlb_agent_xdp_attached{interface=\"eth0\"} 0\n"), std::string::npos)
+      << half.text();
+  EXPECT_NE(half.text().find("xlb_agent_xdp_attached{interface=\"eth1\"} 1\n"), std::string::npos)
+      << half.text();
+  s.SetXdpAttached("eth0");
   EXPECT_TRUE(s.Ready());
   s.RecordSync(std::chrono::milliseconds(1), {}, false);
   EXPECT_FALSE(s.Ready()) << "the last sync failed";

@@ -324,7 +324,7 @@ TEST(AgentOptions, ParsesEveryFlag) {
   EXPECT_EQ(o.config, "c.yaml");
   EXPECT_EQ(o.policy, "p/");
   EXPECT_EQ(o.pin_dir, "/sys/fs/bpf/x");
-  EXPECT_EQ(o.uplink, "eth0");
+  EXPECT_EQ(o.uplinks, std::vector<std::string>{"eth0"});
   EXPECT_EQ(o.pod_ifaces, (std::vector<std::string>{"veth-*", "lxc*"}));
   EXPECT_EQ(o.datapath.tunnel_addr4, htonl(0xc6120102));
   EXPECT_EQ(o.datapath.tunnel_addr6[3], htonl(2));
@@ -359,6 +359,14 @@ TEST(AgentOptions, RejectsBadCommandLines) {
       {{"xlb-agent", "--config", "c", "--node-name", "Node_A"},
        "--node-name Node_A: not a Kubernetes node name (DNS-1123 subdomain)"},
       {{"xlb-agent", "--config", "c", "--node-name", "a..b"}, "--node-name a..b: not a"},
+      {{"xlb-agent", "--config", "c", "--uplink", "eth0", "--uplink", "eth1,eth0"},
+       "--uplink eth0: given twice"},
+      {{"xlb-agent", "--config", "c", "--uplink", "eth0,"}, "not an interface name"},
+      {{"xlb-agent", "--config", "c", "--uplink", "auto", "--uplink", "eth0"},
+       "--uplink auto picks every uplink itself"},
+      {{"xlb-agent", "--config", "c", "--uplink", "eth0", "--uplink", "auto"},
+       "--uplink auto picks every uplink itself"},
+      {{"xlb-agent", "--config", "c", "--iface-rescan", "10"}, "from 100 to 3600000"},
   };
   for (const Case& c : cases) {
     AgentOptions o;
@@ -369,6 +377,29 @@ TEST(AgentOptions, RejectsBadCommandLines) {
         << c.problem;
     EXPECT_NE(problem.find(c.problem), std::string::npos) << problem << " vs " << c.problem;
   }
+}
+
+TEST(AgentOptions, UplinksRepeatedAndAsAListAndTheRescanInterval) {
+  const char* argv[] = {"xlb-agent",      "--config", "c.yaml",   "--uplink", "eth1,bond0",
+                        "--iface-rescan", "2500",     "--uplink", "eth0"};
+  AgentOptions o;
+  std::string problem;
+  bool help = false;
+  ASSERT_TRUE(ParseAgentOptions(std::size(argv), argv, o, problem, help)) << problem;
+  EXPECT_EQ(o.uplinks, (std::vector<std::string>{"eth1", "bond0", "eth0"}));
+  EXPECT_FALSE(o.uplink_auto);
+  EXPECT_EQ(o.iface_rescan, std::chrono::milliseconds(2500));
+}
+
+TEST(AgentOptions, UplinkAutoAndTheDefaults) {
+  const char* argv[] = {"xlb-agent", "--config", "c.yaml", "--uplink", "auto"};
+  AgentOptions o;
+  std::string problem;
+  bool help = false;
+  ASSERT_TRUE(ParseAgentOptions(std::size(argv), argv, o, problem, help)) << problem;
+  EXPECT_TRUE(o.uplink_auto);
+  EXPECT_TRUE(o.uplinks.empty());
+  EXPECT_EQ(o.iface_rescan, std::chrono::milliseconds(5000));
 }
 
 }  // namespace

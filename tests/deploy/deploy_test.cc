@@ -128,10 +128,11 @@ TEST_F(DeployTest, ContainerArgumentsAreAcceptedByTheAgentsFlagParser) {
       << problem;
   EXPECT_EQ(options.kube, "/etc/xlb/sources/sources.yaml");
   EXPECT_EQ(options.policy, "/etc/xlb/policies");
-  EXPECT_EQ(options.uplink, "eth0");
+  EXPECT_TRUE(options.uplink_auto) << "the uplinks from each node's routes";
   EXPECT_EQ(options.metrics_addr, "127.0.0.1:9464");
-  ASSERT_EQ(options.node_addrs.size(), 1u);
-  EXPECT_EQ(options.node_addrs[0].ToString(), "198.18.0.11");
+  // No --node-addr: the Node's InternalIP and ExternalIP addresses of both families serve the
+  // NodePorts (one status.hostIP would leave the others out).
+  EXPECT_TRUE(options.node_addrs.empty());
 }
 
 TEST_F(DeployTest, SourcesAndPoliciesConfigMapsParse) {

@@ -1,6 +1,7 @@
 #include "userspace/agent/agent_options.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,8 +16,8 @@ namespace xlb {
 
 const char* const kAgentUsage =
     "usage: xlb-agent (--config FILE | --kube FILE) [--policy PATH] [--pin-dir DIR]\n"
-    "                 [--uplink IFACE]\n"
-    "                 [--pod-iface GLOB]... [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
+    "                 [--uplink IFACE[,IFACE]...|auto]... [--pod-iface GLOB]...\n"
+    "                 [--iface-rescan MS] [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
     "                 [--tunnel-mtu N] [--node-name NAME] [--node-addr ADDR]...\n"
     "                 [--metrics-addr HOST:PORT|off]\n"
     "                 [--once]\n"
@@ -30,10 +31,14 @@ const char* const kAgentUsage =
     "  --pin-dir DIR      bpffs directory of the pinned maps (default " XLB_PIN_DIR
     ");\n"
     "                     a restarted agent adopts what it finds there\n"
-    "  --uplink IFACE     attach xlb_xdp (native, else generic), replacing what a previous\n"
-    "                     agent attached\n"
+    "  --uplink IFACE     attach xlb_xdp (native, else generic) to IFACE, replacing what a\n"
+    "                     previous agent attached (repeatable, or a comma-separated list)\n"
+    "  --uplink auto      the uplinks are the interfaces of the default routes (none: of the\n"
+    "                     routes through a gateway) and those holding a node address\n"
     "  --pod-iface GLOB   attach xlb_tc to every interface matching GLOB (fnmatch), also to\n"
-    "                     ones that appear later\n"
+    "                     ones that appear later: at once (link events)\n"
+    "  --iface-rescan MS  also rescan the interfaces every MS ms (default 5000), for missed\n"
+    "                     events and failed attaches (100-3600000)\n"
     "  --tunnel-addr ADDR this node's IPv4 and/or IPv6 tunnel endpoint\n"
     "  --encap vxlan|gue  encapsulation toward tunnelled backends (default vxlan)\n"
     "  --tunnel-mtu N     underlay MTU for MSS clamping (576-65535, default 1500)\n"
@@ -79,6 +84,38 @@ bool ParseNumber(std::string_view text, unsigned long min, unsigned long max, un
          s[0] != '-';
 }
 
+// One --uplink value: `auto`, or interface names separated by commas (so that one ConfigMap
+// key can name several).
+bool AddUplinks(const std::string& value, AgentOptions& o, std::string& problem) {
+  if (value == "auto") {
+    o.uplink_auto = true;
+  } else {
+    size_t from = 0;
+    for (;;) {
+      const size_t comma = value.find(',', from);
+      std::string name = value.substr(from, comma == std::string::npos ? comma : comma - from);
+      if (name.empty() || name.size() >= IF_NAMESIZE) {
+        problem = "--uplink " + value + ": not an interface name or a list of them";
+        return false;
+      }
+      if (std::find(o.uplinks.begin(), o.uplinks.end(), name) != o.uplinks.end()) {
+        problem = "--uplink " + name + ": given twice";
+        return false;
+      }
+      o.uplinks.push_back(std::move(name));
+      if (comma == std::string::npos) {
+        break;
+      }
+      from = comma + 1;
+    }
+  }
+  if (o.uplink_auto && !o.uplinks.empty()) {
+    problem = "--uplink auto picks every uplink itself: not with interface names";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::string& problem,
@@ -106,7 +143,7 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       continue;
     }
     static constexpr std::string_view kValued[] = {"--config", "--kube",       "--policy",
-                                                   "--pin-dir",
+                                                   "--pin-dir",  "--iface-rescan",
                                                    "--uplink", "--pod-iface",  "--tunnel-addr",
                                                    "--encap",  "--tunnel-mtu", "--metrics-addr",
                                                    "--node-addr",  "--node-name"};
@@ -126,7 +163,16 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
     } else if (flag == "--pin-dir") {
       o.pin_dir = v;
     } else if (flag == "--uplink") {
-      o.uplink = v;
+      if (!AddUplinks(v, o, problem)) {
+        return false;
+      }
+    } else if (flag == "--iface-rescan") {
+      unsigned long ms = 0;
+      if (!ParseNumber(v, 100, 3600000, ms)) {
+        problem = "--iface-rescan " + v + ": a number of milliseconds from 100 to 3600000";
+        return false;
+      }
+      o.iface_rescan = std::chrono::milliseconds(ms);
     } else if (flag == "--pod-iface") {
       o.pod_ifaces.push_back(v);
     } else if (flag == "--tunnel-addr") {

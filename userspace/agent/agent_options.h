@@ -17,7 +17,9 @@ struct AgentOptions {
   std::string kube;    // --kube FILE: the Kubernetes sources (exactly one of the two)
   std::string policy;  // --policy PATH: a policy file or directory; "" = no policies
   std::string pin_dir = XLB_PIN_DIR;
-  std::string uplink;                   // --uplink IFACE: xlb_xdp goes here; "" = no XDP attach
+  // --uplink IFACE[,IFACE...] (repeatable): xlb_xdp goes on each; none = no XDP attach.
+  std::vector<std::string> uplinks;
+  bool uplink_auto = false;             // --uplink auto: the uplinks from the routes (rtnetlink.h)
   std::vector<std::string> pod_ifaces;  // --pod-iface GLOB...: xlb_tc goes on every match
   xlb_config datapath = XLB_CONFIG_DEFAULTS;  // --tunnel-addr, --encap, --tunnel-mtu
   // --node-addr ADDR...: this node's addresses, the NodePort frontends; they replace the
@@ -30,9 +32,10 @@ struct AgentOptions {
   bool once = false;  // --once: one sync, then exit (leaving the datapath running)
   // --metrics-addr HOST:PORT of /metrics, /healthz and /readyz; "" (from `off`) = none.
   std::string metrics_addr = "127.0.0.1:9464";
-  // How often the sources are looked at (mtime poll) and pod interfaces rescanned.
+  // How often the sources are looked at (mtime poll), and pod interfaces rescanned
+  // (--iface-rescan MS; link events attach new ones at once, the rescan is the safety net).
   std::chrono::milliseconds poll_interval{200};
-  std::chrono::milliseconds iface_rescan{1000};
+  std::chrono::milliseconds iface_rescan{5000};
 };
 
 extern const char* const kAgentUsage;

@@ -9,12 +9,11 @@
 //   - the maps: Load() re-uses the pins, so conntrack and tables carry on;
 //   - XDP: attached with `replace`, one netlink update swaps the old program for the new one,
 //     so no packet finds the interface without a program;
-//   - TC: AttachTc() replaces the xlb_tc filter at xlb's handle in one update, too;
+//   - TC: AttachTc() replaces the xlb_tc filter at xlb's handle in one update, too, on every
+//     pod interface now and on each new one as its link event arrives (pod_interfaces.h);
 //   - the tables: Syncer::Adopt() reads the maps back, and the same inputs give the same
 //     desired state (stable ids, deterministic Maglev), so the first sync writes nothing.
 // `xlbctl detach IFACE`, `xlbctl detach-tc IFACE` and `xlbctl unload --pin-dir DIR` remove xlb.
-#include <fnmatch.h>
-#include <net/if.h>
 #include <signal.h>
 #include <time.h>
 
@@ -38,7 +37,9 @@
 #include "userspace/agent/http_server.h"
 #include "userspace/agent/kube_feed.h"
 #include "userspace/agent/metrics.h"
+#include "userspace/agent/pod_interfaces.h"
 #include "userspace/agent/reconciler.h"
+#include "userspace/agent/rtnetlink.h"
 #include "userspace/sync/bpf_map_store.h"
 
 namespace {
@@ -82,61 +83,6 @@ int Fail(const std::string& what) {
   Emit(xlb::LogLevel::kWarn, "cannot start: " + what);
   return 1;
 }
-
-// xlb_tc on every interface that matches a --pod-iface glob, including ones created later
-// (pods come and go). Attachments are released at once: the filter must outlive the agent,
-// and a released attachment cannot be detached by an unwinding destructor either.
-class PodInterfaces {
- public:
-  PodInterfaces(const xlb::TcDatapath& tc, std::vector<std::string> globs)
-      : tc_(tc), globs_(std::move(globs)) {}
-
-  // Attaches to new matches; forgets interfaces that went away. False when an attach
-  // failed (logged once per interface and error, retried at the next scan).
-  bool Scan() {
-    std::map<int, std::string> present;
-    if (struct if_nameindex* names = ::if_nameindex()) {
-      for (struct if_nameindex* i = names; i->if_index != 0; ++i) {
-        for (const std::string& glob : globs_) {
-          if (::fnmatch(glob.c_str(), i->if_name, 0) == 0) {
-            present.emplace(static_cast<int>(i->if_index), i->if_name);
-            break;
-          }
-        }
-      }
-      ::if_freenameindex(names);
-    }
-    std::erase_if(attached_, [&](const auto& a) { return !present.count(a.first); });
-    bool ok = true;
-    for (const auto& [ifindex, name] : present) {
-      if (attached_.count(ifindex)) {
-        continue;
-      }
-      auto a = tc_.Attach(ifindex);
-      if (!a.ok()) {
-        ok = false;
-        std::string why = a.error().ToString();
-        if (failed_[ifindex] != why) {
-          failed_[ifindex] = why;
-          LogLine(xlb::LogLevel::kWarn, "attach xlb_tc to " + name + ": " + why + "; retrying");
-        }
-        continue;
-      }
-      failed_.erase(ifindex);
-      LogLine(xlb::LogLevel::kInfo, "attached xlb_tc (program " + std::to_string(a->prog_id()) +
-                                        ") to " + name + " (TC ingress)");
-      a->release();
-      attached_.emplace(ifindex, name);
-    }
-    return ok;
-  }
-
- private:
-  const xlb::TcDatapath& tc_;
-  std::vector<std::string> globs_;
-  std::map<int, std::string> attached_;  // ifindex -> name
-  std::map<int, std::string> failed_;    // ifindex -> last error logged
-};
 
 // /healthz turns 503 when the loop has not come round for this long. Generous: one full sync
 // of ten thousand services rebuilds their tables and takes seconds, and a kubelet that
@@ -197,12 +143,6 @@ int Run(int argc, char** argv) {
 
   // Everything that can be checked without touching the kernel comes first, so a typo does
   // not replace a running datapath's programs.
-  if (!opts.uplink.empty()) {
-    auto idx = xlb::IfIndex(opts.uplink);
-    if (!idx.ok()) {
-      return Fail("--uplink " + opts.uplink + ": " + idx.error().ToString());
-    }
-  }
   xlb::Reconciler reconciler({opts.config, opts.policy}, LogLine);
   if (opts.kube.empty()) {
     reconciler.SetNodeAddresses(opts.node_addrs);  // with --kube, the sources' node instead
@@ -217,6 +157,33 @@ int Run(int argc, char** argv) {
   };
   if (auto started = reconciler.Start(); !started.ok()) {
     return bad_input(started.errors());
+  }
+  if (opts.uplink_auto) {
+    // The node addresses known now: --node-addr, or the config's. With --kube the Node's come
+    // later; its default routes are what a real node has anyway.
+    auto network = xlb::ReadNetwork();
+    if (!network.ok()) {
+      return Fail("--uplink auto: " + network.error().ToString());
+    }
+    const xlb::UplinkChoice choice =
+        xlb::ChooseUplinks(*network, reconciler.model().local_node().addresses, opts.pod_ifaces);
+    if (choice.names.empty()) {
+      return Fail(
+          "--uplink auto: no interface carries a default route, a route through a "
+          "gateway or a node address; name the uplinks with --uplink IFACE");
+    }
+    std::string names;
+    for (const std::string& name : choice.names) {
+      names += (names.empty() ? "" : ", ") + name;
+    }
+    LogLine(xlb::LogLevel::kInfo, "--uplink auto: " + names + " (" + choice.reason + ")");
+    opts.uplinks = choice.names;
+  }
+  for (const std::string& uplink : opts.uplinks) {
+    auto idx = xlb::IfIndex(uplink);
+    if (!idx.ok()) {
+      return Fail("--uplink " + uplink + ": " + idx.error().ToString());
+    }
   }
   // --kube: the watches start now, so the first lists run while the datapath loads.
   std::unique_ptr<xlb::KubeFeed> feed;
@@ -250,7 +217,7 @@ int Run(int argc, char** argv) {
 
   // Declared before the server, so they outlive its thread.
   xlb::AgentStatus status;
-  status.RequireXdp(!opts.uplink.empty());
+  status.RequireXdp(opts.uplinks);
   std::atomic<const xlb::XdpDatapath*> loaded_dp{nullptr};
   std::unique_ptr<xlb::XdpDatapath> xdp;
   uint64_t names_published = ~uint64_t{0};
@@ -313,40 +280,64 @@ int Run(int argc, char** argv) {
            std::chrono::steady_clock::now() < lists_deadline);
   publish(first);
 
-  if (!opts.uplink.empty()) {
+  for (const std::string& uplink : opts.uplinks) {
     xlb::AttachOptions attach;
     attach.replace = true;        // take over from a previous agent without a gap
     attach.allow_generic = true;  // the loader logs the fallback
-    auto a = xdp->Attach(std::string_view(opts.uplink), attach);
+    auto a = xdp->Attach(std::string_view(uplink), attach);
     if (!a.ok()) {
-      return Fail("attach xlb_xdp to " + opts.uplink + ": " + a.error().ToString());
+      return Fail("attach xlb_xdp to " + uplink + ": " + a.error().ToString());
     }
     LogLine(xlb::LogLevel::kInfo, "attached xlb_xdp (program " + std::to_string(a->prog_id()) +
-                                      ") to " + opts.uplink + " in " +
+                                      ") to " + uplink + " in " +
                                       std::string(xlb::XdpModeName(a->mode())) + " mode");
     a->release();
-    status.SetXdpAttached(true);
+    status.SetXdpAttached(uplink);
   }
-  PodInterfaces pods(**tc, opts.pod_ifaces);
+  // Attachments are released at once: the filter must outlive the agent, and a released
+  // attachment cannot be detached by an unwinding destructor either.
+  xlb::PodInterfaces pods(
+      opts.pod_ifaces,
+      [&tc_dp = **tc](int ifindex) -> xlb::Result<uint32_t> {
+        auto a = tc_dp.Attach(ifindex);
+        if (!a.ok()) {
+          return std::move(a).take_error();
+        }
+        a->release();
+        return a->prog_id();
+      },
+      LogLine);
+  // Subscribed before the first scan, so that no interface appears unseen in between.
+  std::optional<xlb::LinkEventSocket> link_events;
+  if (!opts.pod_ifaces.empty() && !opts.once) {
+    auto opened = xlb::LinkEventSocket::Open();
+    if (!opened.ok()) {
+      return Fail("link events: " + opened.error().ToString());
+    }
+    link_events = std::move(*opened);
+  }
   const bool tc_ok = pods.Scan();
 
   if (opts.once) {
     return tc_ok && (!first.has_value() || first->ok()) ? 0 : 1;
   }
+  std::unique_ptr<xlb::PodInterfaceWatch> pod_watch;
+  if (link_events) {
+    auto started = xlb::PodInterfaceWatch::Start(pods, std::move(*link_events), opts.iface_rescan);
+    if (!started.ok()) {
+      return Fail("pod interface watch: " + started.error().ToString());
+    }
+    pod_watch = std::move(*started);
+  }
   LogLine(xlb::LogLevel::kInfo,
           std::string("running: ") +
               (feed ? "Kubernetes events synced as they arrive, policies" : "config and policies") +
               " polled every " + std::to_string(opts.poll_interval.count()) +
-              " ms, pod interfaces rescanned every " + std::to_string(opts.iface_rescan.count()) +
-              " ms");
-  auto next_scan = std::chrono::steady_clock::now() + opts.iface_rescan;
+              " ms, pod interfaces attached on their link events and rescanned every " +
+              std::to_string(opts.iface_rescan.count()) + " ms");
   while (g_stop == 0) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
     publish(step(opts.poll_interval));
-    if (!opts.pod_ifaces.empty() && std::chrono::steady_clock::now() >= next_scan) {
-      pods.Scan();
-      next_scan = std::chrono::steady_clock::now() + opts.iface_rescan;
-    }
     if (!feed) {
       SleepFor(opts.poll_interval);
     }

@@ -130,9 +130,12 @@ std::vector<double> SyncDurationBuckets() {
 AgentStatus::AgentStatus()
     : heartbeat_(std::chrono::steady_clock::now()), sync_seconds_(SyncDurationBuckets()) {}
 
-void AgentStatus::RequireXdp(bool needed) {
+void AgentStatus::RequireXdp(std::vector<std::string> uplinks) {
   std::lock_guard lock(mu_);
-  xdp_needed_ = needed;
+  xdp_attached_.clear();
+  for (std::string& uplink : uplinks) {
+    xdp_attached_.emplace(std::move(uplink), false);
+  }
 }
 
 void AgentStatus::Heartbeat() {
@@ -168,9 +171,9 @@ void AgentStatus::SetNames(IdNames names, uint64_t valid_backends, uint64_t tabl
   tables_ = tables;
 }
 
-void AgentStatus::SetXdpAttached(bool attached) {
+void AgentStatus::SetXdpAttached(const std::string& uplink) {
   std::lock_guard lock(mu_);
-  xdp_attached_ = attached;
+  xdp_attached_[uplink] = true;
 }
 
 bool AgentStatus::Healthy(std::chrono::steady_clock::duration stale) const {
@@ -180,7 +183,13 @@ bool AgentStatus::Healthy(std::chrono::steady_clock::duration stale) const {
 
 bool AgentStatus::Ready() const {
   std::lock_guard lock(mu_);
-  return synced_once_ && last_sync_ok_ && (!xdp_needed_ || xdp_attached_);
+  return ReadyLocked();
+}
+
+bool AgentStatus::ReadyLocked() const {
+  return synced_once_ && last_sync_ok_ &&
+         std::all_of(xdp_attached_.begin(), xdp_attached_.end(),
+                     [](const auto& uplink) { return uplink.second; });
 }
 
 IdNames AgentStatus::Names() const {
@@ -199,8 +208,14 @@ void AgentStatus::WriteAgentMetrics(Exposition& out) const {
   out.Sample("xlb_agent_up", {}, uint64_t{1});
   out.Family("xlb_agent_ready", "gauge",
              "1 after a successful sync with XDP attached, while the last sync succeeded.");
-  out.Sample("xlb_agent_ready", {},
-             uint64_t{synced_once_ && last_sync_ok_ && (!xdp_needed_ || xdp_attached_)});
+  out.Sample("xlb_agent_ready", {}, uint64_t{ReadyLocked()});
+  if (!xdp_attached_.empty()) {
+    out.Family("xlb_agent_xdp_attached", "gauge",
+               "1 once xlb_xdp is attached to the uplink (--uplink), by interface.");
+    for (const auto& [uplink, attached] : xdp_attached_) {
+      out.Sample("xlb_agent_xdp_attached", {{"interface", uplink}}, uint64_t{attached});
+    }
+  }
   sync_seconds_.Write(out, "xlb_agent_sync_duration_seconds",
                       "Time of each map sync (plan excluded), successful or not.");
   out.Family("xlb_agent_syncs_failed_total", "counter",

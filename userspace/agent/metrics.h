@@ -97,8 +97,8 @@ class AgentStatus {
  public:
   AgentStatus();
 
-  // Readiness waits for XDP only when there is an uplink to attach it to (--uplink).
-  void RequireXdp(bool needed);
+  // Readiness waits for xlb_xdp on every one of these uplinks (--uplink); none = no XDP.
+  void RequireXdp(std::vector<std::string> uplinks);
   // The loop is alive (called every iteration; /healthz).
   void Heartbeat();
   // A sync ran: its duration, writes, and whether it succeeded (/readyz, the histogram).
@@ -108,12 +108,13 @@ class AgentStatus {
                   uint64_t policy_failed);
   // What the maps hold by id, and how many of each the last planned state has.
   void SetNames(IdNames names, uint64_t valid_backends, uint64_t tables);
-  void SetXdpAttached(bool attached);
+  // xlb_xdp is attached to this uplink (xlb_agent_xdp_attached{interface=...}).
+  void SetXdpAttached(const std::string& uplink);
 
   // /healthz: the loop ran within `stale` (it runs every poll interval, so a loop stuck in a
   // syscall or a deadlock turns this off).
   bool Healthy(std::chrono::steady_clock::duration stale) const;
-  // /readyz: the last sync succeeded, at least one did, and XDP is attached (when asked for).
+  // /readyz: the last sync succeeded, at least one did, and XDP is attached to every uplink.
   bool Ready() const;
 
   // The agent's own series (up, syncs, reloads, readiness).
@@ -122,6 +123,8 @@ class AgentStatus {
   std::pair<uint64_t, uint64_t> ValidBackendsAndTables() const;
 
  private:
+  bool ReadyLocked() const;
+
   mutable std::mutex mu_;
   std::chrono::steady_clock::time_point heartbeat_;
   Histogram sync_seconds_;
@@ -129,8 +132,7 @@ class AgentStatus {
   uint64_t syncs_failed_ = 0;
   bool synced_once_ = false;
   bool last_sync_ok_ = false;
-  bool xdp_needed_ = false;
-  bool xdp_attached_ = false;
+  std::map<std::string, bool> xdp_attached_;  // by uplink
   uint64_t config_ok_ = 0, config_failed_ = 0, policy_ok_ = 0, policy_failed_ = 0;
   IdNames names_;
   uint64_t valid_backends_ = 0;

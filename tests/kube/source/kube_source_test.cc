@@ -454,6 +454,22 @@ TEST_F(KubeSourceTest, LocalNodeAddressesFromItsNode) {
   EXPECT_EQ(model_.local_node().addresses, std::vector<IpAddress>{Ip("198.18.0.99")});
 }
 
+// NodePorts answer on every address of the Node, both families (a dual-stack node lists one
+// InternalIP of each, as status.hostIPs does), and on its ExternalIPs.
+TEST_F(KubeSourceTest, LocalNodeAddressesOfBothFamilies) {
+  KubeSourcesConfig config = TwoClusters();
+  config.node_name = "node-a1";
+  Start(config);
+  json node = NodeObject("node-a1", "198.18.0.11", "198.18.100.11");
+  node["status"]["addresses"].push_back({{"type", "InternalIP"}, {"address", "2001:db8::11"}});
+  node["status"]["addresses"].push_back({{"type", "ExternalIP"}, {"address", "2001:db8:100::11"}});
+  Events("cluster-a", KubeResource::kNodes).Replace({node});
+  EXPECT_TRUE(Drain().node);
+  EXPECT_EQ(model_.local_node().addresses,
+            (std::vector<IpAddress>{Ip("198.18.0.11"), Ip("2001:db8::11"), Ip("198.18.100.11"),
+                                    Ip("2001:db8:100::11")}));
+}
+
 TEST_F(KubeSourceTest, McsImportsAndSourceClusterSlices) {
   Start(WithMcs());
   ResourceEvents& imports = Events("cluster-a", KubeResource::kServiceImports);

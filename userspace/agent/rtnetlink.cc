@@ -1,0 +1,319 @@
+#include "userspace/agent/rtnetlink.h"
+
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <linux/if_addr.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+
+namespace xlb {
+namespace {
+
+// Big enough for any one message a dump or an event brings (the kernel sizes dump chunks
+// to the reader's buffer, up to 32 KiB).
+constexpr size_t kReceiveBuffer = 64 * 1024;
+
+// A burst of pods (a node draining onto this one) makes many link events at once; a larger
+// socket buffer makes ENOBUFS rarer (the rescan still covers it).
+constexpr int kEventSocketBuffer = 1 << 20;
+
+Result<UniqueFd> RouteSocket(uint32_t groups, int extra_type_flags) {
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | extra_type_flags, NETLINK_ROUTE));
+  if (!fd) {
+    return Error::FromErrno(errno, "socket(NETLINK_ROUTE)");
+  }
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  local.nl_groups = groups;
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0) {
+    return Error::FromErrno(errno, "bind(NETLINK_ROUTE)");
+  }
+  return fd;
+}
+
+// Calls `each` with every attribute of a message's payload after its fixed header.
+void ForEachAttribute(const void* first, int length,
+                      const std::function<void(const rtattr&, const void*, size_t)>& each) {
+  for (auto* a = static_cast<const rtattr*>(first); RTA_OK(a, length); a = RTA_NEXT(a, length)) {
+    each(*a, RTA_DATA(a), RTA_PAYLOAD(a));
+  }
+}
+
+std::string StringAttribute(const void* data, size_t size) {
+  const auto* s = static_cast<const char*>(data);
+  return std::string(s, strnlen(s, size));
+}
+
+std::optional<IpAddress> AddressAttribute(int family, const void* data, size_t size) {
+  char text[INET6_ADDRSTRLEN];
+  if ((family == AF_INET && size != 4) || (family == AF_INET6 && size != 16) ||
+      ::inet_ntop(family, data, text, sizeof(text)) == nullptr) {
+    return std::nullopt;
+  }
+  return IpAddress::Parse(text);
+}
+
+// RTM_NEWLINK/RTM_DELLINK -> LinkEvent.
+LinkEvent ParseLink(const nlmsghdr& h) {
+  LinkEvent e;
+  e.removed = h.nlmsg_type == RTM_DELLINK;
+  const auto* info = static_cast<const ifinfomsg*>(NLMSG_DATA(&h));
+  e.ifindex = info->ifi_index;
+  ForEachAttribute(IFLA_RTA(info), static_cast<int>(IFLA_PAYLOAD(&h)),
+                   [&](const rtattr& a, const void* data, size_t size) {
+                     if (a.rta_type == IFLA_IFNAME) {
+                       e.name = StringAttribute(data, size);
+                     }
+                   });
+  return e;
+}
+
+// One dump request (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE for `family`), every answer to
+// `each` until NLMSG_DONE.
+Result<void> Dump(uint16_t type, uint8_t family, const std::function<void(const nlmsghdr&)>& each) {
+  auto fd = RouteSocket(0, 0);
+  if (!fd.ok()) {
+    return std::move(fd).take_error();
+  }
+  // The family byte is the first of every rt*msg/if*msg header, so one request shape serves
+  // all three dumps.
+  struct {
+    nlmsghdr h;
+    rtgenmsg g;
+  } request{};
+  request.h.nlmsg_len = sizeof(request);
+  request.h.nlmsg_type = type;
+  request.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  request.h.nlmsg_seq = 1;
+  request.g.rtgen_family = family;
+  const std::string what = "rtnetlink dump " + std::to_string(type);
+  if (::send(fd->get(), &request, sizeof(request), 0) < 0) {
+    return Error::FromErrno(errno, "send(" + what + ")");
+  }
+  std::vector<char> buf(kReceiveBuffer);
+  for (;;) {
+    const ssize_t n = ::recv(fd->get(), buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return Error::FromErrno(errno, "recv(" + what + ")");
+    }
+    int left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); NLMSG_OK(h, left);
+         h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        return {};
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        return Error::FromRet(err->error, what);
+      }
+      each(*h);
+    }
+  }
+}
+
+}  // namespace
+
+Result<LinkEventSocket> LinkEventSocket::Open() {
+  auto fd = RouteSocket(RTMGRP_LINK, SOCK_NONBLOCK);
+  if (!fd.ok()) {
+    return std::move(fd).take_error();
+  }
+  // Best effort: the default buffer still works, with more ENOBUFS rescans under a burst.
+  (void)::setsockopt(fd->get(), SOL_SOCKET, SO_RCVBUF, &kEventSocketBuffer,
+                     sizeof(kEventSocketBuffer));
+  LinkEventSocket s;
+  s.fd_ = std::move(*fd);
+  return s;
+}
+
+Result<LinkEventSocket::Batch> LinkEventSocket::Read() {
+  Batch batch;
+  std::vector<char> buf(kReceiveBuffer);
+  for (;;) {
+    const ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return batch;
+      }
+      if (errno == ENOBUFS) {  // events were lost; the socket goes on with the next ones
+        batch.overflowed = true;
+        continue;
+      }
+      return Error::FromErrno(errno, "recv(rtnetlink link events)");
+    }
+    int left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); NLMSG_OK(h, left);
+         h = NLMSG_NEXT(h, left)) {
+      if ((h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK) &&
+          h->nlmsg_len >= NLMSG_LENGTH(sizeof(ifinfomsg))) {
+        batch.events.push_back(ParseLink(*h));
+      }
+    }
+  }
+}
+
+Result<NetworkView> ReadNetwork() {
+  NetworkView view;
+  std::map<int, size_t> by_index;
+  XLB_TRY(Dump(RTM_GETLINK, AF_UNSPEC, [&](const nlmsghdr& h) {
+    if (h.nlmsg_type != RTM_NEWLINK || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) {
+      return;
+    }
+    const auto* info = static_cast<const ifinfomsg*>(NLMSG_DATA(&h));
+    InterfaceInfo i;
+    i.ifindex = info->ifi_index;
+    i.name = ParseLink(h).name;
+    i.loopback = (info->ifi_flags & IFF_LOOPBACK) != 0;
+    by_index[i.ifindex] = view.interfaces.size();
+    view.interfaces.push_back(std::move(i));
+  }));
+  for (uint8_t family : {AF_INET, AF_INET6}) {
+    XLB_TRY(Dump(RTM_GETADDR, family, [&](const nlmsghdr& h) {
+      if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) {
+        return;
+      }
+      const auto* info = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
+      auto it = by_index.find(static_cast<int>(info->ifa_index));
+      if (it == by_index.end()) {
+        return;
+      }
+      // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer's on a
+      // point-to-point link); IPv6 sends only IFA_ADDRESS.
+      std::optional<IpAddress> local, address;
+      ForEachAttribute(IFA_RTA(info), static_cast<int>(IFA_PAYLOAD(&h)),
+                       [&](const rtattr& a, const void* data, size_t size) {
+                         if (a.rta_type == IFA_LOCAL) {
+                           local = AddressAttribute(info->ifa_family, data, size);
+                         } else if (a.rta_type == IFA_ADDRESS) {
+                           address = AddressAttribute(info->ifa_family, data, size);
+                         }
+                       });
+      if (local || address) {
+        view.interfaces[it->second].addresses.push_back(local ? *local : *address);
+      }
+    }));
+    XLB_TRY(Dump(RTM_GETROUTE, family, [&](const nlmsghdr& h) {
+      if (h.nlmsg_type != RTM_NEWROUTE || h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) {
+        return;
+      }
+      const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(&h));
+      uint32_t table = rt->rtm_table;
+      RouteInfo r;
+      r.family = rt->rtm_family == AF_INET6 ? IpFamily::kIPv6 : IpFamily::kIPv4;
+      r.prefix_len = rt->rtm_dst_len;
+      ForEachAttribute(RTM_RTA(rt), static_cast<int>(RTM_PAYLOAD(&h)),
+                       [&](const rtattr& a, const void* data, size_t size) {
+                         switch (a.rta_type) {
+                           case RTA_TABLE:
+                             std::memcpy(&table, data, sizeof(table));
+                             break;
+                           case RTA_OIF: {
+                             int oif = 0;
+                             std::memcpy(&oif, data, sizeof(oif));
+                             r.ifindexes.push_back(oif);
+                             break;
+                           }
+                           case RTA_GATEWAY:
+                           case RTA_VIA:
+                             r.via_gateway = true;
+                             break;
+                           case RTA_MULTIPATH: {
+                             auto* nh = static_cast<const rtnexthop*>(data);
+                             int left = static_cast<int>(size);
+                             while (left >= static_cast<int>(sizeof(rtnexthop)) &&
+                                    nh->rtnh_len >= sizeof(rtnexthop) && nh->rtnh_len <= left) {
+                               r.ifindexes.push_back(nh->rtnh_ifindex);
+                               ForEachAttribute(RTNH_DATA(nh),
+                                                nh->rtnh_len - static_cast<int>(sizeof(rtnexthop)),
+                                                [&](const rtattr& na, const void*, size_t) {
+                                                  r.via_gateway |= na.rta_type == RTA_GATEWAY ||
+                                                                   na.rta_type == RTA_VIA;
+                                                });
+                               left -= RTNH_ALIGN(nh->rtnh_len);
+                               nh = RTNH_NEXT(nh);
+                             }
+                             break;
+                           }
+                           default:
+                             break;
+                         }
+                       });
+      if (table == RT_TABLE_MAIN && rt->rtm_type == RTN_UNICAST) {
+        view.routes.push_back(std::move(r));
+      }
+    }));
+  }
+  return view;
+}
+
+bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) {
+  return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) {
+    return ::fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+  });
+}
+
+UplinkChoice ChooseUplinks(const NetworkView& view, const std::vector<IpAddress>& node_addrs,
+                           const std::vector<std::string>& pod_globs) {
+  std::map<int, const InterfaceInfo*> eligible;
+  for (const InterfaceInfo& i : view.interfaces) {
+    if (!i.loopback && !MatchesAny(pod_globs, i.name)) {
+      eligible.emplace(i.ifindex, &i);
+    }
+  }
+  auto route_interfaces = [&](const std::function<bool(const RouteInfo&)>& pick) {
+    std::set<int> out;
+    for (const RouteInfo& r : view.routes) {
+      if (pick(r)) {
+        for (int ifindex : r.ifindexes) {
+          if (eligible.count(ifindex) != 0) {
+            out.insert(ifindex);
+          }
+        }
+      }
+    }
+    return out;
+  };
+  UplinkChoice choice;
+  std::set<int> chosen = route_interfaces([](const RouteInfo& r) { return r.prefix_len == 0; });
+  if (!chosen.empty()) {
+    choice.reason = "default routes";
+  } else {
+    chosen = route_interfaces([](const RouteInfo& r) { return r.via_gateway; });
+    choice.reason = "no default route; routes through a gateway";
+  }
+  bool by_address = false;
+  for (const auto& [ifindex, i] : eligible) {
+    for (const IpAddress& a : i->addresses) {
+      if (std::find(node_addrs.begin(), node_addrs.end(), a) != node_addrs.end()) {
+        by_address |= chosen.insert(ifindex).second;
+      }
+    }
+  }
+  if (by_address) {
+    choice.reason += ", and node addresses";
+  }
+  for (int ifindex : chosen) {
+    choice.names.push_back(eligible.at(ifindex)->name);
+  }
+  return choice;
+}
+
+}  // namespace xlb
