@@ -449,6 +449,9 @@ void RunPolicy(const Options& o) {
     const auto written = Clock::now();
     WriteFile(policy, n % 2 == 0 ? VirtualService(60, 40) : VirtualService(70, 30));
     while (synced == before) {
+      if (Clock::now() - written > std::chrono::seconds(60)) {
+        Die("policy change " + std::to_string(n) + " reached no map within 60 s");
+      }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     latency.push_back(Ms(Clock::time_point(Clock::duration(synced_at.load())) - written));

@@ -506,13 +506,13 @@ void RunUpdates(const Shape& shape, int warmup, int updates, ServerProcess& serv
     const int c = n % shape.clusters;
     const int s = static_cast<int>((int64_t{n} * 7919) % shape.services);
     servers.Send({Op::kUpdate, c, s, (n / shape.clusters) % 2});
-    const auto deadline = Clock::now() + 10s;
+    const auto deadline = Clock::now() + 60s;  // a stuck update, not a slow (loaded) machine
     Clock::time_point woken{}, drained{};
     std::optional<SyncResult> r;
     while (!r || r->writes.total() == 0) {
       if (Clock::now() > deadline) {
         Die("update " + std::to_string(n) + " (" + ClusterName(c) + "/" + ServiceName(s) +
-            ") reached no map within 10 s");
+            ") reached no map within 60 s");
       }
       if (!feed.WaitForChange(100ms)) {
         continue;

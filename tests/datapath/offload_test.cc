@@ -74,19 +74,23 @@ TEST(Offload, TcDnatAndRevnatOfChecksumPartialSegments) {
     ASSERT_TRUE(at_d) << at_d.error().ToString();
 
     // An echo server in pod D (in the background, its output not holding popen's pipe), a
-    // client in pod A that talks to the VIP.
+    // client in pod A that talks to the VIP. The client retries until the server listens;
+    // the deadlines only end a hung run (a loaded machine may take seconds to start Python).
     const std::string server =
-        "timeout 10 /usr/bin/python3 -c \"import socket\n"
+        "timeout 90 /usr/bin/python3 -c \"import socket\n"
         "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
         "s.bind(('198.18.62.2', 8080)); s.listen(1); c,_=s.accept()\n"
         "d=b''\nwhile len(d) < 20000:\n  b=c.recv(65536)\n  if not b: break\n  d+=b\n"
         "c.sendall(d); c.close()\" >/dev/null 2>&1 &";
     ASSERT_EQ(RunCommand("ip netns exec " + pod_d.name() + " " + server).status, 0);
     const std::string client =
-        "timeout 8 /usr/bin/python3 -c \"import socket, time\n"
-        "for i in range(50):\n"
-        "  try:\n    c=socket.create_connection(('198.18.61.1', 80), timeout=5); break\n"
-        "  except ConnectionRefusedError: time.sleep(0.1)\n"
+        "timeout 80 /usr/bin/python3 -c \"import socket, time\n"
+        "deadline=time.monotonic()+60\n"
+        "while True:\n"
+        "  try:\n    c=socket.create_connection(('198.18.61.1', 80), timeout=30); break\n"
+        "  except ConnectionRefusedError:\n"
+        "    if time.monotonic() > deadline: raise\n"
+        "    time.sleep(0.1)\n"
         "c.sendall(b'x'*20000); d=b''\n"
         "while len(d) < 20000:\n  b=c.recv(65536)\n  if not b: break\n  d+=b\n"
         "print(len(d), c.getpeername()[0])\"";

@@ -54,9 +54,11 @@ TEST(MaglevTable, SecondInstallReplacesTheInnerMap) {
   EXPECT_EQ(*got, second);
 
   // The loader kept no fd of its own: the old table is freed once the kernel's readers are
-  // done with it (after an RCU grace period, so wait a little).
+  // done with it (after an RCU grace period and a deferred free, which a loaded machine can
+  // stretch to seconds: wait for it with a generous deadline).
   bool freed = false;
-  for (int i = 0; i < 100 && !freed; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!freed && std::chrono::steady_clock::now() < deadline) {
     int fd = bpf_map_get_fd_by_id(*first_id);
     if (fd == -ENOENT) {
       freed = true;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -208,10 +209,24 @@ class Capture {
   std::string Describe() const { return tcpdump_ ? tcpdump_->ErrSoFar() : "tcpdump did not start"; }
 
   // Stops tcpdump and decodes the file. tcpdump drops what it has not read from its buffer
-  // when it is told to stop, so it first gets a moment to catch up with the burst.
+  // when it is told to stop, so it first catches up with the burst: the file (written per
+  // packet, -U) has to stay the same size for a second. A fixed pause would be too short on
+  // a loaded machine.
   std::vector<pkt::TsharkFrame> Decode(std::vector<std::string> protocols,
                                        std::vector<std::string> args = {}) {
-    std::this_thread::sleep_for(milliseconds(1000));
+    const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+    std::error_code ec;
+    uintmax_t size = std::filesystem::file_size(pcap_, ec);
+    auto unchanged_since = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - unchanged_since < seconds(1) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(50));
+      const uintmax_t now_size = std::filesystem::file_size(pcap_, ec);
+      if (now_size != size) {
+        size = now_size;
+        unchanged_since = std::chrono::steady_clock::now();
+      }
+    }
     tcpdump_->Stop();
     return pkt::TsharkDecode(pcap_, pkt::TsharkOptions{.extra_protocols = std::move(protocols),
                                                        .extra_args = std::move(args)});

@@ -229,6 +229,23 @@ CommandResult RunIn(const std::string& ns_path, const std::vector<std::string>& 
       exited_at = Clock::now();
     }
     if (exited && Clock::now() - exited_at > milliseconds(500)) {
+      // What the child wrote before it exited is in the pipes: take it even when this thread
+      // was not scheduled in the meantime (a loaded machine). A grandchild's later writes
+      // may go.
+      for (size_t i = 0; i < fds.size(); ++i) {
+        if (fds[i].fd < 0) {
+          continue;
+        }
+        ::fcntl(fds[i].fd, F_SETFL, ::fcntl(fds[i].fd, F_GETFL) | O_NONBLOCK);
+        char buf[8192];
+        for (int reads = 0; reads < 1024; ++reads) {
+          const ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+          if (n <= 0) {
+            break;
+          }
+          sinks[i]->append(buf, static_cast<size_t>(n));
+        }
+      }
       break;
     }
     if (!exited && Clock::now() > deadline) {
@@ -550,8 +567,8 @@ void Testbed::StartEcho() {
     }
     echo_.emplace(pod, std::move(p));
   }
-  // The pid file appears once every socket listens.
-  auto deadline = Clock::now() + std::chrono::seconds(10);
+  // The pid file appears once every socket listens (generous: a loaded machine is slow).
+  auto deadline = Clock::now() + std::chrono::seconds(30);
   for (const std::string& pod : pods()) {
     std::string pid_file = state_dir_ + "/" + pod + ".pid";
     while (!std::filesystem::exists(pid_file)) {
@@ -561,7 +578,7 @@ void Testbed::StartEcho() {
                                  " exited: " + p.Wait(milliseconds(0)).Describe());
       }
       if (Clock::now() > deadline) {
-        throw std::runtime_error("xlb-echo in " + pod + " not ready after 10 s: " + EchoLog(pod));
+        throw std::runtime_error("xlb-echo in " + pod + " not ready after 30 s: " + EchoLog(pod));
       }
       std::this_thread::sleep_for(milliseconds(5));
     }

@@ -279,12 +279,13 @@ TEST_F(ApiServerTest, TimeoutSecondsEndsTheStreamCleanly) {
   auto c = Client();
   auto start = std::chrono::steady_clock::now();
   c->StartStream(std::string(kSlices) + "?watch=1&timeoutSeconds=1", "test-token");
-  auto events = Drain(*c, 5s);
+  auto events = Drain(*c, 30s);
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_TRUE(events.empty());
+  // Clean, not a timeout: the server ended the stream, not the client's 30 s wait (the only
+  // upper bound a loaded machine cannot break). Not before the second is up.
   EXPECT_EQ(c->end(), RawHttpClient::End::kClean);
   EXPECT_GE(took, 900ms);
-  EXPECT_LT(took, 3s);
   // The connection stays usable (keep-alive) after a clean end.
   EXPECT_EQ(c->Request("GET", kSlices, "test-token").status, 200);
 }
@@ -292,11 +293,10 @@ TEST_F(ApiServerTest, TimeoutSecondsEndsTheStreamCleanly) {
 TEST_F(ApiServerTest, ServerSideWatchTimeoutEndsWatchesCleanly) {
   StartServer({.watch_timeout_ms = 300});
   auto c = Client();
-  auto start = std::chrono::steady_clock::now();
   c->StartStream(std::string(kSlices) + "?watch=1&timeoutSeconds=100", "test-token");
-  EXPECT_TRUE(Drain(*c, 5s).empty());
+  EXPECT_TRUE(Drain(*c, 30s).empty());
+  // Clean within the client's 30 s: the server's 300 ms, not the asked-for 100 s, ended it.
   EXPECT_EQ(c->end(), RawHttpClient::End::kClean);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
 }
 
 TEST_F(ApiServerTest, ExpireWatchesSendsError410AndEndsCleanly) {

@@ -327,10 +327,13 @@ TEST_F(KubeSourceTest, StaleAfterUnreachableThenBackOnReplace) {
   // Still in force right after.
   EXPECT_FALSE(Drain().changed());
   EXPECT_EQ(AddressesIn(model_, kApi, "cluster-b").size(), 1u);
-  // WaitForChange wakes when the 200 ms are up, not before.
-  ASSERT_TRUE(source_->WaitForChange(5s));
+  // WaitForChange wakes when the 200 ms are up: not before, and not only at its own timeout
+  // (by which it would also find the cluster stale). No upper bound tighter than that: a
+  // loaded machine may wake it late.
+  constexpr auto kWaitTimeout = 60s;
+  ASSERT_TRUE(source_->WaitForChange(kWaitTimeout));
   EXPECT_GE(std::chrono::steady_clock::now() - lost, 200ms);
-  EXPECT_LT(std::chrono::steady_clock::now() - lost, 2s);
+  EXPECT_LT(std::chrono::steady_clock::now() - lost, kWaitTimeout);
   DrainResult r = Drain();
   EXPECT_EQ(r.services, std::vector<NamespacedName>{kApi});
   EXPECT_TRUE(AddressesIn(model_, kApi, "cluster-b").empty());
@@ -611,22 +614,29 @@ TEST_F(KubeSourceTest, WaitForChangeWakesOnAnEventFromAnotherThread) {
   FillTwoClusters();
   Drain();
   EXPECT_FALSE(source_->WaitForChange(50ms));  // nothing pending
+  // Woken by the event, WaitForChange returns before its timeout; waiting out the timeout
+  // instead would also return true (the event is pending by then). The latency is recorded,
+  // not asserted: a loaded machine may schedule the waiter late (bench/kube measures it).
+  constexpr auto kWaitTimeout = 60s;
   std::vector<double> latencies_us;
   for (int i = 0; i < 50; ++i) {
     std::atomic<int64_t> sent_ns{0};
+    const auto waiting = std::chrono::steady_clock::now();
     std::thread client([&] {
-      std::this_thread::sleep_for(2ms);
+      std::this_thread::sleep_for(2ms);  // most often the agent's thread is waiting by then
       sent_ns = std::chrono::steady_clock::now().time_since_epoch().count();
       Events("cluster-b", KubeResource::kEndpointSlices)
           .Upsert(SliceObject("production", "api-b1", "api",
                               {EndpointObject("198.18.2." + std::to_string(i + 1))}));
     });
-    ASSERT_TRUE(source_->WaitForChange(5s));
+    ASSERT_TRUE(source_->WaitForChange(kWaitTimeout));
+    ASSERT_LT(std::chrono::steady_clock::now() - waiting, kWaitTimeout)
+        << "woke at its timeout, not at the event";
     const DrainResult r = Drain();
     const auto done = std::chrono::steady_clock::now().time_since_epoch().count();
     client.join();
     if (r.services.empty()) {  // woke between the client's lock and its notify: drain again
-      ASSERT_TRUE(source_->WaitForChange(5s));
+      ASSERT_TRUE(source_->WaitForChange(kWaitTimeout));
       Drain();
     }
     ASSERT_EQ(AddressesIn(model_, kApi, "cluster-b"),
@@ -636,7 +646,6 @@ TEST_F(KubeSourceTest, WaitForChangeWakesOnAnEventFromAnotherThread) {
   std::sort(latencies_us.begin(), latencies_us.end());
   const double p99 = latencies_us[latencies_us.size() * 99 / 100];
   RecordProperty("event_to_model_p99_us", std::to_string(p99));
-  EXPECT_LT(p99, 10'000.0) << "event to model p99 " << p99 << " us";
 }
 
 // Six client threads (three resources of two clusters) and the agent draining at the same

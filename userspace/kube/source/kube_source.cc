@@ -2,28 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <span>
 
 namespace xlb::kube {
 namespace {
 
 using nlohmann::json;
-
-const char* KindOf(KubeResource resource) {
-  switch (resource) {
-    case KubeResource::kServices:
-      return "Service";
-    case KubeResource::kEndpointSlices:
-      return "EndpointSlice";
-    case KubeResource::kNodes:
-      return "Node";
-    case KubeResource::kServiceImports:
-      return "ServiceImport";
-    case KubeResource::kClusterProperties:
-      return "ClusterProperty";
-  }
-  return "?";
-}
 
 // The slices of one service that carry one cluster's endpoints, within one cluster's cache.
 struct GroupKey {
@@ -34,62 +19,6 @@ struct GroupKey {
   // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads the defaulted <=>.
   auto operator<=>(const GroupKey&) const = default;
 };
-
-template <typename T>
-struct Parsed {
-  std::optional<NamespacedName> name;
-  Mapped<T> mapped;
-};
-
-template <typename T, typename MapFn>
-std::vector<Parsed<T>> ParseAll(const ObjectSource& from, const std::vector<json>& items,
-                                MapFn map) {
-  std::vector<Parsed<T>> out;
-  out.reserve(items.size());
-  for (const json& item : items) {
-    out.push_back(Parsed<T>{ObjectName(item), map(from, item)});
-  }
-  return out;
-}
-
-// Diffs a Replace() against `cache`: objects not listed are removed, usable ones put when new
-// or changed; an unusable object keeps its last good version (it is listed, so not removed).
-template <typename Key, typename T, typename KeyOf, typename Put, typename Remove>
-void ReplaceCache(const std::map<Key, T>& cache, std::vector<Parsed<T>>& parsed, KeyOf key_of,
-                  Put put, Remove remove) {
-  std::map<Key, T*> next;
-  std::set<Key> listed;
-  for (Parsed<T>& p : parsed) {
-    if (!p.name) {
-      continue;
-    }
-    Key key = key_of(*p.name);
-    if (p.mapped.usable()) {
-      next[key] = &*p.mapped.value;
-      listed.insert(std::move(key));
-    } else if (p.mapped.invalid()) {
-      next.erase(key);
-      listed.insert(std::move(key));
-    } else {
-      next.erase(key);  // ignored: counts as absent
-    }
-  }
-  std::vector<Key> gone;
-  for (const auto& [key, value] : cache) {
-    if (listed.count(key) == 0) {
-      gone.push_back(key);
-    }
-  }
-  for (const Key& key : gone) {
-    remove(key);
-  }
-  for (auto& [key, value] : next) {
-    const auto it = cache.find(key);
-    if (it == cache.end() || !(it->second == *value)) {
-      put(key, std::move(*value));
-    }
-  }
-}
 
 NamespacedName SameName(const NamespacedName& n) {
   return n;
@@ -122,39 +51,6 @@ bool SetEndpointsIfChanged(Model& model, const NamespacedName& service, const st
 }
 
 }  // namespace
-
-std::string_view ToString(KubeResource resource) {
-  switch (resource) {
-    case KubeResource::kServices:
-      return "services";
-    case KubeResource::kEndpointSlices:
-      return "endpointslices";
-    case KubeResource::kNodes:
-      return "nodes";
-    case KubeResource::kServiceImports:
-      return "serviceimports";
-    case KubeResource::kClusterProperties:
-      return "clusterproperties";
-  }
-  return "?";
-}
-
-ResourcePath PathOf(KubeResource resource, std::string_view import_version) {
-  switch (resource) {
-    case KubeResource::kServices:
-      return {"/api/v1/services", "Service"};
-    case KubeResource::kEndpointSlices:
-      return {"/apis/discovery.k8s.io/v1/endpointslices", "EndpointSlice"};
-    case KubeResource::kNodes:
-      return {"/api/v1/nodes", "Node"};
-    case KubeResource::kServiceImports:
-      return {"/apis/multicluster.x-k8s.io/" + std::string(import_version) + "/serviceimports",
-              "ServiceImport"};
-    case KubeResource::kClusterProperties:
-      return {"/apis/about.k8s.io/v1alpha1/clusterproperties", "ClusterProperty"};
-  }
-  return {};
-}
 
 class KubeSource::Receiver final : public ResourceEvents {
  public:
@@ -213,6 +109,226 @@ struct KubeSource::Work {
   std::vector<Item> items;
 };
 
+// --- the kinds -------------------------------------------------------------------------------
+// The events, status and constructor below go through KindOf() only. A new kind is an enum
+// value and an entry there; a new field of a Service or an EndpointSlice is read in
+// kube_objects.cc and applied by its kind's put (PutService into ViewOf, PutSlice into
+// EndpointsOf).
+
+class KubeSource::Kind {
+ public:
+  struct Names {
+    const char* kind;     // of its objects, in problem counts and messages: "EndpointSlice"
+    const char* plural;   // the resource in its path: "endpointslices"
+    const char* group;    // the API group, "" for the core group
+    const char* version;  // nullptr: the configured ServiceImport version
+  };
+  // Whether a cluster runs a watch of this kind (the slot's config and name are set).
+  using WatchedFn = bool (*)(const KubeSource& source, const Slot& slot);
+
+  Kind(Names names, WatchedFn watched) : names(names), watched(watched) {}
+  Kind(const Kind&) = delete;
+  Kind& operator=(const Kind&) = delete;
+  virtual ~Kind() = default;
+
+  // A full list. Parses before taking mu_ (a relist of 100,000 endpoints must not stall the
+  // agent), then takes it to apply.
+  virtual void Replace(KubeSource& source, size_t slot, const ObjectSource& from,
+                       std::vector<json> items, std::vector<std::string>& logs) const = 0;
+  // One added or changed object, parsed the same way.
+  virtual void Upsert(KubeSource& source, size_t slot, const ObjectSource& from, const json& object,
+                      std::vector<std::string>& logs) const = 0;
+  // One deleted object (only its name is read); mu_ held.
+  virtual void Delete(KubeSource& source, size_t slot, const NamespacedName& name) const = 0;
+  // What the cache holds; mu_ held.
+  virtual size_t Objects(const Slot& slot) const = 0;
+
+  const Names names;
+  const WatchedFn watched;
+};
+
+// A kind whose objects each cluster caches by key. Its put and remove keep the cache and mark
+// what the change touches (a service, a cluster's endpoints, the local node).
+template <typename T, typename Key>
+class KubeSource::CachedKind final : public KubeSource::Kind {
+ public:
+  struct Ops {
+    Mapped<T> (*map)(const ObjectSource& from, const json& object);
+    Key (*key_of)(const NamespacedName& name);
+    std::map<Key, T> Slot::*cache;
+    void (KubeSource::*put)(size_t slot, const Key& key, T value);
+    void (KubeSource::*remove)(size_t slot, const Key& key);
+  };
+
+  CachedKind(Names names, WatchedFn watched, Ops ops) : Kind(names, watched), ops_(ops) {}
+
+  // Objects not listed are removed, usable ones put; an unusable object keeps its last good
+  // version (it is listed, so not removed), an ignored one counts as absent.
+  void Replace(KubeSource& source, size_t slot, const ObjectSource& from, std::vector<json> items,
+               std::vector<std::string>& logs) const override {
+    std::vector<std::pair<std::optional<NamespacedName>, Mapped<T>>> parsed;
+    parsed.reserve(items.size());
+    for (const json& item : items) {
+      parsed.emplace_back(ObjectName(item), ops_.map(from, item));
+    }
+    items.clear();
+
+    std::lock_guard lock(source.mu_);
+    std::map<Key, T*> next;
+    std::set<Key> listed;
+    for (auto& [name, mapped] : parsed) {
+      source.Count(slot, names.kind, mapped, logs);
+      if (!name) {
+        continue;
+      }
+      Key key = ops_.key_of(*name);
+      if (mapped.usable()) {
+        next[key] = &*mapped.value;
+        listed.insert(std::move(key));
+      } else if (mapped.invalid()) {
+        next.erase(key);
+        listed.insert(std::move(key));
+      } else {
+        next.erase(key);
+      }
+    }
+    std::vector<Key> gone;
+    for (const auto& [key, value] : (*source.slots_[slot]).*ops_.cache) {
+      if (listed.count(key) == 0) {
+        gone.push_back(key);
+      }
+    }
+    for (const Key& key : gone) {
+      (source.*ops_.remove)(slot, key);
+    }
+    for (auto& [key, value] : next) {
+      PutIfChanged(source, slot, key, std::move(*value));
+    }
+  }
+
+  void Upsert(KubeSource& source, size_t slot, const ObjectSource& from, const json& object,
+              std::vector<std::string>& logs) const override {
+    const std::optional<NamespacedName> name = ObjectName(object);
+    Mapped<T> mapped = ops_.map(from, object);
+    std::lock_guard lock(source.mu_);
+    source.Count(slot, names.kind, mapped, logs);
+    if (mapped.usable()) {
+      PutIfChanged(source, slot, ops_.key_of(*name), std::move(*mapped.value));
+    } else if (!mapped.invalid() && name) {
+      (source.*ops_.remove)(slot, ops_.key_of(*name));
+    }
+  }
+
+  void Delete(KubeSource& source, size_t slot, const NamespacedName& name) const override {
+    (source.*ops_.remove)(slot, ops_.key_of(name));
+  }
+
+  size_t Objects(const Slot& slot) const override { return (slot.*ops_.cache).size(); }
+
+ private:
+  // An unchanged object (a resync, a status-only update) touches nothing.
+  void PutIfChanged(KubeSource& source, size_t slot, const Key& key, T value) const {
+    const std::map<Key, T>& cache = (*source.slots_[slot]).*ops_.cache;
+    const auto it = cache.find(key);
+    if (it == cache.end() || !(it->second == value)) {
+      (source.*ops_.put)(slot, key, std::move(value));
+    }
+  }
+
+  Ops ops_;
+};
+
+// The local cluster's ClusterProperties, not cached: the cluster.clusterset.k8s.io one names
+// the cluster, once (KEP-2149: the name is immutable, so a later value or a delete changes
+// nothing).
+class KubeSource::ClusterPropertyKind final : public KubeSource::Kind {
+ public:
+  using Kind::Kind;
+
+  void Replace(KubeSource& source, size_t slot, const ObjectSource& from, std::vector<json> items,
+               std::vector<std::string>& logs) const override {
+    std::vector<Mapped<std::string>> parsed;
+    parsed.reserve(items.size());
+    for (const json& item : items) {
+      parsed.push_back(MapClusterProperty(from, item));
+    }
+    std::lock_guard lock(source.mu_);
+    for (const Mapped<std::string>& mapped : parsed) {
+      Apply(source, slot, mapped, logs);
+    }
+  }
+
+  void Upsert(KubeSource& source, size_t slot, const ObjectSource& from, const json& object,
+              std::vector<std::string>& logs) const override {
+    const Mapped<std::string> mapped = MapClusterProperty(from, object);
+    std::lock_guard lock(source.mu_);
+    Apply(source, slot, mapped, logs);
+  }
+
+  void Delete(KubeSource&, size_t, const NamespacedName&) const override {}
+
+  size_t Objects(const Slot& slot) const override { return slot.name.empty() ? 0 : 1; }
+
+ private:
+  void Apply(KubeSource& source, size_t slot, const Mapped<std::string>& mapped,
+             std::vector<std::string>& logs) const {
+    source.Count(slot, names.kind, mapped, logs);
+    if (mapped.usable()) {
+      source.TakeClusterName(*mapped.value, logs);
+    }
+  }
+};
+
+const KubeSource::Kind& KubeSource::KindOf(KubeResource resource) {
+  const Kind::WatchedFn direct = [](const KubeSource&, const Slot& s) { return !s.mcs(); };
+  static const CachedKind<Service, NamespacedName> services(
+      {"Service", "services", "", "v1"}, direct,
+      {MapService, SameName, &Slot::services, &KubeSource::PutService, &KubeSource::RemoveService});
+  static const CachedKind<SliceInfo, NamespacedName> slices(
+      {"EndpointSlice", "endpointslices", "discovery.k8s.io", "v1"}, direct,
+      {MapEndpointSlice, SameName, &Slot::slices, &KubeSource::PutSlice, &KubeSource::RemoveSlice});
+  // Nodes are cluster-scoped: keyed by their name alone.
+  static const CachedKind<NodeInfo, std::string> nodes(
+      {"Node", "nodes", "", "v1"}, direct,
+      {MapNode, NodeKey, &Slot::nodes, &KubeSource::PutNode, &KubeSource::RemoveNode});
+  static const CachedKind<ImportInfo, NamespacedName> imports(
+      {"ServiceImport", "serviceimports", "multicluster.x-k8s.io", nullptr},
+      [](const KubeSource& source, const Slot& s) {
+        return s.local && !source.import_version_.empty();
+      },
+      {MapServiceImport, SameName, &Slot::imports, &KubeSource::PutImport,
+       &KubeSource::RemoveImport});
+  // Watched when the configuration does not name the local cluster.
+  static const ClusterPropertyKind cluster_properties(
+      {"ClusterProperty", "clusterproperties", "about.k8s.io", "v1alpha1"},
+      [](const KubeSource&, const Slot& s) { return s.local && s.name.empty(); });
+
+  switch (resource) {
+    case KubeResource::kServices:
+      return services;
+    case KubeResource::kEndpointSlices:
+      return slices;
+    case KubeResource::kNodes:
+      return nodes;
+    case KubeResource::kServiceImports:
+      return imports;
+    case KubeResource::kClusterProperties:
+      return cluster_properties;
+  }
+  std::abort();  // not a KubeResource
+}
+
+std::string_view ToString(KubeResource resource) {
+  return KubeSource::KindOf(resource).names.plural;
+}
+
+ResourcePath PathOf(KubeResource resource, std::string_view import_version) {
+  const KubeSource::Kind::Names& n = KubeSource::KindOf(resource).names;
+  const std::string api = *n.group == '\0' ? "/api" : "/apis/" + std::string(n.group);
+  const std::string version = n.version != nullptr ? n.version : std::string(import_version);
+  return {api + "/" + version + "/" + n.plural, n.kind};
+}
+
 KubeSource::KubeSource(KubeSourcesConfig config, Options options)
     : options_(std::move(options)),
       import_version_(config.service_imports),
@@ -227,19 +343,11 @@ KubeSource::KubeSource(KubeSourcesConfig config, Options options)
       c.mode = ClusterMode::kDirect;
     }
     slot->config = std::move(c);
-    if (!slot->mcs()) {
-      for (const KubeResource r :
-           {KubeResource::kServices, KubeResource::kEndpointSlices, KubeResource::kNodes}) {
-        slot->receivers[static_cast<size_t>(r)] = std::make_unique<Receiver>(this, index, r);
+    for (size_t r = 0; r < kResourceCount; ++r) {
+      const auto resource = static_cast<KubeResource>(r);
+      if (KindOf(resource).watched(*this, *slot)) {
+        slot->receivers[r] = std::make_unique<Receiver>(this, index, resource);
       }
-    }
-    if (local && !import_version_.empty()) {
-      slot->receivers[static_cast<size_t>(KubeResource::kServiceImports)] =
-          std::make_unique<Receiver>(this, index, KubeResource::kServiceImports);
-    }
-    if (local && slot->name.empty()) {
-      slot->receivers[static_cast<size_t>(KubeResource::kClusterProperties)] =
-          std::make_unique<Receiver>(this, index, KubeResource::kClusterProperties);
     }
     slots_.push_back(std::move(slot));
   };
@@ -280,86 +388,22 @@ ResourceEvents* KubeSource::EventsFor(std::string_view cluster, KubeResource kin
 
 // --- events (client threads) ---------------------------------------------------------------
 
-void KubeSource::OnReplace(size_t slot, KubeResource kind, std::vector<json> items) {
-  ObjectSource from;
-  {
-    std::lock_guard lock(mu_);
-    from = {slots_[slot]->name, KindOf(kind)};
-  }
+ObjectSource KubeSource::SourceOf(size_t slot, const Kind& kind) const {
+  std::lock_guard lock(mu_);
+  return {slots_[slot]->name, kind.names.kind};
+}
+
+void KubeSource::OnReplace(size_t slot, KubeResource resource, std::vector<json> items) {
+  const Kind& kind = KindOf(resource);
   std::vector<std::string> logs;
-  // Parse before taking the lock: a relist of 100,000 endpoints must not stall the agent.
-  switch (kind) {
-    case KubeResource::kServices: {
-      auto parsed = ParseAll<Service>(from, items, MapService);
-      items.clear();
-      std::lock_guard lock(mu_);
-      for (const auto& p : parsed) {
-        Count(slot, from.kind.c_str(), p.mapped, logs);
-      }
-      ReplaceCache(
-          slots_[slot]->services, parsed, SameName,
-          [&](const NamespacedName& k, Service v) { PutService(slot, k, std::move(v)); },
-          [&](const NamespacedName& k) { RemoveService(slot, k); });
-      break;
-    }
-    case KubeResource::kEndpointSlices: {
-      auto parsed = ParseAll<SliceInfo>(from, items, MapEndpointSlice);
-      items.clear();
-      std::lock_guard lock(mu_);
-      for (const auto& p : parsed) {
-        Count(slot, from.kind.c_str(), p.mapped, logs);
-      }
-      ReplaceCache(
-          slots_[slot]->slices, parsed, SameName,
-          [&](const NamespacedName& k, SliceInfo v) { PutSlice(slot, k, std::move(v)); },
-          [&](const NamespacedName& k) { RemoveSlice(slot, k); });
-      break;
-    }
-    case KubeResource::kNodes: {
-      auto parsed = ParseAll<NodeInfo>(from, items, MapNode);
-      items.clear();
-      std::lock_guard lock(mu_);
-      for (const auto& p : parsed) {
-        Count(slot, from.kind.c_str(), p.mapped, logs);
-      }
-      ReplaceCache(
-          slots_[slot]->nodes, parsed, NodeKey,
-          [&](const std::string& k, NodeInfo v) { PutNode(slot, k, std::move(v)); },
-          [&](const std::string& k) { RemoveNode(slot, k); });
-      break;
-    }
-    case KubeResource::kServiceImports: {
-      auto parsed = ParseAll<ImportInfo>(from, items, MapServiceImport);
-      items.clear();
-      std::lock_guard lock(mu_);
-      for (const auto& p : parsed) {
-        Count(slot, from.kind.c_str(), p.mapped, logs);
-      }
-      ReplaceCache(
-          slots_[slot]->imports, parsed, SameName,
-          [&](const NamespacedName& k, ImportInfo v) { PutImport(k, std::move(v)); },
-          [&](const NamespacedName& k) { RemoveImport(k); });
-      break;
-    }
-    case KubeResource::kClusterProperties: {
-      auto parsed = ParseAll<std::string>(from, items, MapClusterProperty);
-      std::lock_guard lock(mu_);
-      for (const auto& p : parsed) {
-        Count(slot, from.kind.c_str(), p.mapped, logs);
-        if (p.mapped.usable()) {
-          TakeClusterName(*p.mapped.value, logs);
-        }
-      }
-      break;
-    }
-  }
+  kind.Replace(*this, slot, SourceOf(slot, kind), std::move(items), logs);
   {
     std::lock_guard lock(mu_);
     Slot& s = *slots_[slot];
-    Slot::State& state = s.state[static_cast<size_t>(kind)];
+    Slot::State& state = s.state[static_cast<size_t>(resource)];
     state.synced = true;
     state.unreachable_since.reset();
-    if (kind == KubeResource::kEndpointSlices && s.stale) {
+    if (resource == KubeResource::kEndpointSlices && s.stale) {
       s.stale = false;
       MarkClusterEndpoints(slot);
       logs.push_back(s.name + ": EndpointSlices listed again: its endpoints are back");
@@ -369,100 +413,38 @@ void KubeSource::OnReplace(size_t slot, KubeResource kind, std::vector<json> ite
   Log(logs);
 }
 
-void KubeSource::OnUpsert(size_t slot, KubeResource kind, const json& object) {
-  ObjectSource from;
-  {
-    std::lock_guard lock(mu_);
-    from = {slots_[slot]->name, KindOf(kind)};
-  }
-  const std::optional<NamespacedName> name = ObjectName(object);
+void KubeSource::OnUpsert(size_t slot, KubeResource resource, const json& object) {
+  const Kind& kind = KindOf(resource);
   std::vector<std::string> logs;
-  // An ignored object counts as absent; an invalid one leaves the last good version.
-  const auto apply = [&](auto mapped, auto put, auto remove) {
-    std::lock_guard lock(mu_);
-    Count(slot, from.kind.c_str(), mapped, logs);
-    if (mapped.usable()) {
-      put(std::move(*mapped.value));
-    } else if (!mapped.invalid() && name) {
-      remove();
-    }
-  };
-  switch (kind) {
-    case KubeResource::kServices:
-      apply(
-          MapService(from, object), [&](Service v) { PutService(slot, *name, std::move(v)); },
-          [&] { RemoveService(slot, *name); });
-      break;
-    case KubeResource::kEndpointSlices:
-      apply(
-          MapEndpointSlice(from, object),
-          [&](SliceInfo v) {
-            const auto it = slots_[slot]->slices.find(*name);
-            if (it == slots_[slot]->slices.end() || !(it->second == v)) {
-              PutSlice(slot, *name, std::move(v));
-            }
-          },
-          [&] { RemoveSlice(slot, *name); });
-      break;
-    case KubeResource::kNodes:
-      apply(
-          MapNode(from, object), [&](NodeInfo v) { PutNode(slot, name->name, std::move(v)); },
-          [&] { RemoveNode(slot, name->name); });
-      break;
-    case KubeResource::kServiceImports:
-      apply(
-          MapServiceImport(from, object), [&](ImportInfo v) { PutImport(*name, std::move(v)); },
-          [&] { RemoveImport(*name); });
-      break;
-    case KubeResource::kClusterProperties:
-      apply(
-          MapClusterProperty(from, object), [&](const std::string& v) { TakeClusterName(v, logs); },
-          [] {});
-      break;
-  }
+  kind.Upsert(*this, slot, SourceOf(slot, kind), object, logs);
   changed_.notify_all();
   Log(logs);
 }
 
-void KubeSource::OnDelete(size_t slot, KubeResource kind, const json& object) {
+void KubeSource::OnDelete(size_t slot, KubeResource resource, const json& object) {
+  const Kind& kind = KindOf(resource);
   const std::optional<NamespacedName> name = ObjectName(object);
   std::vector<std::string> logs;
   {
     std::lock_guard lock(mu_);
     if (!name) {
-      CountReason(slot, KindOf(kind), "missing_name");
+      CountReason(slot, kind.names.kind, "missing_name");
       logs.push_back(
           (slots_[slot]->name.empty() ? std::string("local cluster") : slots_[slot]->name) + ": " +
-          KindOf(kind) +
-          " (no name): metadata.name: deleted object without a "
-          "name; nothing removed");
+          kind.names.kind + " (no name): metadata.name: deleted object without a name; nothing " +
+          "removed");
     } else {
-      switch (kind) {
-        case KubeResource::kServices:
-          RemoveService(slot, *name);
-          break;
-        case KubeResource::kEndpointSlices:
-          RemoveSlice(slot, *name);
-          break;
-        case KubeResource::kNodes:
-          RemoveNode(slot, name->name);
-          break;
-        case KubeResource::kServiceImports:
-          RemoveImport(*name);
-          break;
-        case KubeResource::kClusterProperties:
-          break;  // the cluster's name is immutable (KEP-2149): it stays
-      }
+      kind.Delete(*this, slot, *name);
     }
   }
   changed_.notify_all();
   Log(logs);
 }
 
-void KubeSource::OnUnreachable(size_t slot, KubeResource kind, const std::string& why) {
+void KubeSource::OnUnreachable(size_t slot, KubeResource resource, const std::string& why) {
   {
     std::lock_guard lock(mu_);
-    Slot::State& state = slots_[slot]->state[static_cast<size_t>(kind)];
+    Slot::State& state = slots_[slot]->state[static_cast<size_t>(resource)];
     if (!state.unreachable_since) {
       state.unreachable_since = Clock::now();
     }
@@ -592,13 +574,13 @@ void KubeSource::RemoveNode(size_t slot, const std::string& key) {
   }
 }
 
-void KubeSource::PutImport(const NamespacedName& key, ImportInfo value) {
-  slots_[0]->imports.insert_or_assign(key, std::move(value));
+void KubeSource::PutImport(size_t slot, const NamespacedName& key, ImportInfo value) {
+  slots_[slot]->imports.insert_or_assign(key, std::move(value));
   dirty_services_.insert(key);
 }
 
-void KubeSource::RemoveImport(const NamespacedName& key) {
-  if (slots_[0]->imports.erase(key) != 0) {
+void KubeSource::RemoveImport(size_t slot, const NamespacedName& key) {
+  if (slots_[slot]->imports.erase(key) != 0) {
     dirty_services_.insert(key);
   }
 }
@@ -975,27 +957,9 @@ std::vector<ResourceStatus> KubeSource::Resources() const {
         continue;
       }
       const auto kind = static_cast<KubeResource>(r);
-      size_t objects = 0;
-      switch (kind) {
-        case KubeResource::kServices:
-          objects = slot->services.size();
-          break;
-        case KubeResource::kEndpointSlices:
-          objects = slot->slices.size();
-          break;
-        case KubeResource::kNodes:
-          objects = slot->nodes.size();
-          break;
-        case KubeResource::kServiceImports:
-          objects = slot->imports.size();
-          break;
-        case KubeResource::kClusterProperties:
-          objects = slot->name.empty() ? 0 : 1;
-          break;
-      }
       out.push_back(ResourceStatus{slot->name, kind, slot->state[r].synced,
                                    slot->state[r].unreachable_since.has_value(),
-                                   slot->state[r].last_error, objects});
+                                   slot->state[r].last_error, KindOf(kind).Objects(*slot)});
     }
   }
   return out;

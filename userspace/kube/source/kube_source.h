@@ -191,12 +191,23 @@ class KubeSource {
   class Receiver;
   struct Slot;
   struct Work;
+  // Everything that differs between resource kinds: names, which clusters watch it, how its
+  // objects are parsed, cached and applied. One entry per KubeResource (KindOf, in the .cc).
+  class Kind;
+  template <typename T, typename Key>
+  class CachedKind;
+  class ClusterPropertyKind;
   using Clock = std::chrono::steady_clock;
 
-  void OnReplace(size_t slot, KubeResource kind, std::vector<nlohmann::json> items);
-  void OnUpsert(size_t slot, KubeResource kind, const nlohmann::json& object);
-  void OnDelete(size_t slot, KubeResource kind, const nlohmann::json& object);
-  void OnUnreachable(size_t slot, KubeResource kind, const std::string& why);
+  static const Kind& KindOf(KubeResource resource);
+  friend std::string_view ToString(KubeResource resource);
+  friend ResourcePath PathOf(KubeResource resource, std::string_view import_version);
+
+  ObjectSource SourceOf(size_t slot, const Kind& kind) const;
+  void OnReplace(size_t slot, KubeResource resource, std::vector<nlohmann::json> items);
+  void OnUpsert(size_t slot, KubeResource resource, const nlohmann::json& object);
+  void OnDelete(size_t slot, KubeResource resource, const nlohmann::json& object);
+  void OnUnreachable(size_t slot, KubeResource resource, const std::string& why);
 
   // The parts below run with mu_ held. `logs` collects lines to log once mu_ is released.
   template <typename T>
@@ -209,8 +220,8 @@ class KubeSource {
   void RemoveSlice(size_t slot, const NamespacedName& key);
   void PutNode(size_t slot, const std::string& key, NodeInfo value);
   void RemoveNode(size_t slot, const std::string& key);
-  void PutImport(const NamespacedName& key, ImportInfo value);
-  void RemoveImport(const NamespacedName& key);
+  void PutImport(size_t slot, const NamespacedName& key, ImportInfo value);
+  void RemoveImport(size_t slot, const NamespacedName& key);
   void TakeClusterName(const std::string& name, std::vector<std::string>& logs);
   void MarkClusterEndpoints(size_t slot);  // every service with slices of the cluster
   void MarkAll();
