@@ -567,27 +567,74 @@ TEST(IdAllocator, KeepsHeldIdsAndFillsGapsFromTheLowest) {
   IdAllocator ids(held, nullptr, StoreLimits{});
   BackendIdentity fresh = BackendIdentity::Of(a);
   fresh.addr[0] = htonl(0xc6120109);
-  auto got = ids.AssignBackends({BackendIdentity::Of(a), fresh});
+  EXPECT_EQ(ids.ListReturningBackend(fresh), std::nullopt);
+  EXPECT_EQ(ids.ListReturningBackend(BackendIdentity::Of(a)), 3u);
+  auto got = ids.ListBackend(fresh);
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->at(BackendIdentity::Of(a)), 3u);
-  EXPECT_EQ(got->at(fresh), 2u);
+  EXPECT_EQ(*got, 2u);
+  // Listed twice: still its id, and released only when both listings are gone.
+  EXPECT_EQ(*ids.ListBackend(fresh), 2u);
+  EXPECT_FALSE(ids.UnlistBackend(2));
+  EXPECT_TRUE(ids.UnlistBackend(2));
+}
+
+TEST(IdAllocator, ReleasedIdIsFreeOnlyAfterCommitAndOutOfTheMaps) {
+  MapContents held;
+  IdAllocator ids(held, nullptr, StoreLimits{.max_backends = 4});
+  const BackendIdentity one{1, XLB_FAMILY_IPV4, {1, 0, 0, 0}, 80};
+  const BackendIdentity two{2, XLB_FAMILY_IPV4, {1, 0, 0, 0}, 80};
+  ASSERT_EQ(*ids.ListBackend(one), 1u);
+  EXPECT_TRUE(ids.UnlistBackend(1));
+  EXPECT_EQ(*ids.ListBackend(two), 2u);  // 1 is released, not free
+  EXPECT_TRUE(ids.UnlistBackend(2));
+  xlb_backend valid{};
+  valid.flags = XLB_BE_F_VALID;
+  held.backends[2] = valid;  // the sync that was to invalidate 2 has not
+  ids.Commit();
+  const BackendIdentity three{3, XLB_FAMILY_IPV4, {1, 0, 0, 0}, 80};
+  EXPECT_EQ(*ids.ListBackend(three), 1u);
+  const BackendIdentity four{4, XLB_FAMILY_IPV4, {1, 0, 0, 0}, 80};
+  EXPECT_EQ(*ids.ListBackend(four), 3u);
+  // `one` lost its id to `three`; `two` still owns 2.
+  EXPECT_EQ(ids.ListReturningBackend(one), std::nullopt);
+  EXPECT_EQ(ids.ListReturningBackend(two), 2u);
+}
+
+TEST(IdAllocator, ServiceTakesTheIdOfItsFirstKnownKeyThatNoTableUses) {
+  MapContents held;
+  xlb_service_key vip1{}, vip2{};
+  vip1.addr[0] = htonl(0xc6126401);
+  vip2.addr[0] = htonl(0xc6126402);
+  held.services[vip1].id = 5;
+  held.services[vip2].id = 7;
+  IdAllocator ids(held, nullptr, StoreLimits{});
+  const std::vector<xlb_service_key> both = {vip1, vip2};
+  EXPECT_EQ(ids.UseReturningService(both, {}), 5u);
+  EXPECT_EQ(ids.UseReturningService(both, {}), 7u);  // 5 is in use
+  EXPECT_EQ(ids.UseReturningService(both, {}), std::nullopt);
+  EXPECT_EQ(*ids.UseNewService(), 1u);
+  // What the state had before comes first.
+  ids.ReleaseService(5);
+  ids.ReleaseService(7);
+  const ServiceIdOfKey before = {{vip1, 7}};
+  EXPECT_EQ(ids.UseReturningService(both, before), 7u);
 }
 
 TEST(IdAllocator, RunsOutWithENOSPC) {
-  IdAllocator ids(MapContents{}, nullptr, StoreLimits{.max_backends = 3});
-  std::set<BackendIdentity> three;
-  for (uint16_t c = 1; c <= 3; ++c) {
-    three.insert(BackendIdentity{c, XLB_FAMILY_IPV4, {1, 0, 0, 0}, 80});
+  const MapContents held;
+  IdAllocator ids(held, nullptr, StoreLimits{.max_backends = 3});
+  for (uint16_t c = 1; c <= 2; ++c) {
+    ASSERT_TRUE(ids.ListBackend(BackendIdentity{c, XLB_FAMILY_IPV4, {1, 0, 0, 0}, 80}).ok());
   }
-  auto got = ids.AssignBackends(three);
+  auto got = ids.ListBackend(BackendIdentity{3, XLB_FAMILY_IPV4, {1, 0, 0, 0}, 80});
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().err, ENOSPC);
 }
 
 TEST(DesiredState, RefusesATableSizeThatIsNotPrime) {
-  IdAllocator ids(MapContents{}, nullptr, StoreLimits{});
   const Model m = TwoClusters(1);
-  auto d = BuildDesiredState(m, DefaultPlans(m), ids, 16384);
+  auto d = BuildDesiredState(m, DefaultPlans(m), MapContents{}, nullptr,
+                             StoreLimits{.maglev_size = 16384});
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().err, EINVAL);
 }
@@ -597,8 +644,7 @@ TEST(DesiredState, SctpPortIsAProblemNotAnError) {
   Service s = ApiService();
   s.ports.push_back(ServicePort{"sctp", 9999, Protocol::kSctp, 9999, "", 0, ""});
   m.PutService(s);
-  IdAllocator ids(MapContents{}, nullptr, StoreLimits{});
-  auto d = BuildDesiredState(m, DefaultPlans(m), ids, XLB_MAGLEV_DEFAULT_SIZE);
+  auto d = BuildDesiredState(m, DefaultPlans(m), MapContents{}, nullptr, StoreLimits{});
   ASSERT_TRUE(d.ok());
   ASSERT_EQ(d->problems.size(), 1u);
   EXPECT_NE(d->problems[0].find("9999/SCTP"), std::string::npos) << d->problems[0];

@@ -1,12 +1,13 @@
 // What the datapath's maps should hold for a model and its weight policies, with service and
-// backend ids that stay the same for the same things across syncs and agent restarts.
+// backend ids that stay the same for the same things across syncs and agent restarts
+// (id_allocator.h). The rules that make it are in desired_state_tracker.h.
 //
 // One table per (service, port, protocol, family): that is what PlanBackends() plans, and a
 // table holds backends of one family. Its service id is shared by every VIP key of the port
 // (ClusterIP, ClusterSet IP, external and LoadBalancer IPs of that family) and every NodePort
 // key of it ((node address, nodePort, protocol) for each address of the model's local node of
-// that family; a key that is already another service's VIP or NodePort is a problem). A backend is one
-// (cluster, address, port): two services that reach the same pod port share its entry.
+// that family; a key that is already another service's VIP or NodePort is a problem). A backend is
+// one (cluster, address, port): two services that reach the same pod port share its entry.
 #ifndef XLB_USERSPACE_SYNC_DESIRED_STATE_H
 #define XLB_USERSPACE_SYNC_DESIRED_STATE_H
 
@@ -14,13 +15,10 @@
 #include <compare>
 #include <cstdint>
 #include <map>
-#include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <vector>
 
-#include "loader/result.h"
 #include "maps/xlb_abi.h"
 #include "userspace/model/model.h"
 #include "userspace/planner/maglev.h"
@@ -72,35 +70,6 @@ struct DesiredMaps {
   MapContents Contents() const;
 };
 
-// Hands out ids so that what the maps already hold keeps its id:
-//   - a backend keeps the id its identity has in the maps (valid or already invalidated: its
-//     own old id is safe to take back), a service the id its VIP keys have;
-//   - a new one gets the lowest id that no valid backend (no service entry or table) holds.
-// An id that is still valid in the maps but no longer wanted is not free: this sync
-// invalidates it, and only a later sync may give it to something else, so a conntrack entry
-// that still names it never lands on a stranger within one sync.
-// `pending` is the last desired state handed to the store, whose ids may not all be written
-// yet (a failed sync): its ids count as taken, its assignments as known.
-class IdAllocator {
- public:
-  IdAllocator(const MapContents& held, const DesiredMaps* pending, StoreLimits limits);
-
-  // An id for every identity (ENOSPC when the backends map is full).
-  Result<std::map<BackendIdentity, uint32_t>> AssignBackends(
-      const std::set<BackendIdentity>& identities);
-  // An id for every service, given each one's VIP keys, in order (ENOSPC when full). A service
-  // takes the id of the first of its keys the maps hold that no earlier service took.
-  Result<std::vector<uint32_t>> AssignServices(
-      const std::vector<std::vector<xlb_service_key>>& keys);
-
- private:
-  StoreLimits limits_;
-  std::map<uint32_t, BackendIdentity> backend_owner_;  // id -> identity, valid or not
-  std::set<uint32_t> backends_taken_;                  // valid in the maps, or pending
-  std::map<xlb_service_key, uint32_t, AbiLess> service_of_key_;
-  std::set<uint32_t> services_taken_;
-};
-
 // One service port and family: one service id, one table.
 struct DesiredService {
   uint32_t id = 0;
@@ -126,11 +95,6 @@ struct DesiredState {
 
 // The services-map key of (address, protocol, port): a VIP's or a NodePort's frontend.
 xlb_service_key ServiceKeyOf(const IpAddress& address, Protocol protocol, uint16_t port);
-
-// The state for `plans` (PlanBackends() or PolicyStore::Plan() of `model`). Errors: a
-// maglev_size that is not prime (EINVAL), ids exhausted (ENOSPC).
-Result<DesiredState> BuildDesiredState(const Model& model, std::span<const ServiceBackends> plans,
-                                       IdAllocator& ids, uint32_t maglev_size);
 
 // The VIP filter words of a set of service keys (xlb_vip_filter_pos of every address).
 std::map<uint32_t, uint64_t> VipFilterWords(

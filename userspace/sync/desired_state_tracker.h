@@ -1,20 +1,20 @@
-// The desired state of a long-lived agent, kept between syncs and re-planned service by
-// service, so that one endpoint change costs the plan of one service and a diff of the few
-// entries it touched, not a rebuild of the whole state (BuildDesiredState, 300,000 backends at
-// 10,000 services).
-//
-// It computes what BuildDesiredState computes for the same plans and ids:
-//   - VIP and NodePort keys: a key two services want goes to the first in plan order, VIPs
-//     before NodePorts. Who wins a key depends only on the services that want it, so an
-//     update re-plans the changed services together with every service that wants (or wanted)
-//     a key one of them wants (or wanted), transitively: outside that group no claim can move.
-//   - Backends by identity, shared by every service that lists them (a count per id); an entry
-//     is dropped from the state when nothing lists it any more. When two services reach one
-//     backend differently (a problem), the way first planned stays until nothing lists it.
-//   - Ids as IdAllocator hands them out: what the maps (the syncer's mirror) hold keeps its
-//     id, a returning backend takes its own old id back, a new thing takes the lowest free id.
-//     An id that an update releases is free only after a sync of that update succeeded
-//     (Commit()), so no conntrack entry that still names it lands on a stranger.
+// The desired state of the maps, kept between syncs and re-planned service by service, so that
+// one endpoint change costs the plan of one service and a diff of the few entries it touched,
+// not a rebuild of the whole state (300,000 backends at 10,000 services). It is the only place
+// the rules below live: a whole state at once (BuildDesiredState) is a fresh tracker with every
+// service changed.
+//   - VIP and NodePort keys: a key two services want goes to the first in plan order (name,
+//     port, family), VIPs before NodePorts. Who wins a key depends only on the services that
+//     want it, so an update re-plans the changed services together with every service that
+//     wants (or wanted) a key one of them wants (or wanted), transitively: outside that group no
+//     claim can move.
+//   - Backends by identity, shared by every service that lists them; an entry is dropped from
+//     the state when nothing lists it any more. When two services reach one backend
+//     differently (a problem), the way first planned stays until nothing lists it.
+//   - Ids from an IdAllocator (id_allocator.h): what the maps (the syncer's mirror) hold keeps
+//     its id, a returning backend takes its own old id back, a new thing takes the lowest free
+//     id, and an id that an update releases is free only after a sync of that update succeeded
+//     (Commit()).
 //   - VIP filter words from a count per bit, so removing a VIP clears its bit only when no
 //     other VIP of the same word and bit remains.
 // Every entry an update adds, changes or drops is named in the TouchedEntries it returns: the
@@ -28,8 +28,8 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "loader/result.h"
@@ -37,6 +37,7 @@
 #include "userspace/policy/routes.h"
 #include "userspace/policy/weights.h"
 #include "userspace/sync/desired_state.h"
+#include "userspace/sync/id_allocator.h"
 #include "userspace/sync/map_store.h"
 
 namespace xlb {
@@ -92,21 +93,6 @@ struct TouchedEntries {
   void AddAll(const DesiredMaps& maps);
 };
 
-// Ids 1..limit-1, each free or taken; the lowest free one in O(limit / 64) at worst.
-class IdPool {
- public:
-  explicit IdPool(uint32_t limit);
-  bool taken(uint32_t id) const;
-  void Take(uint32_t id);
-  std::optional<uint32_t> TakeLowest();
-  void Free(uint32_t id);
-
- private:
-  std::vector<uint64_t> words_;
-  uint32_t limit_;
-  uint32_t lowest_maybe_free_ = 1;
-};
-
 // PlanBackends() of one service: each port, each family, routed by `routes` or the default
 // route. Equal to the part of PlanBackends(model, routes) about `service`.
 std::vector<ServiceBackends> PlanService(const Model& model, const Service& service,
@@ -118,19 +104,23 @@ using ServicePlanner = std::function<std::vector<ServiceBackends>(const Namespac
 
 class DesiredStateTracker {
  public:
-  // `held` is the syncer's mirror of the maps; it must outlive the tracker. The state starts
-  // empty: the first Update() names every service of the model.
-  DesiredStateTracker(const MapContents& held, StoreLimits limits);
+  // `held` is the syncer's mirror of the maps; it must outlive the tracker. `pending`: see
+  // IdAllocator. The state starts empty: the first Update() names every service of the model.
+  DesiredStateTracker(const MapContents& held, StoreLimits limits,
+                      const DesiredMaps* pending = nullptr);
 
   // Re-plans `services` (and the services whose key claims depend on theirs) with `plan_of`,
-  // replacing what they contributed. Errors: a maglev_size that is not prime (EINVAL), ids
-  // exhausted (ENOSPC); the state is then inconsistent and the tracker must be dropped.
+  // asked once per service, replacing what they contributed. Errors: a maglev_size that is not
+  // prime (EINVAL), plans that are not PlanService()'s (EINVAL), ids exhausted (ENOSPC); the
+  // state is then inconsistent and the tracker must be dropped.
   Result<TouchedEntries> Update(const Model& model, const std::set<NamespacedName>& services,
                                 const ServicePlanner& plan_of);
   // The last update's entries are in the maps: ids released since the last Commit() are free.
-  void Commit();
+  void Commit() { ids_.Commit(); }
 
   const DesiredMaps& maps() const { return maps_; }
+  // The whole state, tables in name, port and family order; the tracker is spent.
+  DesiredState TakeState() &&;
   // Service tables (one per port and family) of a service, in plan order.
   const std::vector<DesiredService>* TablesOf(const NamespacedName& service) const;
   const DesiredService* Find(const NamespacedName& service, uint16_t port,
@@ -153,33 +143,59 @@ class DesiredStateTracker {
     std::vector<xlb_service_key> wanted;  // every key it asked for, won or not
     std::vector<std::string> problems;
   };
-
-  struct IdentityHash {
-    size_t operator()(const BackendIdentity& id) const;
+  // The services an update re-plans, with their new records.
+  using Group = std::map<NamespacedName, Tracked>;
+  // What the group had before the update.
+  struct Before {
+    std::map<NamespacedName, std::vector<std::string>> problems;
+    ServiceIdOfKey ids;  // the service id of each key of its tables
   };
+  // One table of the group (a port in one family), filled in step by step.
+  struct Claim;
+
+  // The steps of Update(), in order.
+  // 1. The changed services and, transitively, every service that wants or wanted a key one of
+  // them wants or wanted, each with the keys it wants (from the model alone).
+  Group GroupOf(const Model& model, const std::set<NamespacedName>& changed) const;
+  // 2. Removes what the group contributed.
+  Before DropGroup(const Group& group, TouchedEntries& touched);
+  // 3. The group's tables with the keys each wins, in plan order, VIPs first, then NodePorts;
+  // what cannot be had is a problem of the service's record.
+  static std::vector<Claim> ClaimKeys(const Model& model, Group& group);
+  // 4. Each table's backends, from its service's plans.
+  static Result<void> ReadPlans(const ServicePlanner& plan_of, std::vector<Claim>& claims);
+  // 5. Backend ids: returning backends take their own first, then new ones the lowest free.
+  Result<void> AssignBackendIds(std::vector<Claim>& claims);
+  // 6. Service ids: the id one of its keys had (`before`, else pending or the maps) if no other
+  // table uses it, else the lowest free.
+  Result<void> AssignServiceIds(std::vector<Claim>& claims, const ServiceIdOfKey& before);
+  // 7. Backends, tables, service entries and VIP filter bits into the maps. The first table (in
+  // plan order, or outside the group) that lists a backend says how it is reached.
+  void Emit(const Model& model, std::vector<Claim>& claims, Group& group, TouchedEntries& touched);
+  // 8. The group's records replace the old ones.
+  void Record(const Model& model, Group& group, const Before& before);
 
   void Drop(const NamespacedName& name, TouchedEntries& touched);
   void CountVip(const xlb_service_key& key, int delta, TouchedEntries& touched);
-  // The id of a backend: its own (valid or not) if it has one, else the lowest free one.
-  Result<uint32_t> BackendId(const BackendIdentity& identity);
 
-  const MapContents& held_;
-  StoreLimits limits_;
+  uint32_t maglev_size_;
+  IdAllocator ids_;
   DesiredMaps maps_;
   std::map<NamespacedName, Tracked> services_;
   std::map<uint32_t, const DesiredService*> by_id_;  // table id -> its DesiredService
   std::map<xlb_service_key, std::set<NamespacedName>, AbiLess> wanters_;
-  std::vector<uint32_t> backend_refs_;  // by id: how many service tables list it
-  std::unordered_map<BackendIdentity, uint32_t, IdentityHash> id_of_identity_;
-  std::vector<BackendIdentity> identity_of_id_;     // by id; all zero: none (cluster ids are >= 1)
   std::vector<std::array<uint32_t, 64>> vip_bits_;  // VIP keys per filter word and bit
-  IdPool backend_ids_;
-  IdPool service_ids_;
-  std::vector<uint32_t> released_backends_;  // free once a sync has invalidated them
-  std::vector<uint32_t> released_services_;
   std::set<NamespacedName> last_group_;
   uint64_t problems_version_ = 0;
 };
+
+// The whole desired state at once: a fresh tracker over `held` and `pending` with every service
+// `plans` names changed. `plans`: PlanBackends() or PolicyStore::Plan() of `model` (every port
+// and family of each service it names); a plan of a service the model lacks is a problem.
+// Errors: those of Update().
+Result<DesiredState> BuildDesiredState(const Model& model, std::span<const ServiceBackends> plans,
+                                       const MapContents& held, const DesiredMaps* pending,
+                                       StoreLimits limits);
 
 }  // namespace xlb
 

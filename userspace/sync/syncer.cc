@@ -32,14 +32,9 @@ Result<void> Syncer::Adopt() {
   return {};
 }
 
-IdAllocator Syncer::Ids() const {
-  return IdAllocator(held_, pending_ ? &*pending_ : nullptr, store_.limits());
-}
-
 Result<DesiredState> Syncer::Plan(const Model& model,
                                   std::span<const ServiceBackends> plans) const {
-  IdAllocator ids = Ids();
-  return BuildDesiredState(model, plans, ids, store_.limits().maglev_size);
+  return BuildDesiredState(model, plans, held_, pending_ ? &*pending_ : nullptr, store_.limits());
 }
 
 SyncResult Syncer::Sync(const DesiredState& desired) {

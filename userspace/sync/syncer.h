@@ -7,7 +7,7 @@
 // state), then updated after every write that succeeded. Sync() diffs the desired state
 // against the mirror, so an unchanged model costs no syscall, and the same desired state
 // after a restart costs none either: ids are derived from the maps (IdAllocator in
-// desired_state.h), tables are deterministic (planner/maglev.h), so the state the new agent
+// id_allocator.h), tables are deterministic (planner/maglev.h), so the state the new agent
 // computes is byte for byte the one the old agent wrote.
 //
 // Ids. Service and backend ids are indices the kernel side holds on to (conntrack entries
@@ -104,12 +104,11 @@ class Syncer {
   Result<void> Adopt();
   bool adopted() const { return adopted_; }
 
-  // The allocator that keeps the ids of what the store holds (and of the last state synced).
-  IdAllocator Ids() const;
-  // BuildDesiredState() with Ids() and the store's maglev_size.
+  // BuildDesiredState() over what the store holds (and the last state synced, if that failed),
+  // with the store's limits: the ids of what the store holds are kept.
   Result<DesiredState> Plan(const Model& model, std::span<const ServiceBackends> plans) const;
 
-  // `desired` must come from this syncer's Ids() (Plan()), so its ids agree with the store.
+  // `desired` must come from this syncer's Plan(), so its ids agree with the store.
   // Diffs the whole state; drops the tracked state (below), whose ids it may have moved.
   SyncResult Sync(const DesiredState& desired);
 
