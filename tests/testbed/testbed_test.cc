@@ -150,6 +150,42 @@ TEST(Mesh, EveryNamespaceReachesEveryPod) {
   }
 }
 
+// The multi-node shape: every namespace but the router reaches every echo server (the pods
+// of all five nodes, the client pods, nodeA2's host address) on its own address, across
+// nodes and clusters, routed by the router through each node's own pod CIDR; the VIP ranges
+// all end at nodeA.
+TEST(MultiNode, EveryNamespaceReachesEveryEchoServerAndVipsEndAtNodeA) {
+  Options o;
+  o.multi_node = true;
+  auto tb = Testbed::Up(o);
+  for (Family f : {Family::kV4, Family::kV6}) {
+    for (const std::string& from : tb->roles()) {
+      if (from == "router") {
+        continue;
+      }
+      for (const std::string& to : tb->echo_roles()) {
+        SCOPED_TRACE(::testing::Message() << FamilyName(f) << " " << from << " -> " << to);
+        ProbeResult r = tb->Probe(from, "tcp", Address(to, f), 1);
+        ASSERT_EQ(r.ok, 1) << r.Describe();
+        EXPECT_EQ(r.ids, (Counts{{to, 1}}));
+        if (from.rfind("pod", 0) == 0 || from.rfind("client", 0) == 0) {
+          EXPECT_EQ(r.clients, (Counts{{Address(from, f), 1}}));
+        }
+      }
+    }
+    for (int net = 0; net <= 3; ++net) {
+      CommandResult route = tb->Run("router", {"ip", "route", "get", Vip(f, 7, net)});
+      EXPECT_NE(route.out.find(f == Family::kV4 ? "via 198.18.1.2" : "via 2001:db8:1::2"),
+                std::string::npos)
+          << route.Describe();
+    }
+  }
+  EXPECT_EQ(NodeOf("clientA2"), "nodeA2");
+  EXPECT_EQ(NodeOf("podA31"), "nodeA3");
+  EXPECT_EQ(NodeOf("nodeB2"), "nodeB2");
+  EXPECT_EQ(Vip(Family::kV6, 10, 3), "2001:db8:103::a");
+}
+
 // Only 198.18.0.0/15 and 2001:db8::/32 are routed anywhere; VIPs end at nodeA until xlb
 // serves them. Route lookups only: nothing is sent.
 TEST(Isolation, NoRouteOutsideTheTestRanges) {
