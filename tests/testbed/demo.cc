@@ -201,8 +201,11 @@ int Run(const DemoOptions& o) {
   auto tb = Testbed::Up(to);
   std::printf("  namespaces %s*, xlb-echo on :%u in every pod and in nodeA2's host namespace\n",
               tb->prefix().c_str(), tb->port());
-  auto fleet = AgentFleet::Start(
-      *tb, {.services = PathServicesYaml(), .policy = kSplitPolicy, .gue = o.gue});
+  FleetOptions fo;
+  fo.services = PathServicesYaml();
+  fo.policy = kSplitPolicy;
+  fo.gue = o.gue;
+  auto fleet = AgentFleet::Start(*tb, fo);
   std::printf("  xlb-agent on");
   for (const FleetNode& n : FleetNodes()) {
     std::printf(" %s (%s, %s)", n.role.c_str(), n.node_name.c_str(), n.cluster.c_str());

@@ -71,7 +71,10 @@ class WorldEnvironment : public ::testing::Environment {
       Options o;
       o.multi_node = true;
       w->tb = Testbed::Up(o);
-      w->fleet = AgentFleet::Start(*w->tb, {.services = PathServicesYaml(), .policy = kSplitPolicy});
+      FleetOptions fo;
+      fo.services = PathServicesYaml();
+      fo.policy = kSplitPolicy;
+      w->fleet = AgentFleet::Start(*w->tb, fo);
     } catch (const std::exception& e) {
       GTEST_FAIL() << "multi-node testbed with agents: " << e.what();
     }
@@ -415,6 +418,10 @@ TEST_P(KillNine, HeldConnectionsOfBothFamiliesSurviveBothAgentsKilledAndRestarte
   const PathService& svc = ServiceFor(c);
   const std::string backend_node = NodeOf(svc.backend);
   constexpr long kLines = 80;  // one every 100 ms: 8 s, longer than the kills and restarts
+  for (Family f : {Family::kV4, Family::kV6}) {
+    ProbeResult pre = Tb().Probe("client", "tcp", Vip(f, svc.n, 2), 20, 20, 500);
+    ASSERT_EQ(pre.ok, 20) << "pre-check, " << FamilyName(f) << ": " << pre.Describe();
+  }
   std::vector<std::pair<std::string, std::unique_ptr<Process>>> holds;
   for (Family f : {Family::kV4, Family::kV6}) {
     for (int i = 0; i < 2; ++i) {
