@@ -11,10 +11,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "loader/xdp_loader.h"
 
@@ -35,29 +34,6 @@ constexpr bool kConfigKnowsNodesWithoutXlb = false;
 
 std::atomic<int> g_fleets{0};
 
-// Pin directories of fleets whose test process is gone (killed before its destructors).
-void RemoveStalePins() {
-  DIR* d = ::opendir(kPinRoot);
-  if (d == nullptr) {
-    return;
-  }
-  std::vector<std::string> stale;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.rfind(kPinPrefix, 0) != 0) {
-      continue;
-    }
-    const long pid = std::atol(name.c_str() + std::strlen(kPinPrefix));
-    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-      stale.push_back(std::string(kPinRoot) + "/" + name);
-    }
-  }
-  ::closedir(d);
-  for (const std::string& dir : stale) {
-    (void)RemovePins(dir);
-  }
-}
-
 void WriteAtomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
@@ -77,6 +53,28 @@ std::string AddressList(std::string_view role) {
 }
 
 }  // namespace
+
+void RemoveStalePinDirs(const std::string& prefix) {
+  DIR* d = ::opendir(kPinRoot);
+  if (d == nullptr) {
+    return;
+  }
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.rfind(prefix, 0) != 0) {
+      continue;
+    }
+    const long pid = std::atol(name.c_str() + prefix.size());
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      stale.push_back(std::string(kPinRoot) + "/" + name);
+    }
+  }
+  ::closedir(d);
+  for (const std::string& dir : stale) {
+    (void)RemovePins(dir);
+  }
+}
 
 std::string AgentBinary() {
   return XLB_AGENT_BIN;
@@ -146,9 +144,10 @@ std::string DualStack(int n, int net) {
 }
 
 std::string ServiceYaml(const std::string& name, int n) {
-  return "- name: " + name + "\n  namespace: xlb-test\n  type: LoadBalancer\n  clusterIPs: " +
-         DualStack(n, 0) + "\n  externalIPs: " + DualStack(n, 1) +
-         "\n  loadBalancerIPs: " + DualStack(n, 2) + "\n  clusterSetIPs: " + DualStack(n, 3) +
+  return "- name: " + name +
+         "\n  namespace: xlb-test\n  type: LoadBalancer\n  clusterIPs: " + DualStack(n, 0) +
+         "\n  externalIPs: " + DualStack(n, 1) + "\n  loadBalancerIPs: " + DualStack(n, 2) +
+         "\n  clusterSetIPs: " + DualStack(n, 3) +
          "\n  ports:\n  - port: 8080\n    protocol: TCP\n    nodePort: " +
          std::to_string(kFirstNodePort + n) + "\n";
 }
@@ -215,7 +214,7 @@ std::unique_ptr<AgentFleet> AgentFleet::Start(Testbed& tb, FleetOptions options)
   if (!tb.multi_node()) {
     throw std::invalid_argument("AgentFleet needs the multi-node testbed (Options::multi_node)");
   }
-  RemoveStalePins();
+  RemoveStalePinDirs(kPinPrefix);
   std::unique_ptr<AgentFleet> fleet(new AgentFleet(tb, std::move(options)));
   const std::string dir = tb.state_dir();
   const std::string pins = std::string(kPinRoot) + "/" + kPinPrefix + std::to_string(::getpid()) +
@@ -230,10 +229,21 @@ std::unique_ptr<AgentFleet> AgentFleet::Start(Testbed& tb, FleetOptions options)
     a->node = n;
     a->config = dir + "/fleet-config-" + n.role + ".yaml";
     a->pin_dir = pins + n.role;
-    a->argv = {AgentBinary(), "--config",    a->config,   "--pin-dir",
-               a->pin_dir,    "--uplink",    "eth0",      "--pod-iface",
-               "veth-*",      "--tunnel-addr", Address(n.role, Family::kV4), "--tunnel-addr",
-               Address(n.role, Family::kV6), "--tunnel-mtu", std::to_string(tb.transit_mtu())};
+    a->argv = {AgentBinary(),
+               "--config",
+               a->config,
+               "--pin-dir",
+               a->pin_dir,
+               "--uplink",
+               "eth0",
+               "--pod-iface",
+               "veth-*",
+               "--tunnel-addr",
+               Address(n.role, Family::kV4),
+               "--tunnel-addr",
+               Address(n.role, Family::kV6),
+               "--tunnel-mtu",
+               std::to_string(tb.transit_mtu())};
     if (!policy.empty()) {
       a->argv.insert(a->argv.end(), {"--policy", policy});
     }
@@ -376,7 +386,8 @@ nlohmann::json Stats(const AgentFleet& fleet, std::string_view role) {
 
 std::map<std::string, uint64_t> AgentFleet::ReasonPackets(std::string_view role) const {
   std::map<std::string, uint64_t> packets;
-  for (const auto& r : Stats(*this, role)["reasons"]) {
+  const nlohmann::json stats = Stats(*this, role);  // the loop must not outlive it
+  for (const auto& r : stats["reasons"]) {
     packets[r.value("reason", "")] = r.value("packets", uint64_t{0});
   }
   return packets;
@@ -384,7 +395,8 @@ std::map<std::string, uint64_t> AgentFleet::ReasonPackets(std::string_view role)
 
 std::map<std::string, uint64_t> AgentFleet::BackendNewFlows(std::string_view role) const {
   std::map<std::string, uint64_t> flows;
-  for (const auto& b : Stats(*this, role)["backends"]) {
+  const nlohmann::json stats = Stats(*this, role);
+  for (const auto& b : stats["backends"]) {
     flows[b.value("address", "")] += b.value("new_flows", uint64_t{0});
   }
   return flows;

@@ -117,6 +117,10 @@ class AgentFleet {
 std::string AgentBinary();
 std::string CtlBinary();
 
+// Removes /sys/fs/bpf/<prefix><pid>* pin directories whose pid is gone: what a test process
+// killed before its destructors left behind.
+void RemoveStalePinDirs(const std::string& prefix);
+
 }  // namespace xlb::testbed
 
 #endif  // XLB_TESTS_TESTBED_AGENT_FLEET_H

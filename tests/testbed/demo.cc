@@ -104,26 +104,28 @@ std::string Where(const std::string& role) {
 // A group of connections that takes one path.
 struct Group {
   std::string label;
-  std::string client;   // role the connections start in
-  std::string service;  // PathServices() name
-  int net;              // which VIP range: 0 clusterIP, 2 LoadBalancer; -1: NodePort
+  std::string client;    // role the connections start in
+  std::string service;   // PathServices() name
+  int net;               // which VIP range: 0 clusterIP, 2 LoadBalancer; -1: NodePort
   std::string balancer;  // the node whose xlb balances (for a NodePort: whose address)
+  const char* mode;      // the forwarding mode the path needs (multinode_test.cc's names)
 };
 
 const std::vector<Group>& Groups() {
   static const std::vector<Group> groups = {
-      {"outside -> LB -> pod on nodeA", "client", "to-poda1", 2, "nodeA"},
-      {"outside -> LB -> pod on nodeA2", "client", "to-poda21", 2, "nodeA"},
-      {"outside -> LB -> pod in cluster B", "client", "to-podb1", 2, "nodeA"},
-      {"outside -> LB -> nodeA2's host address", "client", "to-host-a2", 2, "nodeA"},
-      {"outside -> LB -> pod on nodeA3 (no xlb)", "client", "to-poda31", 2, "nodeA"},
-      {"outside -> nodeA2:NodePort -> pod on nodeA2", "client", "to-poda21", -1, "nodeA2"},
-      {"outside -> nodeB:NodePort -> pod in cluster A", "client", "to-poda1", -1, "nodeB"},
-      {"clientA -> ClusterIP -> pod on nodeA", "clientA", "to-poda1", 0, "nodeA"},
-      {"clientA -> ClusterIP -> pod on nodeA2", "clientA", "to-poda21", 0, "nodeA"},
-      {"clientA2 -> ClusterIP -> pod in cluster B", "clientA2", "to-podb1", 0, "nodeA2"},
-      {"clientA -> ClusterIP -> clientA (hairpin)", "clientA", "to-clienta", 0, "nodeA"},
-      {"nodeA host -> ClusterIP -> pod on nodeA", "nodeA", "to-poda1", 0, "nodeA"},
+      {"outside -> LB -> pod on nodeA", "client", "to-poda1", 2, "nodeA", "local"},
+      {"outside -> LB -> pod on nodeA2", "client", "to-poda21", 2, "nodeA", "tunnel"},
+      {"outside -> LB -> pod in cluster B", "client", "to-podb1", 2, "nodeA", "tunnel"},
+      {"outside -> LB -> nodeA2's host address", "client", "to-host-a2", 2, "nodeA", "snat"},
+      {"outside -> LB -> pod on nodeA3 (no xlb)", "client", "to-poda31", 2, "nodeA", "snat"},
+      {"outside -> nodeA2:NodePort -> pod on nodeA2", "client", "to-poda21", -1, "nodeA2", "local"},
+      {"outside -> nodeB:NodePort -> pod in cluster A", "client", "to-poda1", -1, "nodeB",
+       "tunnel"},
+      {"clientA -> ClusterIP -> pod on nodeA", "clientA", "to-poda1", 0, "nodeA", "local"},
+      {"clientA -> ClusterIP -> pod on nodeA2", "clientA", "to-poda21", 0, "nodeA", "tunnel"},
+      {"clientA2 -> ClusterIP -> pod in cluster B", "clientA2", "to-podb1", 0, "nodeA2", "tunnel"},
+      {"clientA -> ClusterIP -> clientA (hairpin)", "clientA", "to-clienta", 0, "nodeA", "snat"},
+      {"nodeA host -> ClusterIP -> pod on nodeA", "nodeA", "to-poda1", 0, "nodeA", "host"},
   };
   return groups;
 }
@@ -140,9 +142,12 @@ const PathService& ServiceNamed(const std::string& name) {
 // The reasons that tell how a flow and its answers were carried, short.
 const std::vector<std::pair<const char*, const char*>>& PathReasons() {
   static const std::vector<std::pair<const char*, const char*>> reasons = {
-      {"fwd_new_flow", "new"},           {"fwd_encap", "encap"},
-      {"fwd_decap", "decap"},            {"fwd_reply_revnat", "revnat"},
-      {"fwd_reply_tunnel", "reply-tunnel"}, {"fwd_reply_routed", "reply-routed"},
+      {"fwd_new_flow", "new"},
+      {"fwd_encap", "encap"},
+      {"fwd_decap", "decap"},
+      {"fwd_reply_revnat", "revnat"},
+      {"fwd_reply_tunnel", "reply-tunnel"},
+      {"fwd_reply_routed", "reply-routed"},
       {"pass_reply_kernel", "reply-kernel"}};
   return reasons;
 }
@@ -176,9 +181,7 @@ std::string AnswerPath(const std::string& balancer, const std::string& backend_n
   if (ok == 0) {
     return "no answer reached the client";
   }
-  auto n = [](const Counters& m, const char* k) {
-    return m.count(k) ? m.at(k) : 0;
-  };
+  auto n = [](const Counters& m, const char* k) { return m.count(k) ? m.at(k) : 0; };
   if (backend_node != balancer && n(be, "fwd_reply_tunnel") > 0) {
     return "tunnelled back by " + backend_node + ", reverse-NATed on " + balancer;
   }
@@ -221,8 +224,8 @@ int Run(const DemoOptions& o) {
   for (const std::string& p : split) {
     std::printf("  %-28s %-18s %4.1f %%\n", Where(p).c_str(), Address(p, f).c_str(), weight.at(p));
   }
-  std::printf("\ntraffic: %ld rounds of %ld new TCP connections from the client (%s)\n\n",
-              o.rounds, o.per_round, Address("client", f).c_str());
+  std::printf("\ntraffic: %ld rounds of %ld new TCP connections from the client (%s)\n\n", o.rounds,
+              o.per_round, Address("client", f).c_str());
   std::printf(
       "round  conns failed | share so far: podA1@nodeA podA21@nodeA2 podB1@nodeB | nodeA's "
       "new flows\n%s\n",
@@ -256,9 +259,10 @@ int Run(const DemoOptions& o) {
       const std::string key = a.find(':') == std::string::npos ? a + ":8080" : "[" + a + "]:8080";
       return static_cast<unsigned long long>(kernel.count(key) ? kernel.at(key) : 0);
     };
-    std::printf("%5ld %6ld %6ld |          %5.1f %%       %5.1f %%      %5.1f %%   | %llu/%llu/%llu\n",
-                round, ok + failed, failed, Pct(ids["podA1"], ok), Pct(ids["podA21"], ok),
-                Pct(ids["podB1"], ok), flows("podA1"), flows("podA21"), flows("podB1"));
+    std::printf(
+        "%5ld %6ld %6ld |          %5.1f %%       %5.1f %%      %5.1f %%   | %llu/%llu/%llu\n",
+        round, ok + failed, failed, Pct(ids["podA1"], ok), Pct(ids["podA21"], ok),
+        Pct(ids["podB1"], ok), flows("podA1"), flows("podA21"), flows("podB1"));
     std::fflush(stdout);
     if (r.ok == 0) {
       std::printf("\nno connection of this round completed (%s)\n",
@@ -281,9 +285,10 @@ int Run(const DemoOptions& o) {
   const bool real_client = clients == std::set<std::string>{client};
   const bool only_vip = peers == std::set<std::string>{lb};
   std::printf("\n%ld connections in %.1f s, %ld failed\n", ok + failed, ms / 1000.0, failed);
-  std::printf("  split  podA1 %.1f %% / podA21 %.1f %% / podB1 %.1f %% (35/35/30 within 5 pp: %s)\n",
-              Pct(ids["podA1"], ok), Pct(ids["podA21"], ok), Pct(ids["podB1"], ok),
-              split_ok ? "yes" : "NO");
+  std::printf(
+      "  split  podA1 %.1f %% / podA21 %.1f %% / podB1 %.1f %% (35/35/30 within 5 pp: %s)\n",
+      Pct(ids["podA1"], ok), Pct(ids["podA21"], ok), Pct(ids["podB1"], ok),
+      split_ok ? "yes" : "NO");
   std::printf("  backends saw the client's own address %s: %s\n", client.c_str(),
               real_client ? "yes" : "NO");
   std::printf("  the client only ever talked to %s: %s\n", lb.c_str(), only_vip ? "yes" : "NO");
@@ -312,8 +317,9 @@ int Run(const DemoOptions& o) {
       seen += (seen.empty() ? "" : ",") + c;
     }
     std::printf("\n  %s  (%s:%d)\n", g.label.c_str(), addr.c_str(), port);
-    std::printf("    %2ld/20 %s  backend %s  saw %s\n", r.ok, r.ok == 20 ? "ok    " : "FAILED",
-                Where(svc.backend).c_str(), seen.empty() ? "-" : seen.c_str());
+    std::printf("    %2ld/20 %s  backend %s  saw %s  (mode %s)\n", r.ok,
+                r.ok == 20 ? "ok    " : "FAILED", Where(svc.backend).c_str(),
+                seen.empty() ? "-" : seen.c_str(), g.mode);
     std::printf("    answers: %s\n", AnswerPath(g.balancer, backend_node, bal, be, r.ok).c_str());
     std::printf("    counters %s: %s", g.balancer.c_str(), DeltaText(bal).c_str());
     if (two_nodes) {

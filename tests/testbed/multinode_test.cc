@@ -139,14 +139,15 @@ const char* Name(Mode m) {
   return names[static_cast<int>(m)];
 }
 const char* Name(Backend b) {
-  constexpr const char* names[] = {"podHere",      "podOtherNode", "hostAddr",    "podRemoteCluster",
-                                   "podNoXlbNode", "hairpin",      "routedRemote"};
+  constexpr const char* names[] = {"podHere",          "podOtherNode", "hostAddr",
+                                   "podRemoteCluster", "podNoXlbNode", "hairpin",
+                                   "routedRemote"};
   return names[static_cast<int>(b)];
 }
 const char* Name(Frontend f) {
-  constexpr const char* names[] = {"lb",        "extIp",      "clusterIp",  "clusterSetIp",
-                                   "nodePortA", "nodePortA2", "nodePortB",  "nodePortB2",
-                                   "nodePortLoopback"};
+  constexpr const char* names[] = {"lb",           "extIp",      "clusterIp",
+                                   "clusterSetIp", "nodePortA",  "nodePortA2",
+                                   "nodePortB",    "nodePortB2", "nodePortLoopback"};
   return names[static_cast<int>(f)];
 }
 
@@ -188,12 +189,16 @@ const PathService& ServiceFor(const PathCase& c) {
   bool with_node = true;
   switch (c.backend) {
     case Backend::kPodHere:
-      role = node == "nodeA" ? "podA1" : node == "nodeA2" ? "podA21" : node == "nodeB" ? "podB1"
-                                                                                       : "podB21";
+      role = node == "nodeA"    ? "podA1"
+             : node == "nodeA2" ? "podA21"
+             : node == "nodeB"  ? "podB1"
+                                : "podB21";
       break;
     case Backend::kPodOtherNode:
-      role = node == "nodeA" ? "podA21" : node == "nodeA2" ? "podA1" : node == "nodeB" ? "podB21"
-                                                                                       : "podB1";
+      role = node == "nodeA"    ? "podA21"
+             : node == "nodeA2" ? "podA1"
+             : node == "nodeB"  ? "podB21"
+                                : "podB1";
       break;
     case Backend::kHostAddr:
       role = "nodeA2";
@@ -287,9 +292,9 @@ bool Representative(const std::string& client, Backend b, Frontend f) {
 }
 
 std::vector<PathCase> Matrix() {
-  const std::vector<Backend> all = {Backend::kPodHere,          Backend::kPodOtherNode,
-                                    Backend::kHostAddr,         Backend::kPodRemoteCluster,
-                                    Backend::kPodNoXlbNode,     Backend::kHairpin,
+  const std::vector<Backend> all = {Backend::kPodHere,      Backend::kPodOtherNode,
+                                    Backend::kHostAddr,     Backend::kPodRemoteCluster,
+                                    Backend::kPodNoXlbNode, Backend::kHairpin,
                                     Backend::kRoutedRemote};
   // Outside and host clients have no pod to hairpin through; north-south replies of routed
   // backends do not pass the balancing node here (the design's documented limit).
@@ -449,12 +454,13 @@ TEST_P(KillNine, HeldConnectionsOfBothFamiliesSurviveBothAgentsKilledAndRestarte
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Matrix, KillNine,
-    ::testing::Values(KillCase{Backend::kPodRemoteCluster}, KillCase{Backend::kPodOtherNode}),
-    [](const ::testing::TestParamInfo<KillCase>& info) {
-      return std::string("tunnel_client_") + Name(info.param.backend) + "_lb_agentsKilled";
-    });
+INSTANTIATE_TEST_SUITE_P(Matrix, KillNine,
+                         ::testing::Values(KillCase{Backend::kPodRemoteCluster},
+                                           KillCase{Backend::kPodOtherNode}),
+                         [](const ::testing::TestParamInfo<KillCase>& info) {
+                           return std::string("tunnel_client_") + Name(info.param.backend) +
+                                  "_lb_agentsKilled";
+                         });
 
 }  // namespace
 }  // namespace xlb::testbed

@@ -131,14 +131,14 @@ const std::vector<std::string>& NodeCRoles() {
 }
 
 const std::vector<std::string>& MultiNodeRoles() {
-  static const std::vector<std::string> roles = {"nodeA2",   "nodeA3",  "nodeB2",
-                                                 "podA21",   "clientA2", "podA31",
-                                                 "clientB",  "podB21",  "clientB2"};
+  static const std::vector<std::string> roles = {"nodeA2",  "nodeA3",   "nodeB2",
+                                                 "podA21",  "clientA2", "podA31",
+                                                 "clientB", "podB21",   "clientB2"};
   return roles;
 }
 
 const std::vector<std::string>& MultiNodeEchoRoles() {
-  static const std::vector<std::string> roles = {"podA21",   "podA31",  "podB21", "clientA",
+  static const std::vector<std::string> roles = {"podA21",   "podA31",  "podB21",   "clientA",
                                                  "clientA2", "clientB", "clientB2", "nodeA2"};
   return roles;
 }
@@ -150,8 +150,8 @@ const std::vector<std::string>& Pods() {
 
 std::string NodeOf(std::string_view pod) {
   static const std::map<std::string, std::string, std::less<>> nodes = {
-      {"podA1", "nodeA"},    {"podA2", "nodeA"},   {"clientA", "nodeA"},  {"podB1", "nodeB"},
-      {"podB2", "nodeB"},    {"clientB", "nodeB"}, {"podC1", "nodeC"},    {"podA21", "nodeA2"},
+      {"podA1", "nodeA"},     {"podA2", "nodeA"},   {"clientA", "nodeA"}, {"podB1", "nodeB"},
+      {"podB2", "nodeB"},     {"clientB", "nodeB"}, {"podC1", "nodeC"},   {"podA21", "nodeA2"},
       {"clientA2", "nodeA2"}, {"podA31", "nodeA3"}, {"podB21", "nodeB2"}, {"clientB2", "nodeB2"},
   };
   if (pod.rfind("node", 0) == 0) {
