@@ -154,7 +154,7 @@ TEST(Mesh, EveryNamespaceReachesEveryPod) {
 // three nodes reach every echo server (the pods of all five nodes, the client pods, nodeA2's
 // host address) on its own address, across nodes and clusters, routed by the router through
 // each node's own pod CIDR; the VIP ranges all end at nodeA.
-TEST(MultiNode, EveryNamespaceReachesEveryEchoServerAndVipsEndAtNodeA) {
+TEST(MultiNode, SevenPositionsReachEveryEchoServerAndVipsEndAtNodeA) {
   Options o;
   o.multi_node = true;
   auto tb = Testbed::Up(o);
