@@ -148,7 +148,8 @@ const std::vector<std::pair<const char*, const char*>>& PathReasons() {
       {"fwd_reply_revnat", "revnat"},
       {"fwd_reply_tunnel", "reply-tunnel"},
       {"fwd_reply_routed", "reply-routed"},
-      {"pass_reply_kernel", "reply-kernel"}};
+      {"pass_reply_kernel", "reply-kernel"},
+      {"pass_encap_kernel", "encap-kernel"}};
   return reasons;
 }
 
@@ -170,6 +171,11 @@ std::string DeltaText(const Counters& d) {
   for (const auto& [reason, label] : PathReasons()) {
     if (d.count(reason)) {
       s += std::string(s.empty() ? "" : " ") + label + " " + std::to_string(d.at(reason));
+    }
+  }
+  for (const auto& [reason, n] : d) {  // whatever was dropped, by its own name
+    if (reason.rfind("drop_", 0) == 0) {
+      s += std::string(s.empty() ? "" : " ") + reason + " " + std::to_string(n);
     }
   }
   return s.empty() ? "-" : s;
