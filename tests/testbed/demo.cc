@@ -261,8 +261,7 @@ int Run(const DemoOptions& o) {
     }
     const auto kernel = fleet->BackendNewFlows("nodeA");
     auto flows = [&](const std::string& pod) {
-      const std::string a = Address(pod, f);
-      const std::string key = a.find(':') == std::string::npos ? a + ":8080" : "[" + a + "]:8080";
+      const std::string key = HostPort(Address(pod, f), 8080);
       return static_cast<unsigned long long>(kernel.count(key) ? kernel.at(key) : 0);
     };
     std::printf(

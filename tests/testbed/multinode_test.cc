@@ -45,6 +45,7 @@
 
 #include "agent_fleet.h"
 #include "testbed.h"
+#include "wire.h"
 
 namespace xlb::testbed {
 namespace {
@@ -245,11 +246,6 @@ std::string FrontendAddress(const PathCase& c, int n) {
 
 bool IsNodePort(Frontend f) {
   return f >= Frontend::kNodePortA;
-}
-
-std::string HostPort(const std::string& addr, int port) {
-  return addr.find(':') == std::string::npos ? addr + ":" + std::to_string(port)
-                                             : "[" + addr + "]:" + std::to_string(port);
 }
 
 // Addresses a node may put on what it sends: its transit address, the gateway address it

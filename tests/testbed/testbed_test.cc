@@ -28,11 +28,6 @@ namespace {
 
 using Counts = std::map<std::string, long>;
 
-std::string Endpoint(const std::string& addr, uint16_t port) {
-  return addr.find(':') == std::string::npos ? addr + ":" + std::to_string(port)
-                                             : "[" + addr + "]:" + std::to_string(port);
-}
-
 // Alive and not a zombie (an orphan waits for its new parent to reap it).
 bool Alive(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -106,7 +101,7 @@ void ClientReachesEveryPod(const char* mode, Family f) {
   auto tb = Testbed::Up();
   for (const std::string& pod : Pods()) {
     SCOPED_TRACE(std::string(mode) + " " + FamilyName(f) + " to " + pod);
-    const std::string target = Endpoint(Address(pod, f), tb->port());
+    const std::string target = HostPort(Address(pod, f), tb->port());
     ProbeResult r = tb->Probe("client", mode, Address(pod, f), 20, 4);
     EXPECT_EQ(r.count, 20) << r.Describe();
     EXPECT_EQ(r.ok, 20) << r.Describe();
