@@ -21,12 +21,13 @@
 //
 // Every case is named <mode>_<client>_<backend>_<frontend>_<family>, where <mode> is what the
 // case needs (ISSUE11 design: local, tunnel, routed, snat; host = host-namespace clients), so
-// a gtest filter selects the cases of the modes that are built (CMakeLists.txt registers
-// one ctest test per mode, the unbuilt ones disabled). Checks: none fails (a short-timeout
-// pre-check first, so a broken path fails in about a second), every reply comes from the
-// address and port the client connected to, the one backend answered on its own address,
-// and the backend saw the client's own address where the mode promises it (local, tunnel,
-// routed) or an address of the balancing node where it does not (snat, host).
+// a gtest filter selects the cases of the modes that are built (CMakeLists.txt: the built
+// ones together as multinode.paths, each other one as multinode.pending.<mode>, disabled).
+// Checks: none fails (a short-timeout pre-check first, so a broken path fails in about a
+// second), every reply comes from the address and port the client connected to, the one
+// backend answered on its own address, and the backend saw the client's own address where
+// the mode promises it (local, tunnel, routed) or an address of the balancing node where it
+// does not (snat, host).
 //
 // One testbed and one fleet serve every case of a process (a gtest Environment): bringing
 // them up takes seconds, a 50-connection case a fraction of one.
