@@ -1,6 +1,7 @@
 # The two commands a newcomer types as root on a fresh Debian 12 machine:
-#   make demo   - set up, build, bring the two-cluster testbed up, run xlb on its nodes, drive
-#                 traffic through a 70/30 split and print the live shares; always torn down
+#   make demo   - set up, build, bring the multi-node testbed up, run xlb-agent on its nodes,
+#                 drive traffic through a 70/30 split and every path, print where it went and
+#                 how the answers came back; always torn down
 #   make test   - set up, build, and run every test (unit, loader, golden packets, tshark,
 #                 sync, agent, xlbctl, the Kubernetes client and sources against a test API
 #                 server and kubectl, the manifests, the testbed and the two-cluster

@@ -31,8 +31,8 @@
 # Tunnel endpoints for encapsulation are the nodes' transit addresses (198.18.1.2,
 # 198.18.2.2, 198.18.3.2, 2001:db8:1::2, 2001:db8:2::2). Echo servers (xlb-echo) listen in
 # every pod but clientA on TCP and UDP port 8080 (IPv4 and IPv6), with the pod's name as
-# id. clientA is a client pod of cluster A (east-west traffic): it runs no server, so it is
-# never a backend and never has to reach itself through a VIP (hairpin).
+# id. clientA is a client pod of cluster A (east-west traffic): in the base shape it runs no
+# server, so it is never a backend and never has to reach itself through a VIP (hairpin).
 #
 # nodeC (only with --node-c) runs no xlb: stock Linux vxlan devices with Linux's defaults,
 # `vxlan0` over IPv4 (local 198.18.3.2, MTU 1450) and `vxlan6` over IPv6 (local
@@ -43,12 +43,42 @@
 # 198.18.10.0/24 through vxlan0; 2001:db8::/64, 2001:db8:10::/64 through vxlan6) go back to
 # nodeA's transit address (fdb entries; inner destination MAC = nodeA's eth0), where xlb's
 # XDP decapsulates them and reverses the DNAT.
+#
+# --multi-node (C++: Options::multi_node) adds, like a CNI with per-node pod CIDRs routed by
+# the router: a second xlb node in each cluster, nodeA2 and nodeB2, and nodeA3, a node of
+# cluster A that runs no xlb (its pods are routed normally by the router); a server pod on
+# each new node (podA21, podB21, podA31) and a client pod on every xlb node (clientA on
+# nodeA, clientA2, clientB, clientB2); every client pod also runs xlb-echo (it can be its
+# own backend: hairpin), and so does nodeA2's host namespace (id "nodeA2", on its transit
+# address 198.18.4.2 / 2001:db8:4::2: an endpoint that is a host address, as the
+# `kubernetes` Service's API servers are). The VIP ranges 198.18.100-103.0/24 and
+# 2001:db8:100-103::/64 are all routed to nodeA.
+#
+#                                 client
+#                                   |
+#                                 router
+#           /           /           |           \            \
+#        nodeA       nodeA2       nodeA3       nodeB        nodeB2
+#     podA1 podA2    podA21       podA31    podB1 podB2     podB21
+#       clientA     clientA2     (no xlb)     clientB      clientB2
+#
+# | net              | IPv4            | IPv6              | addresses (--multi-node)                 |
+# |------------------|-----------------|-------------------|------------------------------------------|
+# | transit A2       | 198.18.4.0/24   | 2001:db8:4::/64   | router .1 ::1 (eth-nodeA2), nodeA2 .2 ::2 |
+# | transit B2       | 198.18.5.0/24   | 2001:db8:5::/64   | router .1 ::1 (eth-nodeB2), nodeB2 .2 ::2 |
+# | transit A3       | 198.18.6.0/24   | 2001:db8:6::/64   | router .1 ::1 (eth-nodeA3), nodeA3 .2 ::2 |
+# | pod CIDR A2      | 198.18.11.0/24  | 2001:db8:11::/64  | podA21 .11 ::11, clientA2 .21 ::21       |
+# | pod CIDR A3      | 198.18.12.0/24  | 2001:db8:12::/64  | podA31 .11 ::11 (node without xlb)       |
+# | pod CIDR B2      | 198.18.21.0/24  | 2001:db8:21::/64  | podB21 .11 ::11, clientB2 .21 ::21       |
+# | pod CIDR B       | (as above)      |                   | + clientB .21 ::21                       |
+# | VIPs             | 198.18.100-103.0/24 | 2001:db8:100-103::/64 | routed router -> nodeA           |
+#
 # Routes cover only 198.18.0.0/15 and 2001:db8::/32 (no default route anywhere), and the
 # router answers "unreachable" for the unused rest, so nothing can leave these ranges.
 # END PLAN
 #
 # Usage: testbed.sh up     [--prefix P] [--echo PATH | --no-echo] [--port N] [--transit-mtu N]
-#                          [--node-c] [--xdp-pass OBJ | --no-xdp-pass]
+#                          [--node-c] [--multi-node] [--xdp-pass OBJ | --no-xdp-pass]
 #        testbed.sh down   [--prefix P]      remove every namespace named P*, and what runs there
 #        testbed.sh status [--prefix P]      namespaces, addresses, servers; other testbeds seen
 #        testbed.sh plan                     print the address plan
@@ -101,12 +131,16 @@ set -euo pipefail
 readonly BASE_ROLES=(client router nodeA nodeB podA1 podA2 clientA podB1 podB2)
 readonly NODE_C_ROLES=(nodeC podC1)
 readonly BASE_PODS=(podA1 podA2 podB1 podB2)
+# What --multi-node adds: three nodes, their pods, client pods on every xlb node. Client pods
+# run xlb-echo too (hairpin), and so does nodeA2's host namespace (a host-address endpoint).
+readonly MULTI_NODE_ROLES=(nodeA2 nodeA3 nodeB2 podA21 clientA2 podA31 clientB podB21 clientB2)
+readonly MULTI_NODE_ECHO=(podA21 podA31 podB21 clientA clientA2 clientB clientB2 nodeA2)
 # xlb's defaults (maps/xlb_abi.h: XLB_VXLAN_VNI, XLB_VXLAN_PORT, XLB_CONFIG_DEFAULTS.vtep_mac).
 readonly VXLAN_VNI=4242
 readonly VXLAN_PORT=4789
 readonly VTEP_MAC=02:78:6c:62:00:01
 # Every role any testbed may have, for gc and status (a regex alternation).
-readonly ROLE_RE='client|router|node[ABC]|pod[ABC][12]|clientA'
+readonly ROLE_RE='client|router|node[ABC][23]?|pod[ABC][12]|pod[AB][23]1|client[AB]2?'
 readonly STATE_ROOT=/run/xlb-testbed
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -118,6 +152,7 @@ TRANSIT_MTU=1500
 ECHO_BIN="${XLB_ECHO:-}"
 NO_ECHO=0
 NODE_C=0
+MULTI_NODE=0
 XDP_PASS_OBJ="${XLB_XDP_PASS_OBJ:-}"
 NO_XDP_PASS=0
 ROLES=("${BASE_ROLES[@]}")
@@ -363,6 +398,42 @@ up_node_c() {
   done
 }
 
+# --multi-node: nodeA2/nodeB2 (xlb nodes), nodeA3 (no xlb), their pods, more client pods.
+up_multi_node() {
+  local spec node net v4 v6
+  # node transit-net (third octet = IPv6 group) pod-CIDR-suffix
+  for spec in nodeA2:4:11 nodeA3:6:12 nodeB2:5:21; do
+    IFS=: read -r node net v4 <<<"$spec"
+    link router "eth-$node" "$node" eth0 "$TRANSIT_MTU"
+    addr router "eth-$node" "198.18.$net.1/24" "2001:db8:$net::1/64"
+    addr "$node" eth0 "198.18.$net.2/24" "2001:db8:$net::2/64"
+    xdp_pass router "eth-$node"
+    ipn router route add "198.18.$v4.0/24" via "198.18.$net.2"
+    ipn router -6 route add "2001:db8:$v4::/64" via "2001:db8:$net::2"
+    ipn "$node" route add 198.18.0.0/15 via "198.18.$net.1"
+    ipn "$node" -6 route add 2001:db8::/32 via "2001:db8:$net::1"
+    ipn "$node" route add unreachable "198.18.$v4.0/24"
+    ipn "$node" -6 route add unreachable "2001:db8:$v4::/64"
+  done
+  pod nodeA2 podA21 198.18.11 2001:db8:11 11
+  pod nodeA2 clientA2 198.18.11 2001:db8:11 21
+  pod nodeA3 podA31 198.18.12 2001:db8:12 11
+  pod nodeB clientB 198.18.20 2001:db8:20 21
+  pod nodeB2 podB21 198.18.21 2001:db8:21 11
+  pod nodeB2 clientB2 198.18.21 2001:db8:21 21
+  local role
+  for role in podA21 clientA2 podA31 clientB podB21 clientB2; do
+    xdp_pass "$role" eth0
+  done
+  # The other VIP ranges go to nodeA too, where "unreachable" ends them as for the first.
+  for net in 101 102 103; do
+    ipn router route add "198.18.$net.0/24" via 198.18.1.2
+    ipn router -6 route add "2001:db8:$net::/64" via 2001:db8:1::2
+    ipn nodeA route add unreachable "198.18.$net.0/24"
+    ipn nodeA -6 route add unreachable "2001:db8:$net::/64"
+  done
+}
+
 cmd_up() {
   need_root up
   check_prefix
@@ -446,6 +517,9 @@ cmd_up() {
   if [ "$NODE_C" -eq 1 ]; then
     up_node_c
   fi
+  if [ "$MULTI_NODE" -eq 1 ]; then
+    up_multi_node
+  fi
 
   if [ -n "$ECHO_BIN" ] && [ "$NO_ECHO" -eq 0 ]; then
     start_echo
@@ -463,8 +537,9 @@ cmd_status() {
   if [ ${#nss[@]} -eq 0 ]; then
     echo "testbed ${PREFIX}*: down"
   else
-    local expected=${#ROLES[@]}
-    [ ! -e "$(ns_path nodeC)" ] || expected=$((${#BASE_ROLES[@]} + ${#NODE_C_ROLES[@]}))
+    local expected=${#BASE_ROLES[@]}
+    [ ! -e "$(ns_path nodeC)" ] || expected=$((expected + ${#NODE_C_ROLES[@]}))
+    [ ! -e "$(ns_path nodeA2)" ] || expected=$((expected + ${#MULTI_NODE_ROLES[@]}))
     echo "testbed ${PREFIX}*: ${#nss[@]} of ${expected} namespaces"
     local ns pids
     for ns in "${nss[@]}"; do
@@ -515,6 +590,7 @@ while [ $# -gt 0 ]; do
   --port) PORT=${2:?--port needs a value}; shift 2 ;;
   --transit-mtu) TRANSIT_MTU=${2:?--transit-mtu needs a value}; shift 2 ;;
   --node-c) NODE_C=1; shift ;;
+  --multi-node) MULTI_NODE=1; shift ;;
   --xdp-pass) XDP_PASS_OBJ=${2:?--xdp-pass needs a path}; shift 2 ;;
   --no-xdp-pass) NO_XDP_PASS=1; shift ;;
   --) shift; break ;;
@@ -531,6 +607,10 @@ done
 if [ "$NODE_C" -eq 1 ]; then
   ROLES+=("${NODE_C_ROLES[@]}")
   PODS+=(podC1)
+fi
+if [ "$MULTI_NODE" -eq 1 ]; then
+  ROLES+=("${MULTI_NODE_ROLES[@]}")
+  PODS+=("${MULTI_NODE_ECHO[@]}")
 fi
 
 case "$cmd" in
@@ -561,6 +641,7 @@ run)
     up_args+=(--echo "$ECHO_BIN")
   fi
   [ "$NODE_C" -eq 0 ] || up_args+=(--node-c)
+  [ "$MULTI_NODE" -eq 0 ] || up_args+=(--multi-node)
   if [ "$NO_XDP_PASS" -eq 1 ]; then
     up_args+=(--no-xdp-pass)
   elif [ -n "$XDP_PASS_OBJ" ]; then

@@ -8,7 +8,6 @@
 // pins removed, then the testbed's namespaces (which detaches the programs with their
 // interfaces). If this process is killed, the testbed's watchdog removes the namespaces and
 // the next run removes the pin directories of test processes that are gone.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
@@ -33,6 +32,7 @@
 #include <vector>
 
 #include "agent_fixtures.h"
+#include "agent_fleet.h"
 #include "loader/xdp_loader.h"
 #include "testbed.h"
 #include "userspace/agent/http_server.h"
@@ -79,29 +79,6 @@ std::string SharesText(const std::map<std::string, long>& ids) {
     s += "| " + id + " " + std::to_string(n) + " ";
   }
   return s;
-}
-
-// Pin directories of earlier runs whose process is gone (killed before its destructors).
-void RemoveStalePins() {
-  DIR* d = ::opendir(kPinRoot);
-  if (d == nullptr) {
-    return;
-  }
-  std::vector<std::string> stale;
-  while (const dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name.rfind(kPinPrefix, 0) != 0) {
-      continue;
-    }
-    const long pid = std::atol(name.c_str() + std::strlen(kPinPrefix));
-    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-      stale.push_back(std::string(kPinRoot) + "/" + name);
-    }
-  }
-  ::closedir(d);
-  for (const std::string& dir : stale) {
-    (void)RemovePins(dir);
-  }
 }
 
 // One xlb-agent on one node, started (and restarted) with the same flags.
@@ -223,7 +200,7 @@ struct AgentTestbed {
                                           std::string (*config)(const std::string&) = nullptr,
                                           const std::function<void(Testbed&)>& prepare = {},
                                           const std::vector<std::string>& node_a_flags = {}) {
-    RemoveStalePins();
+    testbed::RemoveStalePinDirs(kPinPrefix);
     auto c = std::make_unique<AgentTestbed>();
     c->tb = Testbed::Up();
     const std::string dir = c->tb->state_dir();
@@ -242,8 +219,9 @@ struct AgentTestbed {
                              "-" + std::to_string(n++) + "-";
     c->pins.dirs = {base + "A", base + "B"};
     auto node_addr = [&](const char* node) {
-      return node_ports ? std::vector<std::string>{"--node-addr", testbed::Address(node, Family::kV4)}
-                        : std::vector<std::string>{};
+      return node_ports
+                 ? std::vector<std::string>{"--node-addr", testbed::Address(node, Family::kV4)}
+                 : std::vector<std::string>{};
     };
     c->node_b = std::make_unique<Agent>(*c->tb, "nodeB", dir + "/config-b.yaml", c->policy,
                                         base + "B", node_addr("nodeB"));

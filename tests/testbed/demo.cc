@@ -1,21 +1,28 @@
-// xlb-demo (`make demo`): the two-cluster testbed, xlb on nodeA and nodeB (VXLAN between
-// them), one service VIP with a 70/30 policy -- 70 % to cluster A's pods (local to nodeA),
-// 30 % to cluster B's (through the tunnel to nodeB) -- and real TCP connections from the
-// client in rounds, printing after each round the share per cluster and per backend as the
-// echo servers report it, beside the datapath's own per-backend new-flow counters.
-//
-// A program rather than a script: programming services needs the loader (the agent that will
-// do it from the command line is a later issue), and this is the same harness the end-to-end
-// tests use (xlb_node.h), so the demo shows exactly the path they check. Everything is torn
-// down at the end, on failure, and on Ctrl-C (the testbed's destructor; its watchdog if this
-// process is killed outright).
+// xlb-demo (`make demo`): the multi-node testbed (two clusters of two xlb nodes each, a node
+// without xlb, pods and client pods on every node, a host-address endpoint) with the real
+// xlb-agent on every xlb node (AgentFleet, as the DaemonSet runs it), then:
+//   1. rounds of new TCP connections from the client to the LoadBalancer IP of "split"
+//      (70 % cluster A = podA1 on nodeA, where the IP is routed, and podA21 on nodeA2;
+//      30 % cluster B = podB1 on nodeB), printing after each round the share per backend with
+//      its node and cluster, beside nodeA's own per-backend new-flow counters;
+//   2. one connection group per path (client position x backend position x frontend): where
+//      the connections went (backend, node, cluster), whom the backend saw, and how the answers
+//      came back, read from the agents' datapath counters (`xlbctl stats`, reason deltas on
+//      the balancing node and the backend's node: REVNAT by xlb_tc on the backend's veth,
+//      tunnelled back and decapsulated, NodePort answers routed by xlb, ...).
+// Everything is torn down at the end, on failure, and on Ctrl-C (the fleet's and the
+// testbed's destructors; the testbed's watchdog if this process is killed outright).
 //
 // Usage: xlb-demo [--rounds N] [--per-round N] [--interval-ms MS] [--ipv6] [--gue]
-// Defaults: 20 rounds of 100 connections, one round every 750 ms (about 15 s).
+// Defaults: 12 rounds of 100 connections, one round every 750 ms. Exit status 0 only when
+// every connection of the rounds completed, each backend's share is within 5 pp of its
+// weight, the backends saw the client's address and the client saw only the LoadBalancer IP;
+// the path groups are shown, failed ones marked, but do not decide it.
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,10 +31,9 @@
 #include <string>
 #include <thread>
 
-#include "loader/log.h"
+#include "agent_fleet.h"
 #include "testbed.h"
 #include "wire.h"
-#include "xlb_node.h"
 
 namespace xlb::testbed {
 namespace {
@@ -39,11 +45,11 @@ void OnSignal(int) {
 }
 
 struct DemoOptions {
-  long rounds = 20;
+  long rounds = 12;
   long per_round = 100;
   long interval_ms = 750;  // a round starts this often: slow enough to watch
   Family family = Family::kV4;
-  uint8_t encap = XLB_ENCAP_VXLAN;
+  bool gue = false;
 };
 
 [[noreturn]] void Usage(const char* why) {
@@ -79,7 +85,7 @@ DemoOptions ParseArgs(int argc, char** argv) {
     } else if (a == "--ipv6") {
       o.family = Family::kV6;
     } else if (a == "--gue") {
-      o.encap = XLB_ENCAP_GUE;
+      o.gue = true;
     } else {
       Usage(("unknown argument " + a).c_str());
     }
@@ -91,67 +97,154 @@ double Pct(long part, long whole) {
   return whole > 0 ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
 }
 
+std::string Where(const std::string& role) {
+  return role + "@" + NodeOf(role) + "/" + ClusterOfRole(role);
+}
+
+// A group of connections that takes one path.
+struct Group {
+  std::string label;
+  std::string client;    // role the connections start in
+  std::string service;   // PathServices() name
+  int net;               // which VIP range: 0 clusterIP, 2 LoadBalancer; -1: NodePort
+  std::string balancer;  // the node whose xlb balances (for a NodePort: whose address)
+  const char* mode;      // the forwarding mode the path needs (multinode_test.cc's names)
+};
+
+const std::vector<Group>& Groups() {
+  static const std::vector<Group> groups = {
+      {"outside -> LB -> pod on nodeA", "client", "to-poda1", 2, "nodeA", "local"},
+      {"outside -> LB -> pod on nodeA2", "client", "to-poda21", 2, "nodeA", "tunnel"},
+      {"outside -> LB -> pod in cluster B", "client", "to-podb1", 2, "nodeA", "tunnel"},
+      {"outside -> LB -> nodeA2's host address", "client", "to-host-a2", 2, "nodeA", "snat"},
+      {"outside -> LB -> pod on nodeA3 (no xlb)", "client", "to-poda31", 2, "nodeA", "snat"},
+      {"outside -> nodeA2:NodePort -> pod on nodeA2", "client", "to-poda21", -1, "nodeA2", "local"},
+      {"outside -> nodeB:NodePort -> pod in cluster A", "client", "to-poda1", -1, "nodeB",
+       "tunnel"},
+      {"clientA -> ClusterIP -> pod on nodeA", "clientA", "to-poda1", 0, "nodeA", "local"},
+      {"clientA -> ClusterIP -> pod on nodeA2", "clientA", "to-poda21", 0, "nodeA", "tunnel"},
+      {"clientA2 -> ClusterIP -> pod in cluster B", "clientA2", "to-podb1", 0, "nodeA2", "tunnel"},
+      {"clientA -> ClusterIP -> clientA (hairpin)", "clientA", "to-clienta", 0, "nodeA", "snat"},
+      {"nodeA host -> ClusterIP -> pod on nodeA", "nodeA", "to-poda1", 0, "nodeA", "host"},
+  };
+  return groups;
+}
+
+const PathService& ServiceNamed(const std::string& name) {
+  for (const PathService& s : PathServices()) {
+    if (name == s.name) {
+      return s;
+    }
+  }
+  throw std::logic_error("no service " + name);
+}
+
+// The reasons that tell how a flow and its answers were carried, short.
+const std::vector<std::pair<const char*, const char*>>& PathReasons() {
+  static const std::vector<std::pair<const char*, const char*>> reasons = {
+      {"fwd_new_flow", "new"},
+      {"fwd_encap", "encap"},
+      {"fwd_decap", "decap"},
+      {"fwd_reply_revnat", "revnat"},
+      {"fwd_reply_tunnel", "reply-tunnel"},
+      {"fwd_reply_routed", "reply-routed"},
+      {"pass_reply_kernel", "reply-kernel"},
+      {"pass_encap_kernel", "encap-kernel"}};
+  return reasons;
+}
+
+using Counters = std::map<std::string, uint64_t>;
+
+Counters Delta(const Counters& before, const Counters& after) {
+  Counters d;
+  for (const auto& [reason, n] : after) {
+    const uint64_t was = before.count(reason) ? before.at(reason) : 0;
+    if (n > was) {
+      d[reason] = n - was;
+    }
+  }
+  return d;
+}
+
+std::string DeltaText(const Counters& d) {
+  std::string s;
+  for (const auto& [reason, label] : PathReasons()) {
+    if (d.count(reason)) {
+      s += std::string(s.empty() ? "" : " ") + label + " " + std::to_string(d.at(reason));
+    }
+  }
+  for (const auto& [reason, n] : d) {  // whatever was dropped, by its own name
+    if (reason.rfind("drop_", 0) == 0) {
+      s += std::string(s.empty() ? "" : " ") + reason + " " + std::to_string(n);
+    }
+  }
+  return s.empty() ? "-" : s;
+}
+
+// How the answers came back, from the reason deltas of the balancing and the backend's node.
+std::string AnswerPath(const std::string& balancer, const std::string& backend_node,
+                       const Counters& bal, const Counters& be, long ok) {
+  if (ok == 0) {
+    return "no answer reached the client";
+  }
+  auto n = [](const Counters& m, const char* k) { return m.count(k) ? m.at(k) : 0; };
+  if (backend_node != balancer && n(be, "fwd_reply_tunnel") > 0) {
+    return "tunnelled back by " + backend_node + ", reverse-NATed on " + balancer;
+  }
+  if (n(bal, "fwd_reply_routed") > 0) {
+    return "NodePort answer reverse-NATed and routed by xlb on " + balancer;
+  }
+  if (n(bal, "fwd_reply_revnat") > 0) {
+    return "reverse-NATed by xlb_tc on " + balancer + " (the backend's veth)";
+  }
+  return "reached the client without passing xlb's reverse NAT";
+}
+
 int Run(const DemoOptions& o) {
-  const std::vector<std::string> pods = {"podA1", "podA2", "podB1", "podB2"};
-  const std::string vip = Vip(o.family);
-  std::printf("xlb demo: one service, two clusters, 70 %% local / 30 %% remote\n\n");
-  std::printf(
-      "bringing up the testbed (client, router, nodeA + podA1/podA2, nodeB + podB1/podB2)...\n");
+  const Family f = o.family;
+  std::printf("xlb demo: two clusters of two xlb nodes each, the real xlb-agent on every one\n\n");
+  std::printf("bringing up the multi-node testbed (scripts/testbed.sh plan)...\n");
   std::fflush(stdout);
-  auto tb = Testbed::Up();
-  std::printf("  namespaces %s*, echo servers on :%u in every pod\n", tb->prefix().c_str(),
-              tb->port());
-  XlbNodeOptions xo;
-  xo.encap = o.encap;
-  auto node_a = XlbNode::Start(*tb, "nodeA", xo);
-  auto node_b = XlbNode::Start(*tb, "nodeB", xo);
-  const char* encap = o.encap == XLB_ENCAP_VXLAN ? "VXLAN" : "GUE";
-  std::printf("  xlb on nodeA and nodeB: XDP on eth0, TC on %zu + %zu pod veths, %s tunnel\n",
-              node_a->tc_devices().size(), node_b->tc_devices().size(), encap);
+  Options to;
+  to.multi_node = true;
+  auto tb = Testbed::Up(to);
+  std::printf("  namespaces %s*, xlb-echo on :%u in every pod and in nodeA2's host namespace\n",
+              tb->prefix().c_str(), tb->port());
+  FleetOptions fo;
+  fo.services = PathServicesYaml();
+  fo.policy = kSplitPolicy;
+  fo.gue = o.gue;
+  auto fleet = AgentFleet::Start(*tb, fo);
+  std::printf("  xlb-agent on");
+  for (const FleetNode& n : FleetNodes()) {
+    std::printf(" %s (%s, %s)", n.role.c_str(), n.node_name.c_str(), n.cluster.c_str());
+  }
+  std::printf(": XDP on eth0, TC on veth-*, %s between nodes\n", o.gue ? "GUE" : "VXLAN");
 
-  ServiceSpec s;
-  s.vip = vip;
-  s.weights = {{"cluster-a", 70}, {"cluster-b", 30}};
-  for (const auto& p : pods) {
-    s.endpoints.push_back({p});
+  // --- 1. the split, in rounds ---
+  const std::string lb = Vip(f, kSplitN, 2);
+  const std::vector<std::string> split = {"podA1", "podA21", "podB1"};
+  const std::map<std::string, double> weight = {{"podA1", 35}, {"podA21", 35}, {"podB1", 30}};
+  std::printf("\nservice split, LoadBalancer IP %s:%u, policy cluster-a 70 / cluster-b 30:\n",
+              lb.c_str(), tb->port());
+  for (const std::string& p : split) {
+    std::printf("  %-28s %-18s %4.1f %%\n", Where(p).c_str(), Address(p, f).c_str(), weight.at(p));
   }
-  node_a->SetService(s);
-  node_b->SetService(s);
-  std::printf("\nservice %s:%u (TCP), policy cluster-a 70 / cluster-b 30:\n", vip.c_str(),
-              tb->port());
-  const auto weights = node_a->PlannedWeights(vip);
-  uint64_t total_weight = 0;
-  for (const auto& [pod, w] : weights) {
-    total_weight += w;
-  }
-  for (const auto& p : pods) {
-    const bool local = NodeOf(p) == "nodeA";
-    std::printf(
-        "  %-6s %-16s %-9s weight %u (%4.1f %%)  %s\n", p.c_str(), Address(p, o.family).c_str(),
-        ClusterOf(p).c_str(), weights.at(p), Pct(weights.at(p), static_cast<long>(total_weight)),
-        local ? "local to nodeA: DNAT" : ("tunnel to nodeB " + Address("nodeB", o.family)).c_str());
-  }
-
   std::printf("\ntraffic: %ld rounds of %ld new TCP connections from the client (%s)\n\n", o.rounds,
-              o.per_round, Address("client", o.family).c_str());
+              o.per_round, Address("client", f).c_str());
   std::printf(
-      "            this round    | all so far          | share per backend so far  | xlb on "
-      "nodeA:\n"
-      "round  conns   A %%   B %%  | failed   A %%   B %% | podA1 podA2 podB1 podB2 %% | "
-      "new flows A/B\n");
-  std::printf("%s\n", std::string(100, '-').c_str());
+      "round  conns failed | share so far: podA1@nodeA podA21@nodeA2 podB1@nodeB | nodeA's "
+      "new flows\n%s\n",
+      std::string(96, '-').c_str());
   std::map<std::string, long> ids;
   std::set<std::string> clients, peers;
   long ok = 0, failed = 0;
-  auto start = std::chrono::steady_clock::now();
+  const auto start = std::chrono::steady_clock::now();
   auto next_round = start;
   for (long round = 1; round <= o.rounds && !g_stop; ++round) {
     std::this_thread::sleep_until(next_round);
     next_round += std::chrono::milliseconds(o.interval_ms);
-    if (g_stop) {
-      break;
-    }
-    ProbeResult r = tb->Probe("client", "tcp", vip, o.per_round, 8, 3000);
+    ProbeResult r = tb->Probe("client", "tcp", lb, o.per_round, 8, 3000);
     if (g_stop) {
       break;
     }
@@ -166,44 +259,80 @@ int Run(const DemoOptions& o) {
     for (const auto& [p, n] : r.peers) {
       peers.insert(HostOf(p));
     }
-    auto in_a = [](std::map<std::string, long>& m) { return m["podA1"] + m["podA2"]; };
-    auto in_b = [](std::map<std::string, long>& m) { return m["podB1"] + m["podB2"]; };
-    auto kernel = node_a->NewFlowsByPod(vip);
+    const auto kernel = fleet->BackendNewFlows("nodeA");
+    auto flows = [&](const std::string& pod) {
+      const std::string key = HostPort(Address(pod, f), 8080);
+      return static_cast<unsigned long long>(kernel.count(key) ? kernel.at(key) : 0);
+    };
     std::printf(
-        "%5ld %6ld %5.1f %5.1f  | %6ld %5.1f %5.1f | %5.1f %5.1f %5.1f %5.1f   | %llu/%llu\n",
-        round, ok + failed, Pct(in_a(r.ids), r.ok), Pct(in_b(r.ids), r.ok), failed,
-        Pct(in_a(ids), ok), Pct(in_b(ids), ok), Pct(ids["podA1"], ok), Pct(ids["podA2"], ok),
-        Pct(ids["podB1"], ok), Pct(ids["podB2"], ok),
-        static_cast<unsigned long long>(kernel["podA1"] + kernel["podA2"]),
-        static_cast<unsigned long long>(kernel["podB1"] + kernel["podB2"]));
+        "%5ld %6ld %6ld |          %5.1f %%       %5.1f %%      %5.1f %%   | %llu/%llu/%llu\n",
+        round, ok + failed, failed, Pct(ids["podA1"], ok), Pct(ids["podA21"], ok),
+        Pct(ids["podB1"], ok), flows("podA1"), flows("podA21"), flows("podB1"));
     std::fflush(stdout);
     if (r.ok == 0) {
-      std::printf("\nno connection of this round completed: stopping (%s)\n",
+      std::printf("\nno connection of this round completed (%s)\n",
                   r.errors.empty() ? "?" : r.errors.begin()->first.c_str());
       break;
     }
   }
-  long ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  start)
-                .count();
   if (g_stop) {
     std::printf("\ninterrupted: tearing down\n");
     return 130;
   }
-  const double a = Pct(ids["podA1"] + ids["podA2"], ok);
-  const double b = Pct(ids["podB1"] + ids["podB2"], ok);
-  const bool split_ok = std::abs(a - 70.0) <= 5.0;
-  const std::string client = Address("client", o.family);
+  const long ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  bool split_ok = ok > 0;
+  for (const auto& [pod, w] : weight) {
+    split_ok = split_ok && std::abs(Pct(ids[pod], ok) - w) <= 5.0;
+  }
+  const std::string client = Address("client", f);
   const bool real_client = clients == std::set<std::string>{client};
-  const bool only_vip = peers == std::set<std::string>{vip};
+  const bool only_vip = peers == std::set<std::string>{lb};
   std::printf("\n%ld connections in %.1f s, %ld failed\n", ok + failed, ms / 1000.0, failed);
-  std::printf("  split    cluster-a %.1f %% / cluster-b %.1f %% (policy 70/30, within 5 pp: %s)\n",
-              a, b, split_ok ? "yes" : "NO");
+  std::printf(
+      "  split  podA1 %.1f %% / podA21 %.1f %% / podB1 %.1f %% (35/35/30 within 5 pp: %s)\n",
+      Pct(ids["podA1"], ok), Pct(ids["podA21"], ok), Pct(ids["podB1"], ok),
+      split_ok ? "yes" : "NO");
   std::printf("  backends saw the client's own address %s: %s\n", client.c_str(),
               real_client ? "yes" : "NO");
-  std::printf("  the client only ever talked to the VIP %s: %s\n", vip.c_str(),
-              only_vip ? "yes" : "NO");
-  std::printf("  %s\n  %s\n", node_a->Reasons().c_str(), node_b->Reasons().c_str());
+  std::printf("  the client only ever talked to %s: %s\n", lb.c_str(), only_vip ? "yes" : "NO");
+
+  // --- 2. one group per path ---
+  std::printf("\npaths: 20 connections each; the answers' way back from the agents' counters\n");
+  for (const Group& g : Groups()) {
+    if (g_stop) {
+      break;
+    }
+    const PathService& svc = ServiceNamed(g.service);
+    const std::string backend_node = NodeOf(svc.backend);
+    const bool node_port = g.net < 0;
+    const std::string addr = node_port ? Address(g.balancer, f) : Vip(f, svc.n, g.net);
+    const int port = node_port ? kFirstNodePort + svc.n : tb->port();
+    const bool backend_has_agent = backend_node == "nodeA" || backend_node == "nodeA2" ||
+                                   backend_node == "nodeB" || backend_node == "nodeB2";
+    const bool two_nodes = backend_has_agent && backend_node != g.balancer;
+    const Counters bal_before = fleet->ReasonPackets(g.balancer);
+    const Counters be_before = two_nodes ? fleet->ReasonPackets(backend_node) : Counters{};
+    ProbeResult r = tb->ProbePort(g.client, "tcp", addr, port, 20, 4, 1000);
+    const Counters bal = Delta(bal_before, fleet->ReasonPackets(g.balancer));
+    const Counters be = two_nodes ? Delta(be_before, fleet->ReasonPackets(backend_node)) : bal;
+    std::string seen;
+    for (const auto& [c, n] : r.clients) {
+      seen += (seen.empty() ? "" : ",") + c;
+    }
+    std::printf("\n  %s  (%s:%d)\n", g.label.c_str(), addr.c_str(), port);
+    std::printf("    %2ld/20 %s  backend %s  saw %s  (mode %s)\n", r.ok,
+                r.ok == 20 ? "ok    " : "FAILED", Where(svc.backend).c_str(),
+                seen.empty() ? "-" : seen.c_str(), g.mode);
+    std::printf("    answers: %s\n", AnswerPath(g.balancer, backend_node, bal, be, r.ok).c_str());
+    std::printf("    counters %s: %s", g.balancer.c_str(), DeltaText(bal).c_str());
+    if (two_nodes) {
+      std::printf(" | %s: %s", backend_node.c_str(), DeltaText(be).c_str());
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+  }
   return failed == 0 && split_ok && real_client && only_vip ? 0 : 1;
 }
 
@@ -213,9 +342,6 @@ int Run(const DemoOptions& o) {
 int main(int argc, char** argv) {
   using namespace xlb::testbed;
   DemoOptions o = ParseArgs(argc, argv);
-  // The loader's notes ("attached XDP program ... in native mode") would interleave with
-  // the table; warnings still show.
-  xlb::SetLogLevel(xlb::LogLevel::kWarn);
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
@@ -227,7 +353,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "xlb-demo: %s\n", e.what());
     rc = 1;
   }
-  // Run()'s locals -- the xlb nodes, then the testbed -- are gone by now.
+  // Run()'s locals -- the agents and their pins, then the testbed -- are gone by now.
   std::printf("testbed torn down\n");
   return rc;
 }

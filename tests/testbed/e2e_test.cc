@@ -38,11 +38,6 @@ const std::vector<Endpoint> kFourPods = {{"podA1"}, {"podA2"}, {"podB1"}, {"podB
 constexpr long kConnections = 1000;
 constexpr double kTolerancePp = 5.0;
 
-std::string HostPort(const std::string& addr, uint16_t port) {
-  return addr.find(':') == std::string::npos ? addr + ":" + std::to_string(port)
-                                             : "[" + addr + "]:" + std::to_string(port);
-}
-
 // XLB_E2E_PAUSE=SECONDS: after a failure, keep the testbed (and xlb) up that long, so that
 // `testbed.sh exec --prefix PREFIX ROLE -- tcpdump ...` can look at it. Off by default.
 void PauseForDebugging(const Testbed& tb) {

@@ -100,6 +100,15 @@ const std::map<std::string, std::array<const char*, 2>, std::less<>>& Plan() {
       {"clientA", {"198.18.10.21", "2001:db8:10::21"}},
       {"nodeC", {"198.18.3.2", "2001:db8:3::2"}},
       {"podC1", {"198.18.30.11", "2001:db8:30::11"}},
+      {"nodeA2", {"198.18.4.2", "2001:db8:4::2"}},
+      {"nodeB2", {"198.18.5.2", "2001:db8:5::2"}},
+      {"nodeA3", {"198.18.6.2", "2001:db8:6::2"}},
+      {"podA21", {"198.18.11.11", "2001:db8:11::11"}},
+      {"clientA2", {"198.18.11.21", "2001:db8:11::21"}},
+      {"podA31", {"198.18.12.11", "2001:db8:12::11"}},
+      {"clientB", {"198.18.20.21", "2001:db8:20::21"}},
+      {"podB21", {"198.18.21.11", "2001:db8:21::11"}},
+      {"clientB2", {"198.18.21.21", "2001:db8:21::21"}},
   };
   return plan;
 }
@@ -121,19 +130,35 @@ const std::vector<std::string>& NodeCRoles() {
   return roles;
 }
 
+const std::vector<std::string>& MultiNodeRoles() {
+  static const std::vector<std::string> roles = {"nodeA2",  "nodeA3",   "nodeB2",
+                                                 "podA21",  "clientA2", "podA31",
+                                                 "clientB", "podB21",   "clientB2"};
+  return roles;
+}
+
+const std::vector<std::string>& MultiNodeEchoRoles() {
+  static const std::vector<std::string> roles = {"podA21",   "podA31",  "podB21",   "clientA",
+                                                 "clientA2", "clientB", "clientB2", "nodeA2"};
+  return roles;
+}
+
 const std::vector<std::string>& Pods() {
   static const std::vector<std::string> pods = {"podA1", "podA2", "podB1", "podB2"};
   return pods;
 }
 
 std::string NodeOf(std::string_view pod) {
-  if (pod == "clientA") {
-    return "nodeA";
+  static const std::map<std::string, std::string, std::less<>> nodes = {
+      {"podA1", "nodeA"},     {"podA2", "nodeA"},   {"clientA", "nodeA"}, {"podB1", "nodeB"},
+      {"podB2", "nodeB"},     {"clientB", "nodeB"}, {"podC1", "nodeC"},   {"podA21", "nodeA2"},
+      {"clientA2", "nodeA2"}, {"podA31", "nodeA3"}, {"podB21", "nodeB2"}, {"clientB2", "nodeB2"},
+  };
+  if (pod.rfind("node", 0) == 0) {
+    return std::string(pod);
   }
-  if (pod.size() == 5 && pod.substr(0, 3) == "pod" && pod[3] >= 'A' && pod[3] <= 'C') {
-    return std::string("node") + pod[3];
-  }
-  return "";
+  auto it = nodes.find(pod);
+  return it == nodes.end() ? "" : it->second;
 }
 
 std::string Address(std::string_view role, Family f) {
@@ -144,15 +169,16 @@ std::string Address(std::string_view role, Family f) {
   return it->second[f == Family::kV4 ? 0 : 1];
 }
 
-std::string Vip(Family f, int n) {
-  if (n < 1 || n > 254) {
-    throw std::invalid_argument("VIP index out of 1..254");
+std::string Vip(Family f, int n, int net) {
+  if (n < 1 || n > 254 || net < 0 || net > 3) {
+    throw std::invalid_argument("VIP index out of 1..254 or net out of 0..3");
   }
+  char buf[40];
   if (f == Family::kV4) {
-    return "198.18.100." + std::to_string(n);
+    std::snprintf(buf, sizeof(buf), "198.18.%d.%d", 100 + net, n);
+  } else {
+    std::snprintf(buf, sizeof(buf), "2001:db8:%d::%x", 100 + net, n);
   }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "2001:db8:100::%x", n);
   return buf;
 }
 
@@ -476,6 +502,9 @@ std::unique_ptr<Testbed> Testbed::Up(const Options& options) {
   if (o.node_c) {
     up_argv.push_back("--node-c");
   }
+  if (o.multi_node) {
+    up_argv.push_back("--multi-node");
+  }
   if (o.xdp_pass_object.empty() || !std::filesystem::exists(o.xdp_pass_object)) {
     // Without it every frame xlb sends with XDP_TX is silently lost on the router.
     throw std::runtime_error("no XDP_PASS object for the router's ports: '" + o.xdp_pass_object +
@@ -543,6 +572,17 @@ std::vector<std::string> Testbed::roles() const {
   if (options_.node_c) {
     r.insert(r.end(), NodeCRoles().begin(), NodeCRoles().end());
   }
+  if (options_.multi_node) {
+    r.insert(r.end(), MultiNodeRoles().begin(), MultiNodeRoles().end());
+  }
+  return r;
+}
+
+std::vector<std::string> Testbed::echo_roles() const {
+  std::vector<std::string> r = pods();
+  if (options_.multi_node) {
+    r.insert(r.end(), MultiNodeEchoRoles().begin(), MultiNodeEchoRoles().end());
+  }
   return r;
 }
 
@@ -555,7 +595,7 @@ std::vector<std::string> Testbed::pods() const {
 }
 
 void Testbed::StartEcho() {
-  for (const std::string& pod : pods()) {
+  for (const std::string& pod : echo_roles()) {
     std::string base = state_dir_ + "/" + pod;
     ::unlink((base + ".pid").c_str());
     auto p = ::xlb::testbed::Spawn(NsPath(pod),
@@ -569,7 +609,7 @@ void Testbed::StartEcho() {
   }
   // The pid file appears once every socket listens (generous: a loaded machine is slow).
   auto deadline = Clock::now() + std::chrono::seconds(30);
-  for (const std::string& pod : pods()) {
+  for (const std::string& pod : echo_roles()) {
     std::string pid_file = state_dir_ + "/" + pod + ".pid";
     while (!std::filesystem::exists(pid_file)) {
       Process& p = *echo_.at(pod);

@@ -37,14 +37,22 @@ const std::vector<std::string>& Roles();
 const std::vector<std::string>& Pods();
 // What Options::node_c adds: nodeC and its server pod podC1.
 const std::vector<std::string>& NodeCRoles();
-// "nodeA" for podA1/podA2/clientA, "nodeB" for podB1/podB2, "nodeC" for podC1.
+// What Options::multi_node adds: nodeA2, nodeA3 (no xlb), nodeB2, podA21, clientA2, podA31,
+// clientB, podB21, clientB2.
+const std::vector<std::string>& MultiNodeRoles();
+// Where Options::multi_node runs xlb-echo besides Pods(): the new server pods, every client
+// pod (a pod can be its own backend: hairpin) and nodeA2's host namespace (a host address).
+const std::vector<std::string>& MultiNodeEchoRoles();
+// The node of a pod ("nodeA" for podA1/podA2/clientA, "nodeA2" for podA21/clientA2, ...);
+// a node is its own node; "" for the client and the router.
 std::string NodeOf(std::string_view pod);
 // The role's main address: a pod's or the client's (the source of all their traffic),
 // a node's transit address (its tunnel endpoint), the router's on the client net. A node
 // or the router may use another of its addresses as source, depending on the route.
 std::string Address(std::string_view role, Family f);
-// Where VIP n (1..254) lives: 198.18.100.n, 2001:db8:100::n; routed to nodeA.
-std::string Vip(Family f, int n = 1);
+// Where VIP n (1..254) lives: 198.18.100.n, 2001:db8:100::n; routed to nodeA. `net` 1..3
+// picks the reserved ranges 198.18.10{net}.0/24, routed to nodeA with Options::multi_node.
+std::string Vip(Family f, int n = 1, int net = 0);
 inline constexpr const char* kVipNet4 = "198.18.100.0/24";
 inline constexpr const char* kVipNet6 = "2001:db8:100::/64";
 inline constexpr uint16_t kEchoPort = 8080;
@@ -135,6 +143,9 @@ struct Options {
   bool start_echo = true;
   int transit_mtu = 1500;
   bool node_c = false;  // the third node (stock vxlan, no xlb) and podC1
+  // nodeA2, nodeB2 (xlb nodes), nodeA3 (no xlb), their pods, client pods on every xlb node
+  // (scripts/testbed.sh plan)
+  bool multi_node = false;
   // XDP_PASS on the router's node ports and the pods' eth0, so XDP_TX frames are received;
   // Up() throws when it is missing.
   std::string xdp_pass_object = XdpPassObject();
@@ -153,9 +164,12 @@ class Testbed {
   // A private directory (root, 0700) for logs and captures, removed with the testbed (also
   // by the watchdog).
   const std::string& state_dir() const { return state_dir_; }
-  // Roles and server pods of this testbed (with nodeC and podC1 when it has them).
+  bool multi_node() const { return options_.multi_node; }
+  // Roles and server pods of this testbed (with nodeC and podC1 when it has them); the roles
+  // that run xlb-echo (pods(), and with multi_node the client pods and nodeA2).
   std::vector<std::string> roles() const;
   std::vector<std::string> pods() const;
+  std::vector<std::string> echo_roles() const;
   std::string Ns(std::string_view role) const;      // the namespace's name
   std::string NsPath(std::string_view role) const;  // /var/run/netns/NAME, for setns/nsenter
 
@@ -178,7 +192,7 @@ class Testbed {
   std::unique_ptr<Process> StartHold(std::string_view from, const std::string& addr, long count,
                                      long interval_ms);
 
-  // The echo server of a pod: pid, and its log (stderr) so far.
+  // The echo server of a pod (or of any of echo_roles()): pid, and its log (stderr) so far.
   pid_t EchoPid(std::string_view pod) const;
   std::string EchoLog(std::string_view pod) const;
   // Stops every echo server (SIGTERM); how each ended, by pod.

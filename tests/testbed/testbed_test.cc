@@ -28,11 +28,6 @@ namespace {
 
 using Counts = std::map<std::string, long>;
 
-std::string Endpoint(const std::string& addr, uint16_t port) {
-  return addr.find(':') == std::string::npos ? addr + ":" + std::to_string(port)
-                                             : "[" + addr + "]:" + std::to_string(port);
-}
-
 // Alive and not a zombie (an orphan waits for its new parent to reap it).
 bool Alive(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -106,7 +101,7 @@ void ClientReachesEveryPod(const char* mode, Family f) {
   auto tb = Testbed::Up();
   for (const std::string& pod : Pods()) {
     SCOPED_TRACE(std::string(mode) + " " + FamilyName(f) + " to " + pod);
-    const std::string target = Endpoint(Address(pod, f), tb->port());
+    const std::string target = HostPort(Address(pod, f), tb->port());
     ProbeResult r = tb->Probe("client", mode, Address(pod, f), 20, 4);
     EXPECT_EQ(r.count, 20) << r.Describe();
     EXPECT_EQ(r.ok, 20) << r.Describe();
@@ -148,6 +143,40 @@ TEST(Mesh, EveryNamespaceReachesEveryPod) {
       }
     }
   }
+}
+
+// The multi-node shape: the client, nodes of both clusters (with and without xlb) and pods on
+// three nodes reach every echo server (the pods of all five nodes, the client pods, nodeA2's
+// host address) on its own address, across nodes and clusters, routed by the router through
+// each node's own pod CIDR; the VIP ranges all end at nodeA.
+TEST(MultiNode, SevenPositionsReachEveryEchoServerAndVipsEndAtNodeA) {
+  Options o;
+  o.multi_node = true;
+  auto tb = Testbed::Up(o);
+  for (Family f : {Family::kV4, Family::kV6}) {
+    for (const std::string from :
+         {"client", "nodeA", "nodeA3", "nodeB2", "clientA2", "clientB", "podA31"}) {
+      for (const std::string& to : tb->echo_roles()) {
+        SCOPED_TRACE(::testing::Message() << FamilyName(f) << " " << from << " -> " << to);
+        ProbeResult r = tb->Probe(from, "tcp", Address(to, f), 1);
+        ASSERT_EQ(r.ok, 1) << r.Describe();
+        EXPECT_EQ(r.ids, (Counts{{to, 1}}));
+        if (from.rfind("pod", 0) == 0 || from.rfind("client", 0) == 0) {
+          EXPECT_EQ(r.clients, (Counts{{Address(from, f), 1}}));
+        }
+      }
+    }
+    for (int net = 0; net <= 3; ++net) {
+      CommandResult route = tb->Run("router", {"ip", "route", "get", Vip(f, 7, net)});
+      EXPECT_NE(route.out.find(f == Family::kV4 ? "via 198.18.1.2" : "via 2001:db8:1::2"),
+                std::string::npos)
+          << route.Describe();
+    }
+  }
+  EXPECT_EQ(NodeOf("clientA2"), "nodeA2");
+  EXPECT_EQ(NodeOf("podA31"), "nodeA3");
+  EXPECT_EQ(NodeOf("nodeB2"), "nodeB2");
+  EXPECT_EQ(Vip(Family::kV6, 10, 3), "2001:db8:103::a");
 }
 
 // Only 198.18.0.0/15 and 2001:db8::/32 are routed anywhere; VIPs end at nodeA until xlb

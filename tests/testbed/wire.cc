@@ -22,6 +22,11 @@ std::string FormatSockaddr(const sockaddr_storage& ss) {
   return "?";
 }
 
+std::string HostPort(const std::string& addr, int port) {
+  return addr.find(':') == std::string::npos ? addr + ":" + std::to_string(port)
+                                             : "[" + addr + "]:" + std::to_string(port);
+}
+
 std::string HostOf(std::string_view addr_port) {
   if (!addr_port.empty() && addr_port.front() == '[') {
     size_t close = addr_port.find(']');

@@ -23,6 +23,10 @@ namespace xlb::testbed {
 // "198.18.0.2:40000" or "[2001:db8::2]:40000"; "?" for other families.
 std::string FormatSockaddr(const sockaddr_storage& ss);
 
+// "198.18.0.2:8080", "[2001:db8::2]:8080": an address literal and a port as FormatSockaddr
+// writes them.
+std::string HostPort(const std::string& addr, int port);
+
 // The address part alone: "198.18.0.2", "2001:db8::2" (of a FormatSockaddr string too).
 std::string HostOf(std::string_view addr_port);
 
