@@ -140,7 +140,7 @@ class IncrementalTest : public ::testing::Test {
     std::set<std::string> full_problems(full->problems.begin(), full->problems.end());
     const auto problems = syncer_.tracked()->Problems();
     EXPECT_EQ(full_problems, std::set<std::string>(problems.begin(), problems.end()));
-    MapContents want = full->maps.Contents();
+    MapContents want = *full->maps.Contents();
     MapContents have = store_.contents();
     std::erase_if(have.backends,
                   [](const auto& b) { return (b.second.flags & XLB_BE_F_VALID) == 0; });

@@ -215,14 +215,14 @@ int Run(int argc, char** argv) {
     return Fail("bad input; the datapath was not touched:" + text);
   };
   if (auto started = reconciler.Start(); !started.ok()) {
-    return bad_input(started.errors());
+    return bad_input(started.error());
   }
   // --kube: the watches start now, so the first lists run while the datapath loads.
   std::unique_ptr<xlb::KubeFeed> feed;
   if (!opts.kube.empty()) {
     auto started = xlb::KubeFeed::Start(opts.kube, opts.node_addrs, LogLine);
     if (!started.ok()) {
-      return bad_input(started.errors());
+      return bad_input(started.error());
     }
     feed = std::move(*started);
   }
