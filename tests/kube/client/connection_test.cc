@@ -178,8 +178,8 @@ TEST(ServerUrl, MalformedPortsAreErrors) {
   for (const std::string port : {"6x", "+1", "-1", " 80", "123456", "99999999999999999999"}) {
     auto r = ParseServerUrl("https://host:" + port);
     ASSERT_FALSE(r) << port;
-    EXPECT_EQ(r.error().message, "\"https://host:" + port + "\": \"" + port +
-                                     "\" is not a port number");
+    EXPECT_EQ(r.error().message,
+              "\"https://host:" + port + "\": \"" + port + "\" is not a port number");
   }
   auto zero = ParseServerUrl("https://host:0");
   ASSERT_FALSE(zero);
