@@ -71,17 +71,14 @@ Result<void> BenchWrapper::SetFrame(std::span<const uint8_t> frame, uint32_t sta
   if (stamp_off != 0 && stamp_off > kFrameLen - 4) {
     return Error{EINVAL, "stamp offset " + std::to_string(stamp_off) + " beyond the frame"};
   }
-  auto stride = StampsPerCpu();
-  if (!stride.ok()) {
-    return std::move(stride).take_error();
-  }
+  XLB_ASSIGN_OR_RETURN(auto stride, StampsPerCpu());
   const int ncpu = libbpf_num_possible_cpus();
   std::vector<BenchTemplate> per_cpu(static_cast<size_t>(ncpu));
   for (int cpu = 0; cpu < ncpu; ++cpu) {
     BenchTemplate& t = per_cpu[static_cast<size_t>(cpu)];
     std::memcpy(t.frame, frame.data(), kFrameLen);
     t.stamp_off = stamp_off;
-    t.counter = static_cast<uint32_t>(cpu) * *stride;
+    t.counter = static_cast<uint32_t>(cpu) * stride;
   }
   const uint32_t key = 0;
   int ret =

@@ -8,7 +8,7 @@
 #include <memory>
 #include <span>
 
-#include "loader/result.h"
+#include "util/result.h"
 
 struct xlb_bench;  // generated skeleton (xlb_bench.skel.h)
 

@@ -48,14 +48,14 @@
 #include "builder.h"
 #include "decoder.h"
 #include "lb_fixture.h"
-#include "tunnel_frames.h"
 #include "loader/libbpf_opts.h"
 #include "loader/reasons.h"
-#include "loader/result.h"
 #include "loader/test_run.h"
 #include "loader/xdp_loader.h"
 #include "maps/xlb_abi.h"
 #include "maps/xlb_hash.h"
+#include "tunnel_frames.h"
+#include "util/result.h"
 
 namespace xlb::bench {
 namespace {
@@ -236,19 +236,13 @@ Result<Counters> ReadCounters(const XdpDatapath& dp) {
   Counters c;
   auto reasons = dp.reasons();
   for (uint32_t i = 0; i < XLB_REASON_MAX; ++i) {
-    auto sum = reasons.LookupSum(i);
-    if (!sum.ok()) {
-      return std::move(sum).take_error();
-    }
-    c.reasons[i] = *sum;
+    XLB_ASSIGN_OR_RETURN(auto sum, reasons.LookupSum(i));
+    c.reasons[i] = sum;
   }
   auto services = dp.service_stats();
   for (uint32_t id = 1; id < c.services.size(); ++id) {
-    auto sum = services.LookupSum(id);
-    if (!sum.ok()) {
-      return std::move(sum).take_error();
-    }
-    c.services[id] = *sum;
+    XLB_ASSIGN_OR_RETURN(auto sum, services.LookupSum(id));
+    c.services[id] = sum;
   }
   return c;
 }
@@ -288,15 +282,9 @@ struct FlowEntries {
 // Empties conntrack and the reply map (a new flow writes one entry in each; decapsulation
 // writes reply entries only) and returns how many entries each held.
 Result<FlowEntries> ClearConntrack(const XdpDatapath& dp) {
-  auto ct = ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT);
-  if (!ct.ok()) {
-    return std::move(ct).take_error();
-  }
-  auto replies = ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY);
-  if (!replies.ok()) {
-    return std::move(replies).take_error();
-  }
-  return FlowEntries{*ct, *replies};
+  XLB_ASSIGN_OR_RETURN(auto ct, ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT));
+  XLB_ASSIGN_OR_RETURN(auto replies, ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY));
+  return FlowEntries{ct, replies};
 }
 
 // An IP packet (no Ethernet) of a TCP segment, padded with payload so that the frame it ends
@@ -414,21 +402,9 @@ class Bench {
     const auto local6 = testing::ParseAddr(kIpv6.local_node);
     std::copy(local6.words.begin(), local6.words.end(), lo.config.tunnel_addr6);
     lo.config.encap = XLB_ENCAP_VXLAN;
-    auto dp = XdpDatapath::Load(lo);
-    if (!dp.ok()) {
-      return std::move(dp).take_error();
-    }
-    b->dp_ = std::move(*dp);
-    auto floor = XdpFloor::Load();
-    if (!floor.ok()) {
-      return std::move(floor).take_error();
-    }
-    b->floor_ = std::move(*floor);
-    auto wrapper = BenchWrapper::Load();
-    if (!wrapper.ok()) {
-      return std::move(wrapper).take_error();
-    }
-    b->wrapper_ = std::move(*wrapper);
+    XLB_ASSIGN_OR_RETURN(b->dp_, XdpDatapath::Load(lo));
+    XLB_ASSIGN_OR_RETURN(b->floor_, XdpFloor::Load());
+    XLB_ASSIGN_OR_RETURN(b->wrapper_, BenchWrapper::Load());
     b->writer_ = std::make_unique<ServiceWriter>(*b->dp_);
     for (const Family* f : {&kIpv4, &kIpv6}) {
       XLB_TRY(b->AddService(*f));
@@ -504,11 +480,8 @@ class Bench {
     const auto addr = testing::ParseAddr(f.not_vip);
     uint32_t word = 0;
     const uint64_t bit = xlb_vip_filter_pos(addr.words.data(), &word);
-    auto w = dp_->vip_filter().Lookup(word);
-    if (!w.ok()) {
-      return std::move(w).take_error();
-    }
-    if (*w & bit) {
+    XLB_ASSIGN_OR_RETURN(auto w, dp_->vip_filter().Lookup(word));
+    if (w & bit) {
       return Error{EINVAL, std::string(f.not_vip) +
                                " collides with a VIP in the VIP filter; "
                                "pick another non-service address"};
@@ -576,20 +549,14 @@ class Bench {
   // Established: one packet straight through xlb_xdp creates the conntrack entry.
   Result<void> Prime(const Scenario& s) {
     XLB_TRY(ClearConntrack(*dp_));
-    auto before = ReadCounters(*dp_);
-    if (!before.ok()) {
-      return std::move(before).take_error();
-    }
+    XLB_ASSIGN_OR_RETURN(auto before, ReadCounters(*dp_));
     auto run = TestRunXdpOn(dp_->prog_fd(), s.frame, uplink_, 1);
     if (!run.ok()) {
       return std::move(run).take_error().Within(s.name + ": priming");
     }
-    auto after = ReadCounters(*dp_);
-    if (!after.ok()) {
-      return std::move(after).take_error();
-    }
+    XLB_ASSIGN_OR_RETURN(auto after, ReadCounters(*dp_));
     const xlb_reason first = s.kind == Kind::kEstablished ? XLB_FWD_NEW_FLOW : s.expected;
-    return CheckDeltas(s, *before, *after, first, 1, 1, "priming");
+    return CheckDeltas(s, before, after, first, 1, 1, "priming");
   }
 
   Result<TestRunResult> Measure(int prog_fd, const Scenario& s, uint32_t repeat, const char* what) {
@@ -612,86 +579,54 @@ class Bench {
   // floor, wrapper -> floor (repeat), then wrapper -> xlb_xdp (xlb_repeat) with the proof.
   Result<Sample> RunOnce(const Scenario& s, uint32_t repeat, uint32_t xlb_repeat) {
     Sample sample;
-    auto stamps = BenchWrapper::StampsPerCpu();
-    if (!stamps.ok()) {
-      return std::move(stamps).take_error();
-    }
-    if (s.stamp_off != 0 && std::max(repeat, xlb_repeat) >= *stamps) {
-      return Error{EINVAL, s.name + ": repeat beyond the " + std::to_string(*stamps) +
+    XLB_ASSIGN_OR_RETURN(auto stamps, BenchWrapper::StampsPerCpu());
+    if (s.stamp_off != 0 && std::max(repeat, xlb_repeat) >= stamps) {
+      return Error{EINVAL, s.name + ": repeat beyond the " + std::to_string(stamps) +
                                " distinct stamps per CPU"};
     }
     if (IsNewFlow(s.kind)) {
-      auto cleared = ClearConntrack(*dp_);
-      if (!cleared.ok()) {
-        return std::move(cleared).take_error();
-      }
+      XLB_TRY(ClearConntrack(*dp_));
     }
 
-    auto floor = Measure(floor_->prog_fd(), s, repeat, "floor");
-    if (!floor.ok()) {
-      return std::move(floor).take_error();
-    }
-    sample.floor_ns = floor->duration_ns;
+    XLB_ASSIGN_OR_RETURN(auto floor, Measure(floor_->prog_fd(), s, repeat, "floor"));
+    sample.floor_ns = floor.duration_ns;
 
     XLB_TRY(wrapper_->SetFrame(s.frame, s.stamp_off));
     XLB_TRY(wrapper_->SetTarget(floor_->prog_fd()));
-    auto wrap_floor = Measure(wrapper_->prog_fd(), s, repeat, "wrapper -> floor");
-    if (!wrap_floor.ok()) {
-      return std::move(wrap_floor).take_error();
-    }
-    sample.wrap_floor_ns = wrap_floor->duration_ns;
+    XLB_ASSIGN_OR_RETURN(auto wrap_floor,
+                         Measure(wrapper_->prog_fd(), s, repeat, "wrapper -> floor"));
+    sample.wrap_floor_ns = wrap_floor.duration_ns;
 
     XLB_TRY(wrapper_->SetFrame(s.frame, s.stamp_off));  // restarts the stamps
     XLB_TRY(wrapper_->SetTarget(dp_->prog_fd()));
-    auto before = ReadCounters(*dp_);
-    if (!before.ok()) {
-      return std::move(before).take_error();
-    }
-    auto wrap_xlb = Measure(wrapper_->prog_fd(), s, xlb_repeat, "wrapper -> xlb_xdp");
-    if (!wrap_xlb.ok()) {
-      return std::move(wrap_xlb).take_error();
-    }
-    auto after = ReadCounters(*dp_);
-    if (!after.ok()) {
-      return std::move(after).take_error();
-    }
-    sample.wrap_xlb_ns = wrap_xlb->duration_ns;
+    XLB_ASSIGN_OR_RETURN(auto before, ReadCounters(*dp_));
+    XLB_ASSIGN_OR_RETURN(auto wrap_xlb,
+                         Measure(wrapper_->prog_fd(), s, xlb_repeat, "wrapper -> xlb_xdp"));
+    XLB_ASSIGN_OR_RETURN(auto after, ReadCounters(*dp_));
+    sample.wrap_xlb_ns = wrap_xlb.duration_ns;
 
-    XLB_TRY(CheckDeltas(s, *before, *after, s.expected, xlb_repeat,
+    XLB_TRY(CheckDeltas(s, before, after, s.expected, xlb_repeat,
                         IsNewFlow(s.kind) ? xlb_repeat : 0, "wrapper -> xlb_xdp"));
-    XLB_TRY(CheckOutput(s, wrap_xlb->out));
+    XLB_TRY(CheckOutput(s, wrap_xlb.out));
 
     // A cross-check of the subtraction where one is possible: a packet xlb does not touch
     // can be run directly, every repetition seeing the original.
     if (s.expected == XLB_PASS_NO_SERVICE) {
-      auto before_direct = ReadCounters(*dp_);
-      if (!before_direct.ok()) {
-        return std::move(before_direct).take_error();
-      }
-      auto direct = Measure(dp_->prog_fd(), s, xlb_repeat, "xlb_xdp direct");
-      if (!direct.ok()) {
-        return std::move(direct).take_error();
-      }
-      auto after_direct = ReadCounters(*dp_);
-      if (!after_direct.ok()) {
-        return std::move(after_direct).take_error();
-      }
-      XLB_TRY(CheckDeltas(s, *before_direct, *after_direct, s.expected, xlb_repeat, 0,
-                          "xlb_xdp direct"));
-      XLB_TRY(CheckOutput(s, direct->out));
-      sample.direct_ns = direct->duration_ns;
+      XLB_ASSIGN_OR_RETURN(auto before_direct, ReadCounters(*dp_));
+      XLB_ASSIGN_OR_RETURN(auto direct, Measure(dp_->prog_fd(), s, xlb_repeat, "xlb_xdp direct"));
+      XLB_ASSIGN_OR_RETURN(auto after_direct, ReadCounters(*dp_));
+      XLB_TRY(
+          CheckDeltas(s, before_direct, after_direct, s.expected, xlb_repeat, 0, "xlb_xdp direct"));
+      XLB_TRY(CheckOutput(s, direct.out));
+      sample.direct_ns = direct.duration_ns;
     }
     if (IsNewFlow(s.kind)) {
       // Every repetition was a new flow: one conntrack entry each, none evicted.
-      auto entries = ClearConntrack(*dp_);
-      if (!entries.ok()) {
-        return std::move(entries).take_error();
-      }
-      if (entries->conntrack != xlb_repeat || entries->replies != xlb_repeat) {
-        return Error{EPROTO, s.name + ": conntrack holds " + std::to_string(entries->conntrack) +
-                                 " entries and the reply map " +
-                                 std::to_string(entries->replies) + " after " +
-                                 std::to_string(xlb_repeat) + " new flows"};
+      XLB_ASSIGN_OR_RETURN(auto entries, ClearConntrack(*dp_));
+      if (entries.conntrack != xlb_repeat || entries.replies != xlb_repeat) {
+        return Error{EPROTO, s.name + ": conntrack holds " + std::to_string(entries.conntrack) +
+                                 " entries and the reply map " + std::to_string(entries.replies) +
+                                 " after " + std::to_string(xlb_repeat) + " new flows"};
       }
     }
     return sample;

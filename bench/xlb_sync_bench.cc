@@ -410,7 +410,7 @@ void RunPolicy(const Options& o) {
   Reconciler reconciler({config, policy}, [](LogLevel, const std::string&) {});
   const auto s0 = Clock::now();
   if (auto started = reconciler.Start(); !started.ok()) {
-    Die("reconciler start: " + started.errors().front().ToString());
+    Die("reconciler start: " + started.error().front().ToString());
   }
   const auto s1 = Clock::now();
   if (auto a = reconciler.Adopt(store); !a.ok()) {

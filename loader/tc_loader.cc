@@ -219,11 +219,8 @@ int TcDatapath::prog_fd() const {
 }
 
 Result<TcAttachment> TcDatapath::Attach(std::string_view ifname) const {
-  auto ifindex = IfIndex(ifname);
-  if (!ifindex.ok()) {
-    return std::move(ifindex).take_error();
-  }
-  return AttachTc(prog_fd(), *ifindex);
+  XLB_ASSIGN_OR_RETURN(auto ifindex, IfIndex(ifname));
+  return AttachTc(prog_fd(), ifindex);
 }
 
 }  // namespace xlb

@@ -8,8 +8,8 @@
 #include <memory>
 #include <string_view>
 
-#include "loader/result.h"
 #include "loader/xdp_loader.h"
+#include "util/result.h"
 
 struct xlb_tc;  // generated skeleton (xlb_tc.skel.h)
 

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "loader/result.h"
+#include "util/result.h"
 
 namespace xlb {
 

@@ -261,11 +261,8 @@ Result<XdpAttachment> AttachXdp(int prog_fd, int ifindex, const AttachOptions& o
 
 Result<XdpAttachment> AttachXdp(int prog_fd, std::string_view ifname,
                                 const AttachOptions& options) {
-  auto idx = IfIndex(ifname);
-  if (!idx.ok()) {
-    return std::move(idx).take_error();
-  }
-  return AttachXdp(prog_fd, *idx, options);
+  XLB_ASSIGN_OR_RETURN(auto idx, IfIndex(ifname));
+  return AttachXdp(prog_fd, idx, options);
 }
 
 XdpAttachment& XdpAttachment::operator=(XdpAttachment&& other) noexcept {
@@ -322,36 +319,27 @@ Result<XdpState> QueryXdp(int ifindex) {
 }
 
 Result<XdpMode> DetachXdp(int ifindex, bool only_xlb) {
-  auto state = QueryXdp(ifindex);
-  if (!state.ok()) {
-    return std::move(state).take_error();
-  }
+  XLB_ASSIGN_OR_RETURN(auto state, QueryXdp(ifindex));
   XdpMode mode = XdpMode::kNative;
-  uint32_t id = state->drv_prog_id;
+  uint32_t id = state.drv_prog_id;
   if (id == 0) {
     mode = XdpMode::kGeneric;
-    id = state->skb_prog_id;
+    id = state.skb_prog_id;
   }
   if (id == 0) {
     return Error{ENOENT, "no XDP program attached to " + IfName(ifindex)};
   }
-  auto prog = ProgFdById(id);
-  if (!prog.ok()) {
-    return std::move(prog).take_error();
-  }
+  XLB_ASSIGN_OR_RETURN(auto prog, ProgFdById(id));
   if (only_xlb) {
-    auto info = ProgInfo(prog->get());
-    if (!info.ok()) {
-      return std::move(info).take_error();
-    }
-    if (std::string_view(info->name) != "xlb_xdp") {
-      return Error{EPERM, "XDP program " + std::to_string(id) + " (" + info->name + ") on " +
+    XLB_ASSIGN_OR_RETURN(auto info, ProgInfo(prog.get()));
+    if (std::string_view(info.name) != "xlb_xdp") {
+      return Error{EPERM, "XDP program " + std::to_string(id) + " (" + info.name + ") on " +
                               IfName(ifindex) + " is not xlb's"};
     }
   }
   bpf_xdp_attach_opts opts{};
   InitLibbpfOpts(opts);
-  opts.old_prog_fd = prog->get();
+  opts.old_prog_fd = prog.get();
   int ret = bpf_xdp_detach(ifindex, ModeFlag(mode), &opts);
   if (ret < 0) {
     return Error::FromRet(ret,

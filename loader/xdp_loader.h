@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "loader/fd.h"
-#include "loader/result.h"
 #include "maps/typed_map.h"
 #include "maps/xlb_abi.h"
+#include "util/result.h"
 
 struct xlb_xdp;    // generated skeleton (xlb_xdp.skel.h)
 struct xlb_floor;  // generated skeleton (xlb_floor.skel.h)

@@ -19,8 +19,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "loader/result.h"
 #include "maps/xlb_abi.h"
+#include "util/result.h"
 
 namespace xlb {
 
@@ -80,11 +80,8 @@ class TypedMap : public MapView {
   TypedMap(int fd, const char* name) : MapView(fd, name) {}
 
   static Result<TypedMap> FromFd(int fd) {
-    auto info = CheckShape(fd, sizeof(K), sizeof(V));
-    if (!info.ok()) {
-      return std::move(info).take_error();
-    }
-    return TypedMap(fd, info->name);
+    XLB_ASSIGN_OR_RETURN(auto info, CheckShape(fd, sizeof(K), sizeof(V)));
+    return TypedMap(fd, info.name);
   }
 
   // ENOENT (error().NotFound()) when the key is absent.
@@ -139,11 +136,8 @@ class TypedMap : public MapView {
   // skipped.
   template <typename Fn>
   Result<void> ForEach(Fn&& fn) const {
-    auto keys = Keys();
-    if (!keys.ok()) {
-      return std::move(keys).take_error();
-    }
-    for (const K& key : *keys) {
+    XLB_ASSIGN_OR_RETURN(auto keys, Keys());
+    for (const K& key : keys) {
       auto value = Lookup(key);
       if (!value.ok()) {
         if (value.error().NotFound()) {
@@ -190,11 +184,8 @@ class PerCpuMap : public MapView {
   PerCpuMap(int fd, const char* name) : MapView(fd, name) {}
 
   static Result<PerCpuMap> FromFd(int fd) {
-    auto info = CheckShape(fd, sizeof(uint32_t), sizeof(V));
-    if (!info.ok()) {
-      return std::move(info).take_error();
-    }
-    return PerCpuMap(fd, info->name);
+    XLB_ASSIGN_OR_RETURN(auto info, CheckShape(fd, sizeof(uint32_t), sizeof(V)));
+    return PerCpuMap(fd, info.name);
   }
 
   static Result<uint32_t> NumCpus() {
@@ -207,11 +198,8 @@ class PerCpuMap : public MapView {
 
   // One value per possible CPU, indexed by CPU number.
   Result<std::vector<V>> Lookup(uint32_t key) const {
-    auto ncpu = NumCpus();
-    if (!ncpu.ok()) {
-      return std::move(ncpu).take_error();
-    }
-    std::vector<V> values(*ncpu);
+    XLB_ASSIGN_OR_RETURN(auto ncpu, NumCpus());
+    std::vector<V> values(ncpu);
     int ret = bpf_map_lookup_elem(fd(), &key, values.data());
     if (ret < 0) {
       return Error::FromRet(ret, Call("bpf_map_lookup_elem") + " key " + std::to_string(key));
@@ -221,22 +209,16 @@ class PerCpuMap : public MapView {
 
   // The sum over CPUs (V is xlb_counter or xlb_flow_counter).
   Result<V> LookupSum(uint32_t key) const {
-    auto values = Lookup(key);
-    if (!values.ok()) {
-      return std::move(values).take_error();
-    }
-    return SumCpus(std::span<const V>(*values));
+    XLB_ASSIGN_OR_RETURN(auto values, Lookup(key));
+    return SumCpus(std::span<const V>(values));
   }
 
   // per_cpu.size() must be the number of possible CPUs.
   Result<void> Update(uint32_t key, std::span<const V> per_cpu) const {
-    auto ncpu = NumCpus();
-    if (!ncpu.ok()) {
-      return std::move(ncpu).take_error();
-    }
-    if (per_cpu.size() != *ncpu) {
+    XLB_ASSIGN_OR_RETURN(auto ncpu, NumCpus());
+    if (per_cpu.size() != ncpu) {
       return Error{EINVAL, Call("PerCpuMap::Update") + ": " + std::to_string(per_cpu.size()) +
-                               " values for " + std::to_string(*ncpu) + " possible CPUs"};
+                               " values for " + std::to_string(ncpu) + " possible CPUs"};
     }
     int ret = bpf_map_update_elem(fd(), &key, per_cpu.data(), BPF_ANY);
     if (ret < 0) {
@@ -247,11 +229,8 @@ class PerCpuMap : public MapView {
 
   // The same value on every CPU; Fill(key, {}) resets a counter.
   Result<void> Fill(uint32_t key, const V& value) const {
-    auto ncpu = NumCpus();
-    if (!ncpu.ok()) {
-      return std::move(ncpu).take_error();
-    }
-    std::vector<V> values(*ncpu, value);
+    XLB_ASSIGN_OR_RETURN(auto ncpu, NumCpus());
+    std::vector<V> values(ncpu, value);
     return Update(key, values);
   }
 };

@@ -394,7 +394,7 @@ std::unique_ptr<Agent> StartAgent(const Shape& shape, const std::string& dir) {
   // The Kubernetes mode of the Reconciler: no config file, the model is the feed's.
   agent->reconciler = std::make_unique<Reconciler>(SourcePaths{"", ""}, Log);
   if (auto started = agent->reconciler->Start(); !started.ok()) {
-    Die("reconciler start without a config file: " + started.errors().front().ToString());
+    Die("reconciler start without a config file: " + started.error().front().ToString());
   }
   LoadOptions load;
   load.pin_dir = "";  // unpinned: the maps go with the process, even when it dies
@@ -415,7 +415,7 @@ std::unique_ptr<Agent> StartAgent(const Shape& shape, const std::string& dir) {
   const auto t0 = Clock::now();
   auto feed = KubeFeed::Start(config, {}, "", Log);
   if (!feed.ok()) {
-    Die("KubeFeed::Start(" + config + "): " + feed.errors().front().ToString());
+    Die("KubeFeed::Start(" + config + "): " + feed.error().front().ToString());
   }
   agent->feed = std::move(*feed);
   const auto deadline = t0 + 120s;

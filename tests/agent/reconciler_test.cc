@@ -229,8 +229,8 @@ TEST_F(ReconcilerTest, StartFailsOnBadOrMissingInput) {
   Reconciler bad_policy({config_, policy_}, log_.Fn());
   auto r = bad_policy.Start();
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(ToString(r.errors()).find("spec.tcp[0].route[0].weight"), std::string::npos)
-      << ToString(r.errors());
+  EXPECT_NE(ToString(r.error()).find("spec.tcp[0].route[0].weight"), std::string::npos)
+      << ToString(r.error());
 
   Reconciler missing({dir_.File("nope.yaml"), ""}, log_.Fn());
   EXPECT_FALSE(missing.Start().ok());

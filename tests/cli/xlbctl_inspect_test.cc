@@ -155,10 +155,10 @@ class XlbctlInspect : public ::testing::Test {
 
     // What xlb-agent does: the config, the policies through a PolicyStore, Plan, Sync.
     auto model = LoadConfigFile(config_);
-    ASSERT_TRUE(model.ok()) << ToString(model.errors());
+    ASSERT_TRUE(model.ok()) << ToString(model.error());
     PolicyStore policies;
     auto accepted = policies.ReplaceFromPath(policy_, *model);
-    ASSERT_TRUE(accepted.ok()) << ToString(accepted.errors());
+    ASSERT_TRUE(accepted.ok()) << ToString(accepted.error());
     ConfigErrors problems;
     const auto plans = policies.Plan(*model, problems);
     ASSERT_TRUE(problems.empty()) << ToString(problems);

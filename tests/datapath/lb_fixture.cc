@@ -72,12 +72,12 @@ Result<void> ServiceWriter::SetBackends(uint32_t service_id,
     members.push_back({b.id, key, b.weight});
     count += b.weight > 0;
   }
-  XLB_TRY(dp_.InstallMaglevTable(service_id, BuildMaglevTable(members, dp_.maglev_size())));
+  XLB_ASSIGN_OR_RETURN(const auto table, BuildMaglevTable(members, dp_.maglev_size()));
+  XLB_TRY(dp_.InstallMaglevTable(service_id, table));
   for (const auto& vip : vips_[service_id]) {
-    auto svc = dp_.services().Lookup(vip);
-    if (!svc) return std::move(svc).take_error();
-    svc->backend_count = count;
-    XLB_TRY(dp_.services().Update(vip, *svc));
+    XLB_ASSIGN_OR_RETURN(auto svc, dp_.services().Lookup(vip));
+    svc.backend_count = count;
+    XLB_TRY(dp_.services().Update(vip, svc));
   }
   return {};
 }

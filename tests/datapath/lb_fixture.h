@@ -13,10 +13,10 @@
 #include <string_view>
 #include <vector>
 
-#include "loader/result.h"
 #include "loader/xdp_loader.h"
 #include "maps/xlb_abi.h"
 #include "userspace/planner/maglev.h"
+#include "util/result.h"
 
 namespace xlb::testing {
 

@@ -147,7 +147,7 @@ TEST_F(DeployTest, SourcesAndPoliciesConfigMapsParse) {
   sources.replace(at + 15, mount.size(), dir);
   auto config = kube::ParseKubeSourcesConfig("xlb-sources/sources.yaml", sources);
   ::rmdir(dir);
-  ASSERT_TRUE(config.ok()) << ToString(config.errors());
+  ASSERT_TRUE(config.ok()) << ToString(config.error());
   EXPECT_TRUE(config->local.in_cluster);
   EXPECT_TRUE(config->remotes.empty());
 
@@ -157,7 +157,7 @@ TEST_F(DeployTest, SourcesAndPoliciesConfigMapsParse) {
   }
   ASSERT_FALSE(files.empty());
   auto policies = ParsePolicies(files);
-  EXPECT_TRUE(policies.ok()) << ToString(policies.errors());
+  EXPECT_TRUE(policies.ok()) << ToString(policies.error());
 }
 
 // Every collection the sources list and watch is allowed by the ClusterRole (get, list,

@@ -21,13 +21,13 @@ std::string OnlyError(const std::string& text) {
   if (r.ok()) {
     return "(parsed)";
   }
-  EXPECT_EQ(r.errors().size(), 1u) << xlb::ToString(r.errors());
-  return r.errors().front().ToString();
+  EXPECT_EQ(r.error().size(), 1u) << xlb::ToString(r.error());
+  return r.error().front().ToString();
 }
 
 TEST(ConfigSource, ReadsTheExampleFile) {
   const auto r = xlb::LoadConfigFile(XLB_POLICY_TESTDATA "/clusterset.yaml");
-  ASSERT_TRUE(r.ok()) << xlb::ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << xlb::ToString(r.error());
   const Model& m = *r;
 
   ASSERT_EQ(m.clusters().size(), 2u);
@@ -102,14 +102,14 @@ TEST(ConfigSource, ReportsEveryErrorNotOnlyTheFirst) {
                            "- {name: api, namespace: production, clusterIPs: [198.18.300.1]}\n";
   const auto r = ParseConfig("cluster.yaml", text);
   ASSERT_FALSE(r.ok());
-  ASSERT_EQ(r.errors().size(), 3u) << xlb::ToString(r.errors());
-  EXPECT_EQ(r.errors()[0].ToString(),
+  ASSERT_EQ(r.error().size(), 3u) << xlb::ToString(r.error());
+  EXPECT_EQ(r.error()[0].ToString(),
             "cluster.yaml: document 1: clusters[0].id: expected integer 1-65535, got \"0\" "
             "(line 4)");
-  EXPECT_EQ(r.errors()[1].ToString(),
+  EXPECT_EQ(r.error()[1].ToString(),
             "cluster.yaml: document 1: clusters[1].name: expected a DNS-1123 label (1-63 of a-z, "
             "0-9, '-'), got \"Cluster_B\" (line 5)");
-  EXPECT_EQ(r.errors()[2].ToString(),
+  EXPECT_EQ(r.error()[2].ToString(),
             "cluster.yaml: document 1: services[0].clusterIPs[0]: expected an IPv4 or IPv6 "
             "address, got \"198.18.300.1\" (line 7)");
 }
@@ -220,7 +220,7 @@ TEST(ConfigSource, ReadsConditionsStrictly) {
 TEST(ConfigSource, MissingFileIsAnError) {
   const auto r = xlb::LoadConfigFile("/nonexistent/xlb.yaml");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.errors()[0].ToString(), "/nonexistent/xlb.yaml: cannot open file");
+  EXPECT_EQ(r.error()[0].ToString(), "/nonexistent/xlb.yaml: cannot open file");
 }
 
 TEST(ConfigSource, ReadsWhichNodesRunXlb) {
@@ -243,7 +243,7 @@ TEST(ConfigSource, ReadsWhichNodesRunXlb) {
                            "  - {addresses: [198.18.10.11], nodeName: node-a1}\n"
                            "  - {addresses: [198.18.12.11], nodeName: node-a3}\n";
   const ConfigResult<Model> r = ParseConfig("cluster.yaml", text);
-  ASSERT_TRUE(r.ok()) << xlb::ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << xlb::ToString(r.error());
   EXPECT_EQ(r->local_node().name, "node-a1");
   std::map<std::string, bool> runs_xlb;
   for (const xlb::Endpoint& e : r->EndpointsOf({"production", "api"})) {

@@ -100,7 +100,7 @@ inline std::vector<ServiceBackends> PlanFiles(const std::vector<PolicyFile>& fil
                                               const Model& model, PolicyOptions options = {}) {
   PolicyStore store(std::move(options));
   const auto accepted = store.Replace(files, model);
-  EXPECT_TRUE(accepted.ok()) << ToString(accepted.errors());
+  EXPECT_TRUE(accepted.ok()) << ToString(accepted.error());
   ConfigErrors problems;
   auto plans = store.Plan(model, problems);
   EXPECT_TRUE(problems.empty()) << ToString(problems);

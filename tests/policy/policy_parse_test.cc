@@ -45,7 +45,7 @@ spec:
   - route:
     - destination: {host: api-service}
 )");
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   ASSERT_EQ(r->virtual_services.size(), 1u);
   const VirtualService& vs = r->virtual_services[0];
   EXPECT_EQ(vs.meta.Describe(), "VirtualService production/api (p.yaml, document 1)");
@@ -93,7 +93,7 @@ spec:
     cluster-a: 70
   failover: [cluster-a]
 )");
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   ASSERT_EQ(r->destination_rules.size(), 1u);
   EXPECT_EQ(r->destination_rules[0].subsets[0].cluster, "cluster-b");
   ASSERT_EQ(r->traffic_policies.size(), 1u);
@@ -128,7 +128,7 @@ spec:
 status: {}
 ---
 )");
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   ASSERT_EQ(r->virtual_services.size(), 1u);
   EXPECT_EQ(r->virtual_services[0].meta.ref.document, 2);
 }
@@ -152,7 +152,7 @@ spec:
         port: {number: 70000}
 )");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(ToString(r.errors()),
+  EXPECT_EQ(ToString(r.error()),
             "p.yaml: document 1: metadata.name: required field is missing (line 4)\n"
             "p.yaml: document 1: metadata.namespace: expected a DNS-1123 label, got "
             "\"Production\" (line 4)\n"
@@ -175,7 +175,7 @@ spec:
         port: {number: 70000}
 )");
   ASSERT_FALSE(spec.ok());
-  EXPECT_EQ(ToString(spec.errors()),
+  EXPECT_EQ(ToString(spec.error()),
             "p.yaml: document 1: spec.hosts[0]: expected a service host (NAME, NAME.NS or "
             "NAME.NS.svc.cluster[set].local), got \"*.production.svc.cluster.local\": wildcards "
             "are not supported (line 5)\n"
@@ -205,7 +205,7 @@ spec:
     labels: {topology.istio.io/cluster: cluster-b}
 )");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(ToString(r.errors()),
+  EXPECT_EQ(ToString(r.error()),
             "p.yaml: document 1: spec: no http or tcp route: the VirtualService routes nothing "
             "(line 5)\n"
             "p.yaml: document 2: spec.subsets[0].labels.topology.istio.io/cluster: required field "

@@ -51,7 +51,7 @@ class PolicyStoreTest : public ::testing::Test {
     const std::vector<PolicyFile> files{{"good.yaml", kGood}, {"bad.yaml", text}};
     const auto result = store_.Replace(files, model_);
     ASSERT_FALSE(result.ok());
-    EXPECT_EQ(ToString(result.errors()), expected);
+    EXPECT_EQ(ToString(result.error()), expected);
     EXPECT_EQ(ToString(store_.last_errors()), expected);
     ExpectGoodSetInForce();
   }
@@ -280,7 +280,7 @@ spec:
   const auto reject = [&](const std::string& text, const std::string& expected) {
     const auto r = store.Replace(std::vector<PolicyFile>{{"bad.yaml", text}}, model_);
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(ToString(r.errors()), expected);
+    EXPECT_EQ(ToString(r.error()), expected);
   };
   reject(vs + "  - {name: v1, labels: {topology.istio.io/cluster: cluster-a}}\n",
          "bad.yaml: document 1: spec.http[0].route[0].destination.subset: no DestinationRule for "
@@ -332,7 +332,7 @@ spec:
   weights: {cluster-b: 1}
 )"}},
                                 model_);
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   EXPECT_TRUE(store_.last_errors().empty());
   EXPECT_EQ(store_.accepted(), 2u);
   ConfigErrors problems;
@@ -390,16 +390,16 @@ spec:
 
 TEST(PolicyPath, ReadsADirectoryInNameOrderSkippingHiddenAndOtherFiles) {
   const auto files = ReadPolicyPath(XLB_POLICY_TESTDATA "/policies");
-  ASSERT_TRUE(files.ok()) << ToString(files.errors());
+  ASSERT_TRUE(files.ok()) << ToString(files.error());
   ASSERT_EQ(files->size(), 2u);
   EXPECT_EQ((*files)[0].name, XLB_POLICY_TESTDATA "/policies/api-service.yaml");
   EXPECT_EQ((*files)[1].name, XLB_POLICY_TESTDATA "/policies/web.yaml");
 
   const auto model = LoadConfigFile(XLB_POLICY_TESTDATA "/clusterset.yaml");
-  ASSERT_TRUE(model.ok()) << ToString(model.errors());
+  ASSERT_TRUE(model.ok()) << ToString(model.error());
   PolicyStore store;
   const auto r = store.ReplaceFromPath(XLB_POLICY_TESTDATA "/policies", *model);
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   ConfigErrors problems;
   const auto plans = store.Plan(*model, problems);
   EXPECT_TRUE(problems.empty()) << ToString(problems);
@@ -427,7 +427,7 @@ TEST(PolicyPath, MissingPathIsAnErrorAndKeepsTheSet) {
   ASSERT_TRUE(store.ReplaceFromPath(XLB_POLICY_TESTDATA "/policies/api-service.yaml", model).ok());
   const auto r = store.ReplaceFromPath("/nonexistent/policies", model);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(ToString(r.errors()), "/nonexistent/policies: no such file or directory");
+  EXPECT_EQ(ToString(r.error()), "/nonexistent/policies: no such file or directory");
   EXPECT_EQ(store.current().virtual_services.size(), 1u);
 }
 

@@ -27,7 +27,7 @@ std::map<std::string, double> TableShares(const ServiceBackends& plan) {
     keys[id] = b.key;
     return id;
   });
-  const std::vector<uint32_t> table = BuildMaglevTable(backends, XLB_MAGLEV_DEFAULT_SIZE);
+  const std::vector<uint32_t> table = *BuildMaglevTable(backends, XLB_MAGLEV_DEFAULT_SIZE);
   std::map<std::string, double> out;
   for (const uint32_t id : table) {
     out[keys.at(id)] += 1.0 / static_cast<double>(table.size());
@@ -425,7 +425,7 @@ TEST(Spillover, NothingReadyAnywhereLeavesEveryWeightZero) {
   const ServiceBackends plan = PlanOf(PlanText(TrafficPolicy("ordered"), model), kApi, 8080);
   ASSERT_EQ(plan.backends.size(), 1u);
   EXPECT_EQ(plan.TotalWeight(), 0u);
-  EXPECT_EQ(BuildMaglevTable(ToMaglevBackends(plan, [](const auto&) { return 1u; }), 7),
+  EXPECT_EQ(*BuildMaglevTable(ToMaglevBackends(plan, [](const auto&) { return 1u; }), 7),
             std::vector<uint32_t>(7, XLB_ID_NONE));
 }
 

@@ -68,7 +68,7 @@ TEST_F(BpfSync, ReadBackEqualsWhatWasWrittenAndAReloadNeedsNoWrite) {
 
     auto read = store.ReadAll();
     ASSERT_TRUE(read.ok()) << read.error().ToString();
-    EXPECT_EQ(*read, desired->maps.Contents());
+    EXPECT_EQ(*read, *desired->maps.Contents());
 
     // One endpoint of web goes: an invalidated entry stays behind, also across the reload.
     Model later = TwoClusters(2);
@@ -128,7 +128,7 @@ TEST_F(BpfSync, IncrementalSyncFillsTablesThatReadBackSlotForSlot) {
       for (const auto& [id, recipe] : syncer.tracked()->maps().tables) {
         auto read = dp->ReadMaglevTable(id);
         ASSERT_TRUE(read.ok()) << read.error().ToString();
-        EXPECT_EQ(*read, recipe.Build()) << "table of service " << id;
+        EXPECT_EQ(*read, *recipe.Build()) << "table of service " << id;
       }
     };
     check_tables();

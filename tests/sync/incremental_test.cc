@@ -142,7 +142,7 @@ class IncrementalTest : public ::testing::Test {
       }
     }
     EXPECT_EQ(full->problems, syncer_.tracked()->Problems());
-    MapContents want = full->maps.Contents();
+    MapContents want = *full->maps.Contents();
     MapContents have = store_.contents();
     std::erase_if(have.backends,
                   [](const auto& b) { return (b.second.flags & XLB_BE_F_VALID) == 0; });

@@ -103,7 +103,7 @@ TEST_F(NodePortTest, EachNodeAddressOfTheFamilyIsAFrontendOfThePortsTable) {
   EXPECT_EQ(r.writes[WriteKind::kService], 6u);
   // The node addresses pass the VIP filter.
   EXPECT_EQ(desired_.maps.vip_filter, VipFilterWords(store_.contents().services));
-  EXPECT_EQ(store_.contents(), desired_.maps.Contents());
+  EXPECT_EQ(store_.contents(), *desired_.maps.Contents());
 }
 
 TEST_F(NodePortTest, NoNodeAddressMeansNoNodePortKeys) {
@@ -128,7 +128,7 @@ TEST_F(NodePortTest, RemovingTheNodePortErasesItsKeysAndKeepsTheTable) {
   EXPECT_EQ(IdAt("2001:db8::11", kNodePort), XLB_ID_NONE);
   EXPECT_EQ(IdAt("198.18.100.10", 8080), v4);
   EXPECT_EQ(store_.contents().services.size(), 3u);
-  EXPECT_EQ(store_.contents(), desired_.maps.Contents());
+  EXPECT_EQ(store_.contents(), *desired_.maps.Contents());
 
   // And back: the keys return on the same table.
   const SyncResult back = SyncModel(NodePortModel(kNodePort, kNodeAddresses));
@@ -192,7 +192,7 @@ TEST(NodeConfig, ReadsTheNodeBlock) {
                                                  "  addresses: [198.18.0.11, 2001:db8::11]\n"
                                                  "clusters:\n"
                                                  "- {name: cluster-a, id: 1, local: true}\n");
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   EXPECT_EQ(r->local_node().name, "node-a1");
   ASSERT_EQ(r->local_node().addresses.size(), 2u);
   EXPECT_EQ(r->local_node().addresses[0].ToString(), "198.18.0.11");
@@ -211,8 +211,8 @@ TEST(NodeConfig, RejectsABadNodeAddressNamingTheField) {
                                                  "  - 198.18.0.11\n"
                                                  "  - 198.18.0.300\n");
   ASSERT_FALSE(r.ok());
-  ASSERT_EQ(r.errors().size(), 1u) << ToString(r.errors());
-  EXPECT_EQ(r.errors().front().ToString(),
+  ASSERT_EQ(r.error().size(), 1u) << ToString(r.error());
+  EXPECT_EQ(r.error().front().ToString(),
             "cluster.yaml: document 1: node.addresses[1]: expected an IPv4 or IPv6 address, got "
             "\"198.18.0.300\" (line 7)");
 }
@@ -221,23 +221,23 @@ TEST(NodeConfig, RejectsATwiceDeclaredNodeAndAnEmptyOrRepeatedAddressList) {
   const auto twice = ParseConfig("cluster.yaml", kHeader + "node: {addresses: [198.18.0.11]}\n---\n" +
                                                      kHeader + "node: {addresses: [198.18.0.12]}\n");
   ASSERT_FALSE(twice.ok());
-  ASSERT_EQ(twice.errors().size(), 1u) << ToString(twice.errors());
-  EXPECT_EQ(twice.errors().front().ToString(),
+  ASSERT_EQ(twice.error().size(), 1u) << ToString(twice.error());
+  EXPECT_EQ(twice.error().front().ToString(),
             "cluster.yaml: document 2: node: node declared twice (first at document 1, node) "
             "(line 7)");
 
   const auto empty = ParseConfig("cluster.yaml", kHeader + "node: {addresses: []}\n");
   ASSERT_FALSE(empty.ok());
-  EXPECT_NE(ToString(empty.errors()).find("node.addresses: expected at least one address"),
+  EXPECT_NE(ToString(empty.error()).find("node.addresses: expected at least one address"),
             std::string::npos)
-      << ToString(empty.errors());
+      << ToString(empty.error());
 
   const auto repeated =
       ParseConfig("cluster.yaml", kHeader + "node: {addresses: [198.18.0.11, 198.18.0.11]}\n");
   ASSERT_FALSE(repeated.ok());
-  EXPECT_NE(ToString(repeated.errors()).find("node.addresses[1]: address 198.18.0.11 given twice"),
+  EXPECT_NE(ToString(repeated.error()).find("node.addresses[1]: address 198.18.0.11 given twice"),
             std::string::npos)
-      << ToString(repeated.errors());
+      << ToString(repeated.error());
 }
 
 }  // namespace

@@ -83,8 +83,8 @@ TEST_F(SyncTest, FirstSyncWritesEverything) {
                               {WriteKind::kService, 2},
                               {WriteKind::kVipFilterWord, words}}))
       << r.writes.ToString();
-  EXPECT_EQ(store_.contents(), desired_.maps.Contents());
-  EXPECT_EQ(syncer_.held(), desired_.maps.Contents());
+  EXPECT_EQ(store_.contents(), *desired_.maps.Contents());
+  EXPECT_EQ(syncer_.held(), *desired_.maps.Contents());
 
   // What the entries say.
   const DesiredService& api = Api();
@@ -352,7 +352,7 @@ TEST_F(SyncTest, FailedTableWriteLeavesThePreviousTableAndTheNextSyncRetries) {
   EXPECT_EQ(retried.writes[WriteKind::kBackend], 0u);
   EXPECT_EQ(retried.writes[WriteKind::kTable], 1u);
   EXPECT_EQ(retried.writes[WriteKind::kService], 3u);  // api x2 (backend_count), web x1
-  EXPECT_EQ(store_.contents(), desired_.maps.Contents());
+  EXPECT_EQ(store_.contents(), *desired_.maps.Contents());
   EXPECT_EQ(Api().id, api);
 }
 
@@ -407,7 +407,7 @@ TEST(SyncFailure, AnyFailedWriteIsConsistentAndRetried) {
     const SyncResult retried = syncer.Sync(*again);
     ASSERT_TRUE(retried.ok()) << retried.error->ToString();
     EXPECT_EQ(store.contents().services.size(), again->maps.services.size());
-    EXPECT_EQ(store.contents().tables, again->maps.Contents().tables);
+    EXPECT_EQ(store.contents().tables, again->maps.Contents()->tables);
     EXPECT_EQ(store.contents().vip_filter, again->maps.vip_filter);
     EXPECT_EQ(syncer.Sync(*again).writes.total(), 0u);
     EXPECT_TRUE(store.violations().empty()) << store.violations().front();
@@ -637,6 +637,26 @@ TEST(DesiredState, RefusesATableSizeThatIsNotPrime) {
                              StoreLimits{.maglev_size = 16384});
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().err, EINVAL);
+}
+
+// A recipe the Maglev builder refuses (here a backend id of 0, which the allocator never hands
+// out) fails the sync with the builder's error instead of throwing out of it, and no table is
+// written.
+TEST(Syncer, TableTheBuilderRefusesFailsTheSync) {
+  CheckingStore store;
+  Syncer syncer(store);
+  ASSERT_TRUE(syncer.Adopt().ok());
+  Model m = TwoClusters(1);
+  AddWebService(m, 2);
+  auto desired = syncer.Plan(m, DefaultPlans(m));
+  ASSERT_TRUE(desired.ok()) << desired.error().ToString();
+  ASSERT_EQ(desired->maps.tables.size(), 2u);
+  desired->maps.tables.begin()->second.members.front().id = XLB_ID_NONE;
+  const SyncResult r = syncer.Sync(*desired);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->err, EINVAL);
+  EXPECT_NE(r.error->what.find("has id 0 (XLB_ID_NONE)"), std::string::npos) << r.error->what;
+  EXPECT_EQ(r.writes[WriteKind::kTable], 0u);
 }
 
 TEST(DesiredState, SctpPortIsAProblemNotAnError) {

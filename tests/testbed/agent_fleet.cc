@@ -28,9 +28,6 @@ constexpr const char* kPinRoot = "/sys/fs/bpf";
 constexpr const char* kPinPrefix = "xlb-fleet-";
 constexpr const char* kRunning = "xlb-agent info: running:";
 
-// Whether the config format has `nodes[].xlb` (the coordinator's `modes` branch adds it).
-// Without it nodeA3 is left out of cluster A's nodes and podA31's endpoint names no node.
-constexpr bool kConfigKnowsNodesWithoutXlb = false;
 
 std::atomic<int> g_fleets{0};
 
@@ -119,11 +116,8 @@ std::string FleetClustersYaml(const std::string& local) {
     }
     return y;
   };
-  std::vector<std::string> a = {"nodeA", "nodeA2"};
-  if (kConfigKnowsNodesWithoutXlb) {
-    a.push_back("nodeA3");
-  }
-  return "clusters:\n" + cluster("cluster-a", 1, a) + cluster("cluster-b", 2, {"nodeB", "nodeB2"});
+  return "clusters:\n" + cluster("cluster-a", 1, {"nodeA", "nodeA2", "nodeA3"}) +
+         cluster("cluster-b", 2, {"nodeB", "nodeB2"});
 }
 
 const std::vector<PathService>& PathServices() {
@@ -159,7 +153,7 @@ std::string SliceYaml(const std::string& service, const std::string& cluster,
   for (const auto& [role, with_node] : endpoints) {
     const std::string node = NodeOf(role);
     y += "  - addresses: " + AddressList(role) + "\n";
-    if (with_node && (node != "nodeA3" || kConfigKnowsNodesWithoutXlb)) {
+    if (with_node) {
       y += "    nodeName: " + NodeName(node) + "\n";
     }
   }

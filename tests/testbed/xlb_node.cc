@@ -239,7 +239,8 @@ void XlbNode::SetService(const ServiceSpec& spec) {
     members.push_back({id, cluster + "/" + Address(e.pod, family), weights[e.pod]});
     in_table += weights[e.pod] > 0 ? 1 : 0;
   }
-  Check(xdp_->InstallMaglevTable(svc.id, BuildMaglevTable(members, xdp_->maglev_size())),
+  auto table = BuildMaglevTable(members, xdp_->maglev_size());
+  Check(table.ok() ? xdp_->InstallMaglevTable(svc.id, *table) : Result<void>(table.error()),
         "Maglev table of " + spec.vip);
 
   // Then what makes the VIP reachable: its filter bit, then the service entry.

@@ -5,13 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <random>
 #include <set>
-#include <stdexcept>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "maps/xlb_abi.h"
@@ -35,6 +37,20 @@ std::vector<MaglevBackend> Cluster(const std::string& cluster, uint32_t n, uint3
     out.push_back({first_id + i, Key(cluster, i), weight});
   }
   return out;
+}
+
+// The table, or an empty one and a test failure.
+std::vector<uint32_t> Built(std::span<const MaglevBackend> backends, uint32_t size) {
+  auto table = BuildMaglevTable(backends, size);
+  EXPECT_TRUE(table.ok()) << table.error().ToString();
+  return table.ok() ? std::move(table).value() : std::vector<uint32_t>{};
+}
+
+// A key's walk, or {0, 0} and a test failure.
+xlb::MaglevWalk Walk(std::string_view key, uint32_t size) {
+  auto walk = xlb::MaglevPermutation(key, size);
+  EXPECT_TRUE(walk.ok()) << walk.error().ToString();
+  return walk.ok() ? *walk : xlb::MaglevWalk{0, 0};
 }
 
 std::map<uint32_t, uint32_t> SlotCounts(const std::vector<uint32_t>& table) {
@@ -101,7 +117,7 @@ void ExpectLargestRemainder(const std::vector<MaglevBackend>& backends,
 // Builds the table and checks it against the shares: every slot taken, each backend holding
 // exactly its largest-remainder count.
 std::vector<uint32_t> BuildAndCheck(const std::vector<MaglevBackend>& backends, uint32_t size) {
-  std::vector<uint32_t> table = BuildMaglevTable(backends, size);
+  std::vector<uint32_t> table = Built(backends, size);
   EXPECT_EQ(table.size(), size);
   const std::vector<uint32_t> shares = xlb::MaglevShares(backends, size);
   ExpectLargestRemainder(backends, shares, size);
@@ -124,7 +140,7 @@ std::vector<uint32_t> TextbookMaglev(std::vector<MaglevBackend> backends, uint32
   const size_t n = backends.size();
   std::vector<std::vector<uint32_t>> permutation(n, std::vector<uint32_t>(size));
   for (size_t i = 0; i < n; ++i) {
-    const xlb::MaglevWalk walk = xlb::MaglevPermutation(backends[i].key, size);
+    const xlb::MaglevWalk walk = Walk(backends[i].key, size);
     for (uint32_t j = 0; j < size; ++j) {
       permutation[i][j] = static_cast<uint32_t>((walk.offset + uint64_t{j} * walk.skip) % size);
     }
@@ -265,8 +281,8 @@ TEST(Maglev, ZeroWeightGetsNothing) {
   EXPECT_EQ(counts.count(XLB_ID_NONE), 0u);
 
   const std::vector<uint32_t> empty(kDefaultSize, XLB_ID_NONE);
-  EXPECT_EQ(BuildMaglevTable(Cluster("a", 4, 0), kDefaultSize), empty);
-  EXPECT_EQ(BuildMaglevTable({}, kDefaultSize), empty);
+  EXPECT_EQ(Built(Cluster("a", 4, 0), kDefaultSize), empty);
+  EXPECT_EQ(Built({}, kDefaultSize), empty);
 }
 
 TEST(Maglev, IndependentOfInputOrder) {
@@ -283,11 +299,11 @@ TEST(Maglev, IndependentOfInputOrder) {
     backends[i].weight = 1 + rng() % 3;
   }
   for (const uint32_t size : {251u, kDefaultSize}) {
-    const std::vector<uint32_t> reference = BuildMaglevTable(backends, size);
+    const std::vector<uint32_t> reference = Built(backends, size);
     std::vector<MaglevBackend> shuffled = backends;
     for (int round = 0; round < 20; ++round) {
       std::shuffle(shuffled.begin(), shuffled.end(), rng);
-      ASSERT_EQ(BuildMaglevTable(shuffled, size), reference) << "size " << size;
+      ASSERT_EQ(Built(shuffled, size), reference) << "size " << size;
     }
   }
 }
@@ -301,8 +317,7 @@ TEST(Maglev, MatchesTextbookAlgorithm) {
       b.weight = rng() % 4 ? 1 + rng() % 100 : 0;
     }
     const uint32_t size = round % 2 ? 251 : kDefaultSize;
-    ASSERT_EQ(BuildMaglevTable(backends, size), TextbookMaglev(backends, size))
-        << "round " << round;
+    ASSERT_EQ(Built(backends, size), TextbookMaglev(backends, size)) << "round " << round;
   }
 }
 
@@ -310,11 +325,11 @@ TEST(Maglev, RemovingOneOfNMovesFewSlots) {
   for (const uint32_t size : {kDefaultSize, 65537u}) {
     for (uint32_t n = 2; n <= 50; ++n) {
       const std::vector<MaglevBackend> all = Cluster("c", n, 1);
-      const std::vector<uint32_t> before = BuildMaglevTable(all, size);
+      const std::vector<uint32_t> before = Built(all, size);
       for (const uint32_t gone : {0u, n / 2, n - 1}) {
         std::vector<MaglevBackend> rest = all;
         rest.erase(rest.begin() + gone);
-        const size_t changed = ChangedSlots(before, BuildMaglevTable(rest, size));
+        const size_t changed = ChangedSlots(before, Built(rest, size));
         EXPECT_LE(changed, (1.0 / n + 0.02) * size)
             << "size " << size << ", removed " << gone << " of " << n;
       }
@@ -326,9 +341,9 @@ TEST(Maglev, AddingOneToNMovesFewSlots) {
   for (const uint32_t size : {kDefaultSize, 65537u}) {
     for (uint32_t n = 1; n < 50; ++n) {
       std::vector<MaglevBackend> backends = Cluster("c", n, 1);
-      const std::vector<uint32_t> before = BuildMaglevTable(backends, size);
+      const std::vector<uint32_t> before = Built(backends, size);
       backends.push_back({1000, Key("new", n), 1});
-      const size_t changed = ChangedSlots(before, BuildMaglevTable(backends, size));
+      const size_t changed = ChangedSlots(before, Built(backends, size));
       EXPECT_LE(changed, (1.0 / (n + 1) + 0.02) * size) << "size " << size << ", added to " << n;
     }
   }
@@ -337,37 +352,46 @@ TEST(Maglev, AddingOneToNMovesFewSlots) {
 TEST(Maglev, SpanOverloadOverwritesTheBuffer) {
   const std::vector<MaglevBackend> backends = Cluster("a", 3, 2);
   std::vector<uint32_t> buffer(251, 0xdeadbeef);
-  BuildMaglevTable(backends, std::span<uint32_t>(buffer));
-  EXPECT_EQ(buffer, BuildMaglevTable(backends, 251));
-  BuildMaglevTable({}, std::span<uint32_t>(buffer));
+  ASSERT_TRUE(BuildMaglevTable(backends, std::span<uint32_t>(buffer)).ok());
+  EXPECT_EQ(buffer, Built(backends, 251));
+  ASSERT_TRUE(BuildMaglevTable({}, std::span<uint32_t>(buffer)).ok());
   EXPECT_EQ(buffer, std::vector<uint32_t>(251, XLB_ID_NONE));
 }
 
 TEST(Maglev, RejectsNonPrimeSize) {
   const std::vector<MaglevBackend> backends = Cluster("a", 2, 1);
   for (const uint32_t size : {0u, 1u, 4u, 9u, 16380u, 16383u, 65535u, 65536u, 4294967295u}) {
-    EXPECT_THROW(BuildMaglevTable(backends, size), std::invalid_argument) << size;
-    EXPECT_THROW(BuildMaglevTable({}, size), std::invalid_argument) << size;
-    EXPECT_THROW(xlb::MaglevPermutation("a", size), std::invalid_argument) << size;
+    const auto table = BuildMaglevTable(backends, size);
+    ASSERT_FALSE(table.ok()) << size;
+    EXPECT_EQ(table.error().err, EINVAL);
+    EXPECT_EQ(table.error().what,
+              "Maglev table size " + std::to_string(size) + " is not a 32-bit prime");
+    EXPECT_FALSE(BuildMaglevTable({}, size).ok()) << size;
+    EXPECT_FALSE(xlb::MaglevPermutation("a", size).ok()) << size;
   }
-  std::vector<uint32_t> buffer(16380);
-  EXPECT_THROW(BuildMaglevTable(backends, std::span<uint32_t>(buffer)), std::invalid_argument);
-  EXPECT_NO_THROW(BuildMaglevTable(backends, 2));
-  EXPECT_NO_THROW(BuildMaglevTable(backends, 3));
+  // A failed build leaves the caller's buffer as it was.
+  std::vector<uint32_t> buffer(16380, 7);
+  EXPECT_FALSE(BuildMaglevTable(backends, std::span<uint32_t>(buffer)).ok());
+  EXPECT_EQ(buffer, std::vector<uint32_t>(16380, 7));
+  EXPECT_TRUE(BuildMaglevTable(backends, 2).ok());
+  EXPECT_TRUE(BuildMaglevTable(backends, 3).ok());
 }
 
 TEST(Maglev, RejectsIdNone) {
   std::vector<MaglevBackend> backends = Cluster("a", 3, 1);
   backends[2].id = XLB_ID_NONE;
-  EXPECT_THROW(BuildMaglevTable(backends, 251), std::invalid_argument);
+  const auto table = BuildMaglevTable(backends, 251);
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.error().ToString(), "Maglev backend \"" + backends[2].key +
+                                          "\" has id 0 (XLB_ID_NONE): Invalid argument (errno 22)");
   backends[2].weight = 0;
-  EXPECT_THROW(BuildMaglevTable(backends, 251), std::invalid_argument);
+  EXPECT_FALSE(BuildMaglevTable(backends, 251).ok());
 }
 
 TEST(Maglev, PermutationIsAFullCycle) {
   for (const uint32_t size : {2u, 3u, 251u, kDefaultSize}) {
     for (uint32_t i = 0; i < 50; ++i) {
-      const xlb::MaglevWalk walk = xlb::MaglevPermutation(Key("c", i), size);
+      const xlb::MaglevWalk walk = Walk(Key("c", i), size);
       EXPECT_LT(walk.offset, size);
       EXPECT_GE(walk.skip, 1u);
       EXPECT_LT(walk.skip, size);
@@ -384,12 +408,12 @@ TEST(Maglev, GoldenTables) {
   for (const MaglevBackend& b : Cluster("remote", 2, 3, 10)) {
     backends.push_back(b);
   }
-  EXPECT_EQ(BuildMaglevTable(backends, 31),
+  EXPECT_EQ(Built(backends, 31),
             (std::vector<uint32_t>{1, 1, 10, 2,  1, 1, 11, 1, 3, 2,  2, 3, 3, 1, 10, 11,
                                    2, 3, 10, 11, 2, 3, 2,  3, 1, 10, 2, 2, 3, 1, 3}));
-  EXPECT_EQ(Fingerprint(BuildMaglevTable(backends, kDefaultSize)), 8683121777091881237u);
+  EXPECT_EQ(Fingerprint(Built(backends, kDefaultSize)), 8683121777091881237u);
   // Worked out by hand from the key hash (FNV-1a 64 seeded, fmix64) for the first key.
-  const xlb::MaglevWalk walk = xlb::MaglevPermutation("local/198.18.0.1:8080", kDefaultSize);
+  const xlb::MaglevWalk walk = Walk("local/198.18.0.1:8080", kDefaultSize);
   EXPECT_EQ(walk.offset, 14895u);
   EXPECT_EQ(walk.skip, 8496u);
 }
@@ -423,15 +447,17 @@ TEST(Primes, LargeNumbers) {
 }
 
 TEST(Primes, NextPrime) {
-  EXPECT_EQ(xlb::NextPrime(0), 2u);
-  EXPECT_EQ(xlb::NextPrime(2), 2u);
-  EXPECT_EQ(xlb::NextPrime(4), 5u);
-  EXPECT_EQ(xlb::NextPrime(16380), 16381u);
-  EXPECT_EQ(xlb::NextPrime(16381), 16381u);
-  EXPECT_EQ(xlb::NextPrime(16382), 16411u);
-  EXPECT_EQ(xlb::NextPrime(65536), 65537u);
-  EXPECT_EQ(xlb::NextPrime(4294967280u), 4294967291u);
-  EXPECT_THROW(xlb::NextPrime(4294967292u), std::overflow_error);
+  EXPECT_EQ(*xlb::NextPrime(0), 2u);
+  EXPECT_EQ(*xlb::NextPrime(2), 2u);
+  EXPECT_EQ(*xlb::NextPrime(4), 5u);
+  EXPECT_EQ(*xlb::NextPrime(16380), 16381u);
+  EXPECT_EQ(*xlb::NextPrime(16381), 16381u);
+  EXPECT_EQ(*xlb::NextPrime(16382), 16411u);
+  EXPECT_EQ(*xlb::NextPrime(65536), 65537u);
+  EXPECT_EQ(*xlb::NextPrime(4294967280u), 4294967291u);
+  const auto none = xlb::NextPrime(4294967292u);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().err, ERANGE);
 }
 
 }  // namespace

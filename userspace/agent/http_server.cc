@@ -127,17 +127,14 @@ bool ParseListenAddress(std::string_view text, std::string& host, uint16_t& port
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& address, Handler handler) {
-  auto addr = Resolve(address);
-  if (!addr.ok()) {
-    return std::move(addr).take_error();
-  }
-  UniqueFd fd(::socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  XLB_ASSIGN_OR_RETURN(auto addr, Resolve(address));
+  UniqueFd fd(::socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) {
     return Error::FromErrno(errno, "socket for " + address);
   }
   const int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr->storage), addr->len) != 0) {
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.len) != 0) {
     return Error::FromErrno(errno, "bind " + address);
   }
   if (::listen(fd.get(), 16) != 0) {
@@ -234,16 +231,13 @@ void HttpServer::Answer(int fd) {
 
 Result<HttpReply> HttpGet(const std::string& address, const std::string& path,
                           std::chrono::milliseconds timeout) {
-  auto addr = Resolve(address);
-  if (!addr.ok()) {
-    return std::move(addr).take_error();
-  }
-  UniqueFd fd(::socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  XLB_ASSIGN_OR_RETURN(auto addr, Resolve(address));
+  UniqueFd fd(::socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) {
     return Error::FromErrno(errno, "socket");
   }
   SetDeadline(fd.get(), timeout);
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr->storage), addr->len) != 0) {
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.len) != 0) {
     return Error::FromErrno(errno, "connect " + address);
   }
   if (!SendAll(fd.get(),

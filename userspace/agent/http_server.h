@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "loader/fd.h"
-#include "loader/result.h"
+#include "util/result.h"
 
 namespace xlb {
 

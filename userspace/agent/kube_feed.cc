@@ -11,25 +11,22 @@ ConfigResult<std::unique_ptr<KubeFeed>> KubeFeed::Start(const std::string& path,
                                                         const std::vector<IpAddress>& node_addrs,
                                                         const std::string& node_name,
                                                         LogFn log, kube::WatchOptions options) {
-  auto config = kube::LoadKubeSourcesConfig(path);
-  if (!config.ok()) {
-    return config.errors();
-  }
+  XLB_ASSIGN_OR_RETURN(auto config, kube::LoadKubeSourcesConfig(path));
   if (!node_addrs.empty()) {
-    config->node_addresses = node_addrs;
+    config.node_addresses = node_addrs;
   }
   if (!node_name.empty()) {
-    config->node_name = node_name;
+    config.node_name = node_name;
   }
-  if (config->node_name.empty()) {
+  if (config.node_name.empty()) {
     if (const char* node = std::getenv("NODE_NAME"); node != nullptr) {
-      config->node_name = node;
+      config.node_name = node;
     }
   }
   std::unique_ptr<KubeFeed> feed(new KubeFeed());
   kube::KubeSource::Options source_options;
   source_options.log = [log](const std::string& line) { log(LogLevel::kWarn, line); };
-  feed->source_ = std::make_unique<kube::KubeSource>(std::move(*config), source_options);
+  feed->source_ = std::make_unique<kube::KubeSource>(std::move(config), source_options);
 
   for (const kube::KubeWatch& w : feed->source_->Watches()) {
     std::unique_ptr<kube::ClusterWatch>& watch = feed->watches_[w.cluster];

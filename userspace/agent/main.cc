@@ -156,7 +156,7 @@ int Run(int argc, char** argv) {
     return Fail("bad input; the datapath was not touched:" + text);
   };
   if (auto started = reconciler.Start(); !started.ok()) {
-    return bad_input(started.errors());
+    return bad_input(started.error());
   }
   if (opts.uplink_auto) {
     // The node addresses known now: --node-addr, or the config's. With --kube the Node's come
@@ -190,7 +190,7 @@ int Run(int argc, char** argv) {
   if (!opts.kube.empty()) {
     auto started = xlb::KubeFeed::Start(opts.kube, opts.node_addrs, opts.node_name, LogLine);
     if (!started.ok()) {
-      return bad_input(started.errors());
+      return bad_input(started.error());
     }
     feed = std::move(*started);
   }

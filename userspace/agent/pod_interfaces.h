@@ -26,7 +26,7 @@
 
 #include "loader/fd.h"
 #include "loader/log.h"
-#include "loader/result.h"
+#include "util/result.h"
 #include "userspace/agent/rtnetlink.h"
 
 namespace xlb {

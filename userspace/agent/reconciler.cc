@@ -73,20 +73,13 @@ ConfigResult<void> Reconciler::Start() {
     return StartWithoutConfig();
   }
   config_seen_ = Fingerprint(paths_.config);
-  auto model = LoadConfigFile(paths_.config);
-  if (!model.ok()) {
-    return std::move(model).take_errors();
-  }
-  model_ = std::move(*model);
+  XLB_ASSIGN_OR_RETURN(model_, LoadConfigFile(paths_.config));
   AdoptNodeIdentity();
   model_.TakeChanges();
   changes_ = {.everything = true, .services = {}};
   policy_seen_ = Fingerprint(paths_.policy);
   if (!paths_.policy.empty()) {
-    auto accepted = store_.ReplaceFromPath(paths_.policy, model_);
-    if (!accepted.ok()) {
-      return accepted.errors();
-    }
+    XLB_TRY(store_.ReplaceFromPath(paths_.policy, model_));
   }
   const Cluster* local = model_.LocalCluster();
   log_(LogLevel::kInfo, "config " + paths_.config + ": " +
@@ -110,13 +103,8 @@ ConfigResult<void> Reconciler::Start() {
 ConfigResult<void> Reconciler::StartWithoutConfig() {
   changes_ = {.everything = true, .services = {}};
   if (!paths_.policy.empty()) {
-    auto files = ReadPolicyPath(paths_.policy);
-    if (!files.ok()) {
-      return files.errors();
-    }
-    if (auto parsed = ParsePolicies(*files); !parsed.ok()) {
-      return parsed.errors();
-    }
+    XLB_ASSIGN_OR_RETURN(auto files, ReadPolicyPath(paths_.policy));
+    XLB_TRY(ParsePolicies(files));
   }
   log_(LogLevel::kInfo, std::string("no config file: the model comes from the sources") +
                             (paths_.policy.empty() ? "; no policies, every endpoint weighs the same"
@@ -146,7 +134,7 @@ bool Reconciler::ReadConfig() {
     ++config_rejected_;
     log_(LogLevel::kWarn,
          "config " + paths_.config +
-             " rejected; the last good config stays in force:" + Indent(model.errors()));
+             " rejected; the last good config stays in force:" + Indent(model.error()));
     return false;
   }
   // The old model goes only after the comparison that says which services changed.
@@ -202,7 +190,7 @@ bool Reconciler::ReadPolicies() {
   if (!accepted.ok()) {
     log_(LogLevel::kWarn,
          "policies " + paths_.policy +
-             " rejected; the last good set stays in force:" + Indent(accepted.errors()));
+             " rejected; the last good set stays in force:" + Indent(accepted.error()));
     return false;
   }
   ++policy_reloaded_;

@@ -42,13 +42,13 @@
 #include <vector>
 
 #include "loader/log.h"
-#include "loader/result.h"
 #include "userspace/agent/metrics.h"
 #include "userspace/model/config_error.h"
 #include "userspace/model/model.h"
 #include "userspace/policy/policy_store.h"
 #include "userspace/sync/map_store.h"
 #include "userspace/sync/syncer.h"
+#include "util/result.h"
 
 namespace xlb {
 

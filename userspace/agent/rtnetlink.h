@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "loader/fd.h"
-#include "loader/result.h"
+#include "util/result.h"
 #include "userspace/model/ip_address.h"
 
 namespace xlb {

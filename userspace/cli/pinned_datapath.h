@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "loader/fd.h"
-#include "loader/result.h"
 #include "maps/xlb_abi.h"
+#include "util/result.h"
 
 namespace xlb::cli {
 

@@ -41,14 +41,14 @@ int Policies(const InspectOptions& o) {
   }
   auto model = LoadConfigFile(o.config);
   if (!model.ok()) {
-    PrintErrors("config " + o.config + " rejected:", model.errors());
+    PrintErrors("config " + o.config + " rejected:", model.error());
     return 1;
   }
   PolicyStore store;
   if (!o.policy.empty()) {
     auto accepted = store.ReplaceFromPath(o.policy, *model);
     if (!accepted.ok()) {
-      PrintErrors("policies " + o.policy + " rejected:", accepted.errors());
+      PrintErrors("policies " + o.policy + " rejected:", accepted.error());
       return 1;
     }
   }

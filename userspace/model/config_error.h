@@ -6,9 +6,9 @@
 #define XLB_USERSPACE_MODEL_CONFIG_ERROR_H
 
 #include <string>
-#include <utility>
-#include <variant>
 #include <vector>
+
+#include "util/result.h"
 
 namespace xlb {
 
@@ -28,50 +28,10 @@ using ConfigErrors = std::vector<ConfigError>;
 // One line per error.
 std::string ToString(const ConfigErrors& errors);
 
-// A value or every error found while producing it; the shape of loader/result.h's Result,
-// with configuration errors in place of errno.
+// A value or every error found while producing it (util/result.h). A function that finds one
+// problem returns `ConfigErrors{ConfigError{...}}`; most collect them as they go.
 template <typename T>
-class [[nodiscard]] ConfigResult {
- public:
-  ConfigResult(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
-  ConfigResult(ConfigErrors errors)                                        // NOLINT: implicit
-      : v_(std::in_place_index<1>, std::move(errors)) {}
-  ConfigResult(ConfigError error)  // NOLINT: implicit
-      : v_(std::in_place_index<1>, ConfigErrors{std::move(error)}) {}
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-  T&& operator*() && { return std::move(*this).value(); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-
-  const ConfigErrors& errors() const { return std::get<1>(v_); }
-  ConfigErrors&& take_errors() && { return std::get<1>(std::move(v_)); }
-
- private:
-  std::variant<T, ConfigErrors> v_;
-};
-
-// No value, only success or the errors.
-template <>
-class [[nodiscard]] ConfigResult<void> {
- public:
-  ConfigResult() = default;
-  ConfigResult(ConfigErrors errors) : errors_(std::move(errors)) {}  // NOLINT: implicit
-
-  bool ok() const { return errors_.empty(); }
-  explicit operator bool() const { return ok(); }
-  const ConfigErrors& errors() const { return errors_; }
-
- private:
-  ConfigErrors errors_;
-};
+using ConfigResult = Result<T, ConfigErrors>;
 
 inline std::string ConfigError::ToString() const {
   std::string out = file.empty() ? std::string("<input>") : file;

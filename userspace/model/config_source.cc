@@ -34,14 +34,11 @@ class ConfigParser {
   explicit ConfigParser(std::string file) : file_(std::move(file)) {}
 
   ConfigResult<Model> Parse(const std::string& text) {
-    auto docs = yaml::LoadDocuments(file_, text);
-    if (!docs.ok()) {
-      return std::move(docs).take_errors();
-    }
+    XLB_ASSIGN_OR_RETURN(const auto docs, yaml::LoadDocuments(file_, text));
     // Two passes, so that an EndpointSlice may name a cluster or service of a later document.
     std::vector<std::pair<yaml::Document, YAML::Node>> roots;
-    roots.reserve(docs->size());
-    for (const yaml::LoadedDocument& d : *docs) {
+    roots.reserve(docs.size());
+    for (const yaml::LoadedDocument& d : docs) {
       if (d.root.IsNull()) {
         continue;  // an empty document, e.g. after a trailing `---`
       }
@@ -570,11 +567,8 @@ ConfigResult<Model> ParseConfig(const std::string& file, const std::string& text
 }
 
 ConfigResult<Model> LoadConfigFile(const std::string& path) {
-  auto text = yaml::ReadFile(path);
-  if (!text.ok()) {
-    return std::move(text).take_errors();
-  }
-  return ParseConfig(path, *text);
+  XLB_ASSIGN_OR_RETURN(const std::string text, yaml::ReadFile(path));
+  return ParseConfig(path, text);
 }
 
 }  // namespace xlb

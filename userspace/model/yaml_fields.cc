@@ -347,9 +347,10 @@ ConfigResult<std::vector<LoadedDocument>> LoadDocuments(const std::string& file,
     if (!e.mark.is_null()) {
       message += " at column " + std::to_string(e.mark.column + 1);
     }
-    return ConfigError{file, line > 0 ? DocumentOfLine(text, line) : 0, "", message, line};
+    return ConfigErrors{
+        ConfigError{file, line > 0 ? DocumentOfLine(text, line) : 0, "", message, line}};
   } catch (const YAML::Exception& e) {
-    return ConfigError{file, 0, "", std::string("YAML error: ") + e.what(), 0};
+    return ConfigErrors{ConfigError{file, 0, "", std::string("YAML error: ") + e.what(), 0}};
   }
   std::vector<LoadedDocument> out;
   out.reserve(nodes.size());
@@ -362,12 +363,12 @@ ConfigResult<std::vector<LoadedDocument>> LoadDocuments(const std::string& file,
 ConfigResult<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return ConfigError{path, 0, "", "cannot open file", 0};
+    return ConfigErrors{ConfigError{path, 0, "", "cannot open file", 0}};
   }
   std::ostringstream buf;
   buf << in.rdbuf();
   if (in.bad()) {
-    return ConfigError{path, 0, "", "cannot read file", 0};
+    return ConfigErrors{ConfigError{path, 0, "", "cannot read file", 0}};
   }
   return buf.str();
 }

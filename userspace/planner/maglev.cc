@@ -1,8 +1,9 @@
 #include "userspace/planner/maglev.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <limits>
-#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <tuple>
 
@@ -41,11 +42,11 @@ bool CanonicalLess(const MaglevBackend& a, const MaglevBackend& b) {
   return std::tie(a.key, a.id, a.weight) < std::tie(b.key, b.id, b.weight);
 }
 
-void CheckTableSize(size_t size) {
+Result<void> CheckTableSize(size_t size) {
   if (size > std::numeric_limits<uint32_t>::max() || !IsPrime(static_cast<uint32_t>(size))) {
-    throw std::invalid_argument("Maglev table size " + std::to_string(size) +
-                                " is not a 32-bit prime");
+    return Error{EINVAL, "Maglev table size " + std::to_string(size) + " is not a 32-bit prime"};
   }
+  return {};
 }
 
 // size >= 2; size == 2 leaves a single possible skip, 1.
@@ -70,8 +71,8 @@ inline void Advance(Lane& lane, uint32_t size) {
 
 }  // namespace
 
-MaglevWalk MaglevPermutation(std::string_view key, uint32_t size) {
-  CheckTableSize(size);
+Result<MaglevWalk> MaglevPermutation(std::string_view key, uint32_t size) {
+  XLB_TRY(CheckTableSize(size));
   return Walk(key, size);
 }
 
@@ -114,12 +115,12 @@ std::vector<uint32_t> MaglevShares(std::span<const MaglevBackend> backends, uint
   return shares;
 }
 
-void BuildMaglevTable(std::span<const MaglevBackend> backends, std::span<uint32_t> table) {
-  CheckTableSize(table.size());
+Result<void> BuildMaglevTable(std::span<const MaglevBackend> backends, std::span<uint32_t> table) {
+  XLB_TRY(CheckTableSize(table.size()));
   const auto size = static_cast<uint32_t>(table.size());
   for (const MaglevBackend& b : backends) {
     if (b.id == XLB_ID_NONE) {
-      throw std::invalid_argument("Maglev backend \"" + b.key + "\" has id 0 (XLB_ID_NONE)");
+      return Error{EINVAL, "Maglev backend \"" + b.key + "\" has id 0 (XLB_ID_NONE)"};
     }
   }
   std::fill(table.begin(), table.end(), XLB_ID_NONE);
@@ -133,7 +134,7 @@ void BuildMaglevTable(std::span<const MaglevBackend> backends, std::span<uint32_
     }
   }
   if (order.empty()) {
-    return;
+    return {};
   }
   // Lanes take turns in canonical order, so the input order cannot change who gets a
   // contested slot.
@@ -173,12 +174,14 @@ void BuildMaglevTable(std::span<const MaglevBackend> backends, std::span<uint32_
       }
     }
   }
+  return {};
 }
 
-std::vector<uint32_t> BuildMaglevTable(std::span<const MaglevBackend> backends, uint32_t size) {
-  CheckTableSize(size);
+Result<std::vector<uint32_t>> BuildMaglevTable(std::span<const MaglevBackend> backends,
+                                               uint32_t size) {
+  XLB_TRY(CheckTableSize(size));  // before allocating `size` slots
   std::vector<uint32_t> table(size);
-  BuildMaglevTable(backends, std::span<uint32_t>(table));
+  XLB_TRY(BuildMaglevTable(backends, std::span<uint32_t>(table)));
   return table;
 }
 
@@ -200,13 +203,13 @@ bool IsPrime(uint32_t n) {
   return true;
 }
 
-uint32_t NextPrime(uint32_t n) {
+Result<uint32_t> NextPrime(uint32_t n) {
   for (uint64_t c = n; c <= std::numeric_limits<uint32_t>::max(); ++c) {
     if (IsPrime(static_cast<uint32_t>(c))) {
       return static_cast<uint32_t>(c);
     }
   }
-  throw std::overflow_error("no 32-bit prime >= " + std::to_string(n));
+  return Error{ERANGE, "no 32-bit prime >= " + std::to_string(n)};
 }
 
 }  // namespace xlb

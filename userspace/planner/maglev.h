@@ -8,8 +8,9 @@
 //
 // Errors: a table size that is not prime, or a backend id of XLB_ID_NONE, is a programmer or
 // start-up configuration error (the size comes from xlb_config.maglev_size, validated once at
-// start-up), so BuildMaglevTable() throws std::invalid_argument. Nothing else throws except
-// std::bad_alloc.
+// start-up). Still the planner runs on the sync path, which does not throw: each is returned
+// as an Error (EINVAL), and the sync that asked for the table fails and keeps the last good
+// state. Nothing throws except std::bad_alloc.
 #ifndef XLB_USERSPACE_PLANNER_MAGLEV_H
 #define XLB_USERSPACE_PLANNER_MAGLEV_H
 
@@ -18,6 +19,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "util/result.h"
 
 namespace xlb {
 
@@ -34,13 +37,12 @@ struct MaglevBackend {
 };
 
 // A backend's preference order over a table of `size` slots (prime): slot (offset + j * skip)
-// % size is its j-th choice. Depends on the key alone. Throws std::invalid_argument if `size`
-// is not prime.
+// % size is its j-th choice. Depends on the key alone. EINVAL if `size` is not prime.
 struct MaglevWalk {
   uint32_t offset;  // 0..size-1
   uint32_t skip;    // 1..size-1
 };
-MaglevWalk MaglevPermutation(std::string_view key, uint32_t size);
+Result<MaglevWalk> MaglevPermutation(std::string_view key, uint32_t size);
 
 // Slots each backend gets in a table of `size` slots, in input order: size * weight / total
 // rounded by largest remainder, so the counts sum to exactly `size` (or are all 0 when no
@@ -49,18 +51,18 @@ std::vector<uint32_t> MaglevShares(std::span<const MaglevBackend> backends, uint
 
 // Builds a table of `size` slots (prime). Every slot holds the id of a backend with weight >
 // 0, each such backend holding exactly its MaglevShares() count; with no such backend every
-// slot is XLB_ID_NONE. Throws std::invalid_argument if `size` is not prime or an id is 0.
-std::vector<uint32_t> BuildMaglevTable(std::span<const MaglevBackend> backends, uint32_t size);
+// slot is XLB_ID_NONE. EINVAL if `size` is not prime or an id is 0.
+Result<std::vector<uint32_t>> BuildMaglevTable(std::span<const MaglevBackend> backends,
+                                               uint32_t size);
 
 // The same, into a caller-owned buffer whose size() is the table size, so a planner that
-// builds thousands of tables can reuse one buffer.
-void BuildMaglevTable(std::span<const MaglevBackend> backends, std::span<uint32_t> table);
+// builds thousands of tables can reuse one buffer. On an error the buffer is left unchanged.
+Result<void> BuildMaglevTable(std::span<const MaglevBackend> backends, std::span<uint32_t> table);
 
 bool IsPrime(uint32_t n);
 
-// The smallest prime >= n. Throws std::overflow_error above 4294967291, the largest 32-bit
-// prime.
-uint32_t NextPrime(uint32_t n);
+// The smallest prime >= n. ERANGE above 4294967291, the largest 32-bit prime.
+Result<uint32_t> NextPrime(uint32_t n);
 
 }  // namespace xlb
 

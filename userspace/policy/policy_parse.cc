@@ -505,11 +505,14 @@ ConfigResult<std::vector<PolicyFile>> ReadPolicyPath(const std::string& path) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {
-    return ConfigError{path, 0, "", "no such file or directory", 0};
+    return ConfigErrors{ConfigError{path, 0, "", "no such file or directory", 0}};
   }
   std::vector<std::string> paths;
   if (fs::is_directory(status)) {
-    for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
+    // increment(ec), not ++: the range-for's ++ throws when the directory goes away midway,
+    // and policies are re-read on the sync path.
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+      const fs::directory_entry& e = *it;
       const std::string name = e.path().filename().string();
       std::error_code file_ec;
       if (IsPolicyFileName(name) && e.is_regular_file(file_ec)) {
@@ -517,7 +520,7 @@ ConfigResult<std::vector<PolicyFile>> ReadPolicyPath(const std::string& path) {
       }
     }
     if (ec) {
-      return ConfigError{path, 0, "", "cannot list directory: " + ec.message(), 0};
+      return ConfigErrors{ConfigError{path, 0, "", "cannot list directory: " + ec.message(), 0}};
     }
     std::sort(paths.begin(), paths.end());
   } else {
@@ -528,7 +531,7 @@ ConfigResult<std::vector<PolicyFile>> ReadPolicyPath(const std::string& path) {
   for (const std::string& p : paths) {
     auto text = yaml::ReadFile(p);
     if (!text.ok()) {
-      const ConfigErrors& e = text.errors();
+      const ConfigErrors& e = text.error();
       errors.insert(errors.end(), e.begin(), e.end());
       continue;
     }
@@ -546,7 +549,7 @@ ConfigResult<PolicySet> ParsePolicies(std::span<const PolicyFile> files) {
   for (const PolicyFile& f : files) {
     auto docs = yaml::LoadDocuments(f.name, f.text);
     if (!docs.ok()) {
-      const ConfigErrors& e = docs.errors();
+      const ConfigErrors& e = docs.error();
       errors.insert(errors.end(), e.begin(), e.end());
       continue;
     }

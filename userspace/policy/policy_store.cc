@@ -13,7 +13,7 @@ ConfigResult<void> PolicyStore::Reject(ConfigErrors errors) {
 ConfigResult<void> PolicyStore::Replace(std::span<const PolicyFile> files, const Model& model) {
   auto parsed = ParsePolicies(files);
   if (!parsed.ok()) {
-    return Reject(std::move(parsed).take_errors());
+    return Reject(std::move(parsed).take_error());
   }
   ConfigErrors errors;
   (void)ResolveRoutes(*parsed, model, options_, errors);
@@ -29,7 +29,7 @@ ConfigResult<void> PolicyStore::Replace(std::span<const PolicyFile> files, const
 ConfigResult<void> PolicyStore::ReplaceFromPath(const std::string& path, const Model& model) {
   auto files = ReadPolicyPath(path);
   if (!files.ok()) {
-    return Reject(std::move(files).take_errors());
+    return Reject(std::move(files).take_error());
   }
   return Replace(*files, model);
 }

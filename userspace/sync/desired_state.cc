@@ -57,14 +57,12 @@ void TableRecipe::Seal() {
   fingerprint = h;
 }
 
-void TableRecipe::Build(std::span<uint32_t> slots) const {
-  BuildMaglevTable(members, slots);
+Result<void> TableRecipe::Build(std::span<uint32_t> slots) const {
+  return BuildMaglevTable(members, slots);
 }
 
-MaglevSlots TableRecipe::Build() const {
-  MaglevSlots slots(size);
-  Build(slots);
-  return slots;
+Result<MaglevSlots> TableRecipe::Build() const {
+  return BuildMaglevTable(members, size);
 }
 
 bool TableRecipe::operator==(const TableRecipe& other) const {
@@ -93,13 +91,14 @@ bool DesiredMaps::operator==(const DesiredMaps& other) const {
          tables == other.tables && vip_filter == other.vip_filter;
 }
 
-MapContents DesiredMaps::Contents() const {
+Result<MapContents> DesiredMaps::Contents() const {
   MapContents out;
   out.services = services;
   out.backends = backends;
   out.vip_filter = vip_filter;
   for (const auto& [id, recipe] : tables) {
-    out.tables[id] = TableDigest::Of(recipe.Build());
+    XLB_ASSIGN_OR_RETURN(const MaglevSlots slots, recipe.Build());
+    out.tables[id] = TableDigest::Of(slots);
   }
   return out;
 }

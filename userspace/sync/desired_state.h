@@ -24,6 +24,7 @@
 #include "userspace/planner/maglev.h"
 #include "userspace/policy/weights.h"
 #include "userspace/sync/map_store.h"
+#include "util/result.h"
 
 namespace xlb {
 
@@ -52,8 +53,8 @@ struct TableRecipe {
   // Sets the fingerprint from members and size.
   void Seal();
   // Builds the table into `slots` (size() == size).
-  void Build(std::span<uint32_t> slots) const;
-  MaglevSlots Build() const;
+  Result<void> Build(std::span<uint32_t> slots) const;
+  Result<MaglevSlots> Build() const;
   bool operator==(const TableRecipe& other) const;
 };
 
@@ -67,7 +68,7 @@ struct DesiredMaps {
   bool operator==(const DesiredMaps& other) const;
   // What the store holds once this is synced. Builds every table: for tests and tools, never
   // on the sync path.
-  MapContents Contents() const;
+  Result<MapContents> Contents() const;
 };
 
 // One service port and family: one service id, one table.

@@ -32,13 +32,13 @@
 #include <string>
 #include <vector>
 
-#include "loader/result.h"
 #include "userspace/model/model.h"
 #include "userspace/policy/routes.h"
 #include "userspace/policy/weights.h"
 #include "userspace/sync/desired_state.h"
 #include "userspace/sync/id_allocator.h"
 #include "userspace/sync/map_store.h"
+#include "util/result.h"
 
 namespace xlb {
 

@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "loader/result.h"
+#include "util/result.h"
 #include "maps/xlb_abi.h"
 #include "userspace/sync/desired_state.h"
 #include "userspace/sync/map_store.h"

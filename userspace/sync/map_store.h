@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "loader/result.h"
 #include "maps/xlb_abi.h"
+#include "util/result.h"
 
 namespace xlb {
 

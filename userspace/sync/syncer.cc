@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 
 #include <cerrno>
-#include <exception>
 #include <string>
 #include <thread>
 #include <vector>
@@ -100,39 +99,27 @@ SyncResult Syncer::SyncChanges() {
   return result;
 }
 
-void Syncer::BuildTables(std::span<const TableRecipe* const> recipes) {
+Result<void> Syncer::BuildTables(std::span<const TableRecipe* const> recipes) {
   // Two builders at most (the agent shares the node); each table is built by exactly one of
-  // them into its own buffer, so the result does not depend on the threads.
-  auto build = [&](size_t first, size_t step) {
+  // them into its own buffer, so the result does not depend on the threads. A builder stops at
+  // its first failure (a size not prime, an id 0: a programmer error); when both fail, this
+  // thread's is reported, so the error does not depend on the threads either.
+  auto build = [&](size_t first, size_t step) -> Result<void> {
     for (size_t i = first; i < recipes.size(); i += step) {
       buffers_[i].resize(recipes[i]->size);
-      recipes[i]->Build(buffers_[i]);
+      XLB_TRY(recipes[i]->Build(buffers_[i]));
     }
+    return {};
   };
   if (recipes.size() < 4) {
-    build(0, 1);
-    return;
+    return build(0, 1);
   }
-  // BuildMaglevTable throws only on a programmer error (size not prime, id 0): carried over to
-  // this thread, as if it had built every table itself.
-  std::exception_ptr failed;
-  std::thread other([&] {
-    try {
-      build(1, 2);
-    } catch (...) {
-      failed = std::current_exception();
-    }
-  });
-  try {
-    build(0, 2);
-  } catch (...) {
-    other.join();
-    throw;
-  }
+  Result<void> other_built;
+  std::thread other([&] { other_built = build(1, 2); });
+  Result<void> built = build(0, 2);
   other.join();
-  if (failed) {
-    std::rethrow_exception(failed);
-  }
+  XLB_TRY(std::move(built));
+  return other_built;
 }
 
 Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& touched,
@@ -198,7 +185,7 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     for (const auto& [id, recipe] : todo) {
       recipes.push_back(recipe);
     }
-    BuildTables(recipes);
+    XLB_TRY(BuildTables(recipes));
     tables_built_ += todo.size();
     for (size_t i = 0; i < todo.size(); ++i) {
       const auto [id, recipe] = todo[i];

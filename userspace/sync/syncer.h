@@ -74,12 +74,12 @@
 #include <span>
 #include <vector>
 
-#include "loader/result.h"
 #include "userspace/model/model.h"
 #include "userspace/policy/weights.h"
 #include "userspace/sync/desired_state.h"
 #include "userspace/sync/desired_state_tracker.h"
 #include "userspace/sync/map_store.h"
+#include "util/result.h"
 
 namespace xlb {
 
@@ -140,7 +140,7 @@ class Syncer {
   Result<void> SyncSteps(const DesiredMaps& want, const TouchedEntries& touched,
                          WriteCounts& writes);
   // Builds `recipes` into buffers_[0..n), on two threads when there are several.
-  void BuildTables(std::span<const TableRecipe* const> recipes);
+  Result<void> BuildTables(std::span<const TableRecipe* const> recipes);
 
   MapStore& store_;
   MapContents held_;

@@ -186,6 +186,25 @@ TEST(ServerUrl, Forms) {
   EXPECT_FALSE(ParseServerUrl("https://:443"));
 }
 
+// A port that is not a decimal number in 1..65535 is an error that names it, not an exception.
+TEST(ServerUrl, MalformedPortsAreErrors) {
+  for (const std::string port : {"6x", "+1", "-1", " 80", "123456", "99999999999999999999"}) {
+    auto r = ParseServerUrl("https://host:" + port);
+    ASSERT_FALSE(r) << port;
+    EXPECT_EQ(r.error().message,
+              "\"https://host:" + port + "\": \"" + port + "\" is not a port number");
+  }
+  auto zero = ParseServerUrl("https://host:0");
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.error().message, "\"https://host:0\": port 0 is out of range");
+  auto high = ParseServerUrl("https://host:65536");
+  ASSERT_FALSE(high);
+  EXPECT_EQ(high.error().message, "\"https://host:65536\": port 65536 is out of range");
+  auto highest = ParseServerUrl("https://host:65535");
+  ASSERT_TRUE(highest);
+  EXPECT_EQ(highest->port, 65535);
+}
+
 // --- kubeconfig ------------------------------------------------------------------------------
 
 std::string TwoContextKubeconfig(const std::string& ca_field) {

@@ -24,8 +24,8 @@ std::string OnlyError(const ConfigResult<KubeSourcesConfig>& r) {
   if (r.ok()) {
     return "";
   }
-  EXPECT_EQ(r.errors().size(), 1u) << ToString(r.errors());
-  return r.errors().front().ToString();
+  EXPECT_EQ(r.error().size(), 1u) << ToString(r.error());
+  return r.error().front().ToString();
 }
 
 void Write(const std::string& path, const std::string& text) {
@@ -52,7 +52,7 @@ clusters:
   id: 2
   staleAfter: 200ms
 )");
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   const KubeSourcesConfig& c = *r;
   EXPECT_EQ(c.local.name, "cluster-a");
   EXPECT_EQ(c.local.Id(), 1);
@@ -75,7 +75,7 @@ clusters:
 
 TEST(KubeConfig, MinimalFileDefaults) {
   const auto r = Parse(std::string(kHeader) + "local: {kubeconfig: /root/.kube/config}\n");
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   EXPECT_EQ(r->local.name, "");  // from the ClusterProperty
   EXPECT_EQ(r->local.kubeconfig, "/root/.kube/config");
   EXPECT_TRUE(r->remotes.empty());
@@ -201,7 +201,7 @@ TEST(KubeConfig, KubeconfigDirOfASecretVolume) {
   const auto r = Parse(std::string(kHeader) + "local: {name: cluster-a, inCluster: true}\n" +
                        "clusters:\n- {name: cluster-d, kubeconfig: /explicit/d, id: 9}\n" +
                        "kubeconfigDir: " + dir.path() + "\n");
-  ASSERT_TRUE(r.ok()) << ToString(r.errors());
+  ASSERT_TRUE(r.ok()) << ToString(r.error());
   ASSERT_EQ(r->remotes.size(), 2u);
   EXPECT_EQ(r->remotes[0].name, "cluster-b");
   EXPECT_EQ(r->remotes[0].mode, ClusterMode::kDirect);
@@ -219,7 +219,7 @@ TEST(KubeConfig, KubeconfigDirErrors) {
   auto r =
       Parse(std::string(kHeader) + "local: {inCluster: true}\nkubeconfigDir: " + dir.path() + "\n");
   ASSERT_FALSE(r.ok());
-  const std::string all = ToString(r.errors());
+  const std::string all = ToString(r.error());
   EXPECT_NE(all.find("kubeconfigDir: file " + dir.File("Bad_Name.yaml") +
                      ": cluster name \"Bad_Name\" (from the file name) is no DNS-1123 label"),
             std::string::npos)
@@ -240,7 +240,7 @@ TEST(KubeConfig, LoadNamesTheFile) {
   EXPECT_TRUE(LoadKubeSourcesConfig(path).ok());
   const auto r = LoadKubeSourcesConfig(dir.File("missing.yaml"));
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.errors()[0].ToString().find(dir.File("missing.yaml")), std::string::npos);
+  EXPECT_NE(r.error()[0].ToString().find(dir.File("missing.yaml")), std::string::npos);
 }
 
 }  // namespace

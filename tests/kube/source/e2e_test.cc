@@ -66,7 +66,7 @@ class KubeSourceE2E : public ::testing::Test {
   // Loads the config and starts one ClusterWatch per cluster, as xlb-agent --kube will.
   void StartSource() {
     auto config = LoadKubeSourcesConfig(dir_.File("kube.yaml"));
-    ASSERT_TRUE(config.ok()) << ToString(config.errors());
+    ASSERT_TRUE(config.ok()) << ToString(config.error());
     source_ = std::make_unique<KubeSource>(std::move(*config));
     WatchOptions options;
     options.backoff.initial = 20ms;

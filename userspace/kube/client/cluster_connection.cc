@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 
@@ -20,11 +21,13 @@ std::string BracketedHost(const std::string& host) {
 }
 
 KubeResult<uint16_t> ParsePort(const std::string& text, const std::string& what) {
-  if (text.empty() || text.size() > 5 ||
-      text.find_first_not_of("0123456789") != std::string::npos) {
+  int port = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, port);
+  if (text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos ||
+      ec != std::errc() || ptr != end) {
     return KubeError{what + ": \"" + text + "\" is not a port number"};
   }
-  const long port = std::stol(text);
   if (port < 1 || port > 65535) return KubeError{what + ": port " + text + " is out of range"};
   return static_cast<uint16_t>(port);
 }
@@ -80,9 +83,7 @@ KubeResult<ServerAddress> ParseServerUrl(const std::string& url) {
   }
   if (address.host.empty()) return KubeError{"\"" + url + "\" has no host"};
   if (!port_text.empty()) {
-    auto port = ParsePort(port_text, "\"" + url + "\"");
-    if (!port) return port.error();
-    address.port = *port;
+    XLB_ASSIGN_OR_RETURN(address.port, ParsePort(port_text, "\"" + url + "\""));
   }
   return address;
 }
@@ -109,17 +110,13 @@ KubeResult<ClusterConnection> InClusterConnection(const InClusterOptions& option
   if (c.host.size() > 2 && c.host.front() == '[' && c.host.back() == ']') {
     c.host = c.host.substr(1, c.host.size() - 2);
   }
-  auto parsed_port = ParsePort(*port, "in-cluster: KUBERNETES_SERVICE_PORT");
-  if (!parsed_port) return parsed_port.error();
-  c.port = *parsed_port;
+  XLB_ASSIGN_OR_RETURN(c.port, ParsePort(*port, "in-cluster: KUBERNETES_SERVICE_PORT"));
 
   const std::string dir = options.service_account_dir;
-  auto ca = ReadFileText(dir + "/ca.crt", "in-cluster: service account CA");
-  if (!ca) return ca.error();
-  c.ca_pem = std::move(*ca);
+  XLB_ASSIGN_OR_RETURN(c.ca_pem, ReadFileText(dir + "/ca.crt", "in-cluster: service account CA"));
   auto token = std::make_shared<TokenFileCredential>(
       dir + "/token", "in-cluster: service account token", options.token_recheck);
-  if (auto first = token->Current(); !first) return first.error();
+  XLB_TRY(token->Current());
   c.credentials = std::move(token);
   if (auto ns = ReadFileText(dir + "/namespace", "namespace")) {
     c.default_namespace = TrimWhitespace(*ns);
@@ -176,9 +173,8 @@ KubeResult<YAML::Node> KubeconfigReader::Entry(const YAML::Node& root, const std
       const YAML::Node e = entries[i];
       const std::string field = list + "[" + std::to_string(i) + "]";
       if (!e.IsMap()) return Fail(field, "expected a mapping");
-      auto entry_name = String(e, "name", field + ".name");
-      if (!entry_name) return entry_name.error();
-      if (entry_name->value_or("") != name) continue;
+      XLB_ASSIGN_OR_RETURN(auto entry_name, String(e, "name", field + ".name"));
+      if (entry_name.value_or("") != name) continue;
       const YAML::Node body = e[key];
       if (!body || !body.IsMap()) {
         return Fail(list + "[" + name + "]." + key, "missing or not a mapping");
@@ -212,17 +208,15 @@ KubeResult<std::optional<bool>> KubeconfigReader::Bool(const YAML::Node& map,
 
 KubeResult<std::string> KubeconfigReader::FileOrData(const YAML::Node& map, const std::string& key,
                                                      const std::string& field) const {
-  auto data = String(map, key + "-data", field + "-data");
-  if (!data) return data.error();
-  if (*data && !(*data)->empty()) {
-    auto decoded = Base64Decode(**data);
+  XLB_ASSIGN_OR_RETURN(auto data, String(map, key + "-data", field + "-data"));
+  if (data && !data->empty()) {
+    auto decoded = Base64Decode(*data);
     if (!decoded) return Fail(field + "-data", "not valid base64");
     return *decoded;
   }
-  auto file = String(map, key, field);
-  if (!file) return file.error();
-  if (*file && !(*file)->empty()) {
-    auto text = ReadFileText(Resolve(**file), "file");
+  XLB_ASSIGN_OR_RETURN(auto file, String(map, key, field));
+  if (file && !file->empty()) {
+    auto text = ReadFileText(Resolve(*file), "file");
     if (!text) return Fail(field, text.error().message);
     return *text;
   }
@@ -232,20 +226,17 @@ KubeResult<std::string> KubeconfigReader::FileOrData(const YAML::Node& map, cons
 KubeResult<bool> KubeconfigReader::ReadUser(const YAML::Node& user, const std::string& field,
                                             ClusterConnection& c) const {
   Credential fixed;
-  auto cert = FileOrData(user, "client-certificate", field + ".client-certificate");
-  if (!cert) return cert.error();
-  auto key = FileOrData(user, "client-key", field + ".client-key");
-  if (!key) return key.error();
-  if (cert->empty() != key->empty()) {
+  XLB_ASSIGN_OR_RETURN(auto cert,
+                       FileOrData(user, "client-certificate", field + ".client-certificate"));
+  XLB_ASSIGN_OR_RETURN(auto key, FileOrData(user, "client-key", field + ".client-key"));
+  if (cert.empty() != key.empty()) {
     return Fail(field, "client-certificate and client-key go together; only one is set");
   }
-  fixed.client_cert_pem = *cert;
-  fixed.client_key_pem = *key;
+  fixed.client_cert_pem = cert;
+  fixed.client_key_pem = key;
 
-  auto token = String(user, "token", field + ".token");
-  if (!token) return token.error();
-  auto token_file = String(user, "tokenFile", field + ".tokenFile");
-  if (!token_file) return token_file.error();
+  XLB_ASSIGN_OR_RETURN(auto token, String(user, "token", field + ".token"));
+  XLB_ASSIGN_OR_RETURN(auto token_file, String(user, "tokenFile", field + ".tokenFile"));
   for (const char* unsupported : {"auth-provider", "username"}) {
     if (user[unsupported]) {
       return Fail(field + "." + unsupported,
@@ -258,19 +249,17 @@ KubeResult<bool> KubeconfigReader::ReadUser(const YAML::Node& user, const std::s
     if (!exec.IsMap()) return Fail(ef, "expected a mapping");
     ExecPluginConfig plugin;
     plugin.what = "kubeconfig " + path_ + ": " + ef;
-    auto api_version = String(exec, "apiVersion", ef + ".apiVersion");
-    if (!api_version) return api_version.error();
-    plugin.api_version = api_version->value_or("");
+    XLB_ASSIGN_OR_RETURN(auto api_version, String(exec, "apiVersion", ef + ".apiVersion"));
+    plugin.api_version = api_version.value_or("");
     if (plugin.api_version != "client.authentication.k8s.io/v1" &&
         plugin.api_version != "client.authentication.k8s.io/v1beta1") {
       return Fail(ef + ".apiVersion", "\"" + plugin.api_version +
                                           "\" is not supported (client.authentication.k8s.io/v1 "
                                           "or client.authentication.k8s.io/v1beta1)");
     }
-    auto command = String(exec, "command", ef + ".command");
-    if (!command) return command.error();
-    if (!*command || (*command)->empty()) return Fail(ef + ".command", "missing");
-    plugin.command = **command;
+    XLB_ASSIGN_OR_RETURN(auto command, String(exec, "command", ef + ".command"));
+    if (!command || command->empty()) return Fail(ef + ".command", "missing");
+    plugin.command = *command;
     // kubectl resolves a command with a path separator against the kubeconfig's directory.
     if (plugin.command.find('/') != std::string::npos) plugin.command = Resolve(plugin.command);
     const YAML::Node args = exec["args"];
@@ -289,31 +278,29 @@ KubeResult<bool> KubeconfigReader::ReadUser(const YAML::Node& user, const std::s
       for (size_t i = 0; i < env.size(); ++i) {
         const std::string vf = ef + ".env[" + std::to_string(i) + "]";
         if (!env[i].IsMap()) return Fail(vf, "expected {name, value}");
-        auto name = String(env[i], "name", vf + ".name");
-        if (!name) return name.error();
-        if (!*name || (*name)->empty()) return Fail(vf + ".name", "missing");
-        auto value = String(env[i], "value", vf + ".value");
-        if (!value) return value.error();
-        plugin.env.emplace_back(**name, value->value_or(""));
+        XLB_ASSIGN_OR_RETURN(auto name, String(env[i], "name", vf + ".name"));
+        if (!name || name->empty()) return Fail(vf + ".name", "missing");
+        XLB_ASSIGN_OR_RETURN(auto value, String(env[i], "value", vf + ".value"));
+        plugin.env.emplace_back(*name, value.value_or(""));
       }
     }
-    auto provide = Bool(exec, "provideClusterInfo", ef + ".provideClusterInfo");
-    if (!provide) return provide.error();
-    plugin.provide_cluster_info = provide->value_or(false);
+    XLB_ASSIGN_OR_RETURN(auto provide,
+                         Bool(exec, "provideClusterInfo", ef + ".provideClusterInfo"));
+    plugin.provide_cluster_info = provide.value_or(false);
     plugin.cluster_server = c.ServerUrl();
     plugin.cluster_ca_pem = c.ca_pem;
     c.credentials = std::make_shared<ExecCredentialPlugin>(std::move(plugin), options_.clock);
     return true;
   }
-  if (*token_file && !(*token_file)->empty()) {
+  if (token_file && !token_file->empty()) {
     auto source = std::make_shared<TokenFileCredential>(
-        Resolve(**token_file), "kubeconfig " + path_ + ": " + field + ".tokenFile",
+        Resolve(*token_file), "kubeconfig " + path_ + ": " + field + ".tokenFile",
         options_.token_recheck, fixed);
-    if (auto first = source->Current(); !first) return first.error();
+    XLB_TRY(source->Current());
     c.credentials = std::move(source);
     return true;
   }
-  fixed.token = token->value_or("");
+  fixed.token = token.value_or("");
   if (!fixed.token.empty() || !fixed.client_cert_pem.empty()) {
     c.credentials = std::make_shared<StaticCredential>(std::move(fixed));
   }
@@ -321,11 +308,10 @@ KubeResult<bool> KubeconfigReader::ReadUser(const YAML::Node& user, const std::s
 }
 
 KubeResult<ClusterConnection> KubeconfigReader::Read() {
-  auto text = ReadFileText(path_, "kubeconfig");
-  if (!text) return text.error();
+  XLB_ASSIGN_OR_RETURN(auto text, ReadFileText(path_, "kubeconfig"));
   YAML::Node root;
   try {
-    root = YAML::Load(*text);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return Fail("", "not valid YAML: " + std::string(e.what()));
   }
@@ -334,60 +320,52 @@ KubeResult<ClusterConnection> KubeconfigReader::Read() {
   std::string context_name = options_.context;
   std::string context_field = "context \"" + context_name + "\"";
   if (context_name.empty()) {
-    auto current = String(root, "current-context", "current-context");
-    if (!current) return current.error();
-    if (!*current || (*current)->empty()) {
+    XLB_ASSIGN_OR_RETURN(auto current, String(root, "current-context", "current-context"));
+    if (!current || current->empty()) {
       return Fail("current-context", "not set, and no context was named");
     }
-    context_name = **current;
+    context_name = *current;
     context_field = "current-context";
   }
-  auto context = Entry(root, "contexts", "context", context_name, context_field);
-  if (!context) return context.error();
+  XLB_ASSIGN_OR_RETURN(auto context,
+                       Entry(root, "contexts", "context", context_name, context_field));
   const std::string cf = "contexts[" + context_name + "].context";
-  auto cluster_name = String(*context, "cluster", cf + ".cluster");
-  if (!cluster_name) return cluster_name.error();
-  if (!*cluster_name || (*cluster_name)->empty()) return Fail(cf + ".cluster", "missing");
-  auto user_name = String(*context, "user", cf + ".user");
-  if (!user_name) return user_name.error();
-  auto ns = String(*context, "namespace", cf + ".namespace");
-  if (!ns) return ns.error();
+  XLB_ASSIGN_OR_RETURN(auto cluster_name, String(context, "cluster", cf + ".cluster"));
+  if (!cluster_name || cluster_name->empty()) return Fail(cf + ".cluster", "missing");
+  XLB_ASSIGN_OR_RETURN(auto user_name, String(context, "user", cf + ".user"));
+  XLB_ASSIGN_OR_RETURN(auto ns, String(context, "namespace", cf + ".namespace"));
 
   ClusterConnection c;
   c.origin = "kubeconfig " + path_ + " (context " + context_name + ")";
-  c.default_namespace = ns->value_or("");
+  c.default_namespace = ns.value_or("");
 
-  auto cluster = Entry(root, "clusters", "cluster", **cluster_name, cf + ".cluster");
-  if (!cluster) return cluster.error();
-  const std::string kf = "clusters[" + **cluster_name + "].cluster";
-  auto server = String(*cluster, "server", kf + ".server");
-  if (!server) return server.error();
-  if (!*server || (*server)->empty()) return Fail(kf + ".server", "missing");
-  auto address = ParseServerUrl(**server);
+  XLB_ASSIGN_OR_RETURN(auto cluster,
+                       Entry(root, "clusters", "cluster", *cluster_name, cf + ".cluster"));
+  const std::string kf = "clusters[" + *cluster_name + "].cluster";
+  XLB_ASSIGN_OR_RETURN(auto server, String(cluster, "server", kf + ".server"));
+  if (!server || server->empty()) return Fail(kf + ".server", "missing");
+  auto address = ParseServerUrl(*server);
   if (!address) return Fail(kf + ".server", address.error().message);
   c.tls = address->tls;
   c.host = address->host;
   c.port = address->port;
   c.path_prefix = address->path_prefix;
-  auto server_name = String(*cluster, "tls-server-name", kf + ".tls-server-name");
-  if (!server_name) return server_name.error();
-  c.tls_server_name = server_name->value_or("");
-  auto insecure = Bool(*cluster, "insecure-skip-tls-verify", kf + ".insecure-skip-tls-verify");
-  if (!insecure) return insecure.error();
-  c.insecure_skip_tls_verify = insecure->value_or(false);
-  auto ca = FileOrData(*cluster, "certificate-authority", kf + ".certificate-authority");
-  if (!ca) return ca.error();
-  c.ca_pem = std::move(*ca);
+  XLB_ASSIGN_OR_RETURN(auto server_name,
+                       String(cluster, "tls-server-name", kf + ".tls-server-name"));
+  c.tls_server_name = server_name.value_or("");
+  XLB_ASSIGN_OR_RETURN(auto insecure,
+                       Bool(cluster, "insecure-skip-tls-verify", kf + ".insecure-skip-tls-verify"));
+  c.insecure_skip_tls_verify = insecure.value_or(false);
+  XLB_ASSIGN_OR_RETURN(c.ca_pem,
+                       FileOrData(cluster, "certificate-authority", kf + ".certificate-authority"));
   if (c.insecure_skip_tls_verify && !c.ca_pem.empty()) {
     // kubectl refuses this combination too: it would silently not check the CA given.
     return Fail(kf, "insecure-skip-tls-verify and a certificate-authority exclude each other");
   }
 
-  if (*user_name && !(*user_name)->empty()) {
-    auto user = Entry(root, "users", "user", **user_name, cf + ".user");
-    if (!user) return user.error();
-    auto read = ReadUser(*user, "users[" + **user_name + "].user", c);
-    if (!read) return read.error();
+  if (user_name && !user_name->empty()) {
+    XLB_ASSIGN_OR_RETURN(auto user, Entry(root, "users", "user", *user_name, cf + ".user"));
+    XLB_TRY(ReadUser(user, "users[" + *user_name + "].user", c));
   }
   return c;
 }

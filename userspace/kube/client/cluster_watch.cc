@@ -5,6 +5,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -163,11 +164,14 @@ awaitable<KubeError> ClusterWatch::Reflector::HttpError(ApiStream& stream, std::
   std::string message;
   auto body = co_await stream.ReadAll(options_.request_timeout, 64 << 10);
   if (body) message = StatusMessage(*body);
+  // Delta-seconds; an HTTP date (or anything else) is ignored.
   int retry_after = 0;
   const std::string retry_after_text = stream.header("Retry-After");
-  if (!retry_after_text.empty() && retry_after_text.size() < 6 &&
-      retry_after_text.find_first_not_of("0123456789") == std::string::npos) {
-    retry_after = std::stoi(retry_after_text);  // delta-seconds; an HTTP date is ignored
+  if (retry_after_text.size() < 6) {
+    int seconds = 0;
+    const char* end = retry_after_text.data() + retry_after_text.size();
+    const auto [ptr, ec] = std::from_chars(retry_after_text.data(), end, seconds);
+    if (ec == std::errc() && ptr == end && seconds >= 0) retry_after = seconds;
   }
   co_return KubeError{what + ": HTTP " + std::to_string(stream.status()) + " " + stream.reason() +
                           (message.empty() ? "" : ": " + message),
@@ -361,8 +365,9 @@ awaitable<void> ClusterWatch::Reflector::Run() {
           break;
       }
     } catch (const std::exception& e) {
-      // Nothing below is meant to throw (JSON access is checked); if something does, the
-      // reflector must not die silently.
+      // Nothing below reports a failure by exception (JSON access is checked, numbers are
+      // parsed with from_chars); this net is for what still could (allocation, a bug), so that
+      // the reflector does not die silently.
       internal = KubeError{resource_.path + ": internal error: " + std::string(e.what())};
     }
     if (internal) co_await Fail(*internal);

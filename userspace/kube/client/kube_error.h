@@ -6,8 +6,8 @@
 #define XLB_USERSPACE_KUBE_CLIENT_KUBE_ERROR_H
 
 #include <string>
-#include <utility>
-#include <variant>
+
+#include "util/result.h"
 
 namespace xlb::kube {
 
@@ -25,30 +25,9 @@ struct KubeError {
   }
 };
 
-// A value or the error that prevented it; the shape of loader/result.h's Result.
+// A value or the error that prevented it (util/result.h).
 template <typename T>
-class [[nodiscard]] KubeResult {
- public:
-  KubeResult(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
-  KubeResult(KubeError error)                                            // NOLINT: implicit
-      : v_(std::in_place_index<1>, std::move(error)) {}
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-
-  const KubeError& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, KubeError> v_;
-};
+using KubeResult = Result<T, KubeError>;
 
 }  // namespace xlb::kube
 

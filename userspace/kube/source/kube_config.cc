@@ -65,22 +65,19 @@ class KubeConfigParser {
   explicit KubeConfigParser(std::string file) : file_(std::move(file)) {}
 
   ConfigResult<KubeSourcesConfig> Parse(const std::string& text) {
-    auto docs = yaml::LoadDocuments(file_, text);
-    if (!docs.ok()) {
-      return std::move(docs).take_errors();
-    }
+    XLB_ASSIGN_OR_RETURN(const auto docs, yaml::LoadDocuments(file_, text));
     std::vector<const yaml::LoadedDocument*> present;
-    for (const yaml::LoadedDocument& d : *docs) {
+    for (const yaml::LoadedDocument& d : docs) {
       if (!d.root.IsNull()) {
         present.push_back(&d);
       }
     }
     if (present.size() != 1) {
-      return ConfigError{file_, present.size() > 1 ? present[1]->index : 0, "",
-                         present.empty()
-                             ? "no document in the file"
-                             : "expected one document, got " + std::to_string(present.size()),
-                         0};
+      return ConfigErrors{ConfigError{
+          file_, present.size() > 1 ? present[1]->index : 0, "",
+          present.empty() ? "no document in the file"
+                          : "expected one document, got " + std::to_string(present.size()),
+          0}};
     }
     const yaml::Document doc(file_, present[0]->index, errors_);
     ParseRoot(Field(doc, present[0]->root));
@@ -355,11 +352,8 @@ ConfigResult<KubeSourcesConfig> ParseKubeSourcesConfig(const std::string& file,
 }
 
 ConfigResult<KubeSourcesConfig> LoadKubeSourcesConfig(const std::string& path) {
-  auto text = yaml::ReadFile(path);
-  if (!text.ok()) {
-    return std::move(text).take_errors();
-  }
-  return ParseKubeSourcesConfig(path, *text);
+  XLB_ASSIGN_OR_RETURN(const std::string text, yaml::ReadFile(path));
+  return ParseKubeSourcesConfig(path, text);
 }
 
 }  // namespace xlb::kube
