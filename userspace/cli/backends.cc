@@ -56,20 +56,9 @@ void PrintBackends(const BackendsResult& r) {
 }  // namespace
 
 int Backends(const InspectOptions& o) {
-  auto dp = PinnedDatapath::Open(o.pin_dir);
-  if (!dp.ok()) {
-    return Fail(dp.error());
-  }
-  auto r = ComputeBackends(*dp, o.all);
-  if (!r.ok()) {
-    return Fail(r.error());
-  }
-  if (o.json) {
-    PrintJson(BackendsJson(*r));
-  } else {
-    PrintBackends(*r);
-  }
-  return 0;
+  return Show(
+      o, [&](const PinnedDatapath& dp) { return ComputeBackends(dp, o.all); }, BackendsJson,
+      PrintBackends);
 }
 
 }  // namespace xlb::cli

@@ -15,6 +15,7 @@
 
 #include "loader/result.h"
 #include "maps/xlb_abi.h"
+#include "userspace/cli/commands.h"
 #include "userspace/cli/pinned_datapath.h"
 #include "userspace/cli/table.h"
 
@@ -61,6 +62,27 @@ struct Runtime {
   std::string error;
 };
 Runtime FindRuntime(const PinnedDatapath& dp);
+
+// A command's steps: open the pins under o.pin_dir, compute(dp) -> Result<R>, then print R as
+// to_json(R) with -o json, else print(R) as tables. Returns the exit status.
+template <typename Compute, typename ToJson, typename Print>
+int Show(const InspectOptions& o, Compute compute, ToJson to_json, Print print,
+         bool require_all = true) {
+  auto dp = PinnedDatapath::Open(o.pin_dir, require_all);
+  if (!dp.ok()) {
+    return Fail(dp.error());
+  }
+  auto r = compute(*dp);
+  if (!r.ok()) {
+    return Fail(r.error());
+  }
+  if (o.json) {
+    PrintJson(to_json(*r));
+  } else {
+    print(*r);
+  }
+  return 0;
+}
 
 }  // namespace xlb::cli
 

@@ -142,38 +142,32 @@ void PrintConntrack(const ConntrackResult& r) {
 }  // namespace
 
 int Conntrack(const InspectOptions& o) {
-  auto dp = PinnedDatapath::Open(o.pin_dir);
-  if (!dp.ok()) {
-    return Fail(dp.error());
-  }
   if (o.replies) {
-    auto replies = dp->Replies();
-    if (!replies.ok()) {
-      return Fail(replies.error());
-    }
-    const Entries<xlb_reply> e = Newest(std::move(*replies), o.limit);
-    if (o.json) {
-      PrintJson(RepliesJson(e));
-    } else {
-      PrintReplies(e);
-    }
-    return 0;
+    return Show(
+        o,
+        [&](const PinnedDatapath& dp) -> Result<Entries<xlb_reply>> {
+          auto replies = dp.Replies();
+          if (!replies.ok()) {
+            return std::move(replies).take_error();
+          }
+          return Newest(std::move(*replies), o.limit);
+        },
+        RepliesJson, PrintReplies);
   }
-  auto ct = dp->Conntrack();
-  if (!ct.ok()) {
-    return Fail(ct.error());
-  }
-  auto backends = dp->Backends();
-  if (!backends.ok()) {
-    return Fail(backends.error());
-  }
-  const ConntrackResult r{Newest(std::move(*ct), o.limit), std::move(*backends)};
-  if (o.json) {
-    PrintJson(ConntrackJson(r));
-  } else {
-    PrintConntrack(r);
-  }
-  return 0;
+  return Show(
+      o,
+      [&](const PinnedDatapath& dp) -> Result<ConntrackResult> {
+        auto ct = dp.Conntrack();
+        if (!ct.ok()) {
+          return std::move(ct).take_error();
+        }
+        auto backends = dp.Backends();
+        if (!backends.ok()) {
+          return std::move(backends).take_error();
+        }
+        return ConntrackResult{Newest(std::move(*ct), o.limit), std::move(*backends)};
+      },
+      ConntrackJson, PrintConntrack);
 }
 
 }  // namespace xlb::cli

@@ -129,20 +129,7 @@ void PrintServices(const ServicesResult& r) {
 }  // namespace
 
 int Services(const InspectOptions& o) {
-  auto dp = PinnedDatapath::Open(o.pin_dir);
-  if (!dp.ok()) {
-    return Fail(dp.error());
-  }
-  auto r = ComputeServices(*dp);
-  if (!r.ok()) {
-    return Fail(r.error());
-  }
-  if (o.json) {
-    PrintJson(ServicesJson(*r));
-  } else {
-    PrintServices(*r);
-  }
-  return 0;
+  return Show(o, ComputeServices, ServicesJson, PrintServices);
 }
 
 }  // namespace xlb::cli

@@ -187,20 +187,7 @@ void PrintStats(const StatsResult& r) {
 }  // namespace
 
 int Stats(const InspectOptions& o) {
-  auto dp = PinnedDatapath::Open(o.pin_dir);
-  if (!dp.ok()) {
-    return Fail(dp.error());
-  }
-  auto r = ComputeStats(*dp);
-  if (!r.ok()) {
-    return Fail(r.error());
-  }
-  if (o.json) {
-    PrintJson(StatsJson(*r));
-  } else {
-    PrintStats(*r);
-  }
-  return 0;
+  return Show(o, ComputeStats, StatsJson, PrintStats);
 }
 
 }  // namespace xlb::cli

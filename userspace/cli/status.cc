@@ -295,20 +295,7 @@ void PrintStatus(const StatusResult& r) {
 }  // namespace
 
 int Status(const InspectOptions& o) {
-  auto dp = PinnedDatapath::Open(o.pin_dir, /*require_all=*/false);
-  if (!dp.ok()) {
-    return Fail(dp.error());
-  }
-  auto r = ComputeStatus(*dp);
-  if (!r.ok()) {
-    return Fail(r.error());
-  }
-  if (o.json) {
-    PrintJson(StatusJson(*r));
-  } else {
-    PrintStatus(*r);
-  }
-  return 0;
+  return Show(o, ComputeStatus, StatusJson, PrintStatus, /*require_all=*/false);
 }
 
 }  // namespace xlb::cli
