@@ -91,15 +91,18 @@ Result<void> CheckConntrack(const PinnedDatapath& dp, const xlb_config* cfg, uin
                                     e.query.tcp_flags, now)
                      : XLB_CT_KEEP;  // without the timeouts, only the backend is judged
   if (fate == XLB_CT_EXPIRED) {
+    v.stale = ConntrackView::Stale::kExpired;
     v.stale_because = "idle " + AgeText(v.age_s) + ", past its " +
                       std::to_string(xlb_ct_timeout_s(cfg, key.proto, v.entry.state)) +
                       "s timeout";
   } else if (fate == XLB_CT_REOPENED) {
+    v.stale = ConntrackView::Stale::kReopened;
     v.stale_because = "a new SYN on a closing tuple";
   } else if (!xlb_backend_usable(be != e.backends.end() ? &be->second : nullptr)) {
+    v.stale = ConntrackView::Stale::kBackendInvalid;
     v.stale_because = "its backend is no longer valid";
   }
-  if (v.stale_because.empty()) {
+  if (v.stale == ConntrackView::Stale::kNo) {
     e.decision = Decision::kConntrackHit;
     e.backend_id = v.entry.backend_id;
   }

@@ -31,9 +31,11 @@ enum class Decision {
 const char* DecisionName(Decision d);  // "not_a_service", "conntrack_hit", ...
 
 struct ConntrackView {
+  enum class Stale { kNo, kExpired, kReopened, kBackendInvalid };
   xlb_ct_value entry{};
   double age_s = 0;
-  std::string stale_because;  // empty: the entry carries the packet
+  Stale stale = Stale::kNo;
+  std::string stale_because;  // why, in words; empty when the entry carries the packet
 };
 
 struct MaglevView {
