@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <numeric>
 #include <string>
 #include <utility>
 
@@ -26,9 +25,6 @@
 
 namespace xlb {
 namespace {
-
-// The kernel's ENOTSUPP: the map type has no batch operations.
-constexpr int kENOTSUPP = 524;
 
 bool IsPrime(uint32_t n) {
   if (n < 2) {
@@ -44,22 +40,6 @@ bool IsPrime(uint32_t n) {
 
 std::string PinPath(const std::string& dir, const char* name) {
   return dir + "/" + name;
-}
-
-// One service's Maglev table: an ARRAY of `size` backend ids, the shape of the inner
-// template in bpf/lib/maps.h (the kernel compares type, key, value, max_entries and flags
-// when a table is put into xlb_maglev_v1). BPF_F_MMAPABLE: userspace fills a new table with
-// one memcpy into a mapping of it (BpfMapStore) instead of an update per slot.
-Result<UniqueFd> CreateMaglevTableMap(uint32_t size, const std::string& name) {
-  bpf_map_create_opts opts{};
-  InitLibbpfOpts(opts);
-  opts.map_flags = BPF_F_MMAPABLE;
-  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name.c_str(), sizeof(uint32_t),
-                          sizeof(xlb_maglev_slot), size, &opts);
-  if (fd < 0) {
-    return Error::FromRet(fd, "bpf_map_create(" + name + ", " + std::to_string(size) + " slots)");
-  }
-  return UniqueFd(fd);
 }
 
 Result<void> Validate(const LoadOptions& o) {
@@ -351,9 +331,7 @@ Result<XdpMode> DetachXdp(int ifindex, bool only_xlb) {
 // ---- the datapath ----------------------------------------------------------------------
 
 XdpDatapath::XdpDatapath(xlb_xdp* skel, LoadOptions options)
-    : skel_(skel), options_(std::move(options)), slot_keys_(options_.config.maglev_size) {
-  std::iota(slot_keys_.begin(), slot_keys_.end(), 0U);
-}
+    : skel_(skel), options_(std::move(options)) {}
 
 XdpDatapath::~XdpDatapath() {
   xlb_xdp__destroy(skel_);
@@ -408,9 +386,9 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
   // The Maglev table size is fixed by the outer map's inner template. libbpf 1.1 cannot
   // resize the template it parsed from BTF: bpf_map__set_max_entries() on
   // bpf_map__inner_map() dereferences the template's NULL obj pointer and crashes. So the
-  // template is a map we create, of the same shape as every table InstallMaglevTable makes;
+  // template is a map we create, of the same shape as every table MaglevTables makes;
   // the kernel copies its shape when it creates the outer map, after which ours can go.
-  auto tmpl = CreateMaglevTableMap(options.config.maglev_size, "xlb_mag_tmpl");
+  auto tmpl = MaglevTables::Create(options.config.maglev_size, "xlb_mag_tmpl");
   if (!tmpl.ok()) {
     return std::move(tmpl).take_error();
   }
@@ -448,6 +426,8 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
   if (ret < 0) {
     return Error::FromRet(ret, "load xlb_xdp (program and maps; libbpf logged why)");
   }
+  dp->maglev_tables_ = MaglevTables(dp->maglev_fd(), options.config.maglev_size,
+                                    options.max_services);
   if (!options.pin_dir.empty()) {
     Log(LogLevel::kInfo,
         "maps pinned under " + options.pin_dir + " (" + std::to_string(dp->reused_maps_.size()) +
@@ -492,139 +472,6 @@ int XdpDatapath::map_fd(std::string_view name) const {
   std::string n(name);
   bpf_map* map = bpf_object__find_map_by_name(skel_->obj, n.c_str());
   return map != nullptr ? bpf_map__fd(map) : -1;
-}
-
-Result<void> XdpDatapath::InstallMaglevTable(uint32_t service_id, std::span<const uint32_t> slots) {
-  const std::string ctx = "Maglev table of service " + std::to_string(service_id);
-  const uint32_t size = maglev_size();
-  if (service_id == XLB_ID_NONE || service_id >= options_.max_services) {
-    return Error{EINVAL,
-                 ctx + ": service id outside 1.." + std::to_string(options_.max_services - 1)};
-  }
-  if (slots.size() != size) {
-    return Error{EINVAL, ctx + ": " + std::to_string(slots.size()) + " slots, maglev_size is " +
-                             std::to_string(size)};
-  }
-
-  auto created = CreateMaglevTableMap(size, "xlb_mag_" + std::to_string(service_id));
-  if (!created.ok()) {
-    return std::move(created).take_error().Within(ctx);
-  }
-  UniqueFd inner = std::move(*created);
-
-  bpf_map_batch_opts batch{};
-  InitLibbpfOpts(batch);
-  batch.elem_flags = BPF_ANY;
-  uint32_t count = size;
-  int ret = bpf_map_update_batch(inner.get(), slot_keys_.data(), slots.data(), &count, &batch);
-  if (ret == -kENOTSUPP || ret == -EOPNOTSUPP) {
-    for (uint32_t i = 0; i < size; ++i) {
-      ret = bpf_map_update_elem(inner.get(), &slot_keys_[i], &slots[i], BPF_ANY);
-      if (ret < 0) {
-        return Error::FromRet(ret, ctx + ": bpf_map_update_elem slot " + std::to_string(i));
-      }
-    }
-  } else if (ret < 0) {
-    return Error::FromRet(ret, ctx + ": bpf_map_update_batch (" + std::to_string(count) + " of " +
-                                   std::to_string(size) + " written)");
-  } else if (count != size) {
-    return Error{EIO, ctx + ": bpf_map_update_batch wrote " + std::to_string(count) + " of " +
-                          std::to_string(size)};
-  }
-
-  // The swap: readers see the old table or this one. The old one goes when its last reader
-  // is done; ours goes with the outer slot, so our fd closes here.
-  int inner_fd = inner.get();
-  ret = bpf_map_update_elem(maglev_fd(), &service_id, &inner_fd, BPF_ANY);
-  if (ret < 0) {
-    return Error::FromRet(ret, ctx + ": bpf_map_update_elem(" XLB_MAP_MAGLEV ")" +
-                                   (ret == -EINVAL ? " (table size differs from the outer "
-                                                     "map's template?)"
-                                                   : ""));
-  }
-  return {};
-}
-
-Result<uint32_t> XdpDatapath::MaglevTableId(uint32_t service_id) const {
-  uint32_t id = 0;
-  int ret = bpf_map_lookup_elem(maglev_fd(), &service_id, &id);
-  if (ret < 0) {
-    return Error::FromRet(ret, "no Maglev table for service " + std::to_string(service_id));
-  }
-  return id;
-}
-
-Result<std::vector<uint32_t>> XdpDatapath::ReadMaglevTable(uint32_t service_id) const {
-  const std::string ctx = "Maglev table of service " + std::to_string(service_id);
-  UniqueFd inner;
-  // A concurrent install may free the table between the two calls: look again.
-  for (int attempt = 0; attempt < 3 && !inner.valid(); ++attempt) {
-    auto id = MaglevTableId(service_id);
-    if (!id.ok()) {
-      return std::move(id).take_error();
-    }
-    int fd = bpf_map_get_fd_by_id(*id);
-    if (fd < 0 && fd != -ENOENT) {
-      return Error::FromRet(fd, ctx + ": bpf_map_get_fd_by_id");
-    }
-    inner.reset(fd);
-  }
-  if (!inner.valid()) {
-    return Error{EAGAIN, ctx + ": replaced while being read"};
-  }
-  auto info = MapView(inner.get(), "xlb_mag").Info();
-  if (!info.ok()) {
-    return std::move(info).take_error();
-  }
-  const uint32_t size = info->max_entries;
-  std::vector<uint32_t> keys(size), values(size), table(size);
-
-  bpf_map_batch_opts batch{};
-  InitLibbpfOpts(batch);
-  uint32_t in_token = 0, out_token = 0, done = 0;
-  bool first = true;
-  while (done < size) {
-    uint32_t count = size - done;
-    int ret = bpf_map_lookup_batch(inner.get(), first ? nullptr : &in_token, &out_token,
-                                   keys.data() + done, values.data() + done, &count, &batch);
-    if (ret == -kENOTSUPP || ret == -EOPNOTSUPP) {
-      for (uint32_t k = 0; k < size; ++k) {
-        ret = bpf_map_lookup_elem(inner.get(), &k, &table[k]);
-        if (ret < 0) {
-          return Error::FromRet(ret, ctx + ": bpf_map_lookup_elem slot " + std::to_string(k));
-        }
-      }
-      return table;
-    }
-    if (ret < 0 && ret != -ENOENT) {
-      return Error::FromRet(ret, ctx + ": bpf_map_lookup_batch");
-    }
-    done += count;
-    if (ret == -ENOENT) {  // the end of the map
-      break;
-    }
-    in_token = out_token;
-    first = false;
-  }
-  if (done != size) {
-    return Error{EIO,
-                 ctx + ": read " + std::to_string(done) + " of " + std::to_string(size) + " slots"};
-  }
-  for (uint32_t i = 0; i < size; ++i) {
-    if (keys[i] >= size) {
-      return Error{EIO, ctx + ": slot key " + std::to_string(keys[i]) + " out of range"};
-    }
-    table[keys[i]] = values[i];
-  }
-  return table;
-}
-
-Result<void> XdpDatapath::RemoveMaglevTable(uint32_t service_id) {
-  int ret = bpf_map_delete_elem(maglev_fd(), &service_id);
-  if (ret < 0 && ret != -ENOENT) {
-    return Error::FromRet(ret, "remove Maglev table of service " + std::to_string(service_id));
-  }
-  return {};
 }
 
 Result<XdpAttachment> XdpDatapath::Attach(int ifindex, const AttachOptions& options) const {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "loader/fd.h"
+#include "loader/maglev_tables.h"
 #include "maps/typed_map.h"
 #include "maps/xlb_abi.h"
 #include "util/result.h"
@@ -132,16 +133,23 @@ class XdpDatapath {
   int maglev_fd() const;                    // the outer ARRAY_OF_MAPS
   int map_fd(std::string_view name) const;  // by pinned name; -1 if unknown
 
-  // Builds a new table beside the old one and swaps it in with one outer-map update, so
-  // the datapath sees either the old or the new table, never a mix. slots.size() must be
-  // maglev_size(); each slot is a backend id.
-  Result<void> InstallMaglevTable(uint32_t service_id, std::span<const uint32_t> slots);
-  // The table installed for service_id (ENOENT if none).
-  Result<std::vector<uint32_t>> ReadMaglevTable(uint32_t service_id) const;
-  // Removes the table; the service's new flows then drop (XLB_DROP_NO_TABLE). No table is fine.
-  Result<void> RemoveMaglevTable(uint32_t service_id);
-  // The id of the inner map now installed for service_id (ENOENT if none).
-  Result<uint32_t> MaglevTableId(uint32_t service_id) const;
+  // Every service's Maglev table (see MaglevTables); valid while this object lives.
+  MaglevTables& maglev_tables() { return maglev_tables_; }
+  const MaglevTables& maglev_tables() const { return maglev_tables_; }
+  // Shorthands for maglev_tables(): slots.size() must be maglev_size(); each slot is a
+  // backend id.
+  Result<void> InstallMaglevTable(uint32_t service_id, std::span<const uint32_t> slots) {
+    return maglev_tables_.Install(service_id, slots);
+  }
+  Result<std::vector<uint32_t>> ReadMaglevTable(uint32_t service_id) const {
+    return maglev_tables_.Read(service_id);
+  }
+  Result<void> RemoveMaglevTable(uint32_t service_id) {
+    return maglev_tables_.Remove(service_id);
+  }
+  Result<uint32_t> MaglevTableId(uint32_t service_id) const {
+    return maglev_tables_.TableId(service_id);
+  }
 
   Result<XdpAttachment> Attach(int ifindex, const AttachOptions& options = {}) const;
   Result<XdpAttachment> Attach(std::string_view ifname, const AttachOptions& options = {}) const;
@@ -157,7 +165,7 @@ class XdpDatapath {
   xlb_xdp* skel_;
   LoadOptions options_;
   std::vector<std::string> reused_maps_;
-  std::vector<uint32_t> slot_keys_;  // 0..maglev_size-1, the keys of every batch update
+  MaglevTables maglev_tables_;
 };
 
 // Removes the pins of every xlb map under pin_dir, then pin_dir if it is empty. Pins that

@@ -8,42 +8,31 @@
 
 #include "maps.h"
 #include "parse.h"
-#include "maps/xlb_hash.h"
+#include "maps/xlb_rules.h"
 
-#define NSEC_PER_SEC 1000000000ULL
 /* A conntrack entry's last_seen is rewritten at most this often per flow. */
-#define XLB_CT_TOUCH_NS NSEC_PER_SEC
-
-#define XLB_TCP_FIN 0x01
-#define XLB_TCP_SYN 0x02
-#define XLB_TCP_RST 0x04
-#define XLB_TCP_ACK 0x10
+#define XLB_CT_TOUCH_NS XLB_NSEC_PER_SEC
 
 /* False means "certainly no VIP": the VIP filter's bit for daddr is clear. */
 static __always_inline int lb_maybe_vip(const __be32 *daddr)
 {
 	__u32 word;
 	__u64 bit = xlb_vip_filter_pos(daddr, &word);
-	__u64 *w = bpf_map_lookup_elem(&xlb_vipfilt_v1, &word);
 
-	return w && (*w & bit);
+	return xlb_vip_filter_has(bpf_map_lookup_elem(&xlb_vipfilt_v1, &word), bit);
 }
 
 /* Exact (VIP, port, proto) first, then the all-ports form (port 0). */
 static __always_inline struct xlb_service *lb_lookup_service(const struct xlb_ct_key *flow)
 {
-	struct xlb_service_key key = {
-		.port = flow->dport,
-		.proto = flow->proto,
-		.family = flow->family,
-	};
+	struct xlb_service_key key;
 	struct xlb_service *svc;
 
-	__builtin_memcpy(key.addr, flow->daddr, sizeof(key.addr));
+	xlb_service_key_exact(flow, &key);
 	svc = bpf_map_lookup_elem(&xlb_services_v1, &key);
 	if (svc)
 		return svc;
-	key.port = 0;
+	xlb_service_key_all_ports(&key);
 	return bpf_map_lookup_elem(&xlb_services_v1, &key);
 }
 
@@ -51,35 +40,7 @@ static __always_inline struct xlb_backend *lb_lookup_backend(__u32 id)
 {
 	struct xlb_backend *be = bpf_map_lookup_elem(&xlb_backends_v1, &id);
 
-	if (!be || !(be->flags & XLB_BE_F_VALID))
-		return NULL;
-	return be;
-}
-
-static __always_inline __u64 ct_timeout_ns(const struct xlb_ct_value *ct, __u8 proto)
-{
-	__u32 s;
-
-	if (proto != IPPROTO_TCP)
-		s = xlb_cfg.ct_udp_timeout_s;
-	else if (ct->state == XLB_CT_ESTABLISHED)
-		s = xlb_cfg.ct_tcp_timeout_s;
-	else if (ct->state == XLB_CT_SYN_SENT)
-		s = xlb_cfg.ct_syn_timeout_s;
-	else
-		s = xlb_cfg.ct_close_timeout_s;
-	return s * NSEC_PER_SEC;
-}
-
-static __always_inline __u8 ct_next_state(__u8 state, __u8 proto, __u8 tcp_flags)
-{
-	if (proto != IPPROTO_TCP)
-		return XLB_CT_ESTABLISHED;
-	if (tcp_flags & (XLB_TCP_FIN | XLB_TCP_RST))
-		return XLB_CT_CLOSING;
-	if (state == XLB_CT_SYN_SENT && (tcp_flags & XLB_TCP_ACK))
-		return XLB_CT_ESTABLISHED;
-	return state;
+	return xlb_backend_usable(be) ? be : NULL;
 }
 
 /*
@@ -96,14 +57,13 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 
 	if (!ct)
 		return NULL;
-	if (now - ct->last_seen > ct_timeout_ns(ct, flow->proto))
-		return NULL;
-	if (ct->state == XLB_CT_CLOSING && (tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == XLB_TCP_SYN)
+	if (xlb_ct_check(&xlb_cfg, flow->proto, ct->state, ct->last_seen, tcp_flags, now) !=
+	    XLB_CT_KEEP)
 		return NULL;
 	be = lb_lookup_backend(ct->backend_id);
 	if (!be)
 		return NULL;
-	state = ct_next_state(ct->state, flow->proto, tcp_flags);
+	state = xlb_ct_next_state(ct->state, flow->proto, tcp_flags);
 	if (state != ct->state || now - ct->last_seen > XLB_CT_TOUCH_NS) {
 		ct->state = state;
 		ct->last_seen = now;
@@ -120,15 +80,10 @@ static __always_inline void ct_create(const struct xlb_ct_key *flow, __u8 tcp_fl
 		.last_seen = now,
 		.backend_id = backend_id,
 		.service_id = service_id,
-		.state = XLB_CT_ESTABLISHED,
 	};
 
-	if (flow->proto == IPPROTO_TCP) {
-		if (tcp_flags & (XLB_TCP_FIN | XLB_TCP_RST))
-			ct.state = XLB_CT_CLOSING;
-		else if (tcp_flags & XLB_TCP_SYN)
-			ct.state = XLB_CT_SYN_SENT;
-	}
+	/* assigned after the initializer: clang then emits two fewer instructions */
+	ct.state = xlb_ct_new_state(flow->proto, tcp_flags);
 	bpf_map_update_elem(&xlb_ct_v1, flow, &ct, BPF_ANY);
 }
 
@@ -136,7 +91,7 @@ static __always_inline void ct_create(const struct xlb_ct_key *flow, __u8 tcp_fl
 static __always_inline int lb_select(const struct xlb_service *svc, const struct xlb_ct_key *flow,
 				     __u32 *backend_id)
 {
-	__u32 hash, slot;
+	__u32 slot;
 	__u32 *id;
 	void *table;
 
@@ -145,11 +100,8 @@ static __always_inline int lb_select(const struct xlb_service *svc, const struct
 	table = bpf_map_lookup_elem(&xlb_maglev_v1, &svc->id);
 	if (!table)
 		return XLB_DROP_NO_TABLE;
-	if (svc->flags & XLB_SVC_F_AFFINITY)
-		hash = xlb_hash_client(flow, xlb_cfg.hash_seed);
-	else
-		hash = xlb_hash_flow(flow, xlb_cfg.hash_seed);
-	slot = hash % xlb_cfg.maglev_size;
+	slot = xlb_select_slot(xlb_select_hash(flow, svc->flags, xlb_cfg.hash_seed),
+			       xlb_cfg.maglev_size);
 	id = bpf_map_lookup_elem(table, &slot);
 	if (!id || *id == XLB_ID_NONE)
 		return XLB_DROP_NO_BACKEND;

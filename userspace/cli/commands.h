@@ -17,6 +17,7 @@ struct InspectOptions {
   uint64_t limit = 100;  // conntrack --limit N; 0 = every entry
   std::string config;    // policies --config FILE
   std::string policy;    // policies --policy PATH
+  std::string tcp_flags;  // explain --tcp-flags syn,ack...: the packet's; empty = an ACK
   std::vector<std::string> positional;
 };
 

@@ -226,65 +226,16 @@ Result<std::map<uint32_t, xlb_backend>> PinnedDatapath::Backends() const {
   return out;
 }
 
+MaglevTables PinnedDatapath::Tables() const {
+  const PinnedMap* m = Find(XLB_MAP_MAGLEV);
+  return m != nullptr ? MaglevTables(m->fd.get(), 0, m->info.max_entries) : MaglevTables();
+}
+
 Result<std::vector<uint32_t>> PinnedDatapath::Table(uint32_t service_id) const {
-  const int outer = fd(XLB_MAP_MAGLEV);
-  if (outer < 0) {
+  if (Find(XLB_MAP_MAGLEV) == nullptr) {
     return Error{ENOENT, std::string(XLB_MAP_MAGLEV) + " is not pinned"};
   }
-  const std::string ctx = "Maglev table of service " + std::to_string(service_id);
-  UniqueFd inner;
-  for (int attempt = 0; attempt < 3 && !inner.valid(); ++attempt) {
-    uint32_t id = 0;
-    int ret = bpf_map_lookup_elem(outer, &service_id, &id);
-    if (ret < 0) {
-      return Error::FromRet(ret, ctx);
-    }
-    int f = bpf_map_get_fd_by_id(id);
-    if (f < 0 && f != -ENOENT) {
-      return Error::FromRet(f, ctx + ": bpf_map_get_fd_by_id");
-    }
-    inner.reset(f);  // ENOENT: swapped and freed meanwhile; look again
-  }
-  if (!inner.valid()) {
-    return Error{EAGAIN, ctx + ": replaced while being read"};
-  }
-  auto info = MapView(inner.get(), "xlb_maglev").Info();
-  if (!info.ok()) {
-    return std::move(info).take_error();
-  }
-  const uint32_t size = info->max_entries;
-  std::vector<uint32_t> keys(size), values(size), table(size);
-  bpf_map_batch_opts opts{};
-  InitLibbpfOpts(opts);
-  uint32_t in_token = 0, out_token = 0, done = 0;
-  while (done < size) {
-    uint32_t count = size - done;
-    int ret = bpf_map_lookup_batch(inner.get(), done == 0 ? nullptr : &in_token, &out_token,
-                                   keys.data() + done, values.data() + done, &count, &opts);
-    if (ret < 0 && ret != -ENOENT) {
-      for (uint32_t k = 0; k < size; ++k) {  // no batch ops: slot by slot
-        ret = bpf_map_lookup_elem(inner.get(), &k, &table[k]);
-        if (ret < 0) {
-          return Error::FromRet(ret, ctx + ": slot " + std::to_string(k));
-        }
-      }
-      return table;
-    }
-    done += count;
-    in_token = out_token;
-    if (ret == -ENOENT || count == 0) {
-      break;
-    }
-  }
-  if (done != size) {
-    return Error{EIO, ctx + ": read " + std::to_string(done) + " of " + std::to_string(size)};
-  }
-  for (uint32_t i = 0; i < size; ++i) {
-    if (keys[i] < size) {
-      table[keys[i]] = values[i];
-    }
-  }
-  return table;
+  return Tables().Read(service_id);
 }
 
 Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> PinnedDatapath::Conntrack() const {

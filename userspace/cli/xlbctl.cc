@@ -1,6 +1,6 @@
 // xlbctl: load, attach, inspect and remove the xlb datapath by hand. The inspection commands
-// (status, services, backends, stats, conntrack, explain, policies) live in commands.cc and
-// policies.cc; they only read.
+// (status, services, backends, stats, conntrack, explain, policies) live in a file each
+// (commands.h declares them); they only read.
 #include <arpa/inet.h>
 
 #include <cinttypes>
@@ -52,9 +52,10 @@ constexpr const char* kUsage =
     "  xlbctl conntrack [--pin-dir DIR] [--limit N] [--replies]\n"
     "      conntrack entries, newest first (default 100; --limit 0: all); --replies: the\n"
     "      reply map (reverse NAT and tunnel-back entries)\n"
-    "  xlbctl explain PROTO SRC SPORT DST DPORT [--pin-dir DIR]\n"
-    "      what the datapath does with that flow: its service, its conntrack entry, or the\n"
-    "      Maglev slot and backend a new flow gets (PROTO: tcp or udp; IPv4 or IPv6)\n"
+    "  xlbctl explain PROTO SRC SPORT DST DPORT [--tcp-flags LIST] [--pin-dir DIR]\n"
+    "      what the datapath does with a packet of that flow: the VIP filter, its service,\n"
+    "      its conntrack entry, or the Maglev slot and backend a new flow gets (PROTO: tcp or\n"
+    "      udp; IPv4 or IPv6; LIST: the packet's TCP flags, e.g. syn or fin,ack; default ack)\n"
     "  xlbctl policies --config FILE [--policy PATH]\n"
     "      the config and policies read as xlb-agent reads them: effective weight per\n"
     "      cluster and endpoint of every service port; exit 1 when they are rejected\n"
@@ -158,6 +159,10 @@ bool Parse(int argc, char** argv, Args& args, std::string& problem) {
       }
     } else if (a == "--policy") {
       if (!value(args.inspect.policy)) {
+        return false;
+      }
+    } else if (a == "--tcp-flags") {
+      if (!value(args.inspect.tcp_flags)) {
         return false;
       }
     } else if (a == "--replace") {

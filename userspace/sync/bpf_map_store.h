@@ -3,9 +3,7 @@
 #define XLB_USERSPACE_SYNC_BPF_MAP_STORE_H
 
 #include <optional>
-#include <vector>
 
-#include "loader/fd.h"
 #include "loader/xdp_loader.h"
 #include "userspace/sync/map_store.h"
 
@@ -19,10 +17,8 @@ class BpfMapStore : public MapStore {
   StoreLimits limits() const override;
   Result<void> PutBackend(uint32_t id, const xlb_backend& backend) override;
   Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) override;
-  // New inner maps (BPF_F_MMAPABLE, filled by one memcpy into a mapping that is dropped right
-  // away), then swapped in with one batch update of the outer map: one RCU grace period per
-  // batch instead of one per table. An outer map pinned by an older xlb takes only
-  // non-mmapable tables: those are filled by batch updates.
+  // MaglevTables::InstallMany: new tables filled through a mapping of each, swapped in with
+  // one batch update of the outer map (one RCU grace period per batch, not per table).
   Result<void> InstallTables(std::span<const TableWrite> tables, size_t& installed) override;
   Result<void> RemoveTable(uint32_t service_id) override;
   Result<void> PutService(const xlb_service_key& key, const xlb_service& service) override;
@@ -34,14 +30,10 @@ class BpfMapStore : public MapStore {
   Result<MapContents> ReadAll() const override;
 
  private:
-  // A new table, filled, not yet in the outer map.
-  Result<UniqueFd> NewTable(uint32_t service_id, std::span<const uint32_t> slots);
   // The digest of an installed table; nullopt when the service has none.
   Result<std::optional<TableDigest>> ReadTableDigest(uint32_t service_id) const;
 
   XdpDatapath& dp_;
-  bool mmapable_ = true;             // the outer map's template is BPF_F_MMAPABLE
-  std::vector<uint32_t> slot_keys_;  // 0..maglev_size-1, the keys of every batch update
 };
 
 }  // namespace xlb

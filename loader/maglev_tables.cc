@@ -1,0 +1,371 @@
+#include "loader/maglev_tables.h"
+
+#include <bpf/bpf.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <numeric>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "loader/libbpf_opts.h"
+#include "maps/typed_map.h"
+#include "maps/xlb_abi.h"
+
+namespace xlb {
+namespace {
+
+constexpr int kENOTSUPP = 524;  // the kernel's "no batch operations for this map type"
+
+bool Unsupported(int ret) {
+  return ret == -kENOTSUPP || ret == -EOPNOTSUPP;
+}
+
+std::string Context(uint32_t service_id) {
+  return "Maglev table of service " + std::to_string(service_id);
+}
+
+// A table's slots as mapped memory, unmapped when it goes. The mapping is the map's own
+// memory (BPF_F_MMAPABLE): nothing is copied, and the pages leave this process's RSS with
+// munmap. An ARRAY map lays its values out 8 bytes apart (the kernel rounds value_size up
+// to 8), so slot i is the first 4 bytes of the i-th 8-byte element.
+class MappedTable {
+ public:
+  static constexpr size_t kStride = (sizeof(xlb_maglev_slot) + 7) / 8 * 8;
+
+  static Result<MappedTable> Map(int fd, uint32_t slots, int prot) {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t bytes = (slots * kStride + page - 1) / page * page;
+    void* p = ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      const int err = errno;
+      return Error::FromErrno(err, "mmap of " + std::to_string(slots) + " slots");
+    }
+    return MappedTable(static_cast<unsigned char*>(p), bytes);
+  }
+  MappedTable(MappedTable&& o) noexcept
+      : base_(std::exchange(o.base_, nullptr)), bytes_(o.bytes_) {}
+  MappedTable& operator=(MappedTable&&) = delete;
+  ~MappedTable() {
+    if (base_ != nullptr) {
+      ::munmap(base_, bytes_);
+    }
+  }
+
+  void Write(std::span<const uint32_t> slots) const {
+    for (size_t i = 0; i < slots.size(); ++i) {
+      std::memcpy(base_ + i * kStride, &slots[i], sizeof(uint32_t));
+    }
+  }
+  void Read(std::span<uint32_t> slots) const {
+    for (size_t i = 0; i < slots.size(); ++i) {
+      std::memcpy(&slots[i], base_ + i * kStride, sizeof(uint32_t));
+    }
+  }
+
+ private:
+  MappedTable(unsigned char* base, size_t bytes) : base_(base), bytes_(bytes) {}
+  unsigned char* base_;
+  size_t bytes_;
+};
+
+// The slots through one batch lookup (or a few: the kernel may stop early). nullopt when the
+// kernel has no batch lookup for arrays.
+Result<std::optional<std::vector<uint32_t>>> ReadBatch(int fd, uint32_t size,
+                                                       const std::string& ctx) {
+  std::vector<uint32_t> keys(size), values(size), table(size);
+  bpf_map_batch_opts batch{};
+  InitLibbpfOpts(batch);
+  uint32_t in_token = 0, out_token = 0, done = 0;
+  while (done < size) {
+    uint32_t count = size - done;
+    const int ret = bpf_map_lookup_batch(fd, done == 0 ? nullptr : &in_token, &out_token,
+                                         keys.data() + done, values.data() + done, &count, &batch);
+    if (Unsupported(ret)) {
+      return std::optional<std::vector<uint32_t>>{};
+    }
+    if (ret < 0 && ret != -ENOENT) {
+      return Error::FromRet(ret, ctx + ": bpf_map_lookup_batch");
+    }
+    done += count;
+    if (ret == -ENOENT || count == 0) {  // the end of the map
+      break;
+    }
+    in_token = out_token;
+  }
+  if (done != size) {
+    return Error{EIO,
+                 ctx + ": read " + std::to_string(done) + " of " + std::to_string(size) + " slots"};
+  }
+  for (uint32_t i = 0; i < size; ++i) {
+    if (keys[i] >= size) {
+      return Error{EIO, ctx + ": slot key " + std::to_string(keys[i]) + " out of range"};
+    }
+    table[keys[i]] = values[i];
+  }
+  return std::optional<std::vector<uint32_t>>{std::move(table)};
+}
+
+}  // namespace
+
+MaglevTables::MaglevTables(int outer_fd, uint32_t table_size, uint32_t max_services)
+    : outer_fd_(outer_fd),
+      table_size_(table_size),
+      max_services_(max_services),
+      slot_keys_(table_size) {
+  std::iota(slot_keys_.begin(), slot_keys_.end(), 0U);
+}
+
+Result<UniqueFd> MaglevTables::Create(uint32_t size, const std::string& name, bool mmapable) {
+  bpf_map_create_opts opts{};
+  InitLibbpfOpts(opts);
+  opts.map_flags = mmapable ? BPF_F_MMAPABLE : 0;
+  const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name.c_str(), sizeof(uint32_t),
+                                sizeof(xlb_maglev_slot), size, &opts);
+  if (fd < 0) {
+    return Error::FromRet(fd, "bpf_map_create(" + name + ", " + std::to_string(size) + " slots)");
+  }
+  return UniqueFd(fd);
+}
+
+Result<void> MaglevTables::Fill(int fd, std::span<const uint32_t> slots, bool mmapable,
+                                const std::string& ctx) const {
+  if (mmapable && access_ == Access::kAuto) {
+    // A new table is in no outer map yet: no reader sees it half written.
+    auto mapped = MappedTable::Map(fd, table_size_, PROT_READ | PROT_WRITE);
+    if (!mapped.ok()) {
+      return std::move(mapped).take_error().Within(ctx);
+    }
+    mapped->Write(slots);
+    return {};
+  }
+  if (access_ != Access::kElement) {
+    bpf_map_batch_opts batch{};
+    InitLibbpfOpts(batch);
+    batch.elem_flags = BPF_ANY;
+    uint32_t count = table_size_;
+    const int ret = bpf_map_update_batch(fd, slot_keys_.data(), slots.data(), &count, &batch);
+    if (ret == 0 && count == table_size_) {
+      return {};
+    }
+    if (!Unsupported(ret) || access_ == Access::kBatch) {
+      return Error::FromRet(ret < 0 ? ret : -EIO, ctx + ": bpf_map_update_batch wrote " +
+                                                      std::to_string(count) + " of " +
+                                                      std::to_string(table_size_) + " slots");
+    }
+  }
+  for (uint32_t i = 0; i < table_size_; ++i) {
+    if (int ret = bpf_map_update_elem(fd, &slot_keys_[i], &slots[i], BPF_ANY); ret < 0) {
+      return Error::FromRet(ret, ctx + ": bpf_map_update_elem slot " + std::to_string(i));
+    }
+  }
+  return {};
+}
+
+Result<UniqueFd> MaglevTables::NewTable(uint32_t service_id, std::span<const uint32_t> slots,
+                                        bool mmapable) const {
+  const std::string ctx = Context(service_id);
+  auto table = Create(table_size_, "xlb_mag_" + std::to_string(service_id), mmapable);
+  if (!table.ok()) {
+    return std::move(table).take_error().Within(ctx);
+  }
+  XLB_TRY(Fill(table->get(), slots, mmapable, ctx));
+  return table;
+}
+
+Result<void> MaglevTables::CheckWrite(uint32_t service_id, std::span<const uint32_t> slots) const {
+  if (service_id == XLB_ID_NONE || service_id >= max_services_) {
+    return Error{EINVAL, Context(service_id) + ": service id outside 1.." +
+                             std::to_string(max_services_ - 1)};
+  }
+  if (slots.size() != table_size_) {
+    return Error{EINVAL, Context(service_id) + ": " + std::to_string(slots.size()) +
+                             " slots, maglev_size is " + std::to_string(table_size_)};
+  }
+  return {};
+}
+
+Result<void> MaglevTables::Install(uint32_t service_id, std::span<const uint32_t> slots) {
+  const Write one{service_id, slots};
+  size_t installed = 0;
+  return InstallMany(std::span<const Write>(&one, 1), installed);
+}
+
+Result<void> MaglevTables::InstallMany(std::span<const Write> tables, size_t& installed) {
+  installed = 0;
+  for (const Write& t : tables) {
+    XLB_TRY(CheckWrite(t.service_id, t.slots));
+  }
+  if (tables.empty()) {
+    return {};
+  }
+  // Nothing shared between the two threads but this object, which NewTable only reads.
+  const bool mmapable = mmapable_;
+  std::vector<UniqueFd> inner(tables.size());
+  std::vector<std::optional<Error>> errors(tables.size());
+  auto create = [&](size_t first, size_t step) {
+    for (size_t i = first; i < tables.size(); i += step) {
+      auto table = NewTable(tables[i].service_id, tables[i].slots, mmapable);
+      if (table.ok()) {
+        inner[i] = std::move(*table);
+      } else {
+        errors[i] = std::move(table).take_error();
+      }
+    }
+  };
+  if (mmapable && access_ == Access::kAuto && tables.size() >= 4) {
+    std::thread other(create, 1, 2);
+    create(0, 2);
+    other.join();
+  } else {
+    create(0, 1);
+  }
+  std::vector<uint32_t> ids;
+  std::vector<int> fds;
+  for (size_t i = 0; i < tables.size(); ++i) {
+    if (errors[i]) {
+      return std::move(*errors[i]);
+    }
+    ids.push_back(tables[i].service_id);
+    fds.push_back(inner[i].get());
+  }
+
+  // The swaps: each outer slot changes atomically; the old tables go when their last reader
+  // is done, ours close with `inner` (the outer map holds them now).
+  bpf_map_batch_opts batch{};
+  InitLibbpfOpts(batch);
+  batch.elem_flags = BPF_ANY;
+  uint32_t count = static_cast<uint32_t>(ids.size());
+  const int ret = access_ == Access::kElement
+                      ? -EOPNOTSUPP
+                      : bpf_map_update_batch(outer_fd_, ids.data(), fds.data(), &count, &batch);
+  if (ret == -EINVAL && count == 0 && mmapable) {
+    // Either an outer map pinned by an older xlb, whose template is not mmapable and takes
+    // only tables like it, or a table size the template does not have. Try the first.
+    mmapable_ = false;
+    auto retried = InstallMany(tables, installed);
+    if (!retried.ok() && installed == 0) {
+      mmapable_ = true;
+    }
+    return retried;
+  }
+  if (Unsupported(ret)) {
+    return SwapEach(ids, fds, installed);
+  }
+  if (ret < 0) {
+    installed = count;  // the kernel processed `count` entries before the one that failed
+    return Error::FromRet(
+        ret, Context(ids[std::min<size_t>(count, ids.size() - 1)]) +
+                 ": bpf_map_update_batch(" XLB_MAP_MAGLEV ")" +
+                 (ret == -EINVAL ? " (table size differs from the outer map's template?)" : ""));
+  }
+  installed = ids.size();
+  return {};
+}
+
+Result<void> MaglevTables::SwapEach(std::span<const uint32_t> ids, std::span<const int> fds,
+                                    size_t& installed) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (int ret = bpf_map_update_elem(outer_fd_, &ids[i], &fds[i], BPF_ANY); ret < 0) {
+      return Error::FromRet(
+          ret, Context(ids[i]) + ": bpf_map_update_elem(" XLB_MAP_MAGLEV ")" +
+                   (ret == -EINVAL ? " (table size differs from the outer map's template?)" : ""));
+    }
+    ++installed;
+  }
+  return {};
+}
+
+Result<uint32_t> MaglevTables::TableId(uint32_t service_id) const {
+  uint32_t id = 0;
+  if (int ret = bpf_map_lookup_elem(outer_fd_, &service_id, &id); ret < 0) {
+    return Error::FromRet(ret, "no Maglev table for service " + std::to_string(service_id));
+  }
+  return id;
+}
+
+Result<UniqueFd> MaglevTables::Open(uint32_t service_id) const {
+  // A concurrent install may free the table between the two calls: look again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto id = TableId(service_id);
+    if (!id.ok()) {
+      return std::move(id).take_error();
+    }
+    const int fd = bpf_map_get_fd_by_id(*id);
+    if (fd >= 0) {
+      return UniqueFd(fd);
+    }
+    if (fd != -ENOENT) {
+      return Error::FromRet(fd, Context(service_id) + ": bpf_map_get_fd_by_id");
+    }
+  }
+  return Error{EAGAIN, Context(service_id) + ": replaced while being read"};
+}
+
+Result<std::vector<uint32_t>> MaglevTables::Read(uint32_t service_id) const {
+  const std::string ctx = Context(service_id);
+  auto inner = Open(service_id);
+  if (!inner.ok()) {
+    return std::move(inner).take_error();
+  }
+  auto info = MapView(inner->get(), "xlb_mag").Info();
+  if (!info.ok()) {
+    return std::move(info).take_error().Within(ctx);
+  }
+  const uint32_t size = info->max_entries;
+  if (access_ == Access::kAuto && (info->map_flags & BPF_F_MMAPABLE) != 0) {
+    auto mapped = MappedTable::Map(inner->get(), size, PROT_READ);
+    if (mapped.ok()) {
+      std::vector<uint32_t> table(size);
+      mapped->Read(table);
+      return table;
+    }
+  }
+  if (access_ != Access::kElement) {
+    auto batch = ReadBatch(inner->get(), size, ctx);
+    if (!batch.ok()) {
+      return std::move(batch).take_error();
+    }
+    if (*batch) {
+      return std::move(**batch);
+    }
+    if (access_ == Access::kBatch) {
+      return Error{kENOTSUPP, ctx + ": bpf_map_lookup_batch"};
+    }
+  }
+  std::vector<uint32_t> table(size);
+  for (uint32_t k = 0; k < size; ++k) {
+    if (int ret = bpf_map_lookup_elem(inner->get(), &k, &table[k]); ret < 0) {
+      return Error::FromRet(ret, ctx + ": bpf_map_lookup_elem slot " + std::to_string(k));
+    }
+  }
+  return table;
+}
+
+Result<void> MaglevTables::Remove(uint32_t service_id) {
+  if (int ret = bpf_map_delete_elem(outer_fd_, &service_id); ret < 0 && ret != -ENOENT) {
+    return Error::FromRet(ret, "remove Maglev table of service " + std::to_string(service_id));
+  }
+  return {};
+}
+
+uint32_t MaglevTables::Count() const {
+  auto info = MapView(outer_fd_, XLB_MAP_MAGLEV).Info();
+  if (!info.ok()) {
+    return 0;
+  }
+  uint32_t n = 0;
+  for (uint32_t id = 0; id < info->max_entries; ++id) {
+    uint32_t inner = 0;
+    if (bpf_map_lookup_elem(outer_fd_, &id, &inner) == 0) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+}  // namespace xlb

@@ -1,0 +1,186 @@
+// MaglevTables on outer maps of its own (no program loaded): every fill and read path, batched
+// swaps, removal, and the fallback for an outer map whose template is not mmapable (an outer
+// map pinned by an older xlb). Needs root.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "loader/libbpf_opts.h"
+#include "loader/maglev_tables.h"
+#include "maps/typed_map.h"
+
+namespace xlb::testing {
+namespace {
+
+constexpr uint32_t kSize = 251;
+constexpr uint32_t kServices = 32;
+
+std::vector<uint32_t> Pattern(uint32_t salt) {
+  std::vector<uint32_t> slots(kSize);
+  for (uint32_t i = 0; i < kSize; ++i) {
+    slots[i] = 1 + (i * 2654435761u + salt) % 1000;
+  }
+  return slots;
+}
+
+// An xlb_maglev_v1 of kServices entries whose template is a table of kSize slots.
+UniqueFd OuterMap(bool mmapable_template) {
+  auto tmpl = MaglevTables::Create(kSize, "xlb_t_tmpl", mmapable_template);
+  EXPECT_TRUE(tmpl.ok()) << tmpl.error().ToString();
+  if (!tmpl.ok()) {
+    return UniqueFd();
+  }
+  bpf_map_create_opts opts{};
+  InitLibbpfOpts(opts);
+  opts.inner_map_fd = static_cast<uint32_t>(tmpl->get());
+  UniqueFd outer(bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "xlb_t_outer", sizeof(uint32_t),
+                                sizeof(uint32_t), kServices, &opts));
+  EXPECT_TRUE(outer.valid()) << "bpf_map_create(ARRAY_OF_MAPS): " << outer.get();
+  return outer;
+}
+
+uint32_t Flags(const MaglevTables& tables, uint32_t service_id) {
+  auto id = tables.TableId(service_id);
+  EXPECT_TRUE(id.ok());
+  UniqueFd inner(bpf_map_get_fd_by_id(id.ok() ? *id : 0));
+  auto info = MapView(inner.get(), "inner").Info();
+  EXPECT_TRUE(info.ok());
+  return info.ok() ? info->map_flags : 0;
+}
+
+using Access = MaglevTables::Access;
+
+// Written one way, read back every way: the mmap stride (8 bytes per 4-byte slot), the batch
+// layout and the per-slot calls all mean the same slot.
+TEST(MaglevTables, EveryFillPathReadsBackThroughEveryReadPath) {
+  UniqueFd outer = OuterMap(true);
+  ASSERT_TRUE(outer.valid());
+  MaglevTables tables(outer.get(), kSize, kServices);
+  uint32_t service = 1;
+  for (Access fill : {Access::kAuto, Access::kBatch, Access::kElement}) {
+    const auto slots = Pattern(service);
+    tables.set_access(fill);
+    auto r = tables.Install(service, slots);
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    EXPECT_NE(Flags(tables, service) & BPF_F_MMAPABLE, 0u);
+    for (Access read : {Access::kAuto, Access::kBatch, Access::kElement}) {
+      tables.set_access(read);
+      auto got = tables.Read(service);
+      ASSERT_TRUE(got.ok()) << got.error().ToString();
+      EXPECT_EQ(*got, slots) << "fill " << static_cast<int>(fill) << " read "
+                             << static_cast<int>(read);
+    }
+    ++service;
+  }
+  EXPECT_EQ(tables.Count(), 3u);
+}
+
+TEST(MaglevTables, InstallManySwapsEveryTableAndCountsThem) {
+  UniqueFd outer = OuterMap(true);
+  ASSERT_TRUE(outer.valid());
+  MaglevTables tables(outer.get(), kSize, kServices);
+  std::vector<std::vector<uint32_t>> contents;
+  std::vector<MaglevTables::Write> writes;
+  for (uint32_t id = 1; id <= 10; ++id) {  // enough for the two filling threads
+    contents.push_back(Pattern(id * 7));
+  }
+  for (uint32_t id = 1; id <= 10; ++id) {
+    writes.push_back({id, contents[id - 1]});
+  }
+  size_t installed = 0;
+  auto r = tables.InstallMany(writes, installed);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(installed, 10u);
+  EXPECT_EQ(tables.Count(), 10u);
+  const auto first = tables.TableId(4);
+  ASSERT_TRUE(first.ok());
+  for (uint32_t id = 1; id <= 10; ++id) {
+    auto got = tables.Read(id);
+    ASSERT_TRUE(got.ok()) << got.error().ToString();
+    EXPECT_EQ(*got, contents[id - 1]) << "service " << id;
+  }
+
+  // A second install of one of them: a new inner map, the others untouched.
+  const auto replaced = Pattern(99);
+  ASSERT_TRUE(tables.Install(4, replaced).ok());
+  const auto second = tables.TableId(4);
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(*first, *second);
+  EXPECT_EQ(*tables.Read(4), replaced);
+  EXPECT_EQ(*tables.Read(5), contents[4]);
+
+  ASSERT_TRUE(tables.Remove(4).ok());
+  auto gone = tables.Read(4);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_TRUE(gone.error().NotFound()) << gone.error().ToString();
+  EXPECT_TRUE(tables.Remove(4).ok()) << "removing twice is fine";
+  EXPECT_EQ(tables.Count(), 9u);
+}
+
+TEST(MaglevTables, RejectsBadWritesBeforeCreatingAnything) {
+  UniqueFd outer = OuterMap(true);
+  ASSERT_TRUE(outer.valid());
+  MaglevTables tables(outer.get(), kSize, kServices);
+  const auto slots = Pattern(1);
+  const std::vector<uint32_t> short_table(slots.begin(), slots.end() - 1);
+  const MaglevTables::Write writes[] = {{1, slots}, {kServices, slots}};
+  size_t installed = 7;
+  auto r = tables.InstallMany(writes, installed);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().err, EINVAL);
+  EXPECT_EQ(installed, 0u);
+  EXPECT_EQ(tables.Count(), 0u) << "the valid first table was not installed either";
+  EXPECT_EQ(tables.Install(0, slots).error().err, EINVAL);
+  EXPECT_EQ(tables.Install(2, short_table).error().err, EINVAL);
+}
+
+// An outer map created by an xlb from before BPF_F_MMAPABLE takes only tables without the
+// flag: the first swap is refused, the tables are made again without it and filled by batch,
+// and later installs make them that way from the start.
+TEST(MaglevTables, OuterMapWithAnOlderTemplateGetsTablesItTakes) {
+  UniqueFd outer = OuterMap(false);
+  ASSERT_TRUE(outer.valid());
+  MaglevTables tables(outer.get(), kSize, kServices);
+  ASSERT_TRUE(tables.mmapable());
+  const auto slots = Pattern(3);
+  auto r = tables.Install(1, slots);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_FALSE(tables.mmapable());
+  EXPECT_EQ(Flags(tables, 1) & BPF_F_MMAPABLE, 0u);
+  auto got = tables.Read(1);  // no mapping to read through: the batch path
+  ASSERT_TRUE(got.ok()) << got.error().ToString();
+  EXPECT_EQ(*got, slots);
+
+  std::vector<std::vector<uint32_t>> contents;
+  std::vector<MaglevTables::Write> writes;
+  for (uint32_t id = 2; id <= 6; ++id) {
+    contents.push_back(Pattern(id));
+  }
+  for (uint32_t id = 2; id <= 6; ++id) {
+    writes.push_back({id, contents[id - 2]});
+  }
+  size_t installed = 0;
+  ASSERT_TRUE(tables.InstallMany(writes, installed).ok());
+  EXPECT_EQ(installed, 5u);
+  for (uint32_t id = 2; id <= 6; ++id) {
+    EXPECT_EQ(*tables.Read(id), contents[id - 2]) << "service " << id;
+  }
+}
+
+// A table size the outer map's template does not have is refused by the kernel, and the
+// retry without BPF_F_MMAPABLE does not leave the class believing the template is old.
+TEST(MaglevTables, WrongTableSizeIsRefusedAndLeavesMmapOn) {
+  UniqueFd outer = OuterMap(true);
+  ASSERT_TRUE(outer.valid());
+  MaglevTables tables(outer.get(), 257, kServices);
+  std::vector<uint32_t> slots(257, 1);
+  auto r = tables.Install(1, slots);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().err, EINVAL);
+  EXPECT_NE(r.error().what.find("template"), std::string::npos) << r.error().what;
+  EXPECT_TRUE(tables.mmapable());
+}
+
+}  // namespace
+}  // namespace xlb::testing
