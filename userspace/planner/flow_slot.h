@@ -1,11 +1,11 @@
-// The Maglev slot of a flow, computed exactly as the datapath computes it (bpf/lib/lb.h), so
-// that userspace can say which backend a new flow will get (xlbctl explain, tests).
+// The Maglev slot of a flow, by the datapath's own rule (maps/xlb_rules.h, which bpf/lib/lb.h
+// includes), so that userspace can say which backend a new flow will get (tests).
 #ifndef XLB_USERSPACE_PLANNER_FLOW_SLOT_H
 #define XLB_USERSPACE_PLANNER_FLOW_SLOT_H
 
 #include <cstdint>
 
-#include "maps/xlb_hash.h"
+#include "maps/xlb_rules.h"
 
 namespace xlb {
 
@@ -13,8 +13,8 @@ namespace xlb {
 // `client_affinity` is the service's XLB_SVC_F_AFFINITY: hash the client address only.
 inline uint32_t MaglevSlot(const xlb_ct_key& key, bool client_affinity, uint32_t seed,
                            uint32_t table_size) {
-  const uint32_t hash = client_affinity ? xlb_hash_client(&key, seed) : xlb_hash_flow(&key, seed);
-  return hash % table_size;
+  const uint32_t flags = client_affinity ? XLB_SVC_F_AFFINITY : 0;
+  return xlb_select_slot(xlb_select_hash(&key, flags, seed), table_size);
 }
 
 }  // namespace xlb
