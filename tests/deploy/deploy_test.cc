@@ -19,6 +19,7 @@
 #include "testbed.h"
 #include "userspace/agent/agent_options.h"
 #include "userspace/kube/source/kube_config.h"
+#include "userspace/kube/source/kube_objects.h"
 #include "userspace/kube/source/kube_source.h"
 #include "userspace/policy/policy_parse.h"
 
@@ -89,6 +90,22 @@ TEST_F(DeployTest, AgentPodIsPrivilegedOnTheHostNetworkWithTheHostsBpffs) {
   // The probes reach what --metrics-addr serves.
   EXPECT_EQ(Container()["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
   EXPECT_EQ(Container()["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
+}
+
+// The agent stays off nodes labelled with the datapath label the sources read (NodeInfo::runs_xlb):
+// the label that says "no xlb here" to the other nodes' agents is the one that keeps it off.
+TEST_F(DeployTest, AgentStaysOffNodesLabelledWithoutXlb) {
+  const YAML::Node terms = Object("DaemonSet/xlb-agent")["spec"]["template"]["spec"]["affinity"]
+                                 ["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                                 ["nodeSelectorTerms"];
+  ASSERT_TRUE(terms.IsSequence() && terms.size() == 1);
+  bool excluded = false;
+  for (const YAML::Node& e : terms[0]["matchExpressions"]) {
+    excluded |= e["key"].as<std::string>() == kube::kDatapathLabel &&
+                e["operator"].as<std::string>() == "NotIn" && e["values"].size() == 1 &&
+                e["values"][0].as<std::string>() == "none";
+  }
+  EXPECT_TRUE(excluded) << "no `" << kube::kDatapathLabel << " NotIn [none]` node affinity";
 }
 
 // The container's command line, with the kubelet's $(VAR) expansion of the env it declares

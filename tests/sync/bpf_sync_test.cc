@@ -212,8 +212,11 @@ TEST_F(BpfSync, PacketToTheNodeAddressOnTheNodePortReachesABackendOfTheService) 
   Service api = ApiService();
   api.ports.front().node_port = kNodePort;
   m.PutService(api);
-  AddEndpoints(m, kApi, "cluster-a", 1, 3);  // local: routed, DNAT only
-  m.SetLocalNode({"node-a1", {*IpAddress::Parse("198.18.0.11")}});
+  AddEndpoints(m, kApi, "cluster-a", 1, 3);
+  // Without a node name every endpoint of the local cluster is this node's: DNAT only (named,
+  // the fixture's endpoints on other nodes would be tunnelled, and this load has no tunnel
+  // address).
+  m.SetLocalNode({"", {*IpAddress::Parse("198.18.0.11")}});
   auto dp = Load();
   ASSERT_NE(dp, nullptr);
   BpfMapStore store(*dp);

@@ -15,12 +15,9 @@ namespace {
 using BackendsResult = std::map<uint32_t, xlb_backend>;  // the ones shown, by id
 
 Result<BackendsResult> ComputeBackends(const PinnedDatapath& dp, bool all) {
-  auto backends = dp.Backends();
-  if (!backends.ok()) {
-    return std::move(backends).take_error();
-  }
+  XLB_ASSIGN_OR_RETURN(auto backends, dp.Backends());
   BackendsResult r;
-  for (const auto& [id, b] : *backends) {
+  for (const auto& [id, b] : backends) {
     if ((b.flags & XLB_BE_F_VALID) || all) {
       r[id] = b;
     }

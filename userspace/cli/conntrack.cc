@@ -146,26 +146,17 @@ int Conntrack(const InspectOptions& o) {
     return Show(
         o,
         [&](const PinnedDatapath& dp) -> Result<Entries<xlb_reply>> {
-          auto replies = dp.Replies();
-          if (!replies.ok()) {
-            return std::move(replies).take_error();
-          }
-          return Newest(std::move(*replies), o.limit);
+          XLB_ASSIGN_OR_RETURN(auto replies, dp.Replies());
+          return Newest(std::move(replies), o.limit);
         },
         RepliesJson, PrintReplies);
   }
   return Show(
       o,
       [&](const PinnedDatapath& dp) -> Result<ConntrackResult> {
-        auto ct = dp.Conntrack();
-        if (!ct.ok()) {
-          return std::move(ct).take_error();
-        }
-        auto backends = dp.Backends();
-        if (!backends.ok()) {
-          return std::move(backends).take_error();
-        }
-        return ConntrackResult{Newest(std::move(*ct), o.limit), std::move(*backends)};
+        XLB_ASSIGN_OR_RETURN(auto ct, dp.Conntrack());
+        XLB_ASSIGN_OR_RETURN(auto backends, dp.Backends());
+        return ConntrackResult{Newest(std::move(ct), o.limit), std::move(backends)};
       },
       ConntrackJson, PrintConntrack);
 }

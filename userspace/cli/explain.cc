@@ -150,17 +150,11 @@ Result<Explanation> ExplainPacket(const PinnedDatapath& dp, const xlb_config* co
   if (config != nullptr) {
     e.config = *config;
   }
-  auto backends = dp.Backends();
-  if (!backends.ok()) {
-    return std::move(backends).take_error();
-  }
-  e.backends = std::move(*backends);
+  XLB_ASSIGN_OR_RETURN(auto backends, dp.Backends());
+  e.backends = std::move(backends);
   XLB_TRY(FindService(dp, e));
-  auto in_filter = InVipFilter(dp, query.key);
-  if (!in_filter.ok()) {
-    return std::move(in_filter).take_error();
-  }
-  e.in_vip_filter = *in_filter;
+  XLB_ASSIGN_OR_RETURN(auto in_filter, InVipFilter(dp, query.key));
+  e.in_vip_filter = in_filter;
   if (!e.in_vip_filter) {
     return e;  // passed before conntrack is looked at
   }

@@ -139,11 +139,8 @@ Result<PinnedDatapath> PinnedDatapath::Open(const std::string& pin_dir, bool req
       }
     } else {
       m.fd = std::move(*fd);
-      auto info = MapView(m.fd.get(), name).Info();
-      if (!info.ok()) {
-        return std::move(info).take_error();
-      }
-      m.info = *info;
+      XLB_ASSIGN_OR_RETURN(auto info, MapView(m.fd.get(), name).Info());
+      m.info = info;
       ++found;
     }
     dp.maps_.push_back(std::move(m));
@@ -209,12 +206,9 @@ Result<std::map<uint32_t, xlb_backend>> PinnedDatapath::Backends() const {
     done = 0;
     TypedMap<uint32_t, xlb_backend> map(m->fd.get(), XLB_MAP_BACKENDS);
     for (uint32_t id = 0; id < n; ++id) {
-      auto v = map.Lookup(id);
-      if (!v.ok()) {
-        return std::move(v).take_error();
-      }
+      XLB_ASSIGN_OR_RETURN(auto v, map.Lookup(id));
       keys[done] = id;
-      values[done++] = *v;
+      values[done++] = v;
     }
   }
   static const xlb_backend kZero{};
@@ -247,33 +241,21 @@ Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> PinnedDatapath::Replies() 
 }
 
 Result<xlb_flow_counter> PinnedDatapath::ServiceStats(uint32_t service_id) const {
-  auto map = PerCpuMap<xlb_flow_counter>::FromFd(fd(XLB_MAP_SVC_STATS));
-  if (!map.ok()) {
-    return std::move(map).take_error();
-  }
-  return map->LookupSum(service_id);
+  XLB_ASSIGN_OR_RETURN(auto map, PerCpuMap<xlb_flow_counter>::FromFd(fd(XLB_MAP_SVC_STATS)));
+  return map.LookupSum(service_id);
 }
 
 Result<xlb_flow_counter> PinnedDatapath::BackendStats(uint32_t backend_id) const {
-  auto map = PerCpuMap<xlb_flow_counter>::FromFd(fd(XLB_MAP_BE_STATS));
-  if (!map.ok()) {
-    return std::move(map).take_error();
-  }
-  return map->LookupSum(backend_id);
+  XLB_ASSIGN_OR_RETURN(auto map, PerCpuMap<xlb_flow_counter>::FromFd(fd(XLB_MAP_BE_STATS)));
+  return map.LookupSum(backend_id);
 }
 
 Result<std::vector<xlb_counter>> PinnedDatapath::Reasons() const {
-  auto map = PerCpuMap<xlb_counter>::FromFd(fd(XLB_MAP_REASONS));
-  if (!map.ok()) {
-    return std::move(map).take_error();
-  }
+  XLB_ASSIGN_OR_RETURN(auto map, PerCpuMap<xlb_counter>::FromFd(fd(XLB_MAP_REASONS)));
   std::vector<xlb_counter> out;
   for (uint32_t r = 0; r < XLB_REASON_MAX; ++r) {
-    auto sum = map->LookupSum(r);
-    if (!sum.ok()) {
-      return std::move(sum).take_error();
-    }
-    out.push_back(*sum);
+    XLB_ASSIGN_OR_RETURN(auto sum, map.LookupSum(r));
+    out.push_back(sum);
   }
   return out;
 }

@@ -21,18 +21,12 @@ struct ServicesResult {
 
 Result<ServicesResult> ComputeServices(const PinnedDatapath& dp) {
   ServicesResult r;
-  auto services = dp.Services();
-  if (!services.ok()) {
-    return std::move(services).take_error();
-  }
-  auto backends = dp.Backends();
-  if (!backends.ok()) {
-    return std::move(backends).take_error();
-  }
-  r.entries = std::move(*services);
+  XLB_ASSIGN_OR_RETURN(auto services, dp.Services());
+  XLB_ASSIGN_OR_RETURN(auto backends, dp.Backends());
+  r.entries = std::move(services);
   for (const auto& [k, s] : r.entries) {
     if (!r.tables.count(s.id)) {
-      r.tables[s.id] = SharesOf(dp, s.id, *backends);
+      r.tables[s.id] = SharesOf(dp, s.id, backends);
     }
   }
   return r;

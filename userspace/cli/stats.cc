@@ -42,43 +42,28 @@ struct StatsResult {
 };
 
 Result<StatsResult> ComputeStats(const PinnedDatapath& dp) {
-  auto services = dp.Services();
-  if (!services.ok()) {
-    return std::move(services).take_error();
-  }
-  auto backends = dp.Backends();
-  if (!backends.ok()) {
-    return std::move(backends).take_error();
-  }
-  auto reasons = dp.Reasons();
-  if (!reasons.ok()) {
-    return std::move(reasons).take_error();
-  }
+  XLB_ASSIGN_OR_RETURN(auto services, dp.Services());
+  XLB_ASSIGN_OR_RETURN(auto backends, dp.Backends());
+  XLB_ASSIGN_OR_RETURN(auto reasons, dp.Reasons());
   StatsResult r;
   std::map<uint32_t, std::vector<std::string>> keys;  // service id -> its keys
-  for (const auto& [k, s] : *services) {
+  for (const auto& [k, s] : services) {
     keys[s.id].push_back(ServiceKeyText(k));
   }
   for (auto& [id, texts] : keys) {
-    auto c = dp.ServiceStats(id);
-    if (!c.ok()) {
-      return std::move(c).take_error();
-    }
-    r.services.push_back({id, std::move(texts), *c});
+    XLB_ASSIGN_OR_RETURN(auto c, dp.ServiceStats(id));
+    r.services.push_back({id, std::move(texts), c});
   }
-  for (const auto& [id, b] : *backends) {
-    auto c = dp.BackendStats(id);
-    if (!c.ok()) {
-      return std::move(c).take_error();
-    }
-    r.backends.push_back({id, b, *c});
+  for (const auto& [id, b] : backends) {
+    XLB_ASSIGN_OR_RETURN(auto c, dp.BackendStats(id));
+    r.backends.push_back({id, b, c});
     ClusterRow& sum = r.clusters[b.cluster_id];
-    sum.sum.packets += c->packets;
-    sum.sum.bytes += c->bytes;
-    sum.sum.new_flows += c->new_flows;
+    sum.sum.packets += c.packets;
+    sum.sum.bytes += c.bytes;
+    sum.sum.new_flows += c.new_flows;
     ++sum.backends;
   }
-  r.reasons = std::move(*reasons);
+  r.reasons = std::move(reasons);
   for (const ReasonInfo& info : kReasons) {
     if (info.verdict == Verdict::kDrop) {
       r.drops += r.reasons[info.reason].packets;

@@ -61,29 +61,23 @@ Result<StatusResult> ComputeStatus(const PinnedDatapath& dp) {
     r.occupancy.emplace_back(key, n);
   };
   if (dp.Find(XLB_MAP_SERVICES)) {
-    auto s = dp.Services();
-    if (!s.ok()) {
-      return std::move(s).take_error();
-    }
+    XLB_ASSIGN_OR_RETURN(auto s, dp.Services());
     std::set<uint32_t> ids;
-    for (const auto& [k, v] : *s) {
+    for (const auto& [k, v] : s) {
       ids.insert(v.id);
     }
-    use(XLB_MAP_SERVICES, "service_entries", s->size());
+    use(XLB_MAP_SERVICES, "service_entries", s.size());
     r.occupancy.emplace_back("service_ids", ids.size());
   }
   if (const PinnedMap* m = dp.Find(XLB_MAP_BACKENDS)) {
-    auto b = dp.Backends();
-    if (!b.ok()) {
-      return std::move(b).take_error();
-    }
+    XLB_ASSIGN_OR_RETURN(auto b, dp.Backends());
     size_t valid = 0;
-    for (const auto& [id, be] : *b) {
+    for (const auto& [id, be] : b) {
       valid += (be.flags & XLB_BE_F_VALID) ? 1 : 0;
     }
-    entries[XLB_MAP_BACKENDS] = b->size();
+    entries[XLB_MAP_BACKENDS] = b.size();
     r.occupancy.emplace_back("backends_valid", valid);
-    r.occupancy.emplace_back("backends_invalid", b->size() - valid);
+    r.occupancy.emplace_back("backends_invalid", b.size() - valid);
     r.occupancy.emplace_back("backends_max", m->info.max_entries);
   }
   if (const PinnedMap* m = dp.Find(XLB_MAP_MAGLEV)) {
@@ -91,19 +85,13 @@ Result<StatusResult> ComputeStatus(const PinnedDatapath& dp) {
     r.occupancy.emplace_back("services_max", m->info.max_entries);
   }
   if (const PinnedMap* m = dp.Find(XLB_MAP_CT)) {
-    auto ct = dp.Conntrack();
-    if (!ct.ok()) {
-      return std::move(ct).take_error();
-    }
-    use(XLB_MAP_CT, "conntrack_entries", ct->size());
+    XLB_ASSIGN_OR_RETURN(auto ct, dp.Conntrack());
+    use(XLB_MAP_CT, "conntrack_entries", ct.size());
     r.occupancy.emplace_back("conntrack_max", m->info.max_entries);
   }
   if (const PinnedMap* m = dp.Find(XLB_MAP_REPLY)) {
-    auto replies = dp.Replies();
-    if (!replies.ok()) {
-      return std::move(replies).take_error();
-    }
-    use(XLB_MAP_REPLY, "reply_entries", replies->size());
+    XLB_ASSIGN_OR_RETURN(auto replies, dp.Replies());
+    use(XLB_MAP_REPLY, "reply_entries", replies.size());
     r.occupancy.emplace_back("reply_max", m->info.max_entries);
   }
   if (dp.Find(XLB_MAP_SERVICES)) {
