@@ -300,6 +300,7 @@ int Run(const DemoOptions& o) {
 
   // --- 2. one group per path ---
   std::printf("\npaths: 20 connections each; the answers' way back from the agents' counters\n");
+  int path_failures = 0;
   for (const Group& g : Groups()) {
     if (g_stop) {
       break;
@@ -322,9 +323,15 @@ int Run(const DemoOptions& o) {
       seen += (seen.empty() ? "" : ",") + c;
     }
     std::printf("\n  %s  (%s:%d)\n", g.label.c_str(), addr.c_str(), port);
+    // snat (host addresses, nodes without xlb, hairpin) and host-namespace clients are not
+    // built yet: shown, so the gap is visible, but not held against the demo.
+    const bool built = std::string_view(g.mode) != "snat" && std::string_view(g.mode) != "host";
+    path_failures += built && r.ok != 20 ? 1 : 0;
     std::printf("    %2ld/20 %s  backend %s  saw %s  (mode %s)\n", r.ok,
-                r.ok == 20 ? "ok    " : "FAILED", Where(svc.backend).c_str(),
-                seen.empty() ? "-" : seen.c_str(), g.mode);
+                r.ok == 20 ? "ok       "
+                : built    ? "FAILED   "
+                           : "not built",
+                Where(svc.backend).c_str(), seen.empty() ? "-" : seen.c_str(), g.mode);
     std::printf("    answers: %s\n", AnswerPath(g.balancer, backend_node, bal, be, r.ok).c_str());
     std::printf("    counters %s: %s", g.balancer.c_str(), DeltaText(bal).c_str());
     if (two_nodes) {
@@ -333,7 +340,7 @@ int Run(const DemoOptions& o) {
     std::printf("\n");
     std::fflush(stdout);
   }
-  return failed == 0 && split_ok && real_client && only_vip ? 0 : 1;
+  return failed == 0 && split_ok && real_client && only_vip && path_failures == 0 ? 0 : 1;
 }
 
 }  // namespace
