@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +78,28 @@ void Emit(xlb::LogLevel level, std::string_view message) {
 
 void LogLine(xlb::LogLevel level, const std::string& message) {
   xlb::Log(level, message);
+}
+
+// When the next hop of an IPv4 tunnel endpoint is not resolved yet, xlb_xdp hands the already
+// encapsulated packet to the stack, which resolves the neighbour and forwards it
+// (pass_encap_kernel). Its source is this node's own address, which IPv4 drops as martian
+// unless the uplink accepts local sources, and then the neighbour is never resolved: every
+// tunnelled flow of a node that had no other IPv4 traffic to its gateway fails. Best effort: a
+// node whose sysctl cannot be written is told what that costs.
+void AcceptLocalSources(const std::string& uplink) {
+  const std::string path = "/proc/sys/net/ipv4/conf/" + uplink + "/accept_local";
+  FILE* f = std::fopen(path.c_str(), "w");
+  const bool ok = f != nullptr && std::fputs("1", f) >= 0;
+  const int saved = errno;
+  if (f != nullptr && std::fclose(f) != 0) {
+    LogLine(xlb::LogLevel::kWarn, path + ": " + std::strerror(errno));
+    return;
+  }
+  if (!ok) {
+    LogLine(xlb::LogLevel::kWarn,
+            path + ": " + std::strerror(saved) +
+                ": encapsulated packets whose IPv4 next hop is unresolved will be dropped");
+  }
 }
 
 int Fail(const std::string& what) {
@@ -293,6 +316,9 @@ int Run(int argc, char** argv) {
                                       std::string(xlb::XdpModeName(a->mode())) + " mode");
     a->release();
     status.SetXdpAttached(uplink);
+    if (opts.datapath.tunnel_addr4 != 0) {
+      AcceptLocalSources(uplink);
+    }
   }
   // Attachments are released at once: the filter must outlive the agent, and a released
   // attachment cannot be detached by an unwinding destructor either.
