@@ -332,13 +332,13 @@ const char* ToString(BackendPath path) {
 BackendPath PathOf(const Endpoint& endpoint, const Cluster& cluster, const LocalNode& here) {
   const bool reachable_node = endpoint.node_address.has_value() && endpoint.node_runs_xlb;
   if (cluster.local) {
-    if (here.name.empty() || endpoint.node_name.empty() || endpoint.node_name == here.name) {
-      // Without both names nothing tells this node's pods from others' (a one-node config);
-      // an endpoint without a node of a named node's cluster is a host address.
-      return here.name.empty() || endpoint.node_name == here.name ? BackendPath::kLocal
-                                                                  : BackendPath::kSnat;
+    // A node that does not know its name cannot tell its pods from others' (a one-node
+    // config); a named node's endpoint without a node is a host address.
+    if (here.name.empty() || endpoint.node_name == here.name) {
+      return BackendPath::kLocal;
     }
-    return reachable_node ? BackendPath::kTunnel : BackendPath::kSnat;
+    return !endpoint.node_name.empty() && reachable_node ? BackendPath::kTunnel
+                                                          : BackendPath::kSnat;
   }
   if (endpoint.node_name.empty()) {
     return BackendPath::kRouted;
