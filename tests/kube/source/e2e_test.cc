@@ -157,8 +157,10 @@ TEST_F(KubeSourceE2E, TwoClustersThroughTheWatchClient) {
   EXPECT_EQ(AddressesIn(model_, "cluster-b").size(), 2u);
 
   // cluster-b's API server goes away: its endpoints stay for staleAfter, then go.
-  b_.Stop();
+  // The clock starts before Stop(): the source may see the connection close (and start
+  // its staleAfter timer) before Stop() returns.
   const Clock::time_point stopped = Clock::now();
+  b_.Stop();
   ASSERT_TRUE(DrainUntil([](const Model& m) { return AddressesIn(m, "cluster-b").empty(); }));
   EXPECT_GE(Clock::now() - stopped, 300ms);
   EXPECT_TRUE(source_->Clusters().at(1).stale);
