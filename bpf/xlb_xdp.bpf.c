@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * xlb's XDP entry, on the node's uplink: decapsulate what xlb's tunnels bring,
- * balance what is sent to a service (conntrack or Maglev, DNAT, encapsulation
- * toward tunnelled backends), pass everything else untouched. Every verdict is
+ * turn the answers of SNATed flows back, balance what is sent to a service
+ * (conntrack or Maglev, DNAT, encapsulation toward tunnelled backends, SNAT),
+ * pass everything else untouched. Every verdict is
  * counted with its reason. The steps live in lib/, shared with xlb_tc.
  */
 #include "lib/ctx/xdp.h"
@@ -23,6 +24,20 @@ __noinline int xlb_balance_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta)
 	if (ret != XLB_OK)
 		return ret;
 	return xlb_balance(ctx, &pkt, &meta->ifindex);
+}
+
+__noinline int xlb_snat_answer_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta)
+{
+	struct xlb_pkt pkt;
+	int ret;
+
+	ret = pkt_from_meta(ctx, meta, &pkt);
+	if (ret != XLB_OK)
+		return ret;
+	if (parse_ports(&pkt, ctx_data_end(ctx)) != XLB_OK)
+		return XLB_PASS_NO_SERVICE;
+	/* handed to the stack unless the VIP is this node's own address */
+	return snat_answer(ctx, &pkt, 0, &meta->ifindex);
 }
 
 __noinline int xlb_decap_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta)
@@ -51,6 +66,13 @@ int xlb_xdp(struct xdp_md *ctx)
 		pkt_to_meta(ctx, &pkt, &meta);
 		reason = xlb_decap_at(ctx, &meta);
 		return xlb_exit(ctx, reason, meta.ifindex);
+	}
+	/* TCP/UDP to this node's address: maybe the answer of a SNATed flow. */
+	if (snat_maybe_answer(&pkt)) {
+		pkt_to_meta(ctx, &pkt, &meta);
+		reason = xlb_snat_answer_at(ctx, &meta);
+		if (reason != XLB_PASS_NO_SERVICE)
+			return xlb_exit(ctx, reason, meta.ifindex);
 	}
 	/* Most traffic is not for a VIP: let it go before any more work. */
 	if (!lb_maybe_vip(pkt.flow.daddr))

@@ -19,12 +19,24 @@
 namespace xlb {
 namespace {
 
-bpf_tc_hook IngressHook(int ifindex) {
+bpf_tc_hook Hook(int ifindex, TcDirection direction) {
   bpf_tc_hook hook{};
   InitLibbpfOpts(hook);
   hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
+  hook.attach_point = direction == TcDirection::kIngress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
   return hook;
+}
+
+// BPF_TC_INGRESS|BPF_TC_EGRESS is how libbpf names the clsact qdisc itself.
+bpf_tc_hook Clsact(int ifindex) {
+  bpf_tc_hook hook = Hook(ifindex, TcDirection::kIngress);
+  hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+  return hook;
+}
+
+std::string Where(int ifindex, TcDirection direction) {
+  return std::string(direction == TcDirection::kIngress ? "TC ingress" : "TC egress") +
+         " of ifindex " + std::to_string(ifindex);
 }
 
 bpf_tc_opts FilterOpts(uint32_t handle, uint32_t priority) {
@@ -39,6 +51,7 @@ bpf_tc_opts FilterOpts(uint32_t handle, uint32_t priority) {
 
 TcAttachment::TcAttachment(TcAttachment&& other) noexcept
     : ifindex_(std::exchange(other.ifindex_, 0)),
+      direction_(other.direction_),
       handle_(other.handle_),
       priority_(other.priority_),
       prog_id_(other.prog_id_),
@@ -52,6 +65,7 @@ TcAttachment& TcAttachment::operator=(TcAttachment&& other) noexcept {
       }
     }
     ifindex_ = std::exchange(other.ifindex_, 0);
+    direction_ = other.direction_;
     handle_ = other.handle_;
     priority_ = other.priority_;
     prog_id_ = other.prog_id_;
@@ -77,8 +91,8 @@ Result<void> TcAttachment::Detach() {
     return {};
   }
   const int ifindex = std::exchange(ifindex_, 0);
-  const std::string where = "TC ingress of ifindex " + std::to_string(ifindex);
-  bpf_tc_hook hook = IngressHook(ifindex);
+  const std::string where = Where(ifindex, direction_);
+  bpf_tc_hook hook = Hook(ifindex, direction_);
   bpf_tc_opts query = FilterOpts(handle_, priority_);
   int ret = bpf_tc_query(&hook, &query);
   if (ret == -ENOENT || ret == -ENODEV || ret == -EINVAL) {
@@ -98,10 +112,9 @@ Result<void> TcAttachment::Detach() {
     return Error::FromRet(ret, "bpf_tc_detach(" + where + ")");
   }
   if (created_hook_) {
-    // BPF_TC_INGRESS|BPF_TC_EGRESS is how libbpf names the clsact qdisc itself. Only ours to
-    // remove when we made it; a filter someone else added since then goes with it, so look.
-    bpf_tc_hook clsact = IngressHook(ifindex);
-    clsact.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    // Only ours to remove when we made it; a filter someone else added since then goes with
+    // it.
+    bpf_tc_hook clsact = Clsact(ifindex);
     ret = bpf_tc_hook_destroy(&clsact);
     if (ret < 0 && ret != -ENOENT && ret != -ENODEV) {
       return Error::FromRet(ret, "remove clsact of ifindex " + std::to_string(ifindex));
@@ -110,9 +123,9 @@ Result<void> TcAttachment::Detach() {
   return {};
 }
 
-Result<TcAttachment> AttachTc(int prog_fd, int ifindex) {
-  const std::string where = "TC ingress of ifindex " + std::to_string(ifindex);
-  bpf_tc_hook hook = IngressHook(ifindex);
+Result<TcAttachment> AttachTc(int prog_fd, int ifindex, TcDirection direction) {
+  const std::string where = Where(ifindex, direction);
+  bpf_tc_hook hook = Hook(ifindex, direction);
   bool created = false;
   int ret = bpf_tc_hook_create(&hook);
   if (ret == 0) {
@@ -127,14 +140,14 @@ Result<TcAttachment> AttachTc(int prog_fd, int ifindex) {
   if (ret < 0) {
     Error err = Error::FromRet(ret, "bpf_tc_attach(" + where + ")");
     if (created) {
-      bpf_tc_hook clsact = IngressHook(ifindex);
-      clsact.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      bpf_tc_hook clsact = Clsact(ifindex);
       bpf_tc_hook_destroy(&clsact);
     }
     return err;
   }
   TcAttachment att;
   att.ifindex_ = ifindex;
+  att.direction_ = direction;
   att.handle_ = opts.handle;
   att.priority_ = opts.priority;
   att.prog_id_ = opts.prog_id;
@@ -142,9 +155,10 @@ Result<TcAttachment> AttachTc(int prog_fd, int ifindex) {
   return att;
 }
 
-Result<void> DetachTc(int ifindex) {
-  const std::string where = "TC ingress of ifindex " + std::to_string(ifindex);
-  bpf_tc_hook hook = IngressHook(ifindex);
+Result<void> DetachTc(int ifindex, TcDirection direction) {
+  const std::string where = Where(ifindex, direction);
+  const std::string ours = direction == TcDirection::kIngress ? "xlb_tc" : "xlb_tc_egress";
+  bpf_tc_hook hook = Hook(ifindex, direction);
   bpf_tc_opts query = FilterOpts(kTcHandle, kTcPriority);
   int ret = bpf_tc_query(&hook, &query);
   if (ret < 0) {
@@ -162,8 +176,8 @@ Result<void> DetachTc(int ifindex) {
     return Error::FromRet(ret, "bpf_obj_get_info_by_fd(program " + std::to_string(query.prog_id) +
                                    ")");
   }
-  if (std::string(info.name) != "xlb_tc") {
-    return Error{EPERM, where + " runs program " + info.name + ", not xlb_tc: left in place"};
+  if (std::string(info.name) != ours) {
+    return Error{EPERM, where + " runs program " + info.name + ", not " + ours + ": left in place"};
   }
   bpf_tc_opts detach = FilterOpts(kTcHandle, kTcPriority);
   ret = bpf_tc_detach(&hook, &detach);
@@ -218,9 +232,13 @@ int TcDatapath::prog_fd() const {
   return bpf_program__fd(skel_->progs.xlb_tc);
 }
 
-Result<TcAttachment> TcDatapath::Attach(std::string_view ifname) const {
+int TcDatapath::egress_prog_fd() const {
+  return bpf_program__fd(skel_->progs.xlb_tc_egress);
+}
+
+Result<TcAttachment> TcDatapath::Attach(std::string_view ifname, TcDirection direction) const {
   XLB_ASSIGN_OR_RETURN(auto ifindex, IfIndex(ifname));
-  return AttachTc(prog_fd(), ifindex);
+  return Attach(ifindex, direction);
 }
 
 }  // namespace xlb

@@ -374,6 +374,7 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
       {skel->maps.xlb_bestat_v1, options.max_backends},
       {skel->maps.xlb_ct_v1, options.max_ct_entries},
       {skel->maps.xlb_reply_v1, options.max_ct_entries},
+      {skel->maps.xlb_snat_v1, options.max_ct_entries},
   };
   for (const Size& s : sizes) {
     int ret = bpf_map__set_max_entries(s.map, s.entries);
@@ -452,11 +453,14 @@ TypedMap<xlb_ct_key, xlb_ct_value> XdpDatapath::conntrack() const {
 TypedMap<xlb_ct_key, xlb_reply> XdpDatapath::replies() const {
   return {bpf_map__fd(skel_->maps.xlb_reply_v1), XLB_MAP_REPLY};
 }
+TypedMap<xlb_ct_key, xlb_snat> XdpDatapath::snat() const {
+  return {bpf_map__fd(skel_->maps.xlb_snat_v1), XLB_MAP_SNAT};
+}
 TypedMap<uint32_t, uint64_t> XdpDatapath::vip_filter() const {
   return {bpf_map__fd(skel_->maps.xlb_vipfilt_v1), XLB_MAP_VIP_FILTER};
 }
 PerCpuMap<xlb_counter> XdpDatapath::reasons() const {
-  return {bpf_map__fd(skel_->maps.xlb_reasons_v1), XLB_MAP_REASONS};
+  return {bpf_map__fd(skel_->maps.xlb_reasons_v2), XLB_MAP_REASONS};
 }
 PerCpuMap<xlb_flow_counter> XdpDatapath::service_stats() const {
   return {bpf_map__fd(skel_->maps.xlb_svcstat_v1), XLB_MAP_SVC_STATS};

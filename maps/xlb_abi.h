@@ -33,11 +33,12 @@
 #define XLB_MAP_BACKENDS "xlb_backends_v1"
 #define XLB_MAP_MAGLEV "xlb_maglev_v1"
 #define XLB_MAP_CT "xlb_ct_v1"
-#define XLB_MAP_REASONS "xlb_reasons_v1"
+#define XLB_MAP_REASONS "xlb_reasons_v2"
 #define XLB_MAP_SVC_STATS "xlb_svcstat_v1"
 #define XLB_MAP_BE_STATS "xlb_bestat_v1"
 #define XLB_MAP_VIP_FILTER "xlb_vipfilt_v1"
 #define XLB_MAP_REPLY "xlb_reply_v1"
+#define XLB_MAP_SNAT "xlb_snat_v1"
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
@@ -88,6 +89,13 @@ struct xlb_service {
 /* Backend flags. */
 #define XLB_BE_F_VALID (1U << 0)  /* slot holds a backend; conntrack entries to others reselect */
 #define XLB_BE_F_TUNNEL (1U << 1) /* reached through `tunnel` (remote cluster), not routed */
+/*
+ * Where no xlb runs to answer back (a host address, a node without xlb) or the
+ * client is its own backend (hairpin): DNAT and SNAT to this node's address and
+ * a port from the SNAT range, so the answer comes back here (kube-proxy's
+ * masquerade). The backend sees the node, not the client.
+ */
+#define XLB_BE_F_SNAT (1U << 2)
 
 /* The backends map: backend id (array index) -> how to reach it. */
 struct xlb_backend {
@@ -129,7 +137,9 @@ struct xlb_ct_value {
 	__u32 backend_id; /* backend the flow is pinned to */
 	__u32 service_id; /* service the flow belongs to */
 	__u8 state;       /* XLB_CT_* */
-	__u8 pad[7];      /* zero */
+	__u8 pad0;        /* zero */
+	__be16 snat_port; /* XLB_BE_F_SNAT backends: the source port the flow leaves with */
+	__u8 pad[4];      /* zero */
 };
 
 /*
@@ -163,6 +173,41 @@ struct xlb_reply {
 #define XLB_REPLY_F_ROUTE (1U << 0)
 
 /*
+ * SNAT (XLB_BE_F_SNAT backends): the answer's tuple as it reaches this node
+ * (saddr = backend, daddr = this node's address, sport = backend port, dport =
+ * the SNAT port; struct xlb_ct_key) -> the flow it answers. The answer leaves
+ * from VIP:port to client:port again. An LRU like conntrack, written with the
+ * flow's conntrack entry, which keeps the port in its snat_port.
+ *
+ * SNAT ports come from XLB_SNAT_PORT_MIN..MAX, above Linux's default ephemeral
+ * range (32768-60999), so that a port xlb takes never belongs to a socket of
+ * the node's own talking to the same backend. A port is unique per (backend
+ * address, backend port, protocol): this many flows per backend per node.
+ */
+#define XLB_SNAT_PORT_MIN 61000
+#define XLB_SNAT_PORT_MAX 65535
+#define XLB_SNAT_TRIES 16 /* ports tried (the flow's hash, then random) before the flow is dropped */
+/*
+ * A port whose flow ended (its conntrack entry expired, or the flow moved to
+ * another port) is taken again only after this long idle: the backend may hold
+ * the old connection in TIME_WAIT (60 s on Linux), and a new SYN on that tuple
+ * would meet it. So one node opens at most about (MAX - MIN + 1) / 120 new
+ * connections per second to one backend address and port, sustained.
+ */
+#define XLB_SNAT_REUSE_S 120
+
+struct xlb_snat {
+	__u64 last_seen;   /* bpf_ktime_get_coarse_ns() of a recent packet (refreshed coarsely) */
+	__be32 client[4];  /* the client's address: the answer's new destination */
+	__be32 vip[4];     /* the address the client connected to: the answer's new source */
+	__be16 client_port; /* network order */
+	__be16 vip_port;   /* network order */
+	__u8 family;       /* XLB_FAMILY_* of all four addresses */
+	__u8 flags;        /* XLB_REPLY_F_ROUTE: the VIP is this node's own address */
+	__u8 pad[2];       /* zero */
+};
+
+/*
  * Encapsulation toward tunnelled backends (XLB_BE_F_TUNNEL). Both are UDP, so
  * they cross cloud networks and spread over RSS/ECMP: the UDP source port is
  * taken from the inner flow's hash.
@@ -178,7 +223,7 @@ struct xlb_reply {
 #define XLB_VXLAN_VNI 4242
 
 /*
- * Why a packet went where it went: the index of xlb_reasons_v1. The groups
+ * Why a packet went where it went: the index of xlb_reasons_v2. The groups
  * stay in this order (pass, forward, drop): the exit helper and userspace
  * derive the verdict class from it.
  */
@@ -197,7 +242,8 @@ enum xlb_reason {
 	XLB_PASS_TUNNEL_FOREIGN, /* to our tunnel port, but not xlb's: VXLAN flags/VNI, inner not IP */
 	/* rewritten, then handed to the kernel to send */
 	XLB_PASS_ENCAP_KERNEL,   /* encapsulated; next hop's neighbour unresolved: the kernel sends it */
-	XLB_PASS_REPLY_KERNEL,   /* NodePort answer reverse-NATed; next hop unresolved: the kernel sends it */
+	XLB_PASS_REPLY_KERNEL,   /* answer reverse-NATed and to be routed by xlb; next hop unresolved: the kernel sends it */
+	XLB_PASS_SNAT_KERNEL,    /* DNATed and SNATed; next hop unresolved: the kernel sends it */
 	/* balanced or rewritten by xlb */
 	XLB_FWD_NEW_FLOW,        /* conntrack miss: Maglev selected the backend */
 	XLB_FWD_ESTABLISHED,     /* conntrack hit */
@@ -206,7 +252,9 @@ enum xlb_reason {
 	XLB_FWD_DECAP,           /* decapsulated for a backend on this node (TUNNEL reply entry) */
 	XLB_FWD_REPLY_REVNAT,    /* a backend's answer: source rewritten back to the VIP */
 	XLB_FWD_REPLY_TUNNEL,    /* a local backend's answer, encapsulated back to the origin node */
-	XLB_FWD_REPLY_ROUTED,    /* a NodePort answer: reverse-NATed and sent out by xlb (fib lookup) */
+	XLB_FWD_REPLY_ROUTED,    /* an answer reverse-NATed and sent out by xlb (fib lookup): a NodePort's, or back into a pod */
+	XLB_FWD_SNAT,            /* DNATed and SNATed to this node, sent out by xlb (fib lookup) */
+	XLB_FWD_REPLY_SNAT,      /* the answer of a SNATed flow, back to client from the VIP, to the stack */
 	XLB_FWD_ICMP_TOO_BIG,    /* too big for the tunnel: answered with ICMP frag needed / too big */
 	/* dropped */
 	XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */
@@ -217,8 +265,12 @@ enum xlb_reason {
 	XLB_DROP_FIB,            /* the fib has no usable route to the tunnel endpoint */
 	XLB_DROP_TOO_BIG,        /* encapsulated, it would exceed tunnel_mtu or the route's MTU */
 	XLB_DROP_ENCAP,          /* no room to add or remove the outer headers */
+	XLB_DROP_SNAT_PORTS,     /* SNAT: every port tried is taken toward that backend */
 	XLB_REASON_MAX
 };
+
+/* Slots of xlb_reasons_v2: room for new reasons without a new map. */
+#define XLB_REASON_SLOTS 64
 
 /* The first reason of the drop group. */
 #define XLB_DROP_FIRST XLB_DROP_MALFORMED_L4
@@ -283,5 +335,7 @@ XLB_STATIC_ASSERT(sizeof(struct xlb_counter) == 16, "xlb_counter layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_flow_counter) == 24, "xlb_flow_counter layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_config) == 64, "xlb_config layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_reply) == 32, "xlb_reply layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_snat) == 48, "xlb_snat layout");
+XLB_STATIC_ASSERT(XLB_REASON_MAX <= XLB_REASON_SLOTS, "xlb_reasons_v2 has a slot per reason");
 
 #endif /* XLB_ABI_H */

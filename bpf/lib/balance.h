@@ -14,6 +14,7 @@
 #include "lb.h"
 #include "nat.h"
 #include "reply.h"
+#include "snat.h"
 #include "encap.h"
 #include "mss.h"
 #include "icmp.h"
@@ -29,12 +30,13 @@ static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason, __u32 if
 	if (reason >= XLB_DROP_FIRST)
 		return CTX_ACT_DROP;
 	if (reason == XLB_FWD_ENCAP || reason == XLB_FWD_REPLY_TUNNEL ||
-	    reason == XLB_FWD_REPLY_ROUTED)
+	    reason == XLB_FWD_REPLY_ROUTED || reason == XLB_FWD_SNAT)
 		return ctx_redirect(ctx, ifindex);
 	/* back to the sender, out of the interface it came in on */
 	if (reason == XLB_FWD_ICMP_TOO_BIG)
 		return ctx_redirect(ctx, ctx_ifindex(ctx));
-	if (reason == XLB_PASS_ENCAP_KERNEL || reason == XLB_PASS_REPLY_KERNEL)
+	if (reason == XLB_PASS_ENCAP_KERNEL || reason == XLB_PASS_REPLY_KERNEL ||
+	    reason == XLB_PASS_SNAT_KERNEL)
 		return ctx_send_kernel(ctx, ifindex);
 	return CTX_ACT_OK;
 }
@@ -100,6 +102,21 @@ static __always_inline int balance_tunnel(struct __ctx_buff *ctx, struct xlb_pkt
 	return tunnel_push(ctx, pkt, &t, &rt, XLB_FWD_ENCAP);
 }
 
+/*
+ * Whether a flow to backend be is SNATed: the backend's path says so, or the
+ * client is the backend itself (hairpin, here or through another node: the
+ * pod would otherwise get a packet from its own address, a martian, and its
+ * answer would never leave it). A hairpin through another node is routed to
+ * the pod, not tunnelled: the pod network reaches it from every node.
+ */
+static __always_inline int balance_snats(const struct xlb_backend *be, const struct xlb_ct_key *flow)
+{
+	if (be->flags & XLB_BE_F_SNAT)
+		return 1;
+	return be->addr[0] == flow->saddr[0] && be->addr[1] == flow->saddr[1] &&
+	       be->addr[2] == flow->saddr[2] && be->addr[3] == flow->saddr[3];
+}
+
 /* Conntrack or Maglev, then DNAT (and encapsulation for a tunnelled backend). */
 static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *pkt, __u32 *ifindex)
 {
@@ -107,9 +124,10 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	struct xlb_service *svc;
 	struct xlb_backend *be;
 	__u32 backend_id, service_id, bytes = ctx_full_len(ctx);
+	__be16 snat_port = 0;
 	__u8 tcp_flags = 0;
 	__u64 now;
-	int ret, new_flow = 0;
+	int ret, new_flow = 0, snat;
 
 	/* A later fragment's next header names a protocol whose header it lacks. */
 	if (pkt->fragment)
@@ -133,7 +151,10 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	 * which names the service too. Only a miss looks the service up.
 	 */
 	now = bpf_ktime_get_coarse_ns();
-	be = ct_lookup(&pkt->flow, tcp_flags, now, &backend_id, &service_id);
+	be = ct_lookup(&pkt->flow, tcp_flags, now, &backend_id, &service_id, &snat_port);
+	/* a backend that became a SNAT one under a live flow: the flow moves to a port */
+	if (be && balance_snats(be, &pkt->flow) && !snat_port)
+		be = NULL;
 	if (!be) {
 		svc = lb_lookup_service(&pkt->flow);
 		if (!svc)
@@ -145,12 +166,24 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 		if (!be)
 			return XLB_DROP_NO_BACKEND;
 		service_id = svc->id;
-		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id);
-		/* the answer, from a local pod (TC) or back through the tunnel (XDP) */
-		reply_create_revnat(&pkt->flow, be, svc->flags, now);
+		if (balance_snats(be, &pkt->flow)) {
+			/* the answer comes to this node's address and the port */
+			ret = snat_claim(&pkt->flow, be, svc->flags, now, &snat_port);
+			if (ret != XLB_OK)
+				return ret;
+		} else {
+			/* the answer, from a local pod (TC) or back through the tunnel (XDP) */
+			reply_create_revnat(&pkt->flow, be, svc->flags, now);
+		}
+		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id, snat_port);
 		new_flow = 1;
 	}
-	if (be->flags & XLB_BE_F_TUNNEL) {
+	snat = balance_snats(be, &pkt->flow);
+	if (snat && !new_flow)
+		snat_keep(&pkt->flow, be, snat_port, now);
+	if (snat) {
+		ret = snat_forward(ctx, pkt, be, snat_port, ifindex);
+	} else if (be->flags & XLB_BE_F_TUNNEL) {
 		ret = balance_tunnel(ctx, pkt, be, ifindex);
 	} else {
 		ret = nat_dnat(pkt, be, data_end);

@@ -49,7 +49,8 @@ static __always_inline struct xlb_backend *lb_lookup_backend(__u32 id)
  * tuple (the client reused the port).
  */
 static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *flow, __u8 tcp_flags,
-						     __u64 now, __u32 *backend_id, __u32 *service_id)
+						     __u64 now, __u32 *backend_id, __u32 *service_id,
+						     __be16 *snat_port)
 {
 	struct xlb_ct_value *ct = bpf_map_lookup_elem(&xlb_ct_v1, flow);
 	struct xlb_backend *be;
@@ -70,16 +71,18 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 	}
 	*backend_id = ct->backend_id;
 	*service_id = ct->service_id;
+	*snat_port = ct->snat_port;
 	return be;
 }
 
 static __always_inline void ct_create(const struct xlb_ct_key *flow, __u8 tcp_flags, __u64 now,
-				      __u32 service_id, __u32 backend_id)
+				      __u32 service_id, __u32 backend_id, __be16 snat_port)
 {
 	struct xlb_ct_value ct = {
 		.last_seen = now,
 		.backend_id = backend_id,
 		.service_id = service_id,
+		.snat_port = snat_port,
 	};
 
 	/* assigned after the initializer: clang then emits two fewer instructions */

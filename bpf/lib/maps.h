@@ -55,11 +55,11 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XLB_REASON_MAX);
+	__uint(max_entries, XLB_REASON_SLOTS);
 	__type(key, __u32);
 	__type(value, struct xlb_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xlb_reasons_v1 SEC(".maps");
+} xlb_reasons_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -98,6 +98,15 @@ struct {
 	__type(value, struct xlb_reply);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_reply_v1 SEC(".maps");
+
+/* SNAT (struct xlb_snat): an answer's tuple at this node -> the flow it answers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_MAX);
+	__type(key, struct xlb_ct_key);
+	__type(value, struct xlb_snat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_snat_v1 SEC(".maps");
 
 /* Runtime knobs: rodata, set through the skeleton before load. */
 const volatile struct xlb_config xlb_cfg = XLB_CONFIG_DEFAULTS;

@@ -8,12 +8,11 @@
 #ifndef XLB_REPLY_H
 #define XLB_REPLY_H
 
-#include <linux/if_ether.h>
 #include "encap.h"
-#include "fib.h"
 #include "lb.h"
 #include "mss.h"
 #include "nat.h"
+#include "route.h"
 
 /* A flow's tuple seen from the other end: what the answer carries. */
 static __always_inline void reply_key(struct xlb_ct_key *key, const struct xlb_ct_key *flow)
@@ -108,42 +107,17 @@ static __always_inline int reply_revnat(struct xlb_pkt *pkt, const struct xlb_re
 /*
  * A reverse-NATed answer whose source is now this node's own address (a
  * NodePort, XLB_REPLY_F_ROUTE): the stack would drop it as martian, so it is
- * routed here, toward the client, with the kernel's fib and neighbour tables.
- * An unresolved neighbour: TC has the kernel resolve it (bpf_redirect_neigh);
- * XDP can only pass it (the client's first packets came through that next
- * hop, so it is resolved in practice).
+ * routed here, toward the client. An unresolved neighbour: TC has the kernel
+ * resolve it (bpf_redirect_neigh); XDP can only pass it (the client's first
+ * packets came through that next hop, so it is resolved in practice).
  */
 static __always_inline int reply_route(struct __ctx_buff *ctx, const struct xlb_pkt *pkt,
 				       const struct xlb_reply *r, __u32 *ifindex)
 {
-	struct bpf_fib_lookup p = {
-		.l4_protocol = pkt->flow.proto,
-		.ifindex = ctx_ifindex(ctx),
-	};
-	struct ethhdr *eth;
-	int rc;
-
-	if (r->family == XLB_FAMILY_IPV4) {
-		p.family = AF_INET;
-		p.ipv4_src = r->addr[0];
-		p.ipv4_dst = pkt->flow.daddr[0]; /* the client */
-	} else {
-		p.family = AF_INET6;
-		__builtin_memcpy(p.ipv6_src, r->addr, 16);
-		__builtin_memcpy(p.ipv6_dst, pkt->flow.daddr, 16);
-	}
-	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
-	*ifindex = p.ifindex;
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return XLB_PASS_REPLY_KERNEL;
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return XLB_DROP_FIB;
-	eth = ctx_data(ctx);
-	if ((void *)(eth + 1) > ctx_data_end(ctx))
-		return XLB_DROP_FIB;
-	__builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, p.smac, ETH_ALEN);
-	return XLB_FWD_REPLY_ROUTED;
+	/* the client: the answer's destination */
+	return route_verdict(route_lookup(ctx, r->family, pkt->flow.proto, r->addr,
+					  pkt->flow.daddr, ifindex),
+			     XLB_FWD_REPLY_ROUTED, XLB_PASS_REPLY_KERNEL);
 }
 
 /*

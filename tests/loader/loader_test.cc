@@ -69,7 +69,7 @@ TEST(Loader, SizesMapsAndMaglevTemplateFromOptions) {
   EXPECT_EQ(InfoOf(d.conntrack().fd()).key_size, sizeof(xlb_ct_key));
   EXPECT_EQ(InfoOf(d.conntrack().fd()).value_size, sizeof(xlb_ct_value));
   EXPECT_EQ(InfoOf(d.reasons().fd()).value_size, sizeof(xlb_counter));
-  EXPECT_EQ(InfoOf(d.reasons().fd()).max_entries, static_cast<uint32_t>(XLB_REASON_MAX));
+  EXPECT_EQ(InfoOf(d.reasons().fd()).max_entries, static_cast<uint32_t>(XLB_REASON_SLOTS));
   EXPECT_EQ(InfoOf(d.service_stats().fd()).value_size, sizeof(xlb_flow_counter));
 }
 

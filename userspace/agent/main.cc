@@ -11,6 +11,8 @@
 //     so no packet finds the interface without a program;
 //   - TC: AttachTc() replaces the xlb_tc filter at xlb's handle in one update, too, on every
 //     pod interface now and on each new one as its link event arrives (pod_interfaces.h);
+//     the same for xlb_tc_egress on their egress and on the uplinks' (answers xlb met nowhere
+//     else: routed to a client pod, or made by this node's own stack);
 //   - the tables: Syncer::Adopt() reads the maps back, and the same inputs give the same
 //     desired state (stable ids, deterministic Maglev), so the first sync writes nothing.
 // `xlbctl detach IFACE`, `xlbctl detach-tc IFACE` and `xlbctl unload --pin-dir DIR` remove xlb.
@@ -319,12 +321,25 @@ int Run(int argc, char** argv) {
     if (opts.datapath.tunnel_addr4 != 0) {
       AcceptLocalSources(uplink);
     }
+    // Answers this node's own stack makes for a flow xlb balanced (an endpoint that is a host
+    // address of this node) leave through here without meeting xlb otherwise.
+    auto egress = (*tc)->Attach(std::string_view(uplink), xlb::TcDirection::kEgress);
+    if (!egress.ok()) {
+      return Fail("attach xlb_tc_egress to " + uplink + ": " + egress.error().ToString());
+    }
+    egress->release();
   }
   // Attachments are released at once: the filter must outlive the agent, and a released
   // attachment cannot be detached by an unwinding destructor either.
   xlb::PodInterfaces pods(
       opts.pod_ifaces,
       [&tc_dp = **tc](int ifindex) -> xlb::Result<uint32_t> {
+        // egress first: a pod's first packet may already be answered by a routed backend
+        auto e = tc_dp.Attach(ifindex, xlb::TcDirection::kEgress);
+        if (!e.ok()) {
+          return std::move(e).take_error();
+        }
+        e->release();
         auto a = tc_dp.Attach(ifindex);
         if (!a.ok()) {
           return std::move(a).take_error();

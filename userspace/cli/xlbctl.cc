@@ -3,6 +3,7 @@
 // (commands.h declares them); they only read.
 #include <arpa/inet.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -246,15 +247,23 @@ int Load(const Args& args) {
       return Fail(tc.error());
     }
     for (const std::string& iface : args.tc) {
-      auto a = (*tc)->Attach(std::string_view(iface));
-      if (!a.ok()) {
-        return Fail(a.error());
+      for (auto dir : {xlb::TcDirection::kIngress, xlb::TcDirection::kEgress}) {
+        auto a = (*tc)->Attach(std::string_view(iface), dir);
+        if (!a.ok()) {
+          return Fail(a.error());
+        }
+        std::printf("attached program %u to %s (TC %s)\n", a->prog_id(), iface.c_str(),
+                    dir == xlb::TcDirection::kIngress ? "ingress" : "egress");
+        a->release();
       }
-      std::printf("attached program %u to %s (TC ingress)\n", a->prog_id(), iface.c_str());
-      a->release();
     }
   }
   return 0;
+}
+
+// No filter there: none at xlb's handle (ENOENT), or no clsact qdisc at all (EINVAL).
+bool NoFilter(const xlb::Error& e) {
+  return e.err == ENOENT || e.err == EINVAL;
 }
 
 int DetachTc(const Args& args) {
@@ -268,6 +277,10 @@ int DetachTc(const Args& args) {
   auto r = xlb::DetachTc(*idx);
   if (!r.ok()) {
     return Fail(r.error());
+  }
+  // the egress filter of an uplink or pod veth, when there is one
+  if (auto e = xlb::DetachTc(*idx, xlb::TcDirection::kEgress); !e.ok() && !NoFilter(e.error())) {
+    return Fail(e.error());
   }
   std::printf("detached xlb_tc from %s\n", args.positional[0].c_str());
   return 0;
@@ -287,6 +300,12 @@ int Detach(const Args& args) {
   }
   std::printf("detached %s XDP program from %s\n", std::string(xlb::XdpModeName(*mode)).c_str(),
               args.positional[0].c_str());
+  // and xlb_tc_egress, which the agent attaches to its uplinks
+  if (auto e = xlb::DetachTc(*idx, xlb::TcDirection::kEgress); e.ok()) {
+    std::printf("detached xlb_tc_egress from %s\n", args.positional[0].c_str());
+  } else if (!NoFilter(e.error())) {
+    return Fail(e.error());
+  }
   return 0;
 }
 

@@ -331,6 +331,13 @@ const char* ToString(BackendPath path) {
 
 BackendPath PathOf(const Endpoint& endpoint, const Cluster& cluster, const LocalNode& here) {
   const bool reachable_node = endpoint.node_address.has_value() && endpoint.node_runs_xlb;
+  // An address of this node's own (a host-network endpoint here, an API server on this node):
+  // its stack answers, and xlb_tc_egress meets that answer on the way out.
+  for (const IpAddress& a : endpoint.addresses) {
+    if (std::find(here.addresses.begin(), here.addresses.end(), a) != here.addresses.end()) {
+      return BackendPath::kLocal;
+    }
+  }
   if (cluster.local) {
     // A node that does not know its name cannot tell its pods from others' (a one-node
     // config); a named node's endpoint without a node is a host address.
@@ -362,6 +369,9 @@ xlb_backend ToAbiBackend(const WeightedBackend& backend) {
     backend.node_address->ToAbiWords(out.tunnel);
     out.tunnel_family = static_cast<uint8_t>(backend.node_address->family());
     out.flags |= XLB_BE_F_TUNNEL;
+  }
+  if (backend.path == BackendPath::kSnat) {
+    out.flags |= XLB_BE_F_SNAT;
   }
   return out;
 }
