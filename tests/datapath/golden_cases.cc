@@ -91,6 +91,16 @@ constexpr const char* kVip4Unreach = "198.18.10.15"; // -> 198.18.40.5:8080 via 
 constexpr const char* kVip6TunUdp = "2001:db8:10::16"; // udp 53 -> [2001:db8:40::3]:5353 via 2001:db8:100::2
 constexpr const char* kVip4TunUdp6 = "198.18.10.17";   // udp 53 -> 198.18.40.6:5353 via 2001:db8:100::2
 
+// SNAT backends: host addresses of the remote node (no xlb answers there).
+constexpr const char* kVip4Snat = "198.18.10.18";    // -> 198.18.100.2:8080, SNAT
+constexpr const char* kVip6Snat = "2001:db8:10::19"; // -> [2001:db8:100::2]:8080, SNAT
+
+xlb_backend SnatBackend(std::string_view addr, uint16_t port) {
+  xlb_backend b = Backend(addr, port);
+  b.flags |= XLB_BE_F_SNAT;
+  return b;
+}
+
 xlb_backend TunnelBackend(std::string_view addr, uint16_t port, std::string_view tunnel) {
   xlb_backend b = Backend(addr, port, 2);
   const Addr t = ParseAddr(tunnel);
@@ -287,6 +297,8 @@ void InstallGoldenServices(XdpDatapath& dp, ServiceWriter& w) {
       {{18, TunnelBackend("2001:db8:40::3", 5353, kRemoteNode6)}});
   add(17, VipKey(kVip4TunUdp6, 53, IPPROTO_UDP),
       {{19, TunnelBackend("198.18.40.6", 5353, kRemoteNode6)}});
+  add(18, VipKey(kVip4Snat, 80, IPPROTO_TCP), {{20, SnatBackend(kRemoteNode4, 8080)}});
+  add(19, VipKey(kVip6Snat, 80, IPPROTO_TCP), {{21, SnatBackend(kRemoteNode6, 8080)}});
 }
 
 xlb_config GoldenConfig() {
@@ -1000,6 +1012,60 @@ std::vector<GoldenCase> GoldenCases() {
                    .hash = FlowHash(kPod4, kVip4NoNeigh, 41020, 80, kProtoTcp)},
                   Seg(kPod4, "198.18.40.4", 41020, 8080, kTcpSyn, 1410)),
             Hook::kTc)});
+
+  // --- SNAT: DNAT + SNAT to the node's address, sent by xlb; the answer turned back ---
+  {
+    struct Sn {
+      std::string name;
+      const char* client;
+      const char* vip;
+      const char* backend;
+      const char* node;
+    };
+    const std::vector<Sn> list = {{"ipv4", kClient4, kVip4Snat, kRemoteNode4, kNodeTunnel4},
+                                  {"ipv6", kClient6, kVip6Snat, kRemoteNode6, kNodeTunnel6}};
+    uint16_t cport = 41100;
+    for (const Sn& s : list) {
+      // An empty SNAT map: the first port tried, the flow's hash, is free.
+      const uint16_t port = static_cast<uint16_t>(
+          XLB_SNAT_PORT_MIN + FlowHash(s.client, s.vip, cport, 80, kProtoTcp) %
+                                  (XLB_SNAT_PORT_MAX - XLB_SNAT_PORT_MIN + 1));
+      GoldenStep syn = Step("client SYN: to the backend from the node's address and a SNAT port",
+                            InFrame(kClientMac, kNodeMac, Seg(s.client, s.vip, cport, 80, kTcpSyn)),
+                            XDP_REDIRECT, XLB_FWD_SNAT,
+                            InFrame(kUplinkMac, kRemoteNodeMac,
+                                    Seg(s.node, s.backend, port, 8080, kTcpSyn)));
+      syn.after = [s, port](XdpDatapath& dp) {
+        xlb_ct_key k{};
+        const Addr b = ParseAddr(s.backend), n = ParseAddr(s.node);
+        std::copy(b.words.begin(), b.words.end(), k.saddr);
+        std::copy(n.words.begin(), n.words.end(), k.daddr);
+        k.sport = htons(8080);
+        k.dport = htons(port);
+        k.proto = kProtoTcp;
+        k.family = b.family;
+        const auto e = dp.snat().Lookup(k);
+        ASSERT_TRUE(e) << "no SNAT entry for the answer's tuple";
+        EXPECT_EQ(e->vip_port, htons(80));
+        EXPECT_EQ(e->flags, 0);
+      };
+      add("snat_" + s.name,
+          {std::move(syn),
+           Step("backend's SYN-ACK to the node's port: from the VIP to the client, to the stack",
+                InFrame(kRemoteNodeMac, kUplinkMac, Seg(s.backend, s.node, 8080, port, kTcpSyn | kTcpAck)),
+                XDP_PASS, XLB_FWD_REPLY_SNAT,
+                InFrame(kRemoteNodeMac, kUplinkMac, Seg(s.vip, s.client, 80, cport, kTcpSyn | kTcpAck))),
+           Step("client's ACK: the same port",
+                InFrame(kClientMac, kNodeMac, Seg(s.client, s.vip, cport, 80, kTcpAck)),
+                XDP_REDIRECT, XLB_FWD_SNAT,
+                InFrame(kUplinkMac, kRemoteNodeMac, Seg(s.node, s.backend, port, 8080, kTcpAck))),
+           Step("an answer to an unknown SNAT port: not xlb's",
+                InFrame(kRemoteNodeMac, kUplinkMac,
+                        Seg(s.backend, s.node, 8080, static_cast<uint16_t>(port ^ 1), kTcpAck)),
+                XLB_PASS_NO_SERVICE)});
+      ++cport;
+    }
+  }
 
   // --- malformed or foreign tunnel packets pass untouched ---
   {

@@ -144,6 +144,7 @@ TEST(AbiBtf, CtValue) {
        sizeof(xlb_ct_value),
        {XLB_MEMBER(xlb_ct_value, last_seen), XLB_MEMBER(xlb_ct_value, backend_id),
         XLB_MEMBER(xlb_ct_value, service_id), XLB_MEMBER(xlb_ct_value, state),
+        XLB_MEMBER(xlb_ct_value, pad0), XLB_MEMBER(xlb_ct_value, snat_port),
         XLB_MEMBER(xlb_ct_value, pad)}});
 }
 
@@ -182,6 +183,15 @@ TEST(AbiBtf, Reply) {
        {XLB_MEMBER(xlb_reply, last_seen), XLB_MEMBER(xlb_reply, addr), XLB_MEMBER(xlb_reply, port),
         XLB_MEMBER(xlb_reply, kind), XLB_MEMBER(xlb_reply, family), XLB_MEMBER(xlb_reply, encap),
         XLB_MEMBER(xlb_reply, flags), XLB_MEMBER(xlb_reply, pad)}});
+}
+
+TEST(AbiBtf, Snat) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_snat",
+       sizeof(xlb_snat),
+       {XLB_MEMBER(xlb_snat, last_seen), XLB_MEMBER(xlb_snat, client), XLB_MEMBER(xlb_snat, vip),
+        XLB_MEMBER(xlb_snat, client_port), XLB_MEMBER(xlb_snat, vip_port),
+        XLB_MEMBER(xlb_snat, family), XLB_MEMBER(xlb_snat, flags), XLB_MEMBER(xlb_snat, pad)}});
 }
 
 }  // namespace
