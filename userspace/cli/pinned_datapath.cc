@@ -240,6 +240,10 @@ Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> PinnedDatapath::Replies() 
   return Dump<xlb_ct_key, xlb_reply>(fd(XLB_MAP_REPLY), XLB_MAP_REPLY);
 }
 
+Result<std::vector<std::pair<xlb_ct_key, xlb_snat>>> PinnedDatapath::Snat() const {
+  return Dump<xlb_ct_key, xlb_snat>(fd(XLB_MAP_SNAT), XLB_MAP_SNAT);
+}
+
 Result<xlb_flow_counter> PinnedDatapath::ServiceStats(uint32_t service_id) const {
   XLB_ASSIGN_OR_RETURN(auto map, PerCpuMap<xlb_flow_counter>::FromFd(fd(XLB_MAP_SVC_STATS)));
   return map.LookupSum(service_id);

@@ -67,6 +67,7 @@ class PinnedDatapath {
   Result<std::vector<uint32_t>> Table(uint32_t service_id) const;
   Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> Conntrack() const;
   Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> Replies() const;
+  Result<std::vector<std::pair<xlb_ct_key, xlb_snat>>> Snat() const;
   // Per-CPU counters, summed.
   Result<xlb_flow_counter> ServiceStats(uint32_t service_id) const;
   Result<xlb_flow_counter> BackendStats(uint32_t backend_id) const;

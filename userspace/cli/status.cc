@@ -94,6 +94,11 @@ Result<StatusResult> ComputeStatus(const PinnedDatapath& dp) {
     use(XLB_MAP_REPLY, "reply_entries", replies.size());
     r.occupancy.emplace_back("reply_max", m->info.max_entries);
   }
+  if (const PinnedMap* m = dp.Find(XLB_MAP_SNAT)) {
+    XLB_ASSIGN_OR_RETURN(auto snat, dp.Snat());
+    use(XLB_MAP_SNAT, "snat_entries", snat.size());
+    r.occupancy.emplace_back("snat_max", m->info.max_entries);
+  }
   if (dp.Find(XLB_MAP_SERVICES)) {
     r.runtime = FindRuntime(dp);
   }
