@@ -422,16 +422,23 @@ INSTANTIATE_TEST_SUITE_P(Matrix, Split, ::testing::Values(Family::kV4, Family::k
 // --- long-lived connections through kill -9 of the balancing node's and the backend's agent ---
 
 struct KillCase {
-  Backend backend;  // kPodRemoteCluster (podB1 on nodeB) or kPodOtherNode (podA21 on nodeA2)
+  Backend backend;  // kPodRemoteCluster (podB1 on nodeB), kPodOtherNode (podA21 on nodeA2),
+                    // kPodNoXlbNode (podA31 on nodeA3, SNAT: only nodeA has an agent to kill)
 };
 
 class KillNine : public ::testing::TestWithParam<KillCase> {};
 
 TEST_P(KillNine, HeldConnectionsOfBothFamiliesSurviveBothAgentsKilledAndRestarted) {
   ASSERT_NE(g_world, nullptr);
-  const PathCase c{"client", GetParam().backend, Frontend::kLb, Family::kV4, Mode::kTunnel, 0};
+  const PathCase c{"client", GetParam().backend, Frontend::kLb, Family::kV4,
+                   ModeOf("client", GetParam().backend, Frontend::kLb), 0};
   const PathService& svc = ServiceFor(c);
-  const std::string backend_node = NodeOf(svc.backend);
+  // nodeA3 runs no agent to kill: a SNAT backend's node has no xlb state at all
+  std::string backend_node = NodeOf(svc.backend);
+  bool backend_runs_xlb = false;
+  for (const FleetNode& n : FleetNodes()) {
+    backend_runs_xlb = backend_runs_xlb || n.role == backend_node;
+  }
   constexpr long kLines = 80;  // one every 100 ms: 8 s, longer than the kills and restarts
   for (Family f : {Family::kV4, Family::kV6}) {
     ProbeResult pre = Tb().Probe("client", "tcp", Vip(f, svc.n, 2), 20, 20, 500);
@@ -446,7 +453,9 @@ TEST_P(KillNine, HeldConnectionsOfBothFamiliesSurviveBothAgentsKilledAndRestarte
   }
   std::this_thread::sleep_for(milliseconds(1000));
   Fleet().KillNine("nodeA");
-  Fleet().KillNine(backend_node);
+  if (backend_runs_xlb) {
+    Fleet().KillNine(backend_node);
+  }
   // No agent on either node: the pinned datapath goes on serving new connections too.
   for (Family f : {Family::kV4, Family::kV6}) {
     ProbeResult r = Tb().Probe("client", "tcp", Vip(f, svc.n, 2), 20, 4, 3000);
@@ -454,7 +463,9 @@ TEST_P(KillNine, HeldConnectionsOfBothFamiliesSurviveBothAgentsKilledAndRestarte
   }
   std::this_thread::sleep_for(milliseconds(500));
   Fleet().Restart("nodeA");
-  Fleet().Restart(backend_node);
+  if (backend_runs_xlb) {
+    Fleet().Restart(backend_node);
+  }
   for (auto& [family, p] : holds) {
     ProbeResult r = ParseProbe(p->Wait(seconds(60)));
     EXPECT_EQ(r.count, kLines + 1) << family << ": " << r.Describe();  // greeting + lines
@@ -466,10 +477,12 @@ TEST_P(KillNine, HeldConnectionsOfBothFamiliesSurviveBothAgentsKilledAndRestarte
 
 INSTANTIATE_TEST_SUITE_P(Matrix, KillNine,
                          ::testing::Values(KillCase{Backend::kPodRemoteCluster},
-                                           KillCase{Backend::kPodOtherNode}),
+                                           KillCase{Backend::kPodOtherNode},
+                                           KillCase{Backend::kPodNoXlbNode}),
                          [](const ::testing::TestParamInfo<KillCase>& info) {
-                           return std::string("tunnel_client_") + Name(info.param.backend) +
-                                  "_lb_agentsKilled";
+                           const Backend b = info.param.backend;
+                           return std::string(Name(ModeOf("client", b, Frontend::kLb))) +
+                                  "_client_" + Name(b) + "_lb_agentsKilled";
                          });
 
 }  // namespace
