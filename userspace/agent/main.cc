@@ -11,6 +11,8 @@
 //     so no packet finds the interface without a program;
 //   - TC: AttachTc() replaces the xlb_tc filter at xlb's handle in one update, too, on every
 //     pod interface now and on each new one as its link event arrives (pod_interfaces.h);
+//   - socket LB: its cgroup links are pinned beside the maps, and the new agent swaps its
+//     programs into them (BPF_LINK_UPDATE) (socket_lb.h);
 //   - the tables: Syncer::Adopt() reads the maps back, and the same inputs give the same
 //     desired state (stable ids, deterministic Maglev), so the first sync writes nothing.
 // `xlbctl detach IFACE`, `xlbctl detach-tc IFACE` and `xlbctl unload --pin-dir DIR` remove xlb.
@@ -41,6 +43,7 @@
 #include "userspace/agent/pod_interfaces.h"
 #include "userspace/agent/reconciler.h"
 #include "userspace/agent/rtnetlink.h"
+#include "userspace/agent/socket_lb.h"
 #include "userspace/sync/bpf_map_store.h"
 
 namespace {
@@ -303,6 +306,25 @@ int Run(int argc, char** argv) {
            std::chrono::steady_clock::now() < lists_deadline);
   publish(first);
 
+  // Socket LB on the synced maps, before the programs that make the agent ready: from the
+  // first connect() it sees every service. Its links are pinned like the maps (they stay when
+  // the agent goes, and the next agent swaps its programs in).
+  auto socket_lb =
+      xlb::SocketLb::Start(*xdp, opts.socket_lb, reconciler.model().local_node().addresses, LogLine);
+  if (!socket_lb.ok()) {
+    return Fail("socket LB: " + socket_lb.error().ToString());
+  }
+  // With --kube the node's addresses arrive with its Node, after start-up.
+  auto follow_node_addresses = [&] {
+    if (*socket_lb == nullptr) {
+      return;
+    }
+    if (auto r = (*socket_lb)->SetNodeAddresses(reconciler.model().local_node().addresses);
+        !r.ok()) {
+      LogLine(xlb::LogLevel::kWarn, "socket LB: " + r.error().ToString());
+    }
+  };
+
   for (const std::string& uplink : opts.uplinks) {
     xlb::AttachOptions attach;
     attach.replace = true;        // take over from a previous agent without a gap
@@ -364,6 +386,7 @@ int Run(int argc, char** argv) {
   while (g_stop == 0) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
     publish(step(opts.poll_interval));
+    follow_node_addresses();
     if (!feed) {
       SleepFor(opts.poll_interval);
     }
