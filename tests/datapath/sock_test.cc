@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -316,6 +317,41 @@ TEST_F(SockLb, DetachedProgramsTranslateNothing) {
     const TcpSeen seen = TcpConnect(listener.get(), kVip4, kTcpPort);
     EXPECT_EQ(seen.connect_errno, ENETUNREACH) << "no route to the VIP: nothing translated it";
   }));
+}
+
+// What the agent does across restarts: links pinned in the pin directory outlive their
+// owner, the next load takes them over in place, and removing the pins detaches them.
+TEST_F(SockLb, PinnedLinksOutliveTheirOwnerAreTakenOverAndGoWithTheirPins) {
+  ASSERT_TRUE(attachment_.Detach().ok());
+  PinDir pins;
+  ASSERT_EQ(::mkdir(pins.path().c_str(), 0755), 0) << std::strerror(errno);
+  auto cgroup = FindCgroup2();
+  ASSERT_TRUE(cgroup.ok());
+  auto translated = [&] {
+    bool ok = false;
+    EXPECT_TRUE(client_.RunInside([&] {
+      UniqueFd listener = Listen(kBackend4, kTcpBackendPort, SOCK_STREAM);
+      const TcpSeen seen = TcpConnect(listener.get(), kVip4, kTcpPort);
+      ok = seen.connect_errno == 0 && seen.server_side == HostPort(kBackend4, kTcpBackendPort);
+    }));
+    return ok;
+  };
+  {
+    auto first = sock_->Attach(*cgroup, pins.path());
+    ASSERT_TRUE(first.ok()) << first.error().ToString();
+    EXPECT_EQ(first->reused_links(), 0);
+  }
+  EXPECT_TRUE(translated()) << "the pins hold the links after their owner is gone";
+  {
+    auto next = SockDatapath::Load(*xdp_, sock_->netns_cookie());
+    ASSERT_TRUE(next.ok()) << next.error().ToString();
+    auto second = (*next)->Attach(*cgroup, pins.path());
+    ASSERT_TRUE(second.ok()) << second.error().ToString();
+    EXPECT_EQ(second->reused_links(), 8) << "every hook's link updated in place";
+    EXPECT_TRUE(translated());
+  }
+  ASSERT_TRUE(RemovePins(pins.path()).ok());
+  EXPECT_FALSE(translated()) << "the links went with their pins";
 }
 
 // connect() latency through socket LB against a direct connect() to the backend, in the same
