@@ -205,6 +205,8 @@ Result<SockAttachment> SockDatapath::Attach(const std::string& cgroup,
   }
   SockAttachment a;
   a.cgroup_ = cgroup;
+  // A failure half-way leaves the links pinned so far in place (and translating); the next
+  // Attach() with this pin directory takes them over.
   for (const Hook& h : Hooks(skel_)) {
     const std::string name = bpf_program__name(h.prog);
     const int prog = bpf_program__fd(h.prog);
