@@ -160,8 +160,7 @@ Result<std::unique_ptr<SockDatapath>> SockDatapath::Load(const XdpDatapath& xdp,
     // The reverse map: kept across restarts beside xlb_xdp's maps, so that a UDP socket's
     // answers still show the VIP after the agent was replaced.
     const std::string path = pin_dir + "/" + name;
-    if (int ret = bpf_map__set_pin_path(map, pin_dir.empty() ? nullptr : path.c_str());
-        ret < 0) {
+    if (int ret = bpf_map__set_pin_path(map, pin_dir.empty() ? nullptr : path.c_str()); ret < 0) {
       return Error::FromRet(ret, "bpf_map__set_pin_path(" + name + ")");
     }
   }

@@ -76,8 +76,7 @@ class SockDatapath {
   // Re-uses every map of xdp by name, pins the reverse map beside them (xdp's pin
   // directory; none when it has none), and gives the programs xdp's xlb_config and the
   // network namespace whose sockets they translate.
-  static Result<std::unique_ptr<SockDatapath>> Load(const XdpDatapath& xdp,
-                                                    uint64_t netns_cookie);
+  static Result<std::unique_ptr<SockDatapath>> Load(const XdpDatapath& xdp, uint64_t netns_cookie);
   ~SockDatapath();
   SockDatapath(const SockDatapath&) = delete;
   SockDatapath& operator=(const SockDatapath&) = delete;
@@ -92,8 +91,7 @@ class SockDatapath {
   uint64_t netns_cookie() const { return netns_cookie_; }
 
  private:
-  SockDatapath(xlb_sock* skel, uint64_t netns_cookie)
-      : skel_(skel), netns_cookie_(netns_cookie) {}
+  SockDatapath(xlb_sock* skel, uint64_t netns_cookie) : skel_(skel), netns_cookie_(netns_cookie) {}
   xlb_sock* skel_;
   uint64_t netns_cookie_;
 };

@@ -310,6 +310,7 @@ TEST_F(ReconcilerTest, NodeNameDecidesWhichLocalPodsAreTunnelled) {
 }
 
 TEST(AgentOptions, ParsesEveryFlag) {
+  // clang-format off: flag and value side by side
   const char* argv[] = {
       "xlb-agent",     "--config",      "c.yaml",   "--policy",      "p/",
       "--pin-dir",     "/sys/fs/bpf/x", "--uplink", "eth0",          "--pod-iface",
@@ -318,6 +319,7 @@ TEST(AgentOptions, ParsesEveryFlag) {
       "1400",          "--node-addr",   "198.18.1.2", "--node-addr", "2001:db8:1::2",
       "--node-name",   "node-a1.zone-1", "--socket-lb", "on", "--cgroup", "/run/xlb/cgroupv2",
       "--once"};
+  // clang-format on
   AgentOptions o;
   std::string problem;
   bool help = false;

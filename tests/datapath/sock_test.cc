@@ -383,8 +383,8 @@ TEST_F(SockLb, ConnectLatencyThroughSocketLbAndDirect) {
   for (Series& s : series) {
     ASSERT_EQ(s.us.size(), static_cast<size_t>(kConnects));
     std::sort(s.us.begin(), s.us.end());
-    std::printf("[ connect ] %-9s %d TCP connects: p50 %.1f us, p99 %.1f us\n", s.label,
-                kConnects, s.us[s.us.size() / 2], s.us[s.us.size() * 99 / 100]);
+    std::printf("[ connect ] %-9s %d TCP connects: p50 %.1f us, p99 %.1f us\n", s.label, kConnects,
+                s.us[s.us.size() / 2], s.us[s.us.size() * 99 / 100]);
   }
 }
 

@@ -337,7 +337,8 @@ int Run(const DemoOptions& o) {
                 : built    ? "FAILED   "
                            : "not built",
                 Where(svc.backend).c_str(), seen.empty() ? "-" : seen.c_str(), g.mode);
-    std::printf("    answers: %s\n", AnswerPath(g.balancer, backend_node, bal, be, r.ok, g.mode).c_str());
+    std::printf("    answers: %s\n",
+                AnswerPath(g.balancer, backend_node, bal, be, r.ok, g.mode).c_str());
     std::printf("    counters %s: %s", g.balancer.c_str(), DeltaText(bal).c_str());
     if (two_nodes) {
       std::printf(" | %s: %s", backend_node.c_str(), DeltaText(be).c_str());

@@ -200,13 +200,12 @@ TEST(AbiBtf, SockRevKey) {
 }
 
 TEST(AbiBtf, SockRev) {
-  ExpectLayoutMatchesBtf(
-      {"xlb_sock_rev",
-       sizeof(xlb_sock_rev),
-       {XLB_MEMBER(xlb_sock_rev, addr), XLB_MEMBER(xlb_sock_rev, port),
-        XLB_MEMBER(xlb_sock_rev, family), XLB_MEMBER(xlb_sock_rev, pad),
-        XLB_MEMBER(xlb_sock_rev, service_id)}},
-      XLB_SOCK_OBJECT);
+  ExpectLayoutMatchesBtf({"xlb_sock_rev",
+                          sizeof(xlb_sock_rev),
+                          {XLB_MEMBER(xlb_sock_rev, addr), XLB_MEMBER(xlb_sock_rev, port),
+                           XLB_MEMBER(xlb_sock_rev, family), XLB_MEMBER(xlb_sock_rev, pad),
+                           XLB_MEMBER(xlb_sock_rev, service_id)}},
+                         XLB_SOCK_OBJECT);
 }
 
 TEST(AbiBtf, SockNode) {

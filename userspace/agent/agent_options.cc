@@ -147,12 +147,10 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       o.once = true;
       continue;
     }
-    static constexpr std::string_view kValued[] = {"--config", "--kube",       "--policy",
-                                                   "--pin-dir",  "--iface-rescan",
-                                                   "--uplink", "--pod-iface",  "--tunnel-addr",
-                                                   "--encap",  "--tunnel-mtu", "--metrics-addr",
-                                                   "--node-addr",  "--node-name",
-                                                   "--socket-lb",  "--cgroup"};
+    static constexpr std::string_view kValued[] = {
+        "--config",       "--kube",      "--policy",      "--pin-dir",   "--iface-rescan",
+        "--uplink",       "--pod-iface", "--tunnel-addr", "--encap",     "--tunnel-mtu",
+        "--metrics-addr", "--node-addr", "--node-name",   "--socket-lb", "--cgroup"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;

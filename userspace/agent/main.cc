@@ -20,8 +20,8 @@
 #include <time.h>
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -309,8 +309,8 @@ int Run(int argc, char** argv) {
   // Socket LB on the synced maps, before the programs that make the agent ready: from the
   // first connect() it sees every service. Its links are pinned like the maps (they stay when
   // the agent goes, and the next agent swaps its programs in).
-  auto socket_lb =
-      xlb::SocketLb::Start(*xdp, opts.socket_lb, reconciler.model().local_node().addresses, LogLine);
+  auto socket_lb = xlb::SocketLb::Start(*xdp, opts.socket_lb,
+                                        reconciler.model().local_node().addresses, LogLine);
   if (!socket_lb.ok()) {
     return Fail("socket LB: " + socket_lb.error().ToString());
   }
