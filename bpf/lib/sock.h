@@ -49,12 +49,21 @@ static __always_inline int sock_is_ours(struct bpf_sock_addr *ctx)
 	return xlb_sock_cfg.netns_cookie && bpf_get_netns_cookie(ctx) == xlb_sock_cfg.netns_cookie;
 }
 
-/* The destination the application named, in the conntrack key's shape. */
-static __always_inline void sock_read_dst(const struct bpf_sock_addr *ctx, __u8 family,
+/*
+ * The destination the application named, in the conntrack key's shape. An
+ * IPv6 socket's IPv4-mapped destination (::ffff:a.b.c.d, how dual-stack
+ * applications such as Java's reach IPv4) is read as the IPv4 address it is.
+ */
+static __always_inline void sock_read_dst(const struct bpf_sock_addr *ctx, __u8 sock_family,
 					  struct xlb_ct_key *flow)
 {
-	if (family == XLB_FAMILY_IPV4) {
+	flow->family = sock_family;
+	if (sock_family == XLB_FAMILY_IPV4) {
 		flow->daddr[0] = ctx->user_ip4;
+	} else if (!ctx->user_ip6[0] && !ctx->user_ip6[1] &&
+		   ctx->user_ip6[2] == bpf_htonl(0xffff)) {
+		flow->daddr[0] = ctx->user_ip6[3];
+		flow->family = XLB_FAMILY_IPV4;
 	} else {
 		flow->daddr[0] = ctx->user_ip6[0];
 		flow->daddr[1] = ctx->user_ip6[1];
@@ -63,14 +72,19 @@ static __always_inline void sock_read_dst(const struct bpf_sock_addr *ctx, __u8 
 	}
 	flow->dport = (__be16)ctx->user_port;
 	flow->proto = ctx->protocol;
-	flow->family = family;
 }
 
-static __always_inline void sock_write_dst(struct bpf_sock_addr *ctx, __u8 family,
-					   const __be32 *addr, __be16 port)
+/* addr is of the family sock_read_dst() gave: IPv4 goes back mapped into an IPv6 socket. */
+static __always_inline void sock_write_dst(struct bpf_sock_addr *ctx, __u8 sock_family,
+					   __u8 family, const __be32 *addr, __be16 port)
 {
-	if (family == XLB_FAMILY_IPV4) {
+	if (sock_family == XLB_FAMILY_IPV4) {
 		ctx->user_ip4 = addr[0];
+	} else if (family == XLB_FAMILY_IPV4) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = addr[0];
 	} else {
 		ctx->user_ip6[0] = addr[0];
 		ctx->user_ip6[1] = addr[1];
@@ -176,7 +190,8 @@ static __always_inline int sock_rev_update(__u64 cookie, const struct xlb_ct_key
  * is a new flow; a datagram is one only for a (socket, backend) pair not seen
  * before.
  */
-static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, __u8 family, int connected)
+static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, __u8 sock_family,
+					  int connected)
 {
 	struct xlb_ct_key flow = {};
 	struct xlb_service *svc;
@@ -188,7 +203,7 @@ static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, __u8 family
 
 	if (!sock_is_ours(ctx))
 		return 1;
-	sock_read_dst(ctx, family, &flow);
+	sock_read_dst(ctx, sock_family, &flow);
 	if (flow.proto != IPPROTO_TCP && flow.proto != IPPROTO_UDP)
 		return 1;
 	sock_node_addr(&flow);
@@ -200,11 +215,11 @@ static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, __u8 family
 	if (lb_select(svc, &flow, &backend_id) != XLB_OK)
 		goto refuse;
 	be = lb_lookup_backend(backend_id);
-	if (!be || be->family != family)
+	if (!be || be->family != flow.family)
 		goto refuse;
 	port = be->port ? be->port : flow.dport;
 	new_flow = sock_rev_update(cookie, &flow, be, port, svc->id) || connected;
-	sock_write_dst(ctx, family, be->addr, port);
+	sock_write_dst(ctx, sock_family, flow.family, be->addr, port);
 	stats_flow(&xlb_svcstat_v1, svc->id, 0, new_flow);
 	stats_flow(&xlb_bestat_v1, backend_id, 0, new_flow);
 	return 1;
@@ -217,22 +232,23 @@ refuse:
  * recvmsg() and getpeername(): a backend this socket was pointed at shows as
  * the address the application asked for.
  */
-static __always_inline int sock_xlate_rev(struct bpf_sock_addr *ctx, __u8 family)
+static __always_inline int sock_xlate_rev(struct bpf_sock_addr *ctx, __u8 sock_family)
 {
-	struct xlb_sock_rev_key key = {.family = family};
+	struct xlb_sock_rev_key key = {};
 	struct xlb_ct_key peer = {};
 	struct xlb_sock_rev *rev;
 
 	if (!sock_is_ours(ctx))
 		return 1;
-	sock_read_dst(ctx, family, &peer);
+	sock_read_dst(ctx, sock_family, &peer);
 	key.cookie = bpf_get_socket_cookie(ctx);
 	__builtin_memcpy(key.addr, peer.daddr, sizeof(key.addr));
 	key.port = peer.dport;
+	key.family = peer.family;
 	rev = bpf_map_lookup_elem(&xlb_sockrev_v1, &key);
-	if (!rev || rev->family != family)
+	if (!rev || rev->family != peer.family)
 		return 1;
-	sock_write_dst(ctx, family, rev->addr, rev->port);
+	sock_write_dst(ctx, sock_family, rev->family, rev->addr, rev->port);
 	return 1;
 }
 

@@ -262,6 +262,23 @@ TEST_F(SockLb, UdpSendtoReachesTheBackendAndTheAnswerComesFromTheVip) {
   }
 }
 
+// An IPv6 socket that reaches IPv4 through a mapped address (::ffff:a.b.c.d, Java's default)
+// is balanced as IPv4, and sees the mapped VIP again.
+TEST_F(SockLb, IpV4MappedDestinationsOfIpV6SocketsAreTranslatedToo) {
+  const std::string mapped = std::string("::ffff:") + kVip4;
+  ExpectTcpReachesBackend(client_, mapped, kTcpPort, kBackend4);
+  ASSERT_TRUE(client_.RunInside([&] {
+    UniqueFd server = Listen(kBackend4, kUdpBackendPort, SOCK_DGRAM);
+    ASSERT_TRUE(server.valid());
+    const UdpSeen seen =
+        UdpExchange(server.get(), HostPort(kBackend4, kUdpBackendPort), mapped, kUdpPort);
+    ASSERT_EQ(seen.send_errno, 0) << std::strerror(seen.send_errno);
+    EXPECT_EQ(seen.server_side, HostPort(kBackend4, kUdpBackendPort));
+    EXPECT_EQ(seen.answer_from, HostPort(mapped, kUdpPort));
+  }));
+  ExpectTcpReachesBackend(client_, "::ffff:127.0.0.1", kNodePort, kBackend4);
+}
+
 TEST_F(SockLb, NodePortsAnswerOnTheNodeAddressesAndOnLoopback) {
   ExpectTcpReachesBackend(client_, kNode4, kNodePort, kBackend4);
   ExpectTcpReachesBackend(client_, "127.0.0.1", kNodePort, kBackend4);
