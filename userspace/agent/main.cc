@@ -211,6 +211,10 @@ int Run(int argc, char** argv) {
       return Fail("--uplink " + uplink + ": " + idx.error().ToString());
     }
   }
+  auto socket_lb_cgroup = xlb::ResolveSocketLbCgroup(opts.socket_lb, LogLine);
+  if (!socket_lb_cgroup.ok()) {
+    return Fail(socket_lb_cgroup.error().ToString());
+  }
   // --kube: the watches start now, so the first lists run while the datapath loads.
   std::unique_ptr<xlb::KubeFeed> feed;
   if (!opts.kube.empty()) {
@@ -309,18 +313,21 @@ int Run(int argc, char** argv) {
   // Socket LB on the synced maps, before the programs that make the agent ready: from the
   // first connect() it sees every service. Its links are pinned like the maps (they stay when
   // the agent goes, and the next agent swaps its programs in).
-  auto socket_lb = xlb::SocketLb::Start(*xdp, opts.socket_lb,
+  std::unique_ptr<xlb::SocketLb> socket_lb;
+  if (socket_lb_cgroup->has_value()) {
+    auto started = xlb::SocketLb::Start(*xdp, **socket_lb_cgroup,
                                         reconciler.model().local_node().addresses, LogLine);
-  if (!socket_lb.ok()) {
-    return Fail("socket LB: " + socket_lb.error().ToString());
+    if (!started.ok()) {
+      return Fail("socket LB: " + started.error().ToString());
+    }
+    socket_lb = std::move(*started);
   }
   // With --kube the node's addresses arrive with its Node, after start-up.
   auto follow_node_addresses = [&] {
-    if (*socket_lb == nullptr) {
+    if (socket_lb == nullptr) {
       return;
     }
-    if (auto r = (*socket_lb)->SetNodeAddresses(reconciler.model().local_node().addresses);
-        !r.ok()) {
+    if (auto r = socket_lb->SetNodeAddresses(reconciler.model().local_node().addresses); !r.ok()) {
       LogLine(xlb::LogLevel::kWarn, "socket LB: " + r.error().ToString());
     }
   };

@@ -1,6 +1,7 @@
 #include "userspace/agent/socket_lb.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <iterator>
 #include <utility>
 
@@ -8,28 +9,34 @@
 
 namespace xlb {
 
-Result<std::unique_ptr<SocketLb>> SocketLb::Start(const XdpDatapath& xdp,
-                                                  const SocketLbOptions& options,
-                                                  const std::vector<IpAddress>& node_addresses,
-                                                  LogFn log) {
+Result<std::optional<std::string>> ResolveSocketLbCgroup(const SocketLbOptions& options,
+                                                         const SocketLbLogFn& log) {
   if (options.mode == SocketLbOptions::Mode::kOff) {
     log(LogLevel::kInfo, "socket LB off (--socket-lb off): host-namespace clients reach no VIP");
-    return std::unique_ptr<SocketLb>();
+    return std::optional<std::string>();
   }
-  std::string cgroup = options.cgroup;
-  if (cgroup.empty()) {
-    auto found = FindCgroup2();
-    if (!found.ok()) {
-      if (options.mode == SocketLbOptions::Mode::kOn) {
-        return std::move(found).take_error();
-      }
-      log(LogLevel::kWarn, "socket LB left off: " + found.error().ToString() +
-                               "; host-namespace clients (kubelet, hostNetwork pods) reach no "
-                               "ClusterIP and no NodePort of this node");
-      return std::unique_ptr<SocketLb>();
+  if (!options.cgroup.empty()) {
+    if (!IsCgroup2(options.cgroup)) {
+      return Error{ENOTSUP, "--cgroup " + options.cgroup + " is not a cgroup v2 directory"};
     }
-    cgroup = std::move(*found);
+    return std::optional<std::string>(options.cgroup);
   }
+  auto found = FindCgroup2();
+  if (found.ok()) {
+    return std::optional<std::string>(std::move(*found));
+  }
+  if (options.mode == SocketLbOptions::Mode::kOn) {
+    return Error{found.error().err, "--socket-lb on: " + found.error().what};
+  }
+  log(LogLevel::kWarn, "socket LB left off: " + found.error().ToString() +
+                           "; host-namespace clients (kubelet, hostNetwork pods) reach no "
+                           "ClusterIP and no NodePort of this node");
+  return std::optional<std::string>();
+}
+
+Result<std::unique_ptr<SocketLb>> SocketLb::Start(const XdpDatapath& xdp, const std::string& cgroup,
+                                                  const std::vector<IpAddress>& node_addresses,
+                                                  const SocketLbLogFn& log) {
   XLB_ASSIGN_OR_RETURN(const uint64_t cookie, CurrentNetnsCookie());
   XLB_ASSIGN_OR_RETURN(auto dp, SockDatapath::Load(xdp, cookie));
   std::unique_ptr<SocketLb> lb(new SocketLb(std::move(dp)));

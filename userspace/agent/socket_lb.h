@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,18 +35,24 @@ struct SocketLbOptions {
   std::string cgroup;
 };
 
+using SocketLbLogFn = std::function<void(LogLevel, const std::string&)>;
+
+// Where socket LB goes, decided before anything is loaded (a bad --cgroup costs nothing):
+// --cgroup as given (an error unless it is cgroup v2), else the cgroup v2 mount. Empty when it
+// is off, or defaulted on where the node has no cgroup v2 (logged); `--socket-lb on` without
+// cgroup v2 is an error.
+Result<std::optional<std::string>> ResolveSocketLbCgroup(const SocketLbOptions& options,
+                                                         const SocketLbLogFn& log);
+
 class SocketLb {
  public:
-  using LogFn = std::function<void(LogLevel, const std::string&)>;
-
   // Loads xlb_sock against xdp's maps for the calling thread's network namespace and attaches
-  // it (links pinned in xdp's pin directory: they stay when the agent goes, and the next
-  // agent swaps its programs in), the node's addresses written first. nullptr when it is off,
-  // or defaulted on without cgroup v2.
-  static Result<std::unique_ptr<SocketLb>> Start(const XdpDatapath& xdp,
-                                                 const SocketLbOptions& options,
+  // it to the cgroup v2 directory `cgroup` (links pinned in xdp's pin directory: they stay
+  // when the agent goes, and the next agent swaps its programs in), the node's addresses
+  // written first.
+  static Result<std::unique_ptr<SocketLb>> Start(const XdpDatapath& xdp, const std::string& cgroup,
                                                  const std::vector<IpAddress>& node_addresses,
-                                                 LogFn log);
+                                                 const SocketLbLogFn& log);
 
   // The node's addresses (the first of each family): a NodePort reached through 127.0.0.1 or
   // ::1 is the one on that address. Written only when they changed.
