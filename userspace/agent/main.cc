@@ -321,6 +321,7 @@ int Run(int argc, char** argv) {
       return Fail("socket LB: " + started.error().ToString());
     }
     socket_lb = std::move(*started);
+    status.SetSocketLbAttached();
   }
   // With --kube the node's addresses arrive with its Node, after start-up.
   auto follow_node_addresses = [&] {
