@@ -121,10 +121,11 @@ static __always_inline void sock_node_addr(struct xlb_ct_key *flow)
 }
 
 /*
- * The service of a destination. 127.0.0.0/8 and ::1 reach the NodePorts (as
- * kube-proxy serves them on localhost), looked up under the node's address of
- * that family, which is where the services map has them; only NodePorts, so a
- * local listener on any other loopback port is never taken over.
+ * The service of a destination. 127.0.0.0/8 and ::1 reach the NodePorts
+ * (kube-proxy serves them on 127.0.0.1; nothing routes ::1 off the node, so it
+ * serves as well), looked up under the node's address of that family, which
+ * is where the services map has them; only NodePorts, so a local listener on
+ * any other loopback port is never taken over.
  */
 static __always_inline struct xlb_service *sock_lookup_service(const struct xlb_ct_key *flow)
 {
@@ -246,7 +247,7 @@ static __always_inline int sock_xlate_rev(struct bpf_sock_addr *ctx, __u8 sock_f
 	key.port = peer.dport;
 	key.family = peer.family;
 	rev = bpf_map_lookup_elem(&xlb_sockrev_v1, &key);
-	if (!rev || rev->family != peer.family)
+	if (!rev)
 		return 1;
 	sock_write_dst(ctx, sock_family, rev->family, rev->addr, rev->port);
 	return 1;
