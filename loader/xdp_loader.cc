@@ -22,6 +22,7 @@
 
 #include "loader/libbpf_opts.h"
 #include "loader/log.h"
+#include "loader/sock_loader.h"
 
 namespace xlb {
 namespace {
@@ -508,13 +509,18 @@ Result<void> RemovePins(const std::string& pin_dir) {
   if (pin_dir.empty()) {
     return Error{EINVAL, "RemovePins: empty pin dir"};
   }
-  for (const char* name : kPinnedMaps) {
-    std::string path = PinPath(pin_dir, name);
-    if (::unlink(path.c_str()) < 0 && errno != ENOENT) {
-      int err = errno;
-      return Error::FromErrno(err, "unlink " + path);
+  auto unlink_all = [&pin_dir](const auto& names) -> Result<void> {
+    for (const char* name : names) {
+      std::string path = PinPath(pin_dir, name);
+      if (::unlink(path.c_str()) < 0 && errno != ENOENT) {
+        int err = errno;
+        return Error::FromErrno(err, "unlink " + path);
+      }
     }
-  }
+    return {};
+  };
+  XLB_TRY(unlink_all(kPinnedMaps));
+  XLB_TRY(unlink_all(kSockLbPins));  // xlb_sock's links detach when their pins are gone
   // Left in place when something else lives there, or when it is bpffs's own mount point.
   if (::rmdir(pin_dir.c_str()) < 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EBUSY) {
     int err = errno;

@@ -169,8 +169,9 @@ class XdpDatapath {
   MaglevTables maglev_tables_;
 };
 
-// Removes the pins of every xlb map under pin_dir, then pin_dir if it is empty. Pins that
-// are already gone are fine. Needs nothing loaded (xlbctl unload).
+// Removes the pins of every xlb map (and of xlb_sock's links, which detaches them) under
+// pin_dir, then pin_dir if it is empty. Pins that are already gone are fine. Needs nothing
+// loaded (xlbctl unload).
 Result<void> RemovePins(const std::string& pin_dir);
 
 // Opens one pinned xlb map (bpf_obj_get).

@@ -320,6 +320,59 @@ struct xlb_config {
 			{0x02, 0x78, 0x6c, 0x62, 0x00, 0x01}, { 0, 0 }                    \
 	}
 
+/*
+ * Socket-level load balancing (bpf/xlb_sock.bpf.c): cgroup hooks translate a
+ * VIP to a backend when a socket of this node's own network namespace
+ * connects or sends, so host-namespace clients (kubelet, hostNetwork pods)
+ * need no per-packet NAT. What the application asked for is remembered per
+ * socket and backend, so that recvmsg() and getpeername() show it the VIP
+ * again (Cilium's lb4_reverse_nat_sk).
+ */
+#define XLB_MAP_SOCK_REV "xlb_sockrev_v1"
+#define XLB_SOCK_REV_MAX 65536 /* reverse entries (LRU): sockets x backends talked to */
+
+/* Pinned cgroup links of the socket hooks, beside the maps in the pin directory. */
+#define XLB_LINK_SOCK_CONNECT4 "xlb_sk_conn4_v1"
+#define XLB_LINK_SOCK_CONNECT6 "xlb_sk_conn6_v1"
+#define XLB_LINK_SOCK_SENDMSG4 "xlb_sk_send4_v1"
+#define XLB_LINK_SOCK_SENDMSG6 "xlb_sk_send6_v1"
+#define XLB_LINK_SOCK_RECVMSG4 "xlb_sk_recv4_v1"
+#define XLB_LINK_SOCK_RECVMSG6 "xlb_sk_recv6_v1"
+#define XLB_LINK_SOCK_PEER4 "xlb_sk_peer4_v1"
+#define XLB_LINK_SOCK_PEER6 "xlb_sk_peer6_v1"
+
+/* xlb_sockrev_v1: (socket, backend address and port) -> what the application asked for. */
+struct xlb_sock_rev_key {
+	__u64 cookie;    /* bpf_get_socket_cookie() of the socket */
+	__be32 addr[4];  /* backend address the socket was sent to */
+	__be16 port;     /* backend port, network order */
+	__u8 family;     /* XLB_FAMILY_* */
+	__u8 pad[5];     /* zero */
+};
+
+struct xlb_sock_rev {
+	__be32 addr[4];  /* the destination the application used: VIP, node address or loopback */
+	__be16 port;     /* its port, network order */
+	__u8 family;     /* XLB_FAMILY_* */
+	__u8 pad;        /* zero */
+	__u32 service_id; /* the service it was translated by */
+};
+
+/*
+ * The node's own addresses, one entry of a per-program ARRAY the agent rewrites when they
+ * change: a NodePort reached through loopback is looked up under them (the services map
+ * holds NodePorts under the node's addresses only).
+ */
+struct xlb_sock_node {
+	__be32 addr4;    /* this node's IPv4 address; 0 = none */
+	__be32 addr6[4]; /* this node's IPv6 address; zero = none */
+};
+
+/* Rodata of xlb_sock, set through the skeleton before load. */
+struct xlb_sock_config {
+	__u64 netns_cookie; /* the agent's network namespace: the only one translated; 0 = none */
+};
+
 #ifdef __cplusplus
 #define XLB_STATIC_ASSERT static_assert
 #else
@@ -337,5 +390,9 @@ XLB_STATIC_ASSERT(sizeof(struct xlb_config) == 64, "xlb_config layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_reply) == 32, "xlb_reply layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_snat) == 48, "xlb_snat layout");
 XLB_STATIC_ASSERT(XLB_REASON_MAX <= XLB_REASON_SLOTS, "xlb_reasons_v2 has a slot per reason");
+XLB_STATIC_ASSERT(sizeof(struct xlb_sock_rev_key) == 32, "xlb_sock_rev_key layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_sock_rev) == 24, "xlb_sock_rev layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_sock_node) == 20, "xlb_sock_node layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_sock_config) == 8, "xlb_sock_config layout");
 
 #endif /* XLB_ABI_H */

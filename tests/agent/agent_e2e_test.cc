@@ -829,6 +829,9 @@ TEST(AgentStartup, FailsClearlyOnBadFlagsMissingFilesBadPolicyAndMissingUplink) 
        1,
        policy + ": document 1: spec.tcp[0].route[0].weight"},
       {{"--config", config, "--pin-dir", pins, "--uplink", "xlbnosuch0"}, 1, "--uplink xlbnosuch0"},
+      {{"--config", config, "--pin-dir", pins, "--cgroup", dir},
+       1,
+       "--cgroup " + dir + " is not a cgroup v2 directory"},
   };
   for (const Case& k : cases) {
     std::vector<std::string> argv = {XLB_AGENT_BIN};

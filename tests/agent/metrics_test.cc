@@ -98,6 +98,12 @@ TEST(AgentStatus, ReadyAfterASuccessfulSyncWithXdpOnEveryUplinkAndNotAfterAFaile
       << half.text();
   EXPECT_NE(half.text().find("xlb_agent_xdp_attached{interface=\"eth1\"} 1\n"), std::string::npos)
       << half.text();
+  EXPECT_NE(half.text().find("xlb_agent_socket_lb_attached 0\n"), std::string::npos) << half.text();
+  s.SetSocketLbAttached();
+  Exposition with_socket_lb;
+  s.WriteAgentMetrics(with_socket_lb);
+  EXPECT_NE(with_socket_lb.text().find("xlb_agent_socket_lb_attached 1\n"), std::string::npos)
+      << with_socket_lb.text();
   s.SetXdpAttached("eth0");
   EXPECT_TRUE(s.Ready());
   s.RecordSync(std::chrono::milliseconds(1), {}, false);

@@ -310,13 +310,16 @@ TEST_F(ReconcilerTest, NodeNameDecidesWhichLocalPodsAreTunnelled) {
 }
 
 TEST(AgentOptions, ParsesEveryFlag) {
+  // clang-format off: flag and value side by side
   const char* argv[] = {
       "xlb-agent",     "--config",      "c.yaml",   "--policy",      "p/",
       "--pin-dir",     "/sys/fs/bpf/x", "--uplink", "eth0",          "--pod-iface",
       "veth-*",        "--pod-iface",   "lxc*",     "--tunnel-addr", "198.18.1.2",
       "--tunnel-addr", "2001:db8:1::2", "--encap",  "gue",           "--tunnel-mtu",
       "1400",          "--node-addr",   "198.18.1.2", "--node-addr", "2001:db8:1::2",
-      "--node-name",   "node-a1.zone-1", "--once"};
+      "--node-name",   "node-a1.zone-1", "--socket-lb", "on", "--cgroup", "/run/xlb/cgroupv2",
+      "--once"};
+  // clang-format on
   AgentOptions o;
   std::string problem;
   bool help = false;
@@ -334,6 +337,8 @@ TEST(AgentOptions, ParsesEveryFlag) {
   EXPECT_EQ(o.node_addrs[0].ToString(), "198.18.1.2");
   EXPECT_EQ(o.node_addrs[1].ToString(), "2001:db8:1::2");
   EXPECT_EQ(o.node_name, "node-a1.zone-1");
+  EXPECT_EQ(o.socket_lb.mode, SocketLbOptions::Mode::kOn);
+  EXPECT_EQ(o.socket_lb.cgroup, "/run/xlb/cgroupv2");
   EXPECT_TRUE(o.once);
 }
 
@@ -367,6 +372,8 @@ TEST(AgentOptions, RejectsBadCommandLines) {
       {{"xlb-agent", "--config", "c", "--uplink", "eth0", "--uplink", "auto"},
        "--uplink auto picks every uplink itself"},
       {{"xlb-agent", "--config", "c", "--iface-rescan", "10"}, "from 100 to 3600000"},
+      {{"xlb-agent", "--config", "c", "--socket-lb", "yes"}, "--socket-lb yes: on or off"},
+      {{"xlb-agent", "--config", "c", "--cgroup", "sys/fs/cgroup"}, "an absolute path"},
   };
   for (const Case& c : cases) {
     AgentOptions o;
@@ -400,6 +407,18 @@ TEST(AgentOptions, UplinkAutoAndTheDefaults) {
   EXPECT_TRUE(o.uplink_auto);
   EXPECT_TRUE(o.uplinks.empty());
   EXPECT_EQ(o.iface_rescan, std::chrono::milliseconds(5000));
+  // Socket LB where the node has cgroup v2, found by the agent.
+  EXPECT_EQ(o.socket_lb.mode, SocketLbOptions::Mode::kDefault);
+  EXPECT_TRUE(o.socket_lb.cgroup.empty());
+}
+
+TEST(AgentOptions, SocketLbOff) {
+  const char* argv[] = {"xlb-agent", "--config", "c.yaml", "--socket-lb", "off"};
+  AgentOptions o;
+  std::string problem;
+  bool help = false;
+  ASSERT_TRUE(ParseAgentOptions(std::size(argv), argv, o, problem, help)) << problem;
+  EXPECT_EQ(o.socket_lb.mode, SocketLbOptions::Mode::kOff);
 }
 
 }  // namespace

@@ -150,6 +150,24 @@ TEST_F(DeployTest, ContainerArgumentsAreAcceptedByTheAgentsFlagParser) {
   // No --node-addr: the Node's InternalIP and ExternalIP addresses of both families serve the
   // NodePorts (one status.hostIP would leave the others out).
   EXPECT_TRUE(options.node_addrs.empty());
+  // Socket LB goes on the host's cgroup v2 root, mounted where --cgroup points: the
+  // container's own /sys/fs/cgroup is a cgroup namespace that holds none of the node's
+  // processes.
+  EXPECT_NE(options.socket_lb.mode, SocketLbOptions::Mode::kOff);
+  ASSERT_FALSE(options.socket_lb.cgroup.empty()) << "no --cgroup";
+  const YAML::Node spec = Object("DaemonSet/xlb-agent")["spec"]["template"]["spec"];
+  bool host_cgroup = false;
+  for (const YAML::Node& m : c["volumeMounts"]) {
+    if (m["mountPath"].as<std::string>() != options.socket_lb.cgroup) {
+      continue;
+    }
+    for (const YAML::Node& v : spec["volumes"]) {
+      host_cgroup |= v["name"].as<std::string>() == m["name"].as<std::string>() && v["hostPath"] &&
+                     v["hostPath"]["path"].as<std::string>() == "/sys/fs/cgroup";
+    }
+  }
+  EXPECT_TRUE(host_cgroup) << "--cgroup " << options.socket_lb.cgroup
+                           << " is not the host's /sys/fs/cgroup";
 }
 
 TEST_F(DeployTest, SourcesAndPoliciesConfigMapsParse) {

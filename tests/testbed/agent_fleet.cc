@@ -238,6 +238,9 @@ std::unique_ptr<AgentFleet> AgentFleet::Start(Testbed& tb, FleetOptions options)
                Address(n.role, Family::kV6),
                "--tunnel-mtu",
                std::to_string(tb.transit_mtu())};
+    // The host-namespace clients of the matrix need socket LB: a node without cgroup v2 fails
+    // to start instead of leaving it off with a warning.
+    a->argv.insert(a->argv.end(), {"--socket-lb", "on"});
     if (!policy.empty()) {
       a->argv.insert(a->argv.end(), {"--policy", policy});
     }

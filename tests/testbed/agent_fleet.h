@@ -2,7 +2,8 @@
 // DaemonSet runs it: one process per node, started inside the node's network namespace
 // (setns: /sys/fs/bpf and the pins stay the host's, unlike `ip netns exec`), each with its
 // own pin directory (unique per fleet), its own node block (name and transit addresses: the
-// NodePort frontends), its own tunnel addresses, uplink eth0, pod interfaces veth-*, and
+// NodePort frontends), its own tunnel addresses, uplink eth0, pod interfaces veth-*, socket LB
+// on the machine's cgroup v2 root (each agent translates only its own namespace's sockets), and
 // the same clusters, services, endpoints and policies everywhere: only `node:` and which
 // cluster is `local: true` differ between the per-node config files.
 //

@@ -485,5 +485,55 @@ INSTANTIATE_TEST_SUITE_P(Matrix, KillNine,
                                   "_client_" + Name(b) + "_lb_agentsKilled";
                          });
 
+// --- host-namespace clients through kill -9 of their node's agent ---
+
+// Socket LB lives in cgroup links pinned beside the maps: with nodeA's agent killed, nodeA's
+// own sockets still reach the ClusterIP, held ones keep their backend, and the restarted agent
+// swaps its programs into the same links.
+class HostKillNine : public ::testing::TestWithParam<Backend> {};
+
+TEST_P(HostKillNine, HostClientsKeepReachingTheClusterIpWhileTheAgentIsDeadAndAfterItsRestart) {
+  ASSERT_NE(g_world, nullptr);
+  const PathCase c{"nodeA", GetParam(), Frontend::kClusterIp, Family::kV4, Mode::kHost, 0};
+  const PathService& svc = ServiceFor(c);
+  constexpr long kLines = 60;  // one every 100 ms: 6 s, longer than the kill and the restart
+  auto probe_all = [&](const char* when) {
+    for (Family f : {Family::kV4, Family::kV6}) {
+      const std::string vip = Vip(f, svc.n, 0);
+      ProbeResult r = Tb().Probe("nodeA", "tcp", vip, 20, 4, 3000);
+      EXPECT_EQ(r.ok, 20) << when << ", " << FamilyName(f) << ": " << r.Describe();
+      EXPECT_EQ(r.peers, (Counts{{HostPort(vip, 8080), r.ok}})) << when << ": " << r.Describe();
+      EXPECT_EQ(r.ids, (Counts{{svc.backend, r.ok}})) << when << ": " << r.Describe();
+    }
+  };
+  probe_all("before");
+  std::vector<std::pair<std::string, std::unique_ptr<Process>>> holds;
+  for (Family f : {Family::kV4, Family::kV6}) {
+    holds.emplace_back(FamilyName(f), Tb().StartHold("nodeA", Vip(f, svc.n, 0), kLines, 100));
+    ASSERT_NE(holds.back().second, nullptr);
+  }
+  std::this_thread::sleep_for(milliseconds(1000));
+  Fleet().KillNine("nodeA");
+  probe_all("without nodeA's agent");
+  Fleet().Restart("nodeA");
+  EXPECT_NE(Fleet().Log("nodeA").find("(8 links taken over from a previous agent)"),
+            std::string::npos)
+      << Fleet().Log("nodeA");
+  probe_all("after the restart");
+  for (auto& [family, p] : holds) {
+    ProbeResult r = ParseProbe(p->Wait(seconds(60)));
+    EXPECT_EQ(r.count, kLines + 1) << family << ": " << r.Describe();  // greeting + lines
+    EXPECT_EQ(r.ok, r.count) << family << ": " << r.Describe();
+    EXPECT_TRUE(r.same_backend) << family << ": " << r.Describe();
+    EXPECT_EQ(r.ids, (Counts{{svc.backend, r.count}})) << family << ": " << r.Describe();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Matrix, HostKillNine, ::testing::Values(Backend::kPodOtherNode),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return std::string("host_hostA_") + Name(info.param) +
+                                  "_clusterIp_agentKilled";
+                         });
+
 }  // namespace
 }  // namespace xlb::testbed

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,9 @@
 
 #ifndef XLB_XDP_OBJECT
 #error "XLB_XDP_OBJECT must name the built xlb_xdp BPF object"
+#endif
+#ifndef XLB_SOCK_OBJECT
+#error "XLB_SOCK_OBJECT must name the built xlb_sock BPF object"
 #endif
 
 namespace {
@@ -36,32 +40,33 @@ struct Layout {
 
 #define XLB_MEMBER(type, member) (Member{#member, offsetof(type, member), sizeof(type::member)})
 
-// Reads the object's BTF once for all tests.
-const btf* ObjectBtf() {
-  static const struct Parsed {
+// Reads an object's BTF once for all tests.
+const btf* ObjectBtf(const char* object) {
+  struct Parsed {
     std::unique_ptr<btf, decltype(&btf__free)> handle{nullptr, &btf__free};
     int error = 0;
-    Parsed() {
-      errno = 0;
-      handle.reset(btf__parse_elf(XLB_XDP_OBJECT, nullptr));
-      error = errno;
-    }
-  } parsed;
-  if (!parsed.handle) {
-    ADD_FAILURE() << "cannot read BTF from " << XLB_XDP_OBJECT << ": "
-                  << std::strerror(parsed.error);
+  };
+  static std::map<std::string, Parsed> parsed;
+  auto [it, fresh] = parsed.try_emplace(object);
+  if (fresh) {
+    errno = 0;
+    it->second.handle.reset(btf__parse_elf(object, nullptr));
+    it->second.error = errno;
   }
-  return parsed.handle.get();
+  if (!it->second.handle) {
+    ADD_FAILURE() << "cannot read BTF from " << object << ": " << std::strerror(it->second.error);
+  }
+  return it->second.handle.get();
 }
 
 // The C++ layout, as a table of members in declaration order, against the BTF struct of the
 // same name: total size, and each member's name, byte offset and size. A member added to
 // xlb_abi.h must be added to the table too: the test fails until it is.
-void ExpectLayoutMatchesBtf(const Layout& cxx) {
-  const btf* b = ObjectBtf();
+void ExpectLayoutMatchesBtf(const Layout& cxx, const char* object = XLB_XDP_OBJECT) {
+  const btf* b = ObjectBtf(object);
   ASSERT_NE(b, nullptr);
   const int id = btf__find_by_name_kind(b, cxx.name.c_str(), BTF_KIND_STRUCT);
-  ASSERT_GT(id, 0) << "struct " << cxx.name << " is not in the BTF of " << XLB_XDP_OBJECT
+  ASSERT_GT(id, 0) << "struct " << cxx.name << " is not in the BTF of " << object
                    << ": the BPF object no longer references it";
   const btf_type* t = btf__type_by_id(b, id);
   ASSERT_NE(t, nullptr);
@@ -192,6 +197,38 @@ TEST(AbiBtf, Snat) {
        {XLB_MEMBER(xlb_snat, last_seen), XLB_MEMBER(xlb_snat, client), XLB_MEMBER(xlb_snat, vip),
         XLB_MEMBER(xlb_snat, client_port), XLB_MEMBER(xlb_snat, vip_port),
         XLB_MEMBER(xlb_snat, family), XLB_MEMBER(xlb_snat, flags), XLB_MEMBER(xlb_snat, pad)}});
+}
+
+// Socket LB's own layouts live in the xlb_sock object.
+TEST(AbiBtf, SockRevKey) {
+  ExpectLayoutMatchesBtf({"xlb_sock_rev_key",
+                          sizeof(xlb_sock_rev_key),
+                          {XLB_MEMBER(xlb_sock_rev_key, cookie), XLB_MEMBER(xlb_sock_rev_key, addr),
+                           XLB_MEMBER(xlb_sock_rev_key, port), XLB_MEMBER(xlb_sock_rev_key, family),
+                           XLB_MEMBER(xlb_sock_rev_key, pad)}},
+                         XLB_SOCK_OBJECT);
+}
+
+TEST(AbiBtf, SockRev) {
+  ExpectLayoutMatchesBtf({"xlb_sock_rev",
+                          sizeof(xlb_sock_rev),
+                          {XLB_MEMBER(xlb_sock_rev, addr), XLB_MEMBER(xlb_sock_rev, port),
+                           XLB_MEMBER(xlb_sock_rev, family), XLB_MEMBER(xlb_sock_rev, pad),
+                           XLB_MEMBER(xlb_sock_rev, service_id)}},
+                         XLB_SOCK_OBJECT);
+}
+
+TEST(AbiBtf, SockNode) {
+  ExpectLayoutMatchesBtf({"xlb_sock_node",
+                          sizeof(xlb_sock_node),
+                          {XLB_MEMBER(xlb_sock_node, addr4), XLB_MEMBER(xlb_sock_node, addr6)}},
+                         XLB_SOCK_OBJECT);
+}
+
+TEST(AbiBtf, SockConfig) {
+  ExpectLayoutMatchesBtf(
+      {"xlb_sock_config", sizeof(xlb_sock_config), {XLB_MEMBER(xlb_sock_config, netns_cookie)}},
+      XLB_SOCK_OBJECT);
 }
 
 }  // namespace

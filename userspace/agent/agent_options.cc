@@ -19,7 +19,7 @@ const char* const kAgentUsage =
     "                 [--uplink IFACE[,IFACE]...|auto]... [--pod-iface GLOB]...\n"
     "                 [--iface-rescan MS] [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
     "                 [--tunnel-mtu N] [--node-name NAME] [--node-addr ADDR]...\n"
-    "                 [--metrics-addr HOST:PORT|off]\n"
+    "                 [--socket-lb on|off] [--cgroup PATH] [--metrics-addr HOST:PORT|off]\n"
     "                 [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
     "                     its local cluster is this node's\n"
@@ -46,6 +46,11 @@ const char* const kAgentUsage =
     "                     other nodes of the local cluster are reached through the tunnel\n"
     "  --node-addr ADDR   an IPv4 or IPv6 address of this node: every nodePort is served on\n"
     "                     it (repeatable; replaces the config's node.addresses)\n"
+    "  --socket-lb on|off translate connect()/sendmsg() of this node's own network namespace\n"
+    "                     to VIPs and NodePorts (also on 127.0.0.1) at the socket (default: on\n"
+    "                     where cgroup v2 is mounted, else off with a warning; `on` insists)\n"
+    "  --cgroup PATH      the cgroup v2 directory socket LB attaches to (default: the cgroup v2\n"
+    "                     mount, /sys/fs/cgroup or /sys/fs/cgroup/unified)\n"
     "  --metrics-addr A   serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
     "                     (default 127.0.0.1:9464; `off` disables; not with --once)\n"
     "  --once             sync once and exit\n"
@@ -142,11 +147,10 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       o.once = true;
       continue;
     }
-    static constexpr std::string_view kValued[] = {"--config", "--kube",       "--policy",
-                                                   "--pin-dir",  "--iface-rescan",
-                                                   "--uplink", "--pod-iface",  "--tunnel-addr",
-                                                   "--encap",  "--tunnel-mtu", "--metrics-addr",
-                                                   "--node-addr",  "--node-name"};
+    static constexpr std::string_view kValued[] = {
+        "--config",       "--kube",      "--policy",      "--pin-dir",   "--iface-rescan",
+        "--uplink",       "--pod-iface", "--tunnel-addr", "--encap",     "--tunnel-mtu",
+        "--metrics-addr", "--node-addr", "--node-name",   "--socket-lb", "--cgroup"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -230,6 +234,21 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       } else {
         o.metrics_addr = v;
       }
+    } else if (flag == "--socket-lb") {
+      if (v == "on") {
+        o.socket_lb.mode = SocketLbOptions::Mode::kOn;
+      } else if (v == "off") {
+        o.socket_lb.mode = SocketLbOptions::Mode::kOff;
+      } else {
+        problem = "--socket-lb " + v + ": on or off";
+        return false;
+      }
+    } else if (flag == "--cgroup") {
+      if (v.empty() || v[0] != '/') {
+        problem = "--cgroup " + v + ": an absolute path of a cgroup v2 directory";
+        return false;
+      }
+      o.socket_lb.cgroup = v;
     } else if (flag == "--tunnel-mtu") {
       unsigned long mtu = 0;
       if (!ParseNumber(v, 576, 65535, mtu)) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "maps/xlb_abi.h"
+#include "userspace/agent/socket_lb.h"
 #include "userspace/model/ip_address.h"
 
 namespace xlb {
@@ -29,6 +30,8 @@ struct AgentOptions {
   // config's `node.name` (--kube: the sources' nodeName / $NODE_NAME). Endpoints on this node
   // are reached directly, the local cluster's others through the tunnel to their node.
   std::string node_name;
+  // --socket-lb on|off, --cgroup PATH: socket LB for the node's own namespace (socket_lb.h).
+  SocketLbOptions socket_lb;
   bool once = false;  // --once: one sync, then exit (leaving the datapath running)
   // --metrics-addr HOST:PORT of /metrics, /healthz and /readyz; "" (from `off`) = none.
   std::string metrics_addr = "127.0.0.1:9464";

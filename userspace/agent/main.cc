@@ -13,6 +13,8 @@
 //     pod interface now and on each new one as its link event arrives (pod_interfaces.h);
 //     the same for xlb_tc_egress on their egress and on the uplinks' (answers xlb met nowhere
 //     else: routed to a client pod, or made by this node's own stack);
+//   - socket LB: its cgroup links are pinned beside the maps, and the new agent swaps its
+//     programs into them (BPF_LINK_UPDATE) (socket_lb.h);
 //   - the tables: Syncer::Adopt() reads the maps back, and the same inputs give the same
 //     desired state (stable ids, deterministic Maglev), so the first sync writes nothing.
 // `xlbctl detach IFACE`, `xlbctl detach-tc IFACE` and `xlbctl unload --pin-dir DIR` remove xlb.
@@ -20,8 +22,8 @@
 #include <time.h>
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +45,7 @@
 #include "userspace/agent/pod_interfaces.h"
 #include "userspace/agent/reconciler.h"
 #include "userspace/agent/rtnetlink.h"
+#include "userspace/agent/socket_lb.h"
 #include "userspace/sync/bpf_map_store.h"
 
 namespace {
@@ -210,6 +213,10 @@ int Run(int argc, char** argv) {
       return Fail("--uplink " + uplink + ": " + idx.error().ToString());
     }
   }
+  auto socket_lb_cgroup = xlb::ResolveSocketLbCgroup(opts.socket_lb, LogLine);
+  if (!socket_lb_cgroup.ok()) {
+    return Fail(socket_lb_cgroup.error().ToString());
+  }
   // --kube: the watches start now, so the first lists run while the datapath loads.
   std::unique_ptr<xlb::KubeFeed> feed;
   if (!opts.kube.empty()) {
@@ -305,6 +312,29 @@ int Run(int argc, char** argv) {
            std::chrono::steady_clock::now() < lists_deadline);
   publish(first);
 
+  // Socket LB on the synced maps, before the programs that make the agent ready: from the
+  // first connect() it sees every service. Its links are pinned like the maps (they stay when
+  // the agent goes, and the next agent swaps its programs in).
+  std::unique_ptr<xlb::SocketLb> socket_lb;
+  if (socket_lb_cgroup->has_value()) {
+    auto started = xlb::SocketLb::Start(*xdp, **socket_lb_cgroup,
+                                        reconciler.model().local_node().addresses, LogLine);
+    if (!started.ok()) {
+      return Fail("socket LB: " + started.error().ToString());
+    }
+    socket_lb = std::move(*started);
+    status.SetSocketLbAttached();
+  }
+  // With --kube the node's addresses arrive with its Node, after start-up.
+  auto follow_node_addresses = [&] {
+    if (socket_lb == nullptr) {
+      return;
+    }
+    if (auto r = socket_lb->SetNodeAddresses(reconciler.model().local_node().addresses); !r.ok()) {
+      LogLine(xlb::LogLevel::kWarn, "socket LB: " + r.error().ToString());
+    }
+  };
+
   for (const std::string& uplink : opts.uplinks) {
     xlb::AttachOptions attach;
     attach.replace = true;        // take over from a previous agent without a gap
@@ -379,6 +409,7 @@ int Run(int argc, char** argv) {
   while (g_stop == 0) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
     publish(step(opts.poll_interval));
+    follow_node_addresses();
     if (!feed) {
       SleepFor(opts.poll_interval);
     }

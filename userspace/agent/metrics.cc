@@ -176,6 +176,11 @@ void AgentStatus::SetXdpAttached(const std::string& uplink) {
   xdp_attached_[uplink] = true;
 }
 
+void AgentStatus::SetSocketLbAttached() {
+  std::lock_guard lock(mu_);
+  socket_lb_attached_ = true;
+}
+
 bool AgentStatus::Healthy(std::chrono::steady_clock::duration stale) const {
   std::lock_guard lock(mu_);
   return std::chrono::steady_clock::now() - heartbeat_ <= stale;
@@ -216,6 +221,9 @@ void AgentStatus::WriteAgentMetrics(Exposition& out) const {
       out.Sample("xlb_agent_xdp_attached", {{"interface", uplink}}, uint64_t{attached});
     }
   }
+  out.Family("xlb_agent_socket_lb_attached", "gauge",
+             "1 once socket LB (host-namespace clients) is attached to the cgroup; 0 while off.");
+  out.Sample("xlb_agent_socket_lb_attached", {}, uint64_t{socket_lb_attached_});
   sync_seconds_.Write(out, "xlb_agent_sync_duration_seconds",
                       "Time of each map sync (plan excluded), successful or not.");
   out.Family("xlb_agent_syncs_failed_total", "counter",

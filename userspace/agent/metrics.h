@@ -110,6 +110,8 @@ class AgentStatus {
   void SetNames(IdNames names, uint64_t valid_backends, uint64_t tables);
   // xlb_xdp is attached to this uplink (xlb_agent_xdp_attached{interface=...}).
   void SetXdpAttached(const std::string& uplink);
+  // Socket LB is attached (xlb_agent_socket_lb_attached 1; 0 while off or left off).
+  void SetSocketLbAttached();
 
   // /healthz: the loop ran within `stale` (it runs every poll interval, so a loop stuck in a
   // syscall or a deadlock turns this off).
@@ -133,6 +135,7 @@ class AgentStatus {
   bool synced_once_ = false;
   bool last_sync_ok_ = false;
   std::map<std::string, bool> xdp_attached_;  // by uplink
+  bool socket_lb_attached_ = false;
   uint64_t config_ok_ = 0, config_failed_ = 0, policy_ok_ = 0, policy_failed_ = 0;
   IdNames names_;
   uint64_t valid_backends_ = 0;
