@@ -348,6 +348,21 @@ std::string Fmt(const char* fmt, double v) {
   return buf;
 }
 
+// A TCP flow's key as xlb's flow maps keep it.
+xlb_ct_key TcpKey(uint8_t family, const std::string& src, const std::string& dst, uint16_t sport,
+                  uint16_t dport) {
+  xlb_ct_key key{};
+  const auto s = testing::ParseAddr(src);
+  const auto d = testing::ParseAddr(dst);
+  std::copy(s.words.begin(), s.words.end(), key.saddr);
+  std::copy(d.words.begin(), d.words.end(), key.daddr);
+  key.sport = htons(sport);
+  key.dport = htons(dport);
+  key.proto = IPPROTO_TCP;
+  key.family = family;
+  return key;
+}
+
 // inet_ntop's form of an address in xlb's words, as pkt::Decode gives addresses.
 std::string AddrText(uint8_t family, const uint32_t* words) {
   char text[INET6_ADDRSTRLEN];
@@ -572,18 +587,30 @@ class Bench {
  private:
   Bench() = default;
 
-  Result<void> AddService(const Family& f) {
-    const xlb_service_key vip = VipKey(f.vip, kVipPort, IPPROTO_TCP);
+  // A TCP service at vip:kVipPort of `count` backends with ids from first_id: backend i
+  // (1..count) is make(addr(i)), its address recorded in `addrs` for the output checks.
+  template <typename MakeBackend>
+  Result<void> AddTcpService(const std::string& what, uint32_t service_id, const char* vip_addr,
+                             uint32_t first_id, uint32_t count, std::string (*addr)(uint32_t),
+                             MakeBackend make, std::set<std::string>& addrs) {
+    const xlb_service_key vip = VipKey(vip_addr, kVipPort, IPPROTO_TCP);
     std::vector<WeightedBackend> backends;
-    for (uint32_t i = 1; i <= kBackends; ++i) {
-      backends.push_back({f.first_backend_id + i - 1, Backend(f.backend_addr(i), kBackendPort)});
-      backend_addrs_.insert(f.backend_addr(i));
+    for (uint32_t i = 1; i <= count; ++i) {
+      backends.push_back({first_id + i - 1, make(addr(i))});
+      addrs.insert(addr(i));
     }
-    auto added = writer_->AddService(f.service_id, std::span(&vip, 1), backends);
+    auto added = writer_->AddService(service_id, std::span(&vip, 1), backends);
     if (!added.ok()) {
-      return std::move(added).take_error().Within(std::string(f.name) + " service");
+      return std::move(added).take_error().Within(what);
     }
     return {};
+  }
+
+  Result<void> AddService(const Family& f) {
+    return AddTcpService(
+        std::string(f.name) + " service", f.service_id, f.vip, f.first_backend_id, kBackends,
+        f.backend_addr, [](const std::string& a) { return Backend(a, kBackendPort); },
+        backend_addrs_);
   }
 
   // The non-service scenario measures the VIP filter's fast exit: its bit must be clear once
@@ -604,56 +631,38 @@ class Bench {
   // The cross-cluster service: its backends are pods of another cluster, reached through
   // the remote node (XLB_BE_F_TUNNEL).
   Result<void> AddRemoteService(const Family& f) {
-    const xlb_service_key vip = VipKey(f.remote_vip, kVipPort, IPPROTO_TCP);
     const auto node = testing::ParseAddr(f.remote_node);
-    std::vector<WeightedBackend> backends;
-    for (uint32_t i = 1; i <= kBackends; ++i) {
-      xlb_backend be = Backend(f.remote_backend_addr(i), kBackendPort, 2);
+    auto tunnelled = [&](const std::string& a) {
+      xlb_backend be = Backend(a, kBackendPort, 2);
       be.flags |= XLB_BE_F_TUNNEL;
       std::copy(node.words.begin(), node.words.end(), be.tunnel);
       be.tunnel_family = node.family;
-      backends.push_back({f.first_remote_backend_id + i - 1, be});
-      remote_backend_addrs_.insert(f.remote_backend_addr(i));
-    }
-    auto added = writer_->AddService(f.remote_service_id, std::span(&vip, 1), backends);
-    if (!added.ok()) {
-      return std::move(added).take_error().Within(std::string(f.name) + " remote service");
-    }
-    return {};
+      return be;
+    };
+    return AddTcpService(std::string(f.name) + " remote service", f.remote_service_id, f.remote_vip,
+                         f.first_remote_backend_id, kBackends, f.remote_backend_addr, tunnelled,
+                         remote_backend_addrs_);
   }
 
   // The SNAT service: its backends are hosts without xlb (XLB_BE_F_SNAT), each its own
   // address with a port range of its own, in a network routed via the uplink's next hop.
   Result<void> AddSnatService(const Family& f, uint32_t count) {
-    const xlb_service_key vip = VipKey(f.snat_vip, kVipPort, IPPROTO_TCP);
     // Backend ids after the local and remote services', the IPv4 service's first.
     const uint32_t first_id = 1 + 4 * kBackends + (f.family == XLB_FAMILY_IPV4 ? 0 : count);
-    std::vector<WeightedBackend> backends;
-    for (uint32_t i = 1; i <= count; ++i) {
-      xlb_backend be = Backend(f.snat_backend_addr(i), kBackendPort);
+    auto snat = [](const std::string& a) {
+      xlb_backend be = Backend(a, kBackendPort);
       be.flags |= XLB_BE_F_SNAT;
-      backends.push_back({first_id + i - 1, be});
-      snat_backend_addrs_.insert(f.snat_backend_addr(i));
-    }
-    auto added = writer_->AddService(f.snat_service_id, std::span(&vip, 1), backends);
-    if (!added.ok()) {
-      return std::move(added).take_error().Within(std::string(f.name) + " SNAT service");
-    }
-    return {};
+      return be;
+    };
+    return AddTcpService(std::string(f.name) + " SNAT service", f.snat_service_id, f.snat_vip,
+                         first_id, count, f.snat_backend_addr, snat, snat_backend_addrs_);
   }
 
   // The SNAT answer scenario's flow, client -> SNAT VIP, went to SNAT backend 1 from this
   // node's address and kSnatAnswerPort: its SNAT entry, keyed by the answer's tuple.
   Result<void> AddSnatEntry(const Family& f) {
-    xlb_ct_key key{};
-    const auto backend = testing::ParseAddr(f.snat_backend_addr(1));
-    const auto node = testing::ParseAddr(f.local_node);
-    std::copy(backend.words.begin(), backend.words.end(), key.saddr);
-    std::copy(node.words.begin(), node.words.end(), key.daddr);
-    key.sport = htons(kBackendPort);
-    key.dport = htons(kSnatAnswerPort);
-    key.proto = IPPROTO_TCP;
-    key.family = f.family;
+    const xlb_ct_key key =
+        TcpKey(f.family, f.snat_backend_addr(1), f.local_node, kBackendPort, kSnatAnswerPort);
     xlb_snat entry{};
     const auto client = testing::ParseAddr(f.client);
     const auto vip = testing::ParseAddr(f.snat_vip);
@@ -684,14 +693,8 @@ class Bench {
         entry.client_port != htons(kClientPort) || entry.vip_port != htons(kVipPort)) {
       return Error{EPROTO, s.name + ": the SNAT entry does not lead back to the client"};
     }
-    xlb_ct_key flow{};
-    std::copy(client.words.begin(), client.words.end(), flow.saddr);
-    std::copy(vip.words.begin(), vip.words.end(), flow.daddr);
-    flow.sport = htons(kClientPort);
-    flow.dport = htons(kVipPort);
-    flow.proto = IPPROTO_TCP;
-    flow.family = f.family;
-    XLB_ASSIGN_OR_RETURN(auto ct, dp_->conntrack().Lookup(flow));
+    XLB_ASSIGN_OR_RETURN(auto ct, dp_->conntrack().Lookup(TcpKey(f.family, f.client, f.snat_vip,
+                                                                 kClientPort, kVipPort)));
     if (ct.snat_port != key.dport) {
       return Error{EPROTO, s.name + ": conntrack keeps SNAT port " +
                                std::to_string(ntohs(ct.snat_port)) + ", the SNAT entry names " +
@@ -703,15 +706,8 @@ class Bench {
 
   // The reply scenario's flow was balanced here to remote backend 1: its reverse NAT entry.
   Result<void> AddReverseNat(const Family& f) {
-    xlb_ct_key key{};
-    const auto backend = testing::ParseAddr(f.remote_backend_addr(1));
-    const auto client = testing::ParseAddr(f.client);
-    std::copy(backend.words.begin(), backend.words.end(), key.saddr);
-    std::copy(client.words.begin(), client.words.end(), key.daddr);
-    key.sport = htons(kBackendPort);
-    key.dport = htons(kClientPort);
-    key.proto = IPPROTO_TCP;
-    key.family = f.family;
+    const xlb_ct_key key =
+        TcpKey(f.family, f.remote_backend_addr(1), f.client, kBackendPort, kClientPort);
     xlb_reply reply{};
     const auto vip = testing::ParseAddr(f.remote_vip);
     std::copy(vip.words.begin(), vip.words.end(), reply.addr);
