@@ -21,10 +21,10 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
-#include <netinet/in.h>
-#include <sched.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -37,11 +37,13 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "bench_wrapper.h"
@@ -74,10 +76,17 @@ constexpr uint32_t kBackends = 10;
 constexpr uint16_t kVipPort = 80;
 constexpr uint16_t kBackendPort = 8080;
 constexpr uint16_t kClientPort = 40000;
+// SNAT backends, each its own address: a new flow claims one of XLB_SNAT_PORTS ports toward
+// its backend, so a run of R new flows fills about R / backends of each backend's range.
+constexpr uint32_t kDefaultSnatBackends = 1000;
+constexpr uint32_t kMaxSnatBackends = 4096;
+constexpr uint32_t kSnatPorts = XLB_SNAT_PORT_MAX - XLB_SNAT_PORT_MIN + 1;
+constexpr uint16_t kSnatAnswerPort = 62000;  // the port the answer scenario's flow was given
 
 // The private uplink of the cross-cluster scenarios (inside the benchmark's own namespace).
 constexpr const char* kUplink = "xlbb0";
 constexpr const char* kUplinkPeer = "xlbb1";
+constexpr const char* kUplinkMac = "02:00:00:00:00:02";
 constexpr const char* kNextHopMac = "02:00:00:00:01:01";
 constexpr const char* kRemoteNodeMac = "02:00:00:00:02:02";
 constexpr uint16_t kTunnelSport = 51000;  // what a remote node's xlb would pick
@@ -106,6 +115,12 @@ struct Family {
   const char* next_hop;
   const char* uplink_net;  // local_node/prefix, for `ip addr add`
   const char* remote_net;  // the remote node's network, routed via next_hop
+  // SNAT: a third service whose backends are hosts without xlb (XLB_BE_F_SNAT) in snat_net,
+  // routed via next_hop like the remote node: flows leave from local_node and a SNAT port.
+  const char* snat_vip;
+  uint32_t snat_service_id;
+  std::string (*snat_backend_addr)(uint32_t i);  // i = 1..kMaxSnatBackends
+  const char* snat_net;
 };
 
 std::string BackendAddr4(uint32_t i) {
@@ -119,6 +134,14 @@ std::string RemoteBackendAddr4(uint32_t i) {
 }
 std::string RemoteBackendAddr6(uint32_t i) {
   return "2001:db8:40::" + std::to_string(i);
+}
+std::string SnatBackendAddr4(uint32_t i) {
+  return "198.19." + std::to_string(i >> 8) + "." + std::to_string(i & 0xff);
+}
+std::string SnatBackendAddr6(uint32_t i) {
+  char hex[8];
+  std::snprintf(hex, sizeof(hex), "%x", i);
+  return std::string("2001:db8:60::") + hex;
 }
 
 const Family kIpv4 = {.name = "IPv4",
@@ -138,7 +161,11 @@ const Family kIpv4 = {.name = "IPv4",
                       .remote_node = "198.18.2.2",
                       .next_hop = "198.18.1.1",
                       .uplink_net = "198.18.1.2/24",
-                      .remote_net = "198.18.2.0/24"};
+                      .remote_net = "198.18.2.0/24",
+                      .snat_vip = "198.18.10.3",
+                      .snat_service_id = 5,
+                      .snat_backend_addr = SnatBackendAddr4,
+                      .snat_net = "198.19.0.0/16"};
 const Family kIpv6 = {.name = "IPv6",
                       .family = XLB_FAMILY_IPV6,
                       .client = "2001:db8:1::1",
@@ -156,7 +183,11 @@ const Family kIpv6 = {.name = "IPv6",
                       .remote_node = "2001:db8:2::2",
                       .next_hop = "2001:db8:1::fe",
                       .uplink_net = "2001:db8:1::2/64",
-                      .remote_net = "2001:db8:2::/64"};
+                      .remote_net = "2001:db8:2::/64",
+                      .snat_vip = "2001:db8:10::3",
+                      .snat_service_id = 6,
+                      .snat_backend_addr = SnatBackendAddr6,
+                      .snat_net = "2001:db8:60::/64"};
 
 enum class Kind {
   kNotVip,
@@ -167,10 +198,13 @@ enum class Kind {
   kRemoteEstablished,  // the same flow again: CT hit, DNAT, VXLAN
   kDecap,              // VXLAN from a remote node to a pod here: decap, tunnel reply entry
   kReply,              // VXLAN reply of a remote backend: decap, reverse NAT to the VIP
+  kSnatNewFlow,        // to a VIP of SNAT backends: Maglev, port claim, CT insert, DNAT+SNAT, fib
+  kSnatEstablished,    // the same flow again: CT hit, SNAT entry touch, DNAT+SNAT, fib
+  kSnatAnswer,         // the backend's answer to node:port: SNAT lookup, back to VIP -> client
 };
 
 bool IsNewFlow(Kind k) {
-  return k == Kind::kNewFlow || k == Kind::kRemoteNewFlow;
+  return k == Kind::kNewFlow || k == Kind::kRemoteNewFlow || k == Kind::kSnatNewFlow;
 }
 
 struct Scenario {
@@ -200,6 +234,7 @@ struct Options {
   uint32_t repeat = 1'000'000;
   uint32_t new_flow_repeat = 0;  // 0: min(repeat, kDefaultNewFlowRepeat)
   uint32_t ct_entries = kDefaultCtEntries;
+  uint32_t snat_backends = kDefaultSnatBackends;
   bool json = false;
   int cpu = -1;        // pin to this CPU; -1: leave scheduling alone
   std::string filter;  // run only the scenarios whose name contains this
@@ -229,7 +264,7 @@ struct ScenarioResult {
 // Everything xlb counts that a benchmark run could move.
 struct Counters {
   std::array<xlb_counter, XLB_REASON_MAX> reasons{};
-  std::array<xlb_flow_counter, 5> services{};  // by service id; 0 unused
+  std::array<xlb_flow_counter, 7> services{};  // by service id; 0 unused
 };
 
 Result<Counters> ReadCounters(const XdpDatapath& dp) {
@@ -247,9 +282,11 @@ Result<Counters> ReadCounters(const XdpDatapath& dp) {
   return c;
 }
 
-// Empties one hash map of xlb_ct_key keys and returns how many entries it held.
+// Empties one hash map of xlb_ct_key keys and returns how many entries it held; their keys
+// are appended to `keys_out` if given.
 template <typename Value>
-Result<uint64_t> ClearFlowMap(int fd, const char* name) {
+Result<uint64_t> ClearFlowMap(int fd, const char* name,
+                              std::vector<xlb_ct_key>* keys_out = nullptr) {
   constexpr uint32_t kChunk = 16384;
   std::vector<xlb_ct_key> keys(kChunk);
   std::vector<Value> values(kChunk);
@@ -266,6 +303,9 @@ Result<uint64_t> ClearFlowMap(int fd, const char* name) {
       return Error::FromRet(ret, std::string("bpf_map_lookup_and_delete_batch(") + name + ")");
     }
     total += count;
+    if (keys_out != nullptr) {
+      keys_out->insert(keys_out->end(), keys.begin(), keys.begin() + count);
+    }
     if (ret == -ENOENT) {
       return total;
     }
@@ -277,14 +317,59 @@ Result<uint64_t> ClearFlowMap(int fd, const char* name) {
 struct FlowEntries {
   uint64_t conntrack = 0;
   uint64_t replies = 0;
+  uint64_t snat = 0;
+  // The most SNAT ports taken toward one backend (address, port, protocol): how full the
+  // fullest backend's port range was.
+  uint64_t snat_ports_peak = 0;
 };
 
-// Empties conntrack and the reply map (a new flow writes one entry in each; decapsulation
-// writes reply entries only) and returns how many entries each held.
+// Empties conntrack, the reply map and the SNAT map (a new flow writes a conntrack entry and
+// either a reply entry or, toward a SNAT backend, a SNAT entry; decapsulation writes reply
+// entries only) and returns how many entries each held.
 Result<FlowEntries> ClearConntrack(const XdpDatapath& dp) {
-  XLB_ASSIGN_OR_RETURN(auto ct, ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT));
-  XLB_ASSIGN_OR_RETURN(auto replies, ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY));
-  return FlowEntries{ct, replies};
+  FlowEntries e;
+  XLB_ASSIGN_OR_RETURN(e.conntrack, ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT));
+  XLB_ASSIGN_OR_RETURN(e.replies, ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY));
+  std::vector<xlb_ct_key> snat_keys;
+  XLB_ASSIGN_OR_RETURN(e.snat, ClearFlowMap<xlb_snat>(dp.snat().fd(), XLB_MAP_SNAT, &snat_keys));
+  // A SNAT key is the answer's tuple: saddr and sport are the backend's.
+  std::map<std::tuple<std::array<uint32_t, 4>, uint16_t, uint8_t>, uint64_t> per_backend;
+  for (const xlb_ct_key& k : snat_keys) {
+    std::array<uint32_t, 4> addr;
+    std::copy(std::begin(k.saddr), std::end(k.saddr), addr.begin());
+    e.snat_ports_peak = std::max(e.snat_ports_peak, ++per_backend[{addr, k.sport, k.proto}]);
+  }
+  return e;
+}
+
+std::string Fmt(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
+// A TCP flow's key as xlb's flow maps keep it.
+xlb_ct_key TcpKey(uint8_t family, const std::string& src, const std::string& dst, uint16_t sport,
+                  uint16_t dport) {
+  xlb_ct_key key{};
+  const auto s = testing::ParseAddr(src);
+  const auto d = testing::ParseAddr(dst);
+  std::copy(s.words.begin(), s.words.end(), key.saddr);
+  std::copy(d.words.begin(), d.words.end(), key.daddr);
+  key.sport = htons(sport);
+  key.dport = htons(dport);
+  key.proto = IPPROTO_TCP;
+  key.family = family;
+  return key;
+}
+
+// inet_ntop's form of an address in xlb's words, as pkt::Decode gives addresses.
+std::string AddrText(uint8_t family, const uint32_t* words) {
+  char text[INET6_ADDRSTRLEN];
+  if (!inet_ntop(family == XLB_FAMILY_IPV4 ? AF_INET : AF_INET6, words, text, sizeof(text))) {
+    return "?";
+  }
+  return text;
 }
 
 // An IP packet (no Ethernet) of a TCP segment, padded with payload so that the frame it ends
@@ -389,6 +474,23 @@ std::vector<Scenario> Scenarios(const Options& o) {
                    0, XLB_FWD_REPLY_REVNAT, o.repeat, 0, 0, XDP_PASS, 0,
                    kFrameLen - VxlanOverhead(*f)});
   }
+  // SNAT: to backends without xlb, from this node's address; routed by xlb (fib lookup).
+  for (const Family* f : {&kIpv4, &kIpv6}) {
+    const std::string fam = f->name;
+    out.push_back({fam + " SNAT new flow (SYN: CT miss + Maglev + SNAT port claim + CT insert + "
+                         "DNAT/SNAT + fib)",
+                   f, Kind::kSnatNewFlow, Frame(*f, f->snat_vip, kVipPort, pkt::kTcpSyn),
+                   f->stamp_off, XLB_FWD_SNAT, new_flow_repeat, 0, 330, XDP_TX,
+                   f->snat_service_id});
+    out.push_back({fam + " SNAT established (ACK: CT hit + SNAT entry touch + DNAT/SNAT + fib)", f,
+                   Kind::kSnatEstablished, Frame(*f, f->snat_vip, kVipPort, pkt::kTcpAck), 0,
+                   XLB_FWD_SNAT, o.repeat, 0, 130, XDP_TX, f->snat_service_id});
+    out.push_back({fam + " SNAT answer (backend -> node:port: SNAT lookup + reverse rewrite)", f,
+                   Kind::kSnatAnswer,
+                   Frame(f->family, f->snat_backend_addr(1), f->local_node, kBackendPort,
+                         kSnatAnswerPort, pkt::kTcpAck),
+                   0, XLB_FWD_REPLY_SNAT, o.repeat, 0, 0, XDP_PASS, 0});
+  }
   return out;
 }
 
@@ -409,6 +511,10 @@ class Bench {
     for (const Family* f : {&kIpv4, &kIpv6}) {
       XLB_TRY(b->AddService(*f));
       XLB_TRY(b->AddRemoteService(*f));
+      XLB_TRY(b->AddSnatService(*f, o.snat_backends));
+    }
+    for (const Family* f : {&kIpv4, &kIpv6}) {
+      XLB_TRY(b->CheckNotVip(*f));
     }
     return b;
   }
@@ -434,12 +540,20 @@ class Bench {
   Result<ScenarioResult> Run(const Scenario& s, const Options& o) {
     ScenarioResult r{&s, {}, {}};
     XLB_TRY(CheckFrame(s));
-    if (s.kind == Kind::kEstablished || s.kind == Kind::kRemoteEstablished) {
+    if (s.kind == Kind::kEstablished || s.kind == Kind::kRemoteEstablished ||
+        s.kind == Kind::kSnatEstablished) {
       XLB_TRY(Prime(s));
+    }
+    if (s.kind == Kind::kSnatEstablished) {
+      XLB_TRY(RecordSnatFlow(s));
     }
     if (s.kind == Kind::kReply) {
       XLB_TRY(AddReverseNat(*s.family));
     }
+    if (s.kind == Kind::kSnatAnswer) {
+      XLB_TRY(AddSnatEntry(*s.family));
+    }
+    snat_ports_peak_ = 0;
     auto warm = RunOnce(s, o.repeat, s.repeat);
     if (!warm.ok()) {
       return std::move(warm).take_error().Within("warm-up");
@@ -453,10 +567,18 @@ class Bench {
     }
     r.check = std::string(ReasonName(s.expected)) + " +" + std::to_string(s.repeat) +
               (o.runs > 1 ? " ×" + std::to_string(o.runs) : "") + ", others 0";
-    if (IsNewFlow(s.kind)) {
+    if (s.kind == Kind::kSnatNewFlow) {
+      // How full the fullest backend's port range was when each run ended (it starts empty).
+      r.check += "; CT +" + std::to_string(s.repeat) + ", SNAT +" + std::to_string(s.repeat) +
+                 " (" + std::to_string(o.snat_backends) + " backends, at most " +
+                 std::to_string(snat_ports_peak_) + " of " + std::to_string(kSnatPorts) +
+                 " ports taken toward one = " +
+                 Fmt("%.1f", 100.0 * static_cast<double>(snat_ports_peak_) / kSnatPorts) +
+                 " % at the run's end)";
+    } else if (IsNewFlow(s.kind)) {
       r.check += "; CT +" + std::to_string(s.repeat);
     }
-    if (s.kind == Kind::kRemoteNewFlow || s.kind == Kind::kRemoteEstablished) {
+    if (s.verdict == XDP_TX) {
       r.check += "; XDP_TX";
     }
     return r;
@@ -465,18 +587,35 @@ class Bench {
  private:
   Bench() = default;
 
-  Result<void> AddService(const Family& f) {
-    const xlb_service_key vip = VipKey(f.vip, kVipPort, IPPROTO_TCP);
+  // A TCP service at vip:kVipPort of `count` backends with ids from first_id: backend i
+  // (1..count) is make(addr(i)), its address recorded in `addrs` for the output checks.
+  template <typename MakeBackend>
+  Result<void> AddTcpService(const std::string& what, uint32_t service_id, const char* vip_addr,
+                             uint32_t first_id, uint32_t count, std::string (*addr)(uint32_t),
+                             MakeBackend make, std::set<std::string>& addrs) {
+    const xlb_service_key vip = VipKey(vip_addr, kVipPort, IPPROTO_TCP);
     std::vector<WeightedBackend> backends;
-    for (uint32_t i = 1; i <= kBackends; ++i) {
-      backends.push_back({f.first_backend_id + i - 1, Backend(f.backend_addr(i), kBackendPort)});
-      backend_addrs_.insert(f.backend_addr(i));
+    for (uint32_t i = 1; i <= count; ++i) {
+      backends.push_back({first_id + i - 1, make(addr(i))});
+      addrs.insert(addr(i));
     }
-    auto added = writer_->AddService(f.service_id, std::span(&vip, 1), backends);
+    auto added = writer_->AddService(service_id, std::span(&vip, 1), backends);
     if (!added.ok()) {
-      return std::move(added).take_error().Within(std::string(f.name) + " service");
+      return std::move(added).take_error().Within(what);
     }
-    // The non-service scenario measures the VIP filter's fast exit: its bit must be clear.
+    return {};
+  }
+
+  Result<void> AddService(const Family& f) {
+    return AddTcpService(
+        std::string(f.name) + " service", f.service_id, f.vip, f.first_backend_id, kBackends,
+        f.backend_addr, [](const std::string& a) { return Backend(a, kBackendPort); },
+        backend_addrs_);
+  }
+
+  // The non-service scenario measures the VIP filter's fast exit: its bit must be clear once
+  // every VIP is in.
+  Result<void> CheckNotVip(const Family& f) {
     const auto addr = testing::ParseAddr(f.not_vip);
     uint32_t word = 0;
     const uint64_t bit = xlb_vip_filter_pos(addr.words.data(), &word);
@@ -492,35 +631,83 @@ class Bench {
   // The cross-cluster service: its backends are pods of another cluster, reached through
   // the remote node (XLB_BE_F_TUNNEL).
   Result<void> AddRemoteService(const Family& f) {
-    const xlb_service_key vip = VipKey(f.remote_vip, kVipPort, IPPROTO_TCP);
     const auto node = testing::ParseAddr(f.remote_node);
-    std::vector<WeightedBackend> backends;
-    for (uint32_t i = 1; i <= kBackends; ++i) {
-      xlb_backend be = Backend(f.remote_backend_addr(i), kBackendPort, 2);
+    auto tunnelled = [&](const std::string& a) {
+      xlb_backend be = Backend(a, kBackendPort, 2);
       be.flags |= XLB_BE_F_TUNNEL;
       std::copy(node.words.begin(), node.words.end(), be.tunnel);
       be.tunnel_family = node.family;
-      backends.push_back({f.first_remote_backend_id + i - 1, be});
-      remote_backend_addrs_.insert(f.remote_backend_addr(i));
+      return be;
+    };
+    return AddTcpService(std::string(f.name) + " remote service", f.remote_service_id, f.remote_vip,
+                         f.first_remote_backend_id, kBackends, f.remote_backend_addr, tunnelled,
+                         remote_backend_addrs_);
+  }
+
+  // The SNAT service: its backends are hosts without xlb (XLB_BE_F_SNAT), each its own
+  // address with a port range of its own, in a network routed via the uplink's next hop.
+  Result<void> AddSnatService(const Family& f, uint32_t count) {
+    // Backend ids after the local and remote services', the IPv4 service's first.
+    const uint32_t first_id = 1 + 4 * kBackends + (f.family == XLB_FAMILY_IPV4 ? 0 : count);
+    auto snat = [](const std::string& a) {
+      xlb_backend be = Backend(a, kBackendPort);
+      be.flags |= XLB_BE_F_SNAT;
+      return be;
+    };
+    return AddTcpService(std::string(f.name) + " SNAT service", f.snat_service_id, f.snat_vip,
+                         first_id, count, f.snat_backend_addr, snat, snat_backend_addrs_);
+  }
+
+  // The SNAT answer scenario's flow, client -> SNAT VIP, went to SNAT backend 1 from this
+  // node's address and kSnatAnswerPort: its SNAT entry, keyed by the answer's tuple.
+  Result<void> AddSnatEntry(const Family& f) {
+    const xlb_ct_key key =
+        TcpKey(f.family, f.snat_backend_addr(1), f.local_node, kBackendPort, kSnatAnswerPort);
+    xlb_snat entry{};
+    const auto client = testing::ParseAddr(f.client);
+    const auto vip = testing::ParseAddr(f.snat_vip);
+    std::copy(client.words.begin(), client.words.end(), entry.client);
+    std::copy(vip.words.begin(), vip.words.end(), entry.vip);
+    entry.client_port = htons(kClientPort);
+    entry.vip_port = htons(kVipPort);
+    entry.family = f.family;
+    return dp_->snat().Update(key, entry);
+  }
+
+  // After priming the SNAT established flow: its one SNAT entry, which must answer to the
+  // client from the VIP and hold the port the flow's conntrack entry keeps. The output of
+  // every run is checked against it.
+  Result<void> RecordSnatFlow(const Scenario& s) {
+    const Family& f = *s.family;
+    XLB_ASSIGN_OR_RETURN(auto keys, dp_->snat().Keys());
+    if (keys.size() != 1) {
+      return Error{EPROTO, s.name + ": priming left " + std::to_string(keys.size()) +
+                               " SNAT entries, expected 1"};
     }
-    auto added = writer_->AddService(f.remote_service_id, std::span(&vip, 1), backends);
-    if (!added.ok()) {
-      return std::move(added).take_error().Within(std::string(f.name) + " remote service");
+    const xlb_ct_key& key = keys.front();
+    XLB_ASSIGN_OR_RETURN(auto entry, dp_->snat().Lookup(key));
+    const auto client = testing::ParseAddr(f.client);
+    const auto vip = testing::ParseAddr(f.snat_vip);
+    if (!std::equal(client.words.begin(), client.words.end(), entry.client) ||
+        !std::equal(vip.words.begin(), vip.words.end(), entry.vip) ||
+        entry.client_port != htons(kClientPort) || entry.vip_port != htons(kVipPort)) {
+      return Error{EPROTO, s.name + ": the SNAT entry does not lead back to the client"};
     }
+    XLB_ASSIGN_OR_RETURN(auto ct, dp_->conntrack().Lookup(TcpKey(f.family, f.client, f.snat_vip,
+                                                                 kClientPort, kVipPort)));
+    if (ct.snat_port != key.dport) {
+      return Error{EPROTO, s.name + ": conntrack keeps SNAT port " +
+                               std::to_string(ntohs(ct.snat_port)) + ", the SNAT entry names " +
+                               std::to_string(ntohs(key.dport))};
+    }
+    snat_flow_ = SnatFlow{AddrText(f.family, key.saddr), ntohs(key.sport), ntohs(key.dport)};
     return {};
   }
 
   // The reply scenario's flow was balanced here to remote backend 1: its reverse NAT entry.
   Result<void> AddReverseNat(const Family& f) {
-    xlb_ct_key key{};
-    const auto backend = testing::ParseAddr(f.remote_backend_addr(1));
-    const auto client = testing::ParseAddr(f.client);
-    std::copy(backend.words.begin(), backend.words.end(), key.saddr);
-    std::copy(client.words.begin(), client.words.end(), key.daddr);
-    key.sport = htons(kBackendPort);
-    key.dport = htons(kClientPort);
-    key.proto = IPPROTO_TCP;
-    key.family = f.family;
+    const xlb_ct_key key =
+        TcpKey(f.family, f.remote_backend_addr(1), f.client, kBackendPort, kClientPort);
     xlb_reply reply{};
     const auto vip = testing::ParseAddr(f.remote_vip);
     std::copy(vip.words.begin(), vip.words.end(), reply.addr);
@@ -621,13 +808,18 @@ class Bench {
       sample.direct_ns = direct.duration_ns;
     }
     if (IsNewFlow(s.kind)) {
-      // Every repetition was a new flow: one conntrack entry each, none evicted.
+      // Every repetition was a new flow: one conntrack entry each, none evicted, and one
+      // reply entry each, or one SNAT entry (a claimed port) toward a SNAT backend.
       XLB_ASSIGN_OR_RETURN(auto entries, ClearConntrack(*dp_));
-      if (entries.conntrack != xlb_repeat || entries.replies != xlb_repeat) {
+      const bool snat = s.kind == Kind::kSnatNewFlow;
+      if (entries.conntrack != xlb_repeat || entries.replies != (snat ? 0 : xlb_repeat) ||
+          entries.snat != (snat ? xlb_repeat : 0)) {
         return Error{EPROTO, s.name + ": conntrack holds " + std::to_string(entries.conntrack) +
-                                 " entries and the reply map " + std::to_string(entries.replies) +
-                                 " after " + std::to_string(xlb_repeat) + " new flows"};
+                                 " entries, the reply map " + std::to_string(entries.replies) +
+                                 " and the SNAT map " + std::to_string(entries.snat) + " after " +
+                                 std::to_string(xlb_repeat) + " new flows"};
       }
+      snat_ports_peak_ = std::max(snat_ports_peak_, entries.snat_ports_peak);
     }
     return sample;
   }
@@ -651,7 +843,7 @@ class Bench {
       }
     }
     const bool forwarded = expected == XLB_FWD_NEW_FLOW || expected == XLB_FWD_ESTABLISHED ||
-                           expected == XLB_FWD_ENCAP;
+                           expected == XLB_FWD_ENCAP || expected == XLB_FWD_SNAT;
     for (uint32_t id = 1; id < after.services.size(); ++id) {
       const uint64_t dp = after.services[id].packets - before.services[id].packets;
       const uint64_t dn = after.services[id].new_flows - before.services[id].new_flows;
@@ -727,9 +919,54 @@ class Bench {
         }
         return {};
       }
+      case Kind::kSnatNewFlow:
+      case Kind::kSnatEstablished: {
+        // DNATed to a SNAT backend, from this node and a SNAT port (the primed flow's backend
+        // and port when established), addressed by the fib to the next hop.
+        const pkt::Decoded d = pkt::Decode(out);
+        const bool established = s.kind == Kind::kSnatEstablished;
+        const bool backend_ok =
+            established ? snat_flow_ && d.dst == snat_flow_->backend &&
+                              d.dport == snat_flow_->backend_port && d.sport == snat_flow_->port
+                        : snat_backend_addrs_.count(d.dst) != 0 && d.dport == kBackendPort &&
+                              d.sport >= XLB_SNAT_PORT_MIN;  // MAX: 65535
+        if (!d.ok() || !backend_ok || d.src != f.local_node ||
+            d.eth_dst != pkt::ParseMac(kNextHopMac) || d.eth_src != pkt::ParseMac(kUplinkMac) ||
+            !checksums_ok(d)) {
+          return Error{
+              EPROTO,
+              s.name + ": output is not DNATed to " +
+                  (established && snat_flow_
+                       ? snat_flow_->backend + ":" + std::to_string(snat_flow_->backend_port) +
+                             " from port " + std::to_string(snat_flow_->port)
+                       : std::string("a SNAT backend from a SNAT port")) +
+                  " of " + f.local_node +
+                  ", to the next hop's MAC, with good checksums: " + pkt::Describe(d)};
+        }
+        return {};
+      }
+      case Kind::kSnatAnswer: {
+        // From the VIP to the client again, handed to the stack.
+        const pkt::Decoded d = pkt::Decode(out);
+        if (!d.ok() || d.src != f.snat_vip || d.sport != kVipPort || d.dst != f.client ||
+            d.dport != kClientPort || !checksums_ok(d)) {
+          return Error{EPROTO, s.name + ": output is not from " + f.snat_vip + ":" +
+                                   std::to_string(kVipPort) + " to " + f.client + ":" +
+                                   std::to_string(kClientPort) +
+                                   " with good checksums: " + pkt::Describe(d)};
+        }
+        return {};
+      }
     }
     return {};
   }
+
+  // The primed SNAT flow: the backend it went to and the port it leaves from.
+  struct SnatFlow {
+    std::string backend;
+    uint16_t backend_port;
+    uint16_t port;
+  };
 
   std::unique_ptr<XdpDatapath> dp_;
   std::unique_ptr<XdpFloor> floor_;
@@ -737,6 +974,9 @@ class Bench {
   std::unique_ptr<ServiceWriter> writer_;
   std::set<std::string> backend_addrs_;
   std::set<std::string> remote_backend_addrs_;
+  std::set<std::string> snat_backend_addrs_;
+  std::optional<SnatFlow> snat_flow_;
+  uint64_t snat_ports_peak_ = 0;  // of the current scenario's runs
   int uplink_ = 0;  // ifindex of the private uplink: every run's ingress interface
 };
 
@@ -801,12 +1041,6 @@ Machine ReadMachine() {
   return m;
 }
 
-std::string Fmt(const char* fmt, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), fmt, v);
-  return buf;
-}
-
 std::string TargetCell(const Scenario& s, double x) {
   if (s.target_x == 0) {
     return "—";
@@ -866,10 +1100,16 @@ void PrintMarkdown(const std::vector<ScenarioResult>& results, const Machine& m,
       "\nKatran × = Katran's BPF_PROG_TEST_RUN figure over its trivial-XDP floor (%.0f ns); its "
       "remote figures include its IPIP encapsulation.\n"
       "Services: per family one VIP with local backends and one with remote (tunnelled) ones, "
-      "TCP port %u, %u backends each, Maglev table %u slots; conntrack and reply maps LRU %u "
-      "entries, emptied before every new-flow run. Remote and reply paths: VXLAN, outer header "
-      "of the inner packet's family, fib lookup on a private veth uplink (XDP_TX).\n",
-      kKatranTrivialNs, kVipPort, kBackends, XLB_MAGLEV_DEFAULT_SIZE, o.ct_entries);
+      "TCP port %u, %u backends each, Maglev table %u slots; conntrack, reply and SNAT maps "
+      "LRU %u entries, emptied before every new-flow run. Remote and reply paths: VXLAN, outer "
+      "header of the inner packet's family, fib lookup on a private veth uplink (XDP_TX).\n"
+      "SNAT paths: per family a third VIP with %u SNAT backends (each its own address, %u ports "
+      "of its own); a new-flow run starts with an empty SNAT map and claims one port per "
+      "repetition (the check says how full the fullest backend's range got); DNAT + SNAT to "
+      "this node's address, fib lookup, XDP_TX. Katran × of the SNAT rows: its new-flow and "
+      "established figures (it has no SNAT).\n",
+      kKatranTrivialNs, kVipPort, kBackends, XLB_MAGLEV_DEFAULT_SIZE, o.ct_entries, o.snat_backends,
+      kSnatPorts);
   std::printf("total run time: %.1f s\n", seconds);
 }
 
@@ -945,7 +1185,7 @@ Result<int> SetUpPrivateUplink() {
   }
   const std::string up = kUplink;
   XLB_TRY(Sh("ip link add " + up + " type veth peer name " + kUplinkPeer));
-  XLB_TRY(Sh("ip link set " + up + " address 02:00:00:00:00:02 up"));
+  XLB_TRY(Sh("ip link set " + up + " address " + kUplinkMac + " up"));
   XLB_TRY(Sh(std::string("ip link set ") + kUplinkPeer + " up"));
   for (const Family* f : {&kIpv4, &kIpv6}) {
     const std::string ip = f->family == XLB_FAMILY_IPV6 ? "ip -6 " : "ip ";
@@ -954,6 +1194,7 @@ Result<int> SetUpPrivateUplink() {
     XLB_TRY(Sh(ip + "neigh replace " + f->next_hop + " lladdr " + kNextHopMac + " dev " + up +
                " nud permanent"));
     XLB_TRY(Sh(ip + "route add " + f->remote_net + " via " + f->next_hop + " dev " + up));
+    XLB_TRY(Sh(ip + "route add " + f->snat_net + " via " + f->next_hop + " dev " + up));
   }
   const unsigned ifindex = if_nametoindex(kUplink);
   if (ifindex == 0) {
@@ -975,11 +1216,12 @@ void Usage(FILE* out) {
                "size\n"
                "                       (default min(repeat, %u))\n"
                "  --ct-entries N       conntrack (LRU) size (default %u)\n"
+               "  --snat-backends N    backends of the SNAT services, at most %u (default %u)\n"
                "  --cpu N              pin the benchmark to CPU N\n"
                "  --filter TEXT        only the scenarios whose name contains TEXT\n"
                "  --json               JSON instead of Markdown\n"
                "Needs root (loads BPF programs).\n",
-               kDefaultNewFlowRepeat, kDefaultCtEntries);
+               kDefaultNewFlowRepeat, kDefaultCtEntries, kMaxSnatBackends, kDefaultSnatBackends);
 }
 
 std::optional<uint32_t> ParseCount(const char* text) {
@@ -1037,6 +1279,12 @@ std::optional<Options> ParseArgs(int argc, char** argv) {
       o.new_flow_repeat = *n;
     } else if (arg == "--ct-entries") {
       o.ct_entries = *n;
+    } else if (arg == "--snat-backends") {
+      if (*n > kMaxSnatBackends) {
+        std::fprintf(stderr, "xlb-bench: --snat-backends %u: at most %u\n", *n, kMaxSnatBackends);
+        return std::nullopt;
+      }
+      o.snat_backends = *n;
     } else {
       std::fprintf(stderr, "xlb-bench: unknown option %s\n", argv[i - 1]);
       return std::nullopt;
