@@ -85,13 +85,14 @@ static __always_inline int snat_stale(const struct xlb_snat *cur, const struct x
 	};
 	struct xlb_ct_value *ct;
 
+	/* the cheap half first: a port in use recently is taken, whatever its flow's state */
+	if (now - cur->last_seen <= (__u64)XLB_SNAT_REUSE_S * XLB_NSEC_PER_SEC)
+		return 0;
 	__builtin_memcpy(owner.saddr, cur->client, sizeof(owner.saddr));
 	__builtin_memcpy(owner.daddr, cur->vip, sizeof(owner.daddr));
 	ct = bpf_map_lookup_elem(&xlb_ct_v1, &owner);
-	if (ct && ct->snat_port == key->dport &&
-	    xlb_ct_check(&xlb_cfg, key->proto, ct->state, ct->last_seen, 0, now) == XLB_CT_KEEP)
-		return 0;
-	return now - cur->last_seen > (__u64)XLB_SNAT_REUSE_S * XLB_NSEC_PER_SEC;
+	return !ct || ct->snat_port != key->dport ||
+	       xlb_ct_check(&xlb_cfg, key->proto, ct->state, ct->last_seen, 0, now) != XLB_CT_KEEP;
 }
 
 /*
