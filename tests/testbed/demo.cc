@@ -149,6 +149,9 @@ const std::vector<std::pair<const char*, const char*>>& PathReasons() {
       {"fwd_reply_revnat", "revnat"},
       {"fwd_reply_tunnel", "reply-tunnel"},
       {"fwd_reply_routed", "reply-routed"},
+      {"fwd_snat", "snat"},
+      {"fwd_reply_snat", "reply-snat"},
+      {"drop_snat_ports", "DROP-snat-ports"},
       {"pass_reply_kernel", "reply-kernel"},
       {"pass_encap_kernel", "encap-kernel"}};
   return reasons;
