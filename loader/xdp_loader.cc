@@ -340,9 +340,13 @@ XdpDatapath::~XdpDatapath() {
 
 Result<std::unique_ptr<XdpDatapath>> XdpDatapath::Load(const LoadOptions& options) {
   auto dp = LoadUnexplained(options);
-  if (!dp.ok() && dp.error().err == EPERM) {
+  // EPERM: no CAP_BPF (or no CAP_NET_ADMIN for XDP programs). EACCES: the verifier refused
+  // the program, which without CAP_PERFMON it does for the packet-pointer arithmetic xlb
+  // needs; with it, the verifier log (libbpf logged it) says why.
+  if (!dp.ok() && (dp.error().err == EPERM || dp.error().err == EACCES)) {
     Error e = std::move(dp).take_error();
-    e.what += " (loading BPF needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON)";
+    e.what += " (loading BPF needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON";
+    e.what += e.err == EACCES ? "; without CAP_PERFMON the verifier refuses xlb's programs)" : ")";
     return e;
   }
   return dp;

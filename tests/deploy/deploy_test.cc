@@ -71,12 +71,20 @@ TEST_F(DeployTest, RendersTheAgentItsRbacAndItsConfigInOneNamespace) {
 }
 
 // What the datapath needs from the pod: the node's interfaces, BPF, and the host's bpffs so
-// the pinned maps (and with them the running datapath) outlive the pod.
-TEST_F(DeployTest, AgentPodIsPrivilegedOnTheHostNetworkWithTheHostsBpffs) {
+// the pinned maps (and with them the running datapath) outlive the pod; no more privilege
+// than three capabilities (capabilities_test.cc runs the agent with exactly them).
+TEST_F(DeployTest, AgentPodIsUnprivilegedOnTheHostNetworkWithTheHostsBpffs) {
   const YAML::Node spec = Object("DaemonSet/xlb-agent")["spec"]["template"]["spec"];
   EXPECT_TRUE(spec["hostNetwork"].as<bool>());
   EXPECT_EQ(spec["serviceAccountName"].as<std::string>(), "xlb-agent");
-  EXPECT_TRUE(Container()["securityContext"]["privileged"].as<bool>());
+  const YAML::Node sc = Container()["securityContext"];
+  EXPECT_FALSE(sc["privileged"].as<bool>());
+  EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>());
+  EXPECT_TRUE(sc["readOnlyRootFilesystem"].as<bool>());
+  EXPECT_EQ(sc["capabilities"]["drop"].as<std::vector<std::string>>(),
+            std::vector<std::string>{"ALL"});
+  EXPECT_EQ(sc["capabilities"]["add"].as<std::vector<std::string>>(),
+            (std::vector<std::string>{"BPF", "NET_ADMIN", "PERFMON"}));
   bool bpffs = false;
   for (const YAML::Node& v : spec["volumes"]) {
     if (v["hostPath"] && v["hostPath"]["path"].as<std::string>() == "/sys/fs/bpf") {
