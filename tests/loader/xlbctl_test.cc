@@ -1,6 +1,7 @@
 // xlbctl end to end: load/pin, reasons, attach inside a namespace and detach, unload.
 // XLBCTL is the built binary's path. Needs root.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -37,9 +38,18 @@ TEST(Xlbctl, LoadReasonsUnload) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("pass_not_ip"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("drop_no_table"), std::string::npos) << r.output;
+  r = RunCommand(Xlbctl("-o json reasons --pin-dir " + dir.path()));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto doc = nlohmann::json::parse(r.output);
+  ASSERT_EQ(doc.size(), static_cast<size_t>(XLB_REASON_MAX)) << r.output;
+  EXPECT_EQ(doc[0]["reason"], "pass_not_ip");
+  EXPECT_EQ(doc[0]["packets"], 0);
 
   r = RunCommand(Xlbctl("unload --pin-dir " + dir.path()));
   ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("removed " + std::to_string(kPinnedMaps.size()) + " xlb pins"),
+            std::string::npos)
+      << r.output;
   EXPECT_FALSE(Exists(dir.path()));
 
   r = RunCommand(Xlbctl("reasons --pin-dir " + dir.path()));
@@ -141,6 +151,28 @@ TEST(Xlbctl, UsageErrors) {
   EXPECT_EQ(RunCommand(Xlbctl("load --encap ipip")).status, 2);
   EXPECT_EQ(RunCommand(Xlbctl("load --tunnel-mtu 99")).status, 2);
   EXPECT_EQ(RunCommand(Xlbctl("help")).status, 0);
+}
+
+// What a newcomer types first: help after a command, the output option before it, commands
+// on a node where nothing is loaded.
+TEST(Xlbctl, HelpAnywhereOptionsBeforeTheCommandAndNothingLoaded) {
+  for (const char* args : {"status --help", "conntrack -h", "--help"}) {
+    const CommandResult r = RunCommand(Xlbctl(args));
+    EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("xlbctl status"), std::string::npos) << args << "\n" << r.output;
+  }
+  const PinDir empty;  // not created: nothing was ever loaded there
+  const CommandResult status = RunCommand(Xlbctl("-o json status --pin-dir " + empty.path()));
+  EXPECT_EQ(status.status, 1) << status.output;
+  EXPECT_NE(status.output.find("not loaded"), std::string::npos) << status.output;
+  const CommandResult reasons = RunCommand(Xlbctl("reasons --pin-dir " + empty.path()));
+  EXPECT_EQ(reasons.status, 1) << reasons.output;
+  EXPECT_NE(reasons.output.find("the xlb datapath is not loaded under " + empty.path()),
+            std::string::npos)
+      << reasons.output;
+  const CommandResult unload = RunCommand(Xlbctl("unload --pin-dir " + empty.path()));
+  EXPECT_EQ(unload.status, 0) << unload.output;
+  EXPECT_NE(unload.output.find("nothing removed"), std::string::npos) << unload.output;
 }
 
 }  // namespace

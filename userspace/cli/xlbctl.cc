@@ -17,6 +17,12 @@
 #include "loader/reasons.h"
 #include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <span>
+
+#include "loader/sock_loader.h"
 #include "maps/typed_map.h"
 #include "userspace/cli/commands.h"
 
@@ -28,16 +34,19 @@ constexpr const char* kUsage =
     "              [--tc IFACE]... [--tunnel-addr ADDR]... [--encap vxlan|gue] [--tunnel-mtu N]\n"
     "      load the datapath and pin its maps (re-using pinned ones); with --attach, attach\n"
     "      XDP to IFACE (the uplink) and leave it attached (--replace: replace a program\n"
-    "      already there); with --tc, attach xlb_tc to each pod-side IFACE (clsact ingress).\n"
+    "      already there); with --tc, attach xlb_tc to each pod-side IFACE (clsact ingress;\n"
+    "      xlb_tc_egress on its egress).\n"
     "      --tunnel-addr: this node's IPv4 and/or IPv6 tunnel endpoint (outer source,\n"
     "      decapsulation address); --encap: what goes to tunnelled backends (default vxlan)\n"
     "  xlbctl detach IFACE [--force]\n"
-    "      detach xlb's XDP program from IFACE (--force: whatever program is there)\n"
+    "      detach xlb's XDP program from IFACE (--force: whatever program is there), and\n"
+    "      xlb_tc_egress from its egress\n"
     "  xlbctl detach-tc IFACE\n"
-    "      detach xlb_tc from IFACE's clsact ingress\n"
+    "      detach xlb_tc from IFACE's clsact ingress and xlb_tc_egress from its egress\n"
     "  xlbctl unload [--pin-dir DIR]\n"
-    "      remove the pins; an attached program keeps running until detached\n"
-    "  xlbctl reasons [--pin-dir DIR]\n"
+    "      remove the pins (socket LB's cgroup links go with theirs); an attached XDP or TC\n"
+    "      program keeps running until detached\n"
+    "  xlbctl reasons [--pin-dir DIR] [-o json]\n"
     "      packets and bytes per verdict reason, summed over CPUs\n"
     "inspection (read-only; human tables, or one JSON document with -o json):\n"
     "  xlbctl status [--pin-dir DIR]\n"
@@ -60,6 +69,7 @@ constexpr const char* kUsage =
     "  xlbctl policies --config FILE [--policy PATH]\n"
     "      the config and policies read as xlb-agent reads them: effective weight per\n"
     "      cluster and endpoint of every service port; exit 1 when they are rejected\n"
+    "Options may come before or after the command; --help or -h anywhere prints this.\n"
     "DIR defaults to " XLB_PIN_DIR ".\n";
 
 struct Args {
@@ -74,6 +84,7 @@ struct Args {
   bool replace = false;
   bool native_only = false;
   bool force = false;
+  bool help = false;
   xlb::cli::InspectOptions inspect;
 };
 
@@ -90,13 +101,10 @@ int Fail(const xlb::Error& error) {
   return 1;
 }
 
+// Options may come before or after the command (`xlbctl -o json status`); the first word that
+// is not an option or an option's value is the command. --help or -h anywhere asks for help.
 bool Parse(int argc, char** argv, Args& args, std::string& problem) {
-  if (argc < 2) {
-    problem = "missing command";
-    return false;
-  }
-  args.command = argv[1];
-  for (int i = 2; i < argc; ++i) {
+  for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     auto value = [&](std::string& out) {
       if (i + 1 >= argc) {
@@ -172,12 +180,20 @@ bool Parse(int argc, char** argv, Args& args, std::string& problem) {
       args.native_only = true;
     } else if (a == "--force") {
       args.force = true;
-    } else if (a.starts_with("--")) {
+    } else if (a == "--help" || a == "-h") {
+      args.help = true;
+    } else if (a.starts_with("-") && a != "-") {
       problem = "unknown option " + std::string(a);
       return false;
+    } else if (args.command.empty()) {
+      args.command = a;
     } else {
       args.positional.emplace_back(a);
     }
+  }
+  if (args.command.empty() && !args.help) {
+    problem = "missing command";
+    return false;
   }
   return true;
 }
@@ -313,16 +329,33 @@ int Unload(const Args& args) {
   if (args.pin_dir.empty()) {
     return Usage("unload needs a pin dir");
   }
+  size_t pinned = 0;
+  for (const auto& names : {std::span<const char* const>(xlb::kPinnedMaps),
+                            std::span<const char* const>(xlb::kSockLbPins)}) {
+    for (const char* name : names) {
+      pinned += ::access((args.pin_dir + "/" + name).c_str(), F_OK) == 0 ? 1 : 0;
+    }
+  }
   auto r = xlb::RemovePins(args.pin_dir);
   if (!r.ok()) {
     return Fail(r.error());
   }
-  std::printf("removed xlb pins under %s\n", args.pin_dir.c_str());
+  if (pinned == 0) {
+    std::printf("no xlb pins under %s: nothing removed\n", args.pin_dir.c_str());
+  } else {
+    std::printf("removed %zu xlb pins under %s\n", pinned, args.pin_dir.c_str());
+  }
   return 0;
 }
 
 int Reasons(const Args& args) {
   auto fd = xlb::OpenPinnedMap(args.pin_dir, XLB_MAP_REASONS);
+  if (!fd.ok() && fd.error().err == ENOENT) {
+    // as the inspection commands say it (pinned_datapath.cc)
+    std::fprintf(stderr, "xlbctl: %s/%s is not pinned: the xlb datapath is not loaded under %s\n",
+                 args.pin_dir.c_str(), XLB_MAP_REASONS, args.pin_dir.c_str());
+    return 1;
+  }
   if (!fd.ok()) {
     return Fail(fd.error());
   }
@@ -330,11 +363,23 @@ int Reasons(const Args& args) {
   if (!map.ok()) {
     return Fail(map.error());
   }
-  std::printf("%-20s %-8s %16s %18s  %s\n", "reason", "verdict", "packets", "bytes", "description");
+  nlohmann::json doc = nlohmann::json::array();
+  if (!args.inspect.json) {
+    std::printf("%-20s %-8s %16s %18s  %s\n", "reason", "verdict", "packets", "bytes",
+                "description");
+  }
   for (const auto& r : xlb::kReasons) {
     auto sum = map->LookupSum(static_cast<uint32_t>(r.reason));
     if (!sum.ok()) {
       return Fail(sum.error());
+    }
+    if (args.inspect.json) {
+      doc.push_back({{"reason", r.name},
+                     {"verdict", xlb::VerdictName(r.verdict)},
+                     {"packets", sum->packets},
+                     {"bytes", sum->bytes},
+                     {"description", r.description}});
+      continue;
     }
     std::printf("%-20.*s %-8.*s %16" PRIu64 " %18" PRIu64 "  %.*s\n",
                 static_cast<int>(r.name.size()), r.name.data(),
@@ -342,6 +387,9 @@ int Reasons(const Args& args) {
                 xlb::VerdictName(r.verdict).data(), static_cast<uint64_t>(sum->packets),
                 static_cast<uint64_t>(sum->bytes), static_cast<int>(r.description.size()),
                 r.description.data());
+  }
+  if (args.inspect.json) {
+    std::printf("%s\n", doc.dump(2).c_str());
   }
   return 0;
 }
@@ -355,6 +403,10 @@ int Main(int argc, char** argv) {
   std::string problem;
   if (!Parse(argc, argv, args, problem)) {
     return Usage(problem.c_str());
+  }
+  if (args.help) {
+    std::fputs(kUsage, stdout);
+    return 0;
   }
   if (args.command == "load") {
     return Load(args);
