@@ -86,6 +86,13 @@ TEST(AgentStatus, ReadyAfterASuccessfulSyncWithXdpOnEveryUplinkAndNotAfterAFaile
   AgentStatus s;
   s.RequireXdp({"eth0", "eth1"});
   EXPECT_FALSE(s.Ready());
+  Exposition before;
+  s.WriteAgentMetrics(before);
+  EXPECT_NE(before.text().find("\nxlb_agent_last_sync_success_timestamp_seconds 0\n"),
+            std::string::npos)
+      << before.text();
+  EXPECT_NE(before.text().find("\nxlb_build_info{version=\""), std::string::npos)
+      << before.text();
   WriteCounts w;
   w[WriteKind::kTable] = 1;
   s.RecordSync(std::chrono::milliseconds(2), w, true);
@@ -120,6 +127,11 @@ TEST(AgentStatus, ReadyAfterASuccessfulSyncWithXdpOnEveryUplinkAndNotAfterAFaile
   EXPECT_NE(t.find("\nxlb_agent_syncs_failed_total 1\n"), std::string::npos) << t;
   EXPECT_NE(t.find("\nxlb_agent_sync_writes_total{kind=\"table\"} 1\n"), std::string::npos) << t;
   EXPECT_NE(t.find("# TYPE xlb_agent_reloads_total counter\n"), std::string::npos) << t;
+  // the wall clock at the last successful sync: after 2020, whatever the machine's uptime
+  const std::string key = "\nxlb_agent_last_sync_success_timestamp_seconds ";
+  const size_t at = t.find(key);
+  ASSERT_NE(at, std::string::npos) << t;
+  EXPECT_GT(std::stod(t.substr(at + key.size())), 1.6e9) << t;
 }
 
 TEST(HttpServer, ServesGetAndAnswers404OnLoopback) {

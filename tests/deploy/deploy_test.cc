@@ -154,7 +154,14 @@ TEST_F(DeployTest, ContainerArgumentsAreAcceptedByTheAgentsFlagParser) {
   EXPECT_EQ(options.kube, "/etc/xlb/sources/sources.yaml");
   EXPECT_EQ(options.policy, "/etc/xlb/policies");
   EXPECT_TRUE(options.uplink_auto) << "the uplinks from each node's routes";
-  EXPECT_EQ(options.metrics_addr, "127.0.0.1:9464");
+  // Scrapeable on the node's addresses, on the port the pod declares.
+  EXPECT_EQ(options.metrics_addr, "0.0.0.0:9464");
+  EXPECT_EQ(c["ports"][0]["name"].as<std::string>(), "metrics");
+  EXPECT_EQ(c["ports"][0]["containerPort"].as<int>(), 9464);
+  const YAML::Node annotations =
+      Object("DaemonSet/xlb-agent")["spec"]["template"]["metadata"]["annotations"];
+  EXPECT_EQ(annotations["prometheus.io/scrape"].as<std::string>(), "true");
+  EXPECT_EQ(annotations["prometheus.io/port"].as<std::string>(), "9464");
   // No --node-addr: the Node's InternalIP and ExternalIP addresses of both families serve the
   // NodePorts (one status.hostIP would leave the others out).
   EXPECT_TRUE(options.node_addrs.empty());

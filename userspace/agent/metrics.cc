@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -151,6 +152,11 @@ void AgentStatus::RecordSync(std::chrono::nanoseconds duration, const WriteCount
     writes_[i] += writes.by_kind[i];
   }
   syncs_failed_ += ok ? 0 : 1;
+  if (ok) {
+    last_sync_success_unix_ = std::chrono::duration<double>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  }
   synced_once_ = synced_once_ || ok;
   last_sync_ok_ = ok;
 }
@@ -211,6 +217,12 @@ void AgentStatus::WriteAgentMetrics(Exposition& out) const {
   std::lock_guard lock(mu_);
   out.Family("xlb_agent_up", "gauge", "1 while the agent serves metrics.");
   out.Sample("xlb_agent_up", {}, uint64_t{1});
+  out.Family("xlb_build_info", "gauge", "1, labelled with the agent's version and BPF map ABI.");
+  out.Sample("xlb_build_info", {{"version", XLB_VERSION}, {"abi", std::to_string(XLB_ABI_VERSION)}},
+             uint64_t{1});
+  out.Family("xlb_agent_last_sync_success_timestamp_seconds", "gauge",
+             "Unix time of the last sync that wrote every change; 0 before the first.");
+  out.Sample("xlb_agent_last_sync_success_timestamp_seconds", {}, last_sync_success_unix_);
   out.Family("xlb_agent_ready", "gauge",
              "1 after a successful sync with XDP attached, while the last sync succeeded.");
   out.Sample("xlb_agent_ready", {}, uint64_t{ReadyLocked()});

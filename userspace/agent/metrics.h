@@ -132,6 +132,7 @@ class AgentStatus {
   Histogram sync_seconds_;
   std::array<uint64_t, kWriteKinds> writes_{};
   uint64_t syncs_failed_ = 0;
+  double last_sync_success_unix_ = 0;  // wall clock: what Prometheus compares with time()
   bool synced_once_ = false;
   bool last_sync_ok_ = false;
   std::map<std::string, bool> xdp_attached_;  // by uplink
