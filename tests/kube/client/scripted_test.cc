@@ -197,6 +197,33 @@ TEST(Scripted, CorruptStreamIsAnOutageAndRelists) {
   EXPECT_NE(why[0].find("expected '{'"), std::string::npos) << why[0];
 }
 
+// An ERROR event nested 100,000 deep (200 KB) once overflowed the stack where the client
+// formats the Status for its message; the stream refuses it as too deep: an outage, relisted.
+TEST(Scripted, DeeplyNestedErrorEventIsAnOutageNotACrash) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  ScriptedServer server([&](const ScriptedServer::Request& r, int n) -> ScriptedServer::Reply {
+    if (IsList(r)) {
+      return {
+          ScriptedServer::JsonResponse(200, Page({Item("a", "5")}, std::to_string(100 + n), "")),
+          false};
+    }
+    if (n == 1) {
+      const std::string event =
+          Event("ERROR", R"({"kind":"Status","code":500,"message":"x","details":)" + deep + "}");
+      return {ScriptedServer::ChunkedHead() + ScriptedServer::Chunk(event), true};
+    }
+    return QuietWatch();
+  });
+  RecordingEvents events;
+  ClusterWatch watch(To(server), Fast());
+  watch.Add(kServices, events);
+  watch.Start();
+  ASSERT_TRUE(events.WaitFor([](const auto& r) { return r.replaces() == 2; })) << events.Log();
+  const auto why = events.UnreachableCopy();
+  ASSERT_EQ(why.size(), 1u);
+  EXPECT_NE(why[0].find("nested deeper than"), std::string::npos) << why[0];
+}
+
 // Watch events in the body of a plain (non-chunked) response that ends: a clean end, resumed.
 TEST(Scripted, ContentLengthWatchEndsCleanly) {
   ScriptedServer server([](const ScriptedServer::Request& r, int n) -> ScriptedServer::Reply {
