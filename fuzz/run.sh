@@ -4,7 +4,7 @@
 # FUZZ_BUILD/work, kept between runs, and a crash, hang or leak is written to
 # FUZZ_BUILD/work/artifacts and fails the run.
 #   fuzz/run.sh FUZZ_BUILD SECONDS [TARGET...]     (targets: config policies kube_sources
-#                                                   kubeconfig credentials watch; default all)
+#                                      kubeconfig credentials watch kube_source; default all)
 set -euo pipefail
 build=$1
 seconds=$2
@@ -12,7 +12,7 @@ shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(config policies kube_sources kubeconfig credentials watch)
+  targets=(config policies kube_sources kubeconfig credentials watch kube_source)
 fi
 mkdir -p "$build/work/artifacts"
 failed=0
