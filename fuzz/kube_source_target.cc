@@ -49,12 +49,11 @@ json Object(KubeResource kind, int c, uint8_t n) {
     case KubeResource::kEndpointSlices: {
       json endpoints = json::array();
       for (int i = 0; i <= (n >> 1) % 3; ++i) {
-        endpoints.push_back(EndpointObject("198.18." + std::to_string(c + 2) + "." +
-                                               std::to_string(1 + i + (n & 6)),
-                                           i == 2 ? "" : "node-" + std::to_string((n + i) % 3)));
+        endpoints.push_back(EndpointObject(
+            "198.18." + std::to_string(c + 2) + "." + std::to_string(1 + i + (n & 6)),
+            i == 2 ? "" : "node-" + std::to_string((n + i) % 3)));
       }
-      return SliceObject("production", service + "-" + std::to_string(n >> 2), service,
-                         endpoints);
+      return SliceObject("production", service + "-" + std::to_string(n >> 2), service, endpoints);
     }
     default: {
       // An address or none, and sometimes marked as not running xlb.

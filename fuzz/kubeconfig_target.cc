@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -19,6 +20,8 @@ const std::string& ConfigPath() {
     const auto dir = std::filesystem::temp_directory_path() /
                      ("xlb-fuzz-kubeconfig-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
+    std::atexit(
+        [] { std::filesystem::remove_all(std::filesystem::path(ConfigPath()).parent_path()); });
     return (dir / "config").string();
   }();
   return path;
