@@ -173,17 +173,18 @@ TEST(Scripted, OtherErrorEventResumesFromTheLastResourceVersion) {
   EXPECT_TRUE(events.UnreachableCopy().empty()) << events.Log();
 }
 
-// A stream that is not JSON is an outage: reported, then a fresh list.
-TEST(Scripted, CorruptStreamIsAnOutageAndRelists) {
-  ScriptedServer server([](const ScriptedServer::Request& r, int n) -> ScriptedServer::Reply {
+// Serves a list, then a watch whose first answer is `watch_body` in one chunk (the connection
+// kept open), then quiet watches; returns why the cluster was reported unreachable once the
+// client has listed again.
+std::vector<std::string> OutageAfterWatchBody(const std::string& watch_body) {
+  ScriptedServer server([&](const ScriptedServer::Request& r, int n) -> ScriptedServer::Reply {
     if (IsList(r)) {
       return {
           ScriptedServer::JsonResponse(200, Page({Item("a", "5")}, std::to_string(100 + n), "")),
           false};
     }
     if (n == 1) {
-      return {ScriptedServer::ChunkedHead() + ScriptedServer::Chunk("<html>proxy error</html>"),
-              true};
+      return {ScriptedServer::ChunkedHead() + ScriptedServer::Chunk(watch_body), true};
     }
     return QuietWatch();
   });
@@ -191,8 +192,13 @@ TEST(Scripted, CorruptStreamIsAnOutageAndRelists) {
   ClusterWatch watch(To(server), Fast());
   watch.Add(kServices, events);
   watch.Start();
-  ASSERT_TRUE(events.WaitFor([](const auto& r) { return r.replaces() == 2; })) << events.Log();
-  const auto why = events.UnreachableCopy();
+  EXPECT_TRUE(events.WaitFor([](const auto& r) { return r.replaces() == 2; })) << events.Log();
+  return events.UnreachableCopy();
+}
+
+// A stream that is not JSON is an outage: reported, then a fresh list.
+TEST(Scripted, CorruptStreamIsAnOutageAndRelists) {
+  const auto why = OutageAfterWatchBody("<html>proxy error</html>");
   ASSERT_EQ(why.size(), 1u);
   EXPECT_NE(why[0].find("expected '{'"), std::string::npos) << why[0];
 }
@@ -201,25 +207,8 @@ TEST(Scripted, CorruptStreamIsAnOutageAndRelists) {
 // formats the Status for its message; the stream refuses it as too deep: an outage, relisted.
 TEST(Scripted, DeeplyNestedErrorEventIsAnOutageNotACrash) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  ScriptedServer server([&](const ScriptedServer::Request& r, int n) -> ScriptedServer::Reply {
-    if (IsList(r)) {
-      return {
-          ScriptedServer::JsonResponse(200, Page({Item("a", "5")}, std::to_string(100 + n), "")),
-          false};
-    }
-    if (n == 1) {
-      const std::string event =
-          Event("ERROR", R"({"kind":"Status","code":500,"message":"x","details":)" + deep + "}");
-      return {ScriptedServer::ChunkedHead() + ScriptedServer::Chunk(event), true};
-    }
-    return QuietWatch();
-  });
-  RecordingEvents events;
-  ClusterWatch watch(To(server), Fast());
-  watch.Add(kServices, events);
-  watch.Start();
-  ASSERT_TRUE(events.WaitFor([](const auto& r) { return r.replaces() == 2; })) << events.Log();
-  const auto why = events.UnreachableCopy();
+  const auto why = OutageAfterWatchBody(
+      Event("ERROR", R"({"kind":"Status","code":500,"message":"x","details":)" + deep + "}"));
   ASSERT_EQ(why.size(), 1u);
   EXPECT_NE(why[0].find("nested deeper than"), std::string::npos) << why[0];
 }
