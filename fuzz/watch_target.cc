@@ -1,7 +1,8 @@
 // libFuzzer target for what an API server sends: the watch-event stream, fed in chunks the
 // first input byte chooses, and every event's object through the Kubernetes object mappings
-// (Service, EndpointSlice, ServiceImport, Node, ClusterProperty). The mapping is checked to
-// be a function of the object: mapping it twice gives the same problems.
+// (Service, EndpointSlice, ServiceImport, Node, ClusterProperty), and an ERROR's Status
+// formatted as the client formats it. The mapping is checked to be a function of the object:
+// mapping it twice gives the same problems.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -41,6 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const xlb::kube::ObjectSource from{"cluster-a", ""};
   for (const xlb::kube::WatchEvent& e : events) {
     (void)e.ResourceVersion();
+    if (e.type == xlb::kube::WatchEvent::Type::kError) {
+      (void)e.object.dump();  // as the client formats an ERROR's Status for its message
+    }
     (void)xlb::kube::ObjectName(e.object);
     MapTwice(xlb::kube::MapService, from, e.object);
     MapTwice(xlb::kube::MapEndpointSlice, from, e.object);
