@@ -5,26 +5,31 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "userspace/kube/client/cluster_connection.h"
 
 namespace {
 
+// A private directory for the file, removed when the fuzzer exits.
+struct ScratchDir {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("xlb-fuzz-kubeconfig-" + std::to_string(::getpid()));
+  std::string config = (dir / "config").string();
+  ScratchDir() { std::filesystem::create_directories(dir); }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+};
+
 const std::string& ConfigPath() {
-  static const std::string path = [] {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("xlb-fuzz-kubeconfig-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    std::atexit(
-        [] { std::filesystem::remove_all(std::filesystem::path(ConfigPath()).parent_path()); });
-    return (dir / "config").string();
-  }();
-  return path;
+  static const ScratchDir scratch;
+  return scratch.config;
 }
 
 }  // namespace
