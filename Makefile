@@ -4,13 +4,14 @@
 #                 how the answers came back; always torn down
 #   make test   - set up, build, and run every test (unit, loader, golden packets, tshark,
 #                 sync, agent, xlbctl, the Kubernetes client and sources against a test API
-#                 server and kubectl, the manifests, the testbed and the two-cluster
-#                 end-to-end tests)
+#                 server and kubectl, the manifests, the parsers' fuzz targets (15 s each),
+#                 the testbed and the two-cluster end-to-end tests)
 # make bench / bench-sync / bench-kube: the datapath, control-plane and Kubernetes benchmarks.
+# make fuzz-long FUZZ_SECONDS=N: every fuzz target for N seconds (default 600) each.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test demo bench bench-sync bench-kube clean
+.PHONY: all setup build test demo bench bench-sync bench-kube fuzz-long clean
 
 all: build
 
@@ -35,6 +36,10 @@ bench-sync: build
 
 bench-kube: build
 	$(BUILD)/bench/kube/xlb-kube-bench
+
+FUZZ_SECONDS ?= 600
+fuzz-long: build
+	fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything xlb needs on Debian 12 and mounts bpffs when absent.
-# Idempotent and non-interactive: safe to run on every `make test`.
+# Idempotent and non-interactive: safe to run on every `make test`. (libclang-rt-14-dev is
+# libFuzzer and the sanitizer runtimes for the fuzz targets; clang only recommends it.)
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config make
-  clang llvm
+  clang llvm libclang-rt-14-dev
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev libboost-dev libssl-dev

@@ -7,6 +7,8 @@
 #include <map>
 #include <string>
 
+#include "tests/child_deadline.h"
+
 namespace {
 
 using xlb::ConfigResult;
@@ -254,6 +256,29 @@ TEST(ConfigSource, ReadsWhichNodesRunXlb) {
                                 "  nodes: [{name: n, addresses: [198.18.1.2], xlb: maybe}]\n"),
             "cluster.yaml: document 1: clusters[0].nodes[0].xlb: expected true or false, got "
             "\"maybe\" (line 6)");
+}
+
+// yaml-cpp 0.7's LoadAll never returns on a ',' where a block-level document starts: it
+// yields null documents without consuming it, allocating as it goes. Each input runs in a
+// child with a deadline so that a regression fails instead of hanging.
+TEST(ConfigSource, AStrayFlowEntryIsASyntaxErrorNotAHang) {
+  const std::map<std::string, std::string> expected = {
+      {",", "cluster.yaml: document 1: YAML syntax error: unexpected ',' at column 1 (line 1)"},
+      {"  ,", "cluster.yaml: document 1: YAML syntax error: unexpected ',' at column 3 (line 1)"},
+      {",a", "cluster.yaml: document 1: YAML syntax error: unexpected ',' at column 1 (line 1)"},
+      {"{a: b},",
+       "cluster.yaml: document 1: YAML syntax error: unexpected ',' at column 7 (line 1)"},
+      {"---\n,",
+       "cluster.yaml: document 1: YAML syntax error: unexpected ',' at column 1 (line 2)"},
+      {kHeader + "clusters: []\n,\n",
+       "cluster.yaml: document 1: YAML syntax error: end of map not found at column 1 (line 4)"},
+  };
+  for (const auto& [text, error] : expected) {
+    const std::string outcome = xlb::testing::InChildWithin(
+        std::chrono::seconds(5), [&] { return !ParseConfig("cluster.yaml", text).ok(); });
+    ASSERT_EQ(outcome, "ok") << "input: " << text;
+    EXPECT_EQ(OnlyError(text), error);
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fixtures.h"
+#include "tests/child_deadline.h"
 
 namespace xlb::testing {
 namespace {
@@ -236,6 +237,22 @@ spec:
   EXPECT_EQ(errors[0].ToString(),
             "p.yaml: document 1: spec.hosts[0]: host \"api-service\" matches no service (there "
             "is no service staging/api-service) (line 5)");
+}
+
+// A policy file of one ',' once hung yaml-cpp's LoadAll (config_source_test.cc has the
+// details); it is a syntax error naming the file and the position.
+TEST(ParsePolicies, AStrayFlowEntryIsASyntaxErrorNotAHang) {
+  for (const std::string text : {",", "  ,", ",a", "{a: b},", "---\n,"}) {
+    const std::string outcome =
+        InChildWithin(std::chrono::seconds(5), [&] { return !Parse(text).ok(); });
+    ASSERT_EQ(outcome, "ok") << "input: " << text;
+    const auto r = Parse(text);
+    ASSERT_FALSE(r.ok());
+    ASSERT_EQ(r.error().size(), 1u);
+    EXPECT_EQ(r.error()[0].file, "p.yaml");
+    EXPECT_NE(r.error()[0].message.find("unexpected ','"), std::string::npos)
+        << r.error()[0].ToString();
+  }
 }
 
 }  // namespace

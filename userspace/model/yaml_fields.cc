@@ -1,5 +1,7 @@
 #include "userspace/model/yaml_fields.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -63,6 +65,51 @@ int DocumentOfLine(const std::string& text, int line) {
     }
   }
   return separators + 1;
+}
+
+// yaml-cpp 0.7's LoadAll never returns on some inputs: when a document begins with a token
+// that no node starts with (a ',' at block level: ",", "{a: b},", "---\n,"), the parser emits
+// a null document without consuming that token and starts the next document at the same
+// place, for ever, allocating a node each time. This walks the events without building nodes
+// and throws where a document would start at the position the previous one started at; the
+// parser being deterministic, that is exactly the case in which it would loop.
+class DocumentProgress : public YAML::EventHandler {
+ public:
+  explicit DocumentProgress(const std::string& text) : text_(text) {}
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (started_ && mark.pos == last_start_.pos) {
+      const bool known = mark.pos >= 0 && static_cast<size_t>(mark.pos) < text_.size();
+      throw YAML::ParserException(
+          mark, known ? std::string("unexpected '") + text_[mark.pos] + "'" : "unexpected token");
+    }
+    started_ = true;
+    last_start_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  const std::string& text_;
+  bool started_ = false;
+  YAML::Mark last_start_;
+};
+
+void CheckDocumentsEnd(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentProgress progress(text);
+  while (parser.HandleNextDocument(progress)) {
+  }
 }
 
 }  // namespace
@@ -340,6 +387,7 @@ ConfigResult<std::vector<LoadedDocument>> LoadDocuments(const std::string& file,
                                                         const std::string& text) {
   std::vector<YAML::Node> nodes;
   try {
+    CheckDocumentsEnd(text);
     nodes = YAML::LoadAll(text);
   } catch (const YAML::ParserException& e) {
     const int line = e.mark.is_null() ? 0 : e.mark.line + 1;

@@ -108,7 +108,8 @@ struct LoadedDocument {
 };
 
 // Every document of `text` (empty documents included, so that indexes match the file's `---`
-// separators). A syntax error is reported with its line and the document it is in.
+// separators). A syntax error is reported with its line and the document it is in; so is input
+// on which yaml-cpp 0.7 would loop for ever (a stray ',' where a document starts).
 ConfigResult<std::vector<LoadedDocument>> LoadDocuments(const std::string& file,
                                                         const std::string& text);
 

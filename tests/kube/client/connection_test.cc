@@ -574,6 +574,28 @@ TEST(Rfc3339, Forms) {
   EXPECT_FALSE(ParseRfc3339("2030-01-01T00:00:00Zjunk"));
 }
 
+// The offset is exactly +HH:MM: a short one was once read as if it had its six characters,
+// past the end of the text (here the skipped "ab" made it look complete).
+TEST(Rfc3339, ShortOffsetsAreRejected) {
+  EXPECT_FALSE(ParseRfc3339("2030-01-01T00:00:00+1:1"));
+  EXPECT_FALSE(ParseRfc3339("2030-01-01T00:00:00+1:1ab"));
+  EXPECT_FALSE(ParseRfc3339("2030-01-01T00:00:00+01:1a"));
+  EXPECT_FALSE(ParseRfc3339("2030-01-01T00:00:00+0100"));
+  EXPECT_FALSE(ParseRfc3339("2030-01-01T00:00:00+"));
+  EXPECT_FALSE(ParseRfc3339("2030-01-01T00:00:00+ 1: 1"));
+}
+
+// Beyond what system_clock holds (about 1677 to 2262) a time reads as the clock's bound, so a
+// credential that "expires" in 9999 never does, instead of a signed overflow.
+TEST(Rfc3339, TimesBeyondTheClockClampToItsBounds) {
+  using Clock = std::chrono::system_clock;
+  EXPECT_EQ(ParseRfc3339("9999-12-31T23:59:59Z"), Clock::time_point::max());
+  EXPECT_EQ(ParseRfc3339("2263-01-01T00:00:00.999999999-23:59"), Clock::time_point::max());
+  EXPECT_EQ(ParseRfc3339("1000-01-01T00:00:00Z"), Clock::time_point::min());
+  EXPECT_EQ(ParseRfc3339("2262-01-01T00:00:00Z"),
+            Clock::from_time_t(9214646400));  // still inside
+}
+
 TEST(Base64, DecodesAndRejects) {
   EXPECT_EQ(Base64Decode("aGVsbG8="), "hello");
   EXPECT_EQ(Base64Decode("aGVs\nbG8h"), "hello!");

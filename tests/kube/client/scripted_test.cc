@@ -173,17 +173,18 @@ TEST(Scripted, OtherErrorEventResumesFromTheLastResourceVersion) {
   EXPECT_TRUE(events.UnreachableCopy().empty()) << events.Log();
 }
 
-// A stream that is not JSON is an outage: reported, then a fresh list.
-TEST(Scripted, CorruptStreamIsAnOutageAndRelists) {
-  ScriptedServer server([](const ScriptedServer::Request& r, int n) -> ScriptedServer::Reply {
+// Serves a list, then a watch whose first answer is `watch_body` in one chunk (the connection
+// kept open), then quiet watches; returns why the cluster was reported unreachable once the
+// client has listed again.
+std::vector<std::string> OutageAfterWatchBody(const std::string& watch_body) {
+  ScriptedServer server([&](const ScriptedServer::Request& r, int n) -> ScriptedServer::Reply {
     if (IsList(r)) {
       return {
           ScriptedServer::JsonResponse(200, Page({Item("a", "5")}, std::to_string(100 + n), "")),
           false};
     }
     if (n == 1) {
-      return {ScriptedServer::ChunkedHead() + ScriptedServer::Chunk("<html>proxy error</html>"),
-              true};
+      return {ScriptedServer::ChunkedHead() + ScriptedServer::Chunk(watch_body), true};
     }
     return QuietWatch();
   });
@@ -191,10 +192,25 @@ TEST(Scripted, CorruptStreamIsAnOutageAndRelists) {
   ClusterWatch watch(To(server), Fast());
   watch.Add(kServices, events);
   watch.Start();
-  ASSERT_TRUE(events.WaitFor([](const auto& r) { return r.replaces() == 2; })) << events.Log();
-  const auto why = events.UnreachableCopy();
+  EXPECT_TRUE(events.WaitFor([](const auto& r) { return r.replaces() == 2; })) << events.Log();
+  return events.UnreachableCopy();
+}
+
+// A stream that is not JSON is an outage: reported, then a fresh list.
+TEST(Scripted, CorruptStreamIsAnOutageAndRelists) {
+  const auto why = OutageAfterWatchBody("<html>proxy error</html>");
   ASSERT_EQ(why.size(), 1u);
   EXPECT_NE(why[0].find("expected '{'"), std::string::npos) << why[0];
+}
+
+// An ERROR event nested 100,000 deep (200 KB) once overflowed the stack where the client
+// formats the Status for its message; the stream refuses it as too deep: an outage, relisted.
+TEST(Scripted, DeeplyNestedErrorEventIsAnOutageNotACrash) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const auto why = OutageAfterWatchBody(
+      Event("ERROR", R"({"kind":"Status","code":500,"message":"x","details":)" + deep + "}"));
+  ASSERT_EQ(why.size(), 1u);
+  EXPECT_NE(why[0].find("nested deeper than"), std::string::npos) << why[0];
 }
 
 // Watch events in the body of a plain (non-chunked) response that ends: a clean end, resumed.

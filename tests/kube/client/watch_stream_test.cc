@@ -175,6 +175,28 @@ TEST(WatchStream, AnEventLargerThanTheLimitIsAnError) {
   EXPECT_NE(fed.error().message.find("larger than 100 bytes"), std::string::npos);
 }
 
+// Anything that walks a parsed object recursively (dump, the object mappings) is safe only
+// on bounded nesting; a deeper event is an error before it reaches the JSON parser.
+TEST(WatchStream, AnEventNestedDeeperThanTheLimitIsAnError) {
+  const auto nested = [](int depth) {
+    return R"({"type":"ERROR","object":{"details":)" + std::string(depth, '[') +
+           std::string(depth, ']') + "}}\n";
+  };
+  std::vector<WatchEvent> events;
+  WatchStreamParser ok;
+  // The event object and "object" are two levels of the limit.
+  ASSERT_TRUE(ok.Feed(nested(WatchStreamParser::kMaxDepth - 2), events));
+  ASSERT_EQ(events.size(), 1u);
+  WatchStreamParser deep;
+  const auto fed = deep.Feed(nested(100000), events);
+  ASSERT_FALSE(fed);
+  EXPECT_NE(fed.error().message.find("nested deeper than " +
+                                     std::to_string(WatchStreamParser::kMaxDepth)),
+            std::string::npos)
+      << fed.error().message;
+  EXPECT_EQ(events.size(), 1u);
+}
+
 TEST(WatchStream, UnfinishedEventIsPending) {
   WatchStreamParser parser;
   std::vector<WatchEvent> events;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "tests/child_deadline.h"
 #include "tests/pkt/temp_dir.h"
 #include "userspace/kube/source/kube_config.h"
 
@@ -241,6 +242,19 @@ TEST(KubeConfig, LoadNamesTheFile) {
   const auto r = LoadKubeSourcesConfig(dir.File("missing.yaml"));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error()[0].ToString().find(dir.File("missing.yaml")), std::string::npos);
+}
+
+// A sources file of one ',' once hung yaml-cpp's LoadAll; it is a syntax error naming the
+// file and the position (run in a child with a deadline so that a regression cannot hang).
+TEST(KubeConfig, AStrayFlowEntryIsASyntaxErrorNotAHang) {
+  for (const std::string text : {",", "{a: b},", "---\n,"}) {
+    const std::string outcome =
+        xlb::testing::InChildWithin(std::chrono::seconds(5), [&] { return !Parse(text).ok(); });
+    ASSERT_EQ(outcome, "ok") << "input: " << text;
+    EXPECT_NE(
+        OnlyError(Parse(text)).find("kube.yaml: document 1: YAML syntax error: unexpected ','"),
+        std::string::npos);
+  }
 }
 
 }  // namespace

@@ -423,6 +423,53 @@ TEST_F(KubeSourceTest, RemoteEndpointWaitsForItsNodeButLocalAndNodelessOnesDoNot
             (std::vector<std::string>{"198.18.2.1", "198.18.2.2", "198.18.2.3"}));
 }
 
+// The model must not depend on when the source is drained: a remote endpoint waiting for its
+// Node, which then appears without any address (or appears so and is deleted again), ends up
+// as a fresh source given only the final objects computes it.
+TEST_F(KubeSourceTest, WaitingEndpointAgreesWithAFreshSourceWhenItsNodeHasNoAddress) {
+  const json waiting_slice = SliceObject(
+      "production", "api-b1", "api",
+      {EndpointObject("198.18.2.1", "node-b1"), EndpointObject("198.18.2.2", "node-b9")});
+  // A source given the final cluster-b Nodes at once, drained once.
+  const auto fresh = [&](const std::vector<json>& nodes_b) {
+    KubeSource source(TwoClusters(), KubeSource::Options{[](const std::string&) {}});
+    const auto events = [&](const std::string& cluster, KubeResource kind) -> ResourceEvents& {
+      return *source.EventsFor(cluster, kind);
+    };
+    events("cluster-a", KubeResource::kServices)
+        .Replace({ServiceObject("production", "api", "198.18.100.10")});
+    events("cluster-a", KubeResource::kEndpointSlices).Replace({});
+    events("cluster-a", KubeResource::kNodes).Replace({});
+    events("cluster-b", KubeResource::kServices)
+        .Replace({ServiceObject("production", "api", "198.18.110.10")});
+    events("cluster-b", KubeResource::kEndpointSlices).Replace({waiting_slice});
+    events("cluster-b", KubeResource::kNodes).Replace(nodes_b);
+    Model m;
+    source.Drain(m);
+    return EndpointsIn(m, kApi, "cluster-b");
+  };
+  FillTwoClusters();
+  Events("cluster-a", KubeResource::kEndpointSlices).Replace({});
+  Events("cluster-a", KubeResource::kNodes).Replace({});
+  Events("cluster-b", KubeResource::kEndpointSlices).Upsert(waiting_slice);
+  Drain();
+  EXPECT_EQ(AddressesIn(model_, kApi, "cluster-b"), std::vector<std::string>{"198.18.2.1"});
+
+  const json addressless = NodeObject("node-b9", "");
+  Events("cluster-b", KubeResource::kNodes).Upsert(addressless);
+  Drain();
+  const std::vector<Endpoint> with_node =
+      fresh({NodeObject("node-b1", "198.18.0.21"), addressless});
+  EXPECT_EQ(with_node.size(), 2u);
+  EXPECT_EQ(EndpointsIn(model_, kApi, "cluster-b"), with_node);
+
+  Events("cluster-b", KubeResource::kNodes).Delete(addressless);
+  Drain();
+  const std::vector<Endpoint> without_node = fresh({NodeObject("node-b1", "198.18.0.21")});
+  EXPECT_EQ(without_node.size(), 1u);
+  EXPECT_EQ(EndpointsIn(model_, kApi, "cluster-b"), without_node);
+}
+
 TEST_F(KubeSourceTest, ExternalNameCountsAsAbsent) {
   FillTwoClusters();
   Drain();

@@ -282,20 +282,33 @@ std::optional<std::chrono::system_clock::time_point> ParseRfc3339(const std::str
   if (*rest == 'Z' || *rest == 'z') {
     ++rest;
   } else if (*rest == '+' || *rest == '-') {
-    const int sign = *rest == '-' ? -1 : 1;
-    int hh = 0;
-    int mm = 0;
-    if (std::sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
-    offset_seconds = sign * (hh * 3600 + mm * 60);
-    rest += 6;
+    // Exactly [+-]HH:MM; each character is checked before the next is read, so a short offset
+    // stops at the terminating NUL.
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    const char* o = rest + 1;
+    if (!(digit(o[0]) && digit(o[1]) && o[2] == ':' && digit(o[3]) && digit(o[4]))) {
+      return std::nullopt;
+    }
+    const int hh = (o[0] - '0') * 10 + (o[1] - '0');
+    const int mm = (o[3] - '0') * 10 + (o[4] - '0');
+    offset_seconds = (*rest == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+    rest = o + 5;
   } else {
     return std::nullopt;
   }
   if (*rest != '\0') return std::nullopt;
-  const time_t utc = ::timegm(&tm) - offset_seconds;
-  return std::chrono::system_clock::from_time_t(utc) +
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(
-             std::chrono::nanoseconds(nanos));
+  using Clock = std::chrono::system_clock;
+  // system_clock counts nanoseconds in 64 bits (about 1677 to 2262); a time outside reads as
+  // the bound rather than overflowing (an expiry in 9999 is "never").
+  const int64_t seconds = static_cast<int64_t>(::timegm(&tm)) - offset_seconds;
+  constexpr int64_t kMaxSeconds =
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::duration::max()).count() - 1;
+  constexpr int64_t kMinSeconds =
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::duration::min()).count() + 1;
+  if (seconds > kMaxSeconds) return Clock::time_point::max();
+  if (seconds < kMinSeconds) return Clock::time_point::min();
+  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+      std::chrono::seconds(seconds) + std::chrono::nanoseconds(nanos)));
 }
 
 }  // namespace xlb::kube

@@ -114,6 +114,8 @@ class ExecCredentialPlugin : public CredentialSource {
 };
 
 // "2026-11-22T01:02:03Z", "...T01:02:03.123456Z", "...T01:02:03+02:00" → a time point.
+// The offset is exactly Z or [+-]HH:MM. A time outside what system_clock holds (before 1677,
+// after 2262) reads as its min() or max().
 std::optional<std::chrono::system_clock::time_point> ParseRfc3339(const std::string& text);
 
 }  // namespace xlb::kube

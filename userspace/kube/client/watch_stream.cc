@@ -73,7 +73,10 @@ KubeResult<bool> WatchStreamParser::Feed(std::string_view bytes, std::vector<Wat
     if (c == '"') {
       in_string_ = true;
     } else if (c == '{' || c == '[') {
-      ++depth_;
+      if (++depth_ > kMaxDepth) {
+        return KubeError{"watch stream: an event is nested deeper than " +
+                         std::to_string(kMaxDepth) + " levels"};
+      }
     } else if (c == '}' || c == ']') {
       if (--depth_ == 0) {
         pending_.append(bytes.substr(start, i + 1 - start));

@@ -34,6 +34,10 @@ class WatchStreamParser {
  public:
   // An event larger than this is an error rather than a reason to grow without bound.
   static constexpr size_t kDefaultMaxEventBytes = 64u << 20;
+  // Objects and arrays nested deeper than this are an error: whatever walks an event
+  // recursively (dump, the object mappings) then has a bounded stack. Kubernetes objects nest
+  // a few dozen levels at most (managedFields); the API server itself refuses 10,000.
+  static constexpr int kMaxDepth = 512;
 
   explicit WatchStreamParser(size_t max_event_bytes = kDefaultMaxEventBytes)
       : max_event_bytes_(max_event_bytes) {}

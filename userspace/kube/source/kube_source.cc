@@ -530,30 +530,23 @@ void KubeSource::RemoveSlice(size_t slot, const NamespacedName& key) {
   s.slices.erase(it);
 }
 
+// What EndpointsOf reads of a Node: its tunnel address, whether it runs xlb, and in a remote
+// cluster whether it is listed at all (a remote endpoint on an unlisted Node waits for it).
+// An addressless Node appearing in a remote cluster therefore changes endpoints as much as an
+// address does.
 void KubeSource::PutNode(size_t slot, const std::string& key, NodeInfo value) {
   Slot& s = *slots_[slot];
   const auto it = s.nodes.find(key);
-  const bool tunnel_changed =
-      it == s.nodes.end()
-          ? value.tunnel_address.has_value() || !value.runs_xlb
-          : it->second.tunnel_address != value.tunnel_address ||
-                it->second.runs_xlb != value.runs_xlb;
+  const bool endpoints_change =
+      it == s.nodes.end() ? !s.local || value.tunnel_address.has_value() || !value.runs_xlb
+                          : it->second.tunnel_address != value.tunnel_address ||
+                                it->second.runs_xlb != value.runs_xlb;
   s.nodes.insert_or_assign(key, std::move(value));
   if (s.local && key == node_name_) {
     dirty_node_ = true;
   }
-  if (!tunnel_changed) {
-    return;  // status updates that keep the address touch no endpoint
-  }
-  for (const auto& [name, slice] : s.slices) {
-    if (!slice.source_cluster.empty()) {
-      continue;
-    }
-    const bool on_node = std::any_of(slice.endpoints.begin(), slice.endpoints.end(),
-                                     [&](const SliceEndpoint& e) { return e.node_name == key; });
-    if (on_node) {
-      dirty_endpoints_.insert({NamespacedName{name.ns, slice.service}, slot});
-    }
+  if (endpoints_change) {
+    MarkEndpointsOnNode(slot, key);  // status updates that keep the address touch none
   }
 }
 
@@ -563,14 +556,27 @@ void KubeSource::RemoveNode(size_t slot, const std::string& key) {
   if (it == s.nodes.end()) {
     return;
   }
-  if (it->second.tunnel_address || !it->second.runs_xlb) {
-    NodeInfo empty;
-    empty.name = key;
-    PutNode(slot, key, std::move(empty));  // marks the endpoints on it
+  const bool endpoints_change = !s.local || it->second.tunnel_address || !it->second.runs_xlb;
+  s.nodes.erase(it);
+  if (endpoints_change) {
+    MarkEndpointsOnNode(slot, key);
   }
-  s.nodes.erase(key);
   if (s.local && key == node_name_) {
     dirty_node_ = true;
+  }
+}
+
+void KubeSource::MarkEndpointsOnNode(size_t slot, const std::string& node) {
+  const Slot& s = *slots_[slot];
+  for (const auto& [name, slice] : s.slices) {
+    if (!slice.source_cluster.empty()) {
+      continue;
+    }
+    const bool on_node = std::any_of(slice.endpoints.begin(), slice.endpoints.end(),
+                                     [&](const SliceEndpoint& e) { return e.node_name == node; });
+    if (on_node) {
+      dirty_endpoints_.insert({NamespacedName{name.ns, slice.service}, slot});
+    }
   }
 }
 

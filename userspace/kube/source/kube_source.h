@@ -220,6 +220,8 @@ class KubeSource {
   void RemoveSlice(size_t slot, const NamespacedName& key);
   void PutNode(size_t slot, const std::string& key, NodeInfo value);
   void RemoveNode(size_t slot, const std::string& key);
+  // Marks every service with an endpoint on `node` in `slot` for recomputation.
+  void MarkEndpointsOnNode(size_t slot, const std::string& node);
   void PutImport(size_t slot, const NamespacedName& key, ImportInfo value);
   void RemoveImport(size_t slot, const NamespacedName& key);
   void TakeClusterName(const std::string& name, std::vector<std::string>& logs);
