@@ -719,18 +719,22 @@ std::vector<GoldenCase> GoldenCases() {
         {Step("SYN", Tcp4(kVip4, 40081, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
               Tcp4("198.18.20.1", 40081, 8080, kTcpSyn)),
          Step("protocol 58 quoting the flow's reply",
-              Frame().ipv4(kRouter4, kVip4, {.protocol = kProtoIcmpv6})
-                  .icmp4_dest_unreach(kIcmpPortUnreach,
-                                      Packet().ipv4(kVip4, kClient4).tcp(80, 40081, kTcpSyn | kTcpAck))
+              Frame()
+                  .ipv4(kRouter4, kVip4, {.protocol = kProtoIcmpv6})
+                  .icmp4_dest_unreach(
+                      kIcmpPortUnreach,
+                      Packet().ipv4(kVip4, kClient4).tcp(80, 40081, kTcpSyn | kTcpAck))
                   .build(),
               XLB_PASS_NOT_L4)});
     add("icmp_in_ipv6_to_vip_not_rewritten",
         {Step("SYN", Tcp6(kVip6, 40091, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
               Tcp6("2001:db8:20::1", 40091, 8080, kTcpSyn)),
          Step("next header 1 quoting the flow's reply",
-              Frame().ipv6(kRouter6, kVip6, {.next_header = kProtoIcmp})
-                  .icmp6_dest_unreach(kIcmp6PortUnreach,
-                                      Packet().ipv6(kVip6, kClient6).tcp(80, 40091, kTcpSyn | kTcpAck))
+              Frame()
+                  .ipv6(kRouter6, kVip6, {.next_header = kProtoIcmp})
+                  .icmp6_dest_unreach(
+                      kIcmp6PortUnreach,
+                      Packet().ipv6(kVip6, kClient6).tcp(80, 40091, kTcpSyn | kTcpAck))
                   .build(),
               XLB_PASS_NOT_L4)});
   }
@@ -826,8 +830,10 @@ std::vector<GoldenCase> GoldenCases() {
               XLB_FWD_NEW_FLOW, InFrame(kClientMac, kNodeMac, sent4b("198.18.20.2", 5353).build())),
          Step("backend: protocol 58 quoting the flow (TC)",
               InFrame(kPodMac, kHostVethMac,
-                      Packet().ipv4("198.18.20.2", kClient4, {.protocol = kProtoIcmpv6})
-                          .icmp4_dest_unreach(kIcmpPortUnreach, sent4b("198.18.20.2", 5353)).build()),
+                      Packet()
+                          .ipv4("198.18.20.2", kClient4, {.protocol = kProtoIcmpv6})
+                          .icmp4_dest_unreach(kIcmpPortUnreach, sent4b("198.18.20.2", 5353))
+                          .build()),
               TC_ACT_OK, XLB_PASS_NO_SERVICE, std::nullopt, Hook::kTc)});
     auto sent6b = [](std::string_view dst) {
       return Packet().ipv6(kClient6, dst).udp(41007, 53).payload("query");
@@ -837,15 +843,21 @@ std::vector<GoldenCase> GoldenCases() {
               XLB_FWD_NEW_FLOW, InFrame(kClientMac, kNodeMac, sent6b("2001:db8:20::2").build())),
          Step("backend: next header 1 quoting the flow (TC)",
               InFrame(kPodMac, kHostVethMac,
-                      Packet().ipv6("2001:db8:20::2", kClient6, {.next_header = kProtoIcmp})
-                          .icmp6_dest_unreach(kIcmp6PortUnreach, sent6b("2001:db8:20::2")).build()),
+                      Packet()
+                          .ipv6("2001:db8:20::2", kClient6, {.next_header = kProtoIcmp})
+                          .icmp6_dest_unreach(kIcmp6PortUnreach, sent6b("2001:db8:20::2"))
+                          .build()),
               TC_ACT_OK, XLB_PASS_NO_SERVICE, std::nullopt, Hook::kTc)});
   }
 
   // --- UDP over IPv6 with checksum 0 is invalid (RFC 8200 8.1): dropped, never updated ---
   {
     auto udp6z = [](std::string_view src, std::string_view dst) {
-      return Packet().ipv6(src, dst).udp(41008, 53, {.zero_checksum = true}).payload("query").build();
+      return Packet()
+          .ipv6(src, dst)
+          .udp(41008, 53, {.zero_checksum = true})
+          .payload("query")
+          .build();
     };
     add("udp6_zero_checksum_to_vip_dropped",
         {Step("to the VIP", InFrame(kClientMac, kNodeMac, udp6z(kClient6, kVip6)),
@@ -854,8 +866,8 @@ std::vector<GoldenCase> GoldenCases() {
               InFrame(kClientMac, kNodeMac, udp6z(kClient6, "2001:db8:99::1")),
               XLB_PASS_NO_SERVICE)});
     add("tc_udp6_zero_checksum_from_pod_dropped",
-        {Step("pod to the VIP (TC)", InFrame(kPodMac, kHostVethMac, udp6z(kPod6, kVip6)), TC_ACT_SHOT,
-              XLB_DROP_UDP6_ZERO_CSUM, std::nullopt, Hook::kTc)});
+        {Step("pod to the VIP (TC)", InFrame(kPodMac, kHostVethMac, udp6z(kPod6, kVip6)),
+              TC_ACT_SHOT, XLB_DROP_UDP6_ZERO_CSUM, std::nullopt, Hook::kTc)});
   }
 
   // --- encapsulation toward tunnelled backends, every outer x inner family, both formats ---
@@ -1150,21 +1162,26 @@ std::vector<GoldenCase> GoldenCases() {
     const Bytes inner6 = Seg(kClient6, kLocalBackend6, 40621, 8080, kTcpSyn);
     add("tunnel_spoofed_outer_source_dropped",
         {Step("VXLAN over IPv4 from an address that is no node",
-              FromRemote("198.18.100.77", kNodeTunnel4, XLB_ENCAP_VXLAN, inner4), XLB_DROP_TUNNEL_PEER),
+              FromRemote("198.18.100.77", kNodeTunnel4, XLB_ENCAP_VXLAN, inner4),
+              XLB_DROP_TUNNEL_PEER),
          Step("GUE over IPv6 from an address that is no node",
-              FromRemote("2001:db8:100::77", kNodeTunnel6, XLB_ENCAP_GUE, inner6), XLB_DROP_TUNNEL_PEER),
+              FromRemote("2001:db8:100::77", kNodeTunnel6, XLB_ENCAP_GUE, inner6),
+              XLB_DROP_TUNNEL_PEER),
          Step("a node's IPv4 address written as IPv4-mapped IPv6 is another address",
               FromRemote("::ffff:198.18.100.2", kNodeTunnel6, XLB_ENCAP_GUE, inner6),
               XLB_DROP_TUNNEL_PEER)});
-    GoldenStep removed = Step("the same node once it is no peer any more",
-                              FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, inner4),
-                              XLB_DROP_TUNNEL_PEER);
+    GoldenStep removed =
+        Step("the same node once it is no peer any more",
+             FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, inner4), XLB_DROP_TUNNEL_PEER);
     removed.before = [](XdpDatapath& dp, ServiceWriter&) {
       Must(dp.peers().Erase(PeerKey(kRemoteNode4)));
     };
     add("tunnel_peer_removed",
-        {Step("a known node: decapsulated", FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, inner4),
-              XDP_PASS, XLB_FWD_DECAP, InFrame(kRemoteNodeMac, kUplinkMac, Seg(kClient4, kLocalBackend4, 40620, 8080, kTcpSyn, 1410))),
+        {Step("a known node: decapsulated",
+              FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, inner4), XDP_PASS,
+              XLB_FWD_DECAP,
+              InFrame(kRemoteNodeMac, kUplinkMac,
+                      Seg(kClient4, kLocalBackend4, 40620, 8080, kTcpSyn, 1410))),
          std::move(removed)});
     add("tunnel_foreign_vni_from_unknown_source_passes",
         {Step("another tunnel on the port: the stack's",

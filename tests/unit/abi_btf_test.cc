@@ -204,8 +204,9 @@ TEST(AbiBtf, Peer) {
                           sizeof(xlb_peer_key),
                           {XLB_MEMBER(xlb_peer_key, addr), XLB_MEMBER(xlb_peer_key, family),
                            XLB_MEMBER(xlb_peer_key, pad)}});
-  ExpectLayoutMatchesBtf(
-      {"xlb_peer", sizeof(xlb_peer), {XLB_MEMBER(xlb_peer, cluster_id), XLB_MEMBER(xlb_peer, pad)}});
+  ExpectLayoutMatchesBtf({"xlb_peer",
+                          sizeof(xlb_peer),
+                          {XLB_MEMBER(xlb_peer, cluster_id), XLB_MEMBER(xlb_peer, pad)}});
 }
 
 // Socket LB's own layouts live in the xlb_sock object.

@@ -349,8 +349,8 @@ void DesiredStateTracker::TrackPeers(const Model& model, const Group& group,
         e.node_address->ToAbiWords(key.addr);
         key.family = static_cast<uint8_t>(e.node_address->family());
         const Cluster* cluster = model.FindCluster(e.cluster);
-        now.emplace(key, xlb_peer{.cluster_id = cluster != nullptr ? cluster->id : uint16_t{0},
-                                  .pad = {}});
+        now.emplace(
+            key, xlb_peer{.cluster_id = cluster != nullptr ? cluster->id : uint16_t{0}, .pad = {}});
       }
     }
     std::vector<xlb_peer_key>& was = peers_of_[name];
