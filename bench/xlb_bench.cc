@@ -632,6 +632,11 @@ class Bench {
   // the remote node (XLB_BE_F_TUNNEL).
   Result<void> AddRemoteService(const Family& f) {
     const auto node = testing::ParseAddr(f.remote_node);
+    // The remote node is a tunnel peer: its VXLAN (the decap scenarios) is decapsulated.
+    xlb_peer_key peer{};
+    std::copy(node.words.begin(), node.words.end(), peer.addr);
+    peer.family = node.family;
+    XLB_TRY(dp_->peers().Update(peer, xlb_peer{.cluster_id = 2, .pad = {}}));
     auto tunnelled = [&](const std::string& a) {
       xlb_backend be = Backend(a, kBackendPort, 2);
       be.flags |= XLB_BE_F_TUNNEL;

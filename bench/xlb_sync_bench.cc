@@ -227,6 +227,12 @@ class TimedStore : public MapStore {
   Result<void> PutVipFilterWord(uint32_t w, uint64_t bits) override {
     return Time(other_, [&] { return inner_.PutVipFilterWord(w, bits); });
   }
+  Result<void> PutPeer(const xlb_peer_key& k, const xlb_peer& p) override {
+    return Time(other_, [&] { return inner_.PutPeer(k, p); });
+  }
+  Result<void> ErasePeer(const xlb_peer_key& k) override {
+    return Time(other_, [&] { return inner_.ErasePeer(k); });
+  }
   Result<MapContents> ReadAll() const override { return inner_.ReadAll(); }
 
   Clock::duration backend_{}, table_{}, other_{};

@@ -42,7 +42,7 @@ __noinline int xlb_tc_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta)
 		}
 	}
 	/* a backend's ICMP error about its flow: the flow's answer, reverse-NATed too */
-	if (!pkt.fragment && (pkt.flow.proto == IPPROTO_ICMP || pkt.flow.proto == IPPROTO_ICMPV6)) {
+	if (!pkt.fragment && pkt_is_icmp(&pkt)) {
 		ret = reply_revnat_icmp(&pkt, ctx_data_end(ctx), bpf_ktime_get_coarse_ns());
 		if (ret != XLB_PASS_ICMP)
 			return ret;
@@ -79,7 +79,7 @@ __noinline int xlb_tc_egress_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta
 	ret = pkt_from_meta(ctx, meta, &pkt);
 	if (ret != XLB_OK || pkt.fragment)
 		return XLB_PASS_NO_SERVICE;
-	if (pkt.flow.proto == IPPROTO_ICMP || pkt.flow.proto == IPPROTO_ICMPV6)
+	if (pkt_is_icmp(&pkt))
 		return reply_revnat_icmp(&pkt, ctx_data_end(ctx), bpf_ktime_get_coarse_ns());
 	if (pkt.flow.proto != IPPROTO_TCP && pkt.flow.proto != IPPROTO_UDP)
 		return XLB_PASS_NO_SERVICE;

@@ -74,6 +74,10 @@ inline constexpr std::array<ReasonInfo, XLB_REASON_MAX> kReasons = {{
     {XLB_DROP_ENCAP, "drop_encap", Verdict::kDrop, "no room for the outer headers"},
     {XLB_DROP_SNAT_PORTS, "drop_snat_ports", Verdict::kDrop,
      "SNAT: every port tried toward that backend is taken"},
+    {XLB_DROP_UDP6_ZERO_CSUM, "drop_udp6_zero_csum", Verdict::kDrop,
+     "UDP over IPv6 with checksum 0, which RFC 8200 has receivers discard"},
+    {XLB_DROP_TUNNEL_PEER, "drop_tunnel_peer", Verdict::kDrop,
+     "xlb's tunnel packet from an outer source that is no known node"},
 }};
 
 // A reason added to the enum without a row here fails to compile (the array's size) or

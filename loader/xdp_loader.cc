@@ -461,6 +461,9 @@ TypedMap<xlb_ct_key, xlb_reply> XdpDatapath::replies() const {
 TypedMap<xlb_ct_key, xlb_snat> XdpDatapath::snat() const {
   return {bpf_map__fd(skel_->maps.xlb_snat_v1), XLB_MAP_SNAT};
 }
+TypedMap<xlb_peer_key, xlb_peer> XdpDatapath::peers() const {
+  return {bpf_map__fd(skel_->maps.xlb_peers_v1), XLB_MAP_PEERS};
+}
 TypedMap<uint32_t, uint64_t> XdpDatapath::vip_filter() const {
   return {bpf_map__fd(skel_->maps.xlb_vipfilt_v1), XLB_MAP_VIP_FILTER};
 }

@@ -23,9 +23,10 @@ struct xlb_floor;  // generated skeleton (xlb_floor.skel.h)
 namespace xlb {
 
 // Every map xlb pins, by its pinned name.
-inline constexpr std::array<const char*, 10> kPinnedMaps = {
-    XLB_MAP_SERVICES,  XLB_MAP_BACKENDS, XLB_MAP_MAGLEV,     XLB_MAP_CT,    XLB_MAP_REASONS,
-    XLB_MAP_SVC_STATS, XLB_MAP_BE_STATS, XLB_MAP_VIP_FILTER, XLB_MAP_REPLY, XLB_MAP_SNAT,
+inline constexpr std::array<const char*, 11> kPinnedMaps = {
+    XLB_MAP_SERVICES, XLB_MAP_BACKENDS,  XLB_MAP_MAGLEV,   XLB_MAP_CT,
+    XLB_MAP_REASONS,  XLB_MAP_SVC_STATS, XLB_MAP_BE_STATS, XLB_MAP_VIP_FILTER,
+    XLB_MAP_REPLY,    XLB_MAP_SNAT,      XLB_MAP_PEERS,
 };
 
 struct LoadOptions {
@@ -127,6 +128,8 @@ class XdpDatapath {
   // tunnel the answer back to (this node hosts the backend).
   TypedMap<xlb_ct_key, xlb_reply> replies() const;
   TypedMap<xlb_ct_key, xlb_snat> snat() const;
+  // The nodes whose tunnel packets are decapsulated (outer source address -> peer).
+  TypedMap<xlb_peer_key, xlb_peer> peers() const;
   TypedMap<uint32_t, uint64_t> vip_filter() const;
   PerCpuMap<xlb_counter> reasons() const;
   PerCpuMap<xlb_flow_counter> service_stats() const;

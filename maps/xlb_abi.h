@@ -39,6 +39,7 @@
 #define XLB_MAP_VIP_FILTER "xlb_vipfilt_v1"
 #define XLB_MAP_REPLY "xlb_reply_v1"
 #define XLB_MAP_SNAT "xlb_snat_v1"
+#define XLB_MAP_PEERS "xlb_peers_v1"
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
@@ -223,6 +224,26 @@ struct xlb_snat {
 #define XLB_VXLAN_VNI 4242
 
 /*
+ * Tunnel peers: the nodes xlb decapsulates from. A tunnel packet is decapsulated
+ * only when its outer source is a key of xlb_peers_v1 (a HASH the agent fills
+ * from every node address its model knows, before XDP is attached); anything
+ * else on the tunnel port is dropped (XLB_DROP_TUNNEL_PEER), so nobody who can
+ * merely send UDP to a node injects packets with arbitrary inner sources.
+ */
+#define XLB_PEERS_MAX 65536
+
+struct xlb_peer_key {
+	__be32 addr[4]; /* a node's address (the outer source of its tunnel packets) */
+	__u8 family;    /* XLB_FAMILY_* */
+	__u8 pad[3];    /* zero */
+};
+
+struct xlb_peer {
+	__u16 cluster_id; /* the cluster the node belongs to (informational) */
+	__u8 pad[2];      /* zero */
+};
+
+/*
  * Why a packet went where it went: the index of xlb_reasons_v2. The groups
  * stay in this order (pass, forward, drop): the exit helper and userspace
  * derive the verdict class from it.
@@ -266,6 +287,8 @@ enum xlb_reason {
 	XLB_DROP_TOO_BIG,        /* encapsulated, it would exceed tunnel_mtu or the route's MTU */
 	XLB_DROP_ENCAP,          /* no room to add or remove the outer headers */
 	XLB_DROP_SNAT_PORTS,     /* SNAT: every port tried is taken toward that backend */
+	XLB_DROP_UDP6_ZERO_CSUM, /* UDP over IPv6 with checksum 0 (RFC 8200 8.1: receivers discard it) */
+	XLB_DROP_TUNNEL_PEER,    /* xlb's tunnel packet from an outer source that is no known node */
 	XLB_REASON_MAX
 };
 
@@ -389,6 +412,8 @@ XLB_STATIC_ASSERT(sizeof(struct xlb_flow_counter) == 24, "xlb_flow_counter layou
 XLB_STATIC_ASSERT(sizeof(struct xlb_config) == 64, "xlb_config layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_reply) == 32, "xlb_reply layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_snat) == 48, "xlb_snat layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_peer_key) == 20, "xlb_peer_key layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_peer) == 4, "xlb_peer layout");
 XLB_STATIC_ASSERT(XLB_REASON_MAX <= XLB_REASON_SLOTS, "xlb_reasons_v2 has a slot per reason");
 XLB_STATIC_ASSERT(sizeof(struct xlb_sock_rev_key) == 32, "xlb_sock_rev_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_sock_rev) == 24, "xlb_sock_rev layout");

@@ -132,7 +132,7 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	/* A later fragment's next header names a protocol whose header it lacks. */
 	if (pkt->fragment)
 		return XLB_PASS_FRAGMENT;
-	if (pkt->flow.proto == IPPROTO_ICMP || pkt->flow.proto == IPPROTO_ICMPV6)
+	if (pkt_is_icmp(pkt))
 		return nat_icmp_error(pkt, data_end);
 	if (pkt->flow.proto != IPPROTO_TCP && pkt->flow.proto != IPPROTO_UDP)
 		return XLB_PASS_NOT_L4;

@@ -51,8 +51,8 @@ static __always_inline __sum16 csum_apply(__sum16 check, __u32 diff)
 }
 
 /*
- * UDP: a zero checksum means "none" over IPv4 and stays zero; a computed zero
- * is sent as 0xffff (RFC 768).
+ * UDP: a zero checksum means "none" over IPv4 and stays zero (over IPv6 it is
+ * invalid and left alone); a computed zero is sent as 0xffff (RFC 768).
  */
 static __always_inline __sum16 csum_apply_udp(__sum16 check, __u32 diff)
 {

@@ -37,6 +37,19 @@ static __always_inline int tunnel_match(const struct xlb_pkt *pkt, void *data_en
 }
 
 /*
+ * Whether an outer source is a node xlb decapsulates from (xlb_peers_v1, filled
+ * by the agent before XDP is attached). The outer source of a tunnel packet is
+ * the sending node's tunnel address, which is its node address.
+ */
+static __always_inline int tunnel_peer_known(const struct xlb_pkt *outer)
+{
+	struct xlb_peer_key key = {.family = outer->flow.family};
+
+	__builtin_memcpy(key.addr, outer->flow.saddr, sizeof(key.addr));
+	return bpf_map_lookup_elem(&xlb_peers_v1, &key) != NULL;
+}
+
+/*
  * Parses the inner IP header at nh (IPv4 or IPv6 by `family`) and, for TCP and
  * UDP, validates the L4 header. What xlb encapsulates has no IPv6 extension
  * headers; an inner packet with some is still delivered, but not tracked (its
@@ -79,7 +92,7 @@ static __always_inline int decap_parse_inner(struct hdr_cursor *nh, void *data_e
 
 /*
  * Validates the whole tunnel packet first (a malformed one passes untouched),
- * then strips the outer headers, keeping the outer frame's MAC addresses (the
+ * drops it when its outer source is no known node, then strips the outer headers, keeping the outer frame's MAC addresses (the
  * inner VXLAN Ethernet header names the VTEP MAC, which the stack would not
  * take as its own), and then either reverses the NAT of a reply to a flow
  * balanced here, or remembers where a flow for a local backend came from so
@@ -146,6 +159,13 @@ static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb
 	ret = decap_parse_inner(&nh, data_end, family, &inner);
 	if (ret != XLB_OK || inner.end > udp_end)
 		return XLB_PASS_TUNNEL_MALFORMED;
+	/*
+	 * xlb's own tunnel packet, whole: decapsulated only from a known node.
+	 * Checked last, so that another tunnel on the same port (a foreign VNI)
+	 * still reaches the stack whatever its source.
+	 */
+	if (!tunnel_peer_known(outer))
+		return XLB_DROP_TUNNEL_PEER;
 
 	__builtin_memcpy(origin, outer->flow.saddr, sizeof(origin));
 	if (inner_off > XLB_HDR_OFF_MAX || ctx_pop_outer(ctx, inner_off))

@@ -108,6 +108,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_snat_v1 SEC(".maps");
 
+/* Tunnel peers (struct xlb_peer_key): the only outer sources decapsulated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_PEERS_MAX);
+	__type(key, struct xlb_peer_key);
+	__type(value, struct xlb_peer);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_peers_v1 SEC(".maps");
+
 /* Runtime knobs: rodata, set through the skeleton before load. */
 const volatile struct xlb_config xlb_cfg = XLB_CONFIG_DEFAULTS;
 

@@ -37,13 +37,16 @@ static __always_inline __sum16 *l4_csum_ptr(void *l4, __u8 proto)
 	return &((struct udphdr *)l4)->check;
 }
 
-/* L4 checksum after a change summed in diff (pseudo-header and/or port). */
-static __always_inline void l4_csum_update(__sum16 *check, __u8 proto, __u8 family, __u32 diff)
+/*
+ * L4 checksum after a change summed in diff (pseudo-header and/or port). A zero
+ * UDP checksum stays zero in both families: over IPv4 it means "none"; over
+ * IPv6 it is invalid (validate_l4 drops such packets) and only reaches here
+ * quoted inside an ICMP error, where no update could make it right.
+ */
+static __always_inline void l4_csum_update(__sum16 *check, __u8 proto, __u32 diff)
 {
-	if (proto == IPPROTO_UDP && family == XLB_FAMILY_IPV4)
+	if (proto == IPPROTO_UDP)
 		*check = csum_apply_udp(*check, diff);
-	else if (proto == IPPROTO_UDP)
-		*check = csum_apply(*check, diff) ?: (__sum16)0xffff;
 	else
 		*check = csum_apply(*check, diff);
 }
@@ -55,13 +58,13 @@ static __always_inline void l4_csum_update(__sum16 *check, __u8 proto, __u8 fami
  * summed later by the NIC or the stack: only the pseudo part applies, as the
  * kernel's inet_proto_csum_replace*() do it.
  */
-static __always_inline void l4_csum_update_split(__sum16 *check, __u8 proto, __u8 family,
-						 __u32 pseudo_diff, __u32 data_diff, __u8 partial)
+static __always_inline void l4_csum_update_split(__sum16 *check, __u8 proto, __u32 pseudo_diff,
+						 __u32 data_diff, __u8 partial)
 {
 	if (partial)
 		*check = (__sum16)csum_fold(csum_add((__u16)*check, pseudo_diff));
 	else
-		l4_csum_update(check, proto, family, csum_add(pseudo_diff, data_diff));
+		l4_csum_update(check, proto, csum_add(pseudo_diff, data_diff));
 }
 
 /*
@@ -127,8 +130,7 @@ static __always_inline int nat_rewrite(struct xlb_pkt *pkt, void *data_end,
 		port_diff = csum_diff16(0, *pport, port);
 		*pport = port;
 	}
-	l4_csum_update_split(check, pkt->flow.proto, pkt->flow.family, diff, port_diff,
-			     pkt->csum_partial);
+	l4_csum_update_split(check, pkt->flow.proto, diff, port_diff, pkt->csum_partial);
 	return XLB_OK;
 }
 
@@ -276,7 +278,7 @@ static __always_inline int nat_icmp_rewrite(struct xlb_pkt *pkt, void *data_end,
 	if ((void *)(qcheck + 1) <= data_end && (void *)(qcheck + 1) <= pkt->end) {
 		__sum16 old = *qcheck;
 
-		l4_csum_update(qcheck, qt->flow.proto, qt->flow.family, l4_diff);
+		l4_csum_update(qcheck, qt->flow.proto, l4_diff);
 		icmp_diff = csum_diff16(icmp_diff, old, *qcheck);
 	}
 	icmp->checksum = csum_apply(icmp->checksum, icmp_diff);

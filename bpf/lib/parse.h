@@ -262,8 +262,27 @@ static __always_inline int validate_l4(struct xlb_pkt *pkt, void *data_end)
 		len = bpf_ntohs(uh->len);
 		if (len < sizeof(*uh) || pkt->l4 + len > pkt->end)
 			return XLB_DROP_MALFORMED_L4;
+		/*
+		 * Zero means "no checksum" only over IPv4; over IPv6 the receiver
+		 * discards it (RFC 8200 8.1), and no incremental update can make it
+		 * right. A CHECKSUM_PARTIAL field holds the pseudo-header sum, never 0.
+		 */
+		if (!uh->check && pkt->flow.family == XLB_FAMILY_IPV6 && !pkt->csum_partial)
+			return XLB_DROP_UDP6_ZERO_CSUM;
 	}
 	return XLB_OK;
+}
+
+/*
+ * ICMP of the packet's own family: ICMP in IPv4, ICMPv6 in IPv6. The other
+ * one (ICMPv6 inside IPv4, ICMP inside IPv6) is no error xlb may rewrite: its
+ * checksum rules are the other family's (ICMPv6 sums a pseudo-header, ICMP
+ * does not), so it is an IP protocol xlb does not handle, like any other.
+ */
+static __always_inline int pkt_is_icmp(const struct xlb_pkt *pkt)
+{
+	return pkt->flow.proto ==
+	       (pkt->flow.family == XLB_FAMILY_IPV4 ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 }
 
 #endif /* XLB_PARSE_H */

@@ -79,6 +79,7 @@ GoldenStep Step(std::string what, Bytes in, uint32_t verdict, xlb_reason reason,
 constexpr const char* kPodMac = "02:00:00:00:02:01";   // a pod's veth (TC cases)
 constexpr const char* kHostVethMac = "02:00:00:00:02:02";
 constexpr const char* kPod4 = "198.18.30.5";            // a local pod calling a service
+constexpr const char* kPod6 = "2001:db8:30::5";
 constexpr const char* kLocalBackend4 = "198.18.30.1";   // a local pod behind a remote node's VIP
 constexpr const char* kLocalBackend6 = "2001:db8:30::1";
 constexpr const char* kVip4Tun = "198.18.10.9";      // -> 198.18.40.1:8080 via 198.18.100.2
@@ -301,6 +302,20 @@ void InstallGoldenServices(XdpDatapath& dp, ServiceWriter& w) {
   add(19, VipKey(kVip6Snat, 80, IPPROTO_TCP), {{21, SnatBackend(kRemoteNode6, 8080)}});
 }
 
+xlb_peer_key PeerKey(std::string_view addr) {
+  const Addr a = ParseAddr(addr);
+  xlb_peer_key k{};
+  std::copy(a.words.begin(), a.words.end(), k.addr);
+  k.family = a.family;
+  return k;
+}
+
+void InstallGoldenPeers(XdpDatapath& dp) {
+  for (const char* node : {kRemoteNode4, kRemoteNode6}) {
+    Must(dp.peers().Update(PeerKey(node), xlb_peer{.cluster_id = 2, .pad = {}}));
+  }
+}
+
 xlb_config GoldenConfig() {
   xlb_config c = XLB_CONFIG_DEFAULTS;
   // Every golden service has one backend: a small table is the same table, built faster.
@@ -391,6 +406,7 @@ bool RunGoldenCase(const GoldenCase& c,
     }
     ServiceWriter writer(**dp);
     InstallGoldenServices(**dp, writer);
+    InstallGoldenPeers(**dp);
     const int uplink = static_cast<int>(if_nametoindex("up0"));
     if (uplink <= 0) {
       ADD_FAILURE() << "no up0 in " << ns.name();
@@ -695,6 +711,32 @@ std::vector<GoldenCase> GoldenCases() {
               XLB_FWD_ICMP_ERROR,
               Frame().ipv6(kRouter6, "2001:db8:20::1")
                   .icmp6_packet_too_big(1280, reply6("2001:db8:20::1", 8080)).build())});
+    // The other family's ICMP quoting a tracked flow: not an error xlb rewrites (its checksum
+    // rules are the other family's), so it passes untouched. ICMP type 3 is "time exceeded"
+    // to ICMPv6, and ICMPv6 type 1 is unassigned in ICMP: each reads as an error to the
+    // family that carries it.
+    add("icmp6_in_ipv4_to_vip_not_rewritten",
+        {Step("SYN", Tcp4(kVip4, 40081, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+              Tcp4("198.18.20.1", 40081, 8080, kTcpSyn)),
+         Step("protocol 58 quoting the flow's reply",
+              Frame()
+                  .ipv4(kRouter4, kVip4, {.protocol = kProtoIcmpv6})
+                  .icmp4_dest_unreach(
+                      kIcmpPortUnreach,
+                      Packet().ipv4(kVip4, kClient4).tcp(80, 40081, kTcpSyn | kTcpAck))
+                  .build(),
+              XLB_PASS_NOT_L4)});
+    add("icmp_in_ipv6_to_vip_not_rewritten",
+        {Step("SYN", Tcp6(kVip6, 40091, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+              Tcp6("2001:db8:20::1", 40091, 8080, kTcpSyn)),
+         Step("next header 1 quoting the flow's reply",
+              Frame()
+                  .ipv6(kRouter6, kVip6, {.next_header = kProtoIcmp})
+                  .icmp6_dest_unreach(
+                      kIcmp6PortUnreach,
+                      Packet().ipv6(kVip6, kClient6).tcp(80, 40091, kTcpSyn | kTcpAck))
+                  .build(),
+              XLB_PASS_NOT_L4)});
   }
 
   // --- TC on a pod's veth: east-west balancing, answers of local backends ---
@@ -779,6 +821,53 @@ std::vector<GoldenCase> GoldenCases() {
               InFrame(kPodMac, kHostVethMac,
                       Packet().ipv6(kVip6, kClient6).icmp6_dest_unreach(kIcmp6PortUnreach, sent6(kVip6)).build()),
               Hook::kTc)});
+    // The other family's ICMP about a tracked flow, from its backend: not reverse-NATed.
+    auto sent4b = [](std::string_view dst, uint16_t dport) {
+      return Packet().ipv4(kClient4, dst).udp(41006, dport).payload("query");
+    };
+    add("tc_backend_icmp6_in_ipv4_not_revnat",
+        {Step("client datagram (XDP)", InFrame(kClientMac, kNodeMac, sent4b(kVip4, 53).build()),
+              XLB_FWD_NEW_FLOW, InFrame(kClientMac, kNodeMac, sent4b("198.18.20.2", 5353).build())),
+         Step("backend: protocol 58 quoting the flow (TC)",
+              InFrame(kPodMac, kHostVethMac,
+                      Packet()
+                          .ipv4("198.18.20.2", kClient4, {.protocol = kProtoIcmpv6})
+                          .icmp4_dest_unreach(kIcmpPortUnreach, sent4b("198.18.20.2", 5353))
+                          .build()),
+              TC_ACT_OK, XLB_PASS_NO_SERVICE, std::nullopt, Hook::kTc)});
+    auto sent6b = [](std::string_view dst) {
+      return Packet().ipv6(kClient6, dst).udp(41007, 53).payload("query");
+    };
+    add("tc_backend_icmp_in_ipv6_not_revnat",
+        {Step("client datagram (XDP)", InFrame(kClientMac, kNodeMac, sent6b(kVip6).build()),
+              XLB_FWD_NEW_FLOW, InFrame(kClientMac, kNodeMac, sent6b("2001:db8:20::2").build())),
+         Step("backend: next header 1 quoting the flow (TC)",
+              InFrame(kPodMac, kHostVethMac,
+                      Packet()
+                          .ipv6("2001:db8:20::2", kClient6, {.next_header = kProtoIcmp})
+                          .icmp6_dest_unreach(kIcmp6PortUnreach, sent6b("2001:db8:20::2"))
+                          .build()),
+              TC_ACT_OK, XLB_PASS_NO_SERVICE, std::nullopt, Hook::kTc)});
+  }
+
+  // --- UDP over IPv6 with checksum 0 is invalid (RFC 8200 8.1): dropped, never updated ---
+  {
+    auto udp6z = [](std::string_view src, std::string_view dst) {
+      return Packet()
+          .ipv6(src, dst)
+          .udp(41008, 53, {.zero_checksum = true})
+          .payload("query")
+          .build();
+    };
+    add("udp6_zero_checksum_to_vip_dropped",
+        {Step("to the VIP", InFrame(kClientMac, kNodeMac, udp6z(kClient6, kVip6)),
+              XLB_DROP_UDP6_ZERO_CSUM),
+         Step("to another address: not xlb's, untouched",
+              InFrame(kClientMac, kNodeMac, udp6z(kClient6, "2001:db8:99::1")),
+              XLB_PASS_NO_SERVICE)});
+    add("tc_udp6_zero_checksum_from_pod_dropped",
+        {Step("pod to the VIP (TC)", InFrame(kPodMac, kHostVethMac, udp6z(kPod6, kVip6)),
+              TC_ACT_SHOT, XLB_DROP_UDP6_ZERO_CSUM, std::nullopt, Hook::kTc)});
   }
 
   // --- encapsulation toward tunnelled backends, every outer x inner family, both formats ---
@@ -1065,6 +1154,39 @@ std::vector<GoldenCase> GoldenCases() {
                 XLB_PASS_NO_SERVICE)});
       ++cport;
     }
+  }
+
+  // --- only known nodes are decapsulated from (xlb_peers_v1) ---
+  {
+    const Bytes inner4 = Seg(kClient4, kLocalBackend4, 40620, 8080, kTcpSyn);
+    const Bytes inner6 = Seg(kClient6, kLocalBackend6, 40621, 8080, kTcpSyn);
+    add("tunnel_spoofed_outer_source_dropped",
+        {Step("VXLAN over IPv4 from an address that is no node",
+              FromRemote("198.18.100.77", kNodeTunnel4, XLB_ENCAP_VXLAN, inner4),
+              XLB_DROP_TUNNEL_PEER),
+         Step("GUE over IPv6 from an address that is no node",
+              FromRemote("2001:db8:100::77", kNodeTunnel6, XLB_ENCAP_GUE, inner6),
+              XLB_DROP_TUNNEL_PEER),
+         Step("a node's IPv4 address written as IPv4-mapped IPv6 is another address",
+              FromRemote("::ffff:198.18.100.2", kNodeTunnel6, XLB_ENCAP_GUE, inner6),
+              XLB_DROP_TUNNEL_PEER)});
+    GoldenStep removed =
+        Step("the same node once it is no peer any more",
+             FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, inner4), XLB_DROP_TUNNEL_PEER);
+    removed.before = [](XdpDatapath& dp, ServiceWriter&) {
+      Must(dp.peers().Erase(PeerKey(kRemoteNode4)));
+    };
+    add("tunnel_peer_removed",
+        {Step("a known node: decapsulated",
+              FromRemote(kRemoteNode4, kNodeTunnel4, XLB_ENCAP_VXLAN, inner4), XDP_PASS,
+              XLB_FWD_DECAP,
+              InFrame(kRemoteNodeMac, kUplinkMac,
+                      Seg(kClient4, kLocalBackend4, 40620, 8080, kTcpSyn, 1410))),
+         std::move(removed)});
+    add("tunnel_foreign_vni_from_unknown_source_passes",
+        {Step("another tunnel on the port: the stack's",
+              FromRemote("198.18.100.77", kNodeTunnel4, XLB_ENCAP_VXLAN, inner4, 4243),
+              XLB_PASS_TUNNEL_FOREIGN)});
   }
 
   // --- malformed or foreign tunnel packets pass untouched ---

@@ -68,6 +68,9 @@ xlb_config GoldenConfig();
 
 // Installs the services every case relies on (see golden_cases.cc for the table).
 void InstallGoldenServices(XdpDatapath& dp, ServiceWriter& writer);
+// The remote node (kRemoteNode4, kRemoteNode6) as a tunnel peer: its packets are decapsulated.
+xlb_peer_key PeerKey(std::string_view addr);
+void InstallGoldenPeers(XdpDatapath& dp);
 std::vector<GoldenCase> GoldenCases();
 
 struct GoldenRun {

@@ -65,6 +65,10 @@ TEST_F(BpfSync, ReadBackEqualsWhatWasWrittenAndAReloadNeedsNoWrite) {
     EXPECT_EQ(r.writes[WriteKind::kTable], 2u);
     EXPECT_EQ(r.writes[WriteKind::kService], 3u);
     EXPECT_EQ(r.writes[WriteKind::kVipFilterWord], desired->maps.vip_filter.size());
+    // Every endpoint's node is a tunnel peer in the real map (read back below, and adopted
+    // with the rest after the reload).
+    EXPECT_FALSE(desired->maps.peers.empty());
+    EXPECT_EQ(r.writes[WriteKind::kPeer], desired->maps.peers.size());
 
     auto read = store.ReadAll();
     ASSERT_TRUE(read.ok()) << read.error().ToString();
@@ -138,7 +142,8 @@ TEST_F(BpfSync, IncrementalSyncFillsTablesThatReadBackSlotForSlot) {
     ASSERT_TRUE(syncer.PlanChanges(m, m.TakeChanges().services, planner).ok());
     const SyncResult change = syncer.SyncChanges();
     ASSERT_TRUE(change.ok()) << change.error->ToString();
-    EXPECT_EQ(change.writes.ToString(), "backend=1 table=1 service=2");  // two VIPs
+    // Two VIPs; the new endpoint's node becomes a tunnel peer.
+    EXPECT_EQ(change.writes.ToString(), "backend=1 table=1 service=2 peer=1");
     check_tables();
   }
   BpfMapStore store(*dp);

@@ -17,8 +17,9 @@
 namespace xlb::testing {
 
 // A FakeMapStore that checks, after every write, what a packet arriving right then would
-// rely on: each service entry's table is installed and its VIP's filter bit set, and every
-// slot of every table names a valid backend.
+// rely on: each service entry's table is installed and its VIP's filter bit set, every
+// slot of every table names a valid backend, and the node of every valid tunnelled backend
+// is a tunnel peer (its answers would be dropped otherwise).
 class CheckingStore : public FakeMapStore {
  public:
   using FakeMapStore::FakeMapStore;
@@ -41,6 +42,12 @@ class CheckingStore : public FakeMapStore {
   Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) override {
     return Checked(FakeMapStore::PutVipFilterWord(word, bits));
   }
+  Result<void> PutPeer(const xlb_peer_key& key, const xlb_peer& peer) override {
+    return Checked(FakeMapStore::PutPeer(key, peer));
+  }
+  Result<void> ErasePeer(const xlb_peer_key& key) override {
+    return Checked(FakeMapStore::ErasePeer(key));
+  }
 
   // Every inconsistency seen, one line each, with the write number.
   const std::vector<std::string>& violations() const { return violations_; }
@@ -60,6 +67,18 @@ class CheckingStore : public FakeMapStore {
       if (it == c.vip_filter.end() || (it->second & bit) == 0) {
         violations_.push_back(at + "service " + std::to_string(service.id) +
                               " VIP filter bit clear");
+      }
+    }
+    for (const auto& [id, backend] : c.backends) {
+      if ((backend.flags & XLB_BE_F_VALID) == 0 || (backend.flags & XLB_BE_F_TUNNEL) == 0) {
+        continue;
+      }
+      xlb_peer_key node{};
+      std::copy(std::begin(backend.tunnel), std::end(backend.tunnel), node.addr);
+      node.family = backend.tunnel_family;
+      if (c.peers.count(node) == 0) {
+        violations_.push_back(at + "backend " + std::to_string(id) +
+                              " is tunnelled to a node that is no peer");
       }
     }
     for (const auto& [id, slots] : tables()) {

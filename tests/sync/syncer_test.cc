@@ -75,13 +75,15 @@ class SyncTest : public ::testing::Test {
 TEST_F(SyncTest, FirstSyncWritesEverything) {
   const SyncResult r = SyncModel(TwoClusters(2));
   ASSERT_TRUE(r.ok()) << r.error->ToString();
-  // 4 endpoints, one table, ClusterIP + ClusterSet IP, and their filter words.
+  // 4 endpoints, one table, ClusterIP + ClusterSet IP, and their filter words; the 4 nodes
+  // the endpoints live on are tunnel peers.
   const auto words = desired_.maps.vip_filter.size();
   EXPECT_GE(words, 1u);
   EXPECT_EQ(r.writes, Counts({{WriteKind::kBackend, 4},
                               {WriteKind::kTable, 1},
                               {WriteKind::kService, 2},
-                              {WriteKind::kVipFilterWord, words}}))
+                              {WriteKind::kVipFilterWord, words},
+                              {WriteKind::kPeer, 4}}))
       << r.writes.ToString();
   EXPECT_EQ(store_.contents(), *desired_.maps.Contents());
   EXPECT_EQ(syncer_.held(), *desired_.maps.Contents());
@@ -136,9 +138,12 @@ TEST_F(SyncTest, RemovingOneEndpointRewritesOneTableAndInvalidatesOneBackend) {
   const SyncResult r = SyncModel(smaller);
   ASSERT_TRUE(r.ok());
   // The table, the invalidated backend, and backend_count 4 -> 3 in the entry of each of the
-  // two VIPs (xlb_service carries the count of backends in the table); nothing else.
-  EXPECT_EQ(r.writes,
-            Counts({{WriteKind::kTable, 1}, {WriteKind::kBackend, 1}, {WriteKind::kService, 2}}))
+  // two VIPs (xlb_service carries the count of backends in the table); its node, which no
+  // other endpoint names, is no tunnel peer any more; nothing else.
+  EXPECT_EQ(r.writes, Counts({{WriteKind::kTable, 1},
+                              {WriteKind::kBackend, 1},
+                              {WriteKind::kService, 2},
+                              {WriteKind::kPeerRemoval, 1}}))
       << r.writes.ToString();
   // Kept, but invalid: conntrack entries that name it reselect.
   const xlb_backend& invalid = store_.contents().backends.at(gone);
@@ -168,9 +173,11 @@ TEST_F(SyncTest, FreedIdIsNotReusedInTheSameSyncButInALaterOne) {
   const SyncResult r = SyncModel(m);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(IdOf("198.18.2.8"), old_id);
-  EXPECT_EQ(r.writes,
-            Counts({{WriteKind::kBackend, 1}, {WriteKind::kTable, 1}, {WriteKind::kService, 2}}))
-      << r.writes.ToString();  // backend_count 2 -> 3 on both VIPs
+  EXPECT_EQ(r.writes, Counts({{WriteKind::kBackend, 1},
+                              {WriteKind::kTable, 1},
+                              {WriteKind::kService, 2},
+                              {WriteKind::kPeer, 1}}))
+      << r.writes.ToString();  // backend_count 2 -> 3 on both VIPs; the newcomer's node
 }
 
 TEST_F(SyncTest, FreedIdIsNotReusedInTheFirstSyncAfterARestartEither) {
@@ -334,7 +341,9 @@ TEST_F(SyncTest, FailedTableWriteLeavesThePreviousTableAndTheNextSyncRetries) {
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.error->what.find("table of service"), std::string::npos)
       << failed.error->ToString();
-  EXPECT_EQ(failed.writes, Counts({{WriteKind::kBackend, 3}, {WriteKind::kTable, 1}}))
+  // The 3 new endpoints' nodes become peers first (step 0).
+  EXPECT_EQ(failed.writes,
+            Counts({{WriteKind::kPeer, 3}, {WriteKind::kBackend, 3}, {WriteKind::kTable, 1}}))
       << failed.writes.ToString();
   const uint32_t web = desired_.Find({"production", "web"}, 80)->id;
   // web is not reachable: no entry, no table; api's entries still say 4 backends.
@@ -485,7 +494,8 @@ TEST_F(SyncTest, RemovingOneOfTenBackendsMovesAtMostATenthPlusTwoPercentOfSlots)
   const SyncResult r = SyncModel(fewer);
   EXPECT_EQ(r.writes, Counts({{WriteKind::kTable, 1},
                               {WriteKind::kService, 2},  // backend_count 10 -> 9
-                              {WriteKind::kBackend, 1}}))
+                              {WriteKind::kBackend, 1},
+                              {WriteKind::kPeerRemoval, 1}}))  // its node
       << r.writes.ToString();
   const MaglevSlots& after = store_.table(Api().id);
   ASSERT_EQ(before.size(), after.size());
@@ -531,6 +541,50 @@ TEST_F(SyncTest, OnlyChangedTablesAreBuiltAndARestartBuildsEachOnceWritingNothin
 }
 
 // A table the store lost or that differs (written by someone else) is found by its digest.
+TEST_F(SyncTest, TunnelPeersAreTheNodesOfEveryEndpointCountedAcrossServices) {
+  auto peer = [](const std::string& node) {
+    xlb_peer_key k{};
+    IpAddress::Parse(node)->ToAbiWords(k.addr);
+    k.family = XLB_FAMILY_IPV4;
+    return k;
+  };
+  // api: 198.18.0.11, .12 (cluster-a), .21, .22 (cluster-b); web: 198.18.0.111, .112.
+  Model m = TwoClusters(2);
+  AddWebService(m, 2);
+  ASSERT_TRUE(SyncModel(m).ok());
+  const auto& peers = store_.contents().peers;
+  EXPECT_EQ(peers.size(), 6u);
+  ASSERT_EQ(peers.count(peer("198.18.0.21")), 1u);
+  EXPECT_EQ(peers.at(peer("198.18.0.21")).cluster_id, 2);
+  EXPECT_EQ(peers.at(peer("198.18.0.11")).cluster_id, 1);
+
+  // A web endpoint moves to api's node 198.18.0.11: .111 goes, .11 stays (api still names it).
+  std::vector<Endpoint> web(m.EndpointsOf({"production", "web"}).begin(),
+                            m.EndpointsOf({"production", "web"}).end());
+  web.front().node_address = *IpAddress::Parse("198.18.0.11");
+  m.SetEndpoints({"production", "web"}, "cluster-a", web);
+  SyncResult r = SyncModel(m);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.writes[WriteKind::kPeerRemoval], 1u) << r.writes.ToString();
+  EXPECT_EQ(r.writes[WriteKind::kPeer], 0u) << r.writes.ToString();
+  EXPECT_EQ(peers.count(peer("198.18.0.111")), 0u);
+
+  // web goes entirely: .112 goes; .11 stays for api.
+  Model without_web = TwoClusters(2);
+  r = SyncModel(without_web);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(peers.size(), 4u);
+  EXPECT_EQ(peers.count(peer("198.18.0.11")), 1u);
+
+  // A restarted agent adopts the peers with the rest and writes nothing.
+  Syncer again(store_);
+  ASSERT_TRUE(again.Adopt().ok());
+  auto desired = again.Plan(without_web, DefaultPlans(without_web));
+  ASSERT_TRUE(desired.ok());
+  store_.ResetCounts();
+  EXPECT_EQ(again.Sync(*desired).writes.total(), 0u);
+}
+
 TEST(TableDigest, DiffersWhenOneSlotDiffers) {
   MaglevSlots a(1021, 1);
   MaglevSlots b = a;

@@ -39,6 +39,32 @@ AbiAddress ParseAbi(const std::string& text) {
   return a;
 }
 
+// Every node of the testbed (whichever options made it) as a tunnel peer, with both of its
+// transit addresses, before XDP is attached: as the agent knows every node its endpoints
+// name, and a node's tunnel packets leave from its transit address.
+void AddTestbedPeers(XdpDatapath& dp) {
+  std::vector<std::string> roles = Roles();
+  for (const auto* more : {&NodeCRoles(), &MultiNodeRoles()}) {
+    roles.insert(roles.end(), more->begin(), more->end());
+  }
+  for (const std::string& role : roles) {
+    if (NodeOf(role) != role) {
+      continue;  // a pod, a client, the router
+    }
+    for (const Family f : {Family::kV4, Family::kV6}) {
+      const AbiAddress a = ParseAbi(Address(role, f));
+      xlb_peer_key key{};
+      std::memcpy(key.addr, a.words, sizeof(key.addr));
+      key.family = a.family;
+      // nodeA, nodeA2, ... are cluster-a's: the letter after "node" names the cluster
+      const xlb_peer peer{.cluster_id = static_cast<uint16_t>(role[4] - 'A' + 1), .pad = {}};
+      if (auto put = dp.peers().Update(key, peer); !put.ok()) {
+        throw std::runtime_error("tunnel peer " + role + ": " + put.error().ToString());
+      }
+    }
+  }
+}
+
 Family FamilyOf(uint8_t abi_family) {
   return abi_family == XLB_FAMILY_IPV4 ? Family::kV4 : Family::kV6;
 }
@@ -120,6 +146,7 @@ std::unique_ptr<XlbNode> XlbNode::Start(const Testbed& tb, const std::string& no
     Fail("load xlb_tc for " + node, tc.error());
   }
   n->tc_ = std::move(*tc);
+  AddTestbedPeers(*n->xdp_);
 
   RunInNetns(tb.NsPath(node), [&] {
     AttachOptions native;

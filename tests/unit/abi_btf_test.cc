@@ -199,6 +199,16 @@ TEST(AbiBtf, Snat) {
         XLB_MEMBER(xlb_snat, family), XLB_MEMBER(xlb_snat, flags), XLB_MEMBER(xlb_snat, pad)}});
 }
 
+TEST(AbiBtf, Peer) {
+  ExpectLayoutMatchesBtf({"xlb_peer_key",
+                          sizeof(xlb_peer_key),
+                          {XLB_MEMBER(xlb_peer_key, addr), XLB_MEMBER(xlb_peer_key, family),
+                           XLB_MEMBER(xlb_peer_key, pad)}});
+  ExpectLayoutMatchesBtf({"xlb_peer",
+                          sizeof(xlb_peer),
+                          {XLB_MEMBER(xlb_peer, cluster_id), XLB_MEMBER(xlb_peer, pad)}});
+}
+
 // Socket LB's own layouts live in the xlb_sock object.
 TEST(AbiBtf, SockRevKey) {
   ExpectLayoutMatchesBtf({"xlb_sock_rev_key",

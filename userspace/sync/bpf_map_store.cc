@@ -56,10 +56,24 @@ Result<void> BpfMapStore::PutVipFilterWord(uint32_t word, uint64_t bits) {
   return dp_.vip_filter().Update(word, bits);
 }
 
+Result<void> BpfMapStore::PutPeer(const xlb_peer_key& key, const xlb_peer& peer) {
+  return dp_.peers().Update(key, peer);
+}
+
+Result<void> BpfMapStore::ErasePeer(const xlb_peer_key& key) {
+  auto erased = dp_.peers().Erase(key);
+  if (!erased.ok() && erased.error().NotFound()) {
+    return {};
+  }
+  return erased;
+}
+
 Result<MapContents> BpfMapStore::ReadAll() const {
   MapContents out;
   XLB_TRY(dp_.services().ForEach(
       [&](const xlb_service_key& key, const xlb_service& value) { out.services[key] = value; }));
+  XLB_TRY(dp_.peers().ForEach(
+      [&](const xlb_peer_key& key, const xlb_peer& value) { out.peers[key] = value; }));
 
   const auto backends = dp_.backends();
   const xlb_backend empty{};

@@ -24,9 +24,11 @@ class BpfMapStore : public MapStore {
   Result<void> PutService(const xlb_service_key& key, const xlb_service& service) override;
   Result<void> EraseService(const xlb_service_key& key) override;
   Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) override;
+  Result<void> PutPeer(const xlb_peer_key& key, const xlb_peer& peer) override;
+  Result<void> ErasePeer(const xlb_peer_key& key) override;
   // One lookup per backend id, service id (each table read, digested and dropped) and filter
   // word (the ARRAY maps have no "present" notion: an all-zero backend or word counts as
-  // never written), plus the services hash.
+  // never written), plus the services and peers hashes.
   Result<MapContents> ReadAll() const override;
 
  private:

@@ -88,7 +88,7 @@ bool DesiredMaps::operator==(const DesiredMaps& other) const {
            });
   };
   return same(services, other.services) && same(backends, other.backends) &&
-         tables == other.tables && vip_filter == other.vip_filter;
+         tables == other.tables && vip_filter == other.vip_filter && same(peers, other.peers);
 }
 
 Result<MapContents> DesiredMaps::Contents() const {
@@ -96,6 +96,7 @@ Result<MapContents> DesiredMaps::Contents() const {
   out.services = services;
   out.backends = backends;
   out.vip_filter = vip_filter;
+  out.peers = peers;
   for (const auto& [id, recipe] : tables) {
     XLB_ASSIGN_OR_RETURN(const MaglevSlots slots, recipe.Build());
     out.tables[id] = TableDigest::Of(slots);

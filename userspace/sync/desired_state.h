@@ -64,6 +64,8 @@ struct DesiredMaps {
   std::map<uint32_t, xlb_backend> backends;  // every one XLB_BE_F_VALID
   std::map<uint32_t, TableRecipe> tables;    // by service id
   std::map<uint32_t, uint64_t> vip_filter;   // non-zero words only
+  // Tunnel peers: the node of every endpoint the model knows, in any cluster.
+  std::map<xlb_peer_key, xlb_peer, AbiLess> peers;
 
   bool operator==(const DesiredMaps& other) const;
   // What the store holds once this is synced. Builds every table: for tests and tools, never

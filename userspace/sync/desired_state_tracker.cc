@@ -109,6 +109,9 @@ void AddEntriesOf(const Maps& maps, TouchedEntries& touched) {
   for (const auto& [word, bits] : maps.vip_filter) {
     touched.vip_words.insert(word);
   }
+  for (const auto& [key, peer] : maps.peers) {
+    touched.peers.insert(touched.peers.end(), key);
+  }
 }
 
 }  // namespace
@@ -173,7 +176,8 @@ void IdSet::Merge(const IdSet& other) {
 // ---- TouchedEntries ---------------------------------------------------------------------
 
 bool TouchedEntries::empty() const {
-  return backends.empty() && tables.empty() && services.empty() && vip_words.empty();
+  return backends.empty() && tables.empty() && services.empty() && vip_words.empty() &&
+         peers.empty();
 }
 
 void TouchedEntries::Merge(const TouchedEntries& other) {
@@ -181,6 +185,7 @@ void TouchedEntries::Merge(const TouchedEntries& other) {
   tables.Merge(other.tables);
   services.insert(other.services.begin(), other.services.end());
   vip_words.Merge(other.vip_words);
+  peers.insert(other.peers.begin(), other.peers.end());
 }
 
 void TouchedEntries::AddAll(const MapContents& contents) {
@@ -326,7 +331,52 @@ Result<TouchedEntries> DesiredStateTracker::Update(const Model& model,
   XLB_TRY(AssignServiceIds(claims, before.ids));
   Emit(model, claims, group, touched);
   Record(model, group, before);
+  TrackPeers(model, group, touched);
   return touched;
+}
+
+void DesiredStateTracker::TrackPeers(const Model& model, const Group& group,
+                                     TouchedEntries& touched) {
+  for (const auto& [name, record] : group) {
+    // Every node address the service's endpoints name, once, with its cluster's id.
+    std::map<xlb_peer_key, xlb_peer, AbiLess> now;
+    if (model.FindService(name) != nullptr) {
+      for (const Endpoint& e : model.EndpointsOf(name)) {
+        if (!e.node_address) {
+          continue;
+        }
+        xlb_peer_key key{};
+        e.node_address->ToAbiWords(key.addr);
+        key.family = static_cast<uint8_t>(e.node_address->family());
+        const Cluster* cluster = model.FindCluster(e.cluster);
+        now.emplace(
+            key, xlb_peer{.cluster_id = cluster != nullptr ? cluster->id : uint16_t{0}, .pad = {}});
+      }
+    }
+    std::vector<xlb_peer_key>& was = peers_of_[name];
+    for (const auto& [key, peer] : now) {
+      if (peer_refs_[key]++ == 0) {
+        maps_.peers[key] = peer;  // the first service to name it says which cluster
+        touched.peers.insert(key);
+      }
+    }
+    for (const xlb_peer_key& key : was) {
+      auto it = peer_refs_.find(key);
+      if (it != peer_refs_.end() && --it->second == 0) {
+        peer_refs_.erase(it);
+        maps_.peers.erase(key);
+        touched.peers.insert(key);
+      }
+    }
+    if (now.empty()) {
+      peers_of_.erase(name);
+    } else {
+      was.clear();
+      for (const auto& [key, peer] : now) {
+        was.push_back(key);
+      }
+    }
+  }
 }
 
 DesiredStateTracker::Group DesiredStateTracker::GroupOf(

@@ -85,6 +85,7 @@ struct TouchedEntries {
   IdSet tables;    // service ids
   std::set<xlb_service_key, AbiLess> services;
   IdSet vip_words;
+  std::set<xlb_peer_key, AbiLess> peers;
 
   bool empty() const;
   void Merge(const TouchedEntries& other);
@@ -175,6 +176,10 @@ class DesiredStateTracker {
   // 8. The group's records replace the old ones.
   void Record(const Model& model, Group& group, const Before& before);
 
+  // 9. The tunnel peers: the node addresses of the group's endpoints, counted per address
+  // over every service, so an address leaves the state when no endpoint names it any more.
+  void TrackPeers(const Model& model, const Group& group, TouchedEntries& touched);
+
   void Drop(const NamespacedName& name, TouchedEntries& touched);
   void CountVip(const xlb_service_key& key, int delta, TouchedEntries& touched);
 
@@ -185,6 +190,8 @@ class DesiredStateTracker {
   std::map<uint32_t, const DesiredService*> by_id_;  // table id -> its DesiredService
   std::map<xlb_service_key, std::set<NamespacedName>, AbiLess> wanters_;
   std::vector<std::array<uint32_t, 64>> vip_bits_;  // VIP keys per filter word and bit
+  std::map<NamespacedName, std::vector<xlb_peer_key>> peers_of_;  // each address once
+  std::map<xlb_peer_key, uint32_t, AbiLess> peer_refs_;           // services naming it
   std::set<NamespacedName> last_group_;
   uint64_t problems_version_ = 0;
 };

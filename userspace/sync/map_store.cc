@@ -23,7 +23,8 @@ bool SameEntries(const std::map<K, V, L>& a, const std::map<K, V, L>& b) {
 
 bool MapContents::operator==(const MapContents& other) const {
   return SameEntries(services, other.services) && SameEntries(backends, other.backends) &&
-         tables == other.tables && vip_filter == other.vip_filter;
+         tables == other.tables && vip_filter == other.vip_filter &&
+         SameEntries(peers, other.peers);
 }
 
 TableDigest TableDigest::Of(std::span<const uint32_t> slots) {
@@ -57,6 +58,10 @@ const char* ToString(WriteKind kind) {
       return "service_removal";
     case WriteKind::kVipFilterWord:
       return "vip_filter_word";
+    case WriteKind::kPeer:
+      return "peer";
+    case WriteKind::kPeerRemoval:
+      return "peer_removal";
   }
   return "?";
 }
@@ -150,6 +155,18 @@ Result<void> FakeMapStore::PutVipFilterWord(uint32_t word, uint64_t bits) {
   } else {
     contents_.vip_filter[word] = bits;
   }
+  return {};
+}
+
+Result<void> FakeMapStore::PutPeer(const xlb_peer_key& key, const xlb_peer& peer) {
+  XLB_TRY(Write(WriteKind::kPeer, "put"));
+  contents_.peers[key] = peer;
+  return {};
+}
+
+Result<void> FakeMapStore::ErasePeer(const xlb_peer_key& key) {
+  XLB_TRY(Write(WriteKind::kPeerRemoval, "erase"));
+  contents_.peers.erase(key);
   return {};
 }
 

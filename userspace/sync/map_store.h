@@ -53,6 +53,7 @@ struct MapContents {
   std::map<uint32_t, xlb_backend> backends;
   std::map<uint32_t, TableDigest> tables;   // by service id
   std::map<uint32_t, uint64_t> vip_filter;  // non-zero words only
+  std::map<xlb_peer_key, xlb_peer, AbiLess> peers;  // tunnel peers (xlb_peers_v1)
 
   bool operator==(const MapContents& other) const;
 };
@@ -65,8 +66,10 @@ enum class WriteKind : uint8_t {
   kService,         // xlb_services_v1 entry written
   kServiceRemoval,  // xlb_services_v1 entry erased
   kVipFilterWord,   // xlb_vipfilt_v1 word written
+  kPeer,            // xlb_peers_v1 entry written
+  kPeerRemoval,     // xlb_peers_v1 entry erased
 };
-inline constexpr size_t kWriteKinds = 6;
+inline constexpr size_t kWriteKinds = 8;
 const char* ToString(WriteKind kind);
 
 struct WriteCounts {
@@ -108,6 +111,8 @@ class MapStore {
   virtual Result<void> PutService(const xlb_service_key& key, const xlb_service& service) = 0;
   virtual Result<void> EraseService(const xlb_service_key& key) = 0;  // absent is fine
   virtual Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) = 0;
+  virtual Result<void> PutPeer(const xlb_peer_key& key, const xlb_peer& peer) = 0;
+  virtual Result<void> ErasePeer(const xlb_peer_key& key) = 0;  // absent is fine
 
   // Everything the maps hold now (a restarted agent adopts it).
   virtual Result<MapContents> ReadAll() const = 0;
@@ -125,6 +130,8 @@ class FakeMapStore : public MapStore {
   Result<void> PutService(const xlb_service_key& key, const xlb_service& service) override;
   Result<void> EraseService(const xlb_service_key& key) override;
   Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) override;
+  Result<void> PutPeer(const xlb_peer_key& key, const xlb_peer& peer) override;
+  Result<void> ErasePeer(const xlb_peer_key& key) override;
   Result<MapContents> ReadAll() const override;
 
   // The (skip + 1)-th write of `kind` from now fails with EIO and changes nothing; the

@@ -124,6 +124,21 @@ Result<void> Syncer::BuildTables(std::span<const TableRecipe* const> recipes) {
 
 Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& touched,
                                WriteCounts& writes) {
+  // 0. New tunnel peers: a node is a peer before anything is tunnelled to it.
+  for (const xlb_peer_key& key : touched.peers) {
+    auto wanted = want.peers.find(key);
+    if (wanted == want.peers.end()) {
+      continue;
+    }
+    auto it = held_.peers.find(key);
+    if (it != held_.peers.end() && AbiEqual(it->second, wanted->second)) {
+      continue;
+    }
+    XLB_TRY(store_.PutPeer(key, wanted->second));
+    held_.peers[key] = wanted->second;
+    ++writes[WriteKind::kPeer];
+  }
+
   // 1. New and changed backends.
   for (const uint32_t id : touched.backends) {
     auto wanted = want.backends.find(id);
@@ -329,6 +344,19 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     XLB_TRY(store_.PutBackend(id, invalid));
     backend = invalid;
     ++writes[WriteKind::kBackend];
+  }
+
+  // 5. Tunnel peers no endpoint names any more, last.
+  std::vector<xlb_peer_key> gone_peers;
+  for (const xlb_peer_key& key : touched.peers) {
+    if (want.peers.count(key) == 0 && held_.peers.count(key) != 0) {
+      gone_peers.push_back(key);
+    }
+  }
+  for (const xlb_peer_key& key : gone_peers) {
+    XLB_TRY(store_.ErasePeer(key));
+    held_.peers.erase(key);
+    ++writes[WriteKind::kPeerRemoval];
   }
   return {};
 }

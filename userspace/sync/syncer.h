@@ -30,6 +30,10 @@
 //      XLB_BE_F_VALID cleared rather than erased (an ARRAY cannot erase; conntrack entries
 //      that still name it reselect). A cleared id is not reused by the same sync: only a
 //      later one may hand it to another backend (IdAllocator).
+// Tunnel peers (xlb_peers_v1: the node of every endpoint, the outer sources decapsulation
+// accepts) go around all of it: new ones before step 1, gone ones after step 4. The agent
+// syncs before it attaches XDP, and the map is pinned like the others, so neither a first
+// start nor a restart has a moment where a known node's tunnel packets are dropped.
 // Terminating endpoints are in the desired state with weight 0: no slot, so no new flow, but
 // a valid entry, so their established flows continue.
 //
