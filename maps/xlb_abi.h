@@ -329,10 +329,18 @@ struct xlb_config {
 	__u32 vni;                /* VXLAN network identifier xlb sends and accepts (24 bits, host order) */
 	__u16 tunnel_mtu;         /* underlay MTU: MSS of tunnelled SYNs is clamped so segments fit */
 	__u8 encap;               /* XLB_ENCAP_* xlb sends toward tunnelled backends */
-	__u8 pad0;                /* zero */
+	__u8 flags;               /* XLB_CFG_F_* */
 	__u8 vtep_mac[6];         /* inner Ethernet destination of VXLAN frames: the far vxlan device's MAC */
 	__u8 pad1[2];             /* zero */
 };
+
+/*
+ * Decapsulate only from the nodes in xlb_peers_v1. Off by default: the agent
+ * fills that map from the nodes its endpoints live on, and a node that hosts no
+ * endpoint but balances flows toward this one would be dropped (the model has no
+ * list of every node yet).
+ */
+#define XLB_CFG_F_TUNNEL_PEERS (1U << 0)
 
 /* Ports are written byte-swapped (network order on little-endian hosts). */
 #define XLB_CONFIG_DEFAULTS                                                                \

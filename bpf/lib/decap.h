@@ -164,7 +164,7 @@ static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb
 	 * Checked last, so that another tunnel on the same port (a foreign VNI)
 	 * still reaches the stack whatever its source.
 	 */
-	if (!tunnel_peer_known(outer))
+	if ((xlb_cfg.flags & XLB_CFG_F_TUNNEL_PEERS) && !tunnel_peer_known(outer))
 		return XLB_DROP_TUNNEL_PEER;
 
 	__builtin_memcpy(origin, outer->flow.saddr, sizeof(origin));

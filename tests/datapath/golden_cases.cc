@@ -320,6 +320,7 @@ xlb_config GoldenConfig() {
   xlb_config c = XLB_CONFIG_DEFAULTS;
   // Every golden service has one backend: a small table is the same table, built faster.
   c.maglev_size = 1021;
+  c.flags = XLB_CFG_F_TUNNEL_PEERS;  // the spoofed-source cases need the check on
   c.tunnel_addr4 = ParseAddr(kNodeTunnel4).words[0];
   const Addr a6 = ParseAddr(kNodeTunnel6);
   std::copy(a6.words.begin(), a6.words.end(), c.tunnel_addr6);

@@ -130,6 +130,7 @@ std::unique_ptr<XlbNode> XlbNode::Start(const Testbed& tb, const std::string& no
   load.pin_dir = "";  // hermetic: every test has its own maps
   load.config.maglev_size = options.maglev_size;
   load.config.encap = options.encap;
+  load.config.flags = XLB_CFG_F_TUNNEL_PEERS;  // every testbed node is a peer
   load.config.tunnel_addr4 = ParseAbi(Address(node, Family::kV4)).words[0];
   std::memcpy(load.config.tunnel_addr6, ParseAbi(Address(node, Family::kV6)).words,
               sizeof(load.config.tunnel_addr6));

@@ -177,7 +177,7 @@ TEST(AbiBtf, Config) {
         XLB_MEMBER(xlb_config, tunnel_addr4), XLB_MEMBER(xlb_config, tunnel_addr6),
         XLB_MEMBER(xlb_config, vxlan_port), XLB_MEMBER(xlb_config, gue_port),
         XLB_MEMBER(xlb_config, vni), XLB_MEMBER(xlb_config, tunnel_mtu),
-        XLB_MEMBER(xlb_config, encap), XLB_MEMBER(xlb_config, pad0),
+        XLB_MEMBER(xlb_config, encap), XLB_MEMBER(xlb_config, flags),
         XLB_MEMBER(xlb_config, vtep_mac), XLB_MEMBER(xlb_config, pad1)}});
 }
 

@@ -42,6 +42,9 @@ const char* const kAgentUsage =
     "  --tunnel-addr ADDR this node's IPv4 and/or IPv6 tunnel endpoint\n"
     "  --encap vxlan|gue  encapsulation toward tunnelled backends (default vxlan)\n"
     "  --tunnel-mtu N     underlay MTU for MSS clamping (576-65535, default 1500)\n"
+    "  --tunnel-peers known|any  decapsulate only from the nodes of known endpoints (known),\n"
+    "                     or from any source (default: a node without endpoints that\n"
+    "                     balances toward this one is not known yet)\n"
     "  --node-name NAME   this node's name (replaces the config's node.name): endpoints on\n"
     "                     other nodes of the local cluster are reached through the tunnel\n"
     "  --node-addr ADDR   an IPv4 or IPv6 address of this node: every nodePort is served on\n"
@@ -150,7 +153,8 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
     static constexpr std::string_view kValued[] = {
         "--config",       "--kube",      "--policy",      "--pin-dir",   "--iface-rescan",
         "--uplink",       "--pod-iface", "--tunnel-addr", "--encap",     "--tunnel-mtu",
-        "--metrics-addr", "--node-addr", "--node-name",   "--socket-lb", "--cgroup"};
+        "--metrics-addr", "--node-addr", "--node-name",   "--socket-lb", "--cgroup",
+        "--tunnel-peers"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -214,6 +218,15 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         return false;
       }
       o.node_addrs.push_back(*a);
+    } else if (flag == "--tunnel-peers") {
+      if (v == "known") {
+        o.datapath.flags |= XLB_CFG_F_TUNNEL_PEERS;
+      } else if (v == "any") {
+        o.datapath.flags &= static_cast<uint8_t>(~XLB_CFG_F_TUNNEL_PEERS);
+      } else {
+        problem = "--tunnel-peers " + v + ": known or any";
+        return false;
+      }
     } else if (flag == "--encap") {
       if (v == "vxlan") {
         o.datapath.encap = XLB_ENCAP_VXLAN;
