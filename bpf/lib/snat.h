@@ -99,7 +99,7 @@ static __always_inline int snat_stale(const struct xlb_snat *cur, const struct x
  * A new flow toward a SNAT backend: a port free toward this backend, recorded
  * for the answer. The flow's hash names the first port tried, random ones the
  * rest: probing the next ports instead clusters the ports in use into runs,
- * and at half the range taken, 1 flow in 500 found 8 taken in a row.
+ * and with 45 % of the range taken, 6 flows in 1,000 found 8 taken in a row.
  */
 static __always_inline int snat_claim(const struct xlb_ct_key *flow, const struct xlb_backend *be,
 				      __u32 svc_flags, __u64 now, __be16 *port)
