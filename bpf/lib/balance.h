@@ -152,8 +152,9 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	 */
 	now = bpf_ktime_get_coarse_ns();
 	be = ct_lookup(&pkt->flow, tcp_flags, now, &backend_id, &service_id, &snat_port);
+	snat = be && balance_snats(be, &pkt->flow);
 	/* a backend that became a SNAT one under a live flow: the flow moves to a port */
-	if (be && balance_snats(be, &pkt->flow) && !snat_port)
+	if (snat && !snat_port)
 		be = NULL;
 	if (!be) {
 		svc = lb_lookup_service(&pkt->flow);
@@ -166,7 +167,8 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 		if (!be)
 			return XLB_DROP_NO_BACKEND;
 		service_id = svc->id;
-		if (balance_snats(be, &pkt->flow)) {
+		snat = balance_snats(be, &pkt->flow);
+		if (snat) {
 			/* the answer comes to this node's address and the port */
 			ret = snat_claim(&pkt->flow, be, svc->flags, now, &snat_port);
 			if (ret != XLB_OK)
@@ -178,7 +180,6 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id, snat_port);
 		new_flow = 1;
 	}
-	snat = balance_snats(be, &pkt->flow);
 	if (snat && !new_flow)
 		snat_keep(&pkt->flow, be, snat_port, now);
 	if (snat) {

@@ -21,16 +21,8 @@ static __always_inline int tunnel_match(const struct xlb_pkt *pkt, void *data_en
 
 	if (pkt->flow.proto != IPPROTO_UDP || pkt->fragment)
 		return 0;
-	if (pkt->flow.family == XLB_FAMILY_IPV4) {
-		if (!xlb_cfg.tunnel_addr4 || pkt->flow.daddr[0] != xlb_cfg.tunnel_addr4)
-			return 0;
-	} else if (!tunnel_has_source(XLB_FAMILY_IPV6) ||
-		   pkt->flow.daddr[0] != xlb_cfg.tunnel_addr6[0] ||
-		   pkt->flow.daddr[1] != xlb_cfg.tunnel_addr6[1] ||
-		   pkt->flow.daddr[2] != xlb_cfg.tunnel_addr6[2] ||
-		   pkt->flow.daddr[3] != xlb_cfg.tunnel_addr6[3]) {
+	if (!tunnel_addr_is_ours(pkt->flow.daddr, pkt->flow.family))
 		return 0;
-	}
 	if ((void *)(uh + 1) > data_end)
 		return 0;
 	return uh->dest == xlb_cfg.vxlan_port || uh->dest == xlb_cfg.gue_port;

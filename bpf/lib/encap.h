@@ -65,6 +65,17 @@ static __always_inline int tunnel_has_source(__u8 family)
 		xlb_cfg.tunnel_addr6[3]) != 0;
 }
 
+/* Whether addr (of family) is this node's tunnel address: decapsulation's and SNAT's match. */
+static __always_inline int tunnel_addr_is_ours(const __be32 *addr, __u8 family)
+{
+	if (!tunnel_has_source(family))
+		return 0;
+	if (family == XLB_FAMILY_IPV4)
+		return addr[0] == xlb_cfg.tunnel_addr4;
+	return addr[0] == xlb_cfg.tunnel_addr6[0] && addr[1] == xlb_cfg.tunnel_addr6[1] &&
+	       addr[2] == xlb_cfg.tunnel_addr6[2] && addr[3] == xlb_cfg.tunnel_addr6[3];
+}
+
 /*
  * Routes the outer packet with bpf_fib_lookup: the kernel's routing and
  * neighbour tables already know the next hop and its MAC, so the loader does

@@ -31,10 +31,7 @@ static __always_inline int snat_source(__u8 family, __be32 *addr)
 		addr[2] = 0;
 		addr[3] = 0;
 	} else {
-		addr[0] = xlb_cfg.tunnel_addr6[0];
-		addr[1] = xlb_cfg.tunnel_addr6[1];
-		addr[2] = xlb_cfg.tunnel_addr6[2];
-		addr[3] = xlb_cfg.tunnel_addr6[3];
+		cfg_addr6(addr);
 	}
 	return 1;
 }
@@ -188,14 +185,9 @@ static __always_inline int snat_forward(struct __ctx_buff *ctx, struct xlb_pkt *
 /* Whether a packet may be the answer of a SNATed flow: TCP/UDP to this node's address. */
 static __always_inline int snat_maybe_answer(const struct xlb_pkt *pkt)
 {
-	__be32 node[4];
-
 	if (pkt->fragment || (pkt->flow.proto != IPPROTO_TCP && pkt->flow.proto != IPPROTO_UDP))
 		return 0;
-	if (!snat_source(pkt->flow.family, node))
-		return 0;
-	return pkt->flow.daddr[0] == node[0] && pkt->flow.daddr[1] == node[1] &&
-	       pkt->flow.daddr[2] == node[2] && pkt->flow.daddr[3] == node[3];
+	return tunnel_addr_is_ours(pkt->flow.daddr, pkt->flow.family);
 }
 
 /*
