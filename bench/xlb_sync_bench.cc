@@ -233,6 +233,18 @@ class TimedStore : public MapStore {
   Result<void> ErasePeer(const xlb_peer_key& k) override {
     return Time(other_, [&] { return inner_.ErasePeer(k); });
   }
+  Result<void> PutAffinityMatch(const xlb_affinity_match_key& k) override {
+    return Time(other_, [&] { return inner_.PutAffinityMatch(k); });
+  }
+  Result<void> EraseAffinityMatch(const xlb_affinity_match_key& k) override {
+    return Time(other_, [&] { return inner_.EraseAffinityMatch(k); });
+  }
+  Result<void> PutSourceRange(const xlb_src_range_key& k) override {
+    return Time(other_, [&] { return inner_.PutSourceRange(k); });
+  }
+  Result<void> EraseSourceRange(const xlb_src_range_key& k) override {
+    return Time(other_, [&] { return inner_.EraseSourceRange(k); });
+  }
   Result<MapContents> ReadAll() const override { return inner_.ReadAll(); }
 
   Clock::duration backend_{}, table_{}, other_{};

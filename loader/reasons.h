@@ -60,9 +60,12 @@ inline constexpr std::array<ReasonInfo, XLB_REASON_MAX> kReasons = {{
      "answer of a SNATed flow, back to the client from the VIP"},
     {XLB_FWD_ICMP_TOO_BIG, "fwd_icmp_too_big", Verdict::kForward,
      "too big for the tunnel, answered with ICMP fragmentation needed / packet too big"},
+    {XLB_FWD_REJECT, "fwd_reject", Verdict::kForward,
+     "service port without endpoints, answered with ICMP port unreachable"},
     {XLB_DROP_MALFORMED_L4, "drop_malformed_l4", Verdict::kDrop,
      "to a VIP, with a bad or truncated L4 header"},
-    {XLB_DROP_NO_BACKEND, "drop_no_backend", Verdict::kDrop, "service without backends"},
+    {XLB_DROP_NO_BACKEND, "drop_no_backend", Verdict::kDrop,
+     "no backend takes new flows here (Local traffic policy, no endpoint on this node)"},
     {XLB_DROP_BACKEND_FAMILY, "drop_backend_family", Verdict::kDrop,
      "backend of another address family"},
     {XLB_DROP_NO_TABLE, "drop_no_table", Verdict::kDrop, "service without a Maglev table"},
@@ -78,6 +81,10 @@ inline constexpr std::array<ReasonInfo, XLB_REASON_MAX> kReasons = {{
      "UDP over IPv6 with checksum 0, which RFC 8200 has receivers discard"},
     {XLB_DROP_TUNNEL_PEER, "drop_tunnel_peer", Verdict::kDrop,
      "xlb's tunnel packet from an outer source that is no known node"},
+    {XLB_DROP_SOURCE_RANGE, "drop_source_range", Verdict::kDrop,
+     "to a LoadBalancer IP from outside its loadBalancerSourceRanges"},
+    {XLB_DROP_REJECT, "drop_reject", Verdict::kDrop,
+     "to be rejected, but no ICMP answer could be built"},
 }};
 
 // A reason added to the enum without a row here fails to compile (the array's size) or

@@ -464,11 +464,20 @@ TypedMap<xlb_ct_key, xlb_snat> XdpDatapath::snat() const {
 TypedMap<xlb_peer_key, xlb_peer> XdpDatapath::peers() const {
   return {bpf_map__fd(skel_->maps.xlb_peers_v1), XLB_MAP_PEERS};
 }
+TypedMap<xlb_affinity_key, xlb_affinity> XdpDatapath::affinity() const {
+  return {bpf_map__fd(skel_->maps.xlb_affinity_v1), XLB_MAP_AFFINITY};
+}
+TypedMap<xlb_affinity_match_key, uint8_t> XdpDatapath::affinity_match() const {
+  return {bpf_map__fd(skel_->maps.xlb_affmatch_v1), XLB_MAP_AFFINITY_MATCH};
+}
+TypedMap<xlb_src_range_key, uint8_t> XdpDatapath::source_ranges() const {
+  return {bpf_map__fd(skel_->maps.xlb_srcrange_v1), XLB_MAP_SRC_RANGES};
+}
 TypedMap<uint32_t, uint64_t> XdpDatapath::vip_filter() const {
   return {bpf_map__fd(skel_->maps.xlb_vipfilt_v1), XLB_MAP_VIP_FILTER};
 }
 PerCpuMap<xlb_counter> XdpDatapath::reasons() const {
-  return {bpf_map__fd(skel_->maps.xlb_reasons_v2), XLB_MAP_REASONS};
+  return {bpf_map__fd(skel_->maps.xlb_reasons_v3), XLB_MAP_REASONS};
 }
 PerCpuMap<xlb_flow_counter> XdpDatapath::service_stats() const {
   return {bpf_map__fd(skel_->maps.xlb_svcstat_v1), XLB_MAP_SVC_STATS};

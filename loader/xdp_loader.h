@@ -23,10 +23,11 @@ struct xlb_floor;  // generated skeleton (xlb_floor.skel.h)
 namespace xlb {
 
 // Every map xlb pins, by its pinned name.
-inline constexpr std::array<const char*, 11> kPinnedMaps = {
-    XLB_MAP_SERVICES, XLB_MAP_BACKENDS,  XLB_MAP_MAGLEV,   XLB_MAP_CT,
-    XLB_MAP_REASONS,  XLB_MAP_SVC_STATS, XLB_MAP_BE_STATS, XLB_MAP_VIP_FILTER,
-    XLB_MAP_REPLY,    XLB_MAP_SNAT,      XLB_MAP_PEERS,
+inline constexpr std::array<const char*, 14> kPinnedMaps = {
+    XLB_MAP_SERVICES,       XLB_MAP_BACKENDS,   XLB_MAP_MAGLEV,   XLB_MAP_CT,
+    XLB_MAP_REASONS,        XLB_MAP_SVC_STATS,  XLB_MAP_BE_STATS, XLB_MAP_VIP_FILTER,
+    XLB_MAP_REPLY,          XLB_MAP_SNAT,       XLB_MAP_PEERS,    XLB_MAP_AFFINITY,
+    XLB_MAP_AFFINITY_MATCH, XLB_MAP_SRC_RANGES,
 };
 
 struct LoadOptions {
@@ -130,6 +131,12 @@ class XdpDatapath {
   TypedMap<xlb_ct_key, xlb_snat> snat() const;
   // The nodes whose tunnel packets are decapsulated (outer source address -> peer).
   TypedMap<xlb_peer_key, xlb_peer> peers() const;
+  // ClientIP affinity: (service, client) -> last backend (datapath-written), and the backends
+  // that take new flows of each affine service (agent-written).
+  TypedMap<xlb_affinity_key, xlb_affinity> affinity() const;
+  TypedMap<xlb_affinity_match_key, uint8_t> affinity_match() const;
+  // loadBalancerSourceRanges (LPM trie; the value is unused).
+  TypedMap<xlb_src_range_key, uint8_t> source_ranges() const;
   TypedMap<uint32_t, uint64_t> vip_filter() const;
   PerCpuMap<xlb_counter> reasons() const;
   PerCpuMap<xlb_flow_counter> service_stats() const;
@@ -148,9 +155,7 @@ class XdpDatapath {
   Result<std::vector<uint32_t>> ReadMaglevTable(uint32_t service_id) const {
     return maglev_tables_.Read(service_id);
   }
-  Result<void> RemoveMaglevTable(uint32_t service_id) {
-    return maglev_tables_.Remove(service_id);
-  }
+  Result<void> RemoveMaglevTable(uint32_t service_id) { return maglev_tables_.Remove(service_id); }
   Result<uint32_t> MaglevTableId(uint32_t service_id) const {
     return maglev_tables_.TableId(service_id);
   }

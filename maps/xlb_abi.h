@@ -33,13 +33,16 @@
 #define XLB_MAP_BACKENDS "xlb_backends_v1"
 #define XLB_MAP_MAGLEV "xlb_maglev_v1"
 #define XLB_MAP_CT "xlb_ct_v1"
-#define XLB_MAP_REASONS "xlb_reasons_v2"
+#define XLB_MAP_REASONS "xlb_reasons_v3"
 #define XLB_MAP_SVC_STATS "xlb_svcstat_v1"
 #define XLB_MAP_BE_STATS "xlb_bestat_v1"
 #define XLB_MAP_VIP_FILTER "xlb_vipfilt_v1"
 #define XLB_MAP_REPLY "xlb_reply_v1"
 #define XLB_MAP_SNAT "xlb_snat_v1"
 #define XLB_MAP_PEERS "xlb_peers_v1"
+#define XLB_MAP_AFFINITY "xlb_affinity_v1"
+#define XLB_MAP_AFFINITY_MATCH "xlb_affmatch_v1"
+#define XLB_MAP_SRC_RANGES "xlb_srcrange_v1"
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
@@ -79,11 +82,25 @@ struct xlb_service_key {
  * one (from a pod's veth, or decapsulated on the uplink), so xlb routes them.
  */
 #define XLB_SVC_F_NODE_PORT (1U << 1)
+/*
+ * A LoadBalancer IP of a Service with spec.loadBalancerSourceRanges: a packet
+ * whose source is in no range of xlb_srcrange_v1 under the service id is
+ * dropped (XLB_DROP_SOURCE_RANGE), new flow or established.
+ */
+#define XLB_SVC_F_SOURCE_RANGES (1U << 2)
+/*
+ * The service port has no endpoint at all (none ready, none serving while
+ * terminating): new flows are answered with ICMP/ICMPv6 port unreachable from
+ * the VIP (XLB_FWD_REJECT), as kube-proxy and Cilium reject. Without it a
+ * backend_count of 0 drops (XLB_DROP_NO_BACKEND): a Local traffic policy with
+ * no endpoint on this node, where kube-proxy drops too.
+ */
+#define XLB_SVC_F_REJECT (1U << 3)
 
 struct xlb_service {
 	__u32 id;               /* index into xlb_maglev_v1 and xlb_svcstat_v1 */
 	__u32 flags;            /* XLB_SVC_F_* */
-	__u32 affinity_timeout; /* seconds a ClientIP-affine flow stays idle before it may move */
+	__u32 affinity_timeout; /* AFFINITY: seconds without a new flow after which a client may move */
 	__u32 backend_count;    /* backends in the service's table; 0 drops new flows */
 };
 
@@ -116,6 +133,56 @@ struct xlb_backend {
  * outer slot, which readers see atomically (RCU): no packet meets half a table.
  */
 typedef __u32 xlb_maglev_slot;
+
+/*
+ * ClientIP session affinity (sessionAffinityConfig.clientIP.timeoutSeconds):
+ * xlb_affinity_v1 is an LRU the datapath alone writes, (service, client) -> the
+ * backend the client's last new flow went to. A new flow of an AFFINITY
+ * service goes to that backend when the entry is younger than the service's
+ * affinity_timeout and (service id, backend id) is in xlb_affmatch_v1 (the
+ * agent's list of the backends that take new flows for the service); otherwise
+ * Maglev selects, and the entry is rewritten. Every new flow refreshes it, as
+ * kube-proxy's `recent` match and Cilium's affinity map do.
+ */
+#define XLB_AFFINITY_MAX 65536
+
+struct xlb_affinity_key {
+	__be32 client[4]; /* the client's (source) address */
+	__u32 service_id; /* xlb_service.id */
+	__u8 family;      /* XLB_FAMILY_* */
+	__u8 pad[3];      /* zero */
+};
+
+struct xlb_affinity {
+	__u64 last_seen;  /* bpf_ktime_get_ns() of the client's last new flow */
+	__u32 backend_id; /* backend that flow went to */
+	__u32 pad;        /* zero */
+};
+
+/* xlb_affmatch_v1 (HASH, written by the agent): (service id, backend id) -> 0. */
+#define XLB_AFFINITY_MATCH_MAX 65536
+
+struct xlb_affinity_match_key {
+	__u32 service_id;
+	__u32 backend_id;
+};
+
+/*
+ * spec.loadBalancerSourceRanges: xlb_srcrange_v1 is an LPM_TRIE the agent
+ * writes, (service id, family, source prefix) -> 0, for services whose
+ * LoadBalancer-IP keys carry XLB_SVC_F_SOURCE_RANGES. prefixlen counts the
+ * bits after it: 64 (service_id, family and pad) + the range's prefix length.
+ */
+#define XLB_SRC_RANGES_MAX 16384
+#define XLB_SRC_RANGE_PREFIX_BASE 64
+
+struct xlb_src_range_key {
+	__u32 prefixlen;  /* XLB_SRC_RANGE_PREFIX_BASE + prefix bits */
+	__u32 service_id; /* xlb_service.id */
+	__u8 family;      /* XLB_FAMILY_* */
+	__u8 pad[3];      /* zero */
+	__be32 addr[4];   /* the range's address (a lookup: the packet's source) */
+};
 
 /* Conntrack: the original-direction tuple of a flow -> its backend. */
 struct xlb_ct_key {
@@ -244,7 +311,7 @@ struct xlb_peer {
 };
 
 /*
- * Why a packet went where it went: the index of xlb_reasons_v2. The groups
+ * Why a packet went where it went: the index of xlb_reasons_v3. The groups
  * stay in this order (pass, forward, drop): the exit helper and userspace
  * derive the verdict class from it.
  */
@@ -277,9 +344,10 @@ enum xlb_reason {
 	XLB_FWD_SNAT,            /* DNATed and SNATed to this node, sent out by xlb (fib lookup) */
 	XLB_FWD_REPLY_SNAT,      /* the answer of a SNATed flow, back to client from the VIP, to the stack */
 	XLB_FWD_ICMP_TOO_BIG,    /* too big for the tunnel: answered with ICMP frag needed / too big */
+	XLB_FWD_REJECT,          /* service port without endpoints (XLB_SVC_F_REJECT): answered with ICMP port unreachable */
 	/* dropped */
 	XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */
-	XLB_DROP_NO_BACKEND,     /* service without any backend */
+	XLB_DROP_NO_BACKEND,     /* no backend takes new flows here (a Local traffic policy without an endpoint on this node) */
 	XLB_DROP_BACKEND_FAMILY, /* backend of another address family than the VIP */
 	XLB_DROP_NO_TABLE,       /* service id without an installed Maglev table */
 	XLB_DROP_NO_TUNNEL_ADDR, /* tunnel endpoint of a family this node has no tunnel address of */
@@ -289,10 +357,12 @@ enum xlb_reason {
 	XLB_DROP_SNAT_PORTS,     /* SNAT: every port tried is taken toward that backend */
 	XLB_DROP_UDP6_ZERO_CSUM, /* UDP over IPv6 with checksum 0 (RFC 8200 8.1: receivers discard it) */
 	XLB_DROP_TUNNEL_PEER,    /* xlb's tunnel packet from an outer source that is no known node */
+	XLB_DROP_SOURCE_RANGE,   /* to a LoadBalancer IP, from outside its loadBalancerSourceRanges */
+	XLB_DROP_REJECT,         /* to be rejected (XLB_SVC_F_REJECT), but no ICMP answer could be built */
 	XLB_REASON_MAX
 };
 
-/* Slots of xlb_reasons_v2: room for new reasons without a new map. */
+/* Slots of xlb_reasons_v3: room for new reasons without a new map. */
 #define XLB_REASON_SLOTS 64
 
 /* The first reason of the drop group. */
@@ -418,11 +488,15 @@ XLB_STATIC_ASSERT(sizeof(struct xlb_ct_value) == 24, "xlb_ct_value layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_counter) == 16, "xlb_counter layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_flow_counter) == 24, "xlb_flow_counter layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_config) == 64, "xlb_config layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_affinity_key) == 24, "xlb_affinity_key layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_affinity) == 16, "xlb_affinity layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_affinity_match_key) == 8, "xlb_affinity_match_key layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_src_range_key) == 28, "xlb_src_range_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_reply) == 32, "xlb_reply layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_snat) == 48, "xlb_snat layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_peer_key) == 20, "xlb_peer_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_peer) == 4, "xlb_peer layout");
-XLB_STATIC_ASSERT(XLB_REASON_MAX <= XLB_REASON_SLOTS, "xlb_reasons_v2 has a slot per reason");
+XLB_STATIC_ASSERT(XLB_REASON_MAX <= XLB_REASON_SLOTS, "xlb_reasons_v3 has a slot per reason");
 XLB_STATIC_ASSERT(sizeof(struct xlb_sock_rev_key) == 32, "xlb_sock_rev_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_sock_rev) == 24, "xlb_sock_rev layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_sock_node) == 20, "xlb_sock_node layout");

@@ -59,7 +59,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xlb_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xlb_reasons_v2 SEC(".maps");
+} xlb_reasons_v3 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -117,6 +117,35 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_peers_v1 SEC(".maps");
+
+/* ClientIP affinity (struct xlb_affinity): (service, client) -> its last backend. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_AFFINITY_MAX);
+	__type(key, struct xlb_affinity_key);
+	__type(value, struct xlb_affinity);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_affinity_v1 SEC(".maps");
+
+/* The backends that take new flows of each ClientIP-affine service (agent-written). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_AFFINITY_MATCH_MAX);
+	__type(key, struct xlb_affinity_match_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_affmatch_v1 SEC(".maps");
+
+/* loadBalancerSourceRanges (struct xlb_src_range_key), agent-written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XLB_SRC_RANGES_MAX);
+	__type(key, struct xlb_src_range_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_srcrange_v1 SEC(".maps");
 
 /* Runtime knobs: rodata, set through the skeleton before load. */
 const volatile struct xlb_config xlb_cfg = XLB_CONFIG_DEFAULTS;

@@ -54,7 +54,7 @@ TEST(Xlbctl, LoadReasonsUnload) {
 
   r = RunCommand(Xlbctl("reasons --pin-dir " + dir.path()));
   EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_NE(r.output.find("xlb_reasons_v2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("xlb_reasons_v3"), std::string::npos) << r.output;
 }
 
 TEST(Xlbctl, AttachStaysAfterExitUntilDetach) {

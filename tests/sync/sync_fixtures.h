@@ -48,6 +48,18 @@ class CheckingStore : public FakeMapStore {
   Result<void> ErasePeer(const xlb_peer_key& key) override {
     return Checked(FakeMapStore::ErasePeer(key));
   }
+  Result<void> PutAffinityMatch(const xlb_affinity_match_key& key) override {
+    return Checked(FakeMapStore::PutAffinityMatch(key));
+  }
+  Result<void> EraseAffinityMatch(const xlb_affinity_match_key& key) override {
+    return Checked(FakeMapStore::EraseAffinityMatch(key));
+  }
+  Result<void> PutSourceRange(const xlb_src_range_key& key) override {
+    return Checked(FakeMapStore::PutSourceRange(key));
+  }
+  Result<void> EraseSourceRange(const xlb_src_range_key& key) override {
+    return Checked(FakeMapStore::EraseSourceRange(key));
+  }
 
   // Every inconsistency seen, one line each, with the write number.
   const std::vector<std::string>& violations() const { return violations_; }

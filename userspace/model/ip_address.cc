@@ -40,4 +40,61 @@ void IpAddress::ToAbiWords(uint32_t words[4]) const {
   std::memcpy(words, bytes_.data(), 16);
 }
 
+std::optional<IpPrefix> IpPrefix::Parse(std::string_view text) {
+  const size_t slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    return std::nullopt;
+  }
+  const std::optional<IpAddress> network = IpAddress::Parse(text.substr(0, slash));
+  const std::string_view digits = text.substr(slash + 1);
+  if (!network || digits.empty() || digits.size() > 3 ||
+      (digits.size() > 1 && digits.front() == '0')) {
+    return std::nullopt;
+  }
+  unsigned length = 0;
+  for (const char c : digits) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    length = length * 10 + static_cast<unsigned>(c - '0');
+  }
+  const unsigned bits = network->family() == IpFamily::kIPv4 ? 32 : 128;
+  if (length > bits) {
+    return std::nullopt;
+  }
+  IpPrefix prefix{*network, static_cast<uint8_t>(length)};
+  if (!prefix.Contains(*network) || [&] {
+        // Host bits set: the network with them cleared differs.
+        const auto& b = network->bytes();
+        for (unsigned i = length; i < bits; ++i) {
+          if ((b[i / 8] >> (7 - i % 8)) & 1) {
+            return true;
+          }
+        }
+        return false;
+      }()) {
+    return std::nullopt;
+  }
+  return prefix;
+}
+
+std::string IpPrefix::ToString() const {
+  return network.ToString() + "/" + std::to_string(length);
+}
+
+bool IpPrefix::Contains(const IpAddress& address) const {
+  if (address.family() != network.family()) {
+    return false;
+  }
+  const auto& a = address.bytes();
+  const auto& n = network.bytes();
+  for (unsigned i = 0; i < length; ++i) {
+    const int shift = 7 - static_cast<int>(i % 8);
+    if (((a[i / 8] >> shift) & 1) != ((n[i / 8] >> shift) & 1)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace xlb

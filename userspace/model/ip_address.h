@@ -41,6 +41,22 @@ class IpAddress {
   std::array<uint8_t, 16> bytes_{};
 };
 
+// An address range in CIDR form ("198.18.0.0/15", "2001:db8::/32"), as
+// spec.loadBalancerSourceRanges lists them. The address is the network: bits beyond `length`
+// are zero.
+struct IpPrefix {
+  IpAddress network;
+  uint8_t length = 0;  // 0..32 (IPv4), 0..128 (IPv6)
+
+  // "ADDRESS/LENGTH"; nullopt for anything else, and for host bits set ("198.18.0.1/15"), which
+  // Kubernetes' validation rejects too.
+  static std::optional<IpPrefix> Parse(std::string_view text);
+  std::string ToString() const;
+  bool Contains(const IpAddress& address) const;
+
+  auto operator<=>(const IpPrefix&) const = default;
+};
+
 }  // namespace xlb
 
 #endif  // XLB_USERSPACE_MODEL_IP_ADDRESS_H

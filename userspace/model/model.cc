@@ -17,6 +17,10 @@ std::string_view ToString(Protocol protocol) {
   return "?";
 }
 
+std::string_view ToString(ServiceTrafficPolicy policy) {
+  return policy == ServiceTrafficPolicy::kLocal ? "Local" : "Cluster";
+}
+
 std::optional<Protocol> ParseProtocol(std::string_view text) {
   if (text == "TCP") {
     return Protocol::kTcp;

@@ -67,6 +67,18 @@ struct ServicePort {
 
 enum class SessionAffinity : uint8_t { kNone, kClientIP };
 
+// spec.externalTrafficPolicy / spec.internalTrafficPolicy.
+enum class ServiceTrafficPolicy : uint8_t {
+  kCluster,  // every endpoint (of every cluster the weights reach)
+  kLocal,    // only endpoints on this node; none here: the traffic is dropped
+};
+std::string_view ToString(ServiceTrafficPolicy policy);  // "Cluster", "Local"
+
+// Topology-aware routing: spec.trafficDistribution: PreferClose, or the annotation
+// service.kubernetes.io/topology-mode: Auto (kube-proxy honours both the same way, through
+// the EndpointSlice controller's zone hints).
+enum class TopologyRouting : uint8_t { kNone, kPreferClose };
+
 // A service as the whole clusterset sees it: the Service of each cluster (same namespace and
 // name, MCS "namespace sameness") plus its ServiceImport.
 struct Service {
@@ -78,6 +90,16 @@ struct Service {
   std::vector<ServicePort> ports;
   SessionAffinity affinity = SessionAffinity::kNone;
   uint32_t affinity_timeout_s = 10800;  // sessionAffinityConfig.clientIP.timeoutSeconds
+  // External traffic: to external IPs, LoadBalancer IPs and NodePorts. Internal: to the
+  // ClusterIPs and ClusterSet IPs.
+  ServiceTrafficPolicy external_policy =
+      ServiceTrafficPolicy::kCluster;  // spec.externalTrafficPolicy
+  ServiceTrafficPolicy internal_policy =
+      ServiceTrafficPolicy::kCluster;  // spec.internalTrafficPolicy
+  // spec.healthCheckNodePort (type LoadBalancer, externalTrafficPolicy Local); 0: none.
+  uint16_t health_check_node_port = 0;
+  std::vector<IpPrefix> load_balancer_source_ranges;  // empty: every source
+  TopologyRouting topology = TopologyRouting::kNone;
 
   // Every address the service answers on, in the order above.
   std::vector<IpAddress> Vips() const;
@@ -117,6 +139,8 @@ struct Endpoint {
   std::vector<IpAddress> addresses;  // at least one; Kubernetes uses the first of a family
   std::vector<EndpointPort> ports;
   std::string node_name;                  // "" when unknown
+  std::string zone;                       // endpoints[].zone, "" when unset
+  std::vector<std::string> zone_hints;    // endpoints[].hints.forZones[].name
   std::optional<IpAddress> node_address;  // the node's address: the tunnel endpoint
   // False when the endpoint's node runs no xlb (config `nodes[].xlb: false`, Node label
   // `xlb.dev/datapath: none`): nothing there can carry its answers back through a tunnel.
@@ -166,6 +190,7 @@ bool IsDnsLabel(std::string_view s);
 struct LocalNode {
   std::string name;                  // "" when unknown
   std::vector<IpAddress> addresses;  // IPv4 and/or IPv6; none = no NodePort keys
+  std::string zone;                  // label topology.kubernetes.io/zone, "" when unset
 
   bool operator==(const LocalNode&) const = default;
 };

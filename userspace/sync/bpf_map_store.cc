@@ -3,6 +3,18 @@
 #include <vector>
 
 namespace xlb {
+namespace {
+
+template <typename Map, typename Key>
+Result<void> EraseAbsentOk(const Map& map, const Key& key) {
+  auto erased = map.Erase(key);
+  if (!erased.ok() && erased.error().NotFound()) {
+    return {};
+  }
+  return erased;
+}
+
+}  // namespace
 
 StoreLimits BpfMapStore::limits() const {
   return StoreLimits{dp_.maglev_size(), dp_.options().max_services, dp_.options().max_backends};
@@ -61,15 +73,31 @@ Result<void> BpfMapStore::PutPeer(const xlb_peer_key& key, const xlb_peer& peer)
 }
 
 Result<void> BpfMapStore::ErasePeer(const xlb_peer_key& key) {
-  auto erased = dp_.peers().Erase(key);
-  if (!erased.ok() && erased.error().NotFound()) {
-    return {};
-  }
-  return erased;
+  return EraseAbsentOk(dp_.peers(), key);
+}
+
+Result<void> BpfMapStore::PutAffinityMatch(const xlb_affinity_match_key& key) {
+  return dp_.affinity_match().Update(key, 0);
+}
+
+Result<void> BpfMapStore::EraseAffinityMatch(const xlb_affinity_match_key& key) {
+  return EraseAbsentOk(dp_.affinity_match(), key);
+}
+
+Result<void> BpfMapStore::PutSourceRange(const xlb_src_range_key& key) {
+  return dp_.source_ranges().Update(key, 0);
+}
+
+Result<void> BpfMapStore::EraseSourceRange(const xlb_src_range_key& key) {
+  return EraseAbsentOk(dp_.source_ranges(), key);
 }
 
 Result<MapContents> BpfMapStore::ReadAll() const {
   MapContents out;
+  XLB_TRY(dp_.affinity_match().ForEach(
+      [&](const xlb_affinity_match_key& key, uint8_t) { out.affinity_match.insert(key); }));
+  XLB_TRY(dp_.source_ranges().ForEach(
+      [&](const xlb_src_range_key& key, uint8_t) { out.source_ranges.insert(key); }));
   XLB_TRY(dp_.services().ForEach(
       [&](const xlb_service_key& key, const xlb_service& value) { out.services[key] = value; }));
   XLB_TRY(dp_.peers().ForEach(

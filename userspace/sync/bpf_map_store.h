@@ -26,6 +26,10 @@ class BpfMapStore : public MapStore {
   Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) override;
   Result<void> PutPeer(const xlb_peer_key& key, const xlb_peer& peer) override;
   Result<void> ErasePeer(const xlb_peer_key& key) override;
+  Result<void> PutAffinityMatch(const xlb_affinity_match_key& key) override;
+  Result<void> EraseAffinityMatch(const xlb_affinity_match_key& key) override;
+  Result<void> PutSourceRange(const xlb_src_range_key& key) override;
+  Result<void> EraseSourceRange(const xlb_src_range_key& key) override;
   // One lookup per backend id, service id (each table read, digested and dropped) and filter
   // word (the ARRAY maps have no "present" notion: an all-zero backend or word counts as
   // never written), plus the services and peers hashes.

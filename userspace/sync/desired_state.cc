@@ -87,8 +87,15 @@ bool DesiredMaps::operator==(const DesiredMaps& other) const {
              return AbiEqual(x.first, y.first) && AbiEqual(x.second, y.second);
            });
   };
+  auto same_keys = [](const auto& a, const auto& b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(),
+                      [](const auto& x, const auto& y) { return AbiEqual(x, y); });
+  };
   return same(services, other.services) && same(backends, other.backends) &&
-         tables == other.tables && vip_filter == other.vip_filter && same(peers, other.peers);
+         tables == other.tables && vip_filter == other.vip_filter && same(peers, other.peers) &&
+         same_keys(affinity_match, other.affinity_match) &&
+         same_keys(source_ranges, other.source_ranges);
 }
 
 Result<MapContents> DesiredMaps::Contents() const {
@@ -97,6 +104,8 @@ Result<MapContents> DesiredMaps::Contents() const {
   out.backends = backends;
   out.vip_filter = vip_filter;
   out.peers = peers;
+  out.affinity_match = affinity_match;
+  out.source_ranges = source_ranges;
   for (const auto& [id, recipe] : tables) {
     XLB_ASSIGN_OR_RETURN(const MaglevSlots slots, recipe.Build());
     out.tables[id] = TableDigest::Of(slots);

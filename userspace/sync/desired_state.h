@@ -15,6 +15,7 @@
 #include <compare>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -66,6 +67,8 @@ struct DesiredMaps {
   std::map<uint32_t, uint64_t> vip_filter;   // non-zero words only
   // Tunnel peers: the node of every endpoint the model knows, in any cluster.
   std::map<xlb_peer_key, xlb_peer, AbiLess> peers;
+  std::set<xlb_affinity_match_key, AbiLess> affinity_match;  // as MapContents
+  std::set<xlb_src_range_key, AbiLess> source_ranges;        // as MapContents
 
   bool operator==(const DesiredMaps& other) const;
   // What the store holds once this is synced. Builds every table: for tests and tools, never

@@ -112,6 +112,8 @@ void AddEntriesOf(const Maps& maps, TouchedEntries& touched) {
   for (const auto& [key, peer] : maps.peers) {
     touched.peers.insert(touched.peers.end(), key);
   }
+  touched.affinity_match.insert(maps.affinity_match.begin(), maps.affinity_match.end());
+  touched.source_ranges.insert(maps.source_ranges.begin(), maps.source_ranges.end());
 }
 
 }  // namespace
@@ -177,7 +179,7 @@ void IdSet::Merge(const IdSet& other) {
 
 bool TouchedEntries::empty() const {
   return backends.empty() && tables.empty() && services.empty() && vip_words.empty() &&
-         peers.empty();
+         peers.empty() && affinity_match.empty() && source_ranges.empty();
 }
 
 void TouchedEntries::Merge(const TouchedEntries& other) {
@@ -186,6 +188,8 @@ void TouchedEntries::Merge(const TouchedEntries& other) {
   services.insert(other.services.begin(), other.services.end());
   vip_words.Merge(other.vip_words);
   peers.insert(other.peers.begin(), other.peers.end());
+  affinity_match.insert(other.affinity_match.begin(), other.affinity_match.end());
+  source_ranges.insert(other.source_ranges.begin(), other.source_ranges.end());
 }
 
 void TouchedEntries::AddAll(const MapContents& contents) {

@@ -86,6 +86,8 @@ struct TouchedEntries {
   std::set<xlb_service_key, AbiLess> services;
   IdSet vip_words;
   std::set<xlb_peer_key, AbiLess> peers;
+  std::set<xlb_affinity_match_key, AbiLess> affinity_match;
+  std::set<xlb_src_range_key, AbiLess> source_ranges;
 
   bool empty() const;
   void Merge(const TouchedEntries& other);

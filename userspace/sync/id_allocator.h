@@ -10,10 +10,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "util/result.h"
 #include "maps/xlb_abi.h"
 #include "userspace/sync/desired_state.h"
 #include "userspace/sync/map_store.h"
+#include "util/result.h"
 
 namespace xlb {
 

@@ -1,5 +1,6 @@
 #include "userspace/sync/map_store.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <numeric>
 
@@ -19,12 +20,19 @@ bool SameEntries(const std::map<K, V, L>& a, const std::map<K, V, L>& b) {
   return true;
 }
 
+template <typename K, typename L>
+bool SameKeys(const std::set<K, L>& a, const std::set<K, L>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](const K& x, const K& y) { return AbiEqual(x, y); });
+}
+
 }  // namespace
 
 bool MapContents::operator==(const MapContents& other) const {
   return SameEntries(services, other.services) && SameEntries(backends, other.backends) &&
          tables == other.tables && vip_filter == other.vip_filter &&
-         SameEntries(peers, other.peers);
+         SameEntries(peers, other.peers) && SameKeys(affinity_match, other.affinity_match) &&
+         SameKeys(source_ranges, other.source_ranges);
 }
 
 TableDigest TableDigest::Of(std::span<const uint32_t> slots) {
@@ -62,6 +70,14 @@ const char* ToString(WriteKind kind) {
       return "peer";
     case WriteKind::kPeerRemoval:
       return "peer_removal";
+    case WriteKind::kAffinityMatch:
+      return "affinity_match";
+    case WriteKind::kAffinityMatchRemoval:
+      return "affinity_match_removal";
+    case WriteKind::kSourceRange:
+      return "source_range";
+    case WriteKind::kSourceRangeRemoval:
+      return "source_range_removal";
   }
   return "?";
 }
@@ -167,6 +183,30 @@ Result<void> FakeMapStore::PutPeer(const xlb_peer_key& key, const xlb_peer& peer
 Result<void> FakeMapStore::ErasePeer(const xlb_peer_key& key) {
   XLB_TRY(Write(WriteKind::kPeerRemoval, "erase"));
   contents_.peers.erase(key);
+  return {};
+}
+
+Result<void> FakeMapStore::PutAffinityMatch(const xlb_affinity_match_key& key) {
+  XLB_TRY(Write(WriteKind::kAffinityMatch, "put"));
+  contents_.affinity_match.insert(key);
+  return {};
+}
+
+Result<void> FakeMapStore::EraseAffinityMatch(const xlb_affinity_match_key& key) {
+  XLB_TRY(Write(WriteKind::kAffinityMatchRemoval, "erase"));
+  contents_.affinity_match.erase(key);
+  return {};
+}
+
+Result<void> FakeMapStore::PutSourceRange(const xlb_src_range_key& key) {
+  XLB_TRY(Write(WriteKind::kSourceRange, "put"));
+  contents_.source_ranges.insert(key);
+  return {};
+}
+
+Result<void> FakeMapStore::EraseSourceRange(const xlb_src_range_key& key) {
+  XLB_TRY(Write(WriteKind::kSourceRangeRemoval, "erase"));
+  contents_.source_ranges.erase(key);
   return {};
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -51,25 +52,35 @@ struct MapContents {
   // Entries that were ever written (a non-zero value); an ARRAY cannot erase, so a removed
   // backend stays here with XLB_BE_F_VALID cleared until its id is reused.
   std::map<uint32_t, xlb_backend> backends;
-  std::map<uint32_t, TableDigest> tables;   // by service id
-  std::map<uint32_t, uint64_t> vip_filter;  // non-zero words only
+  std::map<uint32_t, TableDigest> tables;           // by service id
+  std::map<uint32_t, uint64_t> vip_filter;          // non-zero words only
   std::map<xlb_peer_key, xlb_peer, AbiLess> peers;  // tunnel peers (xlb_peers_v1)
+  // (service id, backend id) of the backends that take new flows of a ClientIP-affine
+  // service (xlb_affmatch_v1).
+  std::set<xlb_affinity_match_key, AbiLess> affinity_match;
+  // loadBalancerSourceRanges by service id (xlb_srcrange_v1); keys in canonical form (the
+  // address's bits beyond the prefix zero).
+  std::set<xlb_src_range_key, AbiLess> source_ranges;
 
   bool operator==(const MapContents& other) const;
 };
 
 // The writes a sync makes, by kind.
 enum class WriteKind : uint8_t {
-  kBackend,         // xlb_backends_v1 entry written (new, changed or invalidated)
-  kTable,           // Maglev table installed (new inner map + outer swap)
-  kTableRemoval,    // Maglev table removed
-  kService,         // xlb_services_v1 entry written
-  kServiceRemoval,  // xlb_services_v1 entry erased
-  kVipFilterWord,   // xlb_vipfilt_v1 word written
-  kPeer,            // xlb_peers_v1 entry written
-  kPeerRemoval,     // xlb_peers_v1 entry erased
+  kBackend,               // xlb_backends_v1 entry written (new, changed or invalidated)
+  kTable,                 // Maglev table installed (new inner map + outer swap)
+  kTableRemoval,          // Maglev table removed
+  kService,               // xlb_services_v1 entry written
+  kServiceRemoval,        // xlb_services_v1 entry erased
+  kVipFilterWord,         // xlb_vipfilt_v1 word written
+  kPeer,                  // xlb_peers_v1 entry written
+  kPeerRemoval,           // xlb_peers_v1 entry erased
+  kAffinityMatch,         // xlb_affmatch_v1 entry written
+  kAffinityMatchRemoval,  // xlb_affmatch_v1 entry erased
+  kSourceRange,           // xlb_srcrange_v1 entry written
+  kSourceRangeRemoval,    // xlb_srcrange_v1 entry erased
 };
-inline constexpr size_t kWriteKinds = 8;
+inline constexpr size_t kWriteKinds = 12;
 const char* ToString(WriteKind kind);
 
 struct WriteCounts {
@@ -113,6 +124,10 @@ class MapStore {
   virtual Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) = 0;
   virtual Result<void> PutPeer(const xlb_peer_key& key, const xlb_peer& peer) = 0;
   virtual Result<void> ErasePeer(const xlb_peer_key& key) = 0;  // absent is fine
+  virtual Result<void> PutAffinityMatch(const xlb_affinity_match_key& key) = 0;
+  virtual Result<void> EraseAffinityMatch(const xlb_affinity_match_key& key) = 0;  // absent: fine
+  virtual Result<void> PutSourceRange(const xlb_src_range_key& key) = 0;
+  virtual Result<void> EraseSourceRange(const xlb_src_range_key& key) = 0;  // absent is fine
 
   // Everything the maps hold now (a restarted agent adopts it).
   virtual Result<MapContents> ReadAll() const = 0;
@@ -132,6 +147,10 @@ class FakeMapStore : public MapStore {
   Result<void> PutVipFilterWord(uint32_t word, uint64_t bits) override;
   Result<void> PutPeer(const xlb_peer_key& key, const xlb_peer& peer) override;
   Result<void> ErasePeer(const xlb_peer_key& key) override;
+  Result<void> PutAffinityMatch(const xlb_affinity_match_key& key) override;
+  Result<void> EraseAffinityMatch(const xlb_affinity_match_key& key) override;
+  Result<void> PutSourceRange(const xlb_src_range_key& key) override;
+  Result<void> EraseSourceRange(const xlb_src_range_key& key) override;
   Result<MapContents> ReadAll() const override;
 
   // The (skip + 1)-th write of `kind` from now fails with EIO and changes nothing; the

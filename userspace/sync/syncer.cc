@@ -138,6 +138,22 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     held_.peers[key] = wanted->second;
     ++writes[WriteKind::kPeer];
   }
+  // New source ranges before a service key asks for them (XLB_SVC_F_SOURCE_RANGES), new
+  // affinity matches before the tables that hold their backends.
+  for (const xlb_src_range_key& key : touched.source_ranges) {
+    if (want.source_ranges.count(key) != 0 && held_.source_ranges.count(key) == 0) {
+      XLB_TRY(store_.PutSourceRange(key));
+      held_.source_ranges.insert(key);
+      ++writes[WriteKind::kSourceRange];
+    }
+  }
+  for (const xlb_affinity_match_key& key : touched.affinity_match) {
+    if (want.affinity_match.count(key) != 0 && held_.affinity_match.count(key) == 0) {
+      XLB_TRY(store_.PutAffinityMatch(key));
+      held_.affinity_match.insert(key);
+      ++writes[WriteKind::kAffinityMatch];
+    }
+  }
 
   // 1. New and changed backends.
   for (const uint32_t id : touched.backends) {
@@ -357,6 +373,22 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     XLB_TRY(store_.ErasePeer(key));
     held_.peers.erase(key);
     ++writes[WriteKind::kPeerRemoval];
+  }
+  // Source ranges and affinity matches nothing asks for any more: a service key that still
+  // carried XLB_SVC_F_SOURCE_RANGES has been rewritten or erased above.
+  for (const xlb_src_range_key& key : touched.source_ranges) {
+    if (want.source_ranges.count(key) == 0 && held_.source_ranges.count(key) != 0) {
+      XLB_TRY(store_.EraseSourceRange(key));
+      held_.source_ranges.erase(key);
+      ++writes[WriteKind::kSourceRangeRemoval];
+    }
+  }
+  for (const xlb_affinity_match_key& key : touched.affinity_match) {
+    if (want.affinity_match.count(key) == 0 && held_.affinity_match.count(key) != 0) {
+      XLB_TRY(store_.EraseAffinityMatch(key));
+      held_.affinity_match.erase(key);
+      ++writes[WriteKind::kAffinityMatchRemoval];
+    }
   }
   return {};
 }
