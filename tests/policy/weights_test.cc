@@ -421,12 +421,38 @@ spec:
 
 TEST(Spillover, NothingReadyAnywhereLeavesEveryWeightZero) {
   Model model = ThreeClusters(0, 0, 0);
-  AddEndpoints(model, kApi, "cluster-b", 2, 1, {true, true, true});
+  // Terminating and no longer serving: draining, so not even the fallback takes it.
+  AddEndpoints(model, kApi, "cluster-b", 2, 1, {false, false, true});
   const ServiceBackends plan = PlanOf(PlanText(TrafficPolicy("ordered"), model), kApi, 8080);
   ASSERT_EQ(plan.backends.size(), 1u);
   EXPECT_EQ(plan.TotalWeight(), 0u);
+  EXPECT_FALSE(plan.serving_terminating);
+  EXPECT_TRUE(plan.rejects);
   EXPECT_EQ(*BuildMaglevTable(ToMaglevBackends(plan, [](const auto&) { return 1u; }), 7),
             std::vector<uint32_t>(7, XLB_ID_NONE));
+}
+
+// kube-proxy's fallback: with no ready endpoint, the serving terminating ones take new flows
+// (a rolling update of the last pods refuses nothing), through the same weights.
+TEST(Spillover, NothingReadyFallsBackToServingTerminating) {
+  Model model = ThreeClusters(0, 0, 0);
+  AddEndpoints(model, kApi, "cluster-b", 2, 1, {false, true, true});      // serving, terminating
+  AddEndpoints(model, kApi, "cluster-c", 3, 1, {false, false, true}, 5);  // draining only
+  const ServiceBackends plan = PlanOf(PlanText(TrafficPolicy("ordered"), model), kApi, 8080);
+  ASSERT_EQ(plan.backends.size(), 2u);
+  EXPECT_TRUE(plan.serving_terminating);
+  EXPECT_FALSE(plan.rejects);
+  EXPECT_GT(plan.backends[0].weight, 0u);  // cluster-b's
+  EXPECT_FALSE(plan.backends[0].terminating);
+  EXPECT_EQ(plan.backends[1].weight, 0u);  // cluster-c's: keeps its flows only
+  EXPECT_TRUE(plan.backends[1].terminating);
+  // One ready endpoint anywhere ends the fallback.
+  AddEndpoints(model, kApi, "cluster-a", 1, 1, {}, 9);
+  const ServiceBackends ready = PlanOf(PlanText(TrafficPolicy("ordered"), model), kApi, 8080);
+  EXPECT_FALSE(ready.serving_terminating);
+  for (const WeightedBackend& b : ready.backends) {
+    EXPECT_EQ(b.weight > 0, b.cluster == "cluster-a") << b.key;
+  }
 }
 
 TEST(Endpoints, TerminatingGetWeightZeroAndStayListedNotReadyAreLeftOut) {

@@ -383,11 +383,26 @@ TEST_F(SyncTest, FailedTableWriteOfAChangedServiceKeepsItsOldTable) {
 TEST(SyncFailure, AnyFailedWriteIsConsistentAndRetried) {
   Model a = TwoClusters(2);
   AddWebService(a, 3);
+  {  // web: a LoadBalancer IP behind source ranges, ClientIP affinity
+    Service web = *a.FindService({"production", "web"});
+    web.load_balancer_ips = {*IpAddress::Parse("198.19.0.20")};
+    web.load_balancer_source_ranges = {*IpPrefix::Parse("198.18.0.0/16")};
+    web.affinity = SessionAffinity::kClientIP;
+    a.PutService(web);
+  }
   Model b = TwoClusters(1);  // api loses an endpoint per cluster, web goes, db comes
+  {  // api turns ClientIP-affine: new affinity matches, whatever ids web's leave free
+    Service api = *b.FindService(kApi);
+    api.affinity = SessionAffinity::kClientIP;
+    b.PutService(api);
+  }
   const NamespacedName db{"production", "db"};
   Service s;
   s.name = db;
   s.cluster_ips = {*IpAddress::Parse("198.18.100.30")};
+  s.load_balancer_ips = {*IpAddress::Parse("198.19.0.30")};
+  s.load_balancer_source_ranges = {*IpPrefix::Parse("198.18.0.0/15")};
+  s.affinity = SessionAffinity::kClientIP;
   s.ports = {ServicePort{"pg", 5432, Protocol::kTcp, 5432, "", 0, ""}};
   b.PutService(s);
   AddEndpoints(b, db, "cluster-a", 1, 2, {}, 50, "pg", 5432);

@@ -20,7 +20,7 @@ const char* const kAgentUsage =
     "                 [--iface-rescan MS] [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
     "                 [--tunnel-mtu N] [--node-name NAME] [--node-addr ADDR]...\n"
     "                 [--socket-lb on|off] [--cgroup PATH] [--metrics-addr HOST:PORT|off]\n"
-    "                 [--once]\n"
+    "                 [--healthz-addr HOST:PORT|off] [--health-check-addr HOST|off] [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
     "                     its local cluster is this node's\n"
     "  --kube FILE        follow the Kubernetes API servers of the clusterset instead: which\n"
@@ -56,6 +56,12 @@ const char* const kAgentUsage =
     "                     mount, /sys/fs/cgroup or /sys/fs/cgroup/unified)\n"
     "  --metrics-addr A   serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
     "                     (default 127.0.0.1:9464; `off` disables; not with --once)\n"
+    "  --healthz-addr A   kube-proxy's node health check (/healthz, /livez) on HOST:PORT, what\n"
+    "                     cloud load balancers probe (kube-proxy uses 0.0.0.0:10256; default\n"
+    "                     off, so that xlb can run beside kube-proxy while it takes over)\n"
+    "  --health-check-addr HOST  the address every healthCheckNodePort (Services with\n"
+    "                     externalTrafficPolicy Local) is served on (default ::, which takes\n"
+    "                     IPv4 too; `off` disables)\n"
     "  --once             sync once and exit\n"
     "Config and policy files are re-read when they change; a bad one is logged and the last\n"
     "good state stays. SIGTERM/SIGINT end the agent but NOT the datapath: programs stay\n"
@@ -151,10 +157,10 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       continue;
     }
     static constexpr std::string_view kValued[] = {
-        "--config",       "--kube",      "--policy",      "--pin-dir",   "--iface-rescan",
-        "--uplink",       "--pod-iface", "--tunnel-addr", "--encap",     "--tunnel-mtu",
-        "--metrics-addr", "--node-addr", "--node-name",   "--socket-lb", "--cgroup",
-        "--tunnel-peers"};
+        "--config",       "--kube",         "--policy",           "--pin-dir",   "--iface-rescan",
+        "--uplink",       "--pod-iface",    "--tunnel-addr",      "--encap",     "--tunnel-mtu",
+        "--metrics-addr", "--node-addr",    "--node-name",        "--socket-lb", "--cgroup",
+        "--tunnel-peers", "--healthz-addr", "--health-check-addr"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -246,6 +252,29 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         return false;
       } else {
         o.metrics_addr = v;
+      }
+    } else if (flag == "--healthz-addr") {
+      std::string host;
+      uint16_t port = 0;
+      if (v == "off") {
+        o.healthz_addr.clear();
+      } else if (!ParseListenAddress(v, host, port, problem)) {
+        problem = "--healthz-addr " + problem;
+        return false;
+      } else {
+        o.healthz_addr = v;
+      }
+    } else if (flag == "--health-check-addr") {
+      std::string host;
+      uint16_t port = 0;
+      std::string bracketed = v.find(':') != std::string::npos ? "[" + v + "]:1" : v + ":1";
+      if (v == "off") {
+        o.health_check_addr.clear();
+      } else if (!ParseListenAddress(bracketed, host, port, problem)) {
+        problem = "--health-check-addr " + v + ": not a numeric IPv4 or IPv6 address";
+        return false;
+      } else {
+        o.health_check_addr = v;
       }
     } else if (flag == "--socket-lb") {
       if (v == "on") {

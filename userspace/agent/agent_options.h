@@ -35,6 +35,10 @@ struct AgentOptions {
   bool once = false;  // --once: one sync, then exit (leaving the datapath running)
   // --metrics-addr HOST:PORT of /metrics, /healthz and /readyz; "" (from `off`) = none.
   std::string metrics_addr = "127.0.0.1:9464";
+  // --healthz-addr HOST:PORT of kube-proxy's node health check; "" = none (the default).
+  std::string healthz_addr;
+  // --health-check-addr HOST the healthCheckNodePorts are served on; "" (from `off`) = none.
+  std::string health_check_addr = "::";
   // How often the sources are looked at (mtime poll), and pod interfaces rescanned
   // (--iface-rescan MS; link events attach new ones at once, the rescan is the safety net).
   std::chrono::milliseconds poll_interval{200};

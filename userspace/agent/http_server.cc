@@ -222,7 +222,11 @@ void HttpServer::Answer(int fd) {
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
                     StatusText(response.status) + "\r\nContent-Type: " + response.content_type +
                     "\r\nContent-Length: " + std::to_string(response.body.size()) +
-                    "\r\nConnection: close\r\n\r\n";
+                    "\r\nConnection: close\r\n";
+  for (const auto& [name, value] : response.headers) {
+    out += name + ": " + value + "\r\n";
+  }
+  out += "\r\n";
   if (!head) {
     out += response.body;
   }
@@ -265,6 +269,7 @@ Result<HttpReply> HttpGet(const std::string& address, const std::string& path,
   }
   HttpReply out;
   out.status = std::atoi(reply.c_str() + 9);
+  out.headers = reply.substr(0, head_end + 2);
   out.body = reply.substr(head_end + 4);
   return out;
 }

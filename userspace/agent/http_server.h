@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "loader/fd.h"
 #include "util/result.h"
@@ -25,9 +27,18 @@
 namespace xlb {
 
 struct HttpResponse {
+  HttpResponse() = default;
+  HttpResponse(int status, std::string content_type, std::string body,
+               std::vector<std::pair<std::string, std::string>> headers = {})
+      : status(status),
+        content_type(std::move(content_type)),
+        body(std::move(body)),
+        headers(std::move(headers)) {}
+
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // more header fields, in order
 };
 
 // "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464": numeric address and port. False with
@@ -63,6 +74,7 @@ class HttpServer {
 
 struct HttpReply {
   int status = 0;
+  std::string headers;  // the header block as sent, status line included
   std::string body;
 };
 

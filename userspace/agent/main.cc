@@ -39,6 +39,7 @@
 #include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
 #include "userspace/agent/agent_options.h"
+#include "userspace/agent/health_check.h"
 #include "userspace/agent/http_server.h"
 #include "userspace/agent/kube_feed.h"
 #include "userspace/agent/metrics.h"
@@ -269,6 +270,44 @@ int Run(int argc, char** argv) {
     status.Heartbeat();
   };
   // Bound before the datapath is loaded: a taken port fails start-up with nothing touched.
+  // kube-proxy's health checks (health_check.h): the node's, and every healthCheckNodePort.
+  std::unique_ptr<xlb::HttpServer> healthz;
+  if (!opts.healthz_addr.empty() && !opts.once) {
+    auto server = xlb::HttpServer::Start(opts.healthz_addr, [&](std::string_view path) {
+      if (path != "/healthz" && path != "/livez") {
+        return xlb::HttpResponse{404, "text/plain", "not found: /healthz, /livez\n"};
+      }
+      return xlb::NodeHealthResponse(status.Healthy(kLoopStale) && status.Ready(),
+                                     status.LastSyncSuccessUnix(), xlb::WallClockSeconds());
+    });
+    if (!server.ok()) {
+      return Fail("--healthz-addr: " + server.error().ToString());
+    }
+    healthz = std::move(*server);
+    LogLine(xlb::LogLevel::kInfo, "serving the node health check on " + opts.healthz_addr);
+  }
+  std::unique_ptr<xlb::ServiceHealthServers> health_checks;
+  if (!opts.health_check_addr.empty() && !opts.once) {
+    health_checks = std::make_unique<xlb::ServiceHealthServers>(
+        opts.health_check_addr, [&] { return status.Healthy(kLoopStale) && status.Ready(); });
+  }
+  std::string health_check_problems;
+  auto sync_health_checks = [&] {
+    if (!health_checks) {
+      return;
+    }
+    std::string problems;
+    for (const std::string& p : health_checks->Sync(reconciler.model())) {
+      problems += "\n  " + p;
+    }
+    if (problems != health_check_problems) {
+      health_check_problems = problems;
+      if (!problems.empty()) {
+        LogLine(xlb::LogLevel::kWarn, "health checks that cannot be served:" + problems);
+      }
+    }
+  };
+
   std::unique_ptr<xlb::HttpServer> http;
   if (!opts.metrics_addr.empty() && !opts.once) {
     auto server = xlb::HttpServer::Start(opts.metrics_addr, [&](std::string_view path) {
@@ -409,6 +448,7 @@ int Run(int argc, char** argv) {
   while (g_stop == 0) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
     publish(step(opts.poll_interval));
+    sync_health_checks();
     follow_node_addresses();
     if (!feed) {
       SleepFor(opts.poll_interval);

@@ -153,9 +153,7 @@ void AgentStatus::RecordSync(std::chrono::nanoseconds duration, const WriteCount
   }
   syncs_failed_ += ok ? 0 : 1;
   if (ok) {
-    last_sync_success_unix_ = std::chrono::duration<double>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
+    last_sync_success_unix_ = WallClockSeconds();
   }
   synced_once_ = synced_once_ || ok;
   last_sync_ok_ = ok;
@@ -190,6 +188,15 @@ void AgentStatus::SetSocketLbAttached() {
 bool AgentStatus::Healthy(std::chrono::steady_clock::duration stale) const {
   std::lock_guard lock(mu_);
   return std::chrono::steady_clock::now() - heartbeat_ <= stale;
+}
+
+double WallClockSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double AgentStatus::LastSyncSuccessUnix() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_sync_success_unix_;
 }
 
 bool AgentStatus::Ready() const {

@@ -93,6 +93,9 @@ struct IdNames {
 // What the agent's loop publishes for the HTTP thread: written by the loop, read by scrapes,
 // under one mutex. The loop never waits on a scrape for longer than it takes to format the
 // agent's own few dozen lines; the map reads of a scrape happen outside the lock.
+// Seconds since the Unix epoch, now (what Prometheus and health-check bodies show).
+double WallClockSeconds();
+
 class AgentStatus {
  public:
   AgentStatus();
@@ -118,6 +121,8 @@ class AgentStatus {
   bool Healthy(std::chrono::steady_clock::duration stale) const;
   // /readyz: the last sync succeeded, at least one did, and XDP is attached to every uplink.
   bool Ready() const;
+  // Wall-clock seconds of the last successful sync; 0 before the first.
+  double LastSyncSuccessUnix() const;
 
   // The agent's own series (up, syncs, reloads, readiness).
   void WriteAgentMetrics(Exposition& out) const;

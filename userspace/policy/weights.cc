@@ -195,20 +195,27 @@ uint64_t ServiceBackends::TotalWeight() const {
   return total;
 }
 
-ServiceBackends PlanServicePort(const Model& model, const Service& service, const ServicePort& port,
-                                IpFamily family, const ServiceRoute& route) {
-  ServiceBackends out;
-  out.service = service.name;
-  out.port = port;
-  out.family = family;
-  out.policy = route.policy.empty() ? "default" : route.policy;
-  out.spillover = route.spillover;
+namespace {
 
-  std::map<std::string, WeightedBackend> backends;
-  std::vector<Group> groups;
-  groups.reserve(route.groups.size());
-  for (const DestinationGroup& spec : route.groups) {
-    Group& group = groups.emplace_back(Group{&spec, {}, 0});
+// An endpoint a plan may list: in a group's clusters, serving the port, with an address of the
+// family, and (under a Local policy) on this node.
+struct Candidate {
+  size_t group = 0;
+  const Endpoint* endpoint = nullptr;
+  const Cluster* cluster = nullptr;
+  IpAddress address;
+  uint16_t port = 0;
+  Protocol protocol = Protocol::kTcp;
+  BackendPath path = BackendPath::kLocal;
+  bool takes_new = false;
+  bool other_zone = false;
+};
+
+std::vector<Candidate> CandidatesOf(const Model& model, const ServicePort& port, IpFamily family,
+                                    const ServiceRoute& route, bool node_local) {
+  std::vector<Candidate> out;
+  for (size_t g = 0; g < route.groups.size(); ++g) {
+    const DestinationGroup& spec = route.groups[g];
     const Service* dest = model.FindService(spec.service);
     if (dest == nullptr) {
       continue;
@@ -221,7 +228,6 @@ ServiceBackends PlanServicePort(const Model& model, const Service& service, cons
       continue;
     }
     const std::set<std::string> clusters = ClustersOf(model, route, spec);
-    std::set<std::string> ready;
     for (const Endpoint& e : model.EndpointsOf(dest->name)) {
       if (clusters.count(e.cluster) == 0) {
         continue;
@@ -232,31 +238,103 @@ ServiceBackends PlanServicePort(const Model& model, const Service& service, cons
       if (cluster == nullptr || !address || ep == nullptr) {
         continue;
       }
-      const bool takes_new = e.TakesNewFlows();
-      if (!takes_new && !e.conditions.Terminating()) {
-        continue;  // not ready and not draining either
+      const BackendPath path = PathOf(e, *cluster, model.local_node());
+      if (node_local && !(cluster->local && path == BackendPath::kLocal)) {
+        continue;
       }
-      std::string key = BackendKey(e.cluster, *address, ep->port);
-      const auto [it, inserted] = backends.try_emplace(key);
-      WeightedBackend& b = it->second;
-      if (inserted || (takes_new && b.terminating)) {
-        b.key = key;
-        b.address = *address;
-        b.port = ep->port;
-        b.protocol = ep->protocol;
-        b.cluster = cluster->name;
-        b.cluster_id = cluster->id;
-        b.local = cluster->local;
-        b.node_name = e.node_name;
-        b.node_address = e.node_address;
-        b.path = PathOf(e, *cluster, model.local_node());
-        b.terminating = !takes_new;
-      }
-      if (takes_new) {
-        ready.insert(std::move(key));
+      out.push_back(Candidate{g, &e, cluster, *address, ep->port, ep->protocol, path,
+                              e.TakesNewFlows(), false});
+    }
+  }
+  return out;
+}
+
+// kube-proxy's canUseTopology, over the local cluster's candidates: every ready one carries
+// hints, and one is hinted for `zone`.
+bool TopologyApplies(const std::vector<Candidate>& candidates, const std::string& zone) {
+  bool for_zone = false;
+  for (const Candidate& c : candidates) {
+    if (!c.cluster->local || !c.takes_new) {
+      continue;
+    }
+    const std::vector<std::string>& hints = c.endpoint->zone_hints;
+    if (hints.empty()) {
+      return false;
+    }
+    for_zone |= std::find(hints.begin(), hints.end(), zone) != hints.end();
+  }
+  return for_zone;
+}
+
+ServiceBackends Plan(const Model& model, const Service& service, const ServicePort& port,
+                     IpFamily family, const ServiceRoute& route, FrontendScope scope,
+                     bool node_local) {
+  ServiceBackends out;
+  out.service = service.name;
+  out.port = port;
+  out.family = family;
+  out.policy = route.policy.empty() ? "default" : route.policy;
+  out.spillover = route.spillover;
+  out.scope = scope;
+  out.node_local = node_local;
+
+  std::vector<Candidate> candidates = CandidatesOf(model, port, family, route, node_local);
+  if (std::none_of(candidates.begin(), candidates.end(),
+                   [](const Candidate& c) { return c.takes_new; })) {
+    for (Candidate& c : candidates) {
+      c.takes_new = c.endpoint->conditions.Serving() && c.endpoint->conditions.Terminating();
+      out.serving_terminating |= c.takes_new;
+    }
+  }
+  const std::string& zone = model.local_node().zone;
+  if (service.topology == TopologyRouting::kPreferClose && !node_local && !zone.empty() &&
+      !out.serving_terminating && TopologyApplies(candidates, zone)) {
+    out.zone_filtered = true;
+    for (Candidate& c : candidates) {
+      const std::vector<std::string>& hints = c.endpoint->zone_hints;
+      if (c.cluster->local && c.takes_new &&
+          std::find(hints.begin(), hints.end(), zone) == hints.end()) {
+        c.takes_new = false;
+        c.other_zone = true;
       }
     }
-    group.ready.assign(ready.begin(), ready.end());
+  }
+
+  std::map<std::string, WeightedBackend> backends;
+  std::vector<Group> groups;
+  groups.reserve(route.groups.size());
+  for (const DestinationGroup& spec : route.groups) {
+    groups.push_back(Group{&spec, {}, 0});
+  }
+  std::vector<std::set<std::string>> ready(groups.size());
+  for (const Candidate& c : candidates) {
+    const bool draining = c.endpoint->conditions.Terminating() || c.other_zone;
+    if (!c.takes_new && !draining) {
+      continue;  // not ready and not draining either
+    }
+    std::string key = BackendKey(c.cluster->name, c.address, c.port);
+    const auto [it, inserted] = backends.try_emplace(key);
+    WeightedBackend& b = it->second;
+    if (inserted || (c.takes_new && (b.terminating || b.other_zone))) {
+      b.key = key;
+      b.address = c.address;
+      b.port = c.port;
+      b.protocol = c.protocol;
+      b.cluster = c.cluster->name;
+      b.cluster_id = c.cluster->id;
+      b.local = c.cluster->local;
+      b.node_name = c.endpoint->node_name;
+      b.node_address = c.endpoint->node_address;
+      b.path = c.path;
+      b.terminating = !c.takes_new && c.endpoint->conditions.Terminating();
+      b.other_zone = !c.takes_new && c.other_zone;
+    }
+    if (c.takes_new) {
+      ready[c.group].insert(std::move(key));
+    }
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    groups[g].ready.assign(ready[g].begin(), ready[g].end());
   }
 
   Spill(groups, route.spillover);
@@ -264,19 +342,16 @@ ServiceBackends PlanServicePort(const Model& model, const Service& service, cons
     backends.at(key).weight = weight;
   }
 
-  const uint64_t total = [&] {
-    uint64_t t = 0;
-    for (const auto& [key, b] : backends) {
-      t += b.weight;
-    }
-    return t;
-  }();
+  uint64_t total = 0;
+  for (const auto& [key, b] : backends) {
+    total += b.weight;
+  }
   for (const Cluster& c : model.clusters()) {
     ClusterShare share{c.name, c.id, 0, 0};
     uint64_t weight = 0;
     for (const auto& [key, b] : backends) {
       if (b.cluster == c.name) {
-        share.ready += b.terminating ? 0 : 1;
+        share.ready += b.terminating || b.other_zone ? 0 : 1;
         weight += b.weight;
       }
     }
@@ -287,7 +362,45 @@ ServiceBackends PlanServicePort(const Model& model, const Service& service, cons
   for (auto& [key, b] : backends) {
     out.backends.push_back(std::move(b));
   }
+  if (total == 0) {
+    // Reject only what has no usable endpoint anywhere: a Local policy that left none here
+    // drops (kube-proxy: "has no local endpoints").
+    out.rejects =
+        !node_local ||
+        Plan(model, service, port, family, route, scope, /*node_local=*/false).TotalWeight() == 0;
+  }
   return out;
+}
+
+}  // namespace
+
+const char* ToString(FrontendScope scope) {
+  switch (scope) {
+    case FrontendScope::kAll:
+      return "all";
+    case FrontendScope::kInternal:
+      return "internal";
+    case FrontendScope::kExternal:
+      return "external";
+  }
+  return "?";
+}
+
+std::vector<FrontendScope> ScopesOf(const Service& service) {
+  if (service.internal_policy == service.external_policy) {
+    return {FrontendScope::kAll};
+  }
+  return {FrontendScope::kInternal, FrontendScope::kExternal};
+}
+
+ServiceTrafficPolicy PolicyOf(const Service& service, FrontendScope scope) {
+  return scope == FrontendScope::kExternal ? service.external_policy : service.internal_policy;
+}
+
+ServiceBackends PlanServicePort(const Model& model, const Service& service, const ServicePort& port,
+                                IpFamily family, const ServiceRoute& route, FrontendScope scope) {
+  return Plan(model, service, port, family, route, scope,
+              PolicyOf(service, scope) == ServiceTrafficPolicy::kLocal);
 }
 
 std::vector<ServiceBackends> PlanBackends(const Model& model, const Routes& routes) {
@@ -297,8 +410,10 @@ std::vector<ServiceBackends> PlanBackends(const Model& model, const Routes& rout
     for (const ServicePort& port : service.ports) {
       const ServiceRoute* route = routes.Find(name, port);
       for (const IpFamily family : FamiliesOf(model, service)) {
-        out.push_back(
-            PlanServicePort(model, service, port, family, route != nullptr ? *route : fallback));
+        for (const FrontendScope scope : ScopesOf(service)) {
+          out.push_back(PlanServicePort(model, service, port, family,
+                                        route != nullptr ? *route : fallback, scope));
+        }
       }
     }
   }
@@ -345,7 +460,7 @@ BackendPath PathOf(const Endpoint& endpoint, const Cluster& cluster, const Local
       return BackendPath::kLocal;
     }
     return !endpoint.node_name.empty() && reachable_node ? BackendPath::kTunnel
-                                                          : BackendPath::kSnat;
+                                                         : BackendPath::kSnat;
   }
   if (endpoint.node_name.empty()) {
     return BackendPath::kRouted;

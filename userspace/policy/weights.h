@@ -18,6 +18,24 @@
 //      gives 7, 7, 3, 3). Only when exact integers would not fit 32 bits are they scaled so
 //      the largest is 2^31 and rounded, a relative error below 2^-31 * (largest / weight).
 // Without any policy every ready endpoint of every cluster weighs the same.
+//
+// Kubernetes' own rules narrow the endpoints before the weights apply, as kube-proxy's
+// pkg/proxy/topology.go does:
+//   - Traffic policies: a plan serves the internal frontends (ClusterIPs, ClusterSet IPs:
+//     internalTrafficPolicy), the external ones (external IPs, LoadBalancer IPs, NodePorts:
+//     externalTrafficPolicy), or both when the two policies agree (FrontendScope). Under
+//     Local only endpoints on this node are candidates, so a policy's cross-cluster weights
+//     do not apply there: the only cluster left is this node's.
+//   - Terminating fallback: when no candidate is ready, the serving terminating ones take new
+//     flows (kube-proxy's fallback, so a rolling update of the last pods loses nothing).
+//   - Topology (trafficDistribution PreferClose, topology-mode Auto): under a Cluster policy,
+//     when every ready candidate of the local cluster carries zone hints and one of them is
+//     for this node's zone, the local cluster's share goes to the endpoints hinted for this
+//     zone; the others stay listed with weight 0 and keep their flows. Remote clusters' hints
+//     name their own zones and are not read.
+//   - A plan without a backend that takes new flows rejects (ServiceBackends::rejects) when
+//     the service port has no usable endpoint at all; when only the Local policy left none,
+//     its traffic is dropped instead, as kube-proxy does.
 #ifndef XLB_USERSPACE_POLICY_WEIGHTS_H
 #define XLB_USERSPACE_POLICY_WEIGHTS_H
 
@@ -47,6 +65,19 @@ enum class BackendPath : uint8_t {
 // "local", "tunnel", "routed", "snat".
 const char* ToString(BackendPath path);
 
+// Which frontends of a service a plan serves (see above).
+enum class FrontendScope : uint8_t {
+  kAll,       // every frontend: both traffic policies are the same
+  kInternal,  // ClusterIPs and ClusterSet IPs
+  kExternal,  // external IPs, LoadBalancer IPs and NodePorts
+};
+const char* ToString(FrontendScope scope);  // "all", "internal", "external"
+
+// kAll when the service's two traffic policies agree, else kInternal then kExternal.
+std::vector<FrontendScope> ScopesOf(const Service& service);
+// The traffic policy that rules a scope (kAll: both, which agree).
+ServiceTrafficPolicy PolicyOf(const Service& service, FrontendScope scope);
+
 struct WeightedBackend {
   // "cluster-a/198.18.1.1:8080", "cluster-b/[2001:db8::1]:8080": the backend's identity, and
   // MaglevBackend::key. Depends on nothing node-local.
@@ -63,6 +94,7 @@ struct WeightedBackend {
   // Share of new flows relative to the list's other backends; 0 takes none.
   uint32_t weight = 0;
   bool terminating = false;  // draining: weight 0, keeps its flows
+  bool other_zone = false;   // topology: hinted for other zones; weight 0, keeps its flows
 
   bool Tunnelled() const { return path == BackendPath::kTunnel; }
 };
@@ -96,16 +128,23 @@ struct ServiceBackends {
   Spillover spillover = Spillover::kProportional;
   std::vector<ClusterShare> clusters;     // every cluster of the model, by name
   std::vector<WeightedBackend> backends;  // by key; weight 0 for terminating ones
+  FrontendScope scope = FrontendScope::kAll;
+  bool node_local = false;           // a Local traffic policy: this node's endpoints only
+  bool serving_terminating = false;  // no ready endpoint: serving terminating ones took over
+  bool zone_filtered = false;        // topology: the local cluster's share went to this zone
+  bool rejects = false;              // no backend takes new flows, and none would anywhere
 
   uint64_t TotalWeight() const;
 };
 
-// One service port and family, routed by `route`.
+// One service port, family and scope, routed by `route`.
 ServiceBackends PlanServicePort(const Model& model, const Service& service, const ServicePort& port,
-                                IpFamily family, const ServiceRoute& route);
+                                IpFamily family, const ServiceRoute& route,
+                                FrontendScope scope = FrontendScope::kAll);
 
 // Every port of every service, in name and port order. A port is planned for each family of
-// the service's VIPs (of its endpoints' addresses when it has no VIP).
+// the service's VIPs (of its endpoints' addresses when it has no VIP), and in each family for
+// each of ScopesOf(service).
 std::vector<ServiceBackends> PlanBackends(const Model& model, const Routes& routes);
 
 // The families PlanBackends plans a service in: those of its VIPs, else of its endpoints'

@@ -115,13 +115,24 @@ Result<MapContents> DesiredMaps::Contents() const {
 
 std::string DesiredService::Name() const {
   return service.ToString() + " " + std::to_string(port.port) + "/" +
-         std::string(ToString(port.protocol)) + " " + std::string(ToString(family));
+         std::string(ToString(port.protocol)) + " " + std::string(ToString(family)) +
+         (scope == FrontendScope::kAll ? "" : std::string(" ") + ToString(scope));
 }
 
 const DesiredService* DesiredState::Find(const NamespacedName& service, uint16_t port,
                                          IpFamily family) const {
   for (const DesiredService& s : services) {
     if (s.service == service && s.port.port == port && s.family == family) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+const DesiredService* DesiredState::Find(const NamespacedName& service, uint16_t port,
+                                         IpFamily family, FrontendScope scope) const {
+  for (const DesiredService& s : services) {
+    if (s.service == service && s.port.port == port && s.family == family && s.scope == scope) {
       return &s;
     }
   }

@@ -2,12 +2,14 @@
 // backend ids that stay the same for the same things across syncs and agent restarts
 // (id_allocator.h). The rules that make it are in desired_state_tracker.h.
 //
-// One table per (service, port, protocol, family): that is what PlanBackends() plans, and a
-// table holds backends of one family. Its service id is shared by every VIP key of the port
-// (ClusterIP, ClusterSet IP, external and LoadBalancer IPs of that family) and every NodePort
-// key of it ((node address, nodePort, protocol) for each address of the model's local node of
-// that family; a key that is already another service's VIP or NodePort is a problem). A backend is
-// one (cluster, address, port): two services that reach the same pod port share its entry.
+// One table per (service, port, protocol, family, frontend scope): that is what PlanBackends()
+// plans, and a table holds backends of one family; a service whose two traffic policies
+// differ has an internal and an external table (weights.h, FrontendScope). Its service id is shared
+// by every VIP key of the port (ClusterIP, ClusterSet IP, external and LoadBalancer IPs of that
+// family) and every NodePort key of it ((node address, nodePort, protocol) for each address of the
+// model's local node of that family; a key that is already another service's VIP or NodePort is a
+// problem). A backend is one (cluster, address, port): two services that reach the same pod port
+// share its entry.
 #ifndef XLB_USERSPACE_SYNC_DESIRED_STATE_H
 #define XLB_USERSPACE_SYNC_DESIRED_STATE_H
 
@@ -82,10 +84,15 @@ struct DesiredService {
   NamespacedName service;
   ServicePort port;
   IpFamily family = IpFamily::kIPv4;
-  std::vector<xlb_service_key> keys;  // its VIPs, then its NodePort keys
-  std::vector<uint32_t> backend_ids;  // every backend of the plan, weight 0 included
+  std::vector<xlb_service_key> keys;          // its VIPs, then its NodePort keys
+  std::vector<uint32_t> backend_ids;          // every backend of the plan, weight 0 included
+  FrontendScope scope = FrontendScope::kAll;  // which of the service's frontends the keys are
+  // Its entries of the maps keyed by service id (ClientIP affinity, loadBalancerSourceRanges).
+  std::vector<xlb_affinity_match_key> affinity_match;
+  std::vector<xlb_src_range_key> source_ranges;
 
-  std::string Name() const;  // "production/api-service 8080/TCP IPv4"
+  // "production/api-service 8080/TCP IPv4", "... IPv4 external" for a scope of its own.
+  std::string Name() const;
 };
 
 struct DesiredState {
@@ -95,8 +102,11 @@ struct DesiredState {
   // rest of the state is still complete.
   std::vector<std::string> problems;
 
+  // The table of the port and family; of a service with two scopes, the internal one.
   const DesiredService* Find(const NamespacedName& service, uint16_t port,
                              IpFamily family = IpFamily::kIPv4) const;
+  const DesiredService* Find(const NamespacedName& service, uint16_t port, IpFamily family,
+                             FrontendScope scope) const;
 };
 
 // The services-map key of (address, protocol, port): a VIP's or a NodePort's frontend.

@@ -1,5 +1,7 @@
 #include "userspace/sync/desired_state_tracker.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -25,28 +27,41 @@ struct Frontend {
   IpAddress address;
 };
 
-// The VIP keys a service port asks for in one family, its own duplicates dropped (the
-// ClusterIP also listed as an external IP).
-std::vector<Frontend> VipFrontends(const Service& service, const ServicePort& port,
-                                   IpFamily family) {
+// The VIP keys a service port asks for in one family and scope, its own duplicates dropped
+// (the ClusterIP also listed as an external IP: internal first).
+std::vector<Frontend> VipFrontends(const Service& service, const ServicePort& port, IpFamily family,
+                                   FrontendScope scope) {
   std::vector<Frontend> out;
-  for (const IpAddress& vip : service.Vips()) {
-    if (vip.family() != family) {
-      continue;
+  std::vector<xlb_service_key> seen;
+  const auto add = [&](const std::vector<IpAddress>& vips, bool wanted) {
+    for (const IpAddress& vip : vips) {
+      if (vip.family() != family) {
+        continue;
+      }
+      const xlb_service_key key = ServiceKeyOf(vip, port.protocol, port.port);
+      if (Contains(seen, key)) {
+        continue;
+      }
+      seen.push_back(key);
+      if (wanted) {
+        out.push_back({key, vip});
+      }
     }
-    const xlb_service_key key = ServiceKeyOf(vip, port.protocol, port.port);
-    if (std::none_of(out.begin(), out.end(), [&](const auto& f) { return AbiEqual(f.key, key); })) {
-      out.push_back({key, vip});
-    }
-  }
+  };
+  const bool internal = scope != FrontendScope::kExternal;
+  const bool external = scope != FrontendScope::kInternal;
+  add(service.cluster_ips, internal);
+  add(service.clusterset_ips, internal);
+  add(service.external_ips, external);
+  add(service.load_balancer_ips, external);
   return out;
 }
 
 // (node address, nodePort, protocol) for every address of the local node in the family.
 std::vector<Frontend> NodePortFrontends(const Model& model, const ServicePort& port,
-                                        IpFamily family) {
+                                        IpFamily family, FrontendScope scope) {
   std::vector<Frontend> out;
-  if (port.node_port == 0) {
+  if (port.node_port == 0 || scope == FrontendScope::kInternal) {
     return out;
   }
   for (const IpAddress& address : model.local_node().addresses) {
@@ -70,11 +85,13 @@ std::vector<xlb_service_key> WantedKeys(const Model& model, const NamespacedName
       continue;
     }
     for (const IpFamily family : families) {
-      for (const Frontend& f : VipFrontends(*service, port, family)) {
-        out.push_back(f.key);
-      }
-      for (const Frontend& f : NodePortFrontends(model, port, family)) {
-        out.push_back(f.key);
+      for (const FrontendScope scope : ScopesOf(*service)) {
+        for (const Frontend& f : VipFrontends(*service, port, family, scope)) {
+          out.push_back(f.key);
+        }
+        for (const Frontend& f : NodePortFrontends(model, port, family, scope)) {
+          out.push_back(f.key);
+        }
       }
     }
   }
@@ -82,15 +99,47 @@ std::vector<xlb_service_key> WantedKeys(const Model& model, const NamespacedName
 }
 
 // The services-map value of a table: every key of it, VIP or NodePort, gets this.
-xlb_service ServiceValue(const Service& service, uint32_t id, uint32_t taking_flows) {
+xlb_service ServiceValue(const Service& service, uint32_t id, uint32_t taking_flows, bool rejects) {
   xlb_service value{};
   value.id = id;
   if (service.affinity == SessionAffinity::kClientIP) {
     value.flags |= XLB_SVC_F_AFFINITY;
     value.affinity_timeout = service.affinity_timeout_s;
   }
+  if (taking_flows == 0 && rejects) {
+    value.flags |= XLB_SVC_F_REJECT;
+  }
   value.backend_count = taking_flows;
   return value;
+}
+
+// The loadBalancerSourceRanges of `family` as xlb_srcrange_v1 keys of service `id`. None:
+// the LoadBalancer IPs of that family are not filtered (kube-proxy filters each family by
+// the ranges of that family).
+std::vector<xlb_src_range_key> SourceRangeKeys(const Service& service, uint32_t id,
+                                               IpFamily family) {
+  std::vector<xlb_src_range_key> out;
+  for (const IpPrefix& range : service.load_balancer_source_ranges) {
+    if (range.network.family() != family) {
+      continue;
+    }
+    xlb_src_range_key key{};
+    key.prefixlen = XLB_SRC_RANGE_PREFIX_BASE + range.length;
+    key.service_id = id;
+    key.family = static_cast<uint8_t>(family);
+    range.network.ToAbiWords(key.addr);
+    out.push_back(key);
+  }
+  return out;
+}
+
+bool IsLoadBalancerKey(const Service& service, const xlb_service_key& key) {
+  return std::any_of(service.load_balancer_ips.begin(), service.load_balancer_ips.end(),
+                     [&](const IpAddress& ip) {
+                       const xlb_service_key lb =
+                           ServiceKeyOf(ip, static_cast<Protocol>(key.proto), ntohs(key.port));
+                       return AbiEqual(lb, key);
+                     });
 }
 
 // Every entry of `maps` (MapContents or DesiredMaps: the same maps, tables as digests or as
@@ -126,8 +175,10 @@ std::vector<ServiceBackends> PlanService(const Model& model, const Service& serv
   for (const ServicePort& port : service.ports) {
     const ServiceRoute* route = routes.Find(service.name, port);
     for (const IpFamily family : families) {
-      out.push_back(
-          PlanServicePort(model, service, port, family, route != nullptr ? *route : fallback));
+      for (const FrontendScope scope : ScopesOf(service)) {
+        out.push_back(PlanServicePort(model, service, port, family,
+                                      route != nullptr ? *route : fallback, scope));
+      }
     }
   }
   return out;
@@ -206,6 +257,7 @@ struct DesiredStateTracker::Claim {
   DesiredService table;  // keys: its VIPs, then its NodePorts; id and backend_ids come later
   size_t vip_count = 0;  // keys before this index are VIPs
   size_t plan = 0;       // index into PlanService()'s plans of its service
+  bool rejects = false;  // ServiceBackends::rejects
   std::vector<xlb_backend> backends;   // of the plan, in its order
   std::vector<MaglevBackend> members;  // the same, as the table takes them
 };
@@ -300,6 +352,14 @@ void DesiredStateTracker::Drop(const NamespacedName& name, TouchedEntries& touch
       maps_.services.erase(key);
       touched.services.insert(key);
       CountVip(key, -1, touched);
+    }
+    for (const xlb_affinity_match_key& key : d.affinity_match) {
+      maps_.affinity_match.erase(key);
+      touched.affinity_match.insert(key);
+    }
+    for (const xlb_src_range_key& key : d.source_ranges) {
+      maps_.source_ranges.erase(key);
+      touched.source_ranges.insert(key);
     }
     for (const uint32_t id : d.backend_ids) {
       if (ids_.UnlistBackend(id)) {
@@ -447,34 +507,45 @@ std::vector<DesiredStateTracker::Claim> DesiredStateTracker::ClaimKeys(const Mod
     }
     const std::vector<IpFamily> families = FamiliesOf(model, *service);
     size_t plan = 0;
+    const std::vector<FrontendScope> scopes = ScopesOf(*service);
     for (const ServicePort& port : service->ports) {
       for (const IpFamily family : families) {
-        Claim c{DesiredService{XLB_ID_NONE, name, port, family, {}, {}}, 0, plan++, {}, {}};
-        if (!Balanced(port)) {
-          record.problems.push_back(c.table.Name() + ": only TCP and UDP are balanced");
-          continue;
-        }
-        for (const Frontend& vip : VipFrontends(*service, port, family)) {
-          if (!claimed.insert(vip.key).second) {
-            record.problems.push_back(c.table.Name() + ": VIP " + vip.address.ToString() +
-                                      " is already another service's");
+        for (const FrontendScope scope : scopes) {
+          Claim c{DesiredService{XLB_ID_NONE, name, port, family, {}, {}, scope, {}, {}},
+                  0,
+                  plan++,
+                  false,
+                  {},
+                  {}};
+          if (!Balanced(port)) {
+            if (scope != FrontendScope::kExternal) {  // said once per port and family
+              record.problems.push_back(c.table.Name() + ": only TCP and UDP are balanced");
+            }
             continue;
           }
-          c.table.keys.push_back(vip.key);
+          for (const Frontend& vip : VipFrontends(*service, port, family, scope)) {
+            if (!claimed.insert(vip.key).second) {
+              record.problems.push_back(c.table.Name() + ": VIP " + vip.address.ToString() +
+                                        " is already another service's");
+              continue;
+            }
+            c.table.keys.push_back(vip.key);
+          }
+          // An external scope may have NodePorts alone; they are claimed below.
+          if (c.table.keys.empty() && scope != FrontendScope::kExternal) {
+            record.problems.push_back(c.table.Name() + ": no VIP of its family");
+            continue;
+          }
+          c.vip_count = c.table.keys.size();
+          claims.push_back(std::move(c));
         }
-        if (c.table.keys.empty()) {
-          record.problems.push_back(c.table.Name() + ": no VIP of its family");
-          continue;
-        }
-        c.vip_count = c.table.keys.size();
-        claims.push_back(std::move(c));
       }
     }
   }
   // After every VIP, so that a VIP always wins over a NodePort key that happens to equal it.
   for (Claim& c : claims) {
     const ServicePort& port = c.table.port;
-    for (const Frontend& node : NodePortFrontends(model, port, c.table.family)) {
+    for (const Frontend& node : NodePortFrontends(model, port, c.table.family, c.table.scope)) {
       if (Contains(c.table.keys, node.key)) {
         continue;  // a VIP of its own that is also the node's address, on the same port
       }
@@ -490,6 +561,8 @@ std::vector<DesiredStateTracker::Claim> DesiredStateTracker::ClaimKeys(const Mod
       c.table.keys.push_back(node.key);
     }
   }
+  // An external scope without a frontend (no external IP, LoadBalancer IP or NodePort).
+  std::erase_if(claims, [](const Claim& c) { return c.table.keys.empty(); });
   return claims;
 }
 
@@ -502,10 +575,11 @@ Result<void> DesiredStateTracker::ReadPlans(const ServicePlanner& plan_of,
     for (; i < claims.size() && claims[i].table.service == name; ++i) {
       Claim& c = claims[i];
       if (c.plan >= plans.size() || plans[c.plan].port != c.table.port ||
-          plans[c.plan].family != c.table.family) {
+          plans[c.plan].family != c.table.family || plans[c.plan].scope != c.table.scope) {
         return Error{EINVAL, c.table.Name() + ": the planner's plans are not PlanService's"};
       }
       const ServiceBackends& plan = plans[c.plan];
+      c.rejects = plan.rejects;
       c.backends.reserve(plan.backends.size());
       c.members.reserve(plan.backends.size());
       for (const WeightedBackend& b : plan.backends) {
@@ -583,14 +657,38 @@ void DesiredStateTracker::Emit(const Model& model, std::vector<Claim>& claims, G
     recipe.Seal();
     touched.tables.insert(d.id);
 
-    const xlb_service value = ServiceValue(*model.FindService(d.service), d.id, taking_flows);
+    const Service& service = *model.FindService(d.service);
+    const xlb_service value = ServiceValue(service, d.id, taking_flows, c.rejects);
+    const std::vector<xlb_src_range_key> ranges = SourceRangeKeys(service, d.id, d.family);
+    bool filtered = false;
     for (size_t k = 0; k < d.keys.size(); ++k) {
       xlb_service& entry = maps_.services[d.keys[k]] = value;
       if (k >= c.vip_count) {
         entry.flags |= XLB_SVC_F_NODE_PORT;  // its answers are routed by xlb (maps/xlb_abi.h)
+      } else if (!ranges.empty() && IsLoadBalancerKey(service, d.keys[k])) {
+        entry.flags |= XLB_SVC_F_SOURCE_RANGES;
+        filtered = true;
       }
       touched.services.insert(d.keys[k]);
       CountVip(d.keys[k], +1, touched);
+    }
+    if (filtered) {
+      for (const xlb_src_range_key& key : ranges) {
+        maps_.source_ranges.insert(key);
+        touched.source_ranges.insert(key);
+        d.source_ranges.push_back(key);
+      }
+    }
+    if (value.flags & XLB_SVC_F_AFFINITY) {
+      const TableRecipe& members = maps_.tables[d.id];
+      for (const MaglevBackend& m : members.members) {
+        if (m.weight > 0) {
+          const xlb_affinity_match_key key{d.id, m.id};
+          maps_.affinity_match.insert(key);
+          touched.affinity_match.insert(key);
+          d.affinity_match.push_back(key);
+        }
+      }
     }
     record.tables.push_back(std::move(d));
   }
