@@ -140,6 +140,29 @@ class IncrementalTest : public ::testing::Test {
       if (full->maps.vip_filter != tracked.vip_filter) {
         ADD_FAILURE() << "VIP filter differs";
       }
+      for (const auto& k : full->maps.affinity_match) {
+        if (tracked.affinity_match.count(k) == 0) {
+          ADD_FAILURE() << "affinity match " << k.service_id << "/" << k.backend_id
+                        << " not tracked";
+        }
+      }
+      for (const auto& k : full->maps.source_ranges) {
+        if (tracked.source_ranges.count(k) == 0) {
+          ADD_FAILURE() << "source range of " << k.service_id << " not tracked";
+        }
+      }
+      if (full->maps.peers.size() != tracked.peers.size()) {
+        ADD_FAILURE() << "peers differ: full " << full->maps.peers.size() << ", tracked "
+                      << tracked.peers.size();
+      }
+      if (full->maps.affinity_match.size() != tracked.affinity_match.size()) {
+        ADD_FAILURE() << "affinity matches differ: full " << full->maps.affinity_match.size()
+                      << ", tracked " << tracked.affinity_match.size();
+      }
+      if (full->maps.source_ranges.size() != tracked.source_ranges.size()) {
+        ADD_FAILURE() << "source ranges differ: full " << full->maps.source_ranges.size()
+                      << ", tracked " << tracked.source_ranges.size();
+      }
     }
     EXPECT_EQ(full->problems, syncer_.tracked()->Problems());
     MapContents want = *full->maps.Contents();
@@ -285,7 +308,8 @@ TEST_F(IncrementalTest, OneEndpointChangeTouchesOneServiceAndWritesThreeEntries)
 // One random change: services come and go (sometimes on another service's VIP, with a
 // NodePort, dual-stack, with session affinity, a second port, an SCTP port), endpoints come and
 // go (addresses shared between services, terminating ones), the local node moves (its address
-// sometimes one of the VIPs), a service's affinity flips.
+// sometimes one of the VIPs), a service's affinity flips; LoadBalancer IPs with source ranges
+// and Local traffic policies split services into internal and external tables.
 void ChangeAtRandom(Model& m, std::mt19937& rng) {
   const NamespacedName name = Nth(static_cast<int>(rng() % 44));  // some do not exist yet
   switch (rng() % 9) {
@@ -304,6 +328,18 @@ void ChangeAtRandom(Model& m, std::mt19937& rng) {
       if (rng() % 4 == 0) {
         s.affinity = SessionAffinity::kClientIP;
         s.affinity_timeout_s = 60;
+      }
+      if (rng() % 3 == 0) {  // a LoadBalancer IP, behind source ranges, external policy Local
+        s.load_balancer_ips = {*IpAddress::Parse("198.19.1." + std::to_string(rng() % 48))};
+        if (rng() % 2 == 0) {
+          s.load_balancer_source_ranges = {*IpPrefix::Parse("198.18.0.0/15")};
+        }
+        if (rng() % 2 == 0) {
+          s.external_policy = ServiceTrafficPolicy::kLocal;
+        }
+      }
+      if (rng() % 5 == 0) {
+        s.internal_policy = ServiceTrafficPolicy::kLocal;
       }
       if (rng() % 6 == 0) {
         s.ports.push_back(ServicePort{"dns", 53, Protocol::kUdp, 8053, "", 0, ""});
@@ -329,6 +365,11 @@ void ChangeAtRandom(Model& m, std::mt19937& rng) {
         Service flipped = *s;
         flipped.affinity = s->affinity == SessionAffinity::kClientIP ? SessionAffinity::kNone
                                                                      : SessionAffinity::kClientIP;
+        if (rng() % 2 == 0) {
+          flipped.external_policy = s->external_policy == ServiceTrafficPolicy::kLocal
+                                        ? ServiceTrafficPolicy::kCluster
+                                        : ServiceTrafficPolicy::kLocal;
+        }
         m.PutService(flipped);
       }
       break;
@@ -336,11 +377,17 @@ void ChangeAtRandom(Model& m, std::mt19937& rng) {
       Endpoint e;
       e.service = name;
       e.cluster = rng() % 2 ? "cluster-a" : "cluster-b";
-      e.addresses = {*IpAddress::Parse("198.18.50." + std::to_string(rng() % 60))};
+      const int octet = static_cast<int>(rng() % 60);
+      e.addresses = {*IpAddress::Parse("198.18.50." + std::to_string(octet))};
       e.ports = {{"http", 8080, Protocol::kTcp}};
       if (rng() % 4 == 0) {
         e.conditions.terminating = true;
       }
+      // On this node or not (Local policies). A pod is on one node whichever service it
+      // serves, and a node is in one cluster (its peer entry's).
+      const int node = octet % 2 + (e.cluster == "cluster-a" ? 1 : 3);
+      e.node_name = "node-" + std::to_string(node);
+      e.node_address = *IpAddress::Parse("198.18.0." + std::to_string(node));
       m.AddEndpoint(e);
       break;
     }
