@@ -27,8 +27,8 @@ std::string Describe(const json& v) {
 
 // "cluster-b: EndpointSlice production/api-7x2"
 std::string ObjectPrefix(const ObjectSource& from, const std::optional<NamespacedName>& name) {
-  std::string prefix = (from.cluster.empty() ? std::string("local cluster") : from.cluster) +
-                       ": " + from.kind + " ";
+  std::string prefix =
+      (from.cluster.empty() ? std::string("local cluster") : from.cluster) + ": " + from.kind + " ";
   if (!name) {
     return prefix + "(no name)";
   }
@@ -71,8 +71,7 @@ class Problems {
 
   // Valid, but not for xlb: counted and logged as `reason` with `message`.
   template <typename T>
-  Mapped<T> Ignored(const std::string& reason, std::string_view field,
-                    const std::string& message) {
+  Mapped<T> Ignored(const std::string& reason, std::string_view field, const std::string& message) {
     Add(reason, field, message);
     return Silent<T>(reason);
   }
@@ -371,9 +370,9 @@ std::optional<IpPrefix> SourceRange(Problems& p, std::string_view text, const st
     const int length = number ? std::stoi(digits) : -1;
     if (length >= 0 && length <= (address->family() == IpFamily::kIPv4 ? 32 : 128)) {
       const IpPrefix network = NetworkOf(*address, static_cast<uint8_t>(length));
-      p.Add("bad_address", field,
-            Describe(json(std::string(text))) + " has host bits set; read as " +
-                network.ToString());
+      p.Add(
+          "bad_address", field,
+          Describe(json(std::string(text))) + " has host bits set; read as " + network.ToString());
       return network;
     }
   }
@@ -495,9 +494,9 @@ std::vector<std::string> ZoneHints(Problems& p, const json& endpoint, const std:
     const std::string field = Index(at + ".hints.forZones", i) + ".name";
     const json* zone = Child((*zones)[i], "name");
     if (zone == nullptr || !zone->is_string() || zone->get_ref<const std::string&>().empty()) {
-      p.Add("bad_hint", field,
-            "expected a zone name, got " + (zone ? Describe(*zone) : "nothing") +
-                "; no zone hints");
+      p.Add(
+          "bad_hint", field,
+          "expected a zone name, got " + (zone ? Describe(*zone) : "nothing") + "; no zone hints");
       return {};
     }
     if (std::find(out.begin(), out.end(), zone->get<std::string>()) == out.end()) {
@@ -603,10 +602,11 @@ Mapped<Service> MapService(const ObjectSource& from, const json& object) {
   Service s;
   s.name = *name;
   if (const json* proxy = MetaEntry(object, "labels", kServiceProxyNameLabel)) {
-    return p.Ignored<Service>(
-        "service_proxy_name", "metadata.labels[" + std::string(kServiceProxyNameLabel) + "]",
-        "set to " + Describe(*proxy) + ": the service of another proxy; skipped, as kube-proxy "
-        "skips it");
+    return p.Ignored<Service>("service_proxy_name",
+                              "metadata.labels[" + std::string(kServiceProxyNameLabel) + "]",
+                              "set to " + Describe(*proxy) +
+                                  ": the service of another proxy; skipped, as kube-proxy "
+                                  "skips it");
   }
   const std::string type = String(p, *spec, "type", "spec.type").value_or("ClusterIP");
   if (type == "ExternalName") {
@@ -729,9 +729,9 @@ Mapped<SliceInfo> MapEndpointSlice(const ObjectSource& from, const json& object)
   }
   if (slice.service.empty()) {
     // A slice of no service (a controller's own use of the API): not for a proxy.
-    return p.Ignored<SliceInfo>(
-        "no_service_label", "metadata.labels[" + std::string(kServiceNameLabel) + "]",
-        "no such label: the endpoints of no service; skipped");
+    return p.Ignored<SliceInfo>("no_service_label",
+                                "metadata.labels[" + std::string(kServiceNameLabel) + "]",
+                                "no such label: the endpoints of no service; skipped");
   }
   if (!IsDnsLabel(slice.service)) {
     return p.Invalid<SliceInfo>("bad_label", "metadata.labels[" + std::string(label_key) + "]",

@@ -39,7 +39,8 @@ inline constexpr std::string_view kMcsSourceClusterLabel =
 inline constexpr std::string_view kClusterIdProperty = "cluster.clusterset.k8s.io";
 // A Service with this label (any value) belongs to another proxy: kube-proxy's informers select
 // `!service.kubernetes.io/service-proxy-name`, so it skips it, and so does xlb.
-inline constexpr std::string_view kServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name";
+inline constexpr std::string_view kServiceProxyNameLabel =
+    "service.kubernetes.io/service-proxy-name";
 // Topology-aware routing by annotation (Auto|auto); the deprecated one wins when both are set,
 // as in the EndpointSlice controller.
 inline constexpr std::string_view kTopologyModeAnnotation = "service.kubernetes.io/topology-mode";
@@ -110,11 +111,11 @@ Mapped<Service> MapService(const ObjectSource& from, const nlohmann::json& objec
 
 // An endpoint of an EndpointSlice, before its node is resolved to an address.
 struct SliceEndpoint {
-  std::vector<IpAddress> addresses;    // at least one, of the slice's family
-  std::string node_name;               // "" when unset
-  std::string zone;                    // "" when unset
-  std::vector<std::string> zone_hints; // hints.forZones[].name
-  EndpointConditions conditions;       // unset stays unset (EndpointSlice nil semantics)
+  std::vector<IpAddress> addresses;     // at least one, of the slice's family
+  std::string node_name;                // "" when unset
+  std::string zone;                     // "" when unset
+  std::vector<std::string> zone_hints;  // hints.forZones[].name
+  EndpointConditions conditions;        // unset stays unset (EndpointSlice nil semantics)
 
   bool operator==(const SliceEndpoint&) const = default;
 };
