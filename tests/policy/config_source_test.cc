@@ -258,6 +258,132 @@ TEST(ConfigSource, ReadsWhichNodesRunXlb) {
             "\"maybe\" (line 6)");
 }
 
+TEST(ConfigSource, ReadsTrafficPoliciesSourceRangesAndTopology) {
+  const std::string text = kHeader +
+                           "node: {name: node-a1, addresses: [198.18.0.11]}\n"
+                           "clusters:\n"
+                           "- name: cluster-a\n"
+                           "  id: 1\n"
+                           "  local: true\n"
+                           "  nodes:\n"
+                           "  - {name: node-a1, addresses: [198.18.0.11], zone: zone-1}\n"
+                           "  - {name: node-a2, addresses: [198.18.0.12], zone: zone-2}\n"
+                           "services:\n"
+                           "- name: api\n"
+                           "  namespace: production\n"
+                           "  type: LoadBalancer\n"
+                           "  clusterIP: 198.18.100.10\n"
+                           "  loadBalancerIPs: [198.18.251.10]\n"
+                           "  externalTrafficPolicy: Local\n"
+                           "  internalTrafficPolicy: Local\n"
+                           "  healthCheckNodePort: 32456\n"
+                           "  loadBalancerSourceRanges: [198.18.0.0/16, '2001:db8::/32']\n"
+                           "  trafficDistribution: PreferSameZone\n"
+                           "  ports: [{port: 80, nodePort: 30080}]\n"
+                           "- {name: web, namespace: production, ports: [{port: 80}]}\n"
+                           "endpointSlices:\n"
+                           "- service: api\n"
+                           "  namespace: production\n"
+                           "  cluster: cluster-a\n"
+                           "  endpoints:\n"
+                           "  - addresses: [198.18.1.1]\n"
+                           "    nodeName: node-a1\n"
+                           "    hints: {forZones: [{name: zone-1}]}\n"
+                           "  - addresses: [198.18.1.2]\n"
+                           "    nodeName: node-a2\n"
+                           "    zone: zone-3\n"
+                           "    hints:\n"
+                           "      forZones: [{name: zone-3}, {name: zone-1}]\n"
+                           "  - addresses: [198.18.1.3]\n";
+  const ConfigResult<Model> r = ParseConfig("cluster.yaml", text);
+  ASSERT_TRUE(r.ok()) << xlb::ToString(r.error());
+  EXPECT_EQ(r->local_node().zone, "zone-1");  // from the local cluster's node of its name
+  const xlb::Service* api = r->FindService({"production", "api"});
+  ASSERT_NE(api, nullptr);
+  EXPECT_EQ(api->external_policy, xlb::ServiceTrafficPolicy::kLocal);
+  EXPECT_EQ(api->internal_policy, xlb::ServiceTrafficPolicy::kLocal);
+  EXPECT_EQ(api->health_check_node_port, 32456);
+  EXPECT_EQ(api->load_balancer_source_ranges,
+            (std::vector<xlb::IpPrefix>{*xlb::IpPrefix::Parse("198.18.0.0/16"),
+                                        *xlb::IpPrefix::Parse("2001:db8::/32")}));
+  EXPECT_EQ(api->topology, xlb::TopologyRouting::kPreferClose);
+  const xlb::Service* web = r->FindService({"production", "web"});
+  EXPECT_EQ(web->external_policy, xlb::ServiceTrafficPolicy::kCluster);
+  EXPECT_EQ(web->internal_policy, xlb::ServiceTrafficPolicy::kCluster);
+  EXPECT_EQ(web->health_check_node_port, 0);
+  EXPECT_TRUE(web->load_balancer_source_ranges.empty());
+  EXPECT_EQ(web->topology, xlb::TopologyRouting::kNone);
+
+  const auto endpoints = r->EndpointsOf(api->name);
+  ASSERT_EQ(endpoints.size(), 3u);
+  EXPECT_EQ(endpoints[0].zone, "zone-1");  // its node's
+  EXPECT_EQ(endpoints[0].zone_hints, std::vector<std::string>{"zone-1"});
+  EXPECT_EQ(endpoints[1].zone, "zone-3");  // its own wins
+  EXPECT_EQ(endpoints[1].zone_hints, (std::vector<std::string>{"zone-3", "zone-1"}));
+  EXPECT_EQ(endpoints[2].zone, "");
+  EXPECT_TRUE(endpoints[2].zone_hints.empty());
+
+  // An explicit zone of the node wins over its cluster node's.
+  const ConfigResult<Model> explicit_zone = ParseConfig(
+      "cluster.yaml", kHeader +
+                          "node: {name: node-a1, addresses: [198.18.0.11], zone: z9}\n"
+                          "clusters: [{name: cluster-a, id: 1, local: true, nodes: "
+                          "[{name: node-a1, addresses: [198.18.0.11], zone: zone-1}]}]\n");
+  ASSERT_TRUE(explicit_zone.ok()) << xlb::ToString(explicit_zone.error());
+  EXPECT_EQ(explicit_zone->local_node().zone, "z9");
+}
+
+TEST(ConfigSource, BadTrafficFieldsAreNamed) {
+  const std::string service = kHeader +
+                              "services:\n"
+                              "- name: api\n"
+                              "  namespace: production\n"
+                              "  ports: [{port: 80}]\n";
+  EXPECT_EQ(OnlyError(service + "  externalTrafficPolicy: Lokal\n"),
+            "cluster.yaml: document 1: services[0].externalTrafficPolicy: expected one of "
+            "Cluster, Local, got \"Lokal\" (line 7)");
+  EXPECT_EQ(OnlyError(service + "  internalTrafficPolicy: Global\n"),
+            "cluster.yaml: document 1: services[0].internalTrafficPolicy: expected one of "
+            "Cluster, Local, got \"Global\" (line 7)");
+  EXPECT_EQ(OnlyError(service + "  healthCheckNodePort: 70000\n"),
+            "cluster.yaml: document 1: services[0].healthCheckNodePort: expected integer "
+            "1-65535, got \"70000\" (line 7)");
+  EXPECT_EQ(OnlyError(service + "  loadBalancerSourceRanges: [198.18.0.1/15]\n"),
+            "cluster.yaml: document 1: services[0].loadBalancerSourceRanges[0]: expected a CIDR "
+            "such as 198.18.0.0/15, without host bits, got \"198.18.0.1/15\" (line 7)");
+  EXPECT_EQ(OnlyError(service + "  trafficDistribution: PreferSameNode\n"),
+            "cluster.yaml: document 1: services[0].trafficDistribution: expected one of "
+            "PreferClose, PreferSameZone, got \"PreferSameNode\" (line 7)");
+  const std::string slice = kHeader +
+                            "clusters: [{name: cluster-a, id: 1}]\n"
+                            "services: [{name: api, namespace: production, ports: [{port: 80}]}]\n"
+                            "endpointSlices:\n"
+                            "- service: api\n"
+                            "  namespace: production\n"
+                            "  cluster: cluster-a\n"
+                            "  endpoints:\n"
+                            "  - addresses: [198.18.1.1]\n";
+  EXPECT_EQ(OnlyError(slice + "    hints: {forZones: [{name: zone-1, weight: 2}]}\n"),
+            "cluster.yaml: document 1: endpointSlices[0].endpoints[0].hints.forZones[0].weight: "
+            "unknown field \"weight\" (xlb reads: name) (line 11)");
+  EXPECT_EQ(OnlyError(slice + "    zone: ''\n"),
+            "cluster.yaml: document 1: endpointSlices[0].endpoints[0].zone: expected a zone "
+            "name, got \"\" (line 11)");
+}
+
+// Quoted values are cut after 64 bytes, between two UTF-8 characters.
+TEST(ConfigSource, LongValuesAreCutBetweenCharacters) {
+  const std::string value = std::string(63, 'a') + "\xC3\xBC" + std::string(10, 'b');
+  const std::string error = OnlyError(kHeader +
+                                      "services:\n"
+                                      "- name: api\n"
+                                      "  namespace: production\n"
+                                      "  externalTrafficPolicy: " +
+                                      value + "\n");
+  EXPECT_NE(error.find("got \"" + std::string(61, 'a') + "...\""), std::string::npos) << error;
+  EXPECT_EQ(error.find("\xC3"), std::string::npos) << error;
+}
+
 // yaml-cpp 0.7's LoadAll never returns on a ',' where a block-level document starts: it
 // yields null documents without consuming it, allocating as it goes. Each input runs in a
 // child with a deadline so that a regression fails instead of hanging.

@@ -236,6 +236,43 @@ TEST_F(PolicyStoreTest, RejectsUnknownFieldsAndSaysWhich) {
       "service, weights, failover, spillover) (line 7)");
 }
 
+// A VirtualService whose only rule matches no port of its service would be accepted and change
+// nothing: a problem, naming the rule and the service's ports.
+TEST_F(PolicyStoreTest, RejectsARuleThatRoutesNoPort) {
+  const std::string route = "    route:\n    - destination: {host: api-service}\n";
+  ExpectRejected(kVsHead + "  tcp:\n  - match:\n    - port: 9090\n" + route,
+                 "bad.yaml: document 1: spec.tcp[0]: matches no port of service production/web "
+                 "(8080/TCP): the rule routes nothing (line 7)");
+  ExpectRejected(kVsHead + "  http:\n  - match:\n    - port: 8080\n    - port: 9999\n" + route,
+                 "bad.yaml: document 1: spec.http[0]: match port 9999 is no port of service "
+                 "production/web (8080/TCP): that match routes nothing (line 7)");
+  // A second catch-all rule: every port takes the first (Istio's analyzer: IST0130).
+  ExpectRejected(kVsHead + "  http:\n  - name: first\n" + route + "  - name: second\n" + route,
+                 "bad.yaml: document 1: spec.http[1]: is never used: each port it matches of "
+                 "service production/web (8080/TCP) takes an earlier rule (http[0]) (line 10)");
+}
+
+// The same found later, when the service's ports change under an accepted policy: reported at
+// each plan, and the rest of the policy still applies.
+TEST_F(PolicyStoreTest, RuleThatStopsMatchingIsReportedAtPlan) {
+  const std::string vs = kVsHead +
+                         "  tcp:\n"
+                         "  - match:\n"
+                         "    - port: 8080\n"
+                         "    route:\n"
+                         "    - destination: {host: api-service}\n";
+  ASSERT_TRUE(
+      store_.Replace(std::vector<PolicyFile>{{"good.yaml", kGood}, {"web.yaml", vs}}, model_).ok());
+  Service web = *model_.FindService({"production", "web"});
+  web.ports[0].port = 8081;
+  model_.PutService(web);
+  ConfigErrors problems;
+  (void)store_.Plan(model_, problems);
+  EXPECT_EQ(ToString(problems),
+            "web.yaml: document 1: spec.tcp[0]: matches no port of service production/web "
+            "(8081/TCP): the rule routes nothing (line 7)");
+}
+
 TEST_F(PolicyStoreTest, RejectsBadTrafficPolicies) {
   const std::string head =
       "apiVersion: xlb.dev/v1alpha1\n"

@@ -70,8 +70,11 @@ std::map<std::string, kube::WatchCounters> KubeFeed::Counters() const {
 void KubeFeed::WriteMetrics(Exposition& out) const {
   auto cluster_label = [](const std::string& name) { return name.empty() ? "(local)" : name; };
   out.Family("xlb_kube_object_problems_total", "counter",
-             "Kubernetes objects (or parts of them) skipped as invalid, by cluster, kind and "
-             "reason; the last good state stays in force.");
+             "Problems with Kubernetes objects, by cluster, kind and reason: parts skipped as "
+             "invalid (the last good state stays in force), objects not for xlb (ExternalName, "
+             "another proxy's, FQDN slices) and values xlb does not honour (not_honoured). Each "
+             "counts once per object when it appears, not at every relist; the log names the "
+             "object and field.");
   for (const auto& [key, n] : source_->Problems()) {
     out.Sample("xlb_kube_object_problems_total",
                {{"cluster", cluster_label(key.cluster)}, {"kind", key.kind}, {"reason", key.reason}},

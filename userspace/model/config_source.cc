@@ -19,6 +19,7 @@ struct NodeDecl {
   std::string name;
   std::vector<IpAddress> addresses;
   bool runs_xlb = true;
+  std::string zone;
 };
 
 struct Declared {
@@ -74,6 +75,7 @@ class ConfigParser {
         }
       }
     }
+    ZoneOfLocalNode();
     if (!errors_.empty()) {
       return std::move(errors_);
     }
@@ -85,8 +87,8 @@ class ConfigParser {
     if (!root.IsMap()) {
       return false;
     }
-    bool ok = root.OnlyFields(
-        {"apiVersion", "kind", "node", "clusters", "services", "endpointSlices"});
+    bool ok =
+        root.OnlyFields({"apiVersion", "kind", "node", "clusters", "services", "endpointSlices"});
     const Field api = root["apiVersion"];
     if (api.Required()) {
       if (auto v = api.String(); v && *v != kConfigApiVersion) {
@@ -121,6 +123,43 @@ class ConfigParser {
     return s;
   }
 
+  // spec.externalTrafficPolicy / spec.internalTrafficPolicy; absent: Cluster.
+  static ServiceTrafficPolicy TrafficPolicy(const Field& f) {
+    return f.OneOf({"Cluster", "Local"}).value_or("Cluster") == "Local"
+               ? ServiceTrafficPolicy::kLocal
+               : ServiceTrafficPolicy::kCluster;
+  }
+
+  // A zone name (a label value: not empty); false (reported) otherwise.
+  static bool Zone(const Field& f, std::string& out) {
+    const std::optional<std::string> zone = f.String();
+    if (!zone) {
+      return false;
+    }
+    if (zone->empty()) {
+      f.Fail("expected a zone name, got \"\"");
+      return false;
+    }
+    out = *zone;
+    return true;
+  }
+
+  // The local node takes the zone of the local cluster's node of its name, unless it has one.
+  void ZoneOfLocalNode() {
+    const LocalNode& node = model_.local_node();
+    if (!node.zone.empty() || node.name.empty() || local_.empty()) {
+      return;
+    }
+    for (const NodeDecl& decl : nodes_[local_]) {
+      if (decl.name == node.name && !decl.zone.empty()) {
+        LocalNode zoned = node;
+        zoned.zone = decl.zone;
+        model_.SetLocalNode(std::move(zoned));
+        return;
+      }
+    }
+  }
+
   std::optional<IpAddress> Address(const Field& f) {
     auto s = f.String();
     if (!s) {
@@ -151,7 +190,7 @@ class ConfigParser {
     if (!f.IsMap()) {
       return;
     }
-    f.OnlyFields({"name", "addresses"});
+    f.OnlyFields({"name", "addresses", "zone"});
     LocalNode node;
     bool ok = true;
     if (const Field name = f["name"]; name.present()) {
@@ -160,6 +199,9 @@ class ConfigParser {
       } else {
         ok = false;
       }
+    }
+    if (const Field zone = f["zone"]; zone.present()) {
+      ok &= Zone(zone, node.zone);
     }
     const Field addrs = f["addresses"];
     if (!addrs.Required()) {
@@ -215,7 +257,7 @@ class ConfigParser {
       if (!n.IsMap()) {
         continue;
       }
-      n.OnlyFields({"name", "addresses", "xlb"});
+      n.OnlyFields({"name", "addresses", "xlb", "zone"});
       NodeDecl node;
       const Field node_name = n["name"];
       if (node_name.Required()) {
@@ -233,6 +275,9 @@ class ConfigParser {
       }
       if (const Field runs = n["xlb"]; runs.present()) {
         node.runs_xlb = runs.Bool().value_or(true);
+      }
+      if (const Field zone = n["zone"]; zone.present()) {
+        Zone(zone, node.zone);
       }
       nodes.push_back(std::move(node));
     }
@@ -317,7 +362,8 @@ class ConfigParser {
     }
     f.OnlyFields({"name", "namespace", "type", "clusterIP", "clusterIPs", "clusterSetIPs",
                   "externalIPs", "loadBalancerIPs", "sessionAffinity", "sessionAffinityConfig",
-                  "ports"});
+                  "externalTrafficPolicy", "internalTrafficPolicy", "healthCheckNodePort",
+                  "loadBalancerSourceRanges", "trafficDistribution", "ports"});
     Service s;
     const auto name = Label(f["name"]);
     const auto ns = Label(f["namespace"]);
@@ -353,6 +399,26 @@ class ConfigParser {
           s.affinity_timeout_s = static_cast<uint32_t>(*t);
         }
       }
+    }
+    s.external_policy = TrafficPolicy(f["externalTrafficPolicy"]);
+    s.internal_policy = TrafficPolicy(f["internalTrafficPolicy"]);
+    if (auto port = f["healthCheckNodePort"].IntegerIn(1, 65535)) {
+      s.health_check_node_port = static_cast<uint16_t>(*port);
+    }
+    for (const Field& range : f["loadBalancerSourceRanges"].Items()) {
+      const std::optional<std::string> text = range.String();
+      const std::optional<IpPrefix> prefix = text ? IpPrefix::Parse(*text) : std::nullopt;
+      if (text && !prefix) {
+        range.Fail("expected a CIDR such as 198.18.0.0/15, without host bits, got " +
+                   range.Describe());
+      } else if (prefix && std::find(s.load_balancer_source_ranges.begin(),
+                                     s.load_balancer_source_ranges.end(),
+                                     *prefix) == s.load_balancer_source_ranges.end()) {
+        s.load_balancer_source_ranges.push_back(*prefix);
+      }
+    }
+    if (f["trafficDistribution"].OneOf({"PreferClose", "PreferSameZone"})) {
+      s.topology = TopologyRouting::kPreferClose;
     }
 
     const std::vector<Field> ports = f["ports"].Items();
@@ -482,7 +548,7 @@ class ConfigParser {
       if (!ef.IsMap()) {
         continue;
       }
-      ef.OnlyFields({"addresses", "nodeName", "conditions"});
+      ef.OnlyFields({"addresses", "nodeName", "zone", "hints", "conditions"});
       Endpoint e;
       const Field addrs = ef["addresses"];
       bool ok = true;
@@ -523,6 +589,27 @@ class ConfigParser {
               e.node_address = it->addresses.front();
             }
             e.node_runs_xlb = it->runs_xlb;
+            e.zone = it->zone;  // as the EndpointSlice controller copies the Node's label
+          }
+        }
+      }
+      if (const Field zone = ef["zone"]; zone.present()) {
+        ok &= Zone(zone, e.zone);
+      }
+      if (const Field hints = ef["hints"]; hints.present() && hints.IsMap()) {
+        hints.OnlyFields({"forZones"});
+        for (const Field& hint : hints["forZones"].Items()) {
+          if (!hint.IsMap()) {
+            ok = false;
+            continue;
+          }
+          hint.OnlyFields({"name"});
+          std::string name;
+          if (!hint["name"].Required() || !Zone(hint["name"], name)) {
+            ok = false;
+          } else if (std::find(e.zone_hints.begin(), e.zone_hints.end(), name) ==
+                     e.zone_hints.end()) {
+            e.zone_hints.push_back(std::move(name));
           }
         }
       }

@@ -16,6 +16,9 @@
 //     addresses: [198.18.0.11, 2001:db8::11]  # IPv4 and/or IPv6, at least one: every
 //                                         #   service port's nodePort is served on each of
 //                                         #   them (xlb-agent --node-addr overrides them)
+//     zone: zone-1                        # optional: the Node's topology.kubernetes.io/zone;
+//                                         #   default: the zone of the local cluster's node of
+//                                         #   this name
 //   clusters:
 //   - name: cluster-a                     # DNS-1123 label, unique
 //     id: 1                               # 1-65535, unique: xlb_backend.cluster_id, the same on
@@ -26,6 +29,8 @@
 //       addresses: [198.18.0.11]          # the first is the tunnel endpoint for its pods
 //       xlb: false                        # optional (default true): the node runs no xlb, so
 //                                         #   its pods are not reached through the tunnel
+//       zone: zone-1                      # optional: its topology.kubernetes.io/zone, the zone
+//                                         #   of the endpoints on it that give none
 //   services:
 //   - name: api-service                   # DNS-1123 label
 //     namespace: production               # DNS-1123 label; (namespace, name) unique
@@ -39,6 +44,19 @@
 //     sessionAffinityConfig:
 //       clientIP:
 //         timeoutSeconds: 10800           # 1-86400, default 10800
+//     externalTrafficPolicy: Local        # Cluster (default) | Local: external traffic
+//                                         #   (externalIPs, loadBalancerIPs, nodePorts) only to
+//                                         #   this node's endpoints
+//     internalTrafficPolicy: Local        # Cluster (default) | Local: in-cluster traffic
+//                                         #   (clusterIPs, clusterSetIPs) only to this node's
+//                                         #   endpoints
+//     healthCheckNodePort: 32456          # 1-65535, optional: where the agent answers load
+//                                         #   balancers' health checks (externalTrafficPolicy
+//                                         #   Local)
+//     loadBalancerSourceRanges: [198.18.0.0/16]   # CIDRs without host bits, optional: the only
+//                                         #   sources the loadBalancerIPs admit
+//     trafficDistribution: PreferClose    # PreferClose | PreferSameZone, optional: prefer the
+//                                         #   endpoints hinted for this node's zone
 //     ports:
 //     - name: http                        # required when there is more than one port; unique
 //       port: 8080                        # 1-65535, unique per protocol
@@ -58,6 +76,9 @@
 //     endpoints:
 //     - addresses: [198.18.1.1]           # at least one
 //       nodeName: node-a1                 # optional: a node of the slice's cluster
+//       zone: zone-1                      # optional; default: its node's zone
+//       hints:                            # optional: the zones it serves under
+//         forZones: [{name: zone-1}]      #   trafficDistribution (topology hints)
 //       conditions:                       # EndpointSlice semantics: nil ready = ready, nil
 //         ready: true                     #   serving = ready's value, nil terminating = false
 //         serving: true

@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "util/text.h"
+
 namespace xlb::yaml {
 namespace {
 
@@ -164,7 +166,7 @@ std::string Field::Describe() const {
     default:
       break;
   }
-  return "\"" + node_.Scalar() + "\"";
+  return "\"" + AbbreviateUtf8(node_.Scalar(), 64) + "\"";
 }
 
 std::string Field::DescribeScalar() const {

@@ -86,7 +86,8 @@ class Field {
   // A list of strings.
   std::optional<std::vector<std::string>> Strings() const;
 
-  // How the value reads in a message: "\"http\"", "a mapping", "a sequence".
+  // How the value reads in a message: "\"http\"", "a mapping", "a sequence"; a scalar longer
+  // than 64 bytes is cut (between UTF-8 characters) and ends in "...".
   std::string Describe() const;
   // The same, saying when a scalar was quoted (where a number or boolean was expected):
   // "\"70\" (a quoted string)".

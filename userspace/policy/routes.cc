@@ -279,6 +279,9 @@ class Resolver {
         pending.push_back(Pending{service, &port, std::move(route)});
       }
     }
+    if (!hosts.empty()) {
+      NoteRulesThatRouteNothing(vs, hosts);
+    }
     for (const auto& [service, ref] : hosts) {
       if (!Unclaimed(service->name, vs.meta, *ref)) {
         return;
@@ -289,6 +292,72 @@ class Resolver {
     }
     for (Pending& p : pending) {
       routes_.Put(p.service->name, *p.port, std::move(p.route));
+    }
+  }
+
+  static std::string PortName(const ServicePort& port) {
+    return std::to_string(port.port) + "/" + std::string(ToString(port.protocol));
+  }
+
+  // A rule that can route no port, and a match port that names none, would be accepted and
+  // change nothing: each is a problem (a soft one: the services' ports may change). Istio accepts
+  // them; its analyzer flags the unreachable rule (IST0130). A rule that loses a port only to the
+  // other kind's, by Istio's protocol selection, is how one VirtualService covers http and tcp
+  // ports alike, and is no problem.
+  void NoteRulesThatRouteNothing(
+      const VirtualService& vs,
+      const std::vector<std::pair<const Service*, const SourceRef*>>& hosts) {
+    std::string services;  // "production/api (80/TCP, 443/TCP)"
+    for (const auto& [service, ref] : hosts) {
+      std::string ports;
+      for (const ServicePort& port : service->ports) {
+        ports += (ports.empty() ? "" : ", ") + PortName(port);
+      }
+      services += (services.empty() ? "" : " or ") + service->name.ToString() + " (" +
+                  (ports.empty() ? std::string("no ports") : ports) + ")";
+    }
+    const std::string of = "of service" + std::string(hosts.size() > 1 ? "s " : " ") + services;
+    for (const auto* rules : {&vs.http, &vs.tcp}) {
+      for (const RouteRule& rule : *rules) {
+        bool matches = false;
+        bool reached = false;
+        std::set<std::string> earlier;  // the rules that take its ports
+        for (const auto& [service, ref] : hosts) {
+          for (const ServicePort& port : service->ports) {
+            if (!rule.Matches(port.port)) {
+              continue;
+            }
+            matches = true;
+            size_t index = 0;
+            const RouteRule* first = FirstMatch(*rules, port.port, &index);
+            reached |= first == &rule;
+            if (first != &rule) {
+              earlier.insert(RuleName(*first));
+            }
+          }
+        }
+        if (!matches) {
+          Note(rule.ref, "matches no port " + of + ": the rule routes nothing");
+          continue;
+        }
+        for (const uint16_t number : rule.match_ports) {
+          const bool known = std::any_of(hosts.begin(), hosts.end(), [&](const auto& h) {
+            return h.first->FindPort(number) != nullptr;
+          });
+          if (!known) {
+            Note(rule.ref, "match port " + std::to_string(number) + " is no port " + of +
+                               ": that match routes nothing");
+          }
+        }
+        if (!reached) {
+          std::string names;
+          for (const std::string& name : earlier) {
+            names += (names.empty() ? "" : ", ") + name;
+          }
+          Note(rule.ref, "is never used: each port it matches " + of + " takes an earlier rule (" +
+                             names + ")");
+        }
+      }
     }
   }
 

@@ -64,9 +64,10 @@ class KubeSourceE2E : public ::testing::Test {
   }
 
   // Loads the config and starts one ClusterWatch per cluster, as xlb-agent --kube will.
-  void StartSource() {
+  void StartSource(const std::string& node_name = "") {
     auto config = LoadKubeSourcesConfig(dir_.File("kube.yaml"));
     ASSERT_TRUE(config.ok()) << ToString(config.error());
+    config->node_name = node_name;
     source_ = std::make_unique<KubeSource>(std::move(*config));
     WatchOptions options;
     options.backoff.initial = 20ms;
@@ -172,6 +173,66 @@ TEST_F(KubeSourceE2E, TwoClustersThroughTheWatchClient) {
     return AddressesIn(m, "cluster-b") == std::vector<std::string>{"198.18.2.3"};
   }));
   EXPECT_FALSE(source_->Clusters().at(1).stale);
+}
+
+// The Service, EndpointSlice and Node fields kube-proxy honours, through the real client: a
+// LoadBalancer Service with Local policies, a slice as the EndpointSlice controller writes it,
+// the local Node's zone. A Service with a bad value is counted and logged once, also across a
+// relist after 410 Gone.
+TEST_F(KubeSourceE2E, ServiceTrafficFieldsAndAProblemReportedOnceAcrossRelists) {
+  json api = ServiceObject("production", "api", "198.18.100.10");
+  api["spec"]["type"] = "LoadBalancer";
+  api["spec"]["externalTrafficPolicy"] = "Local";
+  api["spec"]["internalTrafficPolicy"] = "Local";
+  api["spec"]["healthCheckNodePort"] = 32456;
+  api["spec"]["loadBalancerSourceRanges"] = {"198.18.0.0/16"};
+  api["spec"]["trafficDistribution"] = "PreferClose";
+  a_.Create(kServices, api);
+  json web = ServiceObject("production", "web", "198.18.100.20");
+  web["spec"]["externalTrafficPolicy"] = "Lokal";
+  a_.Create(kServices, web);
+  a_.Create(kSlices, ControllerSliceObject());
+  json node = NodeObject("node-a1", "198.18.0.11");
+  node["metadata"]["labels"] = {{"topology.kubernetes.io/zone", "zone-1"}};
+  a_.Create(kNodes, node);
+  StartSource("node-a1");
+
+  ASSERT_TRUE(DrainUntil([this](const Model& m) {
+    return source_->AllSynced() && m.EndpointsOf(kApi).size() == 3 &&
+           m.local_node().zone == "zone-1";
+  }));
+  const Service* s = model_.FindService(kApi);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->external_policy, ServiceTrafficPolicy::kLocal);
+  EXPECT_EQ(s->internal_policy, ServiceTrafficPolicy::kLocal);
+  EXPECT_EQ(s->health_check_node_port, 32456);
+  EXPECT_EQ(s->load_balancer_source_ranges,
+            std::vector<IpPrefix>{*IpPrefix::Parse("198.18.0.0/16")});
+  EXPECT_EQ(s->topology, TopologyRouting::kPreferClose);
+  const Endpoint& first = model_.EndpointsOf(kApi)[0];
+  EXPECT_EQ(first.zone, "zone-1");
+  EXPECT_EQ(first.zone_hints, std::vector<std::string>{"zone-1"});
+  EXPECT_EQ(first.conditions, (EndpointConditions{true, false, false}));
+  ASSERT_NE(model_.FindService({"production", "web"}), nullptr);
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 1u);
+
+  // 410 Gone: every resource of cluster-a is listed again, web with its problem among them.
+  const uint64_t relists = watches_.at("cluster-a")->TotalCounters().relists;
+  a_.Compact();
+  a_.ExpireWatches();
+  ASSERT_TRUE(a_.WaitForWatches(3, 30s));
+  ASSERT_GT(watches_.at("cluster-a")->TotalCounters().relists, relists);
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 1u);
+
+  // A new problem on it is counted.
+  web["spec"]["internalTrafficPolicy"] = "Nearby";
+  a_.Update(kServices, web);
+  const Clock::time_point start = Clock::now();
+  while (source_->ProblemCount("cluster-a", "Service", "bad_value") < 2 &&
+         Clock::now() - start < 30s) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 2u);
 }
 
 }  // namespace

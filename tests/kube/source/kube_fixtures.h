@@ -76,6 +76,44 @@ inline json SliceObject(const std::string& ns, const std::string& name, const st
           {"endpoints", std::move(endpoints)}};
 }
 
+// What the EndpointSlice controller writes for a service with publishNotReadyAddresses: true
+// (ready true while the pod is not ready), a terminating pod that still serves, a terminating
+// pod that no longer does, with the zones and the zone hints of trafficDistribution
+// PreferClose.
+inline json ControllerSliceObject() {
+  return json::parse(R"({
+    "apiVersion": "discovery.k8s.io/v1",
+    "kind": "EndpointSlice",
+    "metadata": {
+      "name": "api-x7k2p",
+      "namespace": "production",
+      "generateName": "api-",
+      "labels": {
+        "kubernetes.io/service-name": "api",
+        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"
+      },
+      "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "api",
+                           "uid": "0c1f3e3a-4e3b-4a51-9a58-2c9e4e0e7a11"}]
+    },
+    "addressType": "IPv4",
+    "endpoints": [
+      {"addresses": ["198.18.1.1"],
+       "conditions": {"ready": true, "serving": false, "terminating": false},
+       "nodeName": "node-a1", "zone": "zone-1",
+       "hints": {"forZones": [{"name": "zone-1"}]},
+       "targetRef": {"kind": "Pod", "namespace": "production", "name": "api-0"}},
+      {"addresses": ["198.18.1.2"],
+       "conditions": {"ready": false, "serving": true, "terminating": true},
+       "nodeName": "node-a2", "zone": "zone-2",
+       "hints": {"forZones": [{"name": "zone-2"}, {"name": "zone-3"}]}},
+      {"addresses": ["198.18.1.3"],
+       "conditions": {"ready": false, "serving": false, "terminating": true},
+       "nodeName": "node-a2", "zone": "zone-2"}
+    ],
+    "ports": [{"name": "http", "protocol": "TCP", "port": 8080}]
+  })");
+}
+
 inline json NodeObject(const std::string& name, const std::string& internal_ip,
                        const std::string& external_ip = "") {
   json addresses = json::array({{{"type", "Hostname"}, {"address", name}}});

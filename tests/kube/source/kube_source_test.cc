@@ -408,11 +408,10 @@ TEST_F(KubeSourceTest, RemoteEndpointWaitsForItsNodeButLocalAndNodelessOnesDoNot
   Events("cluster-b", KubeResource::kEndpointSlices)
       .Upsert(SliceObject("production", "api-b1", "api",
                           {EndpointObject("198.18.2.1", "node-b1"),
-                           EndpointObject("198.18.2.2", "node-b9"),
-                           EndpointObject("198.18.2.3")}));
+                           EndpointObject("198.18.2.2", "node-b9"), EndpointObject("198.18.2.3")}));
   Events("cluster-a", KubeResource::kEndpointSlices)
-      .Upsert(SliceObject("production", "api-a1", "api",
-                          {EndpointObject("198.18.1.1", "node-a9")}));
+      .Upsert(
+          SliceObject("production", "api-a1", "api", {EndpointObject("198.18.1.1", "node-a9")}));
   Drain();
   EXPECT_EQ(AddressesIn(model_, kApi, "cluster-b"),
             (std::vector<std::string>{"198.18.2.1", "198.18.2.3"}));
@@ -483,6 +482,141 @@ TEST_F(KubeSourceTest, ExternalNameCountsAsAbsent) {
   EXPECT_TRUE(api->cluster_ips.empty());
   EXPECT_EQ(api->ports.size(), 1u);
   EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "external_name"), 1u);
+}
+
+// A problem is counted and logged when it appears on an object, not at every relist or
+// update that still has it; a new problem on the object, or the object deleted and written
+// again, is reported anew.
+TEST_F(KubeSourceTest, ProblemsAreReportedOncePerObject) {
+  FillTwoClusters();
+  Drain();
+  ResourceEvents& services = Events("cluster-a", KubeResource::kServices);
+  json bad = ServiceObject("production", "api", "198.18.100.10");
+  bad["spec"]["externalTrafficPolicy"] = "Lokal";
+  const std::string line =
+      "cluster-a: Service production/api: spec.externalTrafficPolicy: expected one of Cluster, "
+      "Local, got \"Lokal\"; read as Cluster";
+  const auto lines = [&] {
+    return std::count_if(logs_.begin(), logs_.end(),
+                         [&](const std::string& l) { return l == line; });
+  };
+  services.Upsert(bad);
+  services.Replace({bad});
+  bad["metadata"]["resourceVersion"] = "2";  // a status update: the same problem
+  services.Upsert(bad);
+  services.Replace({bad, ServiceObject("production", "web", "198.18.100.20")});
+  Drain();
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 1u);
+  EXPECT_EQ(lines(), 1);
+
+  // Another problem on the same object is reported; the one it still has is not.
+  bad["spec"]["internalTrafficPolicy"] = "Nearby";
+  services.Upsert(bad);
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 2u);
+  EXPECT_EQ(lines(), 1);
+
+  // Fixed, then broken again: reported again.
+  services.Upsert(ServiceObject("production", "api", "198.18.100.10"));
+  services.Upsert(bad);
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 4u);
+  EXPECT_EQ(lines(), 2);
+
+  // Deleted, or listed no more, and written again: reported again.
+  services.Delete(bad);
+  services.Upsert(bad);
+  EXPECT_EQ(lines(), 3);
+  services.Replace({ServiceObject("production", "web", "198.18.100.20")});
+  services.Replace({bad});
+  EXPECT_EQ(lines(), 4);
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 8u);
+
+  // The same in another cluster is another object.
+  Events("cluster-b", KubeResource::kServices).Replace({bad});
+  EXPECT_EQ(source_->ProblemCount("cluster-b", "Service", "bad_value"), 2u);
+}
+
+// Ignored objects (another proxy's Service, an FQDN slice) and an MCS slice of a cluster that
+// is watched directly: each counted and logged once, however often it is listed.
+TEST_F(KubeSourceTest, SkippedObjectsAreReportedOnce) {
+  Start(WithMcs());
+  json other = ServiceObject("production", "web", "198.18.100.20");
+  other["metadata"]["labels"] = {{"service.kubernetes.io/service-proxy-name", "other-proxy"}};
+  ResourceEvents& services = Events("cluster-a", KubeResource::kServices);
+  ResourceEvents& slices = Events("cluster-a", KubeResource::kEndpointSlices);
+  const json copy = SliceObject("production", "api-b-copy", "api", {EndpointObject("198.18.2.1")},
+                                "IPv4", "cluster-b");
+  for (int relist = 0; relist < 3; ++relist) {
+    services.Replace({ServiceObject("production", "api", "198.18.100.10"), other});
+    slices.Replace({copy});
+  }
+  services.Upsert(other);
+  Drain();
+  EXPECT_EQ(model_.FindService({"production", "web"}), nullptr);
+  EXPECT_NE(model_.FindService(kApi), nullptr);
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "service_proxy_name"), 1u);
+  EXPECT_EQ(source_->ProblemCount("cluster-a", "EndpointSlice", "foreign_source_cluster"), 1u);
+  EXPECT_EQ(std::count_if(logs_.begin(), logs_.end(),
+                          [](const std::string& l) {
+                            return l.find("service-proxy-name") != std::string::npos;
+                          }),
+            1);
+  EXPECT_TRUE(
+      Logged("cluster-a: EndpointSlice production/api-b-copy: "
+             "metadata.labels[multicluster.kubernetes.io/source-cluster]: \"cluster-b\" is no "
+             "cluster of mode mcs here"));
+
+  // The label goes: the service is proxied.
+  services.Upsert(ServiceObject("production", "web", "198.18.100.20"));
+  Drain();
+  EXPECT_NE(model_.FindService({"production", "web"}), nullptr);
+}
+
+// The fields kube-proxy honours reach the model: the Service's policies, the endpoints' zones,
+// hints and conditions as the EndpointSlice controller wrote them, the local Node's zone.
+TEST_F(KubeSourceTest, TrafficFieldsZonesAndConditionsReachTheModel) {
+  KubeSourcesConfig config = TwoClusters();
+  config.node_name = "node-a1";
+  Start(config);
+  json api = ServiceObject("production", "api", "198.18.100.10");
+  api["spec"]["type"] = "LoadBalancer";
+  api["spec"]["externalTrafficPolicy"] = "Local";
+  api["spec"]["internalTrafficPolicy"] = "Local";
+  api["spec"]["healthCheckNodePort"] = 32456;
+  api["spec"]["loadBalancerSourceRanges"] = {"198.18.0.0/16"};
+  api["spec"]["trafficDistribution"] = "PreferSameZone";
+  Events("cluster-a", KubeResource::kServices).Replace({api});
+  Events("cluster-a", KubeResource::kEndpointSlices).Replace({ControllerSliceObject()});
+  json node = NodeObject("node-a1", "198.18.0.11");
+  node["metadata"]["labels"] = {{"topology.kubernetes.io/zone", "zone-1"}};
+  Events("cluster-a", KubeResource::kNodes).Replace({node, NodeObject("node-a2", "198.18.0.12")});
+  Drain();
+
+  EXPECT_EQ(model_.local_node().zone, "zone-1");
+  const Service* s = model_.FindService(kApi);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->external_policy, ServiceTrafficPolicy::kLocal);
+  EXPECT_EQ(s->internal_policy, ServiceTrafficPolicy::kLocal);
+  EXPECT_EQ(s->health_check_node_port, 32456);
+  EXPECT_EQ(s->load_balancer_source_ranges,
+            std::vector<IpPrefix>{*IpPrefix::Parse("198.18.0.0/16")});
+  EXPECT_EQ(s->topology, TopologyRouting::kPreferClose);
+
+  const std::vector<Endpoint> a = EndpointsIn(model_, kApi, "cluster-a");
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[0].zone, "zone-1");
+  EXPECT_EQ(a[0].zone_hints, std::vector<std::string>{"zone-1"});
+  EXPECT_EQ(a[1].zone_hints, (std::vector<std::string>{"zone-2", "zone-3"}));
+  // publishNotReadyAddresses (ready, not serving), terminating and serving, terminating only.
+  EXPECT_EQ(a[0].conditions, (EndpointConditions{true, false, false}));
+  EXPECT_EQ(a[1].conditions, (EndpointConditions{false, true, true}));
+  EXPECT_EQ(a[2].conditions, (EndpointConditions{false, false, true}));
+  EXPECT_TRUE(logs_.empty()) << logs_.front();
+
+  // The Node moves zone (labels are mutable): the local node follows.
+  node["metadata"]["labels"]["topology.kubernetes.io/zone"] = "zone-2";
+  Events("cluster-a", KubeResource::kNodes).Upsert(node);
+  EXPECT_TRUE(Drain().node);
+  EXPECT_EQ(model_.local_node().zone, "zone-2");
 }
 
 TEST_F(KubeSourceTest, LocalNodeAddressesFromItsNode) {

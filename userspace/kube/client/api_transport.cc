@@ -17,6 +17,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "util/text.h"
+
 namespace xlb::kube {
 
 namespace net = boost::asio;
@@ -251,7 +253,7 @@ std::string StatusMessage(const std::string& body) {
   if (doc.is_object() && doc.contains("message") && doc["message"].is_string()) {
     return doc["message"].get<std::string>();
   }
-  return body.substr(0, 200);
+  return AbbreviateUtf8(body, 200);
 }
 
 std::string QueryEscape(const std::string& value) {

@@ -1,5 +1,7 @@
 #include "userspace/kube/client/watch_stream.h"
 
+#include "util/text.h"
+
 namespace xlb::kube {
 
 std::string WatchEvent::ResourceVersion() const {
@@ -14,7 +16,7 @@ std::string WatchEvent::ResourceVersion() const {
 KubeResult<WatchEvent> ParseWatchEvent(std::string_view json_text) {
   auto doc = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
-    return KubeError{"watch event is not valid JSON: " + std::string(json_text.substr(0, 200))};
+    return KubeError{"watch event is not valid JSON: " + AbbreviateUtf8(json_text, 200)};
   }
   if (!doc.is_object()) return KubeError{"watch event is not a JSON object"};
   auto type = doc.find("type");

@@ -1,15 +1,20 @@
 #include "userspace/kube/source/kube_objects.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <set>
 #include <utility>
+
+#include "util/text.h"
 
 namespace xlb::kube {
 namespace {
 
 using nlohmann::json;
 
-// How a value reads in a message: "\"x\"", "70000", "an object"; long values are cut.
+// How a value reads in a message: "\"x\"", "70000", "an object"; long values are cut (at a
+// character boundary: the message stays UTF-8).
 std::string Describe(const json& v) {
   if (v.is_object()) {
     return "an object";
@@ -17,11 +22,17 @@ std::string Describe(const json& v) {
   if (v.is_array()) {
     return "a list";
   }
-  std::string s = v.dump();
-  if (s.size() > 64) {
-    s = s.substr(0, 61) + "...";
+  return AbbreviateUtf8(v.dump(), 64);
+}
+
+// "cluster-b: EndpointSlice production/api-7x2"
+std::string ObjectPrefix(const ObjectSource& from, const std::optional<NamespacedName>& name) {
+  std::string prefix =
+      (from.cluster.empty() ? std::string("local cluster") : from.cluster) + ": " + from.kind + " ";
+  if (!name) {
+    return prefix + "(no name)";
   }
-  return s;
+  return prefix + (name->ns.empty() ? name->name : name->ToString());
 }
 
 // The child `key` of an object, or nullptr when `parent` is no object or the key is absent or
@@ -44,16 +55,8 @@ std::string Index(std::string_view field, size_t i) {
 // Collects the problems of one object with the message prefix that names it.
 class Problems {
  public:
-  Problems(const ObjectSource& from, const json& object) {
-    prefix_ = (from.cluster.empty() ? std::string("local cluster") : from.cluster) + ": " +
-              from.kind + " ";
-    const std::optional<NamespacedName> name = ObjectName(object);
-    if (!name) {
-      prefix_ += "(no name)";
-    } else {
-      prefix_ += name->ns.empty() ? name->name : name->ToString();
-    }
-  }
+  Problems(const ObjectSource& from, const json& object)
+      : prefix_(ObjectPrefix(from, ObjectName(object))) {}
 
   void Add(std::string reason, std::string_view field, const std::string& message) {
     list_.push_back(
@@ -66,8 +69,16 @@ class Problems {
     return Take<T>(std::nullopt);
   }
 
+  // Valid, but not for xlb: counted and logged as `reason` with `message`.
   template <typename T>
-  Mapped<T> Ignored(std::string reason) {
+  Mapped<T> Ignored(const std::string& reason, std::string_view field, const std::string& message) {
+    Add(reason, field, message);
+    return Silent<T>(reason);
+  }
+
+  // Valid, and not for any proxy: not counted.
+  template <typename T>
+  Mapped<T> Silent(std::string reason) {
     Mapped<T> out;
     out.ignored = std::move(reason);
     out.problems = std::move(list_);
@@ -292,12 +303,207 @@ std::vector<ServicePort> ServicePorts(Problems& p, const json& spec, std::string
   return out;
 }
 
+// The entry `key` of metadata.labels or metadata.annotations (`map`), or nullptr.
+const json* MetaEntry(const json& object, std::string_view map, std::string_view key) {
+  const json* meta = Child(object, "metadata");
+  const json* entries = meta != nullptr ? Child(*meta, map) : nullptr;
+  return entries != nullptr ? Child(*entries, key) : nullptr;
+}
+
 // A label value of metadata.labels, "" when absent.
 std::string Label(const json& object, std::string_view key) {
-  const json* meta = Child(object, "metadata");
-  const json* labels = meta != nullptr ? Child(*meta, "labels") : nullptr;
-  const json* v = labels != nullptr ? Child(*labels, key) : nullptr;
+  const json* v = MetaEntry(object, "labels", key);
   return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
+}
+
+std::string AnnotationField(std::string_view key) {
+  return "metadata.annotations[" + std::string(key) + "]";
+}
+
+// spec.externalTrafficPolicy or spec.internalTrafficPolicy; absent: Cluster.
+ServiceTrafficPolicy TrafficPolicy(Problems& p, const json& spec, const char* key) {
+  const std::string field = std::string("spec.") + key;
+  const std::optional<std::string> v = String(p, spec, key, field);
+  if (!v || *v == "Cluster") {
+    return ServiceTrafficPolicy::kCluster;
+  }
+  if (*v == "Local") {
+    return ServiceTrafficPolicy::kLocal;
+  }
+  // "Global" is what externalTrafficPolicy's Cluster was called before Kubernetes 1.14.
+  if (*v == "Global" && std::string_view(key) == "externalTrafficPolicy") {
+    return ServiceTrafficPolicy::kCluster;
+  }
+  p.Add("bad_value", field,
+        "expected one of Cluster, Local, got " + Describe(json(*v)) + "; read as Cluster");
+  return ServiceTrafficPolicy::kCluster;
+}
+
+// The network of `address`/`length`: the bits beyond `length` cleared.
+IpPrefix NetworkOf(const IpAddress& address, uint8_t length) {
+  std::array<uint8_t, 16> bytes = address.bytes();
+  for (unsigned i = length; i < bytes.size() * 8; ++i) {
+    bytes[i / 8] &= static_cast<uint8_t>(~(1u << (7 - i % 8)));
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(address.family() == IpFamily::kIPv4 ? AF_INET : AF_INET6, bytes.data(), text,
+            sizeof(text));
+  return IpPrefix{*IpAddress::Parse(text), length};
+}
+
+// One entry of the source ranges, spaces trimmed (the API server lets them through and
+// kube-proxy trims them). With host bits set it is read as its network, as kube-proxy's
+// iptables (-s) and IPVS (net.ParseCIDR) read it, and reported.
+std::optional<IpPrefix> SourceRange(Problems& p, std::string_view text, const std::string& field) {
+  const std::string trimmed(TrimAsciiSpace(text));
+  if (std::optional<IpPrefix> prefix = IpPrefix::Parse(trimmed)) {
+    return prefix;
+  }
+  // What IpPrefix::Parse refuses besides malformed text: host bits. Its network parses.
+  const size_t slash = trimmed.find('/');
+  if (const std::optional<IpAddress> address =
+          slash == std::string::npos ? std::nullopt : IpAddress::Parse(trimmed.substr(0, slash))) {
+    const std::string digits = trimmed.substr(slash + 1);
+    const bool number = !digits.empty() && digits.size() <= 3 &&
+                        digits.find_first_not_of("0123456789") == std::string::npos &&
+                        (digits.size() == 1 || digits.front() != '0');
+    const int length = number ? std::stoi(digits) : -1;
+    if (length >= 0 && length <= (address->family() == IpFamily::kIPv4 ? 32 : 128)) {
+      const IpPrefix network = NetworkOf(*address, static_cast<uint8_t>(length));
+      p.Add(
+          "bad_address", field,
+          Describe(json(std::string(text))) + " has host bits set; read as " + network.ToString());
+      return network;
+    }
+  }
+  p.Add("bad_address", field,
+        "expected a CIDR such as 198.18.0.0/15, got " + Describe(json(std::string(text))) +
+            "; skipped");
+  return std::nullopt;
+}
+
+// spec.loadBalancerSourceRanges, or when it is empty the annotation (comma separated), as
+// kube-proxy reads them. nullopt (reported) when ranges are given and none is usable.
+std::optional<std::vector<IpPrefix>> SourceRanges(Problems& p, const json& object,
+                                                  const json& spec) {
+  std::vector<IpPrefix> out;
+  size_t given = 0;
+  const auto add = [&](std::optional<IpPrefix> prefix) {
+    ++given;
+    if (prefix && std::find(out.begin(), out.end(), *prefix) == out.end()) {
+      out.push_back(*prefix);
+    }
+  };
+  const json* list = Child(spec, "loadBalancerSourceRanges");
+  std::string field = "spec.loadBalancerSourceRanges";
+  if (list != nullptr && !list->is_array()) {
+    p.Add("bad_address", field, "expected a list of CIDRs, got " + Describe(*list));
+    ++given;
+  } else if (list != nullptr && !list->empty()) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const json& item = (*list)[i];
+      if (!item.is_string()) {
+        p.Add("bad_address", Index(field, i), "expected a CIDR, got " + Describe(item));
+        add(std::nullopt);
+        continue;
+      }
+      add(SourceRange(p, item.get<std::string>(), Index(field, i)));
+    }
+  } else if (const json* annotation = MetaEntry(object, "annotations", kSourceRangesAnnotation)) {
+    field = AnnotationField(kSourceRangesAnnotation);
+    if (!annotation->is_string()) {
+      p.Add("bad_address", field, "expected a string, got " + Describe(*annotation));
+      ++given;
+    } else {
+      const std::string& text = annotation->get_ref<const std::string&>();
+      size_t start = 0;
+      while (start <= text.size()) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        const std::string_view entry = std::string_view(text).substr(start, comma - start);
+        if (!TrimAsciiSpace(entry).empty()) {
+          add(SourceRange(p, entry, field));
+        }
+        start = comma + 1;
+      }
+    }
+  }
+  if (given > 0 && out.empty()) {
+    p.Add("bad_address", field,
+          "none of the source ranges is usable; the Service is not taken, as an empty list "
+          "would admit every source");
+    return std::nullopt;
+  }
+  return out;
+}
+
+// spec.trafficDistribution and the topology annotations, as the EndpointSlice controller and
+// kube-proxy read them (pkg/proxy/topology.go: topology only when the service asks for it).
+TopologyRouting Topology(Problems& p, const json& object, const json& spec) {
+  TopologyRouting out = TopologyRouting::kNone;
+  if (const std::optional<std::string> td =
+          String(p, spec, "trafficDistribution", "spec.trafficDistribution")) {
+    if (*td == "PreferClose" || *td == "PreferSameZone") {
+      out = TopologyRouting::kPreferClose;
+    } else if (*td == "PreferSameNode") {
+      out = TopologyRouting::kPreferClose;
+      p.Add("not_honoured", "spec.trafficDistribution",
+            "PreferSameNode is not honoured: read as PreferSameZone (the EndpointSlice "
+            "controller writes zone hints for it too)");
+    } else {
+      p.Add("not_honoured", "spec.trafficDistribution",
+            "expected PreferClose or PreferSameZone, got " + Describe(json(*td)) +
+                "; not honoured: endpoints of every zone");
+    }
+  }
+  // The deprecated annotation wins when it is present, whatever its value.
+  std::string_view key = kTopologyAwareHintsAnnotation;
+  const json* mode = MetaEntry(object, "annotations", key);
+  if (mode == nullptr) {
+    key = kTopologyModeAnnotation;
+    mode = MetaEntry(object, "annotations", key);
+  }
+  if (mode != nullptr) {
+    const std::string value = mode->is_string() ? mode->get<std::string>() : std::string("?");
+    if (value == "Auto" || value == "auto") {
+      out = TopologyRouting::kPreferClose;
+    } else if (!value.empty() && value != "Disabled" && value != "disabled") {
+      p.Add("not_honoured", AnnotationField(key),
+            "expected Auto or Disabled, got " + Describe(*mode) +
+                "; not honoured: endpoints of every zone");
+    }
+  }
+  return out;
+}
+
+// endpoints[].hints.forZones[].name; hints.forNodes (PreferSameNode) is not read.
+std::vector<std::string> ZoneHints(Problems& p, const json& endpoint, const std::string& at) {
+  std::vector<std::string> out;
+  const json* hints = Child(endpoint, "hints");
+  if (hints == nullptr) {
+    return out;
+  }
+  const json* zones = Child(*hints, "forZones");
+  if (!hints->is_object() || (zones != nullptr && !zones->is_array())) {
+    const json& bad = hints->is_object() ? *zones : *hints;
+    p.Add("bad_hint", at + (hints->is_object() ? ".hints.forZones" : ".hints"),
+          "expected " + std::string(hints->is_object() ? "a list" : "an object") + ", got " +
+              Describe(bad) + "; no zone hints");
+    return out;
+  }
+  for (size_t i = 0; zones != nullptr && i < zones->size(); ++i) {
+    const std::string field = Index(at + ".hints.forZones", i) + ".name";
+    const json* zone = Child((*zones)[i], "name");
+    if (zone == nullptr || !zone->is_string() || zone->get_ref<const std::string&>().empty()) {
+      p.Add(
+          "bad_hint", field,
+          "expected a zone name, got " + (zone ? Describe(*zone) : "nothing") + "; no zone hints");
+      return {};
+    }
+    if (std::find(out.begin(), out.end(), zone->get<std::string>()) == out.end()) {
+      out.push_back(zone->get<std::string>());
+    }
+  }
+  return out;
 }
 
 std::optional<bool> Condition(Problems& p, const json& conditions, std::string_view key,
@@ -316,6 +522,12 @@ std::optional<bool> Condition(Problems& p, const json& conditions, std::string_v
 }
 
 }  // namespace
+
+ObjectProblem ProblemWith(const ObjectSource& from, const NamespacedName& name, std::string reason,
+                          std::string_view field, std::string_view message) {
+  return ObjectProblem{std::move(reason), ObjectPrefix(from, name) + ": " + std::string(field) +
+                                              ": " + std::string(message)};
+}
 
 std::optional<NamespacedName> ObjectName(const json& object) {
   const json* meta = Child(object, "metadata");
@@ -389,9 +601,17 @@ Mapped<Service> MapService(const ObjectSource& from, const json& object) {
   }
   Service s;
   s.name = *name;
+  if (const json* proxy = MetaEntry(object, "labels", kServiceProxyNameLabel)) {
+    return p.Ignored<Service>("service_proxy_name",
+                              "metadata.labels[" + std::string(kServiceProxyNameLabel) + "]",
+                              "set to " + Describe(*proxy) +
+                                  ": the service of another proxy; skipped, as kube-proxy "
+                                  "skips it");
+  }
   const std::string type = String(p, *spec, "type", "spec.type").value_or("ClusterIP");
   if (type == "ExternalName") {
-    return p.Ignored<Service>("external_name");
+    return p.Ignored<Service>("external_name", "spec.type",
+                              "ExternalName: a DNS alias that no proxy serves; skipped");
   }
   if (type != "ClusterIP" && type != "NodePort" && type != "LoadBalancer") {
     p.Add("bad_value", "spec.type",
@@ -400,8 +620,10 @@ Mapped<Service> MapService(const ObjectSource& from, const json& object) {
   }
 
   // "None" (headless) and "" (no IP yet) are no address.
+  bool headless = false;
   const auto cluster_ip = [&](const json& v, const std::string& field) {
     if (v.is_string() && (v.get<std::string>() == "None" || v.get<std::string>().empty())) {
+      headless |= v.get<std::string>() == "None";
       return;
     }
     if (auto a = Address(p, v, field)) {
@@ -424,16 +646,34 @@ Mapped<Service> MapService(const ObjectSource& from, const json& object) {
     }
   }
   s.external_ips = Addresses(p, *spec, "externalIPs", "spec.externalIPs");
+  if (headless && !s.external_ips.empty()) {
+    p.Add("not_honoured", "spec.externalIPs",
+          "a headless service (clusterIP None) is not proxied, as kube-proxy skips it; its "
+          "externalIPs are not served");
+    s.external_ips.clear();
+  }
   if (const json* status = Child(object, "status")) {
     const json* lb = Child(*status, "loadBalancer");
     const json* ingress = lb != nullptr ? Child(*lb, "ingress") : nullptr;
     if (ingress != nullptr && ingress->is_array()) {
       for (size_t i = 0; i < ingress->size(); ++i) {
+        const std::string at = Index("status.loadBalancer.ingress", i);
         const json* ip = Child((*ingress)[i], "ip");
         if (ip == nullptr) {
           continue;  // a hostname-only ingress (a cloud load balancer's DNS name)
         }
-        if (auto a = Address(p, *ip, Index("status.loadBalancer.ingress", i) + ".ip")) {
+        // ipMode Proxy (KEP-1860): the load balancer proxies to the nodes, so packets never
+        // carry its address; kube-proxy leaves the address alone, so that in-cluster clients
+        // reach the load balancer itself.
+        const std::optional<std::string> mode = String(p, (*ingress)[i], "ipMode", at + ".ipMode");
+        if (mode == "Proxy") {
+          continue;
+        }
+        if (mode && *mode != "VIP") {
+          p.Add("bad_value", at + ".ipMode",
+                "expected one of VIP, Proxy, got " + Describe(json(*mode)) + "; read as VIP");
+        }
+        if (auto a = Address(p, *ip, at + ".ip")) {
           if (std::find(s.load_balancer_ips.begin(), s.load_balancer_ips.end(), *a) ==
               s.load_balancer_ips.end()) {
             s.load_balancer_ips.push_back(*a);
@@ -444,6 +684,20 @@ Mapped<Service> MapService(const ObjectSource& from, const json& object) {
   }
   s.ports = ServicePorts(p, *spec, "spec", /*with_target=*/true);
   Affinity(p, *spec, "spec", s.affinity, s.affinity_timeout_s);
+  s.external_policy = TrafficPolicy(p, *spec, "externalTrafficPolicy");
+  s.internal_policy = TrafficPolicy(p, *spec, "internalTrafficPolicy");
+  if (const json* port = Child(*spec, "healthCheckNodePort")) {
+    // 0 is what some writers put for "none".
+    if (!(port->is_number_integer() && port->get<int64_t>() == 0)) {
+      s.health_check_node_port = PortNumber(p, *port, "spec.healthCheckNodePort").value_or(0);
+    }
+  }
+  std::optional<std::vector<IpPrefix>> ranges = SourceRanges(p, object, *spec);
+  if (!ranges) {
+    return p.Take<Service>(std::nullopt);
+  }
+  s.load_balancer_source_ranges = std::move(*ranges);
+  s.topology = Topology(p, object, *spec);
   return p.Take<Service>(std::move(s));
 }
 
@@ -474,7 +728,10 @@ Mapped<SliceInfo> MapEndpointSlice(const ObjectSource& from, const json& object)
     slice.service = Label(object, kServiceNameLabel);
   }
   if (slice.service.empty()) {
-    return p.Ignored<SliceInfo>("no_service_label");  // a slice of no service: not for a proxy
+    // A slice of no service (a controller's own use of the API): not for a proxy.
+    return p.Ignored<SliceInfo>("no_service_label",
+                                "metadata.labels[" + std::string(kServiceNameLabel) + "]",
+                                "no such label: the endpoints of no service; skipped");
   }
   if (!IsDnsLabel(slice.service)) {
     return p.Invalid<SliceInfo>("bad_label", "metadata.labels[" + std::string(label_key) + "]",
@@ -482,7 +739,8 @@ Mapped<SliceInfo> MapEndpointSlice(const ObjectSource& from, const json& object)
   }
   const json* type = Child(object, "addressType");
   if (type != nullptr && type->is_string() && type->get<std::string>() == "FQDN") {
-    return p.Ignored<SliceInfo>("fqdn");
+    return p.Ignored<SliceInfo>("fqdn", "addressType",
+                                "FQDN: names, which no proxy can forward to; skipped");
   }
   if (type != nullptr && type->is_string() && type->get<std::string>() == "IPv6") {
     slice.family = IpFamily::kIPv6;
@@ -564,6 +822,9 @@ Mapped<SliceInfo> MapEndpointSlice(const ObjectSource& from, const json& object)
       } else if (Child(item, "nodeName") != nullptr) {
         ok = false;
       }
+      // Topology is a preference: a bad zone or hint loses the preference, not the endpoint.
+      e.zone = String(p, item, "zone", at + ".zone").value_or("");
+      e.zone_hints = ZoneHints(p, item, at);
       if (const json* conditions = Child(item, "conditions")) {
         if (!conditions->is_object()) {
           p.Add("bad_condition", at + ".conditions",
@@ -636,6 +897,7 @@ Mapped<NodeInfo> MapNode(const ObjectSource& from, const json& object) {
       node.runs_xlb = label == labels->end() || *label != "none";
     }
   }
+  node.zone = Label(object, kZoneLabel);
   std::vector<IpAddress> internal;
   std::vector<IpAddress> external;
   const json* status = Child(object, "status");
@@ -683,7 +945,7 @@ Mapped<std::string> MapClusterProperty(const ObjectSource& from, const json& obj
     return fail;
   }
   if (name->name != kClusterIdProperty) {
-    return p.Ignored<std::string>("other_property");
+    return p.Silent<std::string>("other_property");
   }
   const json* spec = Child(object, "spec");
   const json* value = spec != nullptr ? Child(*spec, "value") : nullptr;

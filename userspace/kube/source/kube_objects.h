@@ -37,6 +37,20 @@ inline constexpr std::string_view kMcsSourceClusterLabel =
     "multicluster.kubernetes.io/source-cluster";
 // The ClusterProperty (KEP-2149) whose value is this cluster's name in the clusterset.
 inline constexpr std::string_view kClusterIdProperty = "cluster.clusterset.k8s.io";
+// A Service with this label (any value) belongs to another proxy: kube-proxy's informers select
+// `!service.kubernetes.io/service-proxy-name`, so it skips it, and so does xlb.
+inline constexpr std::string_view kServiceProxyNameLabel =
+    "service.kubernetes.io/service-proxy-name";
+// Topology-aware routing by annotation (Auto|auto); the deprecated one wins when both are set,
+// as in the EndpointSlice controller.
+inline constexpr std::string_view kTopologyModeAnnotation = "service.kubernetes.io/topology-mode";
+inline constexpr std::string_view kTopologyAwareHintsAnnotation =
+    "service.kubernetes.io/topology-aware-hints";
+// The older spelling of spec.loadBalancerSourceRanges, read when the field is empty.
+inline constexpr std::string_view kSourceRangesAnnotation =
+    "service.beta.kubernetes.io/load-balancer-source-ranges";
+// The Node label that names its zone.
+inline constexpr std::string_view kZoneLabel = "topology.kubernetes.io/zone";
 
 // Where an object came from, for messages.
 struct ObjectSource {
@@ -48,17 +62,26 @@ struct ObjectSource {
 struct ObjectProblem {
   std::string reason;  // short and stable, a metrics label: "bad_port", "missing_name", ...
   std::string text;    // the whole message, naming cluster, kind, namespace/name and field
+
+  bool operator==(const ObjectProblem&) const = default;
 };
+
+// A problem with the object `name` of `from`, worded as the mappings below word theirs:
+//   "cluster-b: EndpointSlice production/api-7x2: FIELD: MESSAGE"
+ObjectProblem ProblemWith(const ObjectSource& from, const NamespacedName& name, std::string reason,
+                          std::string_view field, std::string_view message);
 
 // What a mapping made of one object.
 template <typename T>
 struct Mapped {
   std::optional<T> value;  // the object (with any bad parts skipped); nullopt: see below
   // Set when the object is valid but not something xlb proxies (a Service of type
-  // ExternalName, an FQDN EndpointSlice, another ClusterProperty): value is nullopt and the
-  // object counts as absent.
+  // ExternalName or of another proxy, an FQDN EndpointSlice, another ClusterProperty): value is
+  // nullopt and the object counts as absent. `problems` then says why (with `ignored` as its
+  // reason), except for objects that are not for a proxy at all (another ClusterProperty).
   std::string ignored;
-  // Parts skipped (value set), or why the object is unusable (value nullopt, ignored "").
+  // Parts skipped or not honoured (value set), or why the object is unusable (value nullopt,
+  // ignored ""), or why it is ignored.
   std::vector<ObjectProblem> problems;
 
   bool usable() const { return value.has_value(); }
@@ -70,15 +93,29 @@ struct Mapped {
 std::optional<NamespacedName> ObjectName(const nlohmann::json& object);
 
 // A v1 Service: cluster IPs ("None" = headless: none), external IPs, load-balancer ingress
-// IPs, ports, session affinity. `clusterset_ips` stays empty (that is the ServiceImport's).
-// Ignored ("external_name"): spec.type ExternalName, which no proxy serves.
+// IPs (not those of ipMode Proxy, which kube-proxy leaves to the load balancer), ports, session
+// affinity, the traffic policies ("Global", the legacy spelling, is Cluster),
+// healthCheckNodePort, loadBalancerSourceRanges (else the annotation), topology-aware routing
+// (spec.trafficDistribution PreferClose or PreferSameZone, or the topology annotations set to
+// Auto). `clusterset_ips` stays empty (that is the ServiceImport's).
+//
+// Ignored: spec.type ExternalName ("external_name"), which no proxy serves; the label
+// service.kubernetes.io/service-proxy-name ("service_proxy_name"), another proxy's service.
+// Not honoured and reported ("not_honoured"), the rest applies: other trafficDistribution values
+// (PreferSameNode is read as PreferClose: the controller writes zone hints for it too), other
+// topology annotation values, the externalIPs of a headless service (kube-proxy skips
+// headless services). A source range with host bits is read as its network, as kube-proxy's
+// iptables and IPVS read it; one that is no CIDR is skipped. When ranges are given and none is
+// usable the Service is unusable: an empty list would admit every source.
 Mapped<Service> MapService(const ObjectSource& from, const nlohmann::json& object);
 
 // An endpoint of an EndpointSlice, before its node is resolved to an address.
 struct SliceEndpoint {
-  std::vector<IpAddress> addresses;  // at least one, of the slice's family
-  std::string node_name;             // "" when unset
-  EndpointConditions conditions;     // unset stays unset (EndpointSlice nil semantics)
+  std::vector<IpAddress> addresses;     // at least one, of the slice's family
+  std::string node_name;                // "" when unset
+  std::string zone;                     // "" when unset
+  std::vector<std::string> zone_hints;  // hints.forZones[].name
+  EndpointConditions conditions;        // unset stays unset (EndpointSlice nil semantics)
 
   bool operator==(const SliceEndpoint&) const = default;
 };
@@ -124,6 +161,7 @@ struct NodeInfo {
   // False when the Node is labelled `xlb.dev/datapath: none` (the label that keeps the
   // DaemonSet off it): its pods are not reached through the tunnel.
   bool runs_xlb = true;
+  std::string zone;  // label topology.kubernetes.io/zone, "" when unset
 
   bool operator==(const NodeInfo&) const = default;
 };

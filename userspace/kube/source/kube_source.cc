@@ -86,6 +86,7 @@ struct KubeSource::Slot {
   std::map<GroupKey, std::set<std::string>> slices_of;  // slice names
   std::map<std::string, NodeInfo> nodes;
   std::map<NamespacedName, ImportInfo> imports;
+  std::map<ReportKey, std::vector<ObjectProblem>> reported;  // see Report()
   std::array<std::unique_ptr<Receiver>, kResourceCount> receivers;
   std::array<State, kResourceCount> state;
 
@@ -158,6 +159,10 @@ class KubeSource::CachedKind final : public KubeSource::Kind {
     std::map<Key, T> Slot::*cache;
     void (KubeSource::*put)(size_t slot, const Key& key, T value);
     void (KubeSource::*remove)(size_t slot, const Key& key);
+    // What the source makes of a usable object beyond its own fields (mu_ held): problems
+    // added here are reported with the object's. May be nullptr.
+    void (KubeSource::*check)(size_t slot, const ObjectSource& from, const NamespacedName& name,
+                              const T& value, std::vector<ObjectProblem>& problems) const;
   };
 
   CachedKind(Names names, WatchedFn watched, Ops ops) : Kind(names, watched), ops_(ops) {}
@@ -176,8 +181,12 @@ class KubeSource::CachedKind final : public KubeSource::Kind {
     std::lock_guard lock(source.mu_);
     std::map<Key, T*> next;
     std::set<Key> listed;
+    // Objects without a name share one report: they cannot be told apart.
+    std::map<NamespacedName, std::vector<ObjectProblem>> reports;
     for (auto& [name, mapped] : parsed) {
-      source.Count(slot, names.kind, mapped, logs);
+      Check(source, slot, from, name, mapped);
+      std::vector<ObjectProblem>& report = reports[name.value_or(NamespacedName{})];
+      report.insert(report.end(), mapped.problems.begin(), mapped.problems.end());
       if (!name) {
         continue;
       }
@@ -204,6 +213,7 @@ class KubeSource::CachedKind final : public KubeSource::Kind {
     for (auto& [key, value] : next) {
       PutIfChanged(source, slot, key, std::move(*value));
     }
+    source.ReportAll(slot, names.kind, std::move(reports), logs);
   }
 
   void Upsert(KubeSource& source, size_t slot, const ObjectSource& from, const json& object,
@@ -211,7 +221,9 @@ class KubeSource::CachedKind final : public KubeSource::Kind {
     const std::optional<NamespacedName> name = ObjectName(object);
     Mapped<T> mapped = ops_.map(from, object);
     std::lock_guard lock(source.mu_);
-    source.Count(slot, names.kind, mapped, logs);
+    Check(source, slot, from, name, mapped);
+    source.Report(slot, names.kind, name.value_or(NamespacedName{}), std::move(mapped.problems),
+                  logs);
     if (mapped.usable()) {
       PutIfChanged(source, slot, ops_.key_of(*name), std::move(*mapped.value));
     } else if (!mapped.invalid() && name) {
@@ -226,6 +238,13 @@ class KubeSource::CachedKind final : public KubeSource::Kind {
   size_t Objects(const Slot& slot) const override { return (slot.*ops_.cache).size(); }
 
  private:
+  void Check(const KubeSource& source, size_t slot, const ObjectSource& from,
+             const std::optional<NamespacedName>& name, Mapped<T>& mapped) const {
+    if (ops_.check != nullptr && name && mapped.usable()) {
+      (source.*ops_.check)(slot, from, *name, *mapped.value, mapped.problems);
+    }
+  }
+
   // An unchanged object (a resync, a status-only update) touches nothing.
   void PutIfChanged(KubeSource& source, size_t slot, const Key& key, T value) const {
     const std::map<Key, T>& cache = (*source.slots_[slot]).*ops_.cache;
@@ -272,7 +291,12 @@ class KubeSource::ClusterPropertyKind final : public KubeSource::Kind {
  private:
   void Apply(KubeSource& source, size_t slot, const Mapped<std::string>& mapped,
              std::vector<std::string>& logs) const {
-    source.Count(slot, names.kind, mapped, logs);
+    // Not reported per object: only the one property is read, and a relist of a broken one
+    // is rare enough to be worth its line.
+    for (const ObjectProblem& p : mapped.problems) {
+      source.CountReason(slot, names.kind, p.reason);
+      logs.push_back(p.text);
+    }
     if (mapped.usable()) {
       source.TakeClusterName(*mapped.value, logs);
     }
@@ -283,21 +307,23 @@ const KubeSource::Kind& KubeSource::KindOf(KubeResource resource) {
   const Kind::WatchedFn direct = [](const KubeSource&, const Slot& s) { return !s.mcs(); };
   static const CachedKind<Service, NamespacedName> services(
       {"Service", "services", "", "v1"}, direct,
-      {MapService, SameName, &Slot::services, &KubeSource::PutService, &KubeSource::RemoveService});
+      {MapService, SameName, &Slot::services, &KubeSource::PutService, &KubeSource::RemoveService,
+       nullptr});
   static const CachedKind<SliceInfo, NamespacedName> slices(
       {"EndpointSlice", "endpointslices", "discovery.k8s.io", "v1"}, direct,
-      {MapEndpointSlice, SameName, &Slot::slices, &KubeSource::PutSlice, &KubeSource::RemoveSlice});
+      {MapEndpointSlice, SameName, &Slot::slices, &KubeSource::PutSlice, &KubeSource::RemoveSlice,
+       &KubeSource::CheckSlice});
   // Nodes are cluster-scoped: keyed by their name alone.
   static const CachedKind<NodeInfo, std::string> nodes(
       {"Node", "nodes", "", "v1"}, direct,
-      {MapNode, NodeKey, &Slot::nodes, &KubeSource::PutNode, &KubeSource::RemoveNode});
+      {MapNode, NodeKey, &Slot::nodes, &KubeSource::PutNode, &KubeSource::RemoveNode, nullptr});
   static const CachedKind<ImportInfo, NamespacedName> imports(
       {"ServiceImport", "serviceimports", "multicluster.x-k8s.io", nullptr},
       [](const KubeSource& source, const Slot& s) {
         return s.local && !source.import_version_.empty();
       },
       {MapServiceImport, SameName, &Slot::imports, &KubeSource::PutImport,
-       &KubeSource::RemoveImport});
+       &KubeSource::RemoveImport, nullptr});
   // Watched when the configuration does not name the local cluster.
   static const ClusterPropertyKind cluster_properties(
       {"ClusterProperty", "clusterproperties", "about.k8s.io", "v1alpha1"},
@@ -435,6 +461,7 @@ void KubeSource::OnDelete(size_t slot, KubeResource resource, const json& object
           "removed");
     } else {
       kind.Delete(*this, slot, *name);
+      ForgetReport(slot, kind.names.kind, *name);  // a new object of the name is reported anew
     }
   }
   changed_.notify_all();
@@ -455,16 +482,48 @@ void KubeSource::OnUnreachable(size_t slot, KubeResource resource, const std::st
 
 // --- the caches (mu_ held) -------------------------------------------------------------------
 
-template <typename T>
-void KubeSource::Count(size_t slot, const char* kind, const Mapped<T>& mapped,
-                       std::vector<std::string>& logs) {
-  for (const ObjectProblem& p : mapped.problems) {
-    CountReason(slot, kind, p.reason);
-    logs.push_back(p.text);
+void KubeSource::Report(size_t slot, const char* kind, const NamespacedName& name,
+                        std::vector<ObjectProblem> problems, std::vector<std::string>& logs) {
+  auto& reported = slots_[slot]->reported;
+  const ReportKey key{kind, name};
+  const auto it = reported.find(key);
+  for (const ObjectProblem& p : problems) {
+    const bool known = it != reported.end() &&
+                       std::find(it->second.begin(), it->second.end(), p) != it->second.end();
+    if (!known) {
+      CountReason(slot, kind, p.reason);
+      logs.push_back(p.text);
+    }
   }
-  if (!mapped.ignored.empty() && mapped.ignored != "other_property") {
-    CountReason(slot, kind, mapped.ignored);
+  if (problems.empty()) {
+    if (it != reported.end()) {
+      reported.erase(it);
+    }
+  } else if (it != reported.end()) {
+    it->second = std::move(problems);
+  } else {
+    reported.emplace(key, std::move(problems));
   }
+}
+
+void KubeSource::ReportAll(size_t slot, const char* kind,
+                           std::map<NamespacedName, std::vector<ObjectProblem>> reports,
+                           std::vector<std::string>& logs) {
+  auto& reported = slots_[slot]->reported;
+  for (auto it = reported.begin(); it != reported.end();) {
+    if (it->first.first == kind && reports.count(it->first.second) == 0) {
+      it = reported.erase(it);  // not listed any more
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [name, problems] : reports) {
+    Report(slot, kind, name, std::move(problems), logs);
+  }
+}
+
+void KubeSource::ForgetReport(size_t slot, const char* kind, const NamespacedName& name) {
+  slots_[slot]->reported.erase(ReportKey{kind, name});
 }
 
 void KubeSource::CountReason(size_t slot, const char* kind, const std::string& reason) {
@@ -497,12 +556,23 @@ std::optional<size_t> KubeSource::TargetOf(size_t slot, const SliceInfo& slice) 
   return std::nullopt;
 }
 
+void KubeSource::CheckSlice(size_t slot, const ObjectSource& from, const NamespacedName& name,
+                            const SliceInfo& value, std::vector<ObjectProblem>& problems) const {
+  if (!TargetOf(slot, value)) {
+    problems.push_back(ProblemWith(
+        from, name, "foreign_source_cluster",
+        "metadata.labels[" + std::string(kMcsSourceClusterLabel) + "]",
+        "\"" + value.source_cluster +
+            "\" is no cluster of mode mcs here: the endpoints of the local cluster and of direct "
+            "clusters come from their own slices; skipped"));
+  }
+}
+
 void KubeSource::PutSlice(size_t slot, const NamespacedName& key, SliceInfo value) {
   RemoveSlice(slot, key);
   const std::optional<size_t> target = TargetOf(slot, value);
   if (!target) {
-    CountReason(slot, "EndpointSlice", "foreign_source_cluster");
-    return;
+    return;  // reported by CheckSlice
   }
   Slot& s = *slots_[slot];
   s.slices_of[GroupKey{key.ns, value.service, value.source_cluster}].insert(key.name);
@@ -762,6 +832,8 @@ std::vector<Endpoint> KubeSource::EndpointsOf(const NamespacedName& service, siz
       o.addresses = e.addresses;
       o.ports = slice.ports;
       o.node_name = e.node_name;
+      o.zone = e.zone;
+      o.zone_hints = e.zone_hints;
       o.node_address = node_address;
       o.node_runs_xlb = node_runs_xlb;
       o.conditions = e.conditions;
@@ -786,9 +858,12 @@ KubeSource::Work KubeSource::TakeWork() {
     LocalNode node;
     node.name = node_name_;
     node.addresses = node_addresses_;
-    if (node.addresses.empty() && !node_name_.empty()) {
+    if (!node_name_.empty()) {
       if (const auto it = slots_[0]->nodes.find(node_name_); it != slots_[0]->nodes.end()) {
-        node.addresses = it->second.addresses;
+        if (node.addresses.empty()) {
+          node.addresses = it->second.addresses;
+        }
+        node.zone = it->second.zone;
       }
     }
     work.node = std::move(node);

@@ -20,14 +20,16 @@
 // What the model sees of a service (namespace/name, MCS namespace sameness):
 // - it exists when the local cluster has a Service or a ServiceImport of that name, or a
 //   directly watched remote cluster has a Service of it;
-// - cluster IPs, external and load-balancer IPs, ports with their nodePorts, and affinity come
-//   from the local cluster's Service; ClusterSet IPs from the local ServiceImport (type
-//   ClusterSetIP). Without a local Service, ports and affinity come from the ServiceImport,
-//   else from the first remote cluster (by name) that has the Service (no VIPs then);
+// - cluster IPs, external and load-balancer IPs, ports with their nodePorts, affinity, the
+//   traffic policies, healthCheckNodePort, source ranges and topology routing come from the
+//   local cluster's Service; ClusterSet IPs from the local ServiceImport (type ClusterSetIP).
+//   Without a local Service, ports and affinity come from the ServiceImport, else from the first
+//   remote cluster (by name) that has the Service (no VIPs then, the rest at its defaults);
 // - its endpoints in cluster C (Model::SetEndpoints(service, C, ...)) are the union of C's
 //   EndpointSlices of it, in slice-name order. A cluster of mode `direct` is watched itself:
 //   its slices labelled kubernetes.io/service-name, each endpoint's node_address its Node's
-//   tunnel address (first InternalIP, else ExternalIP); a remote endpoint whose nodeName
+//   tunnel address (first InternalIP, else ExternalIP), its zone and zone hints the slice's;
+//   a remote endpoint whose nodeName
 //   names a Node not listed (yet) is left out until it is (it would be planned as routed),
 //   one without nodeName is routed. A cluster of mode `mcs` is seen in the
 //   local cluster: slices labelled multicluster.kubernetes.io/source-cluster=C (and
@@ -36,6 +38,9 @@
 //   (`foreign_source_cluster`): the local cluster's own and direct clusters' endpoints come
 //   from their own slices, so an MCS controller's copies would count them twice.
 //
+// The local node (LocalNode) is the Node named by the configuration's node name: its
+// addresses unless configured, and its zone (label topology.kubernetes.io/zone).
+//
 // Bad objects: a bad part (port 0, address "x") is skipped and counted, the rest applies, as
 // kube-proxy skips invalid endpoints. An object that is unusable as a whole (no name, no
 // addressType, spec not an object) is counted and its last good version stays in force, also
@@ -43,7 +48,9 @@
 // removing endpoints on a parse error would turn a control-plane bug into an outage. A delete
 // needs only the name. Objects that are valid but not proxied (ExternalName Services, FQDN
 // slices) count as absent: an update into one removes the old state, as for kube-proxy.
-// Counts are per (cluster, kind, reason): Problems().
+// Services kube-proxy skips (label service.kubernetes.io/service-proxy-name) count as absent
+// too. Counts are per (cluster, kind, reason): Problems(). A problem is counted and logged once
+// per object when it appears, not at every relist that still lists the object with it.
 //
 // Staleness: after Unreachable() of a remote direct cluster's EndpointSlices, its last known
 // endpoints stay in force for that cluster's staleAfter; then the cluster counts as stale and
@@ -210,12 +217,24 @@ class KubeSource {
   void OnUnreachable(size_t slot, KubeResource resource, const std::string& why);
 
   // The parts below run with mu_ held. `logs` collects lines to log once mu_ is released.
-  template <typename T>
-  void Count(size_t slot, const char* kind, const Mapped<T>& mapped,
-             std::vector<std::string>& logs);
+  //
+  // Problems are reported per object (kind, namespace/name): each one is counted and logged
+  // when it appears on the object, not again at every relist or update that still has it; an
+  // object deleted, or listed no more, is forgotten, so that a new one is reported anew.
+  using ReportKey = std::pair<std::string, NamespacedName>;
+  void Report(size_t slot, const char* kind, const NamespacedName& name,
+              std::vector<ObjectProblem> problems, std::vector<std::string>& logs);
+  // A full list's reports: every object of `kind` not in `reports` is forgotten.
+  void ReportAll(size_t slot, const char* kind,
+                 std::map<NamespacedName, std::vector<ObjectProblem>> reports,
+                 std::vector<std::string>& logs);
+  void ForgetReport(size_t slot, const char* kind, const NamespacedName& name);
   void CountReason(size_t slot, const char* kind, const std::string& reason);
   void PutService(size_t slot, const NamespacedName& key, Service value);
   void RemoveService(size_t slot, const NamespacedName& key);
+  // A slice whose endpoints are no cluster's here (an MCS copy of a cluster seen directly).
+  void CheckSlice(size_t slot, const ObjectSource& from, const NamespacedName& name,
+                  const SliceInfo& value, std::vector<ObjectProblem>& problems) const;
   void PutSlice(size_t slot, const NamespacedName& key, SliceInfo value);
   void RemoveSlice(size_t slot, const NamespacedName& key);
   void PutNode(size_t slot, const std::string& key, NodeInfo value);
