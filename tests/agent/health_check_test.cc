@@ -172,8 +172,8 @@ TEST(HealthCheck, Options) {
   ASSERT_TRUE(parse({"--config", "c.yaml"}, o, problem)) << problem;
   EXPECT_EQ(o.healthz_addr, "");
   EXPECT_EQ(o.health_check_addr, "::");
-  ASSERT_TRUE(parse({"--config", "c.yaml", "--healthz-addr", "0.0.0.0:10256",
-                     "--health-check-addr", "198.18.0.1"},
+  ASSERT_TRUE(parse({"--config", "c.yaml", "--healthz-addr", "0.0.0.0:10256", "--health-check-addr",
+                     "198.18.0.1"},
                     o, problem))
       << problem;
   EXPECT_EQ(o.healthz_addr, "0.0.0.0:10256");

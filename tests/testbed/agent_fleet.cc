@@ -28,7 +28,6 @@ constexpr const char* kPinRoot = "/sys/fs/bpf";
 constexpr const char* kPinPrefix = "xlb-fleet-";
 constexpr const char* kRunning = "xlb-agent info: running:";
 
-
 std::atomic<int> g_fleets{0};
 
 void WriteAtomically(const std::string& path, const std::string& text) {
@@ -137,8 +136,8 @@ std::string DualStack(int n, int net) {
   return "[" + Vip(Family::kV4, n, net) + ", " + Vip(Family::kV6, n, net) + "]";
 }
 
-std::string ServiceYaml(const std::string& name, int n) {
-  return "- name: " + name +
+std::string ServiceYaml(const std::string& name, int n, const std::string& extra = "") {
+  return "- name: " + name + extra +
          "\n  namespace: xlb-test\n  type: LoadBalancer\n  clusterIPs: " + DualStack(n, 0) +
          "\n  externalIPs: " + DualStack(n, 1) + "\n  loadBalancerIPs: " + DualStack(n, 2) +
          "\n  clusterSetIPs: " + DualStack(n, 3) +
@@ -172,7 +171,39 @@ std::string PathServicesYaml() {
   services += ServiceYaml("split", kSplitN);
   slices += SliceYaml("split", "cluster-a", {{"podA1", true}, {"podA21", true}});
   slices += SliceYaml("split", "cluster-b", {{"podB1", true}});
+  services += ServiceYaml("local-ext", kLocalExtN,
+                          "\n  externalTrafficPolicy: Local\n  healthCheckNodePort: " +
+                              std::to_string(kLocalExtHealthPort));
+  slices += SliceYaml("local-ext", "cluster-a", {{"podA1", true}});
+  slices += SliceYaml("local-ext", "cluster-b", {{"podB1", true}});
+  services += ServiceYaml("affine", kAffineN,
+                          "\n  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n"
+                          "    clientIP:\n      timeoutSeconds: " +
+                              std::to_string(kAffineTimeoutS));
+  slices += SliceYaml("affine", "cluster-a", {{"podA1", true}, {"podA21", true}});
+  slices += SliceYaml("affine", "cluster-b", {{"podB1", true}});
   return services + slices;
+}
+
+std::string AffinePolicy(int local) {
+  return kSplitPolicy + std::string(R"(---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: affine
+  namespace: xlb-test
+spec:
+  hosts: [affine]
+  tcp:
+  - route:
+    - destination:
+        host: affine.xlb-test.svc.cluster.local
+      weight: )") +
+         std::to_string(local) + R"(
+    - destination:
+        host: affine.xlb-test.svc.clusterset.local
+      weight: )" +
+         std::to_string(100 - local) + "\n";
 }
 
 const char* const kSplitPolicy = R"(apiVersion: networking.istio.io/v1
@@ -290,6 +321,14 @@ void AgentFleet::WriteConfigs() {
 void AgentFleet::SetServices(const std::string& services) {
   options_.services = services;
   WriteConfigs();
+}
+
+void AgentFleet::SetPolicy(const std::string& policy) {
+  if (options_.policy.empty()) {
+    throw std::logic_error("SetPolicy: the fleet was started without --policy");
+  }
+  options_.policy = policy;
+  WriteAtomically(tb_.state_dir() + "/fleet-policy.yaml", policy);
 }
 
 void AgentFleet::Spawn(Agent& a) {

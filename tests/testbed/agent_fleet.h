@@ -60,11 +60,23 @@ struct PathService {
 };
 inline constexpr int kFirstNodePort = 30000;
 inline constexpr int kSplitN = 20;
+// Service semantics (kube-proxy's fields) beside the paths:
+//   "local-ext" (n = kLocalExtN): externalTrafficPolicy Local, healthCheckNodePort
+//     kLocalExtHealthPort, endpoints podA1 (nodeA) and podB1 (nodeB);
+//   "affine" (n = kAffineN): sessionAffinity ClientIP, timeoutSeconds kAffineTimeoutS,
+//     endpoints podA1, podA21 and podB1, split by kAffinePolicy's weights (rewritten by tests).
+inline constexpr int kLocalExtN = 21;
+inline constexpr int kLocalExtHealthPort = 32021;
+inline constexpr int kAffineN = 22;
+inline constexpr int kAffineTimeoutS = 4;
 const std::vector<PathService>& PathServices();
-// `services:` and `endpointSlices:` of all of them, for FleetOptions::services.
+// `services:` and `endpointSlices:` of all of them (and of the semantics services), for
+// FleetOptions::services.
 std::string PathServicesYaml();
 // The VirtualService that splits "split" 70 % to the local cluster, 30 % to the other.
 extern const char* const kSplitPolicy;
+// A VirtualService for "affine": `local` % to the local cluster, the rest to the other.
+std::string AffinePolicy(int local);
 
 struct FleetOptions {
   // `services:` and `endpointSlices:` of the config (userspace/model/config_source.h),
@@ -91,6 +103,8 @@ class AgentFleet {
   void Restart(std::string_view role);
   // Rewrites every node's config with new services (atomic rename: the agents reload).
   void SetServices(const std::string& services);
+  // Rewrites the policy file (atomic rename: the agents reload).
+  void SetPolicy(const std::string& policy);
 
   // xlbctl ARGS... --pin-dir <the node's pins>, inside the node's namespace.
   CommandResult Ctl(std::string_view role, const std::vector<std::string>& args) const;

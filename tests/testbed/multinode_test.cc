@@ -31,14 +31,18 @@
 //
 // One testbed and one fleet serve every case of a process (a gtest Environment): bringing
 // them up takes seconds, a 50-connection case a fraction of one.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
@@ -46,6 +50,7 @@
 
 #include "agent_fleet.h"
 #include "testbed.h"
+#include "userspace/agent/http_server.h"
 #include "wire.h"
 
 namespace xlb::testbed {
@@ -75,7 +80,7 @@ class WorldEnvironment : public ::testing::Environment {
       w->tb = Testbed::Up(o);
       FleetOptions fo;
       fo.services = PathServicesYaml();
-      fo.policy = kSplitPolicy;
+      fo.policy = AffinePolicy(70);  // kSplitPolicy and "affine"'s
       w->fleet = AgentFleet::Start(*w->tb, fo);
     } catch (const std::exception& e) {
       GTEST_FAIL() << "multi-node testbed with agents: " << e.what();
@@ -430,8 +435,12 @@ class KillNine : public ::testing::TestWithParam<KillCase> {};
 
 TEST_P(KillNine, HeldConnectionsOfBothFamiliesSurviveBothAgentsKilledAndRestarted) {
   ASSERT_NE(g_world, nullptr);
-  const PathCase c{"client", GetParam().backend, Frontend::kLb, Family::kV4,
-                   ModeOf("client", GetParam().backend, Frontend::kLb), 0};
+  const PathCase c{"client",
+                   GetParam().backend,
+                   Frontend::kLb,
+                   Family::kV4,
+                   ModeOf("client", GetParam().backend, Frontend::kLb),
+                   0};
   const PathService& svc = ServiceFor(c);
   // nodeA3 runs no agent to kill: a SNAT backend's node has no xlb state at all
   std::string backend_node = NodeOf(svc.backend);
@@ -534,6 +543,92 @@ INSTANTIATE_TEST_SUITE_P(Matrix, HostKillNine, ::testing::Values(Backend::kPodOt
                            return std::string("host_hostA_") + Name(info.param) +
                                   "_clusterIp_agentKilled";
                          });
+
+// --- kube-proxy's Service semantics over the fleet ---
+
+namespace semantics {
+
+// GET http://ADDR:PORT/ from inside `role`'s network namespace (a thread of this process that
+// setns()es: the test's HTTP client is the agent's own, HttpGet).
+Result<HttpReply> GetFrom(const std::string& role, const std::string& addr, int port) {
+  Result<HttpReply> out = Error{EIO, "not run"};
+  std::thread t([&] {
+    const int ns = ::open(Tb().NsPath(role).c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
+      out = Error::FromErrno(errno, "setns into " + role);
+    } else {
+      out = HttpGet(HostPort(addr, port), "/", std::chrono::seconds(3));
+    }
+    if (ns >= 0) {
+      ::close(ns);
+    }
+  });
+  t.join();
+  return out;
+}
+
+long Reason(const std::string& node, const std::string& reason) {
+  const auto reasons = Fleet().ReasonPackets(node);
+  auto it = reasons.find(reason);
+  return it == reasons.end() ? 0 : static_cast<long>(it->second);
+}
+
+}  // namespace semantics
+
+// externalTrafficPolicy Local ("local-ext": podA1 on nodeA, podB1 on nodeB): external traffic
+// reaches only the balancing node's own endpoint, with the client's address, and never leaves
+// the node; in-cluster traffic still reaches both; a node without a local endpoint drops
+// external traffic, and each node's healthCheckNodePort says which nodes have one (200/503,
+// kube-proxy's body), so a cloud load balancer sends only to those.
+TEST(ServiceSemantics, ExternalLocalStaysOnTheNodeAndTheHealthCheckSaysWhichNodes) {
+  ASSERT_NE(g_world, nullptr);
+  for (const Family f : {Family::kV4, Family::kV6}) {
+    SCOPED_TRACE(FamilyName(f));
+    const std::string lb = Vip(f, kLocalExtN, 2);  // routed to nodeA
+    const long encap_before = semantics::Reason("nodeA", "fwd_encap");
+    ProbeResult r = Tb().Probe("client", "tcp", lb, 200, 8, 3000);
+    EXPECT_EQ(r.ok, 200) << r.Describe();
+    EXPECT_EQ(r.ids, (Counts{{"podA1", r.ok}})) << r.Describe();
+    EXPECT_EQ(r.clients, (Counts{{Address("client", f), r.ok}})) << r.Describe();
+    EXPECT_EQ(semantics::Reason("nodeA", "fwd_encap"), encap_before)
+        << "external traffic of a Local service was tunnelled off the node";
+
+    // In-cluster traffic (internalTrafficPolicy Cluster) reaches both endpoints.
+    r = Tb().Probe("clientA", "tcp", Vip(f, kLocalExtN, 0), 200, 8, 3000);
+    EXPECT_EQ(r.ok, 200) << r.Describe();
+    EXPECT_GT(r.ids["podA1"], 0) << r.Describe();
+    EXPECT_GT(r.ids["podB1"], 0) << r.Describe();
+
+    // nodeA2 has no endpoint of its own: its NodePort drops external traffic, counted.
+    const long dropped_before = semantics::Reason("nodeA2", "drop_no_backend");
+    r = Tb().ProbePort("client", "tcp", Address("nodeA2", f), kFirstNodePort + kLocalExtN, 5, 5,
+                       500);
+    EXPECT_EQ(r.ok, 0) << r.Describe();
+    EXPECT_GE(semantics::Reason("nodeA2", "drop_no_backend") - dropped_before, 5);
+    // nodeA's NodePort keeps it on nodeA.
+    r = Tb().ProbePort("client", "tcp", Address("nodeA", f), kFirstNodePort + kLocalExtN, 50, 8,
+                       3000);
+    EXPECT_EQ(r.ok, 50) << r.Describe();
+    EXPECT_EQ(r.ids, (Counts{{"podA1", r.ok}})) << r.Describe();
+
+    // The health checks, as a cloud load balancer probes them from outside.
+    const std::map<std::string, int> want = {
+        {"nodeA", 1}, {"nodeA2", 0}, {"nodeB", 1}, {"nodeB2", 0}};
+    for (const auto& [node, local] : want) {
+      auto reply = semantics::GetFrom("client", Address(node, f), kLocalExtHealthPort);
+      ASSERT_TRUE(reply.ok()) << node << ": " << reply.error().ToString();
+      EXPECT_EQ(reply->status, local > 0 ? 200 : 503) << node << ": " << reply->body;
+      EXPECT_NE(reply->headers.find("X-Load-Balancing-Endpoint-Weight: " + std::to_string(local)),
+                std::string::npos)
+          << node << ": " << reply->headers;
+      const auto body = nlohmann::json::parse(reply->body, nullptr, false);
+      ASSERT_FALSE(body.is_discarded()) << reply->body;
+      EXPECT_EQ(body["service"]["namespace"], "xlb-test");
+      EXPECT_EQ(body["service"]["name"], "local-ext");
+      EXPECT_EQ(body["localEndpoints"], local) << node;
+    }
+  }
+}
 
 }  // namespace
 }  // namespace xlb::testbed

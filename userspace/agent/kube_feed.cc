@@ -9,8 +9,8 @@ namespace xlb {
 
 ConfigResult<std::unique_ptr<KubeFeed>> KubeFeed::Start(const std::string& path,
                                                         const std::vector<IpAddress>& node_addrs,
-                                                        const std::string& node_name,
-                                                        LogFn log, kube::WatchOptions options) {
+                                                        const std::string& node_name, LogFn log,
+                                                        kube::WatchOptions options) {
   XLB_ASSIGN_OR_RETURN(auto config, kube::LoadKubeSourcesConfig(path));
   if (!node_addrs.empty()) {
     config.node_addresses = node_addrs;
@@ -31,10 +31,10 @@ ConfigResult<std::unique_ptr<KubeFeed>> KubeFeed::Start(const std::string& path,
   for (const kube::KubeWatch& w : feed->source_->Watches()) {
     std::unique_ptr<kube::ClusterWatch>& watch = feed->watches_[w.cluster];
     if (!watch) {
-      auto connection = w.in_cluster ? kube::InClusterConnection()
-                                     : kube::KubeconfigConnection(w.kubeconfig);
-      const std::string who = w.cluster.empty() ? std::string("the local cluster")
-                                                : "cluster " + w.cluster;
+      auto connection =
+          w.in_cluster ? kube::InClusterConnection() : kube::KubeconfigConnection(w.kubeconfig);
+      const std::string who =
+          w.cluster.empty() ? std::string("the local cluster") : "cluster " + w.cluster;
       if (!connection.ok()) {
         return ConfigErrors{ConfigError{path, 0, "", who + ": " + connection.error().message, 0}};
       }
@@ -44,10 +44,9 @@ ConfigResult<std::unique_ptr<KubeFeed>> KubeFeed::Start(const std::string& path,
   }
   for (auto& [cluster, watch] : feed->watches_) {
     watch->Start();
-    log(LogLevel::kInfo, "watching " +
-                             (cluster.empty() ? std::string("the local cluster") : cluster) +
-                             " at " + watch->connection().ServerUrl() + " (" +
-                             watch->connection().origin + ")");
+    log(LogLevel::kInfo,
+        "watching " + (cluster.empty() ? std::string("the local cluster") : cluster) + " at " +
+            watch->connection().ServerUrl() + " (" + watch->connection().origin + ")");
   }
   return feed;
 }
@@ -76,9 +75,9 @@ void KubeFeed::WriteMetrics(Exposition& out) const {
              "counts once per object when it appears, not at every relist; the log names the "
              "object and field.");
   for (const auto& [key, n] : source_->Problems()) {
-    out.Sample("xlb_kube_object_problems_total",
-               {{"cluster", cluster_label(key.cluster)}, {"kind", key.kind}, {"reason", key.reason}},
-               n);
+    out.Sample(
+        "xlb_kube_object_problems_total",
+        {{"cluster", cluster_label(key.cluster)}, {"kind", key.kind}, {"reason", key.reason}}, n);
   }
   const std::vector<kube::ResourceStatus> resources = source_->Resources();
   auto per_resource = [&](const char* name, const char* help, bool kube::ResourceStatus::*flag) {

@@ -294,12 +294,15 @@ int Run(int argc, char** argv) {
   std::string health_check_problems;
   auto sync_health_checks = [&] {
     if (!health_checks) {
+      status.SetPlanProblems(reconciler.plan_problems());
       return;
     }
     std::string problems;
-    for (const std::string& p : health_checks->Sync(reconciler.model())) {
+    const std::vector<std::string> unserved = health_checks->Sync(reconciler.model());
+    for (const std::string& p : unserved) {
       problems += "\n  " + p;
     }
+    status.SetPlanProblems(reconciler.plan_problems() + unserved.size());
     if (problems != health_check_problems) {
       health_check_problems = problems;
       if (!problems.empty()) {

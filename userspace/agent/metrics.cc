@@ -168,6 +168,11 @@ void AgentStatus::SetReloads(uint64_t config_ok, uint64_t config_failed, uint64_
   policy_failed_ = policy_failed;
 }
 
+void AgentStatus::SetPlanProblems(uint64_t problems) {
+  std::lock_guard lock(mu_);
+  plan_problems_ = problems;
+}
+
 void AgentStatus::SetNames(IdNames names, uint64_t valid_backends, uint64_t tables) {
   std::lock_guard lock(mu_);
   names_ = std::move(names);
@@ -263,6 +268,11 @@ void AgentStatus::WriteAgentMetrics(Exposition& out) const {
   out.Sample("xlb_agent_reloads_total", {{"source", "policy"}, {"result", "success"}}, policy_ok_);
   out.Sample("xlb_agent_reloads_total", {{"source", "policy"}, {"result", "failure"}},
              policy_failed_);
+  out.Family("xlb_agent_plan_problems", "gauge",
+             "What the inputs ask for that the last plan could not have (a policy problem, an "
+             "SCTP port, a VIP two services claim, a healthCheckNodePort that cannot be bound); "
+             "the agent logs each set once.");
+  out.Sample("xlb_agent_plan_problems", {}, static_cast<double>(plan_problems_));
 }
 
 namespace {

@@ -109,6 +109,8 @@ class AgentStatus {
   // Reloads accepted or rejected so far (the reconciler's totals, not increments).
   void SetReloads(uint64_t config_ok, uint64_t config_failed, uint64_t policy_ok,
                   uint64_t policy_failed);
+  // How many things the inputs ask for cannot be had (xlb_agent_plan_problems).
+  void SetPlanProblems(uint64_t problems);
   // What the maps hold by id, and how many of each the last planned state has.
   void SetNames(IdNames names, uint64_t valid_backends, uint64_t tables);
   // xlb_xdp is attached to this uplink (xlb_agent_xdp_attached{interface=...}).
@@ -142,6 +144,7 @@ class AgentStatus {
   bool last_sync_ok_ = false;
   std::map<std::string, bool> xdp_attached_;  // by uplink
   bool socket_lb_attached_ = false;
+  uint64_t plan_problems_ = 0;
   uint64_t config_ok_ = 0, config_failed_ = 0, policy_ok_ = 0, policy_failed_ = 0;
   IdNames names_;
   uint64_t valid_backends_ = 0;

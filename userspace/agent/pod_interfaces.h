@@ -26,8 +26,8 @@
 
 #include "loader/fd.h"
 #include "loader/log.h"
-#include "util/result.h"
 #include "userspace/agent/rtnetlink.h"
+#include "util/result.h"
 
 namespace xlb {
 

@@ -342,9 +342,11 @@ SyncResult Reconciler::RunSync() {
     policy_problems_ = std::move(policy_text);
     problems_version_ = tracked.problems_version();
     std::string problems = policy_problems_;
-    for (const std::string& p : tracked.Problems()) {
+    const std::vector<std::string> planning = tracked.Problems();
+    for (const std::string& p : planning) {
       problems += "\n  " + p;
     }
+    plan_problems_ = policy_problems.size() + planning.size();
     if (problems != last_problems_) {
       last_problems_ = problems;
       if (!problems.empty()) {

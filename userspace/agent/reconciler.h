@@ -105,14 +105,17 @@ class Reconciler {
   const IdNames& names() const { return names_; }
   // Bumped whenever names() changes: a copy for the metrics is only needed then.
   uint64_t names_version() const { return names_version_; }
+  // What the last plan could not have (policy problems, an SCTP port, a VIP two services
+  // claim): each one is logged once when the set changes; this is how many there are now.
+  uint64_t plan_problems() const { return plan_problems_; }
   uint64_t planned_backends() const { return planned_backends_; }
   uint64_t planned_tables() const { return planned_tables_; }
   const Syncer* syncer() const { return syncer_ ? &*syncer_ : nullptr; }
 
  private:
   ConfigResult<void> StartWithoutConfig();  // Start() with paths_.config == "" (--kube)
-  bool ReadConfig();    // true when a new model was accepted
-  bool ReadPolicies();  // true when a new policy set was accepted
+  bool ReadConfig();                        // true when a new model was accepted
+  bool ReadPolicies();                      // true when a new policy set was accepted
   // Applies node_addrs_ and node_name_ to model_; notes (once) nodePorts without node
   // addresses.
   void AdoptNodeIdentity();
@@ -131,10 +134,10 @@ class Reconciler {
   std::string policy_seen_;
   bool policy_pending_ = false;         // the last set offered was rejected
   size_t policy_offered_services_ = 0;  // services in the model when it was offered
-  bool dirty_ = true;            // accepted inputs not synced yet (or the last sync failed)
-  ModelChanges changes_;         // accepted model changes not planned yet
-  bool policy_changed_ = false;  // a new policy set not planned yet
-  Routes routes_;                // the routes of the last plan
+  bool dirty_ = true;                   // accepted inputs not synced yet (or the last sync failed)
+  ModelChanges changes_;                // accepted model changes not planned yet
+  bool policy_changed_ = false;         // a new policy set not planned yet
+  Routes routes_;                       // the routes of the last plan
   // Routes that take endpoints of another service: service -> the services routed to it,
   // and back.
   std::map<NamespacedName, std::set<NamespacedName>> route_dependents_;
@@ -147,6 +150,7 @@ class Reconciler {
   uint64_t policy_reloaded_ = 0;
   IdNames names_;
   uint64_t names_version_ = 0;
+  uint64_t plan_problems_ = 0;
   uint64_t planned_backends_ = 0;
   uint64_t planned_tables_ = 0;
   std::string last_problems_;          // logged once, not at every sync

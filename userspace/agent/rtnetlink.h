@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "loader/fd.h"
-#include "util/result.h"
 #include "userspace/model/ip_address.h"
+#include "util/result.h"
 
 namespace xlb {
 
