@@ -1262,6 +1262,15 @@ std::vector<GoldenCase> GoldenCases() {
               XLB_FWD_ICMP_TOO_BIG,
               Packet().eth(kNodeMac, kClientMac).ipv4(kVip4TunUdp, kClient4, {.ttl = 64, .id = 0, .tos = 0xc0})
                   .icmp4_frag_needed(1450, big4, {.inner_len = 512}).build())});
+    // In TC the answer goes back into the pod that sent the datagram.
+    const Bytes pod_big4 = Packet().ipv4(kPod4, kVip4TunUdp, {.df = true})
+                               .udp(41113, 53).payload(std::string(1423, 'x')).build();
+    add("tc_too_big_ipv4_df_answered_back_into_the_pod",
+        {Step("1451-byte datagram with DF from a pod (TC)", InFrame(kPodMac, kHostVethMac, pod_big4),
+              TC_ACT_REDIRECT, XLB_FWD_ICMP_TOO_BIG,
+              Packet().eth(kHostVethMac, kPodMac).ipv4(kVip4TunUdp, kPod4, {.ttl = 64, .id = 0, .tos = 0xc0})
+                  .icmp4_frag_needed(1450, pod_big4, {.inner_len = 512}).build(),
+              Hook::kTc)});
     add("too_big_ipv6_answered_with_packet_too_big",
         {Step("1431-byte IPv6 packet", InFrame(kClientMac, kNodeMac, big6), XDP_TX,
               XLB_FWD_ICMP_TOO_BIG,
