@@ -154,7 +154,7 @@ struct xlb_affinity_key {
 };
 
 struct xlb_affinity {
-	__u64 last_seen;  /* bpf_ktime_get_ns() of the client's last new flow */
+	__u64 last_seen;  /* CLOCK_MONOTONIC ns (bpf_ktime_get_coarse_ns()) of the client's last new flow */
 	__u32 backend_id; /* backend that flow went to */
 	__u32 pad;        /* zero */
 };
@@ -172,6 +172,12 @@ struct xlb_affinity_match_key {
  * writes, (service id, family, source prefix) -> 0, for services whose
  * LoadBalancer-IP keys carry XLB_SVC_F_SOURCE_RANGES. prefixlen counts the
  * bits after it: 64 (service_id, family and pad) + the range's prefix length.
+ * The datapath looks a source up with the full length of its family (64 + 32
+ * or 64 + 128, xlb_src_range_lookup_key() in xlb_rules.h); an IPv4 range's
+ * address is in word 0 like every IPv4 address here, so its prefix never
+ * reaches words 1..3. The socket hooks do not filter: at connect() the
+ * source address is not chosen yet, and the host namespace's own sockets are
+ * no LoadBalancer clients.
  */
 #define XLB_SRC_RANGES_MAX 16384
 #define XLB_SRC_RANGE_PREFIX_BASE 64
@@ -200,12 +206,22 @@ struct xlb_ct_key {
 #define XLB_CT_ESTABLISHED 2 /* TCP: client has ACKed; UDP: any packet */
 #define XLB_CT_CLOSING 3     /* TCP: FIN or RST seen */
 
+/*
+ * The flow began while its service key carried XLB_SVC_F_SOURCE_RANGES: each of
+ * its packets looks the key up again and is dropped while the key still has the
+ * flag and the source is in none of its ranges, so narrowing the ranges cuts
+ * established flows too. Flows that began before the key had the flag are not
+ * cut (kube-proxy's nftables firewall check, too, matches new connections
+ * only); every other flow keeps its one-lookup established path.
+ */
+#define XLB_CT_F_SOURCE_RANGES (1U << 0)
+
 struct xlb_ct_value {
 	__u64 last_seen;  /* bpf_ktime_get_ns() of a recent packet (refreshed coarsely) */
 	__u32 backend_id; /* backend the flow is pinned to */
 	__u32 service_id; /* service the flow belongs to */
 	__u8 state;       /* XLB_CT_* */
-	__u8 pad0;        /* zero */
+	__u8 flags;       /* XLB_CT_F_*; zero in entries written before it existed */
 	__be16 snat_port; /* XLB_BE_F_SNAT backends: the source port the flow leaves with */
 	__u8 pad[4];      /* zero */
 };

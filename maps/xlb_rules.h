@@ -13,7 +13,14 @@
  *      closing tuple (the client reused the port), or the backend is no longer
  *      valid. Otherwise the flow is selected again.
  *   3. Service: the exact (VIP, port, proto) entry, then the all-ports form.
- *   4. Maglev: the flow hash (xlb_hash.h) picks a slot of the service's table;
+ *   4. Source ranges: a key with XLB_SVC_F_SOURCE_RANGES drops a source that
+ *      is in none of its service's prefixes (xlb_srcrange_v1).
+ *   5. No endpoint: backend_count 0 drops, or with XLB_SVC_F_REJECT is
+ *      answered with ICMP port unreachable.
+ *   6. ClientIP affinity: the client's entry in xlb_affinity_v1, while younger
+ *      than the service's timeout and its backend still in xlb_affmatch_v1 and
+ *      valid, names the backend.
+ *   7. Maglev: the flow hash (xlb_hash.h) picks a slot of the service's table;
  *      an empty slot or an invalid backend drops the packet.
  */
 #ifndef XLB_RULES_H
@@ -117,7 +124,43 @@ XLB_INLINE void xlb_service_key_all_ports(struct xlb_service_key *key)
 	key->port = 0;
 }
 
-/* 4. The hash that places a new flow: the client address alone under ClientIP affinity. */
+/* 4. The xlb_srcrange_v1 key that finds a source's ranges: the whole address is the prefix. */
+XLB_INLINE void xlb_src_range_lookup_key(const struct xlb_ct_key *flow, __u32 service_id,
+					 struct xlb_src_range_key *key)
+{
+	key->prefixlen = XLB_SRC_RANGE_PREFIX_BASE + (flow->family == XLB_FAMILY_IPV4 ? 32 : 128);
+	key->service_id = service_id;
+	key->family = flow->family;
+	key->pad[0] = key->pad[1] = key->pad[2] = 0;
+	__builtin_memcpy(key->addr, flow->saddr, sizeof(key->addr));
+}
+
+/* 5. A new flow to a key without backends is answered instead of dropped. */
+XLB_INLINE int xlb_svc_rejects(const struct xlb_service *svc)
+{
+	return !svc->backend_count && (svc->flags & XLB_SVC_F_REJECT);
+}
+
+/* 6. The client's entry in xlb_affinity_v1. */
+XLB_INLINE void xlb_affinity_key_of(const struct xlb_ct_key *flow, __u32 service_id,
+				    struct xlb_affinity_key *key)
+{
+	__builtin_memcpy(key->client, flow->saddr, sizeof(key->client));
+	key->service_id = service_id;
+	key->family = flow->family;
+	key->pad[0] = key->pad[1] = key->pad[2] = 0;
+}
+
+/*
+ * Whether the client's last new flow is recent enough to bind this one (same
+ * clock and unsigned difference as xlb_ct_check).
+ */
+XLB_INLINE int xlb_affinity_fresh(const struct xlb_service *svc, __u64 last_seen, __u64 now)
+{
+	return now - last_seen < (__u64)svc->affinity_timeout * XLB_NSEC_PER_SEC;
+}
+
+/* 7. The hash that places a new flow: the client address alone under ClientIP affinity. */
 XLB_INLINE __u32 xlb_select_hash(const struct xlb_ct_key *flow, __u32 svc_flags, __u32 seed)
 {
 	if (svc_flags & XLB_SVC_F_AFFINITY)

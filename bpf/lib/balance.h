@@ -33,7 +33,7 @@ static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason, __u32 if
 	    reason == XLB_FWD_REPLY_ROUTED || reason == XLB_FWD_SNAT)
 		return ctx_redirect(ctx, ifindex);
 	/* back to the sender, out of the interface it came in on */
-	if (reason == XLB_FWD_ICMP_TOO_BIG)
+	if (reason == XLB_FWD_ICMP_TOO_BIG || reason == XLB_FWD_REJECT)
 		return ctx_redirect(ctx, ctx_ifindex(ctx));
 	if (reason == XLB_PASS_ENCAP_KERNEL || reason == XLB_PASS_REPLY_KERNEL ||
 	    reason == XLB_PASS_SNAT_KERNEL)
@@ -117,14 +117,26 @@ static __always_inline int balance_snats(const struct xlb_backend *be, const str
 	       be->addr[2] == flow->saddr[2] && be->addr[3] == flow->saddr[3];
 }
 
+/*
+ * A flow that began under loadBalancerSourceRanges (XLB_CT_F_SOURCE_RANGES):
+ * its key is looked up again, so ranges narrowed since cut it too.
+ */
+static __always_inline int balance_source_still_allowed(const struct xlb_ct_key *flow)
+{
+	struct xlb_service *svc = lb_lookup_service(flow);
+
+	return !svc || lb_source_allowed(svc, flow);
+}
+
 /* Conntrack or Maglev, then DNAT (and encapsulation for a tunnelled backend). */
 static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *pkt, __u32 *ifindex)
 {
 	void *data_end = ctx_data_end(ctx);
+	struct xlb_ct_value ct = {};
 	struct xlb_service *svc;
 	struct xlb_backend *be;
 	__u32 backend_id, service_id, bytes = ctx_full_len(ctx);
-	__be16 snat_port = 0;
+	__be16 snat_port;
 	__u8 tcp_flags = 0;
 	__u64 now;
 	int ret, new_flow = 0, snat;
@@ -151,16 +163,25 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	 * which names the service too. Only a miss looks the service up.
 	 */
 	now = bpf_ktime_get_coarse_ns();
-	be = ct_lookup(&pkt->flow, tcp_flags, now, &backend_id, &service_id, &snat_port);
+	be = ct_lookup(&pkt->flow, tcp_flags, now, &ct);
+	backend_id = ct.backend_id;
+	service_id = ct.service_id;
+	snat_port = ct.snat_port;
 	snat = be && balance_snats(be, &pkt->flow);
 	/* a backend that became a SNAT one under a live flow: the flow moves to a port */
 	if (snat && !snat_port)
 		be = NULL;
+	if (be && (ct.flags & XLB_CT_F_SOURCE_RANGES) && !balance_source_still_allowed(&pkt->flow))
+		return XLB_DROP_SOURCE_RANGE;
 	if (!be) {
 		svc = lb_lookup_service(&pkt->flow);
 		if (!svc)
 			return XLB_PASS_NO_SERVICE;
-		ret = lb_select(svc, &pkt->flow, &backend_id);
+		if (!lb_source_allowed(svc, &pkt->flow))
+			return XLB_DROP_SOURCE_RANGE;
+		if (xlb_svc_rejects(svc))
+			return icmp_port_unreach(ctx, pkt);
+		ret = lb_select_backend(svc, &pkt->flow, now, &backend_id);
 		if (ret != XLB_OK)
 			return ret;
 		be = lb_lookup_backend(backend_id);
@@ -177,7 +198,8 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 			/* the answer, from a local pod (TC) or back through the tunnel (XDP) */
 			reply_create_revnat(&pkt->flow, be, svc->flags, now);
 		}
-		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id, snat_port);
+		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id, snat_port,
+			  svc->flags & XLB_SVC_F_SOURCE_RANGES ? XLB_CT_F_SOURCE_RANGES : 0);
 		new_flow = 1;
 	}
 	if (snat && !new_flow)

@@ -46,48 +46,62 @@ static __always_inline struct xlb_backend *lb_lookup_backend(__u32 id)
 /*
  * The backend of a tracked flow, or NULL when the flow must be (re)selected:
  * no entry, idle past its timeout, its backend gone, or a new SYN on a closing
- * tuple (the client reused the port).
+ * tuple (the client reused the port). *ct gets the entry as it stands.
  */
 static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *flow, __u8 tcp_flags,
-						     __u64 now, __u32 *backend_id, __u32 *service_id,
-						     __be16 *snat_port)
+						     __u64 now, struct xlb_ct_value *ct)
 {
-	struct xlb_ct_value *ct = bpf_map_lookup_elem(&xlb_ct_v1, flow);
+	struct xlb_ct_value *entry = bpf_map_lookup_elem(&xlb_ct_v1, flow);
 	struct xlb_backend *be;
 	__u8 state;
 
-	if (!ct)
+	if (!entry)
 		return NULL;
-	if (xlb_ct_check(&xlb_cfg, flow->proto, ct->state, ct->last_seen, tcp_flags, now) !=
+	if (xlb_ct_check(&xlb_cfg, flow->proto, entry->state, entry->last_seen, tcp_flags, now) !=
 	    XLB_CT_KEEP)
 		return NULL;
-	be = lb_lookup_backend(ct->backend_id);
+	be = lb_lookup_backend(entry->backend_id);
 	if (!be)
 		return NULL;
-	state = xlb_ct_next_state(ct->state, flow->proto, tcp_flags);
-	if (state != ct->state || now - ct->last_seen > XLB_CT_TOUCH_NS) {
-		ct->state = state;
-		ct->last_seen = now;
+	state = xlb_ct_next_state(entry->state, flow->proto, tcp_flags);
+	if (state != entry->state || now - entry->last_seen > XLB_CT_TOUCH_NS) {
+		entry->state = state;
+		entry->last_seen = now;
 	}
-	*backend_id = ct->backend_id;
-	*service_id = ct->service_id;
-	*snat_port = ct->snat_port;
+	*ct = *entry;
 	return be;
 }
 
 static __always_inline void ct_create(const struct xlb_ct_key *flow, __u8 tcp_flags, __u64 now,
-				      __u32 service_id, __u32 backend_id, __be16 snat_port)
+				      __u32 service_id, __u32 backend_id, __be16 snat_port,
+				      __u8 flags)
 {
 	struct xlb_ct_value ct = {
 		.last_seen = now,
 		.backend_id = backend_id,
 		.service_id = service_id,
+		.flags = flags,
 		.snat_port = snat_port,
 	};
 
 	/* assigned after the initializer: clang then emits two fewer instructions */
 	ct.state = xlb_ct_new_state(flow->proto, tcp_flags);
 	bpf_map_update_elem(&xlb_ct_v1, flow, &ct, BPF_ANY);
+}
+
+/*
+ * loadBalancerSourceRanges: whether the flow's source may use the key svc was
+ * found under. Keys without XLB_SVC_F_SOURCE_RANGES take every source.
+ */
+static __always_inline int lb_source_allowed(const struct xlb_service *svc,
+					     const struct xlb_ct_key *flow)
+{
+	struct xlb_src_range_key key;
+
+	if (!(svc->flags & XLB_SVC_F_SOURCE_RANGES))
+		return 1;
+	xlb_src_range_lookup_key(flow, svc->id, &key);
+	return bpf_map_lookup_elem(&xlb_srcrange_v1, &key) != NULL;
 }
 
 /* Maglev: the flow's hash picks a slot of the service's table. */
@@ -109,6 +123,57 @@ static __always_inline int lb_select(const struct xlb_service *svc, const struct
 	if (!id || *id == XLB_ID_NONE)
 		return XLB_DROP_NO_BACKEND;
 	*backend_id = *id;
+	return XLB_OK;
+}
+
+
+/*
+ * ClientIP affinity: whether the client's entry still binds a new flow. It is
+ * younger than the service's timeout, and its backend still takes the
+ * service's new flows (the agent's xlb_affmatch_v1: a backend that left the
+ * service, or that is draining, is no longer there) and is valid.
+ */
+static __always_inline int lb_affinity_binds(const struct xlb_service *svc,
+					     const struct xlb_affinity *aff, __u64 now)
+{
+	struct xlb_affinity_match_key match = {.service_id = svc->id,
+					       .backend_id = aff->backend_id};
+
+	return xlb_affinity_fresh(svc, aff->last_seen, now) &&
+	       bpf_map_lookup_elem(&xlb_affmatch_v1, &match) && lb_lookup_backend(aff->backend_id);
+}
+
+/*
+ * The backend of a new flow, for the packet hooks and the socket hooks alike.
+ * Under ClientIP affinity the client's last backend while its entry binds
+ * (lb_affinity_binds), else Maglev; either way the entry then names this
+ * backend, seen now: every new flow refreshes it (kube-proxy's `recent` match
+ * with --update, Cilium's affinity map), so a client moves only after it has
+ * been idle for the timeout.
+ */
+static __always_inline int lb_select_backend(const struct xlb_service *svc,
+					     const struct xlb_ct_key *flow, __u64 now,
+					     __u32 *backend_id)
+{
+	struct xlb_affinity_key key;
+	struct xlb_affinity *aff;
+	struct xlb_affinity fresh = {.last_seen = now};
+	int ret;
+
+	if (!(svc->flags & XLB_SVC_F_AFFINITY) || !svc->backend_count)
+		return lb_select(svc, flow, backend_id);
+	xlb_affinity_key_of(flow, svc->id, &key);
+	aff = bpf_map_lookup_elem(&xlb_affinity_v1, &key);
+	if (aff && lb_affinity_binds(svc, aff, now)) {
+		*backend_id = aff->backend_id;
+		aff->last_seen = now;
+		return XLB_OK;
+	}
+	ret = lb_select(svc, flow, backend_id);
+	if (ret != XLB_OK)
+		return ret;
+	fresh.backend_id = *backend_id;
+	bpf_map_update_elem(&xlb_affinity_v1, &key, &fresh, BPF_ANY);
 	return XLB_OK;
 }
 

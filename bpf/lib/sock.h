@@ -185,8 +185,16 @@ static __always_inline int sock_rev_update(__u64 cookie, const struct xlb_ct_key
  * connect() and sendmsg(): a destination that is a service becomes one of its
  * backends, whichever way that backend is reached (a pod here, a pod on
  * another node or cluster, a host address): the host namespace routes to
- * backend addresses itself. Returns 1 to let the call go on, 0 to fail it
- * (a service without a usable backend: ECONNREFUSED, as kube-proxy's REJECT).
+ * backend addresses itself. The backend is chosen as the packet hooks choose
+ * it (lb_select_backend: ClientIP affinity, then Maglev), the client being
+ * the node's address. Returns 1 to let the call go on, 0 to fail it: a service
+ * without a usable backend is refused with ECONNREFUSED, the local form of
+ * the port unreachable the packet hooks answer (XLB_SVC_F_REJECT) and of
+ * kube-proxy's REJECT. Without REJECT the packet hooks drop instead; a host
+ * socket is refused all the same, since an untranslated VIP would only leave
+ * the node toward nowhere. loadBalancerSourceRanges are not checked here: the
+ * source address is not chosen yet at connect(), and the node's own sockets
+ * are no clients of a LoadBalancer IP from outside.
  * `connected`: the socket gets this backend for good (connect()), so the call
  * is a new flow; a datagram is one only for a (socket, backend) pair not seen
  * before.
@@ -213,7 +221,7 @@ static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, __u8 sock_f
 		return 1;
 	cookie = bpf_get_socket_cookie(ctx);
 	flow.sport = sock_cookie_port(cookie);
-	if (lb_select(svc, &flow, &backend_id) != XLB_OK)
+	if (lb_select_backend(svc, &flow, bpf_ktime_get_coarse_ns(), &backend_id) != XLB_OK)
 		goto refuse;
 	be = lb_lookup_backend(backend_id);
 	if (!be || be->family != flow.family)

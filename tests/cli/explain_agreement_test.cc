@@ -1,7 +1,8 @@
 // xlbctl explain against the real program: for a few thousand random flows and map states
 // (conntrack entries fresh, expired, closing with a SYN and without, SYN_SENT, missing;
 // backends valid and invalid; exact-port and all-ports services; services without backends or
-// without a table; addresses outside the VIP filter), ExplainPacket (the function `xlbctl
+// without a table; addresses outside the VIP filter; source ranges, rejecting services, ClientIP
+// affinity entries that bind and that do not), ExplainPacket (the function `xlbctl
 // explain` prints) predicts what happens to one packet, then the packet goes through xlb_xdp
 // (BPF_PROG_TEST_RUN) and the outcome is read back independently: the verdict, the output
 // packet's destination (decoded by tests/pkt) and the conntrack entry left behind.
@@ -109,6 +110,23 @@ class ExplainAgreement : public ::testing::Test {
     // In the services map, but left out of the VIP filter: the datapath never sees them.
     AddService(8, "198.18.100.5", IPPROTO_TCP, 80, 0, v4a, true, /*in_filter=*/false);
     AddService(9, "2001:db8:100::3", IPPROTO_TCP, 80, 0, v6, true, /*in_filter=*/false);
+    // loadBalancerSourceRanges: about half the test's clients are inside.
+    AddService(10, "198.18.100.6", IPPROTO_TCP, 80, XLB_SVC_F_SOURCE_RANGES, v4a, true);
+    AddSourceRange(10, "198.18.128.0", 25);
+    AddService(11, "2001:db8:100::5", IPPROTO_TCP, 80, XLB_SVC_F_SOURCE_RANGES, v6, true);
+    AddSourceRange(11, "2001:db8:128::", 120);
+    // No endpoints: rejected, not dropped.
+    AddService(12, "198.18.100.7", IPPROTO_TCP, 80, XLB_SVC_F_REJECT, {}, true);
+    AddService(13, "2001:db8:100::4", IPPROTO_UDP, 53, XLB_SVC_F_REJECT, {}, true);
+    // ClientIP affinity: every backend of service 3 takes new flows, half of service 7's.
+    for (uint32_t id : v4a) {
+      ASSERT_TRUE(dp_->affinity_match().Update({.service_id = 3, .backend_id = id}, 0).ok());
+    }
+    for (uint32_t id : v6) {
+      if (id % 2 == 0) {
+        ASSERT_TRUE(dp_->affinity_match().Update({.service_id = 7, .backend_id = id}, 0).ok());
+      }
+    }
     for (const auto& [word, bits] : filter_) {
       ASSERT_TRUE(dp_->vip_filter().Update(word, bits).ok());
     }
@@ -123,10 +141,24 @@ class ExplainAgreement : public ::testing::Test {
     destinations_.push_back({Addr("198.18.100.5"), IPPROTO_TCP, 80, v4a});
     destinations_.push_back({Addr("2001:db8:100::3"), IPPROTO_TCP, 80, v6});
     destinations_.push_back({Addr("198.18.100.9"), IPPROTO_TCP, 80, v4a});  // no service
+    destinations_.push_back({Addr("198.18.100.6"), IPPROTO_TCP, 80, v4a});
+    destinations_.push_back({Addr("2001:db8:100::5"), IPPROTO_TCP, 80, v6});
+    destinations_.push_back({Addr("198.18.100.7"), IPPROTO_TCP, 80, v4a});
+    destinations_.push_back({Addr("2001:db8:100::4"), IPPROTO_UDP, 53, v6});
 
     auto pinned = cli::PinnedDatapath::Open(pins_.path());
     ASSERT_TRUE(pinned.ok()) << pinned.error().ToString();
     pinned_ = std::make_unique<cli::PinnedDatapath>(std::move(*pinned));
+  }
+
+  void AddSourceRange(uint32_t id, const std::string& prefix, uint32_t bits) {
+    const Address a = Addr(prefix);
+    xlb_src_range_key k{};
+    k.prefixlen = XLB_SRC_RANGE_PREFIX_BASE + bits;
+    k.service_id = id;
+    k.family = a.family;
+    std::memcpy(k.addr, a.words.data(), sizeof(k.addr));
+    ASSERT_TRUE(dp_->source_ranges().Update(k, 0).ok());
   }
 
   void AddService(uint32_t id, const std::string& vip, uint8_t proto, uint16_t port,
@@ -186,6 +218,14 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
         b.flags = rng_() % 4 == 0 ? 0 : XLB_BE_F_VALID;
         ASSERT_TRUE(dp_->backends().Update(id, b).ok());
       }
+      // And now and then every client's affinity entry is idle past the timeout (600 s).
+      if (rng_() % 3 == 0) {
+        auto aff = dp_->affinity();
+        ASSERT_TRUE(aff.ForEach([&](const xlb_affinity_key& k, xlb_affinity v) {
+                       v.last_seen -= 601 * XLB_NSEC_PER_SEC;
+                       ASSERT_TRUE(aff.Update(k, v).ok());
+                     }).ok());
+      }
     }
     const Destination& d = destinations_[rng_() % destinations_.size()];
     const bool v6 = d.vip.family == XLB_FAMILY_IPV6;
@@ -214,6 +254,7 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
       xlb_ct_value v{};
       v.backend_id = d.backends[rng_() % d.backends.size()];
       v.service_id = 1;
+      v.flags = rng_() % 2 ? XLB_CT_F_SOURCE_RANGES : 0;  // began under source ranges or not
       v.state = d.proto == IPPROTO_TCP ? static_cast<uint8_t>(XLB_CT_SYN_SENT + rng_() % 3)
                                        : XLB_CT_ESTABLISHED;
       const uint64_t timeout_ns =
@@ -246,6 +287,8 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
     const pkt::Bytes frame = p.build();
     const uint64_t no_backend = drop_count(XLB_DROP_NO_BACKEND);
     const uint64_t no_table = drop_count(XLB_DROP_NO_TABLE);
+    const uint64_t source_range = drop_count(XLB_DROP_SOURCE_RANGE);
+    const uint64_t rejected = drop_count(XLB_FWD_REJECT);
     auto run = TestRunXdp(dp_->prog_fd(), frame);
     ASSERT_TRUE(run.ok()) << run.error().ToString();
 
@@ -270,8 +313,23 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
                   e->decision == Decision::kNoTable ? 1u : 0u)
             << why;
         break;
+      case Decision::kSourceRange:
+        EXPECT_EQ(run->retval, static_cast<uint32_t>(XDP_DROP)) << why;
+        EXPECT_EQ(drop_count(XLB_DROP_SOURCE_RANGE) - source_range, 1u) << why;
+        if (e->source_range->established) kind += "/established";
+        break;
+      case Decision::kReject: {
+        EXPECT_EQ(run->retval, static_cast<uint32_t>(XDP_TX)) << why;
+        EXPECT_EQ(drop_count(XLB_FWD_REJECT) - rejected, 1u) << why;
+        const pkt::Decoded out = pkt::Decode(run->out);
+        ASSERT_TRUE(out.ok()) << out.error;
+        EXPECT_EQ(out.src, d.vip.text) << why;
+        EXPECT_EQ(out.dst, client.text) << why;
+        break;
+      }
       case Decision::kConntrackHit:
-      case Decision::kMaglev: {
+      case Decision::kMaglev:
+      case Decision::kAffinity: {
         ASSERT_NE(e->backend_id, XLB_ID_NONE) << why;
         const xlb_backend& b = backends_.at(e->backend_id);
         EXPECT_EQ(run->retval, static_cast<uint32_t>(XDP_PASS)) << why;
@@ -294,6 +352,17 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
           static const char* const kStale[] = {"kept", "expired", "reopened", "backend_invalid"};
           kind += std::string("/") + kStale[static_cast<int>(e->conntrack->stale)];
         }
+        if (e->source_range) kind += "+source_range_allowed";
+        if (e->affinity && !e->affinity->binds) kind += "+affinity_not_binding";
+        // A new flow of an affine service leaves the client's entry on its backend.
+        if (e->decision != Decision::kConntrackHit && e->service &&
+            (e->service->flags & XLB_SVC_F_AFFINITY)) {
+          xlb_affinity_key ak{};
+          xlb_affinity_key_of(&q.key, e->service->id, &ak);
+          auto entry = dp_->affinity().Lookup(ak);
+          ASSERT_TRUE(entry.ok()) << why;
+          EXPECT_EQ(entry->backend_id, e->backend_id) << why;
+        }
         break;
       }
     }
@@ -309,6 +378,17 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
         "conntrack_hit/kept", "maglev", "maglev/expired", "maglev/reopened",
         "maglev/backend_invalid"}) {
     EXPECT_TRUE(seen.count(kind)) << "no flow ended as " << kind << "; outcomes:\n" << summary;
+  }
+  for (const char* part : {"source_range_drop", "source_range_drop/established",
+                           "+source_range_allowed", "reject", "affinity",
+                           "+affinity_not_binding"}) {
+    bool found = false;
+    for (const auto& [kind, count] : seen) {
+      // "+..." anywhere in the kind, a decision at its start
+      found = found || (part[0] == '+' ? kind.find(part) != std::string::npos
+                                       : kind.rfind(part, 0) == 0);
+    }
+    EXPECT_TRUE(found) << "no flow ended as " << part << "; outcomes:\n" << summary;
   }
   std::printf("outcomes over %u flows:\n%s", kFlows, summary.c_str());
 }

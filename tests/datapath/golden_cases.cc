@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include <cstdlib>
+#include <tuple>
 
 #include "loader/test_run.h"
 #include "maps/xlb_hash.h"
@@ -95,6 +96,18 @@ constexpr const char* kVip4TunUdp6 = "198.18.10.17";   // udp 53 -> 198.18.40.6:
 // SNAT backends: host addresses of the remote node (no xlb answers there).
 constexpr const char* kVip4Snat = "198.18.10.18";    // -> 198.18.100.2:8080, SNAT
 constexpr const char* kVip6Snat = "2001:db8:10::19"; // -> [2001:db8:100::2]:8080, SNAT
+
+// Service semantics (ids 20-27, see InstallGoldenServices).
+constexpr const char* kVip4Affine = "198.18.10.20";   // ClientIP, 100 s: 22 198.18.21.1, 23 .2
+constexpr const char* kVip6Affine = "2001:db8:10::20";  // ClientIP, 100 s: 24, 25
+constexpr const char* kVip4Ranged = "198.18.10.21";   // source ranges 198.18.0.0/24
+constexpr const char* kVip4RangedOpen = "198.18.10.22";  // the same service, a key without them
+constexpr const char* kVip6Ranged = "2001:db8:10::21";  // source ranges 2001:db8:1::/64
+constexpr const char* kVip4Reject = "198.18.10.23";   // :80/tcp and :53/udp, no endpoints, REJECT
+constexpr const char* kVip6Reject = "2001:db8:10::23";
+constexpr uint32_t kAffinityTimeoutS = 100;
+constexpr const char* kOutsider4 = "198.18.5.1";  // in no source range
+constexpr const char* kOutsider6 = "2001:db8:5::1";
 
 xlb_backend SnatBackend(std::string_view addr, uint16_t port) {
   xlb_backend b = Backend(addr, port);
@@ -257,6 +270,303 @@ void ExpectReply(XdpDatapath& dp, std::string_view src, std::string_view dst, ui
   EXPECT_NE(r->last_seen, 0u);
 }
 
+// Every slot of a service's table to one backend: wherever a flow hashes, it lands there.
+void PointTableAt(XdpDatapath& dp, uint32_t service_id, uint32_t backend_id) {
+  const std::vector<uint32_t> slots(dp.maglev_size(), backend_id);
+  Must(dp.InstallMaglevTable(service_id, slots));
+}
+
+// Changes one service entry in place (what the agent's syncer would write).
+void EditService(XdpDatapath& dp, const xlb_service_key& key,
+                 const std::function<void(xlb_service&)>& edit) {
+  auto svc = dp.services().Lookup(key);
+  if (!svc) {
+    std::fprintf(stderr, "golden set-up: no service entry: %s\n", svc.error().ToString().c_str());
+    std::abort();
+  }
+  edit(*svc);
+  Must(dp.services().Update(key, *svc));
+}
+
+xlb_src_range_key SourceRange(uint32_t service_id, std::string_view addr, uint32_t bits) {
+  const Addr a = ParseAddr(addr);
+  xlb_src_range_key k{};
+  k.prefixlen = XLB_SRC_RANGE_PREFIX_BASE + bits;
+  k.service_id = service_id;
+  k.family = a.family;
+  std::copy(a.words.begin(), a.words.end(), k.addr);
+  return k;
+}
+
+// Service semantics:
+//   20: 198.18.10.20:80/tcp, ClientIP 100 s -> 22: 198.18.21.1:80, 23: 198.18.21.2:80;
+//       the table starts with every slot on 22 (cases point it at 23)
+//   21: [2001:db8:10::20]:80/tcp, the same -> 24: [2001:db8:21::1]:80, 25: [2001:db8:21::2]:80
+//   22: 198.18.10.21:80/tcp with source ranges (198.18.0.0/24), and 198.18.10.22:80/tcp
+//       without the flag -> 26: 198.18.22.1:8080
+//   23: [2001:db8:10::21]:80/tcp with source ranges (2001:db8:1::/64) -> 27: [2001:db8:22::1]:8080
+//   24-27: 198.18.10.23 and 2001:db8:10::23, 80/tcp and 53/udp: no endpoints, REJECT
+void InstallSemanticsServices(XdpDatapath& dp, ServiceWriter& w) {
+  auto affine = [&](uint32_t id, const char* vip, std::vector<WeightedBackend> bes) {
+    const xlb_service_key key = VipKey(vip, 80, IPPROTO_TCP);
+    Must(w.AddService(id, std::span(&key, 1), bes, XLB_SVC_F_AFFINITY));
+    EditService(dp, key, [](xlb_service& s) { s.affinity_timeout = kAffinityTimeoutS; });
+    PointTableAt(dp, id, bes.front().id);
+    for (const WeightedBackend& b : bes) {
+      Must(dp.affinity_match().Update({.service_id = id, .backend_id = b.id}, 0));
+    }
+  };
+  affine(20, kVip4Affine, {{22, Backend("198.18.21.1", 80)}, {23, Backend("198.18.21.2", 80)}});
+  affine(21, kVip6Affine,
+         {{24, Backend("2001:db8:21::1", 80)}, {25, Backend("2001:db8:21::2", 80)}});
+
+  const std::vector<xlb_service_key> ranged4 = {VipKey(kVip4Ranged, 80, IPPROTO_TCP),
+                                                VipKey(kVip4RangedOpen, 80, IPPROTO_TCP)};
+  const WeightedBackend be4{26, Backend("198.18.22.1", 8080)};
+  Must(w.AddService(22, ranged4, std::span(&be4, 1)));
+  EditService(dp, ranged4[0], [](xlb_service& s) { s.flags |= XLB_SVC_F_SOURCE_RANGES; });
+  Must(dp.source_ranges().Update(SourceRange(22, "198.18.0.0", 24), 0));
+  const xlb_service_key ranged6 = VipKey(kVip6Ranged, 80, IPPROTO_TCP);
+  const WeightedBackend be6{27, Backend("2001:db8:22::1", 8080)};
+  Must(w.AddService(23, std::span(&ranged6, 1), std::span(&be6, 1), XLB_SVC_F_SOURCE_RANGES));
+  Must(dp.source_ranges().Update(SourceRange(23, "2001:db8:1::", 64), 0));
+
+  uint32_t id = 24;
+  for (const char* vip : {kVip4Reject, kVip6Reject}) {
+    for (const auto& [port, proto] : {std::pair{80, IPPROTO_TCP}, std::pair{53, IPPROTO_UDP}}) {
+      const xlb_service_key key = VipKey(vip, port, proto);
+      Must(w.AddService(id++, std::span(&key, 1), {}, XLB_SVC_F_REJECT));
+    }
+  }
+}
+
+
+// A TCP segment from any source to any destination, in a client frame.
+Bytes TcpFrom(std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport,
+              uint8_t flags) {
+  return InFrame(kClientMac, kNodeMac,
+                 L3(src, dst).tcp(sport, dport, flags, {.seq = 1000}).payload("xlb").build());
+}
+
+Bytes UdpFrom(std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport,
+              size_t payload) {
+  return InFrame(kClientMac, kNodeMac,
+                 L3(src, dst).udp(sport, dport).payload(std::string(payload, 'q')).build());
+}
+
+// The IP packet inside an untagged Ethernet frame.
+Bytes IpOf(const Bytes& frame) { return Bytes(frame.begin() + 14, frame.end()); }
+
+// ICMP port unreachable from `vip` to the sender of `offending` (an untagged frame), as
+// Linux sends it (IPv4: TTL 64, TOS 0xc0; IPv6: hop limit 64), quoting what RFC 1812 and
+// RFC 4443 allow (the builder's default), the Ethernet addresses swapped.
+Bytes PortUnreach(const Bytes& offending, std::string_view vip, std::string_view client,
+                  const char* to_mac, const char* from_mac) {
+  Packet p = Packet().eth(from_mac, to_mac);
+  if (IsV6(vip)) {
+    return p.ipv6(vip, client).icmp6_dest_unreach(pkt::kIcmp6PortUnreach, IpOf(offending)).build();
+  }
+  return p.ipv4(vip, client, {.ttl = 64, .id = 0, .tos = 0xc0})
+      .icmp4_dest_unreach(pkt::kIcmpPortUnreach, IpOf(offending))
+      .build();
+}
+
+// Moves every ClientIP affinity entry `seconds` into the past.
+void AgeAffinity(XdpDatapath& dp, uint64_t seconds) {
+  auto aff = dp.affinity();
+  Must(aff.ForEach([&](const xlb_affinity_key& k, xlb_affinity v) {
+    v.last_seen -= seconds * 1000000000ULL;
+    Must(aff.Update(k, v));
+  }));
+}
+
+// The affinity entry of (service, client) names `backend_id`.
+void ExpectAffinity(XdpDatapath& dp, uint32_t service_id, std::string_view client,
+                    uint32_t backend_id) {
+  xlb_affinity_key k{};
+  const Addr a = ParseAddr(client);
+  std::copy(a.words.begin(), a.words.end(), k.client);
+  k.service_id = service_id;
+  k.family = a.family;
+  auto v = dp.affinity().Lookup(k);
+  ASSERT_TRUE(v) << "no affinity entry for " << client << " of service " << service_id;
+  EXPECT_EQ(v->backend_id, backend_id);
+  EXPECT_NE(v->last_seen, 0u);
+}
+
+// sessionAffinity ClientIP, loadBalancerSourceRanges, reject without endpoints.
+void AddSemanticsCases(std::vector<GoldenCase>& cases) {
+  auto add = [&](std::string name, std::vector<GoldenStep> steps) {
+    cases.push_back({std::move(name), std::move(steps)});
+  };
+  auto before = [](GoldenStep s, std::function<void(XdpDatapath&, ServiceWriter&)> fn) {
+    s.before = std::move(fn);
+    return s;
+  };
+  auto after = [](GoldenStep s, std::function<void(XdpDatapath&)> fn) {
+    s.after = std::move(fn);
+    return s;
+  };
+
+  // --- ClientIP affinity with a timeout ---
+  for (const auto& [family, vip, client, svc, first, second, be1, be2] :
+       {std::tuple{"4", kVip4Affine, kClient4, 20u, 22u, 23u, "198.18.21.1", "198.18.21.2"},
+        std::tuple{"6", kVip6Affine, kClient6, 21u, 24u, 25u, "2001:db8:21::1",
+                   "2001:db8:21::2"}}) {
+    auto syn = [vip = vip, client = client](uint16_t sport) {
+      return TcpFrom(client, vip, sport, 80, kTcpSyn);
+    };
+    auto to = [client = client](const char* be, uint16_t sport) {
+      return TcpFrom(client, be, sport, 80, kTcpSyn);
+    };
+    const uint32_t s = svc, b1 = first, b2 = second;
+    const std::string c(client);
+    add(std::string("affinity") + family + "_keeps_backend_until_idle_past_timeout",
+        {after(Step("first flow: Maglev (every slot on the first backend)", syn(42000),
+                    XLB_FWD_NEW_FLOW, to(be1, 42000)),
+               [=](XdpDatapath& dp) { ExpectAffinity(dp, s, c, b1); }),
+         after(before(Step("table moved to the second: a new flow keeps the first", syn(42001),
+                           XLB_FWD_NEW_FLOW, to(be1, 42001)),
+                      [=](XdpDatapath& dp, ServiceWriter&) { PointTableAt(dp, s, b2); }),
+               [=](XdpDatapath& dp) { ExpectAffinity(dp, s, c, b1); }),
+         before(Step("idle 99 s of 100: still kept", syn(42002), XLB_FWD_NEW_FLOW, to(be1, 42002)),
+                [](XdpDatapath& dp, ServiceWriter&) { AgeAffinity(dp, kAffinityTimeoutS - 1); }),
+         after(before(Step("idle past the timeout: moves to the table's backend", syn(42003),
+                           XLB_FWD_NEW_FLOW, to(be2, 42003)),
+                      [](XdpDatapath& dp, ServiceWriter&) {
+                        AgeAffinity(dp, kAffinityTimeoutS + 1);
+                      }),
+               [=](XdpDatapath& dp) { ExpectAffinity(dp, s, c, b2); }),
+         Step("and stays there", syn(42004), XLB_FWD_NEW_FLOW, to(be2, 42004))});
+  }
+  {
+    auto syn = [](uint16_t sport) { return TcpFrom(kClient4, kVip4Affine, sport, 80, kTcpSyn); };
+    auto to = [](const char* be, uint16_t sport) {
+      return TcpFrom(kClient4, be, sport, 80, kTcpSyn);
+    };
+    add("affinity_moves_when_backend_leaves_the_match_set",
+        {Step("first flow", syn(42010), XLB_FWD_NEW_FLOW, to("198.18.21.1", 42010)),
+         before(Step("backend no longer takes new flows: Maglev", syn(42011), XLB_FWD_NEW_FLOW,
+                     to("198.18.21.2", 42011)),
+                [](XdpDatapath& dp, ServiceWriter&) {
+                  PointTableAt(dp, 20, 23);
+                  Must(dp.affinity_match().Erase({.service_id = 20, .backend_id = 22}));
+                })});
+    add("affinity_moves_when_backend_invalid",
+        {Step("first flow", syn(42020), XLB_FWD_NEW_FLOW, to("198.18.21.1", 42020)),
+         before(Step("backend invalid: Maglev", syn(42021), XLB_FWD_NEW_FLOW,
+                     to("198.18.21.2", 42021)),
+                [](XdpDatapath& dp, ServiceWriter& w) {
+                  PointTableAt(dp, 20, 23);
+                  xlb_backend dead = Backend("198.18.21.1", 80);
+                  dead.flags = 0;
+                  Must(w.SetBackend(22, dead));
+                })});
+    // Conntrack still comes first: an established flow of an affine service is not moved by
+    // the table, and the entry is the flow's, not the client's.
+    add("affinity_established_flow_follows_conntrack",
+        {Step("SYN", syn(42030), XLB_FWD_NEW_FLOW, to("198.18.21.1", 42030)),
+         before(Step("ACK after the client's entry expired: conntrack",
+                     TcpFrom(kClient4, kVip4Affine, 42030, 80, kTcpAck), XLB_FWD_ESTABLISHED,
+                     TcpFrom(kClient4, "198.18.21.1", 42030, 80, kTcpAck)),
+                [](XdpDatapath& dp, ServiceWriter&) {
+                  PointTableAt(dp, 20, 23);
+                  AgeAffinity(dp, kAffinityTimeoutS + 1);
+                })});
+  }
+
+  // --- loadBalancerSourceRanges ---
+  add("source_range4_inside_passes_new_and_established",
+      {Step("SYN from inside", TcpFrom(kClient4, kVip4Ranged, 42100, 80, kTcpSyn),
+            XLB_FWD_NEW_FLOW, TcpFrom(kClient4, "198.18.22.1", 42100, 8080, kTcpSyn)),
+       Step("ACK", TcpFrom(kClient4, kVip4Ranged, 42100, 80, kTcpAck), XLB_FWD_ESTABLISHED,
+            TcpFrom(kClient4, "198.18.22.1", 42100, 8080, kTcpAck))});
+  add("source_range4_outside_dropped",
+      {Step("SYN from outside", TcpFrom(kOutsider4, kVip4Ranged, 42101, 80, kTcpSyn),
+            XLB_DROP_SOURCE_RANGE),
+       Step("and its ACK", TcpFrom(kOutsider4, kVip4Ranged, 42101, 80, kTcpAck),
+            XLB_DROP_SOURCE_RANGE)});
+  add("source_range4_key_without_the_flag_not_filtered",
+      {Step("SYN from outside to the other key of the service",
+            TcpFrom(kOutsider4, kVip4RangedOpen, 42102, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+            TcpFrom(kOutsider4, "198.18.22.1", 42102, 8080, kTcpSyn))});
+  add("source_range4_narrowed_cuts_established_flow",
+      {Step("SYN from inside", TcpFrom(kClient4, kVip4Ranged, 42103, 80, kTcpSyn),
+            XLB_FWD_NEW_FLOW, TcpFrom(kClient4, "198.18.22.1", 42103, 8080, kTcpSyn)),
+       before(Step("ranges narrowed to another /32: the ACK drops",
+                   TcpFrom(kClient4, kVip4Ranged, 42103, 80, kTcpAck), XLB_DROP_SOURCE_RANGE),
+              [](XdpDatapath& dp, ServiceWriter&) {
+                Must(dp.source_ranges().Update(SourceRange(22, "198.18.0.2", 32), 0));
+                Must(dp.source_ranges().Erase(SourceRange(22, "198.18.0.0", 24)));
+              }),
+       before(Step("flag removed from the key: the flow goes on",
+                   TcpFrom(kClient4, kVip4Ranged, 42103, 80, kTcpAck), XLB_FWD_ESTABLISHED,
+                   TcpFrom(kClient4, "198.18.22.1", 42103, 8080, kTcpAck)),
+              [](XdpDatapath& dp, ServiceWriter&) {
+                EditService(dp, VipKey(kVip4Ranged, 80, IPPROTO_TCP),
+                            [](xlb_service& s) { s.flags &= ~XLB_SVC_F_SOURCE_RANGES; });
+              })});
+  add("source_range6_inside_passes_outside_dropped",
+      {Step("SYN from inside", TcpFrom(kClient6, kVip6Ranged, 42110, 80, kTcpSyn),
+            XLB_FWD_NEW_FLOW, TcpFrom(kClient6, "2001:db8:22::1", 42110, 8080, kTcpSyn)),
+       Step("ACK", TcpFrom(kClient6, kVip6Ranged, 42110, 80, kTcpAck), XLB_FWD_ESTABLISHED,
+            TcpFrom(kClient6, "2001:db8:22::1", 42110, 8080, kTcpAck)),
+       Step("SYN from outside", TcpFrom(kOutsider6, kVip6Ranged, 42111, 80, kTcpSyn),
+            XLB_DROP_SOURCE_RANGE)});
+  add("tc_source_range_pod_outside_dropped",
+      {Step("pod SYN (TC)", InFrame(kPodMac, kHostVethMac, Seg(kPod4, kVip4Ranged, 42120, 80, kTcpSyn)),
+            TC_ACT_SHOT, XLB_DROP_SOURCE_RANGE, std::nullopt, Hook::kTc)});
+
+  // --- a service port without endpoints rejects ---
+  {
+    const Bytes syn4 = TcpFrom(kClient4, kVip4Reject, 42200, 80, kTcpSyn);
+    const Bytes syn6 = TcpFrom(kClient6, kVip6Reject, 42201, 80, kTcpSyn);
+    add("reject_tcp4_syn_port_unreachable",
+        {Step("SYN", syn4, XDP_TX, XLB_FWD_REJECT,
+              PortUnreach(syn4, kVip4Reject, kClient4, kClientMac, kNodeMac))});
+    add("reject_tcp6_syn_port_unreachable",
+        {Step("SYN", syn6, XDP_TX, XLB_FWD_REJECT,
+              PortUnreach(syn6, kVip6Reject, kClient6, kClientMac, kNodeMac))});
+    // Every length modulo 4 (the checksum's last word), and quotes cut at the RFC limits.
+    std::vector<GoldenStep> udp4, udp6;
+    for (size_t n : {4, 5, 6, 7, 600}) {
+      const Bytes d4 = UdpFrom(kClient4, kVip4Reject, 42210, 53, n);
+      udp4.push_back(Step("datagram of " + std::to_string(n) + " bytes", d4, XDP_TX,
+                          XLB_FWD_REJECT,
+                          PortUnreach(d4, kVip4Reject, kClient4, kClientMac, kNodeMac)));
+    }
+    for (size_t n : {4, 5, 6, 7, 1300}) {
+      const Bytes d6 = UdpFrom(kClient6, kVip6Reject, 42211, 53, n);
+      udp6.push_back(Step("datagram of " + std::to_string(n) + " bytes", d6, XDP_TX,
+                          XLB_FWD_REJECT,
+                          PortUnreach(d6, kVip6Reject, kClient6, kClientMac, kNodeMac)));
+    }
+    add("reject_udp4_port_unreachable", std::move(udp4));
+    add("reject_udp6_port_unreachable", std::move(udp6));
+    add("reject_vlan_tagged_cannot_be_answered",
+        {Step("802.1Q SYN",
+              Frame().vlan(100).ipv4(kClient4, kVip4Reject).tcp(42220, 80, kTcpSyn).build(),
+              XLB_DROP_REJECT)});
+    add("reject_without_the_flag_drops",
+        {before(Step("SYN", TcpFrom(kClient4, kVip4Reject, 42230, 80, kTcpSyn),
+                     XLB_DROP_NO_BACKEND),
+                [](XdpDatapath& dp, ServiceWriter&) {
+                  EditService(dp, VipKey(kVip4Reject, 80, IPPROTO_TCP),
+                              [](xlb_service& s) { s.flags &= ~XLB_SVC_F_REJECT; });
+                })});
+    const Bytes pod4 = InFrame(kPodMac, kHostVethMac, Seg(kPod4, kVip4Reject, 42240, 80, kTcpSyn));
+    const Bytes pod6 = InFrame(
+        kPodMac, kHostVethMac,
+        L3(kPod6, kVip6Reject).udp(42241, 53).payload("query").build());
+    add("tc_reject_tcp4_back_into_the_pod",
+        {Step("pod SYN (TC)", pod4, TC_ACT_REDIRECT, XLB_FWD_REJECT,
+              PortUnreach(pod4, kVip4Reject, kPod4, kPodMac, kHostVethMac), Hook::kTc)});
+    add("tc_reject_udp6_back_into_the_pod",
+        {Step("pod datagram (TC)", pod6, TC_ACT_REDIRECT, XLB_FWD_REJECT,
+              PortUnreach(pod6, kVip6Reject, kPod6, kPodMac, kHostVethMac), Hook::kTc)});
+  }
+}
+
 }  // namespace
 
 // Services (id: VIP -> backend id: address):
@@ -300,6 +610,7 @@ void InstallGoldenServices(XdpDatapath& dp, ServiceWriter& w) {
       {{19, TunnelBackend("198.18.40.6", 5353, kRemoteNode6)}});
   add(18, VipKey(kVip4Snat, 80, IPPROTO_TCP), {{20, SnatBackend(kRemoteNode4, 8080)}});
   add(19, VipKey(kVip6Snat, 80, IPPROTO_TCP), {{21, SnatBackend(kRemoteNode6, 8080)}});
+  InstallSemanticsServices(dp, w);
 }
 
 xlb_peer_key PeerKey(std::string_view addr) {
@@ -951,6 +1262,15 @@ std::vector<GoldenCase> GoldenCases() {
               XLB_FWD_ICMP_TOO_BIG,
               Packet().eth(kNodeMac, kClientMac).ipv4(kVip4TunUdp, kClient4, {.ttl = 64, .id = 0, .tos = 0xc0})
                   .icmp4_frag_needed(1450, big4, {.inner_len = 512}).build())});
+    // In TC the answer goes back into the pod that sent the datagram.
+    const Bytes pod_big4 = Packet().ipv4(kPod4, kVip4TunUdp, {.df = true})
+                               .udp(41113, 53).payload(std::string(1423, 'x')).build();
+    add("tc_too_big_ipv4_df_answered_back_into_the_pod",
+        {Step("1451-byte datagram with DF from a pod (TC)", InFrame(kPodMac, kHostVethMac, pod_big4),
+              TC_ACT_REDIRECT, XLB_FWD_ICMP_TOO_BIG,
+              Packet().eth(kHostVethMac, kPodMac).ipv4(kVip4TunUdp, kPod4, {.ttl = 64, .id = 0, .tos = 0xc0})
+                  .icmp4_frag_needed(1450, pod_big4, {.inner_len = 512}).build(),
+              Hook::kTc)});
     add("too_big_ipv6_answered_with_packet_too_big",
         {Step("1431-byte IPv6 packet", InFrame(kClientMac, kNodeMac, big6), XDP_TX,
               XLB_FWD_ICMP_TOO_BIG,
@@ -1231,6 +1551,7 @@ std::vector<GoldenCase> GoldenCases() {
                   .payload(VxlanHeader(XLB_VXLAN_VNI)).build(),
               XLB_PASS_TUNNEL_MALFORMED)});
   }
+  AddSemanticsCases(cases);
   return cases;
 }
 

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,6 +40,12 @@ constexpr uint16_t kUdpPort = 53;
 constexpr uint16_t kUdpBackendPort = 8053;
 constexpr uint16_t kNodePort = 30080;
 constexpr uint16_t kRefusedPort = 81;  // a service without a backend
+constexpr uint16_t kRejectPort = 82;   // TCP and UDP, no endpoints, XLB_SVC_F_REJECT
+constexpr uint16_t kAffinePort = 83;   // ClientIP affinity over kBackend4 and kBackend4b
+constexpr const char* kBackend4b = "198.18.77.3";
+constexpr uint32_t kAffineFirst = 50;  // backend ids of the affine service
+constexpr uint32_t kAffineSecond = 51;
+constexpr uint32_t kAffinityTimeoutS = 100;
 
 bool IsV6(const std::string& addr) {
   return addr.find(':') != std::string::npos;
@@ -166,6 +173,7 @@ class SockLb : public ::testing::Test {
     // alone reaches the VIP's own listener.
     for (const std::string& cmd :
          {std::string("link set lo up"), "addr add " + std::string(kBackend4) + "/32 dev lo",
+          "addr add " + std::string(kBackend4b) + "/32 dev lo",
           "addr add " + std::string(kBackend6) + "/128 dev lo nodad"}) {
       ASSERT_EQ(client_.Ip(cmd).status, 0) << cmd;
     }
@@ -206,7 +214,26 @@ class SockLb : public ::testing::Test {
     add({VipKey(kNode4, kNodePort, IPPROTO_TCP)}, kBackend4, kTcpBackendPort, XLB_SVC_F_NODE_PORT);
     add({VipKey(kNode6, kNodePort, IPPROTO_TCP)}, kBackend6, kTcpBackendPort, XLB_SVC_F_NODE_PORT);
     const std::vector<xlb_service_key> refused = {VipKey(kVip4, kRefusedPort, IPPROTO_TCP)};
-    ASSERT_TRUE(w.AddService(id, refused, {}).ok());
+    ASSERT_TRUE(w.AddService(id++, refused, {}).ok());
+    for (const char* vip : {kVip4, kVip6}) {
+      const std::vector<xlb_service_key> rejecting = {VipKey(vip, kRejectPort, IPPROTO_TCP),
+                                                      VipKey(vip, kRejectPort, IPPROTO_UDP)};
+      ASSERT_TRUE(w.AddService(id++, rejecting, {}, XLB_SVC_F_REJECT).ok());
+    }
+    // Every slot on the first backend; the affinity test moves the table to the second.
+    affine_id_ = id++;
+    const xlb_service_key affine = VipKey(kVip4, kAffinePort, IPPROTO_TCP);
+    const std::vector<WeightedBackend> pair = {{kAffineFirst, Backend(kBackend4, kTcpBackendPort)},
+                                               {kAffineSecond, Backend(kBackend4b, kTcpBackendPort)}};
+    ASSERT_TRUE(w.AddService(affine_id_, std::span(&affine, 1), pair, XLB_SVC_F_AFFINITY).ok());
+    auto svc = xdp_->services().Lookup(affine);
+    ASSERT_TRUE(svc.ok());
+    svc->affinity_timeout = kAffinityTimeoutS;
+    ASSERT_TRUE(xdp_->services().Update(affine, *svc).ok());
+    PointTableAt(kAffineFirst);
+    for (const uint32_t be : {kAffineFirst, kAffineSecond}) {
+      ASSERT_TRUE(xdp_->affinity_match().Update({.service_id = affine_id_, .backend_id = be}, 0).ok());
+    }
 
     auto cgroup = FindCgroup2();
     ASSERT_TRUE(cgroup.ok()) << cgroup.error().ToString();
@@ -215,8 +242,14 @@ class SockLb : public ::testing::Test {
     attachment_ = std::move(*attached);
   }
 
+  void PointTableAt(uint32_t backend_id) {
+    const std::vector<uint32_t> slots(xdp_->maglev_size(), backend_id);
+    ASSERT_TRUE(xdp_->InstallMaglevTable(affine_id_, slots).ok());
+  }
+
   Netns client_;
   Netns other_;
+  uint32_t affine_id_ = 0;
   std::unique_ptr<XdpDatapath> xdp_;
   std::unique_ptr<SockDatapath> sock_;
   SockAttachment attachment_;  // declared last: detached first
@@ -303,6 +336,71 @@ TEST_F(SockLb, AServiceWithoutBackendsRefusesTheConnection) {
     const TcpSeen seen = TcpConnect(listener.get(), kVip4, kRefusedPort);
     EXPECT_EQ(seen.connect_errno, ECONNREFUSED) << std::strerror(seen.connect_errno);
   }));
+}
+
+// XLB_SVC_F_REJECT: what the packet hooks answer with port unreachable, a host socket gets as
+// ECONNREFUSED from connect() and from a datagram's sendto(), in both families (without the
+// translation the VIP would be unreachable: ENETUNREACH).
+TEST_F(SockLb, ARejectingServiceRefusesConnectAndSendto) {
+  ASSERT_TRUE(client_.RunInside([&] {
+    for (const char* vip : {kVip4, kVip6}) {
+      const TcpSeen seen = TcpConnect(-1, vip, kRejectPort);
+      EXPECT_EQ(seen.connect_errno, ECONNREFUSED) << vip << ": " << std::strerror(seen.connect_errno);
+      const UdpSeen dgram = UdpExchange(-1, "", vip, kRejectPort);
+      EXPECT_EQ(dgram.send_errno, ECONNREFUSED) << vip << ": " << std::strerror(dgram.send_errno);
+    }
+  }));
+}
+
+// Connects to addr:port and returns the address of the listener that got the connection.
+std::string TcpLandsOn(const std::vector<std::pair<int, std::string>>& listeners,
+                       const std::string& addr, uint16_t port) {
+  const sockaddr_storage dst = SockAddr(addr, port);
+  UniqueFd c(::socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (::connect(c.get(), reinterpret_cast<const sockaddr*>(&dst), Len(dst)) != 0) {
+    return std::string("connect: ") + std::strerror(errno);
+  }
+  std::vector<pollfd> fds;
+  for (const auto& [fd, name] : listeners) fds.push_back({fd, POLLIN, 0});
+  if (::poll(fds.data(), fds.size(), 2000) <= 0) return "no listener got it";
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (fds[i].revents & POLLIN) {
+      UniqueFd accepted(::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC));
+      return listeners[i].second;
+    }
+  }
+  return "?";
+}
+
+// sessionAffinity ClientIP at connect() time: the same step as the packet hooks', the client
+// being the node's address. A host keeps its backend across a table change until it has been
+// idle for the timeout (aged through the map), then moves.
+TEST_F(SockLb, ClientIpAffinityHoldsAtConnectUntilIdlePastTheTimeout) {
+  ASSERT_TRUE(client_.RunInside([&] {
+    UniqueFd first = Listen(kBackend4, kTcpBackendPort, SOCK_STREAM);
+    UniqueFd second = Listen(kBackend4b, kTcpBackendPort, SOCK_STREAM);
+    ASSERT_TRUE(first.valid() && second.valid());
+    const std::vector<std::pair<int, std::string>> both = {{first.get(), kBackend4},
+                                                           {second.get(), kBackend4b}};
+    EXPECT_EQ(TcpLandsOn(both, kVip4, kAffinePort), kBackend4);
+    PointTableAt(kAffineSecond);
+    EXPECT_EQ(TcpLandsOn(both, kVip4, kAffinePort), kBackend4) << "kept across the table change";
+    EXPECT_EQ(TcpLandsOn(both, kVip4, kAffinePort), kBackend4);
+    auto aff = xdp_->affinity();
+    ASSERT_TRUE(aff.ForEach([&](const xlb_affinity_key& k, xlb_affinity v) {
+      v.last_seen -= (kAffinityTimeoutS + 1) * 1000000000ULL;
+      ASSERT_TRUE(aff.Update(k, v).ok());
+    }).ok());
+    EXPECT_EQ(TcpLandsOn(both, kVip4, kAffinePort), kBackend4b) << "idle past the timeout: moved";
+    EXPECT_EQ(TcpLandsOn(both, kVip4, kAffinePort), kBackend4b);
+  }));
+  xlb_affinity_key key{};
+  inet_pton(AF_INET, kNode4, key.client);
+  key.service_id = affine_id_;
+  key.family = XLB_FAMILY_IPV4;
+  auto entry = xdp_->affinity().Lookup(key);
+  ASSERT_TRUE(entry.ok()) << "the node's address is the client";
+  EXPECT_EQ(entry->backend_id, kAffineSecond);
 }
 
 TEST_F(SockLb, SocketsOfAnotherNetworkNamespaceAreLeftAlone) {

@@ -149,7 +149,7 @@ TEST(AbiBtf, CtValue) {
        sizeof(xlb_ct_value),
        {XLB_MEMBER(xlb_ct_value, last_seen), XLB_MEMBER(xlb_ct_value, backend_id),
         XLB_MEMBER(xlb_ct_value, service_id), XLB_MEMBER(xlb_ct_value, state),
-        XLB_MEMBER(xlb_ct_value, pad0), XLB_MEMBER(xlb_ct_value, snat_port),
+        XLB_MEMBER(xlb_ct_value, flags), XLB_MEMBER(xlb_ct_value, snat_port),
         XLB_MEMBER(xlb_ct_value, pad)}});
 }
 

@@ -47,6 +47,12 @@ json ServiceFlagsJson(const xlb_service& s) {
   if (s.flags & XLB_SVC_F_NODE_PORT) {
     flags.push_back("node_port");
   }
+  if (s.flags & XLB_SVC_F_SOURCE_RANGES) {
+    flags.push_back("source_ranges");
+  }
+  if (s.flags & XLB_SVC_F_REJECT) {
+    flags.push_back("reject");
+  }
   return flags;
 }
 
@@ -55,8 +61,12 @@ std::string ServiceFlagsText(const xlb_service& s) {
   if (s.flags & XLB_SVC_F_AFFINITY) {
     text = "affinity(" + std::to_string(s.affinity_timeout) + "s)";
   }
-  if (s.flags & XLB_SVC_F_NODE_PORT) {
-    text += text.empty() ? "node_port" : ",node_port";
+  for (const auto& [flag, name] : {std::pair{XLB_SVC_F_NODE_PORT, "node_port"},
+                                   std::pair{XLB_SVC_F_SOURCE_RANGES, "source_ranges"},
+                                   std::pair{XLB_SVC_F_REJECT, "reject"}}) {
+    if (s.flags & flag) {
+      text += (text.empty() ? "" : ",") + std::string(name);
+    }
   }
   return text.empty() ? "-" : text;
 }

@@ -29,6 +29,12 @@ const char* DecisionName(Decision d) {
       return "no_backend";
     case Decision::kNoTable:
       return "no_table";
+    case Decision::kSourceRange:
+      return "source_range_drop";
+    case Decision::kReject:
+      return "reject";
+    case Decision::kAffinity:
+      return "affinity";
   }
   return "?";
 }
@@ -110,6 +116,70 @@ Result<void> CheckConntrack(const PinnedDatapath& dp, const xlb_config* cfg, uin
   return {};
 }
 
+// The source-range check, as lb_source_allowed() makes it: false when the packet drops.
+Result<bool> CheckSourceRange(const PinnedDatapath& dp, bool established, Explanation& e) {
+  const xlb_service& svc = *e.service;
+  if (!(svc.flags & XLB_SVC_F_SOURCE_RANGES)) {
+    return true;
+  }
+  xlb_src_range_key key{};
+  xlb_src_range_lookup_key(&e.query.key, svc.id, &key);
+  // A lookup in an LPM trie finds the longest prefix that holds the address, as in the kernel.
+  auto hit = TypedMap<xlb_src_range_key, uint8_t>(dp.fd(XLB_MAP_SRC_RANGES), XLB_MAP_SRC_RANGES)
+                 .Lookup(key);
+  if (!hit.ok() && !hit.error().NotFound()) {
+    return std::move(hit).take_error();
+  }
+  e.source_range = SourceRangeView{.allowed = hit.ok(), .established = established};
+  if (!hit.ok()) {
+    e.decision = Decision::kSourceRange;
+    e.backend_id = XLB_ID_NONE;
+  }
+  return hit.ok();
+}
+
+// The client's ClientIP affinity entry, as lb_select_backend() reads it.
+Result<void> CheckAffinity(const PinnedDatapath& dp, uint64_t now, Explanation& e) {
+  const xlb_service& svc = *e.service;
+  if (!(svc.flags & XLB_SVC_F_AFFINITY)) {
+    return {};
+  }
+  xlb_affinity_key key{};
+  xlb_affinity_key_of(&e.query.key, svc.id, &key);
+  auto entry =
+      TypedMap<xlb_affinity_key, xlb_affinity>(dp.fd(XLB_MAP_AFFINITY), XLB_MAP_AFFINITY).Lookup(key);
+  if (!entry.ok()) {
+    return entry.error().NotFound() ? Result<void>{} : std::move(entry).take_error();
+  }
+  AffinityView v;
+  v.entry = *entry;
+  v.age_s = v.entry.last_seen >= now ? 0 : static_cast<double>(now - v.entry.last_seen) / 1e9;
+  const xlb_affinity_match_key match{.service_id = svc.id, .backend_id = v.entry.backend_id};
+  auto matched = TypedMap<xlb_affinity_match_key, uint8_t>(dp.fd(XLB_MAP_AFFINITY_MATCH),
+                                                           XLB_MAP_AFFINITY_MATCH)
+                     .Lookup(match);
+  if (!matched.ok() && !matched.error().NotFound()) {
+    return std::move(matched).take_error();
+  }
+  const auto be = e.backends.find(v.entry.backend_id);
+  if (!xlb_affinity_fresh(&svc, v.entry.last_seen, now)) {
+    v.not_because = "idle " + AgeText(v.age_s) + ", past the service's " +
+                    std::to_string(svc.affinity_timeout) + "s timeout";
+  } else if (!matched.ok()) {
+    v.not_because = "its backend no longer takes the service's new flows (not in " +
+                    std::string(XLB_MAP_AFFINITY_MATCH) + ")";
+  } else if (!xlb_backend_usable(be != e.backends.end() ? &be->second : nullptr)) {
+    v.not_because = "its backend is no longer valid";
+  }
+  v.binds = v.not_because.empty();
+  if (v.binds) {
+    e.decision = Decision::kAffinity;
+    e.backend_id = v.entry.backend_id;
+  }
+  e.affinity = std::move(v);
+  return {};
+}
+
 // A new flow (or one selected again), as lb_select() and the backend check after it decide.
 Result<void> Select(const PinnedDatapath& dp, const xlb_config& cfg, Explanation& e) {
   const xlb_service& svc = *e.service;
@@ -159,11 +229,26 @@ Result<Explanation> ExplainPacket(const PinnedDatapath& dp, const xlb_config* co
     return e;  // passed before conntrack is looked at
   }
   XLB_TRY(CheckConntrack(dp, config, now, e));
-  if (e.decision == Decision::kConntrackHit || !e.service) {
+  if (e.decision == Decision::kConntrackHit) {
+    // a flow begun under source ranges: its key is looked up and checked again
+    if (e.service && (e.conntrack->entry.flags & XLB_CT_F_SOURCE_RANGES)) {
+      XLB_TRY(CheckSourceRange(dp, /*established=*/true, e));
+    }
+    return e;
+  }
+  if (!e.service) {
+    return e;
+  }
+  XLB_ASSIGN_OR_RETURN(const bool allowed, CheckSourceRange(dp, /*established=*/false, e));
+  if (!allowed) {
     return e;
   }
   if (e.service->backend_count == 0) {
-    e.decision = Decision::kNoBackend;
+    e.decision = xlb_svc_rejects(&*e.service) ? Decision::kReject : Decision::kNoBackend;
+    return e;
+  }
+  XLB_TRY(CheckAffinity(dp, now, e));
+  if (e.decision == Decision::kAffinity) {
     return e;
   }
   if (config == nullptr) {
@@ -266,7 +351,16 @@ Rendered Render(const Explanation& e, const std::string& src, const std::string&
                     " has no bit in the VIP filter; the datapath passes it (pass_no_service)");
     return out;
   }
-  if (e.decision == Decision::kConntrackHit) {
+  if (e.source_range) {
+    const SourceRangeView& r = *e.source_range;
+    doc["source_range"] = {{"allowed", r.allowed}, {"established", r.established}};
+    lines.push_back("source:    " + AddrText(key.saddr, key.family) +
+                    (r.allowed ? " is in " : " is in none of ") +
+                    "the service's loadBalancerSourceRanges" +
+                    (r.established ? " (checked again: the flow began under them)" : "") +
+                    (r.allowed ? "" : ": the packet drops (drop_source_range)"));
+  }
+  if (e.decision == Decision::kConntrackHit || e.decision == Decision::kSourceRange) {
     return out;
   }
   if (!e.service) {
@@ -274,6 +368,31 @@ Rendered Render(const Explanation& e, const std::string& src, const std::string&
                     proto +
                     " nor for its all-ports form; the datapath passes it (pass_no_service)");
     return out;
+  }
+  if (e.decision == Decision::kReject) {
+    lines.push_back(
+        "no endpoint, reject: a new flow is answered with ICMP port unreachable from the VIP "
+        "(fwd_reject), or dropped where the hook cannot answer, a VLAN-tagged frame or a GSO "
+        "aggregate (drop_reject)");
+    return out;
+  }
+  if (e.affinity) {
+    const AffinityView& a = *e.affinity;
+    doc["affinity"] = {{"backend_id", a.entry.backend_id},
+                       {"age_s", a.age_s},
+                       {"timeout_s", e.service->affinity_timeout},
+                       {"binds", a.binds},
+                       {"not_because", a.binds ? json() : json(a.not_because)}};
+    if (a.binds) {
+      lines.push_back("affinity:  the client's entry -> " + BackendText(e, a.entry.backend_id) +
+                      ", last new flow " + AgeText(a.age_s) + " ago (timeout " +
+                      std::to_string(e.service->affinity_timeout) +
+                      "s): a new flow goes there, and the entry is refreshed");
+      return out;
+    }
+    lines.push_back("affinity:  the client's entry (" + BackendText(e, a.entry.backend_id) +
+                    ") does not bind: " + a.not_because +
+                    "; Maglev selects and the entry names its choice");
   }
   if (!e.maglev) {
     lines.push_back(e.decision == Decision::kNoTable

@@ -1,6 +1,8 @@
 // xlbctl explain: what the datapath does with one packet of a flow, worked out from the pinned
 // maps with the rules the programs themselves use (maps/xlb_rules.h), in their order: the VIP
-// filter, conntrack, the service entry, the Maglev slot. Tests hold it to the real program.
+// filter, conntrack, the service entry, its source ranges, a service without endpoints (drop
+// or reject), the client's ClientIP affinity entry, the Maglev slot. Tests hold it to the real
+// program.
 #ifndef XLB_USERSPACE_CLI_EXPLAIN_H
 #define XLB_USERSPACE_CLI_EXPLAIN_H
 
@@ -27,6 +29,9 @@ enum class Decision {
   kMaglev,        // selected (again) through the service's Maglev table
   kNoBackend,     // dropped: no backends, an empty slot, or the slot's backend is not valid
   kNoTable,       // dropped: the service has no Maglev table
+  kSourceRange,   // dropped: the key has loadBalancerSourceRanges and the source is in none
+  kReject,        // answered with ICMP port unreachable: no endpoints, XLB_SVC_F_REJECT
+  kAffinity,      // the backend of the client's ClientIP affinity entry
 };
 const char* DecisionName(Decision d);  // "not_a_service", "conntrack_hit", ...
 
@@ -36,6 +41,20 @@ struct ConntrackView {
   double age_s = 0;
   Stale stale = Stale::kNo;
   std::string stale_because;  // why, in words; empty when the entry carries the packet
+};
+
+// The source-range check of a key with XLB_SVC_F_SOURCE_RANGES.
+struct SourceRangeView {
+  bool allowed = false;      // the source is in one of the service's prefixes
+  bool established = false;  // checked for a conntrack hit (an entry begun under the flag)
+};
+
+// The client's entry in xlb_affinity_v1, and whether it binds this new flow.
+struct AffinityView {
+  xlb_affinity entry{};
+  double age_s = 0;
+  bool binds = false;
+  std::string not_because;  // why it does not bind; empty when it does
 };
 
 struct MaglevView {
@@ -53,6 +72,8 @@ struct Explanation {
   std::optional<xlb_service> service;
   bool exact_match = false;
   std::optional<ConntrackView> conntrack;
+  std::optional<SourceRangeView> source_range;
+  std::optional<AffinityView> affinity;  // an AFFINITY service's new flow with a client entry
   std::optional<MaglevView> maglev;
   std::optional<xlb_config> config;  // the program's, when one is loaded
   std::map<uint32_t, xlb_backend> backends;

@@ -121,13 +121,22 @@ static __always_inline int ctx_pop_outer(struct __sk_buff *ctx, __u32 inner_off)
 }
 
 /*
- * TC does not answer a pod's packet with a packet of its own (see ctx/xdp.h):
- * the frame stays as it is, the caller drops the packet and counts why, and
- * the pod's stack sees no error.
+ * Turns the packet into a frame of `len` bytes that starts `grow` bytes before
+ * the current start (see ctx/xdp.h): an answer to the pod, redirected to the
+ * egress of the veth it came from. A GSO aggregate is not turned into one
+ * frame; the caller drops it. An skb the pod sent with checksum offload keeps
+ * CHECKSUM_PARTIAL, which its receive path takes as verified; the answer's
+ * checksums are computed in full all the same.
  */
 static __always_inline int ctx_reframe(struct __sk_buff *ctx, __u32 grow, __u32 len)
 {
-	return -1;
+	if (ctx_is_gso(ctx))
+		return -1;
+	if (bpf_skb_change_head(ctx, grow, 0))
+		return -1;
+	if (bpf_skb_change_tail(ctx, len, 0))
+		return -1;
+	return bpf_skb_pull_data(ctx, len);
 }
 
 static __always_inline int ctx_redirect(struct __sk_buff *ctx, __u32 ifindex)

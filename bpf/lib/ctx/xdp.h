@@ -115,7 +115,7 @@ static __always_inline int ctx_pop_outer(struct xdp_md *ctx, __u32 inner_off)
 /*
  * Turns the frame into one of `len` bytes that starts `grow` bytes before the
  * current start: room in front for the headers of an answer sent back to the
- * packet's sender (icmp_too_big), the rest cut off at the end.
+ * packet's sender (icmp_answer), the rest cut off at the end.
  */
 static __always_inline int ctx_reframe(struct xdp_md *ctx, __u32 grow, __u32 len)
 {
