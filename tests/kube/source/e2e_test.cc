@@ -180,13 +180,7 @@ TEST_F(KubeSourceE2E, TwoClustersThroughTheWatchClient) {
 // the local Node's zone. A Service with a bad value is counted and logged once, also across a
 // relist after 410 Gone.
 TEST_F(KubeSourceE2E, ServiceTrafficFieldsAndAProblemReportedOnceAcrossRelists) {
-  json api = ServiceObject("production", "api", "198.18.100.10");
-  api["spec"]["type"] = "LoadBalancer";
-  api["spec"]["externalTrafficPolicy"] = "Local";
-  api["spec"]["internalTrafficPolicy"] = "Local";
-  api["spec"]["healthCheckNodePort"] = 32456;
-  api["spec"]["loadBalancerSourceRanges"] = {"198.18.0.0/16"};
-  api["spec"]["trafficDistribution"] = "PreferClose";
+  const json api = LocalPoliciesServiceObject("production", "api", "198.18.100.10");
   a_.Create(kServices, api);
   json web = ServiceObject("production", "web", "198.18.100.20");
   web["spec"]["externalTrafficPolicy"] = "Lokal";
@@ -204,11 +198,8 @@ TEST_F(KubeSourceE2E, ServiceTrafficFieldsAndAProblemReportedOnceAcrossRelists) 
   const Service* s = model_.FindService(kApi);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->external_policy, ServiceTrafficPolicy::kLocal);
-  EXPECT_EQ(s->internal_policy, ServiceTrafficPolicy::kLocal);
-  EXPECT_EQ(s->health_check_node_port, 32456);
-  EXPECT_EQ(s->load_balancer_source_ranges,
-            std::vector<IpPrefix>{*IpPrefix::Parse("198.18.0.0/16")});
-  EXPECT_EQ(s->topology, TopologyRouting::kPreferClose);
+  // The rest as the mapping reads it (service_fields_test.cc checks the mapping).
+  EXPECT_EQ(*s, *MapService({"cluster-a", "Service"}, api).value);
   const Endpoint& first = model_.EndpointsOf(kApi)[0];
   EXPECT_EQ(first.zone, "zone-1");
   EXPECT_EQ(first.zone_hints, std::vector<std::string>{"zone-1"});
