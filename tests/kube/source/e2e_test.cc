@@ -207,12 +207,17 @@ TEST_F(KubeSourceE2E, ServiceTrafficFieldsAndAProblemReportedOnceAcrossRelists) 
   ASSERT_NE(model_.FindService({"production", "web"}), nullptr);
   EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 1u);
 
-  // 410 Gone: every resource of cluster-a is listed again, web with its problem among them.
-  const uint64_t relists = watches_.at("cluster-a")->TotalCounters().relists;
+  // 410 Gone: every resource of cluster-a is listed again, web with its problem among them
+  // (each watch starts after its list's Replace()).
+  ASSERT_TRUE(a_.WaitForWatches(3, 30s));
   a_.Compact();
   a_.ExpireWatches();
+  const auto relisted = [this] { return watches_.at("cluster-a")->TotalCounters().relists >= 3; };
+  for (const Clock::time_point start = Clock::now(); !relisted() && Clock::now() - start < 30s;) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(relisted());
   ASSERT_TRUE(a_.WaitForWatches(3, 30s));
-  ASSERT_GT(watches_.at("cluster-a")->TotalCounters().relists, relists);
   EXPECT_EQ(source_->ProblemCount("cluster-a", "Service", "bad_value"), 1u);
 
   // A new problem on it is counted.
