@@ -750,11 +750,21 @@ TEST_F(KubeSourceTest, LocalClusterNamedByItsClusterProperty) {
   EXPECT_EQ(source_->EventsFor("east", KubeResource::kServices),
             source_->EventsFor("", KubeResource::kServices));
 
-  // Immutable: a new value is counted and ignored.
+  // Immutable: a new value is counted and ignored, once, however often it is listed.
   properties->Upsert(ClusterPropertyObject("cluster.clusterset.k8s.io", "west"));
+  properties->Replace({ClusterPropertyObject("cluster.clusterset.k8s.io", "west")});
   EXPECT_FALSE(Drain().changed());
   EXPECT_EQ(model_.LocalCluster()->name, "east");
   EXPECT_EQ(source_->ProblemCount("east", "ClusterProperty", "cluster_name_changed"), 1u);
+  EXPECT_EQ(std::count_if(logs_.begin(), logs_.end(),
+                          [](const std::string& l) {
+                            return l.find("changed from \"east\" to \"west\"") != std::string::npos;
+                          }),
+            1);
+  // A broken one is reported once too.
+  properties->Replace({ClusterPropertyObject("cluster.clusterset.k8s.io", "Not A Name")});
+  properties->Replace({ClusterPropertyObject("cluster.clusterset.k8s.io", "Not A Name")});
+  EXPECT_EQ(source_->ProblemCount("east", "ClusterProperty", "bad_value"), 1u);
 }
 
 TEST_F(KubeSourceTest, ClusterPropertyClashingWithARemoteIsRefused) {
