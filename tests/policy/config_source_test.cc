@@ -203,18 +203,20 @@ TEST(ConfigSource, ChecksWhatEndpointSlicesName) {
             "\"node-a9\" in cluster \"cluster-a\" (line 17)");
 }
 
+// One service with one endpoint in cluster-a; a test appends fields of the endpoint (line 11).
+const std::string kOneEndpoint = kHeader +
+                                 "clusters: [{name: cluster-a, id: 1}]\n"
+                                 "services: [{name: api, namespace: production, ports: "
+                                 "[{port: 80}]}]\n"
+                                 "endpointSlices:\n"
+                                 "- service: api\n"
+                                 "  namespace: production\n"
+                                 "  cluster: cluster-a\n"
+                                 "  endpoints:\n"
+                                 "  - addresses: [198.18.1.1]\n";
+
 TEST(ConfigSource, ReadsConditionsStrictly) {
-  const std::string text = kHeader +
-                           "clusters: [{name: cluster-a, id: 1}]\n"
-                           "services: [{name: api, namespace: production, ports: [{port: 80}]}]\n"
-                           "endpointSlices:\n"
-                           "- service: api\n"
-                           "  namespace: production\n"
-                           "  cluster: cluster-a\n"
-                           "  endpoints:\n"
-                           "  - addresses: [198.18.1.1]\n"
-                           "    conditions: {ready: yes}\n";
-  EXPECT_EQ(OnlyError(text),
+  EXPECT_EQ(OnlyError(kOneEndpoint + "    conditions: {ready: yes}\n"),
             "cluster.yaml: document 1: endpointSlices[0].endpoints[0].conditions.ready: expected "
             "true or false, got \"yes\" (line 11)");
 }
@@ -339,34 +341,28 @@ TEST(ConfigSource, BadTrafficFieldsAreNamed) {
                               "- name: api\n"
                               "  namespace: production\n"
                               "  ports: [{port: 80}]\n";
-  EXPECT_EQ(OnlyError(service + "  externalTrafficPolicy: Lokal\n"),
-            "cluster.yaml: document 1: services[0].externalTrafficPolicy: expected one of "
-            "Cluster, Local, got \"Lokal\" (line 7)");
-  EXPECT_EQ(OnlyError(service + "  internalTrafficPolicy: Global\n"),
-            "cluster.yaml: document 1: services[0].internalTrafficPolicy: expected one of "
-            "Cluster, Local, got \"Global\" (line 7)");
-  EXPECT_EQ(OnlyError(service + "  healthCheckNodePort: 70000\n"),
-            "cluster.yaml: document 1: services[0].healthCheckNodePort: expected integer "
-            "1-65535, got \"70000\" (line 7)");
-  EXPECT_EQ(OnlyError(service + "  loadBalancerSourceRanges: [198.18.0.1/15]\n"),
-            "cluster.yaml: document 1: services[0].loadBalancerSourceRanges[0]: expected a CIDR "
-            "such as 198.18.0.0/15, without host bits, got \"198.18.0.1/15\" (line 7)");
-  EXPECT_EQ(OnlyError(service + "  trafficDistribution: PreferSameNode\n"),
-            "cluster.yaml: document 1: services[0].trafficDistribution: expected one of "
-            "PreferClose, PreferSameZone, got \"PreferSameNode\" (line 7)");
-  const std::string slice = kHeader +
-                            "clusters: [{name: cluster-a, id: 1}]\n"
-                            "services: [{name: api, namespace: production, ports: [{port: 80}]}]\n"
-                            "endpointSlices:\n"
-                            "- service: api\n"
-                            "  namespace: production\n"
-                            "  cluster: cluster-a\n"
-                            "  endpoints:\n"
-                            "  - addresses: [198.18.1.1]\n";
-  EXPECT_EQ(OnlyError(slice + "    hints: {forZones: [{name: zone-1, weight: 2}]}\n"),
+  const std::map<std::string, std::string> errors = {
+      {"externalTrafficPolicy: Lokal",
+       "externalTrafficPolicy: expected one of Cluster, Local, got \"Lokal\""},
+      {"internalTrafficPolicy: Global",
+       "internalTrafficPolicy: expected one of Cluster, Local, got \"Global\""},
+      {"healthCheckNodePort: 70000",
+       "healthCheckNodePort: expected integer 1-65535, got \"70000\""},
+      {"loadBalancerSourceRanges: [198.18.0.1/15]",
+       "loadBalancerSourceRanges[0]: expected a CIDR such as 198.18.0.0/15, without host bits, "
+       "got \"198.18.0.1/15\""},
+      {"trafficDistribution: PreferSameNode",
+       "trafficDistribution: expected one of PreferClose, PreferSameZone, got "
+       "\"PreferSameNode\""},
+  };
+  for (const auto& [line, error] : errors) {
+    EXPECT_EQ(OnlyError(service + "  " + line + "\n"),
+              "cluster.yaml: document 1: services[0]." + error + " (line 7)");
+  }
+  EXPECT_EQ(OnlyError(kOneEndpoint + "    hints: {forZones: [{name: zone-1, weight: 2}]}\n"),
             "cluster.yaml: document 1: endpointSlices[0].endpoints[0].hints.forZones[0].weight: "
             "unknown field \"weight\" (xlb reads: name) (line 11)");
-  EXPECT_EQ(OnlyError(slice + "    zone: ''\n"),
+  EXPECT_EQ(OnlyError(kOneEndpoint + "    zone: ''\n"),
             "cluster.yaml: document 1: endpointSlices[0].endpoints[0].zone: expected a zone "
             "name, got \"\" (line 11)");
 }

@@ -14,12 +14,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "loader/xdp_loader.h"
 #include "testbed.h"
@@ -63,20 +62,19 @@ class AgentKube : public ::testing::Test {
     a_.WriteKubeconfig(dir_.File("local.kubeconfig"), "test-token");
     std::filesystem::create_directory(dir_.File("clusters"));
     b_.WriteKubeconfig(dir_.File("clusters/cluster-b"), "test-token");
-    std::ofstream(dir_.File("kube.yaml")) << "apiVersion: xlb.dev/v1alpha1\n"
-                                          << "kind: KubeSources\n"
-                                          << "staleAfter: 500ms\n"
-                                          << "serviceImports: v1alpha1\n"
-                                          << "local:\n"
-                                          << "  name: cluster-a\n"
-                                          << "  id: 1\n"
-                                          << "  kubeconfig: " << dir_.File("local.kubeconfig")
-                                          << "\n"
-                                          << "clusters:\n"
-                                          << "- name: cluster-b\n"
-                                          << "  id: 2\n"
-                                          << "  kubeconfig: " << dir_.File("clusters/cluster-b")
-                                          << "\n";
+    std::ofstream(dir_.File("kube.yaml"))
+        << "apiVersion: xlb.dev/v1alpha1\n"
+        << "kind: KubeSources\n"
+        << "staleAfter: 500ms\n"
+        << "serviceImports: v1alpha1\n"
+        << "local:\n"
+        << "  name: cluster-a\n"
+        << "  id: 1\n"
+        << "  kubeconfig: " << dir_.File("local.kubeconfig") << "\n"
+        << "clusters:\n"
+        << "- name: cluster-b\n"
+        << "  id: 2\n"
+        << "  kubeconfig: " << dir_.File("clusters/cluster-b") << "\n";
   }
 
   void TearDown() override {
@@ -135,8 +133,7 @@ class AgentKube : public ::testing::Test {
     const auto start = Clock::now();
     while (Clock::now() - start < timeout) {
       if (done(ReadMaps())) {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
-            .count();
+        return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
       }
       std::this_thread::sleep_for(5ms);
     }
@@ -195,9 +192,10 @@ TEST_F(AgentKube, FollowsTwoClustersIntoTheMapsAndFailsOverAStaleOne) {
   EXPECT_GE(added_ms, 0) << Describe();
 
   // A local endpoint turns not ready: it leaves the maps (no slot, no entry).
-  a_.Update(kSlices, SliceObject("production", "api-a", "api",
-                                 {EndpointObject("198.18.1.1", "node-a1"),
-                                  EndpointObject("198.18.1.2", "node-a1", ReadyConditions(false))}));
+  a_.Update(kSlices,
+            SliceObject("production", "api-a", "api",
+                        {EndpointObject("198.18.1.1", "node-a1"),
+                         EndpointObject("198.18.1.2", "node-a1", ReadyConditions(false))}));
   EXPECT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 1; }), 0) << Describe();
 
   // The ServiceImport goes: its ClusterSet IP leaves the services map.
@@ -228,17 +226,18 @@ TEST_F(AgentKube, FollowsTwoClustersIntoTheMapsAndFailsOverAStaleOne) {
   StartAgent();
   EXPECT_TRUE(WaitForLog("sync #1: 0 writes", 30s)) << agent_->ErrSoFar();
   EXPECT_EQ(ReadMaps().InCluster(2), 3u);
-  std::printf("[ kube ] slice update in cluster B in the maps after %ld ms (xlbctl polling); "
-              "cluster B stale after %ld ms (staleAfter 500 ms)\n",
-              added_ms, stale_ms);
+  std::printf(
+      "[ kube ] slice update in cluster B in the maps after %ld ms (xlbctl polling); "
+      "cluster B stale after %ld ms (staleAfter 500 ms)\n",
+      added_ms, stale_ms);
 }
 
 // An API server that is down when the agent starts: the agent loads and adopts the maps but
 // writes nothing (an empty cache is not "no services"), and syncs once the server answers.
 TEST_F(AgentKube, LocalApiServerDownAtStartLeavesTheMapsAsTheyAre) {
   a_.Create(kServices, ServiceObject("production", "api", "198.18.100.10"));
-  a_.Create(kSlices, SliceObject("production", "api-a", "api",
-                                 {EndpointObject("198.18.1.1", "node-a1")}));
+  a_.Create(kSlices,
+            SliceObject("production", "api-a", "api", {EndpointObject("198.18.1.1", "node-a1")}));
   StartAgent();
   ASSERT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 1; }), 0) << Describe();
   agent_->Stop();

@@ -40,6 +40,21 @@ inline json ServiceObject(const std::string& ns, const std::string& name,
           {"status", {{"loadBalancer", json::object()}}}};
 }
 
+// ServiceObject() as a LoadBalancer with every traffic field kube-proxy honours set: both
+// traffic policies Local, healthCheckNodePort 32456, source range 198.18.0.0/16,
+// trafficDistribution PreferClose.
+inline json LocalPoliciesServiceObject(const std::string& ns, const std::string& name,
+                                       const std::string& cluster_ip) {
+  json s = ServiceObject(ns, name, cluster_ip);
+  s["spec"]["type"] = "LoadBalancer";
+  s["spec"]["externalTrafficPolicy"] = "Local";
+  s["spec"]["internalTrafficPolicy"] = "Local";
+  s["spec"]["healthCheckNodePort"] = 32456;
+  s["spec"]["loadBalancerSourceRanges"] = {"198.18.0.0/16"};
+  s["spec"]["trafficDistribution"] = "PreferClose";
+  return s;
+}
+
 // An endpoint; `conditions` null = the field is absent.
 inline json EndpointObject(const std::string& address, const std::string& node = "",
                            json conditions = nullptr) {

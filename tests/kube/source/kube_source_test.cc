@@ -577,13 +577,7 @@ TEST_F(KubeSourceTest, TrafficFieldsZonesAndConditionsReachTheModel) {
   KubeSourcesConfig config = TwoClusters();
   config.node_name = "node-a1";
   Start(config);
-  json api = ServiceObject("production", "api", "198.18.100.10");
-  api["spec"]["type"] = "LoadBalancer";
-  api["spec"]["externalTrafficPolicy"] = "Local";
-  api["spec"]["internalTrafficPolicy"] = "Local";
-  api["spec"]["healthCheckNodePort"] = 32456;
-  api["spec"]["loadBalancerSourceRanges"] = {"198.18.0.0/16"};
-  api["spec"]["trafficDistribution"] = "PreferSameZone";
+  const json api = LocalPoliciesServiceObject("production", "api", "198.18.100.10");
   Events("cluster-a", KubeResource::kServices).Replace({api});
   Events("cluster-a", KubeResource::kEndpointSlices).Replace({ControllerSliceObject()});
   json node = NodeObject("node-a1", "198.18.0.11");
@@ -595,11 +589,8 @@ TEST_F(KubeSourceTest, TrafficFieldsZonesAndConditionsReachTheModel) {
   const Service* s = model_.FindService(kApi);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->external_policy, ServiceTrafficPolicy::kLocal);
-  EXPECT_EQ(s->internal_policy, ServiceTrafficPolicy::kLocal);
-  EXPECT_EQ(s->health_check_node_port, 32456);
-  EXPECT_EQ(s->load_balancer_source_ranges,
-            std::vector<IpPrefix>{*IpPrefix::Parse("198.18.0.0/16")});
-  EXPECT_EQ(s->topology, TopologyRouting::kPreferClose);
+  // The rest as the mapping reads it (service_fields_test.cc checks the mapping).
+  EXPECT_EQ(*s, *MapService({"cluster-a", "Service"}, api).value);
 
   const std::vector<Endpoint> a = EndpointsIn(model_, kApi, "cluster-a");
   ASSERT_EQ(a.size(), 3u);
@@ -759,11 +750,21 @@ TEST_F(KubeSourceTest, LocalClusterNamedByItsClusterProperty) {
   EXPECT_EQ(source_->EventsFor("east", KubeResource::kServices),
             source_->EventsFor("", KubeResource::kServices));
 
-  // Immutable: a new value is counted and ignored.
+  // Immutable: a new value is counted and ignored, once, however often it is listed.
   properties->Upsert(ClusterPropertyObject("cluster.clusterset.k8s.io", "west"));
+  properties->Replace({ClusterPropertyObject("cluster.clusterset.k8s.io", "west")});
   EXPECT_FALSE(Drain().changed());
   EXPECT_EQ(model_.LocalCluster()->name, "east");
   EXPECT_EQ(source_->ProblemCount("east", "ClusterProperty", "cluster_name_changed"), 1u);
+  EXPECT_EQ(std::count_if(logs_.begin(), logs_.end(),
+                          [](const std::string& l) {
+                            return l.find("changed from \"east\" to \"west\"") != std::string::npos;
+                          }),
+            1);
+  // A broken one is reported once too.
+  properties->Replace({ClusterPropertyObject("cluster.clusterset.k8s.io", "Not A Name")});
+  properties->Replace({ClusterPropertyObject("cluster.clusterset.k8s.io", "Not A Name")});
+  EXPECT_EQ(source_->ProblemCount("east", "ClusterProperty", "bad_value"), 1u);
 }
 
 TEST_F(KubeSourceTest, ClusterPropertyClashingWithARemoteIsRefused) {

@@ -36,6 +36,15 @@ std::string Texts(const std::vector<ObjectProblem>& problems) {
   return out;
 }
 
+::testing::AssertionResult Reported(const std::vector<ObjectProblem>& problems,
+                                    const std::string& needle) {
+  if (Find(problems, needle) != nullptr) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure()
+         << "no problem says \"" << needle << "\"; they are:" << Texts(problems);
+}
+
 // `kubectl get svc api -o json` of a LoadBalancer Service with externalTrafficPolicy Local, as a
 // 1.31 API server returns it (the API server allocated clusterIP, nodePort and
 // healthCheckNodePort; the cloud controller wrote the ingress).
@@ -133,10 +142,9 @@ TEST(ServiceFields, BadValuesAreNamedAndReadAsTheDefault) {
       "Local, got \"Lokal\"; read as Cluster");
   ASSERT_NE(etp, nullptr) << Texts(m.problems);
   EXPECT_EQ(etp->reason, "bad_value");
-  EXPECT_NE(Find(m.problems,
-                 "spec.internalTrafficPolicy: expected one of Cluster, Local, got "
-                 "\"Global\""),
-            nullptr);
+  EXPECT_TRUE(Reported(m.problems,
+                       "spec.internalTrafficPolicy: expected one of Cluster, Local, got "
+                       "\"Global\""));
   const ObjectProblem* hc =
       Find(m.problems, "spec.healthCheckNodePort: expected integer 1-65535, got 70000");
   ASSERT_NE(hc, nullptr) << Texts(m.problems);
@@ -158,15 +166,12 @@ TEST(ServiceFields, SourceRangeWithHostBitsIsReadAsItsNetwork) {
            "\"198.18.0.1/15\" has host bits set; read as 198.18.0.0/15");
   ASSERT_NE(host_bits, nullptr) << Texts(m.problems);
   EXPECT_EQ(host_bits->reason, "bad_address");
-  EXPECT_NE(Find(m.problems, "[1]: \" 2001:db8::1/32 \" has host bits set; read as 2001:db8::/32"),
-            nullptr)
-      << Texts(m.problems);
-  EXPECT_NE(Find(m.problems,
-                 "spec.loadBalancerSourceRanges[2]: expected a CIDR such as "
-                 "198.18.0.0/15, got \"not-a-cidr\"; skipped"),
-            nullptr)
-      << Texts(m.problems);
-  EXPECT_NE(Find(m.problems, "spec.loadBalancerSourceRanges[3]: expected a CIDR"), nullptr);
+  EXPECT_TRUE(
+      Reported(m.problems, "[1]: \" 2001:db8::1/32 \" has host bits set; read as 2001:db8::/32"));
+  EXPECT_TRUE(Reported(m.problems,
+                       "spec.loadBalancerSourceRanges[2]: expected a CIDR such as "
+                       "198.18.0.0/15, got \"not-a-cidr\"; skipped"));
+  EXPECT_TRUE(Reported(m.problems, "spec.loadBalancerSourceRanges[3]: expected a CIDR"));
 }
 
 // Skipping every range would leave an empty list, which admits every source: the Service is
@@ -176,9 +181,8 @@ TEST(ServiceFields, NoUsableSourceRangeMakesTheServiceUnusable) {
   svc["spec"]["loadBalancerSourceRanges"] = {"10.0.0.0/8x", ""};
   const Mapped<Service> m = MapService(kFromA, svc);
   EXPECT_TRUE(m.invalid());
-  EXPECT_NE(Find(m.problems, "spec.loadBalancerSourceRanges: none of the source ranges is usable"),
-            nullptr)
-      << Texts(m.problems);
+  EXPECT_TRUE(
+      Reported(m.problems, "spec.loadBalancerSourceRanges: none of the source ranges is usable"));
 }
 
 TEST(ServiceFields, SourceRangesFromTheAnnotationWhenTheFieldIsEmpty) {
@@ -203,11 +207,10 @@ TEST(ServiceFields, SourceRangesFromTheAnnotationWhenTheFieldIsEmpty) {
   m = MapService(kFromA, svc);
   ASSERT_TRUE(m.usable());
   EXPECT_EQ(m.value->load_balancer_source_ranges, std::vector<IpPrefix>{Prefix("198.18.0.0/16")});
-  EXPECT_NE(Find(m.problems,
-                 "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]: "
-                 "expected a CIDR such as 198.18.0.0/15, got \"bogus\"; skipped"),
-            nullptr)
-      << Texts(m.problems);
+  EXPECT_TRUE(
+      Reported(m.problems,
+               "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]: "
+               "expected a CIDR such as 198.18.0.0/15, got \"bogus\"; skipped"));
 }
 
 TEST(ServiceFields, TrafficDistribution) {
@@ -230,12 +233,10 @@ TEST(ServiceFields, TrafficDistribution) {
   svc["spec"]["trafficDistribution"] = "example.com/nearest";
   m = MapService(kFromA, svc);
   EXPECT_EQ(m.value->topology, TopologyRouting::kNone);
-  EXPECT_NE(Find(m.problems,
-                 "cluster-a: Service production/api: spec.trafficDistribution: "
-                 "expected PreferClose or PreferSameZone, got "
-                 "\"example.com/nearest\"; not honoured"),
-            nullptr)
-      << Texts(m.problems);
+  EXPECT_TRUE(Reported(m.problems,
+                       "cluster-a: Service production/api: spec.trafficDistribution: "
+                       "expected PreferClose or PreferSameZone, got "
+                       "\"example.com/nearest\"; not honoured"));
 }
 
 // The annotations as the EndpointSlice controller reads them (hintsEnabled): "Auto" or "auto";
@@ -264,11 +265,9 @@ TEST(ServiceFields, TopologyAnnotations) {
   svc["spec"].erase("trafficDistribution");
   svc["metadata"]["annotations"] = {{kMode, "enabled"}};
   const Mapped<Service> m = MapService(kFromA, svc);
-  EXPECT_NE(Find(m.problems,
-                 "metadata.annotations[service.kubernetes.io/topology-mode]: "
-                 "expected Auto or Disabled, got \"enabled\"; not honoured"),
-            nullptr)
-      << Texts(m.problems);
+  EXPECT_TRUE(Reported(m.problems,
+                       "metadata.annotations[service.kubernetes.io/topology-mode]: "
+                       "expected Auto or Disabled, got \"enabled\"; not honoured"));
 }
 
 // kube-proxy's informers select `!service.kubernetes.io/service-proxy-name`.
@@ -331,11 +330,9 @@ TEST(ServiceFields, IngressOfIpModeProxyIsNoVip) {
             (std::vector<IpAddress>{*IpAddress::Parse("198.18.251.11"),
                                     *IpAddress::Parse("198.18.251.12"),
                                     *IpAddress::Parse("198.18.251.13")}));
-  EXPECT_NE(Find(m.problems,
-                 "status.loadBalancer.ingress[3].ipMode: expected one of VIP, Proxy, "
-                 "got \"Tunnel\"; read as VIP"),
-            nullptr)
-      << Texts(m.problems);
+  EXPECT_TRUE(Reported(m.problems,
+                       "status.loadBalancer.ingress[3].ipMode: expected one of VIP, Proxy, "
+                       "got \"Tunnel\"; read as VIP"));
 }
 
 TEST(SliceFields, ConditionsZonesAndHintsFromTheController) {
@@ -379,19 +376,15 @@ TEST(SliceFields, BadZoneAndHintsKeepTheEndpoint) {
     EXPECT_TRUE(e.zone_hints.empty());
   }
   EXPECT_EQ(m.value->endpoints[0].zone, "");
-  EXPECT_NE(Find(m.problems,
-                 "cluster-a: EndpointSlice production/api-x7k2p: endpoints[0].zone: "
-                 "expected a string, got 7"),
-            nullptr)
-      << Texts(m.problems);
+  EXPECT_TRUE(Reported(m.problems,
+                       "cluster-a: EndpointSlice production/api-x7k2p: endpoints[0].zone: "
+                       "expected a string, got 7"));
   const ObjectProblem* hint =
       Find(m.problems, "endpoints[0].hints.forZones[1].name: expected a zone name, got 3");
   ASSERT_NE(hint, nullptr) << Texts(m.problems);
   EXPECT_EQ(hint->reason, "bad_hint");
-  EXPECT_NE(Find(m.problems, "endpoints[1].hints: expected an object, got \"zone-2\""), nullptr);
-  EXPECT_NE(Find(m.problems, "endpoints[2].hints.forZones: expected a list, got an object"),
-            nullptr)
-      << Texts(m.problems);
+  EXPECT_TRUE(Reported(m.problems, "endpoints[1].hints: expected an object, got \"zone-2\""));
+  EXPECT_TRUE(Reported(m.problems, "endpoints[2].hints.forZones: expected a list, got an object"));
 }
 
 TEST(NodeFields, ZoneLabel) {

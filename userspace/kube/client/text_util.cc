@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/text.h"
+
 namespace xlb::kube {
 
 KubeResult<std::string> ReadFileText(const std::string& path, const std::string& what) {
@@ -57,11 +59,7 @@ std::optional<std::string> Base64Decode(std::string_view text) {
 }
 
 std::string TrimWhitespace(std::string_view text) {
-  const char* ws = " \t\r\n";
-  const size_t begin = text.find_first_not_of(ws);
-  if (begin == std::string_view::npos) return "";
-  const size_t end = text.find_last_not_of(ws);
-  return std::string(text.substr(begin, end - begin + 1));
+  return std::string(TrimAsciiSpace(text));
 }
 
 }  // namespace xlb::kube

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <set>
 #include <utility>
 
@@ -330,7 +331,7 @@ ServiceTrafficPolicy TrafficPolicy(Problems& p, const json& spec, const char* ke
   if (*v == "Local") {
     return ServiceTrafficPolicy::kLocal;
   }
-  // "Global" is what externalTrafficPolicy's Cluster was called before Kubernetes 1.14.
+  // "Global" is Cluster's legacy name, which old writers still send.
   if (*v == "Global" && std::string_view(key) == "externalTrafficPolicy") {
     return ServiceTrafficPolicy::kCluster;
   }

@@ -134,7 +134,10 @@ struct SliceInfo {
   bool operator==(const SliceInfo&) const = default;
 };
 
-// Ignored ("fqdn"): addressType FQDN. Unusable: no name, no service label.
+// Each endpoint's zone and hints.forZones (a bad one is reported and leaves the endpoint
+// without hints, which turns topology off for its service, as a missing hint does in
+// kube-proxy). Ignored: addressType FQDN ("fqdn"), no service label ("no_service_label").
+// Unusable: no name, no addressType.
 Mapped<SliceInfo> MapEndpointSlice(const ObjectSource& from, const nlohmann::json& object);
 
 // A multicluster.x-k8s.io ServiceImport (v1alpha1: fields under spec; newer drafts of the MCS
@@ -152,8 +155,8 @@ struct ImportInfo {
 
 Mapped<ImportInfo> MapServiceImport(const ObjectSource& from, const nlohmann::json& object);
 
-// A v1 Node: its tunnel endpoint (the first InternalIP, else the first ExternalIP) and every
-// InternalIP and ExternalIP (the NodePort frontends when it is this agent's node).
+// A v1 Node: its tunnel endpoint (the first InternalIP, else the first ExternalIP), every
+// InternalIP and ExternalIP (the NodePort frontends when it is this agent's node) and its zone.
 struct NodeInfo {
   std::string name;
   std::optional<IpAddress> tunnel_address;

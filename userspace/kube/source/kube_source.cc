@@ -87,6 +87,7 @@ struct KubeSource::Slot {
   std::map<std::string, NodeInfo> nodes;
   std::map<NamespacedName, ImportInfo> imports;
   std::map<ReportKey, std::vector<ObjectProblem>> reported;  // see Report()
+  std::set<std::string> refused_names;  // ClusterProperty values not taken (local slot)
   std::array<std::unique_ptr<Receiver>, kResourceCount> receivers;
   std::array<State, kResourceCount> state;
 
@@ -266,22 +267,29 @@ class KubeSource::ClusterPropertyKind final : public KubeSource::Kind {
 
   void Replace(KubeSource& source, size_t slot, const ObjectSource& from, std::vector<json> items,
                std::vector<std::string>& logs) const override {
-    std::vector<Mapped<std::string>> parsed;
+    std::vector<std::pair<NamespacedName, Mapped<std::string>>> parsed;
     parsed.reserve(items.size());
     for (const json& item : items) {
-      parsed.push_back(MapClusterProperty(from, item));
+      parsed.emplace_back(ObjectName(item).value_or(NamespacedName{}),
+                          MapClusterProperty(from, item));
     }
     std::lock_guard lock(source.mu_);
-    for (const Mapped<std::string>& mapped : parsed) {
-      Apply(source, slot, mapped, logs);
+    std::map<NamespacedName, std::vector<ObjectProblem>> reports;
+    for (auto& [name, mapped] : parsed) {
+      std::vector<ObjectProblem>& report = reports[name];
+      report.insert(report.end(), mapped.problems.begin(), mapped.problems.end());
+      Apply(source, mapped, logs);
     }
+    source.ReportAll(slot, names.kind, std::move(reports), logs);
   }
 
   void Upsert(KubeSource& source, size_t slot, const ObjectSource& from, const json& object,
               std::vector<std::string>& logs) const override {
-    const Mapped<std::string> mapped = MapClusterProperty(from, object);
+    Mapped<std::string> mapped = MapClusterProperty(from, object);
     std::lock_guard lock(source.mu_);
-    Apply(source, slot, mapped, logs);
+    Apply(source, mapped, logs);
+    source.Report(slot, names.kind, ObjectName(object).value_or(NamespacedName{}),
+                  std::move(mapped.problems), logs);
   }
 
   void Delete(KubeSource&, size_t, const NamespacedName&) const override {}
@@ -289,14 +297,8 @@ class KubeSource::ClusterPropertyKind final : public KubeSource::Kind {
   size_t Objects(const Slot& slot) const override { return slot.name.empty() ? 0 : 1; }
 
  private:
-  void Apply(KubeSource& source, size_t slot, const Mapped<std::string>& mapped,
-             std::vector<std::string>& logs) const {
-    // Not reported per object: only the one property is read, and a relist of a broken one
-    // is rare enough to be worth its line.
-    for (const ObjectProblem& p : mapped.problems) {
-      source.CountReason(slot, names.kind, p.reason);
-      logs.push_back(p.text);
-    }
+  static void Apply(KubeSource& source, const Mapped<std::string>& mapped,
+                    std::vector<std::string>& logs) {
     if (mapped.usable()) {
       source.TakeClusterName(*mapped.value, logs);
     }
@@ -666,26 +668,30 @@ void KubeSource::TakeClusterName(const std::string& name, std::vector<std::strin
   if (local.name == name) {
     return;
   }
-  const std::string where =
-      "local cluster: ClusterProperty " + std::string(kClusterIdProperty) + ": spec.value: ";
+  // Each refused value is counted and logged once, not at every relist that lists it again.
+  const auto refuse = [&](const char* reason, const std::string& why) {
+    if (local.refused_names.insert(name).second) {
+      CountReason(0, "ClusterProperty", reason);
+      logs.push_back("local cluster: ClusterProperty " + std::string(kClusterIdProperty) +
+                     ": spec.value: " + why);
+    }
+  };
   if (!local.name.empty()) {
-    CountReason(0, "ClusterProperty", "cluster_name_changed");
-    logs.push_back(where + "changed from \"" + local.name + "\" to \"" + name +
-                   "\"; a cluster's name is immutable, \"" + local.name + "\" stays");
+    refuse("cluster_name_changed", "changed from \"" + local.name + "\" to \"" + name +
+                                       "\"; a cluster's name is immutable, \"" + local.name +
+                                       "\" stays");
     return;
   }
   const uint16_t id = local.config.id ? *local.config.id : ClusterIdOf(name);
   for (size_t i = 1; i < slots_.size(); ++i) {
     if (slots_[i]->name == name) {
-      CountReason(0, "ClusterProperty", "name_conflict");
-      logs.push_back(where + "\"" + name + "\" is the name of a remote cluster; not taken");
+      refuse("name_conflict", "\"" + name + "\" is the name of a remote cluster; not taken");
       return;
     }
     if (IdOf(*slots_[i]) == id) {
-      CountReason(0, "ClusterProperty", "id_conflict");
-      logs.push_back(where + "\"" + name + "\" has cluster id " + std::to_string(id) +
-                     ", as remote cluster \"" + slots_[i]->name +
-                     "\" has; not taken: configure local.id");
+      refuse("id_conflict", "\"" + name + "\" has cluster id " + std::to_string(id) +
+                                ", as remote cluster \"" + slots_[i]->name +
+                                "\" has; not taken: configure local.id");
       return;
     }
   }
