@@ -63,15 +63,17 @@ TEST(EndpointConditions, FollowEndpointSliceDefaults) {
   EXPECT_TRUE(draining.Terminating());
 }
 
-TEST(Endpoint, TakesNewFlowsOnlyWhenReadyServingAndNotTerminating) {
+// kube-proxy's IsReady(): ready (nil = ready) is all that counts. publishNotReadyAddresses
+// makes the controller write ready: true for pods that are not serving or are terminating.
+TEST(Endpoint, TakesNewFlowsWhenReadyAsKubeProxyReadsIt) {
   Endpoint e;
   EXPECT_TRUE(e.TakesNewFlows());
-  e.conditions = {true, true, true};
-  EXPECT_FALSE(e.TakesNewFlows());
+  e.conditions = {true, true, true};  // publishNotReadyAddresses, terminating
+  EXPECT_TRUE(e.TakesNewFlows());
   e.conditions = {false, true, true};
   EXPECT_FALSE(e.TakesNewFlows());
-  e.conditions = {true, false, std::nullopt};
-  EXPECT_FALSE(e.TakesNewFlows());
+  e.conditions = {true, false, std::nullopt};  // publishNotReadyAddresses, not ready
+  EXPECT_TRUE(e.TakesNewFlows());
   e.conditions = {false, std::nullopt, std::nullopt};
   EXPECT_FALSE(e.TakesNewFlows());
 }

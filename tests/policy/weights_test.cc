@@ -458,22 +458,24 @@ TEST(Spillover, NothingReadyFallsBackToServingTerminating) {
 TEST(Endpoints, TerminatingGetWeightZeroAndStayListedNotReadyAreLeftOut) {
   Model model = TwoClusters(2);
   AddEndpoints(model, kApi, "cluster-a", 1, 1, {false, true, true}, 3);  // draining
-  AddEndpoints(model, kApi, "cluster-a", 1, 1, {true, true, true}, 4);   // odd but terminating
+  // publishNotReadyAddresses: ready though terminating, ready though not serving
+  AddEndpoints(model, kApi, "cluster-a", 1, 1, {true, true, true}, 4);
   AddEndpoints(model, kApi, "cluster-a", 1, 1, {false, std::nullopt, std::nullopt},
-               5);                                                               // not ready
-  AddEndpoints(model, kApi, "cluster-b", 2, 1, {true, false, std::nullopt}, 3);  // not serving
+               5);  // not ready
+  AddEndpoints(model, kApi, "cluster-b", 2, 1, {true, false, std::nullopt}, 3);
   const ServiceBackends plan =
       PlanOf(PlanText(IssueVirtualService("networking.istio.io/v1"), model), kApi, 8080);
   EXPECT_EQ(Weights(plan), (std::map<std::string, uint32_t>{{"cluster-a/198.18.1.1:8080", 7},
                                                             {"cluster-a/198.18.1.2:8080", 7},
                                                             {"cluster-a/198.18.1.3:8080", 0},
-                                                            {"cluster-a/198.18.1.4:8080", 0},
+                                                            {"cluster-a/198.18.1.4:8080", 7},
                                                             {"cluster-b/198.18.2.1:8080", 3},
-                                                            {"cluster-b/198.18.2.2:8080", 3}}));
+                                                            {"cluster-b/198.18.2.2:8080", 3},
+                                                            {"cluster-b/198.18.2.3:8080", 3}}));
   for (const WeightedBackend& b : plan.backends) {
     EXPECT_EQ(b.terminating, b.weight == 0) << b.key;
   }
-  EXPECT_EQ(plan.clusters[0].ready, 2u);
+  EXPECT_EQ(plan.clusters[0].ready, 3u);
 }
 
 TEST(Defaults, WithoutPolicyEveryReadyEndpointWeighsTheSame) {

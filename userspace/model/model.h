@@ -147,10 +147,11 @@ struct Endpoint {
   bool node_runs_xlb = true;
   EndpointConditions conditions;
 
-  // May take new flows: ready, serving and not terminating.
-  bool TakesNewFlows() const {
-    return conditions.Ready() && conditions.Serving() && !conditions.Terminating();
-  }
+  // May take new flows: ready, as kube-proxy reads it (IsReady()). The EndpointSlice
+  // controller writes ready = serving && !terminating, or true for a Service with
+  // publishNotReadyAddresses, whose not-ready (serving: false) and terminating pods still take
+  // new flows.
+  bool TakesNewFlows() const { return conditions.Ready(); }
   // The first address of `family`, if any.
   std::optional<IpAddress> AddressOf(IpFamily family) const;
   // The port that serves the service port named `name` over `protocol`.

@@ -7,9 +7,10 @@
 //      one group: every cluster) collects the endpoints of its clusters that serve the port:
 //      the EndpointSlice port named like the destination service's port, with the protocol of
 //      the routed port, and an address of the family.
-//   2. An endpoint that is ready, serving and not terminating takes new flows. A terminating
-//      endpoint is listed with weight 0: it takes no new flows, and its backend stays valid
-//      for the flows it has. An endpoint neither ready nor terminating is left out.
+//   2. A ready endpoint takes new flows (kube-proxy's IsReady(); publishNotReadyAddresses
+//      makes the controller mark every pod ready). A terminating one that is not ready is
+//      listed with weight 0: it takes no new flows, and its backend stays valid for the flows
+//      it has. An endpoint neither ready nor terminating is left out.
 //   3. A group without an endpoint that takes new flows gives its weight away (policy.h,
 //      "Spill-over"), then each group's weight is split evenly over its ready endpoints; an
 //      endpoint in two groups adds both parts.

@@ -220,7 +220,7 @@ TEST_F(KubeSourceTest, NilConditionsReachTheModelUnset) {
   EXPECT_TRUE(b[0].TakesNewFlows());  // nil ready = ready
   EXPECT_FALSE(b[1].conditions.ready.has_value());
   EXPECT_EQ(b[1].conditions.serving, std::optional<bool>(false));
-  EXPECT_FALSE(b[1].TakesNewFlows());
+  EXPECT_TRUE(b[1].TakesNewFlows());  // nil ready = ready, whatever serving says (kube-proxy)
 }
 
 TEST_F(KubeSourceTest, FqdnSlicesIgnoredAndCounted) {
