@@ -630,5 +630,81 @@ TEST(ServiceSemantics, ExternalLocalStaysOnTheNodeAndTheHealthCheckSaysWhichNode
   }
 }
 
+// sessionAffinity ClientIP with timeoutSeconds ("affine": podA1, podA21, podB1 under a
+// VirtualService): the outside client keeps its backend across a weight change that moves its
+// Maglev slot elsewhere (its backend still takes new flows), while it connects within the
+// timeout; idle past the timeout, it goes where the table says. xlbctl explain tells, from
+// nodeA's maps, where the table alone would send it.
+TEST(ServiceSemantics, AffinityKeepsTheClientsBackendAcrossAWeightChangeUntilItIdlesPastTimeout) {
+  ASSERT_NE(g_world, nullptr);
+  const Family f = Family::kV4;
+  const std::string lb = Vip(f, kAffineN, 2);  // balanced by nodeA
+  const std::string client = Address("client", f);
+  auto explain = [&] {
+    const CommandResult r =
+        Fleet().Ctl("nodeA", {"-o", "json", "explain", "tcp", client, "40000", lb, "8080"});
+    EXPECT_TRUE(r.ok()) << r.Describe();
+    return nlohmann::json::parse(r.out, nullptr, false);
+  };
+  auto pod_at = [&](const std::string& address) {
+    for (const char* pod : {"podA1", "podA21", "podB1"}) {
+      if (Address(pod, f) == address) {
+        return std::string(pod);
+      }
+    }
+    return "(not a pod: " + address + ")";
+  };
+  auto one = [&]() -> std::string {
+    ProbeResult r = Tb().Probe("client", "tcp", lb, 1, 1, 3000);
+    EXPECT_EQ(r.ok, 1) << r.Describe();
+    return r.ids.size() == 1 ? r.ids.begin()->first : "(none)";
+  };
+
+  // The client's first connection: the table picks X, and the client's entry names X.
+  const std::string x = one();
+  auto doc = explain();
+  ASSERT_EQ(doc.value("decision", ""), "affinity") << doc.dump(2);
+  ASSERT_EQ(doc["backend"]["address"], Address(x, f)) << doc.dump(2);
+
+  // Weights that leave X 2 % (then 3, 4, 6 % until the client's slot moves): X still takes
+  // new flows, so the entry binds. One connection every 300 ms keeps it fresh meanwhile, and
+  // each one must reach X.
+  const bool x_local = ClusterOfRole(x) == "cluster-a";
+  std::string y;
+  for (const int share : {2, 3, 4, 6}) {
+    Fleet().SetPolicy(AffinePolicy(x_local ? share : 100 - share));
+    const auto deadline = std::chrono::steady_clock::now() + seconds(15);
+    while (y.empty() && std::chrono::steady_clock::now() < deadline) {
+      ASSERT_EQ(one(), x) << "the client left its backend within the timeout";
+      doc = explain();
+      ASSERT_EQ(doc.value("decision", ""), "affinity") << doc.dump(2);
+      const std::string table = doc["affinity"]["table_backend"].value("address", "");
+      if (!table.empty() && table != Address(x, f)) {
+        y = pod_at(table);
+      }
+      std::this_thread::sleep_for(milliseconds(300));
+    }
+    if (!y.empty()) {
+      break;
+    }
+  }
+  ASSERT_FALSE(y.empty()) << "no weight moved the client's Maglev slot off " << x;
+
+  // Within the timeout: every new connection still goes to X.
+  ProbeResult r = Tb().Probe("client", "tcp", lb, 10, 1, 3000);
+  EXPECT_EQ(r.ids, (Counts{{x, 10}})) << r.Describe();
+
+  // Idle past the timeout: the entry no longer binds, the table's choice takes the client.
+  std::this_thread::sleep_for(seconds(kAffineTimeoutS) + milliseconds(1500));
+  doc = explain();
+  EXPECT_EQ(doc.value("decision", ""), "maglev") << doc.dump(2);
+  EXPECT_EQ(doc["backend"]["address"], Address(y, f)) << doc.dump(2);
+  r = Tb().Probe("client", "tcp", lb, 5, 1, 3000);
+  EXPECT_EQ(r.ids, (Counts{{y, 5}})) << r.Describe();
+  std::printf("[ affinity ] client stayed on %s across the weight change, moved to %s after %d s\n",
+              x.c_str(), y.c_str(), kAffineTimeoutS);
+  Fleet().SetPolicy(AffinePolicy(70));
+}
+
 }  // namespace
 }  // namespace xlb::testbed

@@ -45,8 +45,8 @@ namespace {
 Result<bool> InVipFilter(const PinnedDatapath& dp, const xlb_ct_key& key) {
   uint32_t word = 0;
   const uint64_t bit = xlb_vip_filter_pos(key.daddr, &word);
-  auto bits = TypedMap<uint32_t, uint64_t>(dp.fd(XLB_MAP_VIP_FILTER), XLB_MAP_VIP_FILTER)
-                  .Lookup(word);
+  auto bits =
+      TypedMap<uint32_t, uint64_t>(dp.fd(XLB_MAP_VIP_FILTER), XLB_MAP_VIP_FILTER).Lookup(word);
   if (!bits.ok() && !bits.error().NotFound()) {
     return std::move(bits).take_error();
   }
@@ -93,14 +93,13 @@ Result<void> CheckConntrack(const PinnedDatapath& dp, const xlb_config* cfg, uin
   v.age_s = v.entry.last_seen >= now ? 0 : static_cast<double>(now - v.entry.last_seen) / 1e9;
   const auto be = e.backends.find(v.entry.backend_id);
   const enum xlb_ct_fate fate =
-      cfg != nullptr ? xlb_ct_check(cfg, key.proto, v.entry.state, v.entry.last_seen,
-                                    e.query.tcp_flags, now)
-                     : XLB_CT_KEEP;  // without the timeouts, only the backend is judged
+      cfg != nullptr
+          ? xlb_ct_check(cfg, key.proto, v.entry.state, v.entry.last_seen, e.query.tcp_flags, now)
+          : XLB_CT_KEEP;  // without the timeouts, only the backend is judged
   if (fate == XLB_CT_EXPIRED) {
     v.stale = ConntrackView::Stale::kExpired;
     v.stale_because = "idle " + AgeText(v.age_s) + ", past its " +
-                      std::to_string(xlb_ct_timeout_s(cfg, key.proto, v.entry.state)) +
-                      "s timeout";
+                      std::to_string(xlb_ct_timeout_s(cfg, key.proto, v.entry.state)) + "s timeout";
   } else if (fate == XLB_CT_REOPENED) {
     v.stale = ConntrackView::Stale::kReopened;
     v.stale_because = "a new SYN on a closing tuple";
@@ -146,8 +145,8 @@ Result<void> CheckAffinity(const PinnedDatapath& dp, uint64_t now, Explanation& 
   }
   xlb_affinity_key key{};
   xlb_affinity_key_of(&e.query.key, svc.id, &key);
-  auto entry =
-      TypedMap<xlb_affinity_key, xlb_affinity>(dp.fd(XLB_MAP_AFFINITY), XLB_MAP_AFFINITY).Lookup(key);
+  auto entry = TypedMap<xlb_affinity_key, xlb_affinity>(dp.fd(XLB_MAP_AFFINITY), XLB_MAP_AFFINITY)
+                   .Lookup(key);
   if (!entry.ok()) {
     return entry.error().NotFound() ? Result<void>{} : std::move(entry).take_error();
   }
@@ -248,11 +247,17 @@ Result<Explanation> ExplainPacket(const PinnedDatapath& dp, const xlb_config* co
     return e;
   }
   XLB_TRY(CheckAffinity(dp, now, e));
-  if (e.decision == Decision::kAffinity) {
+  if (config == nullptr) {
+    e.config_missing = e.decision != Decision::kAffinity;
     return e;
   }
-  if (config == nullptr) {
-    e.config_missing = true;
+  if (e.decision == Decision::kAffinity) {
+    // What the table alone would give the client (shown beside the affinity's choice): the
+    // backend it moves to once its entry has aged out.
+    const uint32_t bound = e.backend_id;
+    XLB_TRY(Select(dp, *config, e));
+    e.decision = Decision::kAffinity;
+    e.backend_id = bound;
     return e;
   }
   XLB_TRY(Select(dp, *config, e));
@@ -307,9 +312,8 @@ Rendered Render(const Explanation& e, const std::string& src, const std::string&
                       {"flags", ServiceFlagsJson(svc)},
                       {"affinity_timeout", svc.affinity_timeout},
                       {"backend_count", svc.backend_count}};
-    lines.push_back("service:   " + std::to_string(svc.id) + " (" +
-                    ServiceKeyText(*e.service_key) + ", " +
-                    (e.exact_match ? "exact port" : "all-ports entry") + "), " +
+    lines.push_back("service:   " + std::to_string(svc.id) + " (" + ServiceKeyText(*e.service_key) +
+                    ", " + (e.exact_match ? "exact port" : "all-ports entry") + "), " +
                     std::to_string(svc.backend_count) + " backends, flags " +
                     ServiceFlagsText(svc));
   } else {
@@ -329,11 +333,10 @@ Rendered Render(const Explanation& e, const std::string& src, const std::string&
                         {"usable", usable},
                         {"stale_because", usable ? json() : json(v.stale_because)}};
     if (usable) {
-      lines.push_back("conntrack: hit -> " + BackendText(e, v.entry.backend_id) + ", state " +
-                      CtStateName(v.entry.state) + ", age " + AgeText(v.age_s) +
-                      (v.entry.state == XLB_CT_CLOSING
-                           ? " (a new SYN on this tuple selects again)"
-                           : ""));
+      lines.push_back(
+          "conntrack: hit -> " + BackendText(e, v.entry.backend_id) + ", state " +
+          CtStateName(v.entry.state) + ", age " + AgeText(v.age_s) +
+          (v.entry.state == XLB_CT_CLOSING ? " (a new SYN on this tuple selects again)" : ""));
     } else {
       lines.push_back("conntrack: stale entry (" + BackendText(e, v.entry.backend_id) + ", " +
                       v.stale_because + "): the next packet selects again");
@@ -388,6 +391,13 @@ Rendered Render(const Explanation& e, const std::string& src, const std::string&
                       ", last new flow " + AgeText(a.age_s) + " ago (timeout " +
                       std::to_string(e.service->affinity_timeout) +
                       "s): a new flow goes there, and the entry is refreshed");
+      if (e.maglev && e.maglev->backend_id != XLB_ID_NONE) {
+        doc["affinity"]["table_backend"] = BackendOf(e, e.maglev->backend_id);
+        lines.push_back("           the table alone gives Maglev slot " +
+                        std::to_string(e.maglev->slot) + " -> " +
+                        BackendText(e, e.maglev->backend_id) +
+                        ": where the client goes once its entry has aged out");
+      }
       return out;
     }
     lines.push_back("affinity:  the client's entry (" + BackendText(e, a.entry.backend_id) +
@@ -404,9 +414,12 @@ Rendered Render(const Explanation& e, const std::string& src, const std::string&
   const MaglevView& m = *e.maglev;
   const xlb_config& cfg = *e.config;
   const char* hash_fn = m.affinity ? "xlb_hash_client" : "xlb_hash_flow";
-  json mj{{"hash_fn", hash_fn},       {"hash", m.hash},
-          {"seed", cfg.hash_seed},    {"maglev_size", cfg.maglev_size},
-          {"slot", m.slot},           {"table_size", m.table.size},
+  json mj{{"hash_fn", hash_fn},
+          {"hash", m.hash},
+          {"seed", cfg.hash_seed},
+          {"maglev_size", cfg.maglev_size},
+          {"slot", m.slot},
+          {"table_size", m.table.size},
           {"backend_id", m.backend_id}};
   std::string line = "no conntrack entry: " + std::string(hash_fn) + "(seed " +
                      Hex32(cfg.hash_seed) + ") = " + Hex32(m.hash) + " -> Maglev slot " +
@@ -420,8 +433,8 @@ Rendered Render(const Explanation& e, const std::string& src, const std::string&
     auto it = e.backends.find(m.backend_id);
     const uint16_t cluster = it != e.backends.end() ? it->second.cluster_id : 0;
     const TableShares& sh = m.table;
-    const uint32_t be_slots = sh.per_backend.count(m.backend_id) ? sh.per_backend.at(m.backend_id)
-                                                                 : 0;
+    const uint32_t be_slots =
+        sh.per_backend.count(m.backend_id) ? sh.per_backend.at(m.backend_id) : 0;
     const uint32_t cl_slots = sh.per_cluster.count(cluster) ? sh.per_cluster.at(cluster) : 0;
     mj["backend_slots"] = be_slots;
     mj["backend_share"] = sh.Pct(be_slots);
@@ -434,8 +447,7 @@ Rendered Render(const Explanation& e, const std::string& src, const std::string&
                     Percent(sh.Pct(cl_slots)) + " of the table");
     if (cfg.maglev_size != sh.size) {
       lines.push_back("warning: the table has " + std::to_string(sh.size) +
-                      " slots but the program's maglev_size is " +
-                      std::to_string(cfg.maglev_size));
+                      " slots but the program's maglev_size is " + std::to_string(cfg.maglev_size));
     }
   }
   doc["maglev"] = mj;
