@@ -146,8 +146,8 @@ Result<void> CheckAffinity(const PinnedDatapath& dp, uint64_t now, Explanation& 
   }
   xlb_affinity_key key{};
   xlb_affinity_key_of(&e.query.key, svc.id, &key);
-  auto entry =
-      TypedMap<xlb_affinity_key, xlb_affinity>(dp.fd(XLB_MAP_AFFINITY), XLB_MAP_AFFINITY).Lookup(key);
+  auto entry = TypedMap<xlb_affinity_key, xlb_affinity>(dp.fd(XLB_MAP_AFFINITY), XLB_MAP_AFFINITY)
+                   .Lookup(key);
   if (!entry.ok()) {
     return entry.error().NotFound() ? Result<void>{} : std::move(entry).take_error();
   }
