@@ -546,6 +546,11 @@ void AddSemanticsCases(std::vector<GoldenCase>& cases) {
         {Step("802.1Q SYN",
               Frame().vlan(100).ipv4(kClient4, kVip4Reject).tcp(42220, 80, kTcpSyn).build(),
               XLB_DROP_REJECT)});
+    add("reject_never_answers_a_multicast_or_unspecified_source",
+        {Step("from 224.0.0.5", UdpFrom("224.0.0.5", kVip4Reject, 42250, 53, 8), XLB_DROP_REJECT),
+         Step("from 0.0.0.0", UdpFrom("0.0.0.0", kVip4Reject, 42250, 53, 8), XLB_DROP_REJECT),
+         Step("from ff02::1", UdpFrom("ff02::1", kVip6Reject, 42250, 53, 8), XLB_DROP_REJECT),
+         Step("from ::", UdpFrom("::", kVip6Reject, 42250, 53, 8), XLB_DROP_REJECT)});
     add("reject_without_the_flag_drops",
         {before(
             Step("SYN", TcpFrom(kClient4, kVip4Reject, 42230, 80, kTcpSyn), XLB_DROP_NO_BACKEND),
