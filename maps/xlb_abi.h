@@ -75,7 +75,12 @@ struct xlb_service_key {
 };
 
 /* Service flags. */
-#define XLB_SVC_F_AFFINITY (1U << 0) /* ClientIP affinity: hash the source address only */
+/*
+ * ClientIP affinity: Maglev hashes the source address only, and a new flow goes
+ * to the client's last backend (xlb_affinity_v1) while that is younger than
+ * affinity_timeout.
+ */
+#define XLB_SVC_F_AFFINITY (1U << 0)
 /*
  * A NodePort on one of this node's own addresses: the answers leave with that
  * address as their source, which the stack drops as martian when it receives
@@ -85,7 +90,9 @@ struct xlb_service_key {
 /*
  * A LoadBalancer IP of a Service with spec.loadBalancerSourceRanges: a packet
  * whose source is in no range of xlb_srcrange_v1 under the service id is
- * dropped (XLB_DROP_SOURCE_RANGE), new flow or established.
+ * dropped (XLB_DROP_SOURCE_RANGE), new flow or established (a flow that began
+ * under the flag: XLB_CT_F_SOURCE_RANGES). The agent writes a key's ranges
+ * before it sets the flag, or every source is dropped in between.
  */
 #define XLB_SVC_F_SOURCE_RANGES (1U << 2)
 /*

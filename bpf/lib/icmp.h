@@ -107,9 +107,24 @@ static __always_inline __s64 icmp_csum_quote(void *quote, void *data_end, __u32 
 }
 
 /*
+ * Whether the sender names one host an error may go to (RFC 1122 3.2.2, RFC
+ * 4443 2.4 e): not an unspecified, multicast or (IPv4) limited-broadcast
+ * source, which only a spoofed packet to a VIP carries.
+ */
+static __always_inline int icmp_source_answerable(const struct xlb_ct_key *flow)
+{
+	__u32 first = bpf_ntohl(flow->saddr[0]);
+
+	if (flow->family == XLB_FAMILY_IPV4)
+		return first && (first >> 28) != 0xe && first != 0xffffffff;
+	return (first >> 24) != 0xff &&
+	       (flow->saddr[0] | flow->saddr[1] | flow->saddr[2] | flow->saddr[3]);
+}
+
+/*
  * Turns the packet into the answer `a` describes. Where the hook cannot answer
- * (ctx_reframe: a VLAN-tagged frame, a GSO aggregate), it ends in a->failed
- * before the packet is touched.
+ * (ctx_reframe: a VLAN-tagged frame, a GSO aggregate) or the sender is no one
+ * to answer, it ends in a->failed before the packet is touched.
  */
 static __always_inline int icmp_answer(struct __ctx_buff *ctx, const struct xlb_pkt *pkt,
 				       const struct icmp_answer *a)
@@ -133,7 +148,7 @@ static __always_inline int icmp_answer(struct __ctx_buff *ctx, const struct xlb_
 	if (quote_len > XLB_ICMP_QUOTE_MAX6)
 		return a->failed;
 	frame_len = ETH_HLEN + hdr_len + quote_len;
-	if (l3_off != ETH_HLEN || data + ETH_HLEN > data_end)
+	if (l3_off != ETH_HLEN || data + ETH_HLEN > data_end || !icmp_source_answerable(&pkt->flow))
 		return a->failed;
 	__builtin_memcpy(macs, data, sizeof(macs));
 	__builtin_memcpy(saddr, pkt->flow.saddr, sizeof(saddr));

@@ -222,9 +222,10 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
       if (rng_() % 3 == 0) {
         auto aff = dp_->affinity();
         ASSERT_TRUE(aff.ForEach([&](const xlb_affinity_key& k, xlb_affinity v) {
-                       v.last_seen -= 601 * XLB_NSEC_PER_SEC;
-                       ASSERT_TRUE(aff.Update(k, v).ok());
-                     }).ok());
+                         v.last_seen -= 601 * XLB_NSEC_PER_SEC;
+                         ASSERT_TRUE(aff.Update(k, v).ok());
+                       })
+                        .ok());
       }
     }
     const Destination& d = destinations_[rng_() % destinations_.size()];
@@ -379,14 +380,14 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
         "maglev/backend_invalid"}) {
     EXPECT_TRUE(seen.count(kind)) << "no flow ended as " << kind << "; outcomes:\n" << summary;
   }
-  for (const char* part : {"source_range_drop", "source_range_drop/established",
-                           "+source_range_allowed", "reject", "affinity",
-                           "+affinity_not_binding"}) {
+  for (const char* part :
+       {"source_range_drop", "source_range_drop/established", "+source_range_allowed", "reject",
+        "affinity", "+affinity_not_binding"}) {
     bool found = false;
     for (const auto& [kind, count] : seen) {
       // "+..." anywhere in the kind, a decision at its start
-      found = found || (part[0] == '+' ? kind.find(part) != std::string::npos
-                                       : kind.rfind(part, 0) == 0);
+      found = found ||
+              (part[0] == '+' ? kind.find(part) != std::string::npos : kind.rfind(part, 0) == 0);
     }
     EXPECT_TRUE(found) << "no flow ended as " << part << "; outcomes:\n" << summary;
   }

@@ -98,12 +98,12 @@ constexpr const char* kVip4Snat = "198.18.10.18";    // -> 198.18.100.2:8080, SN
 constexpr const char* kVip6Snat = "2001:db8:10::19"; // -> [2001:db8:100::2]:8080, SNAT
 
 // Service semantics (ids 20-27, see InstallGoldenServices).
-constexpr const char* kVip4Affine = "198.18.10.20";   // ClientIP, 100 s: 22 198.18.21.1, 23 .2
-constexpr const char* kVip6Affine = "2001:db8:10::20";  // ClientIP, 100 s: 24, 25
-constexpr const char* kVip4Ranged = "198.18.10.21";   // source ranges 198.18.0.0/24
+constexpr const char* kVip4Affine = "198.18.10.20";      // ClientIP, 100 s: 22 198.18.21.1, 23 .2
+constexpr const char* kVip6Affine = "2001:db8:10::20";   // ClientIP, 100 s: 24, 25
+constexpr const char* kVip4Ranged = "198.18.10.21";      // source ranges 198.18.0.0/24
 constexpr const char* kVip4RangedOpen = "198.18.10.22";  // the same service, a key without them
-constexpr const char* kVip6Ranged = "2001:db8:10::21";  // source ranges 2001:db8:1::/64
-constexpr const char* kVip4Reject = "198.18.10.23";   // :80/tcp and :53/udp, no endpoints, REJECT
+constexpr const char* kVip6Ranged = "2001:db8:10::21";   // source ranges 2001:db8:1::/64
+constexpr const char* kVip4Reject = "198.18.10.23";  // :80/tcp and :53/udp, no endpoints, REJECT
 constexpr const char* kVip6Reject = "2001:db8:10::23";
 constexpr uint32_t kAffinityTimeoutS = 100;
 constexpr const char* kOutsider4 = "198.18.5.1";  // in no source range
@@ -340,7 +340,6 @@ void InstallSemanticsServices(XdpDatapath& dp, ServiceWriter& w) {
   }
 }
 
-
 // A TCP segment from any source to any destination, in a client frame.
 Bytes TcpFrom(std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport,
               uint8_t flags) {
@@ -355,7 +354,9 @@ Bytes UdpFrom(std::string_view src, std::string_view dst, uint16_t sport, uint16
 }
 
 // The IP packet inside an untagged Ethernet frame.
-Bytes IpOf(const Bytes& frame) { return Bytes(frame.begin() + 14, frame.end()); }
+Bytes IpOf(const Bytes& frame) {
+  return Bytes(frame.begin() + 14, frame.end());
+}
 
 // ICMP port unreachable from `vip` to the sender of `offending` (an untagged frame), as
 // Linux sends it (IPv4: TTL 64, TOS 0xc0; IPv6: hop limit 64), quoting what RFC 1812 and
@@ -431,11 +432,10 @@ void AddSemanticsCases(std::vector<GoldenCase>& cases) {
                [=](XdpDatapath& dp) { ExpectAffinity(dp, s, c, b1); }),
          before(Step("idle 99 s of 100: still kept", syn(42002), XLB_FWD_NEW_FLOW, to(be1, 42002)),
                 [](XdpDatapath& dp, ServiceWriter&) { AgeAffinity(dp, kAffinityTimeoutS - 1); }),
-         after(before(Step("idle past the timeout: moves to the table's backend", syn(42003),
-                           XLB_FWD_NEW_FLOW, to(be2, 42003)),
-                      [](XdpDatapath& dp, ServiceWriter&) {
-                        AgeAffinity(dp, kAffinityTimeoutS + 1);
-                      }),
+         after(before(
+                   Step("idle past the timeout: moves to the table's backend", syn(42003),
+                        XLB_FWD_NEW_FLOW, to(be2, 42003)),
+                   [](XdpDatapath& dp, ServiceWriter&) { AgeAffinity(dp, kAffinityTimeoutS + 1); }),
                [=](XdpDatapath& dp) { ExpectAffinity(dp, s, c, b2); }),
          Step("and stays there", syn(42004), XLB_FWD_NEW_FLOW, to(be2, 42004))});
   }
@@ -477,8 +477,8 @@ void AddSemanticsCases(std::vector<GoldenCase>& cases) {
 
   // --- loadBalancerSourceRanges ---
   add("source_range4_inside_passes_new_and_established",
-      {Step("SYN from inside", TcpFrom(kClient4, kVip4Ranged, 42100, 80, kTcpSyn),
-            XLB_FWD_NEW_FLOW, TcpFrom(kClient4, "198.18.22.1", 42100, 8080, kTcpSyn)),
+      {Step("SYN from inside", TcpFrom(kClient4, kVip4Ranged, 42100, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+            TcpFrom(kClient4, "198.18.22.1", 42100, 8080, kTcpSyn)),
        Step("ACK", TcpFrom(kClient4, kVip4Ranged, 42100, 80, kTcpAck), XLB_FWD_ESTABLISHED,
             TcpFrom(kClient4, "198.18.22.1", 42100, 8080, kTcpAck))});
   add("source_range4_outside_dropped",
@@ -491,8 +491,8 @@ void AddSemanticsCases(std::vector<GoldenCase>& cases) {
             TcpFrom(kOutsider4, kVip4RangedOpen, 42102, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
             TcpFrom(kOutsider4, "198.18.22.1", 42102, 8080, kTcpSyn))});
   add("source_range4_narrowed_cuts_established_flow",
-      {Step("SYN from inside", TcpFrom(kClient4, kVip4Ranged, 42103, 80, kTcpSyn),
-            XLB_FWD_NEW_FLOW, TcpFrom(kClient4, "198.18.22.1", 42103, 8080, kTcpSyn)),
+      {Step("SYN from inside", TcpFrom(kClient4, kVip4Ranged, 42103, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+            TcpFrom(kClient4, "198.18.22.1", 42103, 8080, kTcpSyn)),
        before(Step("ranges narrowed to another /32: the ACK drops",
                    TcpFrom(kClient4, kVip4Ranged, 42103, 80, kTcpAck), XLB_DROP_SOURCE_RANGE),
               [](XdpDatapath& dp, ServiceWriter&) {
@@ -507,14 +507,15 @@ void AddSemanticsCases(std::vector<GoldenCase>& cases) {
                             [](xlb_service& s) { s.flags &= ~XLB_SVC_F_SOURCE_RANGES; });
               })});
   add("source_range6_inside_passes_outside_dropped",
-      {Step("SYN from inside", TcpFrom(kClient6, kVip6Ranged, 42110, 80, kTcpSyn),
-            XLB_FWD_NEW_FLOW, TcpFrom(kClient6, "2001:db8:22::1", 42110, 8080, kTcpSyn)),
+      {Step("SYN from inside", TcpFrom(kClient6, kVip6Ranged, 42110, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+            TcpFrom(kClient6, "2001:db8:22::1", 42110, 8080, kTcpSyn)),
        Step("ACK", TcpFrom(kClient6, kVip6Ranged, 42110, 80, kTcpAck), XLB_FWD_ESTABLISHED,
             TcpFrom(kClient6, "2001:db8:22::1", 42110, 8080, kTcpAck)),
        Step("SYN from outside", TcpFrom(kOutsider6, kVip6Ranged, 42111, 80, kTcpSyn),
             XLB_DROP_SOURCE_RANGE)});
   add("tc_source_range_pod_outside_dropped",
-      {Step("pod SYN (TC)", InFrame(kPodMac, kHostVethMac, Seg(kPod4, kVip4Ranged, 42120, 80, kTcpSyn)),
+      {Step("pod SYN (TC)",
+            InFrame(kPodMac, kHostVethMac, Seg(kPod4, kVip4Ranged, 42120, 80, kTcpSyn)),
             TC_ACT_SHOT, XLB_DROP_SOURCE_RANGE, std::nullopt, Hook::kTc)});
 
   // --- a service port without endpoints rejects ---
@@ -531,14 +532,12 @@ void AddSemanticsCases(std::vector<GoldenCase>& cases) {
     std::vector<GoldenStep> udp4, udp6;
     for (size_t n : {4, 5, 6, 7, 600}) {
       const Bytes d4 = UdpFrom(kClient4, kVip4Reject, 42210, 53, n);
-      udp4.push_back(Step("datagram of " + std::to_string(n) + " bytes", d4, XDP_TX,
-                          XLB_FWD_REJECT,
+      udp4.push_back(Step("datagram of " + std::to_string(n) + " bytes", d4, XDP_TX, XLB_FWD_REJECT,
                           PortUnreach(d4, kVip4Reject, kClient4, kClientMac, kNodeMac)));
     }
     for (size_t n : {4, 5, 6, 7, 1300}) {
       const Bytes d6 = UdpFrom(kClient6, kVip6Reject, 42211, 53, n);
-      udp6.push_back(Step("datagram of " + std::to_string(n) + " bytes", d6, XDP_TX,
-                          XLB_FWD_REJECT,
+      udp6.push_back(Step("datagram of " + std::to_string(n) + " bytes", d6, XDP_TX, XLB_FWD_REJECT,
                           PortUnreach(d6, kVip6Reject, kClient6, kClientMac, kNodeMac)));
     }
     add("reject_udp4_port_unreachable", std::move(udp4));
@@ -547,17 +546,21 @@ void AddSemanticsCases(std::vector<GoldenCase>& cases) {
         {Step("802.1Q SYN",
               Frame().vlan(100).ipv4(kClient4, kVip4Reject).tcp(42220, 80, kTcpSyn).build(),
               XLB_DROP_REJECT)});
+    add("reject_never_answers_a_multicast_or_unspecified_source",
+        {Step("from 224.0.0.5", UdpFrom("224.0.0.5", kVip4Reject, 42250, 53, 8), XLB_DROP_REJECT),
+         Step("from 0.0.0.0", UdpFrom("0.0.0.0", kVip4Reject, 42250, 53, 8), XLB_DROP_REJECT),
+         Step("from ff02::1", UdpFrom("ff02::1", kVip6Reject, 42250, 53, 8), XLB_DROP_REJECT),
+         Step("from ::", UdpFrom("::", kVip6Reject, 42250, 53, 8), XLB_DROP_REJECT)});
     add("reject_without_the_flag_drops",
-        {before(Step("SYN", TcpFrom(kClient4, kVip4Reject, 42230, 80, kTcpSyn),
-                     XLB_DROP_NO_BACKEND),
-                [](XdpDatapath& dp, ServiceWriter&) {
-                  EditService(dp, VipKey(kVip4Reject, 80, IPPROTO_TCP),
-                              [](xlb_service& s) { s.flags &= ~XLB_SVC_F_REJECT; });
-                })});
+        {before(
+            Step("SYN", TcpFrom(kClient4, kVip4Reject, 42230, 80, kTcpSyn), XLB_DROP_NO_BACKEND),
+            [](XdpDatapath& dp, ServiceWriter&) {
+              EditService(dp, VipKey(kVip4Reject, 80, IPPROTO_TCP),
+                          [](xlb_service& s) { s.flags &= ~XLB_SVC_F_REJECT; });
+            })});
     const Bytes pod4 = InFrame(kPodMac, kHostVethMac, Seg(kPod4, kVip4Reject, 42240, 80, kTcpSyn));
-    const Bytes pod6 = InFrame(
-        kPodMac, kHostVethMac,
-        L3(kPod6, kVip6Reject).udp(42241, 53).payload("query").build());
+    const Bytes pod6 = InFrame(kPodMac, kHostVethMac,
+                               L3(kPod6, kVip6Reject).udp(42241, 53).payload("query").build());
     add("tc_reject_tcp4_back_into_the_pod",
         {Step("pod SYN (TC)", pod4, TC_ACT_REDIRECT, XLB_FWD_REJECT,
               PortUnreach(pod4, kVip4Reject, kPod4, kPodMac, kHostVethMac), Hook::kTc)});
@@ -1263,13 +1266,19 @@ std::vector<GoldenCase> GoldenCases() {
               Packet().eth(kNodeMac, kClientMac).ipv4(kVip4TunUdp, kClient4, {.ttl = 64, .id = 0, .tos = 0xc0})
                   .icmp4_frag_needed(1450, big4, {.inner_len = 512}).build())});
     // In TC the answer goes back into the pod that sent the datagram.
-    const Bytes pod_big4 = Packet().ipv4(kPod4, kVip4TunUdp, {.df = true})
-                               .udp(41113, 53).payload(std::string(1423, 'x')).build();
+    const Bytes pod_big4 = Packet()
+                               .ipv4(kPod4, kVip4TunUdp, {.df = true})
+                               .udp(41113, 53)
+                               .payload(std::string(1423, 'x'))
+                               .build();
     add("tc_too_big_ipv4_df_answered_back_into_the_pod",
-        {Step("1451-byte datagram with DF from a pod (TC)", InFrame(kPodMac, kHostVethMac, pod_big4),
-              TC_ACT_REDIRECT, XLB_FWD_ICMP_TOO_BIG,
-              Packet().eth(kHostVethMac, kPodMac).ipv4(kVip4TunUdp, kPod4, {.ttl = 64, .id = 0, .tos = 0xc0})
-                  .icmp4_frag_needed(1450, pod_big4, {.inner_len = 512}).build(),
+        {Step("1451-byte datagram with DF from a pod (TC)",
+              InFrame(kPodMac, kHostVethMac, pod_big4), TC_ACT_REDIRECT, XLB_FWD_ICMP_TOO_BIG,
+              Packet()
+                  .eth(kHostVethMac, kPodMac)
+                  .ipv4(kVip4TunUdp, kPod4, {.ttl = 64, .id = 0, .tos = 0xc0})
+                  .icmp4_frag_needed(1450, pod_big4, {.inner_len = 512})
+                  .build(),
               Hook::kTc)});
     add("too_big_ipv6_answered_with_packet_too_big",
         {Step("1431-byte IPv6 packet", InFrame(kClientMac, kNodeMac, big6), XDP_TX,

@@ -223,8 +223,9 @@ class SockLb : public ::testing::Test {
     // Every slot on the first backend; the affinity test moves the table to the second.
     affine_id_ = id++;
     const xlb_service_key affine = VipKey(kVip4, kAffinePort, IPPROTO_TCP);
-    const std::vector<WeightedBackend> pair = {{kAffineFirst, Backend(kBackend4, kTcpBackendPort)},
-                                               {kAffineSecond, Backend(kBackend4b, kTcpBackendPort)}};
+    const std::vector<WeightedBackend> pair = {
+        {kAffineFirst, Backend(kBackend4, kTcpBackendPort)},
+        {kAffineSecond, Backend(kBackend4b, kTcpBackendPort)}};
     ASSERT_TRUE(w.AddService(affine_id_, std::span(&affine, 1), pair, XLB_SVC_F_AFFINITY).ok());
     auto svc = xdp_->services().Lookup(affine);
     ASSERT_TRUE(svc.ok());
@@ -232,7 +233,8 @@ class SockLb : public ::testing::Test {
     ASSERT_TRUE(xdp_->services().Update(affine, *svc).ok());
     PointTableAt(kAffineFirst);
     for (const uint32_t be : {kAffineFirst, kAffineSecond}) {
-      ASSERT_TRUE(xdp_->affinity_match().Update({.service_id = affine_id_, .backend_id = be}, 0).ok());
+      ASSERT_TRUE(
+          xdp_->affinity_match().Update({.service_id = affine_id_, .backend_id = be}, 0).ok());
     }
 
     auto cgroup = FindCgroup2();
@@ -345,7 +347,8 @@ TEST_F(SockLb, ARejectingServiceRefusesConnectAndSendto) {
   ASSERT_TRUE(client_.RunInside([&] {
     for (const char* vip : {kVip4, kVip6}) {
       const TcpSeen seen = TcpConnect(-1, vip, kRejectPort);
-      EXPECT_EQ(seen.connect_errno, ECONNREFUSED) << vip << ": " << std::strerror(seen.connect_errno);
+      EXPECT_EQ(seen.connect_errno, ECONNREFUSED)
+          << vip << ": " << std::strerror(seen.connect_errno);
       const UdpSeen dgram = UdpExchange(-1, "", vip, kRejectPort);
       EXPECT_EQ(dgram.send_errno, ECONNREFUSED) << vip << ": " << std::strerror(dgram.send_errno);
     }
@@ -388,9 +391,10 @@ TEST_F(SockLb, ClientIpAffinityHoldsAtConnectUntilIdlePastTheTimeout) {
     EXPECT_EQ(TcpLandsOn(both, kVip4, kAffinePort), kBackend4);
     auto aff = xdp_->affinity();
     ASSERT_TRUE(aff.ForEach([&](const xlb_affinity_key& k, xlb_affinity v) {
-      v.last_seen -= (kAffinityTimeoutS + 1) * 1000000000ULL;
-      ASSERT_TRUE(aff.Update(k, v).ok());
-    }).ok());
+                     v.last_seen -= (kAffinityTimeoutS + 1) * 1000000000ULL;
+                     ASSERT_TRUE(aff.Update(k, v).ok());
+                   })
+                    .ok());
     EXPECT_EQ(TcpLandsOn(both, kVip4, kAffinePort), kBackend4b) << "idle past the timeout: moved";
     EXPECT_EQ(TcpLandsOn(both, kVip4, kAffinePort), kBackend4b);
   }));
