@@ -162,6 +162,12 @@ TEST_F(DeployTest, ContainerArgumentsAreAcceptedByTheAgentsFlagParser) {
       Object("DaemonSet/xlb-agent")["spec"]["template"]["metadata"]["annotations"];
   EXPECT_EQ(annotations["prometheus.io/scrape"].as<std::string>(), "true");
   EXPECT_EQ(annotations["prometheus.io/port"].as<std::string>(), "9464");
+  // kube-proxy's node health check, where cloud load balancers probe it; healthCheckNodePorts
+  // on every address.
+  EXPECT_EQ(options.healthz_addr, "0.0.0.0:10256");
+  EXPECT_EQ(options.health_check_addr, "::");
+  EXPECT_EQ(c["ports"][1]["name"].as<std::string>(), "healthz");
+  EXPECT_EQ(c["ports"][1]["containerPort"].as<int>(), 10256);
   // No --node-addr: the Node's InternalIP and ExternalIP addresses of both families serve the
   // NodePorts (one status.hostIP would leave the others out).
   EXPECT_TRUE(options.node_addrs.empty());
