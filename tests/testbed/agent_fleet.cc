@@ -182,6 +182,7 @@ std::string PathServicesYaml() {
                               std::to_string(kAffineTimeoutS));
   slices += SliceYaml("affine", "cluster-a", {{"podA1", true}, {"podA21", true}});
   slices += SliceYaml("affine", "cluster-b", {{"podB1", true}});
+  services += ServiceYaml("no-endpoints", kNoEndpointsN);
   return services + slices;
 }
 

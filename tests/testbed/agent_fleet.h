@@ -68,6 +68,8 @@ inline constexpr int kSplitN = 20;
 inline constexpr int kLocalExtN = 21;
 inline constexpr int kLocalExtHealthPort = 32021;
 inline constexpr int kAffineN = 22;
+//   "no-endpoints" (n = kNoEndpointsN): a Service without any endpoint (rejects).
+inline constexpr int kNoEndpointsN = 23;
 inline constexpr int kAffineTimeoutS = 4;
 const std::vector<PathService>& PathServices();
 // `services:` and `endpointSlices:` of all of them (and of the semantics services), for

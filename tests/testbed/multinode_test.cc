@@ -706,5 +706,23 @@ TEST(ServiceSemantics, AffinityKeepsTheClientsBackendAcrossAWeightChangeUntilItI
   Fleet().SetPolicy(AffinePolicy(70));
 }
 
+// A Service without any endpoint rejects: a client's connect() fails at once with "connection
+// refused" (ICMP port unreachable from the VIP), instead of timing out: from outside through
+// nodeA's XDP, and from a pod through its veth's TC, both families.
+TEST(ServiceSemantics, AServiceWithoutEndpointsRefusesConnectionsAtOnce) {
+  ASSERT_NE(g_world, nullptr);
+  for (const Family f : {Family::kV4, Family::kV6}) {
+    for (const auto& [client, net] : {std::pair{"client", 2}, std::pair{"clientA", 0}}) {
+      SCOPED_TRACE(std::string(client) + " " + FamilyName(f));
+      const std::string node = std::string(client) == "client" ? "nodeA" : NodeOf(client);
+      const long before = semantics::Reason(node, "fwd_reject");
+      const ProbeResult r = Tb().Probe(client, "tcp", Vip(f, kNoEndpointsN, net), 5, 1, 3000);
+      EXPECT_EQ(r.ok, 0) << r.Describe();
+      EXPECT_EQ(r.errors, (Counts{{"connect: Connection refused", 5}})) << r.Describe();
+      EXPECT_GE(semantics::Reason(node, "fwd_reject") - before, 5);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace xlb::testbed
