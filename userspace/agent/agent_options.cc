@@ -71,6 +71,23 @@ const char* const kAgentUsage =
 
 namespace {
 
+// HOST:PORT of a listening option, or `off` (""). False with `problem` set otherwise.
+bool ListenAddressOption(std::string_view flag, const std::string& v, std::string& out,
+                         std::string& problem) {
+  std::string host;
+  uint16_t port = 0;
+  if (v == "off") {
+    out.clear();
+    return true;
+  }
+  if (!ParseListenAddress(v, host, port, problem)) {
+    problem = std::string(flag) + " " + problem;
+    return false;
+  }
+  out = v;
+  return true;
+}
+
 // A Kubernetes object name of the DNS-1123 subdomain kind (Nodes): dot-separated labels, at
 // most 253 characters.
 bool IsDnsSubdomain(std::string_view s) {
@@ -242,40 +259,20 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         problem = "--encap " + v + ": vxlan or gue";
         return false;
       }
-    } else if (flag == "--metrics-addr") {
-      std::string host;
-      uint16_t port = 0;
-      if (v == "off") {
-        o.metrics_addr.clear();
-      } else if (!ParseListenAddress(v, host, port, problem)) {
-        problem = "--metrics-addr " + problem;
+    } else if (flag == "--metrics-addr" || flag == "--healthz-addr") {
+      if (!ListenAddressOption(flag, v, flag == "--metrics-addr" ? o.metrics_addr : o.healthz_addr,
+                               problem)) {
         return false;
-      } else {
-        o.metrics_addr = v;
-      }
-    } else if (flag == "--healthz-addr") {
-      std::string host;
-      uint16_t port = 0;
-      if (v == "off") {
-        o.healthz_addr.clear();
-      } else if (!ParseListenAddress(v, host, port, problem)) {
-        problem = "--healthz-addr " + problem;
-        return false;
-      } else {
-        o.healthz_addr = v;
       }
     } else if (flag == "--health-check-addr") {
-      std::string host;
-      uint16_t port = 0;
-      std::string bracketed = v.find(':') != std::string::npos ? "[" + v + "]:1" : v + ":1";
-      if (v == "off") {
-        o.health_check_addr.clear();
-      } else if (!ParseListenAddress(bracketed, host, port, problem)) {
+      // An address alone: the ports are the Services' healthCheckNodePorts.
+      const std::string with_port = v.find(':') != std::string::npos ? "[" + v + "]:1" : v + ":1";
+      std::string unused;
+      if (v != "off" && !ListenAddressOption(flag, with_port, unused, problem)) {
         problem = "--health-check-addr " + v + ": not a numeric IPv4 or IPv6 address";
         return false;
-      } else {
-        o.health_check_addr = v;
       }
+      o.health_check_addr = v == "off" ? "" : v;
     } else if (flag == "--socket-lb") {
       if (v == "on") {
         o.socket_lb.mode = SocketLbOptions::Mode::kOn;

@@ -269,8 +269,8 @@ int Run(int argc, char** argv) {
                       reconciler.policy_reloaded(), reconciler.policy_rejected());
     status.Heartbeat();
   };
-  // Bound before the datapath is loaded: a taken port fails start-up with nothing touched.
   // kube-proxy's health checks (health_check.h): the node's, and every healthCheckNodePort.
+  // The node's is bound before the datapath is loaded, as /metrics below.
   std::unique_ptr<xlb::HttpServer> healthz;
   if (!opts.healthz_addr.empty() && !opts.once) {
     auto server = xlb::HttpServer::Start(opts.healthz_addr, [&](std::string_view path) {
@@ -311,6 +311,7 @@ int Run(int argc, char** argv) {
     }
   };
 
+  // Bound before the datapath is loaded: a taken port fails start-up with nothing touched.
   std::unique_ptr<xlb::HttpServer> http;
   if (!opts.metrics_addr.empty() && !opts.once) {
     auto server = xlb::HttpServer::Start(opts.metrics_addr, [&](std::string_view path) {
