@@ -4,10 +4,14 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -55,7 +59,31 @@ CommandResult RunCommand(const std::string& command) {
   return r;
 }
 
+namespace {
+
+// Namespaces xlbt-<pid>-<n> whose process is gone: a test process killed before its
+// destructors ran (a ctest stopped mid-run) leaves them; the next one that makes a namespace
+// removes them.
+void RemoveStaleNamespaces() {
+  const std::string prefix = "xlbt-";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/var/run/netns", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) {
+      continue;
+    }
+    const long pid = std::atol(name.c_str() + prefix.size());
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      RunCommand("ip netns del " + name);
+    }
+  }
+}
+
+}  // namespace
+
 Netns::Netns() : name_(UniqueName("xlbt")) {
+  static std::once_flag stale_removed;
+  std::call_once(stale_removed, RemoveStaleNamespaces);
   CommandResult r = RunCommand("ip netns add " + name_);
   ok_ = r.status == 0;
   if (!ok_) {
