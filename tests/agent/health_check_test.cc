@@ -1,7 +1,7 @@
 // kube-proxy's health checks without root (health_check.h): the local ready endpoint count,
 // a healthCheckNodePort served on loopback that answers 200 with a local endpoint and 503
 // without one (body and X-Load-Balancing-Endpoint-Weight as kube-proxy writes them), servers
-// that follow the model, the node /healthz body, and the options.
+// that follow the model, the and the node /healthz body.
 #include "userspace/agent/health_check.h"
 
 #include <arpa/inet.h>
@@ -14,8 +14,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include "userspace/agent/agent_options.h"
 
 namespace xlb::agent_test {
 namespace {
@@ -159,32 +157,6 @@ TEST(HealthCheck, NodeHealthzBody) {
   EXPECT_EQ(body["currentTime"], "2026-05-28T20:26:45Z");
   EXPECT_EQ(body["nodeEligible"], true);
   EXPECT_EQ(NodeHealthResponse(false, 0, 1'780'000'005.0).status, 503);
-}
-
-TEST(HealthCheck, Options) {
-  auto parse = [](std::vector<const char*> args, AgentOptions& o, std::string& problem) {
-    args.insert(args.begin(), "xlb-agent");
-    bool help = false;
-    return ParseAgentOptions(static_cast<int>(args.size()), args.data(), o, problem, help);
-  };
-  AgentOptions o;
-  std::string problem;
-  ASSERT_TRUE(parse({"--config", "c.yaml"}, o, problem)) << problem;
-  EXPECT_EQ(o.healthz_addr, "");
-  EXPECT_EQ(o.health_check_addr, "::");
-  ASSERT_TRUE(parse({"--config", "c.yaml", "--healthz-addr", "0.0.0.0:10256", "--health-check-addr",
-                     "198.18.0.1"},
-                    o, problem))
-      << problem;
-  EXPECT_EQ(o.healthz_addr, "0.0.0.0:10256");
-  EXPECT_EQ(o.health_check_addr, "198.18.0.1");
-  AgentOptions off;
-  ASSERT_TRUE(parse({"--config", "c.yaml", "--health-check-addr", "off"}, off, problem));
-  EXPECT_EQ(off.health_check_addr, "");
-  AgentOptions bad;
-  EXPECT_FALSE(parse({"--config", "c.yaml", "--health-check-addr", "node-1"}, bad, problem));
-  EXPECT_NE(problem.find("--health-check-addr node-1"), std::string::npos) << problem;
-  EXPECT_FALSE(parse({"--config", "c.yaml", "--healthz-addr", "10256"}, bad, problem));
 }
 
 }  // namespace

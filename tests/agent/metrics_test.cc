@@ -1,6 +1,6 @@
 // The agent's metrics without root: the exposition format (escaping, HELP/TYPE, histogram
 // buckets cumulative with +Inf, _sum and _count), readiness, the HTTP responder on a loopback
-// port of its own, and --metrics-addr.
+// port of its own, and --metrics-addr, --healthz-addr and --health-check-addr.
 #include "userspace/agent/metrics.h"
 
 #include <gtest/gtest.h>
@@ -91,8 +91,7 @@ TEST(AgentStatus, ReadyAfterASuccessfulSyncWithXdpOnEveryUplinkAndNotAfterAFaile
   EXPECT_NE(before.text().find("\nxlb_agent_last_sync_success_timestamp_seconds 0\n"),
             std::string::npos)
       << before.text();
-  EXPECT_NE(before.text().find("\nxlb_build_info{version=\""), std::string::npos)
-      << before.text();
+  EXPECT_NE(before.text().find("\nxlb_build_info{version=\""), std::string::npos) << before.text();
   WriteCounts w;
   w[WriteKind::kTable] = 1;
   s.RecordSync(std::chrono::milliseconds(2), w, true);
@@ -164,27 +163,50 @@ TEST(HttpServer, ServesGetAndAnswers404OnLoopback) {
   EXPECT_FALSE(taken.ok());
 }
 
+// xlb-agent ARGS... parsed into `o`.
+bool ParseArgs(std::vector<const char*> args, AgentOptions& o, std::string& problem) {
+  args.insert(args.begin(), "xlb-agent");
+  bool help = false;
+  return ParseAgentOptions(static_cast<int>(args.size()), args.data(), o, problem, help);
+}
+
 TEST(AgentOptions, MetricsAddressDefaultOffAndBad) {
-  auto parse = [](std::vector<const char*> args, AgentOptions& o, std::string& problem) {
-    args.insert(args.begin(), "xlb-agent");
-    bool help = false;
-    return ParseAgentOptions(static_cast<int>(args.size()), args.data(), o, problem, help);
-  };
   AgentOptions o;
   std::string problem;
-  ASSERT_TRUE(parse({"--config", "c.yaml"}, o, problem)) << problem;
+  ASSERT_TRUE(ParseArgs({"--config", "c.yaml"}, o, problem)) << problem;
   EXPECT_EQ(o.metrics_addr, "127.0.0.1:9464");
   AgentOptions off;
-  ASSERT_TRUE(parse({"--config", "c.yaml", "--metrics-addr", "off"}, off, problem)) << problem;
+  ASSERT_TRUE(ParseArgs({"--config", "c.yaml", "--metrics-addr", "off"}, off, problem)) << problem;
   EXPECT_EQ(off.metrics_addr, "");
   AgentOptions v6;
-  ASSERT_TRUE(parse({"--config", "c.yaml", "--metrics-addr", "[::1]:9000"}, v6, problem));
+  ASSERT_TRUE(ParseArgs({"--config", "c.yaml", "--metrics-addr", "[::1]:9000"}, v6, problem));
   EXPECT_EQ(v6.metrics_addr, "[::1]:9000");
   for (const char* bad : {"localhost:9464", "127.0.0.1", "127.0.0.1:70000", "::1:9464"}) {
     AgentOptions b;
-    EXPECT_FALSE(parse({"--config", "c.yaml", "--metrics-addr", bad}, b, problem)) << bad;
+    EXPECT_FALSE(ParseArgs({"--config", "c.yaml", "--metrics-addr", bad}, b, problem)) << bad;
     EXPECT_NE(problem.find("--metrics-addr"), std::string::npos) << problem;
   }
+}
+
+TEST(AgentOptions, HealthCheckAddresses) {
+  AgentOptions o;
+  std::string problem;
+  ASSERT_TRUE(ParseArgs({"--config", "c.yaml"}, o, problem)) << problem;
+  EXPECT_EQ(o.healthz_addr, "");
+  EXPECT_EQ(o.health_check_addr, "::");
+  ASSERT_TRUE(ParseArgs({"--config", "c.yaml", "--healthz-addr", "0.0.0.0:10256",
+                         "--health-check-addr", "198.18.0.1"},
+                        o, problem))
+      << problem;
+  EXPECT_EQ(o.healthz_addr, "0.0.0.0:10256");
+  EXPECT_EQ(o.health_check_addr, "198.18.0.1");
+  AgentOptions off;
+  ASSERT_TRUE(ParseArgs({"--config", "c.yaml", "--health-check-addr", "off"}, off, problem));
+  EXPECT_EQ(off.health_check_addr, "");
+  AgentOptions bad;
+  EXPECT_FALSE(ParseArgs({"--config", "c.yaml", "--health-check-addr", "node-1"}, bad, problem));
+  EXPECT_NE(problem.find("--health-check-addr node-1"), std::string::npos) << problem;
+  EXPECT_FALSE(ParseArgs({"--config", "c.yaml", "--healthz-addr", "10256"}, bad, problem));
 }
 
 }  // namespace

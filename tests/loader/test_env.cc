@@ -1,8 +1,7 @@
 #include "test_env.h"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,10 +9,10 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
-#include <mutex>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 namespace xlb::testing {

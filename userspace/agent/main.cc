@@ -354,6 +354,7 @@ int Run(int argc, char** argv) {
   } while (feed && !feed->LocalSynced() && g_stop == 0 &&
            std::chrono::steady_clock::now() < lists_deadline);
   publish(first);
+  sync_health_checks();
 
   // Socket LB on the synced maps, before the programs that make the agent ready: from the
   // first connect() it sees every service. Its links are pinned like the maps (they stay when
@@ -451,8 +452,12 @@ int Run(int argc, char** argv) {
               std::to_string(opts.iface_rescan.count()) + " ms");
   while (g_stop == 0) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
-    publish(step(opts.poll_interval));
-    sync_health_checks();
+    const std::optional<xlb::SyncResult> synced = step(opts.poll_interval);
+    publish(synced);
+    // The counts change with the model only; a port that could not be bound is tried again.
+    if (synced || !health_check_problems.empty()) {
+      sync_health_checks();
+    }
     follow_node_addresses();
     if (!feed) {
       SleepFor(opts.poll_interval);
