@@ -40,6 +40,14 @@ void IpAddress::ToAbiWords(uint32_t words[4]) const {
   std::memcpy(words, bytes_.data(), 16);
 }
 
+IpAddress IpAddress::Masked(uint8_t length) const {
+  IpAddress out = *this;
+  for (unsigned i = length; i < out.bytes_.size() * 8; ++i) {
+    out.bytes_[i / 8] &= static_cast<uint8_t>(~(1u << (7 - i % 8)));
+  }
+  return out;
+}
+
 std::optional<IpPrefix> IpPrefix::Parse(std::string_view text) {
   const size_t slash = text.find('/');
   if (slash == std::string_view::npos) {
@@ -63,17 +71,8 @@ std::optional<IpPrefix> IpPrefix::Parse(std::string_view text) {
     return std::nullopt;
   }
   IpPrefix prefix{*network, static_cast<uint8_t>(length)};
-  if (!prefix.Contains(*network) || [&] {
-        // Host bits set: the network with them cleared differs.
-        const auto& b = network->bytes();
-        for (unsigned i = length; i < bits; ++i) {
-          if ((b[i / 8] >> (7 - i % 8)) & 1) {
-            return true;
-          }
-        }
-        return false;
-      }()) {
-    return std::nullopt;
+  if (network->Masked(prefix.length) != *network) {
+    return std::nullopt;  // host bits set
   }
   return prefix;
 }

@@ -34,6 +34,10 @@ class IpAddress {
   // an IPv4 address in word 0 and words 1..3 zero. `words` are written in network order.
   void ToAbiWords(uint32_t words[4]) const;
 
+  // This address with every bit beyond the first `length` cleared: the network of
+  // ADDRESS/LENGTH.
+  IpAddress Masked(uint8_t length) const;
+
   auto operator<=>(const IpAddress&) const = default;
 
  private:

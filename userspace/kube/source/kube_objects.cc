@@ -1,9 +1,6 @@
 #include "userspace/kube/source/kube_objects.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
-#include <array>
 #include <set>
 #include <utility>
 
@@ -340,18 +337,6 @@ ServiceTrafficPolicy TrafficPolicy(Problems& p, const json& spec, const char* ke
   return ServiceTrafficPolicy::kCluster;
 }
 
-// The network of `address`/`length`: the bits beyond `length` cleared.
-IpPrefix NetworkOf(const IpAddress& address, uint8_t length) {
-  std::array<uint8_t, 16> bytes = address.bytes();
-  for (unsigned i = length; i < bytes.size() * 8; ++i) {
-    bytes[i / 8] &= static_cast<uint8_t>(~(1u << (7 - i % 8)));
-  }
-  char text[INET6_ADDRSTRLEN] = {};
-  inet_ntop(address.family() == IpFamily::kIPv4 ? AF_INET : AF_INET6, bytes.data(), text,
-            sizeof(text));
-  return IpPrefix{*IpAddress::Parse(text), length};
-}
-
 // One entry of the source ranges, spaces trimmed (the API server lets them through and
 // kube-proxy trims them). With host bits set it is read as its network, as kube-proxy's
 // iptables (-s) and IPVS (net.ParseCIDR) read it, and reported.
@@ -370,7 +355,8 @@ std::optional<IpPrefix> SourceRange(Problems& p, std::string_view text, const st
                         (digits.size() == 1 || digits.front() != '0');
     const int length = number ? std::stoi(digits) : -1;
     if (length >= 0 && length <= (address->family() == IpFamily::kIPv4 ? 32 : 128)) {
-      const IpPrefix network = NetworkOf(*address, static_cast<uint8_t>(length));
+      const IpPrefix network{address->Masked(static_cast<uint8_t>(length)),
+                             static_cast<uint8_t>(length)};
       p.Add(
           "bad_address", field,
           Describe(json(std::string(text))) + " has host bits set; read as " + network.ToString());
