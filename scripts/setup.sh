@@ -35,9 +35,11 @@ if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf
 fi
 
-# kubectl is the independent client the test API server is checked against (tests/kube). It is
-# not in Debian 12's archive, so it is not installed here: the machine provides it.
+# kubectl is the independent client the tests hold the test API server and the manifests
+# against (tests/kube, tests/deploy). It is not in Debian 12's archive, so it is not installed
+# here; `make demo` and the build do not need it. Without it those tests fail and say so.
 if ! command -v kubectl >/dev/null 2>&1; then
-  echo "setup.sh: kubectl not found on PATH: the kubectl faithfulness tests (tests/kube) need it" >&2
-  exit 1
+  echo "setup.sh: warning: kubectl not found on PATH; tests/kube and tests/deploy need it" \
+       "(a release binary from https://dl.k8s.io/release/<version>/bin/linux/amd64/kubectl" \
+       "into /usr/local/bin)" >&2
 fi
