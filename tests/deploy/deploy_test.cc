@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -20,34 +22,97 @@
 #include "userspace/agent/agent_options.h"
 #include "userspace/kube/source/kube_config.h"
 #include "userspace/kube/source/kube_objects.h"
+#include "userspace/kube/client/cluster_connection.h"
 #include "userspace/kube/source/kube_source.h"
 #include "userspace/policy/policy_parse.h"
 
 namespace xlb {
 namespace {
 
+// `kubectl kustomize DIR` (DIR relative to deploy/, or absolute), as objects by "Kind/name".
+std::map<std::string, YAML::Node> Render(const std::string& dir) {
+  std::map<std::string, YAML::Node> objects;
+  const testbed::CommandResult r = testbed::RunIn(
+      "", {"kubectl", "kustomize", dir[0] == '/' ? dir : std::string(XLB_DEPLOY_DIR) + "/" + dir},
+      std::chrono::seconds(30));
+  EXPECT_TRUE(r.ok()) << "kubectl kustomize " << dir << ": " << r.Describe();
+  for (const YAML::Node& doc : YAML::LoadAll(r.out)) {
+    const std::string key =
+        doc["kind"].as<std::string>() + "/" + doc["metadata"]["name"].as<std::string>();
+    EXPECT_TRUE(objects.emplace(key, doc).second) << dir << " renders twice: " << key;
+  }
+  return objects;
+}
+
+const YAML::Node& Find(const std::map<std::string, YAML::Node>& objects, const std::string& key) {
+  static const YAML::Node none;
+  auto it = objects.find(key);
+  if (it == objects.end()) {
+    ADD_FAILURE() << key << " is not in the rendered manifests";
+    return none;
+  }
+  return it->second;
+}
+
+// A scratch directory, gone with the object.
+struct TempDir {
+  TempDir() {
+    char dir[] = "/tmp/xlb-deploy-test-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir), nullptr);
+    path = dir;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string path;
+};
+
+// The agent's options as a node gets them from the rendered DaemonSet: the container's command
+// line with the kubelet's $(VAR) expansion of the env it declares (values a node would have),
+// through xlb-agent's own parser, then the node settings from ConfigMap xlb-node as the agent
+// reads them from its mount (here a copy of the key in a scratch directory).
+AgentOptions AgentOptionsOf(const std::map<std::string, YAML::Node>& objects,
+                            const std::string& node_name) {
+  const YAML::Node c = Find(objects, "DaemonSet/xlb-agent")["spec"]["template"]["spec"]["containers"][0];
+  std::map<std::string, std::string> env = {{"NODE_NAME", node_name}, {"NODE_IP", "198.18.0.11"}};
+  std::vector<std::string> args = {c["command"][0].as<std::string>()};
+  for (const YAML::Node& a : c["args"]) {
+    std::string arg = a.as<std::string>();
+    for (const auto& [name, value] : env) {
+      const std::string ref = "$(" + name + ")";
+      for (size_t at = arg.find(ref); at != std::string::npos; at = arg.find(ref)) {
+        arg.replace(at, ref.size(), value);
+      }
+    }
+    EXPECT_EQ(arg.find("$("), std::string::npos) << "unexpanded " << arg;
+    args.push_back(arg);
+  }
+  TempDir scratch;
+  const std::string mounted = "/etc/xlb/node/node-settings.yaml";
+  for (std::string& a : args) {
+    if (a == mounted) {
+      a = scratch.path + "/node-settings.yaml";
+      std::ofstream(a) << Find(objects, "ConfigMap/xlb-node")["data"]["node-settings.yaml"].as<std::string>();
+    }
+  }
+  std::vector<const char*> argv;
+  for (const std::string& a : args) {
+    argv.push_back(a.c_str());
+  }
+  AgentOptions options;
+  std::string problem;
+  bool help = false;
+  EXPECT_TRUE(ParseAgentOptions(static_cast<int>(argv.size()), argv.data(), options, problem, help))
+      << problem;
+  EXPECT_TRUE(ApplyNodeSettings(static_cast<int>(argv.size()), argv.data(), node_name, options,
+                                problem))
+      << problem;
+  return options;
+}
+
 class DeployTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const testbed::CommandResult r = testbed::RunIn(
-        "", {"kubectl", "kustomize", std::string(XLB_DEPLOY_DIR) + "/base"}, std::chrono::seconds(30));
-    ASSERT_TRUE(r.ok()) << r.Describe();
-    for (const YAML::Node& doc : YAML::LoadAll(r.out)) {
-      const std::string key = doc["kind"].as<std::string>() + "/" +
-                              doc["metadata"]["name"].as<std::string>();
-      ASSERT_TRUE(objects_.emplace(key, doc).second) << "twice: " << key;
-    }
-  }
+  void SetUp() override { objects_ = Render("base"); }
 
-  const YAML::Node& Object(const std::string& key) {
-    static const YAML::Node none;
-    auto it = objects_.find(key);
-    if (it == objects_.end()) {
-      ADD_FAILURE() << key << " is not in the rendered manifests";
-      return none;
-    }
-    return it->second;
-  }
+  const YAML::Node& Object(const std::string& key) { return Find(objects_, key); }
 
   const YAML::Node Container() {
     return Object("DaemonSet/xlb-agent")["spec"]["template"]["spec"]["containers"][0];
@@ -116,44 +181,16 @@ TEST_F(DeployTest, AgentStaysOffNodesLabelledWithoutXlb) {
   EXPECT_TRUE(excluded) << "no `" << kube::kDatapathLabel << " NotIn [none]` node affinity";
 }
 
-// The container's command line, with the kubelet's $(VAR) expansion of the env it declares
-// (values a node would have), goes through xlb-agent's own parser; the mounted files the
-// flags name are the ConfigMaps' keys.
+// The container's command line goes through xlb-agent's own parser, with the node settings;
+// the mounted files the flags name are the ConfigMaps' keys.
 TEST_F(DeployTest, ContainerArgumentsAreAcceptedByTheAgentsFlagParser) {
   const YAML::Node c = Container();
-  std::map<std::string, std::string> env = {{"NODE_NAME", "node-a1"}, {"NODE_IP", "198.18.0.11"}};
-  const YAML::Node node_cm = Object("ConfigMap/xlb-node")["data"];
-  for (const YAML::Node& e : c["env"]) {
-    if (e["valueFrom"] && e["valueFrom"]["configMapKeyRef"]) {
-      const std::string key = e["valueFrom"]["configMapKeyRef"]["key"].as<std::string>();
-      ASSERT_TRUE(node_cm[key]) << "xlb-node has no key " << key;
-      env[e["name"].as<std::string>()] = node_cm[key].as<std::string>();
-    }
-  }
-  std::vector<std::string> args = {c["command"][0].as<std::string>()};
-  for (const YAML::Node& a : c["args"]) {
-    std::string arg = a.as<std::string>();
-    for (const auto& [name, value] : env) {
-      const std::string ref = "$(" + name + ")";
-      for (size_t at = arg.find(ref); at != std::string::npos; at = arg.find(ref)) {
-        arg.replace(at, ref.size(), value);
-      }
-    }
-    EXPECT_EQ(arg.find("$("), std::string::npos) << "unexpanded " << arg;
-    args.push_back(arg);
-  }
-  std::vector<const char*> argv;
-  for (const std::string& a : args) {
-    argv.push_back(a.c_str());
-  }
-  AgentOptions options;
-  std::string problem;
-  bool help = false;
-  ASSERT_TRUE(ParseAgentOptions(static_cast<int>(argv.size()), argv.data(), options, problem, help))
-      << problem;
+  const AgentOptions options = AgentOptionsOf(objects_, "node-a1");
   EXPECT_EQ(options.kube, "/etc/xlb/sources/sources.yaml");
   EXPECT_EQ(options.policy, "/etc/xlb/policies");
   EXPECT_TRUE(options.uplink_auto) << "the uplinks from each node's routes";
+  EXPECT_EQ(options.pod_ifaces, std::vector<std::string>{"veth*"});
+  EXPECT_EQ(options.datapath.tunnel_mtu, 1500);
   // Scrapeable on the node's addresses, on the port the pod declares.
   EXPECT_EQ(options.metrics_addr, "0.0.0.0:9464");
   EXPECT_EQ(c["ports"][0]["name"].as<std::string>(), "metrics");
@@ -247,6 +284,164 @@ TEST_F(DeployTest, ClusterRoleAllowsEveryResourceTheSourcesWatch) {
             << path << " needs " << verb << " on " << group << "/" << resource;
       }
     }
+  }
+}
+
+// Beside kube-proxy, whose ports they are, xlb serves neither the node health check nor the
+// healthCheckNodePorts (the agent would not start with 10256 taken); everything else is the
+// base's.
+TEST(Overlays, AlongsideKubeProxyLeavesKubeProxyItsPorts) {
+  const auto objects = Render("overlays/alongside-kube-proxy");
+  const AgentOptions options = AgentOptionsOf(objects, "node-a1");
+  EXPECT_EQ(options.healthz_addr, "");
+  EXPECT_EQ(options.health_check_addr, "");
+  EXPECT_EQ(options.metrics_addr, "0.0.0.0:9464");
+  EXPECT_EQ(options.kube, "/etc/xlb/sources/sources.yaml");
+  const YAML::Node c =
+      Find(objects, "DaemonSet/xlb-agent")["spec"]["template"]["spec"]["containers"][0];
+  for (const YAML::Node& port : c["ports"]) {
+    EXPECT_NE(port["containerPort"].as<int>(), 10256) << "the port is kube-proxy's";
+  }
+  EXPECT_FALSE(c["env"].IsDefined() && [&] {
+    for (const YAML::Node& e : c["env"]) {
+      if (e["name"].as<std::string>() == "KUBERNETES_SERVICE_HOST") {
+        return true;
+      }
+    }
+    return false;
+  }()) << "beside kube-proxy the kubernetes Service's ClusterIP works";
+}
+
+// Instead of kube-proxy: the agent reaches the API server by its real address (which the
+// in-cluster client takes from the two variables), resolves names with the node's resolver,
+// and serves kube-proxy's health checks.
+TEST(Overlays, ReplaceKubeProxyReachesTheApiServerWithoutAnyServiceRouting) {
+  const auto objects = Render("overlays/replace-kube-proxy");
+  const AgentOptions options = AgentOptionsOf(objects, "node-a1");
+  EXPECT_EQ(options.healthz_addr, "0.0.0.0:10256");
+  EXPECT_EQ(options.health_check_addr, "::");
+  const YAML::Node spec = Find(objects, "DaemonSet/xlb-agent")["spec"]["template"]["spec"];
+  EXPECT_EQ(spec["dnsPolicy"].as<std::string>(), "Default") << "cluster DNS is behind a ClusterIP";
+  const YAML::Node data = Find(objects, "ConfigMap/xlb-apiserver")["data"];
+  std::map<std::string, std::string> env;
+  for (const YAML::Node& e : spec["containers"][0]["env"]) {
+    const YAML::Node ref = e["valueFrom"]["configMapKeyRef"];
+    if (ref && ref["name"].as<std::string>() == "xlb-apiserver") {
+      ASSERT_TRUE(data[ref["key"].as<std::string>()]) << ref["key"];
+      env[e["name"].as<std::string>()] = data[ref["key"].as<std::string>()].as<std::string>();
+    }
+  }
+  ASSERT_EQ(env.size(), 2u);
+  TempDir account;
+  for (const char* f : {"ca.crt", "token", "namespace"}) {
+    std::ofstream(account.path + "/" + f) << (std::string(f) == "namespace" ? "xlb-system" : "x");
+  }
+  kube::InClusterOptions in_cluster;
+  in_cluster.service_account_dir = account.path;
+  in_cluster.getenv = [&](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  auto connection = kube::InClusterConnection(in_cluster);
+  ASSERT_TRUE(connection.ok()) << connection.error().message;
+  EXPECT_EQ(connection->host, data["host"].as<std::string>());
+  EXPECT_EQ(connection->port, std::stoi(data["port"].as<std::string>()));
+}
+
+// kube-proxy's own cleanup of its rules, once on every node, in kube-system.
+TEST(Overlays, KubeProxyCleanupRunsKubeProxysOwnCleanupOnEveryNode) {
+  const auto objects = Render("kube-proxy-cleanup");
+  const YAML::Node ds = Find(objects, "DaemonSet/kube-proxy-cleanup");
+  EXPECT_EQ(ds["metadata"]["namespace"].as<std::string>(), "kube-system");
+  const YAML::Node spec = ds["spec"]["template"]["spec"];
+  EXPECT_TRUE(spec["hostNetwork"].as<bool>());
+  EXPECT_EQ(spec["tolerations"][0]["operator"].as<std::string>(), "Exists");
+  const YAML::Node init = spec["initContainers"][0];
+  const std::string image = init["image"].as<std::string>();
+  EXPECT_EQ(image.rfind("registry.k8s.io/kube-proxy:v1.", 0), 0u) << image;
+  std::vector<std::string> command;
+  for (const YAML::Node& a : init["command"]) {
+    command.push_back(a.as<std::string>());
+  }
+  ASSERT_FALSE(command.empty());
+  EXPECT_NE(command[0].find("kube-proxy"), std::string::npos);
+  EXPECT_NE(std::find(command.begin(), command.end(), "--cleanup"), command.end());
+  EXPECT_TRUE(init["securityContext"]["privileged"].as<bool>());
+}
+
+// The Argo CD ApplicationSet: for each overlay a cluster label may choose, the path exists and
+// renders, with the ApplicationSet's own kustomize patches applied as Argo CD applies them (a
+// kustomization over the overlay).
+TEST(GitOps, ArgoCdApplicationSetRendersForEveryOverlayItChooses) {
+  const YAML::Node set =
+      YAML::LoadFile(std::string(XLB_DEPLOY_DIR) + "/gitops/argocd/applicationset.yaml");
+  EXPECT_EQ(set["apiVersion"].as<std::string>(), "argoproj.io/v1alpha1");
+  EXPECT_EQ(set["kind"].as<std::string>(), "ApplicationSet");
+  const YAML::Node gen = set["spec"]["generators"][0]["clusters"];
+  ASSERT_TRUE(gen.IsMap()) << "the cluster generator";
+  const YAML::Node expr = gen["selector"]["matchExpressions"][0];
+  EXPECT_EQ(expr["key"].as<std::string>(), "xlb.dev/overlay");
+  const YAML::Node source = set["spec"]["template"]["spec"]["source"];
+  const std::string path = source["path"].as<std::string>();
+  const std::string label = "{{index .metadata.labels \"xlb.dev/overlay\"}}";
+  ASSERT_NE(path.find(label), std::string::npos) << path;
+  EXPECT_EQ(set["spec"]["template"]["spec"]["destination"]["namespace"].as<std::string>(),
+            "xlb-system");
+  ASSERT_GE(expr["values"].size(), 2u);
+  for (const YAML::Node& v : expr["values"]) {
+    std::string dir = path;
+    dir.replace(dir.find(label), label.size(), v.as<std::string>());
+    ASSERT_EQ(dir.rfind("deploy/", 0), 0u) << dir;
+    // The patches with the template's values as a cluster would fill them in.
+    YAML::Node patches = YAML::Clone(source["kustomize"]["patches"]);
+    ASSERT_TRUE(patches.IsSequence());
+    for (YAML::Node p : patches) {
+      std::string text = p["patch"].as<std::string>();
+      for (const auto& [from, to] :
+           {std::pair<std::string, std::string>{"{{index .metadata.annotations \"xlb.dev/"
+                                                "apiserver-host\" | default \"unset\"}}",
+                                                "198.18.0.1"},
+            {"{{index .metadata.annotations \"xlb.dev/apiserver-port\" | default \"6443\"}}",
+             "6443"}}) {
+        if (const size_t at = text.find(from); at != std::string::npos) {
+          text.replace(at, from.size(), to);
+        }
+      }
+      EXPECT_EQ(text.find("{{"), std::string::npos) << text;
+      p["patch"] = text;
+    }
+    TempDir scratch;
+    const std::string overlay = std::string(XLB_DEPLOY_DIR) + "/" + dir.substr(7);
+    YAML::Node kustomization;
+    kustomization["resources"].push_back(
+        std::filesystem::relative(overlay, scratch.path).string());
+    kustomization["patches"] = patches;
+    std::ofstream(scratch.path + "/kustomization.yaml") << YAML::Dump(kustomization) << "\n";
+    const auto objects = Render(scratch.path);
+    const AgentOptions options = AgentOptionsOf(objects, "node-a1");
+    EXPECT_EQ(options.kube, "/etc/xlb/sources/sources.yaml") << dir;
+    if (objects.count("ConfigMap/xlb-apiserver")) {
+      EXPECT_EQ(Find(objects, "ConfigMap/xlb-apiserver")["data"]["host"].as<std::string>(),
+                "198.18.0.1");
+    }
+  }
+}
+
+// The Fleet bundle: every overlay it names is inside the bundle (deploy/) and renders.
+TEST(GitOps, FleetBundleNamesOverlaysThatRender) {
+  const YAML::Node fleet = YAML::LoadFile(std::string(XLB_DEPLOY_DIR) + "/fleet.yaml");
+  EXPECT_EQ(fleet["defaultNamespace"].as<std::string>(), "xlb-system");
+  std::vector<std::string> dirs = {fleet["kustomize"]["dir"].as<std::string>()};
+  std::set<std::string> selected;
+  for (const YAML::Node& t : fleet["targetCustomizations"]) {
+    dirs.push_back(t["kustomize"]["dir"].as<std::string>());
+    selected.insert(t["clusterSelector"]["matchLabels"]["xlb.dev/overlay"].as<std::string>());
+  }
+  EXPECT_EQ(selected, (std::set<std::string>{"alongside-kube-proxy", "replace-kube-proxy"}));
+  for (const std::string& dir : dirs) {
+    EXPECT_EQ(dir.find(".."), std::string::npos) << dir << " leaves the bundle";
+    const auto objects = Render(dir);
+    EXPECT_TRUE(objects.count("DaemonSet/xlb-agent")) << dir;
   }
 }
 

@@ -7,9 +7,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <iterator>
+#include <set>
 #include <string_view>
 
 #include "userspace/agent/http_server.h"
+#include "userspace/agent/node_settings.h"
+#include "userspace/model/yaml_fields.h"
 #include "userspace/model/model.h"
 
 namespace xlb {
@@ -19,6 +22,7 @@ const char* const kAgentUsage =
     "                 [--uplink IFACE[,IFACE]...|auto]... [--pod-iface GLOB]...\n"
     "                 [--iface-rescan MS] [--tunnel-addr ADDR]... [--encap vxlan|gue]\n"
     "                 [--tunnel-mtu N] [--node-name NAME] [--node-addr ADDR]...\n"
+    "                 [--node-settings FILE]\n"
     "                 [--socket-lb on|off] [--cgroup PATH] [--metrics-addr HOST:PORT|off]\n"
     "                 [--healthz-addr HOST:PORT|off] [--health-check-addr HOST|off] [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
@@ -47,6 +51,8 @@ const char* const kAgentUsage =
     "                     balances toward this one is not known yet)\n"
     "  --node-name NAME   this node's name (replaces the config's node.name): endpoints on\n"
     "                     other nodes of the local cluster are reached through the tunnel\n"
+    "  --node-settings FILE  uplinks, pod interfaces, encapsulation and MTU per node, by\n"
+    "                     node name (userspace/agent/node_settings.h); flags given here win\n"
     "  --node-addr ADDR   an IPv4 or IPv6 address of this node: every nodePort is served on\n"
     "                     it (repeatable; replaces the config's node.addresses)\n"
     "  --socket-lb on|off translate connect()/sendmsg() of this node's own network namespace\n"
@@ -177,7 +183,7 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         "--config",       "--kube",         "--policy",           "--pin-dir",   "--iface-rescan",
         "--uplink",       "--pod-iface",    "--tunnel-addr",      "--encap",     "--tunnel-mtu",
         "--metrics-addr", "--node-addr",    "--node-name",        "--socket-lb", "--cgroup",
-        "--tunnel-peers", "--healthz-addr", "--health-check-addr"};
+        "--tunnel-peers", "--healthz-addr", "--health-check-addr", "--node-settings"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -230,6 +236,8 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         return false;
       }
       o.node_name = v;
+    } else if (flag == "--node-settings") {
+      o.node_settings = v;
     } else if (flag == "--node-addr") {
       auto a = IpAddress::Parse(v);
       if (!a) {
@@ -306,6 +314,41 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
     problem = "--pin-dir must not be empty";
     return false;
   }
+  return true;
+}
+
+bool ApplyNodeSettings(int argc, const char* const* argv, const std::string& env_node_name,
+                       AgentOptions& o, std::string& problem) {
+  if (o.node_settings.empty()) {
+    return true;
+  }
+  auto text = yaml::ReadFile(o.node_settings);
+  if (!text.ok()) {
+    problem = ToString(text.error());
+    return false;
+  }
+  std::set<std::string> given;
+  for (int i = 1; i < argc; ++i) {
+    given.insert(argv[i]);  // values too: harmless, no value looks like a settings flag
+  }
+  const std::string node = o.node_name.empty() ? env_node_name : o.node_name;
+  auto flags = NodeSettingsFlags(o.node_settings, *text, node, given);
+  if (!flags.ok()) {
+    problem = ToString(flags.error());
+    return false;
+  }
+  std::vector<const char*> args = {argv[0]};
+  for (const std::string& f : *flags) {
+    args.push_back(f.c_str());
+  }
+  args.insert(args.end(), argv + 1, argv + argc);
+  AgentOptions with;
+  bool help = false;
+  if (!ParseAgentOptions(static_cast<int>(args.size()), args.data(), with, problem, help)) {
+    problem = o.node_settings + " (node " + (node.empty() ? "unnamed" : node) + "): " + problem;
+    return false;
+  }
+  o = std::move(with);
   return true;
 }
 

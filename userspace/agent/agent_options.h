@@ -30,6 +30,9 @@ struct AgentOptions {
   // config's `node.name` (--kube: the sources' nodeName / $NODE_NAME). Endpoints on this node
   // are reached directly, the local cluster's others through the tunnel to their node.
   std::string node_name;
+  // --node-settings FILE: per-node uplinks, pod interfaces, encapsulation, MTU
+  // (node_settings.h), applied by ApplyNodeSettings.
+  std::string node_settings;
   // --socket-lb on|off, --cgroup PATH: socket LB for the node's own namespace (socket_lb.h).
   SocketLbOptions socket_lb;
   bool once = false;  // --once: one sync, then exit (leaving the datapath running)
@@ -50,6 +53,12 @@ extern const char* const kAgentUsage;
 // argv of main(). False with `problem` set on a bad command line; `help` is set for --help.
 bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& options,
                        std::string& problem, bool& help);
+
+// With --node-settings: the file's flags for this node (named by --node-name, else by
+// `env_node_name`, the DaemonSet's $NODE_NAME) are parsed before the command line's, which win
+// where both set a flag. False with `problem` naming the file and field, or the flag.
+bool ApplyNodeSettings(int argc, const char* const* argv, const std::string& env_node_name,
+                       AgentOptions& options, std::string& problem);
 
 }  // namespace xlb
 

@@ -163,6 +163,10 @@ int Run(int argc, char** argv) {
     std::fputs(xlb::kAgentUsage, stdout);
     return 0;
   }
+  const char* env_node = std::getenv("NODE_NAME");
+  if (!xlb::ApplyNodeSettings(argc, argv, env_node != nullptr ? env_node : "", opts, problem)) {
+    return Fail("node settings; the datapath was not touched: " + problem);
+  }
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
