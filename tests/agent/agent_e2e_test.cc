@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -334,7 +336,8 @@ std::vector<std::pair<std::string, std::unique_ptr<Process>>> HoldOnBothClusters
 // GET http://127.0.0.1:9464/PATH inside `role`'s network namespace, where the agent's
 // default --metrics-addr listens: from a thread of our own that setns()es there (a network
 // namespace is per thread), so the test needs neither curl nor nsenter.
-HttpReply NodeGet(const Testbed& tb, const std::string& role, const std::string& path) {
+HttpReply NodeGet(const Testbed& tb, const std::string& role, const std::string& path,
+                  const std::string& address = "127.0.0.1:9464") {
   HttpReply reply;
   std::string error;
   std::thread([&] {
@@ -343,7 +346,7 @@ HttpReply NodeGet(const Testbed& tb, const std::string& role, const std::string&
       error = "setns " + tb.NsPath(role) + ": " + std::strerror(errno);
       return;
     }
-    auto got = HttpGet("127.0.0.1:9464", path);
+    auto got = HttpGet(address, path);
     if (!got.ok()) {
       error = got.error().ToString();
       return;
@@ -800,6 +803,40 @@ TEST(AgentNodePort, NodeAddressAndNodePortAreBalancedOverBothClusters) {
   EXPECT_EQ(vip.ok, 100);
   std::printf("[ nodeport ] %s:%d: %ld/400 ok (%s)\n", node_a.c_str(), kNodePort, r.ok,
               SharesText(r.ids).c_str());
+}
+
+// kube-proxy holds the node health check's port until its DaemonSet is deleted: an agent that
+// takes over starts anyway, says why the port is not served, and takes it within a second or
+// two of it being freed.
+TEST(AgentHealthz, TakesTheNodeHealthCheckPortOnceKubeProxyLetsGoOfIt) {
+  UniqueFd held;
+  auto c = AgentTestbed::Up(
+      false, nullptr,
+      [&](Testbed& tb) {
+        std::thread([&] {
+          UniqueFd ns(::open(tb.NsPath("nodeA").c_str(), O_RDONLY | O_CLOEXEC));
+          ASSERT_TRUE(ns && ::setns(ns.get(), CLONE_NEWNET) == 0) << std::strerror(errno);
+          held = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+          sockaddr_in a{};
+          a.sin_family = AF_INET;
+          a.sin_port = htons(10256);
+          a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          ASSERT_EQ(::bind(held.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0)
+              << std::strerror(errno);
+          ASSERT_EQ(::listen(held.get(), 1), 0);
+        }).join();
+      },
+      {"--healthz-addr", "127.0.0.1:10256"});
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  EXPECT_NE(c->node_a->Log().find("(kube-proxy still running?); tried again every second"),
+            std::string::npos)
+      << c->Logs();
+  c->Connect(50);  // serving meanwhile
+  held.reset();
+  ASSERT_TRUE(c->node_a->WaitFor("serving the node health check on 127.0.0.1:10256", seconds(10)))
+      << c->Logs();
+  const HttpReply health = NodeGet(*c->tb, "nodeA", "/healthz", "127.0.0.1:10256");
+  EXPECT_EQ(health.status, 200) << health.body;
 }
 
 // --- start-up failures: a clear message, a non-zero status, nothing touched ---

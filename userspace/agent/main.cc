@@ -274,9 +274,13 @@ int Run(int argc, char** argv) {
     status.Heartbeat();
   };
   // kube-proxy's health checks (health_check.h): the node's, and every healthCheckNodePort.
-  // The node's is bound before the datapath is loaded, as /metrics below.
+  // The node's is bound before the datapath is loaded, as /metrics below. Its port taken is
+  // not fatal: during a migration kube-proxy holds 10256 until its DaemonSet is deleted, and
+  // the agent takes the port over within a second of it being freed.
   std::unique_ptr<xlb::HttpServer> healthz;
-  if (!opts.healthz_addr.empty() && !opts.once) {
+  std::chrono::steady_clock::time_point healthz_tried;
+  auto start_healthz = [&]() -> xlb::Result<void> {
+    healthz_tried = std::chrono::steady_clock::now();
     auto server = xlb::HttpServer::Start(opts.healthz_addr, [&](std::string_view path) {
       if (path != "/healthz" && path != "/livez") {
         return xlb::HttpResponse{404, "text/plain", "not found: /healthz, /livez\n"};
@@ -285,10 +289,21 @@ int Run(int argc, char** argv) {
                                      status.LastSyncSuccessUnix(), xlb::WallClockSeconds());
     });
     if (!server.ok()) {
-      return Fail("--healthz-addr: " + server.error().ToString());
+      return server.error();
     }
     healthz = std::move(*server);
     LogLine(xlb::LogLevel::kInfo, "serving the node health check on " + opts.healthz_addr);
+    return {};
+  };
+  if (!opts.healthz_addr.empty() && !opts.once) {
+    if (auto started = start_healthz(); !started.ok()) {
+      if (started.error().err != EADDRINUSE) {
+        return Fail("--healthz-addr: " + started.error().ToString());
+      }
+      LogLine(xlb::LogLevel::kWarn,
+              "--healthz-addr: " + started.error().ToString() +
+                  " (kube-proxy still running?); tried again every second");
+    }
   }
   std::unique_ptr<xlb::ServiceHealthServers> health_checks;
   if (!opts.health_check_addr.empty() && !opts.once) {
@@ -463,6 +478,10 @@ int Run(int argc, char** argv) {
       sync_health_checks();
     }
     follow_node_addresses();
+    if (!healthz && !opts.healthz_addr.empty() &&
+        std::chrono::steady_clock::now() - healthz_tried >= std::chrono::seconds(1)) {
+      (void)start_healthz();  // a port still taken was reported at start
+    }
     if (!feed) {
       SleepFor(opts.poll_interval);
     }
