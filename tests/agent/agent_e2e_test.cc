@@ -29,9 +29,12 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "agent_fixtures.h"
 #include "agent_fleet.h"
@@ -876,6 +879,29 @@ TEST(AgentStartup, FailsClearlyOnBadFlagsMissingFilesBadPolicyAndMissingUplink) 
     CommandResult r = testbed::RunIn("", argv, seconds(20));
     EXPECT_EQ(r.exit_code, k.status) << r.Describe();
     EXPECT_NE(r.err.find(k.message), std::string::npos) << r.Describe();
+  }
+  // --log-format json: every line an object a log shipper parses, the message in `msg`.
+  {
+    CommandResult r = testbed::RunIn(
+        "", {XLB_AGENT_BIN, "--log-format", "json", "--config", config, "--policy", policy,
+             "--pin-dir", pins},
+        seconds(20));
+    EXPECT_EQ(r.exit_code, 1) << r.Describe();
+    std::istringstream lines(r.err);
+    std::string line;
+    int n = 0;
+    bool named = false;
+    while (std::getline(lines, line)) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      ASSERT_TRUE(j.is_object()) << line;
+      EXPECT_EQ(j["logger"], "xlb-agent") << line;
+      EXPECT_TRUE(j["level"] == "warn" || j["level"] == "info") << line;
+      EXPECT_EQ(j["ts"].get<std::string>().back(), 'Z') << line;
+      named |= j["msg"].get<std::string>().find(policy + ": document 1: spec.tcp[0].route[0].weight") != std::string::npos;
+      ++n;
+    }
+    EXPECT_GT(n, 0) << r.Describe();
+    EXPECT_TRUE(named) << r.Describe();
   }
   struct stat st {};
   EXPECT_NE(::stat(pins.c_str(), &st), 0) << "nothing was loaded or pinned: " << pins;

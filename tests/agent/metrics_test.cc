@@ -82,6 +82,62 @@ TEST(Histogram, SyncBucketsSpan100MicrosecondsTo10Seconds) {
   EXPECT_TRUE(std::is_sorted(b.begin(), b.end()));
 }
 
+// Samples (lines that are not # HELP / # TYPE) of an exposition.
+size_t SampleLines(const std::string& text) {
+  size_t n = 0;
+  for (size_t at = 0; at < text.size();) {
+    const size_t end = text.find('\n', at);
+    n += text[at] != '#';
+    at = end == std::string::npos ? text.size() : end + 1;
+  }
+  return n;
+}
+
+// What a node exports per service port and backend stays bounded: at 100,000 endpoints in
+// 10,000 service ports of 3 clusters, only the clusters' sums and the omitted counts; under
+// the limit, every service port and backend has its three series.
+TEST(FlowCounters, PerServiceAndPerBackendSeriesStopAtTheDetailLimit) {
+  IdNames names;
+  std::map<uint32_t, xlb_flow_counter> services, backends;
+  for (uint32_t id = 1; id <= 10'000; ++id) {
+    names.services[id] = {"ns/svc-" + std::to_string(id), "80/TCP", "IPv4"};
+    services[id] = {1, 100, 1};
+  }
+  for (uint32_t id = 1; id <= 100'000; ++id) {
+    names.backends[id] = {"198.18." + std::to_string(id / 250) + "." + std::to_string(id % 250) +
+                              ":80",
+                          "cluster-" + std::to_string(id % 3)};
+    backends[id] = {2, 200, 1};
+  }
+  Exposition big;
+  WriteFlowCounters(names, services, backends, 1000, big);
+  EXPECT_EQ(SampleLines(big.text()), 3u * 3 + 2) << "3 families x 3 clusters, 2 omitted counts";
+  EXPECT_NE(big.text().find("xlb_metrics_series_omitted{level=\"backend\"} 100000"),
+            std::string::npos);
+  EXPECT_NE(big.text().find("xlb_metrics_series_omitted{level=\"service\"} 10000"),
+            std::string::npos);
+  // The clusters' sums still count every backend.
+  EXPECT_NE(big.text().find("xlb_cluster_new_flows_total{cluster=\"cluster-0\"} 33333"),
+            std::string::npos)
+      << big.text();
+
+  IdNames few;
+  std::map<uint32_t, xlb_flow_counter> few_services, few_backends;
+  for (uint32_t id = 1; id <= 5; ++id) {
+    few.services[id] = names.services[id];
+    few_services[id] = services[id];
+  }
+  for (uint32_t id = 1; id <= 12; ++id) {
+    few.backends[id] = names.backends[id];
+    few_backends[id] = backends[id];
+  }
+  Exposition small;
+  WriteFlowCounters(few, few_services, few_backends, 12, small);
+  EXPECT_EQ(SampleLines(small.text()), 3u * 5 + 3u * 12 + 3u * 3 + 2);
+  EXPECT_NE(small.text().find("xlb_metrics_series_omitted{level=\"backend\"} 0"),
+            std::string::npos);
+}
+
 TEST(AgentStatus, ReadyAfterASuccessfulSyncWithXdpOnEveryUplinkAndNotAfterAFailedOne) {
   AgentStatus s;
   s.RequireXdp({"eth0", "eth1"});

@@ -24,7 +24,8 @@ const char* const kAgentUsage =
     "                 [--tunnel-mtu N] [--node-name NAME] [--node-addr ADDR]...\n"
     "                 [--node-settings FILE]\n"
     "                 [--socket-lb on|off] [--cgroup PATH] [--metrics-addr HOST:PORT|off]\n"
-    "                 [--healthz-addr HOST:PORT|off] [--health-check-addr HOST|off] [--once]\n"
+    "                 [--metrics-detail-limit N] [--healthz-addr HOST:PORT|off]\n"
+    "                 [--health-check-addr HOST|off] [--log-format text|json] [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
     "                     its local cluster is this node's\n"
     "  --kube FILE        follow the Kubernetes API servers of the clusterset instead: which\n"
@@ -62,6 +63,8 @@ const char* const kAgentUsage =
     "                     mount, /sys/fs/cgroup or /sys/fs/cgroup/unified)\n"
     "  --metrics-addr A   serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT\n"
     "                     (default 127.0.0.1:9464; `off` disables; not with --once)\n"
+    "  --metrics-detail-limit N  per-service-port and per-backend series only while there are\n"
+    "                     at most N of each (default 1000; past it, per-cluster sums only)\n"
     "  --healthz-addr A   kube-proxy's node health check (/healthz, /livez) on HOST:PORT, what\n"
     "                     cloud load balancers probe (kube-proxy uses 0.0.0.0:10256; default\n"
     "                     off, so that xlb can run beside kube-proxy; a port still taken is\n"
@@ -184,7 +187,8 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         "--config",       "--kube",         "--policy",           "--pin-dir",   "--iface-rescan",
         "--uplink",       "--pod-iface",    "--tunnel-addr",      "--encap",     "--tunnel-mtu",
         "--metrics-addr", "--node-addr",    "--node-name",        "--socket-lb", "--cgroup",
-        "--tunnel-peers", "--healthz-addr", "--health-check-addr", "--node-settings"};
+        "--tunnel-peers", "--healthz-addr", "--health-check-addr", "--node-settings",
+        "--metrics-detail-limit", "--log-format"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -237,6 +241,19 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         return false;
       }
       o.node_name = v;
+    } else if (flag == "--metrics-detail-limit") {
+      unsigned long n = 0;
+      if (!ParseNumber(v, 0, 10000000, n)) {
+        problem = "--metrics-detail-limit " + v + ": a number from 0 to 10000000";
+        return false;
+      }
+      o.metrics_detail_limit = n;
+    } else if (flag == "--log-format") {
+      if (v != "text" && v != "json") {
+        problem = "--log-format " + v + ": text or json";
+        return false;
+      }
+      o.log_json = v == "json";
     } else if (flag == "--node-settings") {
       o.node_settings = v;
     } else if (flag == "--node-addr") {

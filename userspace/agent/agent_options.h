@@ -35,9 +35,13 @@ struct AgentOptions {
   std::string node_settings;
   // --socket-lb on|off, --cgroup PATH: socket LB for the node's own namespace (socket_lb.h).
   SocketLbOptions socket_lb;
-  bool once = false;  // --once: one sync, then exit (leaving the datapath running)
+  bool once = false;
+  bool log_json = false;  // --log-format json: one JSON object per log line  // --once: one sync, then exit (leaving the datapath running)
   // --metrics-addr HOST:PORT of /metrics, /healthz and /readyz; "" (from `off`) = none.
   std::string metrics_addr = "127.0.0.1:9464";
+  // --metrics-detail-limit N: per-service and per-backend series only up to N of each
+  // (WriteFlowCounters): what one node exports stays bounded at any number of endpoints.
+  size_t metrics_detail_limit = 1000;
   // --healthz-addr HOST:PORT of kube-proxy's node health check; "" = none (the default).
   std::string healthz_addr;
   // --health-check-addr HOST the healthCheckNodePorts are served on; "" (from `off`) = none.

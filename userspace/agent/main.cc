@@ -35,6 +35,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "loader/log.h"
 #include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
@@ -52,6 +54,8 @@
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
+// --log-format json: set once, before the first line the loop or the loader logs.
+bool g_log_json = false;
 
 void OnSignal(int /*sig*/) {
   g_stop = 1;
@@ -77,8 +81,19 @@ void Emit(xlb::LogLevel level, std::string_view message) {
   const char* tag = level == xlb::LogLevel::kWarn   ? "warn"
                     : level == xlb::LogLevel::kInfo ? "info"
                                                     : "debug";
-  std::fprintf(stderr, "%s.%03ldZ xlb-agent %s: %.*s\n", stamp, now.tv_nsec / 1000000, tag,
-               static_cast<int>(message.size()), message.data());
+  if (g_log_json) {
+    // One object per line, as log shippers (Fluent Bit, Vector, Loki's promtail) parse them;
+    // bytes that are not UTF-8 (an interface name, a path) become U+FFFD, not a lost line.
+    char ts[48];
+    std::snprintf(ts, sizeof(ts), "%s.%03ldZ", stamp, now.tv_nsec / 1000000);
+    const std::string line =
+        nlohmann::json{{"ts", ts}, {"level", tag}, {"logger", "xlb-agent"}, {"msg", message}}
+            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::fprintf(stderr, "%s\n", line.c_str());
+  } else {
+    std::fprintf(stderr, "%s.%03ldZ xlb-agent %s: %.*s\n", stamp, now.tv_nsec / 1000000, tag,
+                 static_cast<int>(message.size()), message.data());
+  }
   std::fflush(stderr);
 }
 
@@ -119,7 +134,8 @@ int Fail(const std::string& what) {
 constexpr auto kLoopStale = std::chrono::seconds(60);
 
 xlb::HttpResponse Serve(std::string_view path, const xlb::AgentStatus& status,
-                        const xlb::XdpDatapath* dp, const xlb::KubeFeed* feed) {
+                        const xlb::XdpDatapath* dp, const xlb::KubeFeed* feed,
+                        size_t detail_limit) {
   if (path == "/metrics") {
     xlb::Exposition out;
     status.WriteAgentMetrics(out);
@@ -128,7 +144,7 @@ xlb::HttpResponse Serve(std::string_view path, const xlb::AgentStatus& status,
     }
     if (dp != nullptr) {  // loaded: the datapath's counters and occupancy
       const auto [backends, tables] = status.ValidBackendsAndTables();
-      xlb::WriteDatapathMetrics(*dp, status.Names(), backends, tables, out);
+      xlb::WriteDatapathMetrics(*dp, status.Names(), backends, tables, detail_limit, out);
     }
     return {200, "text/plain; version=0.0.4; charset=utf-8", out.text()};
   }
@@ -163,6 +179,7 @@ int Run(int argc, char** argv) {
     std::fputs(xlb::kAgentUsage, stdout);
     return 0;
   }
+  g_log_json = opts.log_json;
   const char* env_node = std::getenv("NODE_NAME");
   if (!xlb::ApplyNodeSettings(argc, argv, env_node != nullptr ? env_node : "", opts, problem)) {
     return Fail("node settings; the datapath was not touched: " + problem);
@@ -334,7 +351,7 @@ int Run(int argc, char** argv) {
   std::unique_ptr<xlb::HttpServer> http;
   if (!opts.metrics_addr.empty() && !opts.once) {
     auto server = xlb::HttpServer::Start(opts.metrics_addr, [&](std::string_view path) {
-      return Serve(path, status, loaded_dp.load(), feed.get());
+      return Serve(path, status, loaded_dp.load(), feed.get(), opts.metrics_detail_limit);
     });
     if (!server.ok()) {
       return Fail("--metrics-addr: " + server.error().ToString());

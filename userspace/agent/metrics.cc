@@ -299,21 +299,9 @@ int64_t CountEntries(int fd, uint32_t key_size, uint32_t cap) {
 
 }  // namespace
 
-void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t valid_backends,
-                          uint64_t tables, Exposition& out) {
-  std::vector<std::string> errors;
-
-  // Per service.
-  std::map<uint32_t, xlb_flow_counter> svc;
-  const auto svc_stats = dp.service_stats();
-  for (const auto& [id, label] : names.services) {
-    auto sum = svc_stats.LookupSum(id);
-    if (!sum.ok()) {
-      errors.push_back(XLB_MAP_SVC_STATS);
-      break;
-    }
-    svc[id] = *sum;
-  }
+void WriteFlowCounters(const IdNames& names, const std::map<uint32_t, xlb_flow_counter>& services,
+                       const std::map<uint32_t, xlb_flow_counter>& backends, size_t detail_limit,
+                       Exposition& out) {
   auto service_labels = [&](uint32_t id) {
     const ServiceLabel& l = names.services.at(id);
     return Labels{{"service", l.service},
@@ -333,28 +321,22 @@ void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t 
       {"new_flows_total", "Conntrack misses for which Maglev selected a backend.",
        &xlb_flow_counter::new_flows},
   };
+  // Past the limit a level has no series at all rather than an arbitrary part of them.
+  const bool per_service = names.services.size() <= detail_limit;
+  const bool per_backend = names.backends.size() <= detail_limit;
+  static const std::map<uint32_t, xlb_flow_counter> kNone;
   for (const Field& f : kFields) {
     const std::string name = std::string("xlb_service_") + f.suffix;
     out.Family(name, "counter", std::string("Per service port and family: ") + f.help);
-    for (const auto& [id, c] : svc) {
+    for (const auto& [id, c] : per_service ? services : kNone) {
       out.Sample(name, service_labels(id), uint64_t{c.*(f.member)});
     }
   }
 
   // Per backend, and per cluster (the sum of its valid backends: a removed backend's counts
   // leave the sum, which Prometheus reads as a counter reset).
-  std::map<uint32_t, xlb_flow_counter> be;
-  const auto be_stats = dp.backend_stats();
-  for (const auto& [id, label] : names.backends) {
-    auto sum = be_stats.LookupSum(id);
-    if (!sum.ok()) {
-      errors.push_back(XLB_MAP_BE_STATS);
-      break;
-    }
-    be[id] = *sum;
-  }
   std::map<std::string, xlb_flow_counter> by_cluster;
-  for (const auto& [id, c] : be) {
+  for (const auto& [id, c] : backends) {
     xlb_flow_counter& sum = by_cluster[names.backends.at(id).cluster];
     sum.packets += c.packets;
     sum.bytes += c.bytes;
@@ -363,7 +345,7 @@ void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t 
   for (const Field& f : kFields) {
     const std::string name = std::string("xlb_backend_") + f.suffix;
     out.Family(name, "counter", std::string("Per backend: ") + f.help);
-    for (const auto& [id, c] : be) {
+    for (const auto& [id, c] : per_backend ? backends : kNone) {
       const BackendLabel& l = names.backends.at(id);
       out.Sample(
           name,
@@ -378,6 +360,44 @@ void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t 
       out.Sample(name, {{"cluster", cluster}}, uint64_t{c.*(f.member)});
     }
   }
+  out.Family("xlb_metrics_series_omitted", "gauge",
+             "Service ports or backends whose own series are left out because there are more "
+             "than --metrics-detail-limit of them (their clusters' sums are still exported).");
+  out.Sample("xlb_metrics_series_omitted", {{"level", "service"}},
+             uint64_t{per_service ? 0 : names.services.size()});
+  out.Sample("xlb_metrics_series_omitted", {{"level", "backend"}},
+             uint64_t{per_backend ? 0 : names.backends.size()});
+}
+
+void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t valid_backends,
+                          uint64_t tables, size_t detail_limit, Exposition& out) {
+  std::vector<std::string> errors;
+
+  // Per service (read only when they are exported), per backend (the clusters' sums need them).
+  std::map<uint32_t, xlb_flow_counter> svc;
+  const auto svc_stats = dp.service_stats();
+  for (const auto& [id, label] : names.services) {
+    if (names.services.size() > detail_limit) {
+      break;
+    }
+    auto sum = svc_stats.LookupSum(id);
+    if (!sum.ok()) {
+      errors.push_back(XLB_MAP_SVC_STATS);
+      break;
+    }
+    svc[id] = *sum;
+  }
+  std::map<uint32_t, xlb_flow_counter> be;
+  const auto be_stats = dp.backend_stats();
+  for (const auto& [id, label] : names.backends) {
+    auto sum = be_stats.LookupSum(id);
+    if (!sum.ok()) {
+      errors.push_back(XLB_MAP_BE_STATS);
+      break;
+    }
+    be[id] = *sum;
+  }
+  WriteFlowCounters(names, svc, be, detail_limit, out);
 
   // Per reason, with the verdict the reason belongs to.
   std::vector<xlb_counter> reasons;

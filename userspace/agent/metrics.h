@@ -154,11 +154,20 @@ class AgentStatus {
 // LRU entries counted per scrape, at most (see the header comment).
 inline constexpr uint32_t kEntryCountCap = 65536;
 
-// Per service, backend and cluster: packets, bytes, new flows; per reason: packets and bytes
-// with the verdict; map occupancy. Reads the maps now. A map that cannot be read is skipped
-// and named in xlb_scrape_error{map=...} 1, so one bad read does not lose the whole scrape.
+// Per service port, backend and cluster: packets, bytes, new flows, from the stat maps' sums
+// (`services`, `backends`: by id, for the ids `names` has). Per-service and per-backend series
+// are written only while there are at most `detail_limit` service ports, resp. backends
+// (--metrics-detail-limit): with 100,000 endpoints a node would otherwise export 300,000
+// backend series. The clusters' sums and xlb_metrics_series_omitted are always written.
+void WriteFlowCounters(const IdNames& names, const std::map<uint32_t, xlb_flow_counter>& services,
+                       const std::map<uint32_t, xlb_flow_counter>& backends, size_t detail_limit,
+                       Exposition& out);
+
+// WriteFlowCounters; per reason: packets and bytes with the verdict; map occupancy. Reads the
+// maps now. A map that cannot be read is skipped and named in xlb_scrape_error{map=...} 1, so
+// one bad read does not lose the whole scrape.
 void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t valid_backends,
-                          uint64_t tables, Exposition& out);
+                          uint64_t tables, size_t detail_limit, Exposition& out);
 
 }  // namespace xlb
 
