@@ -1,5 +1,7 @@
 #include "userspace/agent/kube_feed.h"
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <utility>
 
@@ -66,7 +68,37 @@ std::map<std::string, kube::WatchCounters> KubeFeed::Counters() const {
   return out;
 }
 
+kube::DrainResult KubeFeed::Drain(Model& model) {
+  kube::DrainResult drained = source_->Drain(model);
+  for (const auto& [service, when] : drained.trigger_times) {
+    if (when >= started_) {
+      unprogrammed_.emplace(service, when);  // the earliest unprogrammed change stays
+    }
+  }
+  return drained;
+}
+
+void KubeFeed::Programmed(std::chrono::system_clock::time_point now) {
+  if (unprogrammed_.empty()) {
+    return;
+  }
+  std::lock_guard lock(programming_mu_);
+  for (const auto& [service, when] : unprogrammed_) {
+    // Clocks of the control plane and this node differ by their skew: never below zero.
+    programming_seconds_.Observe(std::max(0.0, std::chrono::duration<double>(now - when).count()));
+  }
+  unprogrammed_.clear();
+}
+
 void KubeFeed::WriteMetrics(Exposition& out) const {
+  {
+    std::lock_guard lock(programming_mu_);
+    programming_seconds_.Write(
+        out, "xlb_network_programming_duration_seconds",
+        "From an EndpointSlice change's trigger time (endpoints.kubernetes.io/"
+        "last-change-trigger-time) to the end of the sync that put it in the maps, per service "
+        "(kube-proxy's network_programming_duration_seconds).");
+  }
   auto cluster_label = [](const std::string& name) { return name.empty() ? "(local)" : name; };
   out.Family("xlb_kube_object_problems_total", "counter",
              "Problems with Kubernetes objects, by cluster, kind and reason: parts skipped as "

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,8 +47,15 @@ class KubeFeed {
   ~KubeFeed();  // stops the watches first: they report to the source
 
   bool WaitForChange(std::chrono::milliseconds timeout) { return source_->WaitForChange(timeout); }
-  kube::DrainResult Drain(Model& model) { return source_->Drain(model); }
+  // Also keeps the trigger times of the endpoint changes it applied, until Programmed().
+  kube::DrainResult Drain(Model& model);
   bool LocalSynced() const { return source_->LocalSynced(); }
+  // A sync succeeded at `now`: every change drained before it is in the maps. Observes, per
+  // service, now minus its change's trigger time in xlb_network_programming_duration_seconds
+  // (kube-proxy's network_programming_duration_seconds). Changes triggered before this agent
+  // started are not observed (the first lists carry old trigger times, as kube-proxy skips
+  // them too).
+  void Programmed(std::chrono::system_clock::time_point now);
 
   const kube::KubeSource& source() const { return *source_; }
   // The watch client's counters, summed per cluster ("" = the local cluster before its name
@@ -61,6 +69,10 @@ class KubeFeed {
  private:
   KubeFeed() = default;
 
+  std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
+  std::map<NamespacedName, std::chrono::system_clock::time_point> unprogrammed_;  // loop only
+  mutable std::mutex programming_mu_;  // the histogram: the loop writes, scrapes read
+  Histogram programming_seconds_{NetworkProgrammingBuckets()};
   std::unique_ptr<kube::KubeSource> source_;
   std::map<std::string, std::unique_ptr<kube::ClusterWatch>> watches_;  // by cluster
 };

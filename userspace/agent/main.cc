@@ -490,6 +490,9 @@ int Run(int argc, char** argv) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
     const std::optional<xlb::SyncResult> synced = step(opts.poll_interval);
     publish(synced);
+    if (feed && synced && synced->ok()) {
+      feed->Programmed(std::chrono::system_clock::now());
+    }
     // The counts change with the model only; a port that could not be bound is tried again.
     if (synced || !health_check_problems.empty()) {
       sync_health_checks();

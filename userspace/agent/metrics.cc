@@ -121,6 +121,14 @@ void Histogram::Write(Exposition& out, std::string_view name, std::string_view h
   out.Sample(base + "_count", labels, count_);
 }
 
+std::vector<double> NetworkProgrammingBuckets() {
+  std::vector<double> bounds;
+  for (double b = 0.001; bounds.size() < 20; b *= 2) {
+    bounds.push_back(b);
+  }
+  return bounds;
+}
+
 std::vector<double> SyncDurationBuckets() {
   // 1-2.5-5 steps per decade: fine enough to tell a no-op sync (~0.1 ms), a table swap
   // (~1 ms) and a full sync of thousands of tables (seconds) apart.

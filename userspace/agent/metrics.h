@@ -90,6 +90,10 @@ struct IdNames {
   std::map<uint32_t, BackendLabel> backends;  // valid backends only
 };
 
+// Network programming latency: 1 ms to about 9 minutes, doubling (kube-proxy's buckets start
+// at 1 ms too); an event-driven sync lands in the first few.
+std::vector<double> NetworkProgrammingBuckets();
+
 // What the agent's loop publishes for the HTTP thread: written by the loop, read by scrapes,
 // under one mutex. The loop never waits on a scrape for longer than it takes to format the
 // agent's own few dozen lines; the map reads of a scrape happen outside the lock.

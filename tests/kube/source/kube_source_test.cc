@@ -1,6 +1,7 @@
 // KubeSource driven through its ResourceEvents the way the watch client drives them, for two
 // directly watched clusters and for MCS, checked on the Model after Drain().
 #include "userspace/kube/source/kube_source.h"
+#include "util/rfc3339.h"
 
 #include <gtest/gtest.h>
 
@@ -205,6 +206,41 @@ TEST_F(KubeSourceTest, SliceCreateUpdateDelete) {
   slices_b.Upsert(SliceObject("production", "api-b2", "api",
                               {EndpointObject("198.18.2.2", "", ReadyConditions(false))}));
   EXPECT_FALSE(Drain().changed());
+}
+
+// The EndpointSlice's last-change-trigger-time reaches the agent with the change it carries:
+// the earliest of the changes drained at once, and only for a change that wrote something.
+TEST_F(KubeSourceTest, TriggerTimesComeWithTheChangesThatWroteSomething) {
+  FillTwoClusters();
+  Drain();
+  ResourceEvents& slices_b = Events("cluster-b", KubeResource::kEndpointSlices);
+  auto with_trigger = [](json slice, const std::string& when) {
+    slice["metadata"]["annotations"][kTriggerTimeAnnotation] = when;
+    return slice;
+  };
+  slices_b.Upsert(with_trigger(
+      SliceObject("production", "api-b2", "api", {EndpointObject("198.18.2.2")}),
+      "2026-12-07T01:00:02.5Z"));
+  slices_b.Upsert(with_trigger(
+      SliceObject("production", "api-b1", "api", {EndpointObject("198.18.2.9", "node-b1")}),
+      "2026-12-07T01:00:01Z"));
+  DrainResult r = Drain();
+  ASSERT_EQ(r.trigger_times.size(), 1u);
+  EXPECT_EQ(r.trigger_times.at(kApi), *ParseRfc3339("2026-12-07T01:00:01Z"));
+  // The same slices again (a relist): nothing written, nothing to measure.
+  slices_b.Upsert(with_trigger(
+      SliceObject("production", "api-b1", "api", {EndpointObject("198.18.2.9", "node-b1")}),
+      "2026-12-07T01:00:01Z"));
+  r = Drain();
+  EXPECT_FALSE(r.changed());
+  EXPECT_TRUE(r.trigger_times.empty());
+  // Without the annotation (or with a bad one) a change is applied and not measured.
+  slices_b.Upsert(with_trigger(
+      SliceObject("production", "api-b1", "api", {EndpointObject("198.18.2.8", "node-b1")}),
+      "yesterday"));
+  r = Drain();
+  EXPECT_EQ(r.services, std::vector<NamespacedName>{kApi});
+  EXPECT_TRUE(r.trigger_times.empty());
 }
 
 TEST_F(KubeSourceTest, NilConditionsReachTheModelUnset) {

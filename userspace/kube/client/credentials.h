@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "userspace/kube/client/kube_error.h"
+#include "util/rfc3339.h"
 
 namespace xlb::kube {
 
@@ -113,10 +114,8 @@ class ExecCredentialPlugin : public CredentialSource {
   int runs_ = 0;
 };
 
-// "2026-11-22T01:02:03Z", "...T01:02:03.123456Z", "...T01:02:03+02:00" → a time point.
-// The offset is exactly Z or [+-]HH:MM. A time outside what system_clock holds (before 1677,
-// after 2262) reads as its min() or max().
-std::optional<std::chrono::system_clock::time_point> ParseRfc3339(const std::string& text);
+// ParseRfc3339 (util/rfc3339.h), where the client's callers have always found it.
+using ::xlb::ParseRfc3339;
 
 }  // namespace xlb::kube
 

@@ -4,6 +4,7 @@
 #include <set>
 #include <utility>
 
+#include "util/rfc3339.h"
 #include "util/text.h"
 
 namespace xlb::kube {
@@ -698,6 +699,12 @@ Mapped<SliceInfo> MapEndpointSlice(const ObjectSource& from, const json& object)
   SliceInfo slice;
   slice.name = *name;
   slice.source_cluster = Label(object, kMcsSourceClusterLabel);
+  // Only a latency measurement hangs on it, as in kube-proxy: a bad value is not a problem
+  // with the endpoints, and leaves this change unmeasured.
+  if (const json* t = MetaEntry(object, "annotations", kTriggerTimeAnnotation);
+      t != nullptr && t->is_string()) {
+    slice.trigger_time = ParseRfc3339(t->get<std::string>());
+  }
   std::string_view label_key = kServiceNameLabel;
   if (!slice.source_cluster.empty()) {
     if (!IsDnsLabel(slice.source_cluster)) {

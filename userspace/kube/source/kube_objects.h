@@ -16,6 +16,7 @@
 #ifndef XLB_USERSPACE_KUBE_SOURCE_KUBE_OBJECTS_H
 #define XLB_USERSPACE_KUBE_SOURCE_KUBE_OBJECTS_H
 
+#include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -130,9 +131,16 @@ struct SliceInfo {
   IpFamily family = IpFamily::kIPv4;
   std::vector<EndpointPort> ports;  // ports with a number; a nil port ("all ports") is skipped
   std::vector<SliceEndpoint> endpoints;
+  // Annotation endpoints.kubernetes.io/last-change-trigger-time: when the change this version
+  // of the slice carries happened (a Pod turning ready, a Service edited), the start of
+  // xlb_network_programming_duration_seconds. Unset when absent or not RFC 3339.
+  std::optional<std::chrono::system_clock::time_point> trigger_time;
 
   bool operator==(const SliceInfo&) const = default;
 };
+
+inline constexpr const char* kTriggerTimeAnnotation =
+    "endpoints.kubernetes.io/last-change-trigger-time";
 
 // Each endpoint's zone and hints.forZones (a bad one is reported and leaves the endpoint
 // without hints, which turns topology off for its service, as a missing hint does in

@@ -109,6 +109,7 @@ struct KubeSource::Work {
   std::optional<std::vector<Cluster>> clusters;
   std::optional<LocalNode> node;
   std::vector<Item> items;
+  std::map<NamespacedName, std::chrono::system_clock::time_point> trigger_times;
 };
 
 // --- the kinds -------------------------------------------------------------------------------
@@ -578,7 +579,14 @@ void KubeSource::PutSlice(size_t slot, const NamespacedName& key, SliceInfo valu
   }
   Slot& s = *slots_[slot];
   s.slices_of[GroupKey{key.ns, value.service, value.source_cluster}].insert(key.name);
-  dirty_endpoints_.insert({NamespacedName{key.ns, value.service}, *target});
+  const NamespacedName service{key.ns, value.service};
+  dirty_endpoints_.insert({service, *target});
+  if (value.trigger_time) {
+    auto [it, added] = trigger_times_.emplace(service, *value.trigger_time);
+    if (!added && *value.trigger_time < it->second) {
+      it->second = *value.trigger_time;
+    }
+  }
   s.slices.insert_or_assign(key, std::move(value));
 }
 
@@ -906,6 +914,7 @@ KubeSource::Work KubeSource::TakeWork() {
   }
   dirty_services_.clear();
   dirty_endpoints_.clear();
+  work.trigger_times.swap(trigger_times_);
   return work;
 }
 
@@ -961,6 +970,12 @@ DrainResult KubeSource::Drain(Model& model) {
   std::sort(result.services.begin(), result.services.end());
   result.services.erase(std::unique(result.services.begin(), result.services.end()),
                         result.services.end());
+  // A change that wrote nothing (a relist, a field xlb does not read) programs nothing.
+  for (auto& [service, when] : work.trigger_times) {
+    if (std::binary_search(result.services.begin(), result.services.end(), service)) {
+      result.trigger_times.emplace(service, when);
+    }
+  }
   return result;
 }
 

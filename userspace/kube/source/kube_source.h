@@ -132,6 +132,10 @@ struct ProblemKey {
 
 struct DrainResult {
   std::vector<NamespacedName> services;  // whose Service or endpoints were written, sorted
+  // Of those services, the ones whose endpoint change carried its trigger time (the
+  // EndpointSlice annotation; the earliest when several changes were drained at once): the
+  // start of the network programming latency.
+  std::map<NamespacedName, std::chrono::system_clock::time_point> trigger_times;
   bool clusters = false;                 // the cluster list was written
   bool node = false;                     // the local node was written
 
@@ -270,6 +274,8 @@ class KubeSource {
   std::map<ProblemKey, uint64_t> problems_;
   std::set<NamespacedName> dirty_services_;  // view and every cluster's endpoints
   std::set<std::pair<NamespacedName, size_t>> dirty_endpoints_;  // (service, cluster slot)
+  // The earliest trigger time of the slices changed since the last Drain(), per service.
+  std::map<NamespacedName, std::chrono::system_clock::time_point> trigger_times_;
   bool dirty_clusters_ = true;
   bool dirty_node_ = true;
 };
