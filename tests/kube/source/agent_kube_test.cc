@@ -19,6 +19,9 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <algorithm>
+#include <sstream>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -340,6 +343,100 @@ TEST_F(AgentKube, NetworkProgrammingLatencyRunsFromTheSlicesTriggerTimeToTheMaps
   EXPECT_GE(sum, 0.0);
   EXPECT_LE(sum, seen) << "programmed after the test saw the maps change?";
   std::printf("[ kube ] network programming latency of one slice change: %.1f ms\n", sum * 1000);
+}
+
+// The Grafana dashboard (deploy/grafana) against what a real --kube agent exports: every
+// metric a query names is a family of the scrape (a histogram's _bucket, _sum, _count too),
+// and every label a query groups or filters by is on that family's samples.
+TEST_F(AgentKube, GrafanaDashboardQueriesOnlyWhatTheAgentExports) {
+  a_.Create(kServices, ServiceObject("production", "api", "198.18.100.10"));
+  a_.Create(kSlices,
+            SliceObject("production", "api-a", "api", {EndpointObject("198.18.1.1", "node-a1")}));
+  b_.Create(kServices, ServiceObject("production", "api", "198.18.110.10"));
+  b_.Create(kSlices,
+            SliceObject("production", "api-b", "api", {EndpointObject("198.18.2.1", "node-b1")}));
+  b_.Create(kNodes, NodeObject("node-b1", "198.18.0.21"));
+  // An FQDN slice, which xlb skips and counts: the problems family gets its samples.
+  a_.Create(kSlices, SliceObject("production", "api-fqdn", "api",
+                                 {EndpointObject("db.example.com")}, "FQDN"));
+  const std::string metrics = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  StartAgent(metrics);
+  ASSERT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 1 && m.InCluster(2) == 1; }),
+            0)
+      << Describe();
+  auto scraped = HttpGet(metrics, "/metrics");
+  ASSERT_TRUE(scraped.ok()) << scraped.error().ToString();
+  // Series name -> the label names its samples carry.
+  std::map<std::string, std::set<std::string>> exported;
+  size_t samples = 0;
+  std::istringstream lines(scraped->body);
+  for (std::string line; std::getline(lines, line);) {
+    samples += !line.empty() && line[0] != '#';
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream words(line.substr(7));
+      std::string name, type;
+      words >> name >> type;
+      exported[name];
+      if (type == "histogram") {
+        for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+          exported[name + suffix];
+        }
+      }
+    } else if (!line.empty() && line[0] != '#') {
+      const size_t brace = line.find('{');
+      const std::string name = line.substr(0, std::min(brace, line.find(' ')));
+      if (brace != std::string::npos) {
+        for (size_t at = brace + 1; at < line.size() && line[at] != '}';) {
+          const size_t eq = line.find('=', at);
+          exported[name].insert(line.substr(at, eq - at));
+          at = line.find("\",", eq);  // values are quoted; xlb's never hold `",`
+          at = at == std::string::npos ? line.size() : at + 2;
+        }
+      }
+    }
+  }
+  std::ifstream file(std::string(XLB_DEPLOY_DIR) + "/grafana/xlb-dashboard.json");
+  const json dashboard = json::parse(file, nullptr, false);
+  ASSERT_TRUE(dashboard.is_object()) << "not JSON";
+  const std::regex metric_re("xlb_[a-z0-9_]+");
+  const std::regex label_re("([a-z_]+)=~?\"");
+  const std::regex by_re("by \\(([a-z_, ]+)\\)");
+  size_t queries = 0;
+  for (const json& panel : dashboard.at("panels")) {
+    for (const json& target : panel.at("targets")) {
+      const std::string expr = target.at("expr").get<std::string>();
+      ++queries;
+      std::vector<std::string> names;
+      for (std::sregex_iterator m(expr.begin(), expr.end(), metric_re), end; m != end; ++m) {
+        names.push_back(m->str());
+        EXPECT_TRUE(exported.count(m->str())) << panel["title"] << ": " << m->str();
+      }
+      ASSERT_FALSE(names.empty()) << panel["title"] << ": " << expr;
+      std::set<std::string> labels;
+      for (std::sregex_iterator m(expr.begin(), expr.end(), label_re), end; m != end; ++m) {
+        labels.insert((*m)[1]);
+      }
+      for (std::sregex_iterator m(expr.begin(), expr.end(), by_re), end; m != end; ++m) {
+        std::istringstream list((*m)[1].str());
+        for (std::string l; std::getline(list, l, ',');) {
+          labels.insert(l.substr(l.find_first_not_of(' ')));
+        }
+      }
+      for (const std::string& label : labels) {
+        if (label == "instance" || label == "le") {
+          continue;  // Prometheus' own target label; a histogram's buckets
+        }
+        const bool carried = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+          return exported.count(n) && exported[n].count(label);
+        });
+        EXPECT_TRUE(carried) << panel["title"] << ": label " << label << " in " << expr;
+      }
+    }
+  }
+  EXPECT_GE(queries, 12u);
+  std::printf("[ kube ] dashboard: %zu queries over %zu exported series names; the scrape has %zu "
+              "samples (2 clusters, 1 service port, 2 backends)\n",
+              queries, exported.size(), samples);
 }
 
 }  // namespace
