@@ -369,6 +369,34 @@ TEST(Overlays, KubeProxyCleanupRunsKubeProxysOwnCleanupOnEveryNode) {
   EXPECT_TRUE(init["securityContext"]["privileged"].as<bool>());
 }
 
+// The Prometheus Operator's PodMonitor selects the agent's pods and scrapes the port they
+// declare, where the agent serves /metrics.
+TEST(Monitoring, PodMonitorScrapesTheAgentsMetricsPort) {
+  const YAML::Node monitor =
+      YAML::LoadFile(std::string(XLB_DEPLOY_DIR) + "/monitoring/podmonitor.yaml");
+  EXPECT_EQ(monitor["apiVersion"].as<std::string>(), "monitoring.coreos.com/v1");
+  EXPECT_EQ(monitor["kind"].as<std::string>(), "PodMonitor");
+  const auto objects = Render("base");
+  const YAML::Node ds = Find(objects, "DaemonSet/xlb-agent");
+  EXPECT_EQ(monitor["metadata"]["namespace"].as<std::string>(),
+            ds["metadata"]["namespace"].as<std::string>());
+  const YAML::Node pod_labels = ds["spec"]["template"]["metadata"]["labels"];
+  for (const auto& kv : monitor["spec"]["selector"]["matchLabels"]) {
+    ASSERT_TRUE(pod_labels[kv.first.as<std::string>()]) << kv.first;
+    EXPECT_EQ(pod_labels[kv.first.as<std::string>()].as<std::string>(), kv.second.as<std::string>());
+  }
+  const YAML::Node endpoint = monitor["spec"]["podMetricsEndpoints"][0];
+  int port = 0;
+  for (const YAML::Node& p : ds["spec"]["template"]["spec"]["containers"][0]["ports"]) {
+    if (p["name"].as<std::string>() == endpoint["port"].as<std::string>()) {
+      port = p["containerPort"].as<int>();
+    }
+  }
+  const AgentOptions options = AgentOptionsOf(objects, "node-a1");
+  EXPECT_EQ(options.metrics_addr, "0.0.0.0:" + std::to_string(port));
+  EXPECT_EQ(endpoint["path"].as<std::string>(), "/metrics");
+}
+
 // The Argo CD ApplicationSet: for each overlay a cluster label may choose, the path exists and
 // renders, with the ApplicationSet's own kustomize patches applied as Argo CD applies them (a
 // kustomization over the overlay).

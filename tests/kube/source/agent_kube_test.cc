@@ -345,7 +345,7 @@ TEST_F(AgentKube, NetworkProgrammingLatencyRunsFromTheSlicesTriggerTimeToTheMaps
   std::printf("[ kube ] network programming latency of one slice change: %.1f ms\n", sum * 1000);
 }
 
-// The Grafana dashboard (deploy/grafana) against what a real --kube agent exports: every
+// The Grafana dashboard (deploy/monitoring) against what a real --kube agent exports: every
 // metric a query names is a family of the scrape (a histogram's _bucket, _sum, _count too),
 // and every label a query groups or filters by is on that family's samples.
 TEST_F(AgentKube, GrafanaDashboardQueriesOnlyWhatTheAgentExports) {
@@ -395,7 +395,7 @@ TEST_F(AgentKube, GrafanaDashboardQueriesOnlyWhatTheAgentExports) {
       }
     }
   }
-  std::ifstream file(std::string(XLB_DEPLOY_DIR) + "/grafana/xlb-dashboard.json");
+  std::ifstream file(std::string(XLB_DEPLOY_DIR) + "/monitoring/grafana-dashboard.json");
   const json dashboard = json::parse(file, nullptr, false);
   ASSERT_TRUE(dashboard.is_object()) << "not JSON";
   const std::regex metric_re("xlb_[a-z0-9_]+");
