@@ -842,6 +842,45 @@ TEST(AgentHealthz, TakesTheNodeHealthCheckPortOnceKubeProxyLetsGoOfIt) {
   EXPECT_EQ(health.status, 200) << health.body;
 }
 
+// The next hop toward each tunnel peer is a managed neighbour entry from the first sync on,
+// before any traffic: the first encapsulated packet finds it in bpf_fib_lookup. That is what
+// lets an agent without a writable /proc/sys (the unprivileged DaemonSet: no accept_local)
+// tunnel from the first packet: with accept_local off again, every connection, half of which go
+// to cluster B through the tunnel, completes.
+TEST(AgentTunnel, NextHopTowardTheRemoteNodeIsAManagedNeighbourBeforeAnyTraffic) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  const std::string peer = testbed::Address("nodeB", Family::kV4);
+  CommandResult route = c->tb->Run("nodeA", {"ip", "-4", "route", "get", peer});
+  ASSERT_TRUE(route.ok()) << route.Describe();
+  // "198.18.0.21 via 198.18.0.1 dev eth0 src ..." or "198.18.0.21 dev eth0 src ...".
+  std::istringstream words(route.out);
+  std::string word, hop = peer, dev;
+  for (std::string prev; words >> word; prev = word) {
+    if (prev == "via") {
+      hop = word;
+    } else if (prev == "dev") {
+      dev = word;
+    }
+  }
+  bool managed = false;
+  for (int i = 0; i < 100 && !managed; ++i) {
+    CommandResult neigh = c->tb->Run("nodeA", {"ip", "-d", "neigh", "show", "dev", dev, hop});
+    managed = neigh.out.find("managed") != std::string::npos &&
+              neigh.out.find("lladdr") != std::string::npos;
+    if (!managed) {
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  }
+  EXPECT_TRUE(managed) << c->tb->Run("nodeA", {"ip", "-d", "neigh", "show"}).Describe() << "\n"
+                       << c->Logs();
+  CommandResult off = c->tb->Run(
+      "nodeA", {"sysctl", "-w", "net.ipv4.conf." + dev + ".accept_local=0"});
+  ASSERT_TRUE(off.ok()) << off.Describe();
+  const ProbeResult r = c->Connect(200);
+  EXPECT_GT(ClusterShares(r.ids)["cluster-b"], 10.0) << SharesText(r.ids);
+}
+
 // --- start-up failures: a clear message, a non-zero status, nothing touched ---
 
 TEST(AgentStartup, FailsClearlyOnBadFlagsMissingFilesBadPolicyAndMissingUplink) {

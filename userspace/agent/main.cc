@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -122,6 +123,46 @@ void AcceptLocalSources(const std::string& uplink) {
                 ": encapsulated packets whose IPv4 next hop is unresolved will be dropped");
   }
 }
+
+// Managed neighbour entries (xlb::AddManagedNeighbour) for the next hop toward every tunnel
+// peer of the model: the node of every endpoint that is not on this node. With them the first
+// encapsulated packet to a peer finds its next hop in bpf_fib_lookup; without them xlb_xdp hands
+// it to the stack to resolve the neighbour, which an unprivileged agent (read-only /proc/sys,
+// no accept_local) cannot make work for IPv4. A peer is set up once; one that failed (no route
+// yet) is tried again after a while.
+class TunnelNeighbours {
+ public:
+  void Follow(const xlb::Model& model) {
+    const auto now = std::chrono::steady_clock::now();
+    std::set<xlb::IpAddress> peers;
+    for (const auto& [name, service] : model.services()) {
+      for (const xlb::Endpoint& e : model.EndpointsOf(name)) {
+        if (e.node_address) {
+          peers.insert(*e.node_address);
+        }
+      }
+    }
+    for (const xlb::IpAddress& peer : peers) {
+      auto it = retry_at_.find(peer);
+      if (it != retry_at_.end() && now < it->second) {
+        continue;
+      }
+      auto hop = xlb::RouteTo(peer);
+      xlb::Result<void> added = hop.ok() ? (hop->local ? xlb::Result<void>{}
+                                                       : xlb::AddManagedNeighbour(*hop))
+                                         : xlb::Result<void>(std::move(hop).take_error());
+      if (!added.ok()) {
+        LogLine(xlb::LogLevel::kWarn, "tunnel peer " + peer.ToString() + ": " +
+                                          added.error().ToString() + "; tried again in 10 s");
+      }
+      // Set up: looked at again only after an hour (an entry flushed by hand comes back).
+      retry_at_[peer] = now + (added.ok() ? std::chrono::hours(1) : std::chrono::seconds(10));
+    }
+  }
+
+ private:
+  std::map<xlb::IpAddress, std::chrono::steady_clock::time_point> retry_at_;
+};
 
 int Fail(const std::string& what) {
   Emit(xlb::LogLevel::kWarn, "cannot start: " + what);
@@ -486,12 +527,18 @@ int Run(int argc, char** argv) {
               " polled every " + std::to_string(opts.poll_interval.count()) +
               " ms, pod interfaces attached on their link events and rescanned every " +
               std::to_string(opts.iface_rescan.count()) + " ms");
+  // The next hops toward the tunnel peers, resolved ahead of the first packet (rtnetlink.h).
+  TunnelNeighbours tunnel_neighbours;
+  tunnel_neighbours.Follow(reconciler.model());
   while (g_stop == 0) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
     const std::optional<xlb::SyncResult> synced = step(opts.poll_interval);
     publish(synced);
     if (feed && synced && synced->ok()) {
       feed->Programmed(std::chrono::system_clock::now());
+    }
+    if (synced) {
+      tunnel_neighbours.Follow(reconciler.model());
     }
     // The counts change with the model only; a port that could not be bound is tried again.
     if (synced || !health_check_problems.empty()) {

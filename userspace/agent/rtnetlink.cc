@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fnmatch.h>
 #include <linux/if_addr.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -126,7 +127,120 @@ Result<void> Dump(uint16_t type, uint8_t family, const std::function<void(const 
   }
 }
 
+// One request with NLM_F_ACK: every answer before the acknowledgement to `each`, then the
+// acknowledgement's status (the kernel's errno as an Error).
+Result<void> Transact(nlmsghdr& request, const std::string& what,
+                      const std::function<void(const nlmsghdr&)>& each) {
+  auto fd = RouteSocket(0, 0);
+  if (!fd.ok()) {
+    return std::move(fd).take_error();
+  }
+  request.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  request.nlmsg_seq = 1;
+  if (::send(fd->get(), &request, request.nlmsg_len, 0) < 0) {
+    return Error::FromErrno(errno, "send(" + what + ")");
+  }
+  std::vector<char> buf(kReceiveBuffer);
+  for (;;) {
+    const ssize_t n = ::recv(fd->get(), buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return Error::FromErrno(errno, "recv(" + what + ")");
+    }
+    int left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); NLMSG_OK(h, left);
+         h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        if (err->error == 0) {
+          return {};
+        }
+        return Error::FromRet(err->error, what);
+      }
+      each(*h);
+    }
+  }
+}
+
+// A request buffer: a header, the fixed message, then attributes.
+template <typename Fixed>
+struct Request {
+  nlmsghdr h;
+  Fixed fixed;
+  char attrs[64];
+
+  explicit Request(uint16_t type) : h{}, fixed{}, attrs{} {
+    h.nlmsg_type = type;
+    h.nlmsg_len = NLMSG_LENGTH(sizeof(Fixed));
+  }
+  void Add(uint16_t type, const void* data, size_t size) {
+    auto* a = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(this) + NLMSG_ALIGN(h.nlmsg_len));
+    a->rta_type = type;
+    a->rta_len = static_cast<uint16_t>(RTA_LENGTH(size));
+    std::memcpy(RTA_DATA(a), data, size);
+    h.nlmsg_len = NLMSG_ALIGN(h.nlmsg_len) + RTA_ALIGN(a->rta_len);
+  }
+};
+
+int FamilyOf(const IpAddress& a) {
+  return a.family() == IpFamily::kIPv4 ? AF_INET : AF_INET6;
+}
+size_t SizeOf(const IpAddress& a) {
+  return a.family() == IpFamily::kIPv4 ? 4 : 16;
+}
+
 }  // namespace
+
+Result<NextHop> RouteTo(const IpAddress& destination) {
+  Request<rtmsg> request(RTM_GETROUTE);
+  request.fixed.rtm_family = static_cast<uint8_t>(FamilyOf(destination));
+  request.fixed.rtm_dst_len = static_cast<uint8_t>(SizeOf(destination) * 8);
+  request.Add(RTA_DST, destination.bytes().data(), SizeOf(destination));
+  NextHop hop;
+  hop.neighbour = destination;
+  const std::string what = "route to " + destination.ToString();
+  XLB_TRY(Transact(request.h, what, [&](const nlmsghdr& h) {
+    if (h.nlmsg_type != RTM_NEWROUTE) {
+      return;
+    }
+    const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(&h));
+    hop.local = rt->rtm_type == RTN_LOCAL;
+    ForEachAttribute(RTM_RTA(rt), static_cast<int>(RTM_PAYLOAD(&h)),
+                     [&](const rtattr& a, const void* data, size_t size) {
+                       if (a.rta_type == RTA_OIF && size == sizeof(int)) {
+                         std::memcpy(&hop.ifindex, data, sizeof(int));
+                       } else if (a.rta_type == RTA_GATEWAY) {
+                         if (auto gw = AddressAttribute(rt->rtm_family, data, size)) {
+                           hop.neighbour = *gw;
+                         }
+                       }
+                     });
+  }));
+  if (hop.ifindex == 0 && !hop.local) {
+    return Error{ENETUNREACH, what + ": no interface"};
+  }
+  return hop;
+}
+
+Result<void> AddManagedNeighbour(const NextHop& hop) {
+  Request<ndmsg> request(RTM_NEWNEIGH);
+  request.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  request.fixed.ndm_family = static_cast<uint8_t>(FamilyOf(hop.neighbour));
+  request.fixed.ndm_ifindex = hop.ifindex;
+  request.fixed.ndm_state = NUD_NONE;
+  request.Add(NDA_DST, hop.neighbour.bytes().data(), SizeOf(hop.neighbour));
+  const uint32_t managed = NTF_EXT_MANAGED;
+  request.Add(NDA_FLAGS_EXT, &managed, sizeof(managed));
+  auto added = Transact(request.h, "managed neighbour " + hop.neighbour.ToString() + " on ifindex " +
+                                       std::to_string(hop.ifindex),
+                        [](const nlmsghdr&) {});
+  if (!added.ok() && added.error().err == EEXIST) {
+    return {};  // learnt or managed already: resolved, or being resolved
+  }
+  return added;
+}
 
 Result<LinkEventSocket> LinkEventSocket::Open() {
   auto fd = RouteSocket(RTMGRP_LINK, SOCK_NONBLOCK);

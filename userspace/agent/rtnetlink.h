@@ -66,6 +66,21 @@ struct NetworkView {
 // thread's network namespace).
 Result<NetworkView> ReadNetwork();
 
+// Where the main table sends packets to an address: the interface, and the neighbour on it
+// (the gateway, or the address itself on a directly connected network).
+struct NextHop {
+  int ifindex = 0;
+  IpAddress neighbour;
+  bool local = false;  // the destination is an address of this node: no neighbour at all
+};
+Result<NextHop> RouteTo(const IpAddress& destination);
+
+// A neighbour entry the kernel resolves and keeps resolved (NTF_EXT_MANAGED, Linux >= 5.16; as
+// `ip neigh add ADDR dev DEV managed`): bpf_fib_lookup then finds the next hop of a tunnel
+// peer from the first packet on, instead of handing the packet to the stack to resolve it.
+// An entry that exists already (managed or learnt) is left as it is. Needs CAP_NET_ADMIN only.
+Result<void> AddManagedNeighbour(const NextHop& hop);
+
 struct UplinkChoice {
   std::vector<std::string> names;  // by ifindex
   std::string reason;              // why these, for the log
