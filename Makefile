@@ -8,10 +8,12 @@
 #                 the testbed and the two-cluster end-to-end tests)
 # make bench / bench-sync / bench-kube: the datapath, control-plane and Kubernetes benchmarks.
 # make fuzz-long FUZZ_SECONDS=N: every fuzz target for N seconds (default 600) each.
+# make fuzz-packets FRAMES=N SEED=S: mutated frames through xlb_xdp and xlb_tc (default 10
+#   million, a new seed each run; CI runs 1 million with seed 1).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test demo bench bench-sync bench-kube fuzz-long clean
+.PHONY: all setup build test demo bench bench-sync bench-kube fuzz-long fuzz-packets clean
 
 all: build
 
@@ -40,6 +42,12 @@ bench-kube: build
 FUZZ_SECONDS ?= 600
 fuzz-long: build
 	fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
+
+FRAMES ?= 10000000
+SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+fuzz-packets: build
+	XLB_FUZZ_FRAMES=$(FRAMES) XLB_FUZZ_SEED=$(SEED) XLB_FUZZ_TSHARK=100000 \
+	    $(BUILD)/tests/datapath/datapath_fuzz_tests
 
 clean:
 	rm -rf $(BUILD)

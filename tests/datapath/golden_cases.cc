@@ -691,8 +691,8 @@ Netns* GoldenNet(std::string* error) {
 
 }  // namespace
 
-bool RunGoldenCase(const GoldenCase& c,
-                   const std::function<void(const GoldenStep&, const GoldenRun&, XdpDatapath&)>& check) {
+bool WithGoldenDatapath(const std::function<void(xlb_config&)>& config,
+                        const std::function<void(GoldenDatapath&)>& body) {
   std::string error;
   Netns* net = GoldenNet(&error);
   if (net == nullptr) {
@@ -708,7 +708,7 @@ bool RunGoldenCase(const GoldenCase& c,
     // case is most of a case's time.
     o.max_ct_entries = 4096;
     o.config = GoldenConfig();
-    if (c.config) c.config(o.config);
+    if (config) config(o.config);
     auto dp = XdpDatapath::Load(o);
     if (!dp) {
       ADD_FAILURE() << dp.error().ToString();
@@ -727,28 +727,43 @@ bool RunGoldenCase(const GoldenCase& c,
       ADD_FAILURE() << "no up0 in " << ns.name();
       return;
     }
+    GoldenDatapath golden{**dp, **tc, writer, uplink};
+    body(golden);
+    ok = !::testing::Test::HasFatalFailure();
+  });
+  if (!entered) ADD_FAILURE() << ns.error();
+  return ok && entered;
+}
+
+Result<TestRunResult> RunStep(GoldenDatapath& g, const GoldenStep& step, std::span<const uint8_t> in) {
+  const int ifindex = step.on_uplink ? g.uplink : 0;
+  return step.hook == Hook::kTc ? TestRunTc(g.tc.prog_fd(), in, ifindex)
+         : ifindex            ? TestRunXdpOn(g.xdp.prog_fd(), in, ifindex)
+                              : TestRunXdp(g.xdp.prog_fd(), in);
+}
+
+bool RunGoldenCase(const GoldenCase& c,
+                   const std::function<void(const GoldenStep&, const GoldenRun&, XdpDatapath&)>& check) {
+  bool ok = false;
+  const bool ran = WithGoldenDatapath(c.config, [&](GoldenDatapath& g) {
     for (const GoldenStep& step : c.steps) {
       SCOPED_TRACE(step.what);
-      if (step.before) step.before(**dp, writer);
+      if (step.before) step.before(g.xdp, g.writer);
       GoldenRun run;
-      run.before = ReasonCounts(**dp);
-      const int ifindex = step.on_uplink ? uplink : 0;
-      auto r = step.hook == Hook::kTc ? TestRunTc((*tc)->prog_fd(), step.in, ifindex)
-               : ifindex            ? TestRunXdpOn((*dp)->prog_fd(), step.in, ifindex)
-                                    : TestRunXdp((*dp)->prog_fd(), step.in);
+      run.before = ReasonCounts(g.xdp);
+      auto r = RunStep(g, step, step.in);
       if (!r) {
         ADD_FAILURE() << "BPF_PROG_TEST_RUN: " << r.error().ToString();
         return;
       }
       run.result = {r->retval, std::move(r->out)};
-      run.after = ReasonCounts(**dp);
-      check(step, run, **dp);
-      if (step.after) step.after(**dp);
+      run.after = ReasonCounts(g.xdp);
+      check(step, run, g.xdp);
+      if (step.after) step.after(g.xdp);
     }
     ok = true;
   });
-  if (!entered) ADD_FAILURE() << ns.error();
-  return ok && entered;
+  return ok && ran;
 }
 
 std::vector<GoldenCase> GoldenCases() {

@@ -20,6 +20,7 @@
 #include "builder.h"
 #include "lb_fixture.h"
 #include "loader/tc_loader.h"
+#include "loader/test_run.h"
 
 namespace xlb::testing {
 
@@ -78,6 +79,23 @@ struct GoldenRun {
   std::array<uint64_t, XLB_REASON_MAX> before{};  // reason counters before the packet
   std::array<uint64_t, XLB_REASON_MAX> after{};   // and after
 };
+
+// A fresh XDP and TC datapath with the golden services and peers, inside the golden network.
+struct GoldenDatapath {
+  XdpDatapath& xdp;
+  TcDatapath& tc;
+  ServiceWriter& writer;
+  int uplink;  // ifindex of up0
+};
+
+// Loads a GoldenDatapath with GoldenConfig() changed by `config` (may be empty) and runs
+// `body` on the thread inside the golden network's namespace. False (with a gtest failure)
+// when the set-up failed or `body` had a fatal failure.
+bool WithGoldenDatapath(const std::function<void(xlb_config&)>& config,
+                        const std::function<void(GoldenDatapath&)>& body);
+
+// `in` through the step's hook, as the step's frame would go (TC or XDP, uplink or not).
+Result<TestRunResult> RunStep(GoldenDatapath& g, const GoldenStep& step, std::span<const uint8_t> in);
 
 // Runs every step of a case in a fresh namespace with the golden network, a fresh XDP and
 // TC datapath and the golden services, and calls check after each step (on the thread
