@@ -6,12 +6,14 @@
 #                 sync, agent, xlbctl, the Kubernetes client and sources against a test API
 #                 server and kubectl, the manifests, the parsers' fuzz targets (15 s each),
 #                 the testbed and the two-cluster end-to-end tests)
+# make image: the container image (xlb-agent and xlbctl) as an OCI archive under build/image/,
+#             built without a container engine; prints its name:tag and digest.
 # make bench / bench-sync / bench-kube: the datapath, control-plane and Kubernetes benchmarks.
 # make fuzz-long FUZZ_SECONDS=N: every fuzz target for N seconds (default 600) each.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test demo bench bench-sync bench-kube fuzz-long clean
+.PHONY: all setup build test demo image bench bench-sync bench-kube fuzz-long clean
 
 all: build
 
@@ -27,6 +29,9 @@ test: build
 
 demo: build
 	$(BUILD)/tests/testbed/xlb-demo
+
+image: build
+	cmake --build $(BUILD) --target image
 
 bench: build
 	$(BUILD)/bench/xlb-bench

@@ -231,6 +231,13 @@ Result<Uninstalled> Uninstall(const std::string& pin_dir) {
     DetachXdpPrograms(iface, out);
     DetachTcFilters(iface, out);
   }
+  // A program left attached without its pins would keep balancing with maps nobody can reach
+  // or update any more: keep them until every program is off.
+  if (!out.failures.empty()) {
+    out.failures.push_back(Error{EAGAIN, "nothing under " + pin_dir +
+                                             " removed while an xlb program is still attached"});
+    return out;
+  }
   RemovePinDir(pin_dir, out);
   return out;
 }

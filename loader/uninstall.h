@@ -57,8 +57,10 @@ struct Uninstalled {
 // every interface of this network namespace, then every bpf link pinned under pin_dir
 // (BPF_LINK_DETACH), then removes every pin under pin_dir and pin_dir itself. Programs are
 // xlb's by name, so this also clears what an earlier xlb left after its pins were removed.
-// Whatever was not there is fine: a second run finds nothing. Refuses a pin_dir that is
-// bpffs's own mount point (emptying it would unpin every other program's objects).
+// When a program cannot be detached (or read: that needs CAP_SYS_ADMIN), the pins stay, so
+// that nothing runs on maps nobody can reach. Whatever was not there is fine: a second run
+// finds nothing. Refuses a pin_dir that is bpffs's own mount point (emptying it would unpin
+// every other program's objects).
 Result<Uninstalled> Uninstall(const std::string& pin_dir);
 
 }  // namespace xlb
