@@ -5,8 +5,9 @@
 // directly. After uninstall, bpftool (not xlbctl) must find no xlb program on any interface
 // and no link on the cgroup, the pin dir must be gone, and the client must still reach the pod
 // through the kernel alone; a second uninstall finds nothing. An XDP program that is not xlb's
-// stays where it is. Root (CI is root: without it this fails, it does not skip); namespaces
-// with 198.18.220.0/22 only, torn down, with the cgroup, also when the test fails.
+// stays where it is; and deploy/cleanup's capabilities are proven enough, each one needed.
+// Root (CI is root: without it this fails, it does not skip); namespaces with 198.18.220.0/22
+// only, torn down, with the cgroup, also when the test fails.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -15,7 +16,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +27,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "loader/fd.h"
 #include "loader/sock_loader.h"
@@ -69,6 +74,11 @@ sockaddr_in Address(const char* addr, uint16_t port) {
   sa.sin_port = htons(port);
   inet_pton(AF_INET, addr, &sa.sin_addr);
   return sa;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
 }
 
 class Uninstall : public ::testing::Test {
@@ -124,6 +134,16 @@ class Uninstall : public ::testing::Test {
 
   CommandResult Xlbctl(const std::string& args) const {
     return RunCommand(InNode(std::string(XLBCTL) + " " + args + " --pin-dir " + pins_.path()));
+  }
+
+  // What a deleted DaemonSet leaves: the agent's one sync, everything attached and pinned.
+  void RunAgent() {
+    const CommandResult agent = RunCommand(
+        InNode(std::string(XLB_AGENT_BIN) + " --config " + config_ + " --pin-dir " + pins_.path() +
+               " --uplink up0 --pod-iface 'pv*' --tunnel-addr 198.18.220.2 --node-addr 198.18.220.2"
+               " --node-name node-u --socket-lb on --cgroup " +
+               cgroup_ + " --once"));
+    ASSERT_EQ(agent.status, 0) << agent.output;
   }
 
   // A TCP connection from the client namespace to dst:port, accepted by a listener in the pod
@@ -198,11 +218,6 @@ class Uninstall : public ::testing::Test {
   std::string config_;
 };
 
-bool Exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
 TEST_F(Uninstall, RemovesEveryProgramFilterLinkAndPinAndTrafficStillFlows) {
   const CommandResult agent = RunCommand(
       InNode(std::string(XLB_AGENT_BIN) + " --config " + config_ + " --pin-dir " + pins_.path() +
@@ -256,6 +271,52 @@ TEST_F(Uninstall, RemovesEveryProgramFilterLinkAndPinAndTrafficStillFlows) {
               doc["pins"].empty())
       << r.output;
   EXPECT_EQ(doc["left"].size(), 1u) << r.output;
+}
+
+// deploy/cleanup runs uninstall with the capabilities its init container adds and no others
+// (setpriv drops the rest from every set, as a container runtime does). With one of them
+// missing, uninstall fails, says so, and keeps the pins: nothing may keep running on maps
+// nobody can reach.
+TEST_F(Uninstall, TheCleanupDaemonSetsCapabilitiesAreEnoughAndEachIsNeeded) {
+  const YAML::Node cleanup =
+      YAML::LoadFile(std::string(XLB_DEPLOY_DIR) + "/cleanup/daemonset.yaml");
+  std::vector<std::string> caps;
+  for (const YAML::Node& c : cleanup["spec"]["template"]["spec"]["initContainers"][0]
+                                    ["securityContext"]["capabilities"]["add"]) {
+    caps.push_back(c.as<std::string>());
+  }
+  ASSERT_FALSE(caps.empty());
+  auto uninstall_with = [&](const std::vector<std::string>& with) {
+    std::string bounding = "-all";
+    for (std::string c : with) {
+      std::transform(c.begin(), c.end(), c.begin(),
+                     [](unsigned char ch) { return std::tolower(ch); });
+      bounding += ",+" + c;
+    }
+    return RunCommand(InNode("setpriv --bounding-set " + bounding + " --inh-caps=-all -- " +
+                             XLBCTL + " uninstall --pin-dir " + pins_.path()));
+  };
+
+  for (const std::string& missing : caps) {
+    std::vector<std::string> fewer;
+    std::copy_if(caps.begin(), caps.end(), std::back_inserter(fewer),
+                 [&](const std::string& c) { return c != missing; });
+    RunAgent();
+    const CommandResult r = uninstall_with(fewer);
+    EXPECT_EQ(r.status, 1) << "without " << missing << ":\n" << r.output;
+    EXPECT_NE(r.output.find("removed while an xlb program is still attached"), std::string::npos)
+        << "without " << missing << ":\n"
+        << r.output;
+    EXPECT_TRUE(Exists(pins_.Pin(XLB_MAP_SERVICES))) << "without " << missing;
+  }
+
+  RunAgent();
+  const CommandResult r = uninstall_with(caps);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const nlohmann::json net = BpftoolNet();
+  EXPECT_TRUE(net["xdp"].empty() && net["tc"].empty()) << net.dump();
+  EXPECT_TRUE(CgroupLinks().empty()) << CgroupLinks().dump();
+  EXPECT_FALSE(Exists(pins_.path()));
 }
 
 }  // namespace
