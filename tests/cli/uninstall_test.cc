@@ -219,12 +219,8 @@ class Uninstall : public ::testing::Test {
 };
 
 TEST_F(Uninstall, RemovesEveryProgramFilterLinkAndPinAndTrafficStillFlows) {
-  const CommandResult agent = RunCommand(
-      InNode(std::string(XLB_AGENT_BIN) + " --config " + config_ + " --pin-dir " + pins_.path() +
-             " --uplink up0 --pod-iface 'pv*' --tunnel-addr 198.18.220.2 --node-addr 198.18.220.2"
-             " --node-name node-u --socket-lb on --cgroup " +
-             cgroup_ + " --once"));
-  ASSERT_EQ(agent.status, 0) << agent.output;
+  RunAgent();
+  ASSERT_FALSE(HasFatalFailure());
   // A program that is not xlb's, on an interface xlb does not use.
   auto floor = XdpFloor::Load();
   ASSERT_TRUE(floor.ok()) << floor.error().ToString();
@@ -302,6 +298,7 @@ TEST_F(Uninstall, TheCleanupDaemonSetsCapabilitiesAreEnoughAndEachIsNeeded) {
     std::copy_if(caps.begin(), caps.end(), std::back_inserter(fewer),
                  [&](const std::string& c) { return c != missing; });
     RunAgent();
+    ASSERT_FALSE(HasFatalFailure());
     const CommandResult r = uninstall_with(fewer);
     EXPECT_EQ(r.status, 1) << "without " << missing << ":\n" << r.output;
     EXPECT_NE(r.output.find("removed while an xlb program is still attached"), std::string::npos)
@@ -311,6 +308,7 @@ TEST_F(Uninstall, TheCleanupDaemonSetsCapabilitiesAreEnoughAndEachIsNeeded) {
   }
 
   RunAgent();
+  ASSERT_FALSE(HasFatalFailure());
   const CommandResult r = uninstall_with(caps);
   ASSERT_EQ(r.status, 0) << r.output;
   const nlohmann::json net = BpftoolNet();
