@@ -13,7 +13,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test demo image bench bench-sync bench-kube fuzz-long clean
+.PHONY: all setup build test demo bench bench-sync bench-kube fuzz-long clean
 
 all: build
 
@@ -30,6 +30,7 @@ test: build
 demo: build
 	$(BUILD)/tests/testbed/xlb-demo
 
+.PHONY: image
 image: build
 	cmake --build $(BUILD) --target image
 
