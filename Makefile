@@ -6,6 +6,8 @@
 #                 sync, agent, xlbctl, the Kubernetes client and sources against a test API
 #                 server and kubectl, the manifests, the parsers' fuzz targets (15 s each),
 #                 the testbed and the two-cluster end-to-end tests)
+# make image: the container image (xlb-agent and xlbctl) as an OCI archive under build/image/,
+#             built without a container engine; prints its name:tag and digest.
 # make bench / bench-sync / bench-kube: the datapath, control-plane and Kubernetes benchmarks.
 # make fuzz-long FUZZ_SECONDS=N: every fuzz target for N seconds (default 600) each.
 # make fuzz-packets FRAMES=N SEED=S: mutated frames through xlb_xdp and xlb_tc (default 10
@@ -29,6 +31,10 @@ test: build
 
 demo: build
 	$(BUILD)/tests/testbed/xlb-demo
+
+.PHONY: image
+image: build
+	cmake --build $(BUILD) --target image
 
 bench: build
 	$(BUILD)/bench/xlb-bench

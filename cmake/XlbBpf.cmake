@@ -19,7 +19,10 @@ function(xlb_bpf_object NAME)
   file(MAKE_DIRECTORY "${outdir}")
   add_custom_command(
     OUTPUT "${obj}"
+    # The objects' BTF names their source files (line info): relative to the checkout, so
+    # the binaries, and the image built from them, do not depend on where it is.
     COMMAND "${XLB_CLANG}" -O2 -g -target bpf -Wall -Werror -mcpu=v3
+            "-fdebug-prefix-map=${PROJECT_SOURCE_DIR}=."
             -I "${PROJECT_SOURCE_DIR}" -I "${PROJECT_SOURCE_DIR}/bpf"
             -I "/usr/include/${XLB_MULTIARCH}"
             -MD -MF "${obj}.d"

@@ -155,33 +155,38 @@ Result<TcAttachment> AttachTc(int prog_fd, int ifindex, TcDirection direction) {
   return att;
 }
 
+Result<uint32_t> QueryTc(int ifindex, TcDirection direction) {
+  bpf_tc_hook hook = Hook(ifindex, direction);
+  bpf_tc_opts query = FilterOpts(kTcHandle, kTcPriority);
+  // Most interfaces have no clsact qdisc: libbpf would print the kernel's "Parent Qdisc
+  // doesn't exists" for each one asked (uninstall asks every interface).
+  const libbpf_print_fn_t print = libbpf_set_print(nullptr);
+  int ret = bpf_tc_query(&hook, &query);
+  libbpf_set_print(print);
+  // No filter at xlb's handle (ENOENT), or no clsact qdisc at all (EINVAL).
+  if (ret == -ENOENT || ret == -EINVAL) {
+    return 0u;
+  }
+  if (ret < 0) {
+    return Error::FromRet(ret, "bpf_tc_query(" + Where(ifindex, direction) + ")");
+  }
+  return query.prog_id;
+}
+
 Result<void> DetachTc(int ifindex, TcDirection direction) {
   const std::string where = Where(ifindex, direction);
   const std::string ours = direction == TcDirection::kIngress ? "xlb_tc" : "xlb_tc_egress";
+  XLB_ASSIGN_OR_RETURN(const uint32_t prog_id, QueryTc(ifindex, direction));
+  if (prog_id == 0) {
+    return Error{ENOENT, "no xlb_tc filter on " + where};
+  }
+  XLB_ASSIGN_OR_RETURN(const std::string name, ProgramName(prog_id));
+  if (name != ours) {
+    return Error{EPERM, where + " runs program " + name + ", not " + ours + ": left in place"};
+  }
   bpf_tc_hook hook = Hook(ifindex, direction);
-  bpf_tc_opts query = FilterOpts(kTcHandle, kTcPriority);
-  int ret = bpf_tc_query(&hook, &query);
-  if (ret < 0) {
-    return Error::FromRet(ret, "no xlb_tc filter on " + where);
-  }
-  int fd = bpf_prog_get_fd_by_id(query.prog_id);
-  if (fd < 0) {
-    return Error::FromRet(fd, "bpf_prog_get_fd_by_id(" + std::to_string(query.prog_id) + ")");
-  }
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  ret = bpf_obj_get_info_by_fd(fd, &info, &len);
-  ::close(fd);
-  if (ret < 0) {
-    return Error::FromRet(ret, "bpf_obj_get_info_by_fd(program " + std::to_string(query.prog_id) +
-                                   ")");
-  }
-  if (std::string(info.name) != ours) {
-    return Error{EPERM, where + " runs program " + info.name + ", not " + ours + ": left in place"};
-  }
   bpf_tc_opts detach = FilterOpts(kTcHandle, kTcPriority);
-  ret = bpf_tc_detach(&hook, &detach);
-  if (ret < 0) {
+  if (int ret = bpf_tc_detach(&hook, &detach); ret < 0) {
     return Error::FromRet(ret, "bpf_tc_detach(" + where + ")");
   }
   return {};

@@ -72,6 +72,10 @@ Result<TcAttachment> AttachTc(int prog_fd, int ifindex,
 // it. ENOENT when none is there; EPERM when the filter at xlb's handle runs another program.
 Result<void> DetachTc(int ifindex, TcDirection direction = TcDirection::kIngress);
 
+// The id of the program in the filter at xlb's handle and priority of ifindex's clsact ingress
+// or egress; 0 when there is none (no such filter, or no clsact qdisc).
+Result<uint32_t> QueryTc(int ifindex, TcDirection direction);
+
 // The xlb_tc program, loaded against the maps of a loaded XdpDatapath.
 class TcDatapath {
  public:

@@ -299,6 +299,12 @@ Result<XdpState> QueryXdp(int ifindex) {
   return XdpState{opts.drv_prog_id, opts.skb_prog_id, opts.hw_prog_id};
 }
 
+Result<std::string> ProgramName(uint32_t prog_id) {
+  XLB_ASSIGN_OR_RETURN(auto prog, ProgFdById(prog_id));
+  XLB_ASSIGN_OR_RETURN(auto info, ProgInfo(prog.get()));
+  return std::string(info.name);
+}
+
 Result<XdpMode> DetachXdp(int ifindex, bool only_xlb) {
   XLB_ASSIGN_OR_RETURN(auto state, QueryXdp(ifindex));
   XdpMode mode = XdpMode::kNative;

@@ -100,6 +100,9 @@ struct XdpState {
 };
 Result<XdpState> QueryXdp(int ifindex);
 
+// The name of a loaded program ("xlb_xdp"), by id. Reading a program by id needs CAP_SYS_ADMIN.
+Result<std::string> ProgramName(uint32_t prog_id);
+
 // Detaches the program attached to ifindex (whichever mode). With only_xlb, refuses (EPERM)
 // a program that is not xlb's (its name is not "xlb_xdp"). ENOENT when nothing is attached.
 Result<XdpMode> DetachXdp(int ifindex, bool only_xlb = true);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything xlb needs on Debian 12 and mounts bpffs when absent.
 # Idempotent and non-interactive: safe to run on every `make test`. (libclang-rt-14-dev is
-# libFuzzer and the sanitizer runtimes for the fuzz targets; clang only recommends it.)
+# libFuzzer and the sanitizer runtimes for the fuzz targets; clang only recommends it. umoci
+# writes the container image of `make image`, with no container engine.)
 set -euo pipefail
 
 PACKAGES=(
@@ -12,6 +13,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev libboost-dev libssl-dev
   iproute2 tshark tcpdump ethtool procps
   openssl
+  umoci ca-certificates
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -30,6 +30,11 @@ int Conntrack(const InspectOptions& o);
 int Explain(const InspectOptions& o);
 int Policies(const InspectOptions& o);
 
+// Removal: detaches every xlb program in this network namespace and the links pinned under
+// o.pin_dir, then removes the pins (loader/uninstall.h). Exit 1 when something could not be
+// removed; nothing there is not a failure.
+int Uninstall(const InspectOptions& o);
+
 }  // namespace xlb::cli
 
 #endif  // XLB_USERSPACE_CLI_COMMANDS_H

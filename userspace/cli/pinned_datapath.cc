@@ -109,14 +109,21 @@ Result<std::vector<std::pair<K, V>>> Dump(int fd, const char* name) {
 
 }  // namespace
 
+std::string NotLoaded(const std::string& pin_dir, const char* missing) {
+  if (missing == nullptr) {
+    return "xlb is not loaded (no pins under " + pin_dir +
+           "; xlbctl load or xlb-agent pin the maps there)";
+  }
+  return "xlb is not loaded (" + pin_dir + "/" + missing + " is not pinned)";
+}
+
 Result<PinnedDatapath> PinnedDatapath::Open(const std::string& pin_dir, bool require_all) {
   PinnedDatapath dp;
   dp.pin_dir_ = pin_dir;
   struct stat st {};
   if (::stat(pin_dir.c_str(), &st) != 0) {
     int err = errno;
-    return Error::FromErrno(err, "pin dir " + pin_dir + ": the xlb datapath is not loaded here " +
-                                     "(xlbctl load or xlb-agent pin its maps there)");
+    return Error::FromErrno(err, NotLoaded(pin_dir));
   }
   size_t found = 0;
   for (const char* name : kPinnedMaps) {
@@ -127,8 +134,7 @@ Result<PinnedDatapath> PinnedDatapath::Open(const std::string& pin_dir, bool req
     if (!fd.ok()) {
       m.error = fd.error().ToString();
       if (require_all && fd.error().NotFound()) {
-        return Error{ENOENT,
-                     m.path + " is not pinned: the xlb datapath is not loaded under " + pin_dir};
+        return Error{ENOENT, NotLoaded(pin_dir, name)};
       }
       if (fd.error().err == EPERM || fd.error().err == EACCES) {  // not a "not loaded"
         return Error{fd.error().err,
@@ -146,8 +152,7 @@ Result<PinnedDatapath> PinnedDatapath::Open(const std::string& pin_dir, bool req
     dp.maps_.push_back(std::move(m));
   }
   if (found == 0) {
-    return Error{
-        ENOENT, "no xlb map is pinned under " + pin_dir + ": the xlb datapath is not loaded there"};
+    return Error{ENOENT, NotLoaded(pin_dir)};
   }
   return dp;
 }

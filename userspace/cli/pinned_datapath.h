@@ -45,6 +45,10 @@ struct PinnedMap {
   bpf_map_info info{};
 };
 
+// What every command says when the pins it reads are not there: "xlb is not loaded (no pins
+// under DIR...)", or naming the one pin that is missing.
+std::string NotLoaded(const std::string& pin_dir, const char* missing = nullptr);
+
 class PinnedDatapath {
  public:
   // Opens every map of kPinnedMaps. With `require_all`, a missing pin is an error that names

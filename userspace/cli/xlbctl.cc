@@ -1,7 +1,8 @@
-// xlbctl: load, attach, inspect and remove the xlb datapath by hand. The inspection commands
-// (status, services, backends, stats, conntrack, explain, policies) live in a file each
-// (commands.h declares them); they only read.
+// xlbctl: load, attach, inspect and remove the xlb datapath by hand. The command line and the
+// help are command_line.h's; the inspection commands (status, services, backends, stats,
+// conntrack, explain, policies) and uninstall live in a file each (commands.h declares them).
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -9,90 +10,31 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "loader/log.h"
 #include "loader/reasons.h"
+#include "loader/sock_loader.h"
 #include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
-#include <nlohmann/json.hpp>
-#include <unistd.h>
-
-#include <span>
-
-#include "loader/sock_loader.h"
 #include "maps/typed_map.h"
+#include "userspace/cli/command_line.h"
 #include "userspace/cli/commands.h"
+#include "userspace/cli/pinned_datapath.h"
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage:\n"
-    "  xlbctl load [--pin-dir DIR] [--attach IFACE] [--replace] [--native-only]\n"
-    "              [--tc IFACE]... [--tunnel-addr ADDR]... [--encap vxlan|gue] [--tunnel-mtu N]\n"
-    "      load the datapath and pin its maps (re-using pinned ones); with --attach, attach\n"
-    "      XDP to IFACE (the uplink) and leave it attached (--replace: replace a program\n"
-    "      already there); with --tc, attach xlb_tc to each pod-side IFACE (clsact ingress;\n"
-    "      xlb_tc_egress on its egress).\n"
-    "      --tunnel-addr: this node's IPv4 and/or IPv6 tunnel endpoint (outer source,\n"
-    "      decapsulation address); --encap: what goes to tunnelled backends (default vxlan)\n"
-    "  xlbctl detach IFACE [--force]\n"
-    "      detach xlb's XDP program from IFACE (--force: whatever program is there), and\n"
-    "      xlb_tc_egress from its egress\n"
-    "  xlbctl detach-tc IFACE\n"
-    "      detach xlb_tc from IFACE's clsact ingress and xlb_tc_egress from its egress\n"
-    "  xlbctl unload [--pin-dir DIR]\n"
-    "      remove the pins (socket LB's cgroup links go with theirs); an attached XDP or TC\n"
-    "      program keeps running until detached\n"
-    "  xlbctl reasons [--pin-dir DIR] [-o json]\n"
-    "      packets and bytes per verdict reason, summed over CPUs\n"
-    "inspection (read-only; human tables, or one JSON document with -o json):\n"
-    "  xlbctl status [--pin-dir DIR]\n"
-    "      pinned maps and their occupancy, the programs using them, their runtime config\n"
-    "      (rodata) and where they are attached in this network namespace\n"
-    "  xlbctl services [--pin-dir DIR]\n"
-    "      every service entry: VIP:port/proto (* = all ports), id, flags, backends, and the\n"
-    "      share of its Maglev table per cluster and per backend\n"
-    "  xlbctl backends [--pin-dir DIR] [--all]\n"
-    "      valid backends (--all: invalidated ones too): address, cluster, routed or tunnelled\n"
-    "  xlbctl stats [--pin-dir DIR]\n"
-    "      packets, bytes and new flows per service, backend and cluster; packets per reason\n"
-    "  xlbctl conntrack [--pin-dir DIR] [--limit N] [--replies]\n"
-    "      conntrack entries, newest first (default 100; --limit 0: all); --replies: the\n"
-    "      reply map (reverse NAT and tunnel-back entries)\n"
-    "  xlbctl explain PROTO SRC SPORT DST DPORT [--tcp-flags LIST] [--pin-dir DIR]\n"
-    "      what the datapath does with a packet of that flow: the VIP filter, its service,\n"
-    "      its conntrack entry, or the Maglev slot and backend a new flow gets (PROTO: tcp or\n"
-    "      udp; IPv4 or IPv6; LIST: the packet's TCP flags, e.g. syn or fin,ack; default ack)\n"
-    "  xlbctl policies --config FILE [--policy PATH]\n"
-    "      the config and policies read as xlb-agent reads them: effective weight per\n"
-    "      cluster and endpoint of every service port; exit 1 when they are rejected\n"
-    "Options may come before or after the command; --help or -h anywhere prints this.\n"
-    "DIR defaults to " XLB_PIN_DIR ".\n";
-
-struct Args {
-  std::string command;
-  std::vector<std::string> positional;
-  std::string pin_dir = XLB_PIN_DIR;
-  std::string attach;
-  std::vector<std::string> tc;
-  std::vector<std::string> tunnel_addrs;
-  std::string encap = "vxlan";
-  std::string tunnel_mtu;
-  bool replace = false;
-  bool native_only = false;
-  bool force = false;
-  bool help = false;
-  xlb::cli::InspectOptions inspect;
-};
+using xlb::cli::CommandLine;
 
 int Usage(const char* problem) {
   if (problem != nullptr) {
     std::fprintf(stderr, "xlbctl: %s\n", problem);
   }
-  std::fputs(kUsage, stderr);
+  std::fputs(xlb::cli::Usage().c_str(), stderr);
   return 2;
 }
 
@@ -101,105 +43,8 @@ int Fail(const xlb::Error& error) {
   return 1;
 }
 
-// Options may come before or after the command (`xlbctl -o json status`); the first word that
-// is not an option or an option's value is the command. --help or -h anywhere asks for help.
-bool Parse(int argc, char** argv, Args& args, std::string& problem) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= argc) {
-        problem = std::string(a) + " needs a value";
-        return false;
-      }
-      out = argv[++i];
-      return true;
-    };
-    if (a == "--pin-dir") {
-      if (!value(args.pin_dir)) {
-        return false;
-      }
-    } else if (a == "--attach") {
-      if (!value(args.attach)) {
-        return false;
-      }
-    } else if (a == "--tc" || a == "--tunnel-addr") {
-      std::string v;
-      if (!value(v)) {
-        return false;
-      }
-      (a == "--tc" ? args.tc : args.tunnel_addrs).push_back(v);
-    } else if (a == "--encap") {
-      if (!value(args.encap)) {
-        return false;
-      }
-    } else if (a == "--tunnel-mtu") {
-      if (!value(args.tunnel_mtu)) {
-        return false;
-      }
-    } else if (a == "-o" || a == "--output") {
-      std::string v;
-      if (!value(v)) {
-        return false;
-      }
-      if (v != "json" && v != "table") {
-        problem = std::string(a) + " " + v + ": json or table";
-        return false;
-      }
-      args.inspect.json = v == "json";
-    } else if (a == "--all") {
-      args.inspect.all = true;
-    } else if (a == "--replies") {
-      args.inspect.replies = true;
-    } else if (a == "--limit") {
-      std::string v;
-      if (!value(v)) {
-        return false;
-      }
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0') {
-        problem = "--limit " + v + ": a number (0 = no limit)";
-        return false;
-      }
-      args.inspect.limit = n;
-    } else if (a == "--config") {
-      if (!value(args.inspect.config)) {
-        return false;
-      }
-    } else if (a == "--policy") {
-      if (!value(args.inspect.policy)) {
-        return false;
-      }
-    } else if (a == "--tcp-flags") {
-      if (!value(args.inspect.tcp_flags)) {
-        return false;
-      }
-    } else if (a == "--replace") {
-      args.replace = true;
-    } else if (a == "--native-only") {
-      args.native_only = true;
-    } else if (a == "--force") {
-      args.force = true;
-    } else if (a == "--help" || a == "-h") {
-      args.help = true;
-    } else if (a.starts_with("-") && a != "-") {
-      problem = "unknown option " + std::string(a);
-      return false;
-    } else if (args.command.empty()) {
-      args.command = a;
-    } else {
-      args.positional.emplace_back(a);
-    }
-  }
-  if (args.command.empty() && !args.help) {
-    problem = "missing command";
-    return false;
-  }
-  return true;
-}
-
 // The tunnel knobs of --tunnel-addr, --encap and --tunnel-mtu, into the runtime config.
-bool TunnelConfig(const Args& args, xlb_config& config, std::string& problem) {
+bool TunnelConfig(const CommandLine& args, xlb_config& config, std::string& problem) {
   for (const std::string& addr : args.tunnel_addrs) {
     if (inet_pton(AF_INET, addr.c_str(), &config.tunnel_addr4) == 1) {
       continue;
@@ -229,7 +74,7 @@ bool TunnelConfig(const Args& args, xlb_config& config, std::string& problem) {
   return true;
 }
 
-int Load(const Args& args) {
+int Load(const CommandLine& args) {
   if (args.pin_dir.empty()) {
     return Usage("load needs a pin dir: without pins the datapath dies with xlbctl");
   }
@@ -277,12 +122,12 @@ int Load(const Args& args) {
   return 0;
 }
 
-// No filter there: none at xlb's handle (ENOENT), or no clsact qdisc at all (EINVAL).
+// No xlb filter there (DetachTc says ENOENT, also when there is no clsact qdisc at all).
 bool NoFilter(const xlb::Error& e) {
-  return e.err == ENOENT || e.err == EINVAL;
+  return e.err == ENOENT;
 }
 
-int DetachTc(const Args& args) {
+int DetachTc(const CommandLine& args) {
   if (args.positional.size() != 1) {
     return Usage("detach-tc needs one interface");
   }
@@ -302,7 +147,7 @@ int DetachTc(const Args& args) {
   return 0;
 }
 
-int Detach(const Args& args) {
+int Detach(const CommandLine& args) {
   if (args.positional.size() != 1) {
     return Usage("detach needs one interface");
   }
@@ -325,7 +170,7 @@ int Detach(const Args& args) {
   return 0;
 }
 
-int Unload(const Args& args) {
+int Unload(const CommandLine& args) {
   if (args.pin_dir.empty()) {
     return Usage("unload needs a pin dir");
   }
@@ -341,25 +186,20 @@ int Unload(const Args& args) {
     return Fail(r.error());
   }
   if (pinned == 0) {
-    std::printf("no xlb pins under %s: nothing removed\n", args.pin_dir.c_str());
+    std::printf("nothing was pinned under %s: nothing removed\n", args.pin_dir.c_str());
   } else {
     std::printf("removed %zu xlb pins under %s\n", pinned, args.pin_dir.c_str());
   }
   return 0;
 }
 
-int Reasons(const Args& args) {
-  auto fd = xlb::OpenPinnedMap(args.pin_dir, XLB_MAP_REASONS);
-  if (!fd.ok() && fd.error().err == ENOENT) {
-    // as the inspection commands say it (pinned_datapath.cc)
-    std::fprintf(stderr, "xlbctl: %s/%s is not pinned: the xlb datapath is not loaded under %s\n",
-                 args.pin_dir.c_str(), XLB_MAP_REASONS, args.pin_dir.c_str());
-    return 1;
+int Reasons(const CommandLine& args) {
+  // Opened as the inspection commands open the pins, so "not loaded" reads the same.
+  auto dp = xlb::cli::PinnedDatapath::Open(args.pin_dir);
+  if (!dp.ok()) {
+    return Fail(dp.error());
   }
-  if (!fd.ok()) {
-    return Fail(fd.error());
-  }
-  auto map = xlb::PerCpuMap<xlb_counter>::FromFd(fd->get());
+  auto map = xlb::PerCpuMap<xlb_counter>::FromFd(dp->fd(XLB_MAP_REASONS));
   if (!map.ok()) {
     return Fail(map.error());
   }
@@ -394,43 +234,52 @@ int Reasons(const Args& args) {
   return 0;
 }
 
+int Help(const CommandLine& args) {
+  // `xlbctl COMMAND --help` and `xlbctl help COMMAND`: that command's part.
+  const std::string& topic =
+      args.command == "help" && !args.positional.empty() ? args.positional[0] : args.command;
+  const xlb::cli::CommandHelp* command = xlb::cli::FindCommand(topic);
+  if (!topic.empty() && topic != "help" && command == nullptr) {
+    return Usage(("unknown command " + topic).c_str());
+  }
+  if (command == nullptr || topic == "help") {
+    std::fputs(xlb::cli::Usage().c_str(), stdout);
+  } else {
+    std::printf("usage:\n%.*s", static_cast<int>(command->usage.size()), command->usage.data());
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   // Results go to stdout; the loader's info lines would only repeat them.
   if (std::getenv("XLB_LOG") == nullptr) {
     xlb::SetLogLevel(xlb::LogLevel::kWarn);
   }
-  Args args;
-  std::string problem;
-  if (!Parse(argc, argv, args, problem)) {
-    return Usage(problem.c_str());
+  const std::vector<std::string> words(argv + 1, argv + argc);
+  auto parsed = xlb::cli::ParseCommandLine(words);
+  if (!parsed.ok()) {
+    return Usage(parsed.error().c_str());
   }
-  if (args.help) {
-    std::fputs(kUsage, stdout);
-    return 0;
+  const CommandLine& args = *parsed;
+  if (args.help || args.command == "help") {
+    return Help(args);
   }
-  if (args.command == "load") {
-    return Load(args);
+  using Command = int (*)(const CommandLine&);
+  static const std::pair<std::string_view, Command> kNodeCommands[] = {
+      {"load", Load},     {"detach", Detach},   {"detach-tc", DetachTc},
+      {"unload", Unload}, {"reasons", Reasons},
+  };
+  for (const auto& [name, command] : kNodeCommands) {
+    if (args.command == name) {
+      return command(args);
+    }
   }
-  if (args.command == "detach") {
-    return Detach(args);
-  }
-  if (args.command == "detach-tc") {
-    return DetachTc(args);
-  }
-  if (args.command == "unload") {
-    return Unload(args);
-  }
-  if (args.command == "reasons") {
-    return Reasons(args);
-  }
-  args.inspect.pin_dir = args.pin_dir;
-  args.inspect.positional = args.positional;
-  using Command = int (*)(const xlb::cli::InspectOptions&);
-  static const std::pair<std::string_view, Command> kInspect[] = {
+  using Inspect = int (*)(const xlb::cli::InspectOptions&);
+  static const std::pair<std::string_view, Inspect> kInspect[] = {
       {"status", xlb::cli::Status},       {"services", xlb::cli::Services},
       {"backends", xlb::cli::Backends},   {"stats", xlb::cli::Stats},
       {"conntrack", xlb::cli::Conntrack}, {"explain", xlb::cli::Explain},
-      {"policies", xlb::cli::Policies},
+      {"policies", xlb::cli::Policies},   {"uninstall", xlb::cli::Uninstall},
   };
   for (const auto& [name, command] : kInspect) {
     if (args.command == name) {
@@ -440,10 +289,7 @@ int Main(int argc, char** argv) {
       return command(args.inspect);
     }
   }
-  if (args.command == "help" || args.command == "--help" || args.command == "-h") {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  // ParseCommandLine knows only the commands above.
   return Usage(("unknown command " + args.command).c_str());
 }
 
