@@ -76,8 +76,7 @@ const char* const kAgentUsage =
     "Config and policy files are re-read when they change; a bad one is logged and the last\n"
     "good state stays. SIGTERM/SIGINT end the agent but NOT the datapath: programs stay\n"
     "attached and maps pinned, and the next agent takes over. To remove xlb from a node:\n"
-    "xlbctl detach IFACE; xlbctl detach-tc IFACE (each pod interface); xlbctl unload\n"
-    "--pin-dir DIR.\n";
+    "xlbctl uninstall [--pin-dir DIR].\n";
 
 namespace {
 

@@ -17,7 +17,7 @@
 //     programs into them (BPF_LINK_UPDATE) (socket_lb.h);
 //   - the tables: Syncer::Adopt() reads the maps back, and the same inputs give the same
 //     desired state (stable ids, deterministic Maglev), so the first sync writes nothing.
-// `xlbctl detach IFACE`, `xlbctl detach-tc IFACE` and `xlbctl unload --pin-dir DIR` remove xlb.
+// `xlbctl uninstall --pin-dir DIR` removes xlb.
 #include <signal.h>
 #include <time.h>
 
@@ -555,7 +555,7 @@ int Run(int argc, char** argv) {
   }
   LogLine(xlb::LogLevel::kInfo,
           "stopping; the datapath stays attached with its maps pinned under " + opts.pin_dir +
-              " (xlbctl detach / detach-tc / unload remove it)");
+              " (xlbctl uninstall removes it)");
   return 0;
 }
 
