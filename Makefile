@@ -7,11 +7,13 @@
 #                 server and kubectl, the manifests, the parsers' fuzz targets (15 s each),
 #                 the testbed and the two-cluster end-to-end tests)
 # make bench / bench-sync / bench-kube: the datapath, control-plane and Kubernetes benchmarks.
+# make perf: packet rates through a node (xlb against routing, kube-proxy's iptables and
+#            nftables modes and an XDP forwarder), ~7 minutes; PERF_ARGS=--quick for ~1 minute.
 # make fuzz-long FUZZ_SECONDS=N: every fuzz target for N seconds (default 600) each.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test demo bench bench-sync bench-kube fuzz-long clean
+.PHONY: all setup build test demo bench bench-sync bench-kube perf fuzz-long clean
 
 all: build
 
@@ -36,6 +38,12 @@ bench-sync: build
 
 bench-kube: build
 	$(BUILD)/bench/kube/xlb-kube-bench
+
+PERF_ARGS ?= --full
+PERF_OUT ?= $(BUILD)/perf
+perf: build
+	mkdir -p $(PERF_OUT)
+	$(BUILD)/bench/perf/xlb-perf $(PERF_ARGS) --json $(PERF_OUT)/perf.json --png $(PERF_OUT)/perf.png
 
 FUZZ_SECONDS ?= 600
 fuzz-long: build

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything xlb needs on Debian 12 and mounts bpffs when absent.
 # Idempotent and non-interactive: safe to run on every `make test`. (libclang-rt-14-dev is
-# libFuzzer and the sanitizer runtimes for the fuzz targets; clang only recommends it.)
+# libFuzzer and the sanitizer runtimes for the fuzz targets; clang only recommends it.
+# iptables, nftables and conntrack are kube-proxy's modes that xlb-perf measures xlb against;
+# gnuplot-nox draws its plot.)
 set -euo pipefail
 
 PACKAGES=(
@@ -11,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev libboost-dev libssl-dev
   iproute2 tshark tcpdump ethtool procps
+  iptables nftables conntrack gnuplot-nox
   openssl
 )
 

@@ -12,6 +12,12 @@
 /* 64-byte frames on the wire: 60 bytes of frame, the FCS the kernel never sees. */
 #define PERF_FRAME_MIN 60
 
+/*
+ * Bytes of the template the generator writes into every frame: a minimum-size frame whole,
+ * and in the decapsulation mode the outer headers (50 bytes) in front of it.
+ */
+#define PERF_TEMPLATE 112
+
 /* The service every mode serves: UDP to SERVICE_PORT, backends listen on BACKEND_PORT. */
 #define PERF_SERVICE_PORT 80
 #define PERF_BACKEND_PORT 8080
@@ -25,8 +31,11 @@
 #define PERF_SPORT_BASE 1024
 
 struct perf_gen_config {
-	__u8 frame[PERF_FRAME_MIN]; /* Ethernet, IPv4 (source .0.0), UDP (checksum 0), payload */
-	__be16 frame_ip_check;      /* the template's IPv4 header checksum */
+	/* Ethernet, [outer IPv4, UDP, VXLAN, inner Ethernet,] IPv4 (source .0.0), UDP (checksum 0) */
+	__u8 frame[PERF_TEMPLATE];
+	__u16 ip_off;          /* the IPv4 header whose source is stamped (the inner one in VXLAN) */
+	__u16 l4_off;          /* its UDP header */
+	__be16 ip_check;       /* that header's checksum in the template */
 	__u16 pad;
 	__u32 flows; /* distinct flows the generator cycles through; 0: a new flow every frame */
 	__u32 ncpu;  /* generator CPUs: CPU c sends flows c, c + ncpu, ... */

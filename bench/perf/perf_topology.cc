@@ -212,6 +212,7 @@ const char* ModeName(Mode m) {
     case Mode::kCeiling: return "ceiling";
     case Mode::kXlbLocal: return "xlb-local";
     case Mode::kXlbRemote: return "xlb-remote";
+    case Mode::kXlbDecap: return "xlb-decap";
   }
   return "?";
 }
@@ -224,6 +225,7 @@ const char* ModeDescription(Mode m) {
     case Mode::kCeiling: return "XDP redirect + MAC rewrite (ceiling)";
     case Mode::kXlbLocal: return "xlb, local backends (XDP DNAT, stack forwards)";
     case Mode::kXlbRemote: return "xlb, remote-cluster backends (DNAT + VXLAN, XDP_TX)";
+    case Mode::kXlbDecap: return "xlb, VXLAN from a remote node to a local backend (decap)";
   }
   return "?";
 }
@@ -349,7 +351,8 @@ ModeNet::ModeNet(Mode mode, PerfPrograms& progs)
       break;
     case Mode::kCeiling: SetUpCeiling(progs); break;
     case Mode::kXlbLocal:
-    case Mode::kXlbRemote: SetUpXlb(); break;
+    case Mode::kXlbRemote:
+    case Mode::kXlbDecap: SetUpXlb(); break;
   }
 }
 
@@ -461,6 +464,16 @@ void ModeNet::SetUpXlb() {
   auto dp = XdpDatapath::Load(lo);
   if (!dp.ok()) throw std::runtime_error("load xlb_xdp: " + dp.error().ToString());
   xlb_ = std::move(*dp);
+  if (mode_ == Mode::kXlbDecap) {
+    // What arrives is already balanced by the remote node's xlb: nothing to program but the
+    // peer (checked only with XLB_CFG_F_TUNNEL_PEERS; written as the agent would).
+    xlb_peer_key peer{};
+    peer.addr[0] = testing::ParseAddr(kRemoteNode).words[0];
+    peer.family = XLB_FAMILY_IPV4;
+    Check(xlb_->peers().Update(peer, xlb_peer{.cluster_id = 2, .pad = {}}), "xlb tunnel peer");
+    Attach(*node_, "n0", xlb_->prog_fd());
+    return;
+  }
   testing::ServiceWriter writer(*xlb_);
   std::vector<testing::WeightedBackend> udp, tcp;
   for (uint32_t i = 0; i < kBackends; ++i) {
@@ -494,39 +507,80 @@ void ModeNet::SetUpXlb() {
   Attach(*node_, "n0", xlb_->prog_fd());
 }
 
-std::vector<uint8_t> ModeNet::Frame(uint32_t size) const {
+namespace {
+
+uint16_t Checksum(const uint8_t* p, size_t n) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < n; i += 2) sum += (p[i] << 8) | p[i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return htons(static_cast<uint16_t>(~sum));
+}
+
+void Put16(uint8_t* p, uint16_t host) {
+  const uint16_t be = htons(host);
+  std::memcpy(p, &be, 2);
+}
+
+// Ethernet dst -> src, IPv4 saddr -> daddr (DF, TTL 64), UDP sport -> dport with checksum 0
+// (IPv4 allows it), zeros to `size` bytes.
+std::vector<uint8_t> UdpFrame(const uint8_t (&dst_mac)[6], const uint8_t (&src_mac)[6],
+                              const char* saddr, const char* daddr, uint16_t sport,
+                              uint16_t dport, uint32_t size) {
   std::vector<uint8_t> f(size, 0);
-  const uint8_t dst_mac[6] = {2, 0, 0, 0, 0, 2}, src_mac[6] = {2, 0, 0, 0, 0, 1};
   std::memcpy(&f[0], dst_mac, 6);
   std::memcpy(&f[6], src_mac, 6);
   f[12] = 0x08;
-  f[13] = 0x00;
   uint8_t* ip = &f[14];
-  const uint16_t tot_len = htons(static_cast<uint16_t>(size - 14));
   ip[0] = 0x45;
-  std::memcpy(&ip[2], &tot_len, 2);
-  ip[6] = 0x40;  // DF
+  Put16(&ip[2], static_cast<uint16_t>(size - 14));
+  ip[6] = 0x40;
   ip[8] = 64;
   ip[9] = IPPROTO_UDP;
-  const char* dst = mode_ == Mode::kXlbRemote                                 ? kRemoteVip
-                    : mode_ == Mode::kRoute || mode_ == Mode::kCeiling ? "198.18.1.10"
-                                                                              : kVip;
-  const uint32_t saddr = testing::ParseAddr("198.19.0.0").words[0];
-  const uint32_t daddr = testing::ParseAddr(dst).words[0];
-  std::memcpy(&ip[12], &saddr, 4);
-  std::memcpy(&ip[16], &daddr, 4);
-  uint32_t sum = 0;
-  for (int i = 0; i < 20; i += 2) sum += (ip[i] << 8) | ip[i + 1];
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  const uint16_t check = htons(static_cast<uint16_t>(~sum));
+  const uint32_t s = testing::ParseAddr(saddr).words[0], d = testing::ParseAddr(daddr).words[0];
+  std::memcpy(&ip[12], &s, 4);
+  std::memcpy(&ip[16], &d, 4);
+  const uint16_t check = Checksum(ip, 20);
   std::memcpy(&ip[10], &check, 2);
-  uint8_t* udp = ip + 20;
-  const uint16_t sport = htons(PERF_SPORT_BASE), dport = htons(PERF_SERVICE_PORT),
-                 len = htons(static_cast<uint16_t>(size - 34));
-  std::memcpy(&udp[0], &sport, 2);
-  std::memcpy(&udp[2], &dport, 2);
-  std::memcpy(&udp[4], &len, 2);
+  Put16(&ip[20], sport);
+  Put16(&ip[22], dport);
+  Put16(&ip[24], static_cast<uint16_t>(size - 34));
   return f;
+}
+
+constexpr uint8_t kGenMac[6] = {2, 0, 0, 0, 0, 1};
+constexpr uint8_t kNodeUplinkMac[6] = {2, 0, 0, 0, 0, 2};
+constexpr uint8_t kRemoteNodeMac[6] = {2, 0, 0, 0, 2, 2};
+constexpr uint32_t kVxlanOverhead = 14 + 20 + 8 + 8;  // outer Ethernet, IPv4, UDP, VXLAN
+
+}  // namespace
+
+std::vector<uint8_t> ModeNet::Frame(uint32_t size) const {
+  if (mode_ == Mode::kXlbDecap) {
+    // What the remote node's xlb sends after balancing a client's flow to backend 0 here:
+    // VXLAN with xlb's VNI around a frame to the VTEP MAC, the packet already DNATed.
+    const xlb_config cfg = XLB_CONFIG_DEFAULTS;
+    std::vector<uint8_t> inner = UdpFrame(cfg.vtep_mac, kRemoteNodeMac, "198.19.0.0",
+                                          BackendAddr(0).c_str(), PERF_SPORT_BASE,
+                                          PERF_BACKEND_PORT, size);
+    std::vector<uint8_t> f = UdpFrame(kNodeUplinkMac, kGenMac, kRemoteNode, kNodeUplinkAddr,
+                                      51000, PERF_VXLAN_PORT, size + kVxlanOverhead);
+    uint8_t* vxlan = &f[14 + 20 + 8];
+    vxlan[0] = 0x08;  // I flag: the VNI is valid
+    vxlan[4] = static_cast<uint8_t>(cfg.vni >> 16);
+    vxlan[5] = static_cast<uint8_t>(cfg.vni >> 8);
+    vxlan[6] = static_cast<uint8_t>(cfg.vni);
+    std::copy(inner.begin(), inner.end(), f.begin() + kVxlanOverhead);
+    return f;
+  }
+  const char* dst = mode_ == Mode::kXlbRemote                          ? kRemoteVip
+                    : mode_ == Mode::kRoute || mode_ == Mode::kCeiling ? "198.18.1.10"
+                                                                       : kVip;
+  return UdpFrame(kNodeUplinkMac, kGenMac, "198.19.0.0", dst, PERF_SPORT_BASE, PERF_SERVICE_PORT,
+                  size);
+}
+
+uint16_t ModeNet::StampedIpOffset() const {
+  return mode_ == Mode::kXlbDecap ? 14 + kVxlanOverhead : 14;
 }
 
 perf_arrival ModeNet::ExpectedArrival() const {
@@ -583,7 +637,8 @@ PathCounters ModeNet::Read(const PerfPrograms& progs) const {
     }
     case Mode::kCeiling: c.path["forwarded"] = progs.Forwarded(); break;
     case Mode::kXlbLocal:
-    case Mode::kXlbRemote: {
+    case Mode::kXlbRemote:
+    case Mode::kXlbDecap: {
       const auto reasons = testing::ReasonCounts(*xlb_);
       for (uint32_t r = 0; r < XLB_REASON_MAX; ++r) {
         c.path[std::string(ReasonName(r))] = reasons[r];

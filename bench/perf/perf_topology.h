@@ -27,10 +27,10 @@ struct xlb_perf;  // generated skeleton (xlb_perf.skel.h)
 
 namespace xlb::perf {
 
-enum class Mode { kRoute, kIptables, kNftables, kCeiling, kXlbLocal, kXlbRemote };
-inline constexpr std::array<Mode, 6> kAllModes = {Mode::kRoute,   Mode::kIptables,
-                                                  Mode::kNftables, Mode::kCeiling,
-                                                  Mode::kXlbLocal, Mode::kXlbRemote};
+enum class Mode { kRoute, kIptables, kNftables, kCeiling, kXlbLocal, kXlbRemote, kXlbDecap };
+inline constexpr std::array<Mode, 7> kAllModes = {
+    Mode::kRoute,    Mode::kIptables,  Mode::kNftables, Mode::kCeiling,
+    Mode::kXlbLocal, Mode::kXlbRemote, Mode::kXlbDecap};
 const char* ModeName(Mode m);         // "route", "iptables", ...
 const char* ModeDescription(Mode m);  // one line for the table
 
@@ -102,8 +102,11 @@ class ModeNet {
   const testing::Netns& sink() const { return *sink_; }
   int gen_ifindex() const { return gen_ifindex_; }
   // The frame the generator sends in this mode: Ethernet to n0, IPv4 198.19.0.0 -> the
-  // mode's destination, UDP to PERF_SERVICE_PORT; `size` bytes without FCS.
+  // mode's destination, UDP to PERF_SERVICE_PORT; `size` bytes without FCS. In the
+  // decapsulation mode that frame (to a backend's port) is inside VXLAN from the remote node.
   std::vector<uint8_t> Frame(uint32_t size) const;
+  // Where in Frame() the generator stamps the flow: the IPv4 and UDP headers it varies.
+  uint16_t StampedIpOffset() const;
   // What arrives at the sink's counter in this mode.
   perf_arrival ExpectedArrival() const;
 

@@ -82,16 +82,17 @@ int perf_gen(struct xdp_md *ctx)
 	__u64 *sent, n;
 	__u16 sport;
 
-	if (data + PERF_FRAME_MIN > data_end)
-		return XDP_ABORTED;
 	cfg = bpf_map_lookup_elem(&perf_gen_cfg, &zero);
 	sent = bpf_map_lookup_elem(&perf_gen_sent, &zero);
 	if (!cfg || !sent)
 		return XDP_ABORTED;
-	/* the whole of a minimum-size frame, so every header any path writes */
+	/* the template, so every header any path writes (frames are at least 60 bytes) */
 #pragma unroll
-	for (int i = 0; i < PERF_FRAME_MIN / 4; i++)
+	for (int i = 0; i < PERF_TEMPLATE / 4; i++) {
+		if (data + (i + 1) * 4 > data_end)
+			break;
 		((__u32 *)data)[i] = ((__u32 *)cfg->frame)[i];
+	}
 
 	n = (*sent)++;
 	cpu = bpf_get_smp_processor_id();
@@ -104,12 +105,14 @@ int perf_gen(struct xdp_md *ctx)
 	host = (flow >> PERF_PORT_BITS) & 0xffff;
 	sport = PERF_SPORT_BASE + (flow & ((1U << PERF_PORT_BITS) - 1));
 
-	struct iphdr *ip = data + sizeof(struct ethhdr);
-	struct udphdr *udp = (void *)(ip + 1);
+	struct iphdr *ip = data + (cfg->ip_off & 0xff);
+	struct udphdr *udp = data + (cfg->l4_off & 0xff);
 
+	if ((void *)(ip + 1) > data_end || (void *)(udp + 1) > data_end)
+		return XDP_ABORTED;
 	/* the template's source address ends in .0.0 and its checksum covers that */
 	ip->saddr |= bpf_htonl(host);
-	ip->check = ~bpf_htons(csum_fold((__u32)(__u16)~bpf_ntohs(cfg->frame_ip_check) + host));
+	ip->check = ~bpf_htons(csum_fold((__u32)(__u16)~bpf_ntohs(cfg->ip_check) + host));
 	udp->source = bpf_htons(sport);
 	return XDP_TX;
 }

@@ -6,8 +6,8 @@
 // runs it. Each mode has its own gen -> node -> sink namespaces (perf_topology.h); the modes
 // run in one batch, interleaved, each configuration repeated, and the median is reported.
 // Every run reads the counters that prove its path (the sink's arrivals by kind, rule hits,
-// xlb's reasons), and a run whose arrivals and counted drops do not add up to what was sent
-// fails the batch.
+// xlb's reasons) and shows frames that neither arrived nor were counted as dropped; --smoke
+// fails unless every path's counters add up exactly.
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <signal.h>
@@ -161,8 +161,10 @@ void Drain(const PerfPrograms& progs) {
 Sample RunOnce(ModeNet& net, PerfPrograms& progs, const Cell& cell, const Options& o) {
   perf_gen_config cfg{};
   const std::vector<uint8_t> frame = net.Frame(cell.size);
-  std::memcpy(cfg.frame, frame.data(), PERF_FRAME_MIN);
-  std::memcpy(&cfg.frame_ip_check, &frame[24], 2);
+  std::memcpy(cfg.frame, frame.data(), std::min<size_t>(frame.size(), PERF_TEMPLATE));
+  cfg.ip_off = net.StampedIpOffset();
+  cfg.l4_off = static_cast<uint16_t>(cfg.ip_off + 20);
+  std::memcpy(&cfg.ip_check, &frame[cfg.ip_off + 10], 2);
   cfg.flows = cell.flows;
   cfg.ncpu = cell.cores;
   progs.SetGenerator(cfg);
@@ -189,18 +191,27 @@ uint64_t CountedDrops(const Sample& s) {
   return drops;
 }
 
+// Frames sent that neither arrived (of any kind) nor were counted as dropped on the way.
+int64_t Unaccounted(const Sample& s) {
+  uint64_t arrived = 0;
+  for (uint64_t a : s.delta.arrivals) arrived += a;
+  return static_cast<int64_t>(s.delta.sent) - static_cast<int64_t>(arrived + CountedDrops(s));
+}
+
 // The counters of one run, for the proof column and the JSON.
 std::string Proof(Mode m, const Sample& s) {
   std::ostringstream p;
   p << "arrived " << s.arrived << "/" << s.delta.sent;
   const uint64_t drops = CountedDrops(s);
   if (drops) p << ", counted drops " << drops;
+  if (const int64_t lost = Unaccounted(s)) p << ", UNACCOUNTED " << lost;
   switch (m) {
     case Mode::kIptables: p << ", KUBE-SEP +" << Path(s, "KUBE-SEP hits") << ", KUBE-MARK-MASQ +" << Path(s, "KUBE-MARK-MASQ hits"); break;
     case Mode::kNftables: p << ", endpoint chains +" << Path(s, "endpoint chain hits"); break;
     case Mode::kCeiling: p << ", redirected +" << Path(s, "forwarded"); break;
     case Mode::kXlbLocal: p << ", fwd_new_flow +" << Path(s, "fwd_new_flow") << ", fwd_established +" << Path(s, "fwd_established"); break;
     case Mode::kXlbRemote: p << ", fwd_encap +" << Path(s, "fwd_encap"); break;
+    case Mode::kXlbDecap: p << ", fwd_decap +" << Path(s, "fwd_decap"); break;
     case Mode::kRoute: break;
   }
   return p.str();
@@ -231,9 +242,10 @@ std::vector<std::string> CheckExact(Mode m, const Sample& s, const Cell& cell) {
       expect("fwd_established", Path(s, "fwd_established"), sent - flows);
       break;
     case Mode::kXlbRemote: expect("fwd_encap", Path(s, "fwd_encap"), sent); break;
+    case Mode::kXlbDecap: expect("fwd_decap", Path(s, "fwd_decap"), sent); break;
     case Mode::kRoute: break;
   }
-  if (m == Mode::kXlbLocal || m == Mode::kXlbRemote) {
+  if (m == Mode::kXlbLocal || m == Mode::kXlbRemote || m == Mode::kXlbDecap) {
     uint64_t reasons = 0;
     for (const auto& [name, v] : s.delta.path) reasons += v;
     expect("xlb reasons in all", reasons, sent);
@@ -287,7 +299,7 @@ void WritePng(const json& results, const Options& o, const std::vector<Cell>& ce
     << "set multiplot layout 1," << panels.size() << "\n"
     << "set style data histograms\nset style histogram clustered gap 1\n"
     << "set style fill solid 0.8 border -1\nset logscale y\nset yrange [0.05:*]\n"
-    << "set ylabel 'Mpps (median)'\nset xlabel 'flows'\nset key top right font ',8'\n"
+    << "set ylabel 'Mpps (median)'\nset xlabel 'flows'\nset key outside bottom center horizontal font ',9'\n"
     << "set grid ytics\n";
   for (auto& [key, index] : panels) {
     g << "set title '" << (key.first + 4) << "-byte frames, " << key.second << " core"
@@ -370,6 +382,8 @@ int Run(const Options& o) {
                         {"arrived", s.arrived},
                         {"mpps", s.mpps()},
                         {"link_drops", s.delta.link_drops},
+                        {"counted_drops", CountedDrops(s)},
+                        {"unaccounted", Unaccounted(s)},
                         {"arrivals_by_kind", s.delta.arrivals},
                         {"path_counters", path}});
         if (o.smoke) {
