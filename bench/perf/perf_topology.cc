@@ -192,8 +192,8 @@ std::string NftRuleset() {
         << "/8080 {\n  ip saddr " << BackendAddr(i) << " jump mark-for-masquerade\n"
         << "  counter meta l4proto " << proto << " dnat to " << BackendAddr(i) << ":8080\n }\n";
     }
-    elements += std::string(elements.empty() ? "" : ", ") + kVip + " . " + proto + " . 80 : goto " +
-                svc;
+    elements +=
+        std::string(elements.empty() ? "" : ", ") + kVip + " . " + proto + " . 80 : goto " + svc;
   }
   r << " map service-ips { type ipv4_addr . inet_proto . inet_service : verdict;"
     << " elements = { " << elements << " } }\n"
@@ -206,26 +206,40 @@ std::string NftRuleset() {
 
 const char* ModeName(Mode m) {
   switch (m) {
-    case Mode::kRoute: return "route";
-    case Mode::kIptables: return "iptables";
-    case Mode::kNftables: return "nftables";
-    case Mode::kCeiling: return "ceiling";
-    case Mode::kXlbLocal: return "xlb-local";
-    case Mode::kXlbRemote: return "xlb-remote";
-    case Mode::kXlbDecap: return "xlb-decap";
+    case Mode::kRoute:
+      return "route";
+    case Mode::kIptables:
+      return "iptables";
+    case Mode::kNftables:
+      return "nftables";
+    case Mode::kCeiling:
+      return "ceiling";
+    case Mode::kXlbLocal:
+      return "xlb-local";
+    case Mode::kXlbRemote:
+      return "xlb-remote";
+    case Mode::kXlbDecap:
+      return "xlb-decap";
   }
   return "?";
 }
 
 const char* ModeDescription(Mode m) {
   switch (m) {
-    case Mode::kRoute: return "node only routes (ip_forward)";
-    case Mode::kIptables: return "kube-proxy iptables (legacy) DNAT + masquerade";
-    case Mode::kNftables: return "kube-proxy nftables DNAT + masquerade";
-    case Mode::kCeiling: return "XDP redirect + MAC rewrite (ceiling)";
-    case Mode::kXlbLocal: return "xlb, local backends (XDP DNAT, stack forwards)";
-    case Mode::kXlbRemote: return "xlb, remote-cluster backends (DNAT + VXLAN, XDP_TX)";
-    case Mode::kXlbDecap: return "xlb, VXLAN from a remote node to a local backend (decap)";
+    case Mode::kRoute:
+      return "node only routes (ip_forward)";
+    case Mode::kIptables:
+      return "kube-proxy iptables (legacy) DNAT + masquerade";
+    case Mode::kNftables:
+      return "kube-proxy nftables DNAT + masquerade";
+    case Mode::kCeiling:
+      return "XDP redirect + MAC rewrite (ceiling)";
+    case Mode::kXlbLocal:
+      return "xlb, local backends (XDP DNAT, stack forwards)";
+    case Mode::kXlbRemote:
+      return "xlb, remote-cluster backends (DNAT + VXLAN, XDP_TX)";
+    case Mode::kXlbDecap:
+      return "xlb, VXLAN from a remote node to a local backend (decap)";
   }
   return "?";
 }
@@ -280,11 +294,21 @@ PerfPrograms::PerfPrograms() : skel_(xlb_perf__open_and_load()) {
     throw std::runtime_error("load xlb_perf: " + std::string(std::strerror(errno)));
   }
 }
-PerfPrograms::~PerfPrograms() { xlb_perf__destroy(skel_); }
-int PerfPrograms::gen_fd() const { return bpf_program__fd(skel_->progs.perf_gen); }
-int PerfPrograms::sink_fd() const { return bpf_program__fd(skel_->progs.perf_sink); }
-int PerfPrograms::pass_fd() const { return bpf_program__fd(skel_->progs.perf_pass); }
-int PerfPrograms::fwd_fd() const { return bpf_program__fd(skel_->progs.perf_fwd); }
+PerfPrograms::~PerfPrograms() {
+  xlb_perf__destroy(skel_);
+}
+int PerfPrograms::gen_fd() const {
+  return bpf_program__fd(skel_->progs.perf_gen);
+}
+int PerfPrograms::sink_fd() const {
+  return bpf_program__fd(skel_->progs.perf_sink);
+}
+int PerfPrograms::pass_fd() const {
+  return bpf_program__fd(skel_->progs.perf_pass);
+}
+int PerfPrograms::fwd_fd() const {
+  return bpf_program__fd(skel_->progs.perf_fwd);
+}
 
 void PerfPrograms::SetGenerator(const perf_gen_config& config) {
   const uint32_t zero = 0;
@@ -302,7 +326,9 @@ void PerfPrograms::SetForwarder(const perf_fwd_config& config) {
   }
 }
 
-uint64_t PerfPrograms::Sent() const { return SumCpus(bpf_map__fd(skel_->maps.perf_gen_sent), 0); }
+uint64_t PerfPrograms::Sent() const {
+  return SumCpus(bpf_map__fd(skel_->maps.perf_gen_sent), 0);
+}
 uint64_t PerfPrograms::Forwarded() const {
   return SumCpus(bpf_map__fd(skel_->maps.perf_forwarded), 0);
 }
@@ -340,19 +366,25 @@ ModeNet::ModeNet(Mode mode, PerfPrograms& progs)
   Attach(*gen_, "g0", progs.sink_fd());
   Attach(*sink_, "s0", progs.sink_fd());
   switch (mode_) {
-    case Mode::kRoute: Attach(*node_, "n0", progs.pass_fd()); break;
+    case Mode::kRoute:
+      Attach(*node_, "n0", progs.pass_fd());
+      break;
     case Mode::kIptables:
-      SetUpIptables();
+      LoadRules("iptables-legacy-restore", IptablesRules());
       Attach(*node_, "n0", progs.pass_fd());
       break;
     case Mode::kNftables:
-      SetUpNftables();
+      LoadRules("nft -f", NftRuleset());
       Attach(*node_, "n0", progs.pass_fd());
       break;
-    case Mode::kCeiling: SetUpCeiling(progs); break;
+    case Mode::kCeiling:
+      SetUpCeiling(progs);
+      break;
     case Mode::kXlbLocal:
     case Mode::kXlbRemote:
-    case Mode::kXlbDecap: SetUpXlb(); break;
+    case Mode::kXlbDecap:
+      SetUpXlb();
+      break;
   }
 }
 
@@ -385,12 +417,14 @@ void ModeNet::Wire() {
   }
   // Two queues a side, so that two generator CPUs each have a ring of their own.
   const std::string q = " numtxqueues 2 numrxqueues 2";
-  MustRun("ip link add g0 netns " + gen_->name() + q + " type veth peer n0 netns " +
-          node_->name() + q);
+  MustRun("ip link add g0 netns " + gen_->name() + q + " type veth peer n0 netns " + node_->name() +
+          q);
   MustRun("ip link add n1 netns " + node_->name() + q + " type veth peer s0 netns " +
           sink_->name() + q);
   const std::string mtu = " mtu " + std::to_string(kUplinkMtu);
-  const auto ip = [](const Netns& ns, const std::string& args) { MustRun("ip -n " + ns.name() + " " + args); };
+  const auto ip = [](const Netns& ns, const std::string& args) {
+    MustRun("ip -n " + ns.name() + " " + args);
+  };
   ip(*gen_, "link set g0 address 02:00:00:00:00:01" + mtu + " up");
   ip(*node_, "link set n0 address 02:00:00:00:00:02" + mtu + " up");
   ip(*node_, "link set n1 address 02:00:00:00:00:03" + mtu + " up");
@@ -405,13 +439,18 @@ void ModeNet::Wire() {
   }
   // Static neighbours: the first packets of a run must not wait for ARP (nor the sink's XDP
   // program see ARP as traffic).
-  ip(*gen_, std::string("neigh replace ") + kNodeUplinkAddr + " lladdr 02:00:00:00:00:02 nud permanent dev g0");
-  ip(*node_, std::string("neigh replace ") + kGenAddr + " lladdr 02:00:00:00:00:01 nud permanent dev n0");
-  ip(*node_, std::string("neigh replace ") + kSinkAddr + " lladdr 02:00:00:00:00:04 nud permanent dev n1");
+  ip(*gen_, std::string("neigh replace ") + kNodeUplinkAddr +
+                " lladdr 02:00:00:00:00:02 nud permanent dev g0");
+  ip(*node_,
+     std::string("neigh replace ") + kGenAddr + " lladdr 02:00:00:00:00:01 nud permanent dev n0");
+  ip(*node_,
+     std::string("neigh replace ") + kSinkAddr + " lladdr 02:00:00:00:00:04 nud permanent dev n1");
   for (uint32_t i = 0; i < kBackends; ++i) {
-    ip(*node_, "neigh replace " + BackendAddr(i) + " lladdr 02:00:00:00:00:04 nud permanent dev n1");
+    ip(*node_,
+       "neigh replace " + BackendAddr(i) + " lladdr 02:00:00:00:00:04 nud permanent dev n1");
   }
-  ip(*sink_, std::string("neigh replace ") + kNodePodSideAddr + " lladdr 02:00:00:00:00:03 nud permanent dev s0");
+  ip(*sink_, std::string("neigh replace ") + kNodePodSideAddr +
+                 " lladdr 02:00:00:00:00:03 nud permanent dev s0");
   ip(*gen_, std::string("route add 198.18.0.0/15 via ") + kNodeUplinkAddr);
   ip(*sink_, std::string("route add default via ") + kNodePodSideAddr);
   ip(*node_, std::string("route add ") + kClientNet + " via " + kGenAddr);
@@ -420,29 +459,20 @@ void ModeNet::Wire() {
   RunIn(*gen_, -1, [&] { gen_ifindex_ = static_cast<int>(::if_nametoindex("g0")); });
 }
 
-void ModeNet::SetUpIptables() {
-  const std::string file = "/tmp/" + node_->name() + ".iptables";
-  {
-    FILE* f = std::fopen(file.c_str(), "w");
-    if (f == nullptr) throw std::runtime_error("write " + file);
-    const std::string rules = IptablesRules();
-    std::fwrite(rules.data(), 1, rules.size(), f);
-    std::fclose(f);
+// Feeds `rules` to a restore-style command (iptables-legacy-restore FILE, nft -f FILE) in
+// the node's namespace, through a file: nsenter passes no stdin through popen.
+void ModeNet::LoadRules(const std::string& command, const std::string& rules) {
+  const std::string file = "/tmp/" + node_->name() + ".rules";
+  FILE* f = std::fopen(file.c_str(), "w");
+  if (f == nullptr) throw std::runtime_error("write " + file);
+  std::fwrite(rules.data(), 1, rules.size(), f);
+  std::fclose(f);
+  try {
+    InNs(*node_, command + " " + file);
+  } catch (...) {
+    std::remove(file.c_str());
+    throw;
   }
-  InNs(*node_, "iptables-legacy-restore " + file);
-  std::remove(file.c_str());
-}
-
-void ModeNet::SetUpNftables() {
-  const std::string file = "/tmp/" + node_->name() + ".nft";
-  {
-    FILE* f = std::fopen(file.c_str(), "w");
-    if (f == nullptr) throw std::runtime_error("write " + file);
-    const std::string rules = NftRuleset();
-    std::fwrite(rules.data(), 1, rules.size(), f);
-    std::fclose(f);
-  }
-  InNs(*node_, "nft -f " + file);
   std::remove(file.c_str());
 }
 
@@ -524,8 +554,8 @@ void Put16(uint8_t* p, uint16_t host) {
 // Ethernet dst -> src, IPv4 saddr -> daddr (DF, TTL 64), UDP sport -> dport with checksum 0
 // (IPv4 allows it), zeros to `size` bytes.
 std::vector<uint8_t> UdpFrame(const uint8_t (&dst_mac)[6], const uint8_t (&src_mac)[6],
-                              const char* saddr, const char* daddr, uint16_t sport,
-                              uint16_t dport, uint32_t size) {
+                              const char* saddr, const char* daddr, uint16_t sport, uint16_t dport,
+                              uint32_t size) {
   std::vector<uint8_t> f(size, 0);
   std::memcpy(&f[0], dst_mac, 6);
   std::memcpy(&f[6], src_mac, 6);
@@ -559,11 +589,11 @@ std::vector<uint8_t> ModeNet::Frame(uint32_t size) const {
     // What the remote node's xlb sends after balancing a client's flow to backend 0 here:
     // VXLAN with xlb's VNI around a frame to the VTEP MAC, the packet already DNATed.
     const xlb_config cfg = XLB_CONFIG_DEFAULTS;
-    std::vector<uint8_t> inner = UdpFrame(cfg.vtep_mac, kRemoteNodeMac, "198.19.0.0",
-                                          BackendAddr(0).c_str(), PERF_SPORT_BASE,
-                                          PERF_BACKEND_PORT, size);
-    std::vector<uint8_t> f = UdpFrame(kNodeUplinkMac, kGenMac, kRemoteNode, kNodeUplinkAddr,
-                                      51000, PERF_VXLAN_PORT, size + kVxlanOverhead);
+    std::vector<uint8_t> inner =
+        UdpFrame(cfg.vtep_mac, kRemoteNodeMac, "198.19.0.0", BackendAddr(0).c_str(),
+                 PERF_SPORT_BASE, PERF_BACKEND_PORT, size);
+    std::vector<uint8_t> f = UdpFrame(kNodeUplinkMac, kGenMac, kRemoteNode, kNodeUplinkAddr, 51000,
+                                      PERF_VXLAN_PORT, size + kVxlanOverhead);
     uint8_t* vxlan = &f[14 + 20 + 8];
     vxlan[0] = 0x08;  // I flag: the VNI is valid
     vxlan[4] = static_cast<uint8_t>(cfg.vni >> 16);
@@ -586,9 +616,12 @@ uint16_t ModeNet::StampedIpOffset() const {
 perf_arrival ModeNet::ExpectedArrival() const {
   switch (mode_) {
     case Mode::kRoute:
-    case Mode::kCeiling: return PERF_ARRIVAL_UNTOUCHED;
-    case Mode::kXlbRemote: return PERF_ARRIVAL_VXLAN;
-    default: return PERF_ARRIVAL_DNAT;
+    case Mode::kCeiling:
+      return PERF_ARRIVAL_UNTOUCHED;
+    case Mode::kXlbRemote:
+      return PERF_ARRIVAL_VXLAN;
+    default:
+      return PERF_ARRIVAL_DNAT;
   }
 }
 
@@ -600,7 +633,8 @@ void ModeNet::ClearFlows() {
   if (xlb_) {
     for (auto cleared : {ClearFlowMap<xlb_ct_value>(xlb_->conntrack().fd(), XLB_MAP_CT),
                          ClearFlowMap<xlb_reply>(xlb_->replies().fd(), XLB_MAP_REPLY)}) {
-      if (!cleared.ok()) throw std::runtime_error("clear xlb's flows: " + cleared.error().ToString());
+      if (!cleared.ok())
+        throw std::runtime_error("clear xlb's flows: " + cleared.error().ToString());
     }
   }
 }
@@ -635,7 +669,9 @@ PathCounters ModeNet::Read(const PerfPrograms& progs) const {
       }
       break;
     }
-    case Mode::kCeiling: c.path["forwarded"] = progs.Forwarded(); break;
+    case Mode::kCeiling:
+      c.path["forwarded"] = progs.Forwarded();
+      break;
     case Mode::kXlbLocal:
     case Mode::kXlbRemote:
     case Mode::kXlbDecap: {
@@ -645,7 +681,8 @@ PathCounters ModeNet::Read(const PerfPrograms& progs) const {
       }
       break;
     }
-    case Mode::kRoute: break;
+    case Mode::kRoute:
+      break;
   }
   return c;
 }

@@ -28,9 +28,9 @@ struct xlb_perf;  // generated skeleton (xlb_perf.skel.h)
 namespace xlb::perf {
 
 enum class Mode { kRoute, kIptables, kNftables, kCeiling, kXlbLocal, kXlbRemote, kXlbDecap };
-inline constexpr std::array<Mode, 7> kAllModes = {
-    Mode::kRoute,    Mode::kIptables,  Mode::kNftables, Mode::kCeiling,
-    Mode::kXlbLocal, Mode::kXlbRemote, Mode::kXlbDecap};
+inline constexpr std::array<Mode, 7> kAllModes = {Mode::kRoute,   Mode::kIptables, Mode::kNftables,
+                                                  Mode::kCeiling, Mode::kXlbLocal, Mode::kXlbRemote,
+                                                  Mode::kXlbDecap};
 const char* ModeName(Mode m);         // "route", "iptables", ...
 const char* ModeDescription(Mode m);  // one line for the table
 
@@ -40,14 +40,14 @@ inline constexpr const char* kNodeUplinkAddr = "198.18.0.2";  // also xlb's tunn
 inline constexpr const char* kNodePodSideAddr = "198.18.1.1";
 inline constexpr const char* kSinkAddr = "198.18.1.2";
 inline constexpr const char* kPodCidr = "198.18.1.0/24";
-inline constexpr const char* kVip = "198.18.100.1";        // local backends (all but remote)
-inline constexpr const char* kRemoteVip = "198.18.100.2";  // remote-cluster backends
-inline constexpr const char* kRemoteNode = "198.18.2.2";   // reached back through g0
+inline constexpr const char* kVip = "198.18.100.1";         // local backends (all but remote)
+inline constexpr const char* kRemoteVip = "198.18.100.2";   // remote-cluster backends
+inline constexpr const char* kRemoteNode = "198.18.2.2";    // reached back through g0
 inline constexpr const char* kClientNet = "198.19.0.0/16";  // the generator's sources
 inline constexpr uint32_t kBackends = 10;
-std::string BackendAddr(uint32_t i);        // i = 0..kBackends-1: 198.18.1.10 + i, on s0
-std::string RemoteBackendAddr(uint32_t i);  // 198.18.40.10 + i, behind kRemoteNode
-inline constexpr uint16_t kTcpPort = 80;    // the TCP service (iptables and xlb-local)
+std::string BackendAddr(uint32_t i);          // i = 0..kBackends-1: 198.18.1.10 + i, on s0
+std::string RemoteBackendAddr(uint32_t i);    // 198.18.40.10 + i, behind kRemoteNode
+inline constexpr uint16_t kTcpPort = 80;      // the TCP service (iptables and xlb-local)
 inline constexpr uint32_t kUplinkMtu = 3000;  // room for 1500-byte frames plus VXLAN
 
 // Throws std::runtime_error with the command's output when it fails.
@@ -84,7 +84,7 @@ class PerfPrograms {
 struct PathCounters {
   uint64_t sent = 0;
   std::array<uint64_t, PERF_ARRIVAL_MAX> arrivals{};
-  uint64_t link_drops = 0;  // rx/tx dropped of every veth of the mode
+  uint64_t link_drops = 0;               // rx/tx dropped of every veth of the mode
   std::map<std::string, uint64_t> path;  // the mode's own: rule hits, reasons, ...
 };
 PathCounters operator-(const PathCounters& after, const PathCounters& before);
@@ -119,8 +119,7 @@ class ModeNet {
 
  private:
   void Wire();
-  void SetUpIptables();
-  void SetUpNftables();
+  void LoadRules(const std::string& command, const std::string& rules);
   void SetUpCeiling(PerfPrograms& progs);
   void SetUpXlb();
   void Attach(const testing::Netns& ns, const char* dev, int prog_fd);

@@ -49,11 +49,11 @@ struct Options {
   std::vector<uint32_t> sizes{60, 1514};  // 64- and 1518-byte frames on the wire (with FCS)
   std::vector<uint32_t> cores{1, 2};
   uint32_t runs = 3;
-  double seconds = 0.4;      // per measured run
-  uint64_t packets = 0;      // instead of seconds: exactly this many frames per run
-  bool warm_up = true;       // one unrecorded run per mode and configuration first
-  double tcp_seconds = 2;    // 0: no TCP runs
-  bool smoke = false;        // assert every path's counters exactly
+  double seconds = 0.4;    // per measured run
+  uint64_t packets = 0;    // instead of seconds: exactly this many frames per run
+  bool warm_up = true;     // one unrecorded run per mode and configuration first
+  double tcp_seconds = 2;  // 0: no TCP runs
+  bool smoke = false;      // assert every path's counters exactly
   std::string json_path;
   std::string png_path;
 };
@@ -92,8 +92,8 @@ double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector
   std::vector<std::thread> threads;
   std::vector<std::exception_ptr> failures(cores);
   const auto deadline_of = [&] {
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double>(seconds));
+    return Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   };
   Clock::time_point start, deadline;
   for (uint32_t c = 0; c < cores; ++c) {
@@ -113,8 +113,8 @@ double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector
             opts.ctx_in = &ctx;
             opts.ctx_size_in = sizeof(ctx);
             opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-            opts.repeat = packets > 0 ? static_cast<uint32_t>(std::min<uint64_t>(left, kChunk))
-                                      : kChunk;
+            opts.repeat =
+                packets > 0 ? static_cast<uint32_t>(std::min<uint64_t>(left, kChunk)) : kChunk;
             if (opts.repeat == 0) break;
             if (bpf_prog_test_run_opts(progs.gen_fd(), &opts) != 0) {
               if (errno == EINTR) continue;
@@ -184,7 +184,8 @@ uint64_t Path(const Sample& s, const std::string& name) {
 
 // Drops the path itself counted (netfilter, xlb's drop reasons).
 uint64_t CountedDrops(const Sample& s) {
-  uint64_t drops = s.delta.link_drops + Path(s, "conntrack drop") + Path(s, "conntrack insert_failed");
+  uint64_t drops =
+      s.delta.link_drops + Path(s, "conntrack drop") + Path(s, "conntrack insert_failed");
   for (const auto& [name, v] : s.delta.path) {
     if (name.rfind("drop_", 0) == 0) drops += v;
   }
@@ -206,13 +207,28 @@ std::string Proof(Mode m, const Sample& s) {
   if (drops) p << ", counted drops " << drops;
   if (const int64_t lost = Unaccounted(s)) p << ", UNACCOUNTED " << lost;
   switch (m) {
-    case Mode::kIptables: p << ", KUBE-SEP +" << Path(s, "KUBE-SEP hits") << ", KUBE-MARK-MASQ +" << Path(s, "KUBE-MARK-MASQ hits"); break;
-    case Mode::kNftables: p << ", endpoint chains +" << Path(s, "endpoint chain hits"); break;
-    case Mode::kCeiling: p << ", redirected +" << Path(s, "forwarded"); break;
-    case Mode::kXlbLocal: p << ", fwd_new_flow +" << Path(s, "fwd_new_flow") << ", fwd_established +" << Path(s, "fwd_established"); break;
-    case Mode::kXlbRemote: p << ", fwd_encap +" << Path(s, "fwd_encap"); break;
-    case Mode::kXlbDecap: p << ", fwd_decap +" << Path(s, "fwd_decap"); break;
-    case Mode::kRoute: break;
+    case Mode::kIptables:
+      p << ", KUBE-SEP +" << Path(s, "KUBE-SEP hits") << ", KUBE-MARK-MASQ +"
+        << Path(s, "KUBE-MARK-MASQ hits");
+      break;
+    case Mode::kNftables:
+      p << ", endpoint chains +" << Path(s, "endpoint chain hits");
+      break;
+    case Mode::kCeiling:
+      p << ", redirected +" << Path(s, "forwarded");
+      break;
+    case Mode::kXlbLocal:
+      p << ", fwd_new_flow +" << Path(s, "fwd_new_flow") << ", fwd_established +"
+        << Path(s, "fwd_established");
+      break;
+    case Mode::kXlbRemote:
+      p << ", fwd_encap +" << Path(s, "fwd_encap");
+      break;
+    case Mode::kXlbDecap:
+      p << ", fwd_decap +" << Path(s, "fwd_decap");
+      break;
+    case Mode::kRoute:
+      break;
   }
   return p.str();
 }
@@ -222,9 +238,11 @@ std::string Proof(Mode m, const Sample& s) {
 std::vector<std::string> CheckExact(Mode m, const Sample& s, const Cell& cell) {
   std::vector<std::string> bad;
   const uint64_t sent = s.delta.sent;
-  const uint64_t flows = cell.flows == kNewFlowPerPacket ? sent : std::min<uint64_t>(cell.flows, sent);
+  const uint64_t flows =
+      cell.flows == kNewFlowPerPacket ? sent : std::min<uint64_t>(cell.flows, sent);
   auto expect = [&](const std::string& what, uint64_t got, uint64_t want) {
-    if (got != want) bad.push_back(what + " " + std::to_string(got) + ", expected " + std::to_string(want));
+    if (got != want)
+      bad.push_back(what + " " + std::to_string(got) + ", expected " + std::to_string(want));
   };
   expect("arrivals + counted drops", s.arrived + CountedDrops(s), sent);
   uint64_t others = 0;
@@ -235,15 +253,24 @@ std::vector<std::string> CheckExact(Mode m, const Sample& s, const Cell& cell) {
       expect("KUBE-SEP hits (new conntracks)", Path(s, "KUBE-SEP hits"), flows);
       expect("KUBE-MARK-MASQ hits", Path(s, "KUBE-MARK-MASQ hits"), flows);
       break;
-    case Mode::kNftables: expect("endpoint chain hits", Path(s, "endpoint chain hits"), flows); break;
-    case Mode::kCeiling: expect("redirected", Path(s, "forwarded"), sent); break;
+    case Mode::kNftables:
+      expect("endpoint chain hits", Path(s, "endpoint chain hits"), flows);
+      break;
+    case Mode::kCeiling:
+      expect("redirected", Path(s, "forwarded"), sent);
+      break;
     case Mode::kXlbLocal:
       expect("fwd_new_flow", Path(s, "fwd_new_flow"), flows);
       expect("fwd_established", Path(s, "fwd_established"), sent - flows);
       break;
-    case Mode::kXlbRemote: expect("fwd_encap", Path(s, "fwd_encap"), sent); break;
-    case Mode::kXlbDecap: expect("fwd_decap", Path(s, "fwd_decap"), sent); break;
-    case Mode::kRoute: break;
+    case Mode::kXlbRemote:
+      expect("fwd_encap", Path(s, "fwd_encap"), sent);
+      break;
+    case Mode::kXlbDecap:
+      expect("fwd_decap", Path(s, "fwd_decap"), sent);
+      break;
+    case Mode::kRoute:
+      break;
   }
   if (m == Mode::kXlbLocal || m == Mode::kXlbRemote || m == Mode::kXlbDecap) {
     uint64_t reasons = 0;
@@ -299,7 +326,8 @@ void WritePng(const json& results, const Options& o, const std::vector<Cell>& ce
     << "set multiplot layout 1," << panels.size() << "\n"
     << "set style data histograms\nset style histogram clustered gap 1\n"
     << "set style fill solid 0.8 border -1\nset logscale y\nset yrange [0.05:*]\n"
-    << "set ylabel 'Mpps (median)'\nset xlabel 'flows'\nset key outside bottom center horizontal font ',9'\n"
+    << "set ylabel 'Mpps (median)'\nset xlabel 'flows'\nset key outside bottom center horizontal "
+       "font ',9'\n"
     << "set grid ytics\n";
   for (auto& [key, index] : panels) {
     g << "set title '" << (key.first + 4) << "-byte frames, " << key.second << " core"
@@ -325,7 +353,8 @@ int Run(const Options& o) {
   std::printf("xlb-perf: kernel %s, %ld CPUs, load average %s\n", u.release,
               ::sysconf(_SC_NPROCESSORS_ONLN), load_before.c_str());
   if (::access("/proc/net/pktgen", F_OK) == 0) {
-    std::printf("note: /proc/net/pktgen exists; this runner still uses the live-frames generator\n");
+    std::printf(
+        "note: /proc/net/pktgen exists; this runner still uses the live-frames generator\n");
   }
   PerfPrograms progs;
   std::map<Mode, std::unique_ptr<ModeNet>> nets;
@@ -409,8 +438,8 @@ int Run(const Options& o) {
   if (o.tcp_seconds > 0 && !g_interrupted) {
     std::printf("\nTCP through the node (client in gen, server on the backends), %.1f s each:\n",
                 o.tcp_seconds);
-    std::printf("  %-11s %9s %13s %13s %14s %14s\n", "mode", "conn/s", "conn p50 us",
-                "conn p99 us", "request p50 us", "request p99 us");
+    std::printf("  %-11s %9s %13s %13s %14s %14s\n", "mode", "conn/s", "conn p50 us", "conn p99 us",
+                "request p50 us", "request p99 us");
     for (uint32_t run = 0; run < 2; ++run) {
       for (Mode m : o.modes) {
         if (!nets[m]->ServesTcp() || g_interrupted) continue;
@@ -418,12 +447,17 @@ int Run(const Options& o) {
         const TcpFigures f = RunTcp(*nets[m], o.tcp_seconds);
         std::printf("  %-11s %9.0f %13.0f %13.0f %14.0f %14.0f\n", ModeName(m), f.cps(),
                     f.connect_p50_us, f.connect_p99_us, f.request_p50_us, f.request_p99_us);
-        tcp.push_back({{"mode", ModeName(m)}, {"run", run + 1}, {"connections_per_s", f.cps()},
-                       {"connections", f.connections}, {"connect_p50_us", f.connect_p50_us},
-                       {"connect_p99_us", f.connect_p99_us}, {"requests", f.requests},
+        tcp.push_back({{"mode", ModeName(m)},
+                       {"run", run + 1},
+                       {"connections_per_s", f.cps()},
+                       {"connections", f.connections},
+                       {"connect_p50_us", f.connect_p50_us},
+                       {"connect_p99_us", f.connect_p99_us},
+                       {"requests", f.requests},
                        {"request_p50_us", f.request_p50_us},
                        {"request_p99_us", f.request_p99_us}});
-        if (o.smoke && f.connections == 0) failures.push_back(std::string(ModeName(m)) + " TCP: no connection");
+        if (o.smoke && f.connections == 0)
+          failures.push_back(std::string(ModeName(m)) + " TCP: no connection");
       }
     }
   }
@@ -452,7 +486,8 @@ int Run(const Options& o) {
     return 130;
   }
   for (const std::string& f : failures) std::fprintf(stderr, "FAIL %s\n", f.c_str());
-  if (o.smoke) std::printf("smoke: %s\n", failures.empty() ? "every path's counters add up" : "FAILED");
+  if (o.smoke)
+    std::printf("smoke: %s\n", failures.empty() ? "every path's counters add up" : "FAILED");
   return failures.empty() ? 0 : 1;
 }
 
@@ -466,7 +501,8 @@ std::vector<uint32_t> ParseList(const std::string& text) {
     } else {
       uint32_t mult = 1;
       if (!item.empty() && (item.back() == 'K' || item.back() == 'k')) mult = 1024, item.pop_back();
-      if (!item.empty() && (item.back() == 'M' || item.back() == 'm')) mult = 1u << 20, item.pop_back();
+      if (!item.empty() && (item.back() == 'M' || item.back() == 'm'))
+        mult = 1u << 20, item.pop_back();
       out.push_back(static_cast<uint32_t>(std::stoul(item)) * mult);
     }
   }
@@ -560,7 +596,7 @@ int main(int argc, char** argv) {
     }
   }
   // SIGINT/SIGTERM stop the generators; the namespaces go with the destructors on the way out.
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = [](int) { g_interrupted = true; };
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
