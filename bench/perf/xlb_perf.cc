@@ -10,6 +10,8 @@
 // fails unless every path's counters add up exactly.
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "loader/libbpf_opts.h"
+#include "loader/log.h"
 #include "perf_tcp.h"
 #include "perf_topology.h"
 
@@ -54,6 +57,9 @@ struct Options {
   bool warm_up = true;     // one unrecorded run per mode and configuration first
   double tcp_seconds = 2;  // 0: no TCP runs
   bool smoke = false;      // assert every path's counters exactly
+  // Generator threads at SCHED_FIFO: other work on the machine no longer preempts them (the
+  // kernel's RT throttling still leaves it 5 % of each CPU).
+  bool realtime = false;
   std::string json_path;
   std::string png_path;
 };
@@ -86,7 +92,7 @@ struct Cell {
 // Sends from `cores` generator threads (CPU 0, 1, ...) until `seconds` passed or, with
 // packets > 0, exactly that many frames went; returns the wall time.
 double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector<uint8_t>& frame,
-                uint32_t cores, double seconds, uint64_t packets) {
+                uint32_t cores, double seconds, uint64_t packets, bool realtime) {
   constexpr uint32_t kChunk = 8192;
   std::atomic<bool> go{false};
   std::vector<std::thread> threads;
@@ -104,6 +110,12 @@ double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector
           ctx.data_end = static_cast<uint32_t>(frame.size());
           ctx.ingress_ifindex = static_cast<uint32_t>(net.gen_ifindex());
           uint64_t left = packets > 0 ? packets / cores + (c < packets % cores) : 0;
+          if (realtime) {
+            const sched_param rt{.sched_priority = 10};
+            if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt) != 0) {
+              throw std::runtime_error("SCHED_FIFO for the generator");
+            }
+          }
           while (!go) std::this_thread::yield();
           while (!g_interrupted) {
             bpf_test_run_opts opts;
@@ -170,7 +182,7 @@ Sample RunOnce(ModeNet& net, PerfPrograms& progs, const Cell& cell, const Option
   progs.SetGenerator(cfg);
   const PathCounters before = net.Read(progs);
   Sample s;
-  s.seconds = Generate(net, progs, frame, cell.cores, o.seconds, o.packets);
+  s.seconds = Generate(net, progs, frame, cell.cores, o.seconds, o.packets, o.realtime);
   Drain(progs);
   s.delta = net.Read(progs) - before;
   s.arrived = s.delta.arrivals[net.ExpectedArrival()];
@@ -321,9 +333,11 @@ void WritePng(const json& results, const Options& o, const std::vector<Cell>& ce
   }
   d.close();
   std::ofstream g(gp);
-  g << "set terminal pngcairo size " << 640 * panels.size() << ",480 noenhanced\n"
+  // One panel per frame size (rows) and core count (columns).
+  const size_t rows = o.sizes.size(), cols = o.cores.size();
+  g << "set terminal pngcairo size " << 720 * cols << "," << 420 * rows << " noenhanced\n"
     << "set output '" << o.png_path << "'\n"
-    << "set multiplot layout 1," << panels.size() << "\n"
+    << "set multiplot layout " << rows << "," << cols << "\n"
     << "set style data histograms\nset style histogram clustered gap 1\n"
     << "set style fill solid 0.8 border -1\nset logscale y\nset yrange [0.05:*]\n"
     << "set ylabel 'Mpps (median)'\nset xlabel 'flows'\nset key outside bottom center horizontal "
@@ -343,6 +357,44 @@ void WritePng(const json& results, const Options& o, const std::vector<Cell>& ce
     return;
   }
   std::printf("plot: %s (data %s)\n", o.png_path.c_str(), dat.c_str());
+}
+
+// The whole batch as one matrix per frame size and core count: Mpps of every mode by flows,
+// then each xlb mode as a multiple of iptables and a share of the ceiling.
+void PrintSummary(const json& results, const Options& o) {
+  auto find = [&](uint32_t size, uint32_t cores, uint32_t flows, Mode m) -> const json* {
+    for (const auto& r : results) {
+      if (r["size"] == size && r["cores"] == cores && r["flows"] == flows &&
+          r["mode"] == ModeName(m)) {
+        return &r;
+      }
+    }
+    return nullptr;
+  };
+  for (uint32_t size : o.sizes) {
+    for (uint32_t cores : o.cores) {
+      std::printf("\nSummary, %u-byte frames, %u core%s: Mpps (median of %u)\n", size + 4, cores,
+                  cores > 1 ? "s" : "", o.runs);
+      std::printf("  %-11s", "mode");
+      for (uint32_t flows : o.flows) std::printf(" %16s", FlowsName(flows).c_str());
+      std::printf("\n");
+      for (Mode m : o.modes) {
+        std::printf("  %-11s", ModeName(m));
+        for (uint32_t flows : o.flows) {
+          const json* r = find(size, cores, flows, m);
+          std::string cell = r ? Fmt((*r)["mpps_median"].get<double>()) : "-";
+          const bool xlb = m == Mode::kXlbLocal || m == Mode::kXlbRemote || m == Mode::kXlbDecap;
+          if (r && xlb && (*r)["x_iptables"].get<double>() > 0) {
+            cell += " (" + Fmt((*r)["x_iptables"].get<double>(), 1) + "x," +
+                    Fmt(100 * (*r)["x_ceiling"].get<double>(), 0) + "%)";
+          }
+          std::printf(" %16s", cell.c_str());
+        }
+        std::printf("\n");
+      }
+    }
+  }
+  std::printf("  (xlb rows: multiple of iptables, share of the ceiling)\n");
 }
 
 int Run(const Options& o) {
@@ -434,6 +486,8 @@ int Run(const Options& o) {
     std::fflush(stdout);
   }
 
+  PrintSummary(results, o);
+
   json tcp = json::array();
   if (o.tcp_seconds > 0 && !g_interrupted) {
     std::printf("\nTCP through the node (client in gen, server on the backends), %.1f s each:\n",
@@ -473,6 +527,7 @@ int Run(const Options& o) {
                 {"load_average_after", load_after},
                 {"wall_seconds", wall},
                 {"runs", o.runs},
+                {"realtime", o.realtime},
                 {"seconds_per_run", o.seconds},
                 {"packets_per_run", o.packets},
                 {"udp", results},
@@ -510,11 +565,12 @@ std::vector<uint32_t> ParseList(const std::string& text) {
 }
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: xlb-perf [--quick | --full | --smoke] [--modes route,iptables,...]\n"
-               "                [--flows 1,1K,64K,1M,new] [--sizes 60,1514] [--cores 1,2]\n"
-               "                [--runs N] [--seconds S | --packets N] [--no-warm-up]\n"
-               "                [--tcp-seconds S] [--json FILE] [--png FILE]\n");
+  std::fprintf(
+      stderr,
+      "usage: xlb-perf [--quick | --full | --smoke] [--modes route,iptables,...]\n"
+      "                [--flows 1,1K,64K,1M,new] [--sizes 60,1514] [--cores 1,2]\n"
+      "                [--runs N] [--seconds S | --packets N] [--no-warm-up] [--realtime]\n"
+      "                [--tcp-seconds S] [--json FILE] [--png FILE]\n");
 }
 
 }  // namespace
@@ -575,6 +631,8 @@ int main(int argc, char** argv) {
       o.seconds = std::stod(next());
     } else if (a == "--packets") {
       o.packets = std::stoull(next());
+    } else if (a == "--realtime") {
+      o.realtime = true;
     } else if (a == "--no-warm-up") {
       o.warm_up = false;
     } else if (a == "--tcp-seconds") {
@@ -595,6 +653,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // One "attached XDP program" line per veth of every mode says nothing a reader needs.
+  xlb::SetLogLevel(xlb::LogLevel::kWarn);
   // SIGINT/SIGTERM stop the generators; the namespaces go with the destructors on the way out.
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_interrupted = true; };
