@@ -347,6 +347,11 @@ PathCounters operator-(const PathCounters& after, const PathCounters& before) {
     d.arrivals[k] = after.arrivals[k] - before.arrivals[k];
   }
   d.link_drops = after.link_drops - before.link_drops;
+  for (const auto& [name, runs_ns] : after.bpf_runs_ns) {
+    auto it = before.bpf_runs_ns.find(name);
+    const auto base = it == before.bpf_runs_ns.end() ? std::pair<uint64_t, uint64_t>{} : it->second;
+    d.bpf_runs_ns[name] = {runs_ns.first - base.first, runs_ns.second - base.second};
+  }
   for (const auto& [name, value] : after.path) {
     auto it = before.path.find(name);
     d.path[name] = value - (it == before.path.end() ? 0 : it->second);
@@ -639,8 +644,28 @@ void ModeNet::ClearFlows() {
   }
 }
 
+int ModeNet::NodeProgFd(const PerfPrograms& progs) const {
+  switch (mode_) {
+    case Mode::kCeiling:
+      return progs.fwd_fd();
+    case Mode::kXlbLocal:
+    case Mode::kXlbRemote:
+    case Mode::kXlbDecap:
+      return xlb_->prog_fd();
+    default:
+      return progs.pass_fd();
+  }
+}
+
 PathCounters ModeNet::Read(const PerfPrograms& progs) const {
   PathCounters c;
+  for (const int fd : {progs.gen_fd(), NodeProgFd(progs), progs.sink_fd()}) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+      c.bpf_runs_ns[info.name] = {info.run_cnt, info.run_time_ns};
+    }
+  }
   c.sent = progs.Sent();
   c.arrivals = progs.Arrivals();
   for (const Netns* ns : {gen_.get(), node_.get(), sink_.get()}) c.link_drops += LinkDrops(*ns);

@@ -86,6 +86,9 @@ struct PathCounters {
   std::array<uint64_t, PERF_ARRIVAL_MAX> arrivals{};
   uint64_t link_drops = 0;               // rx/tx dropped of every veth of the mode
   std::map<std::string, uint64_t> path;  // the mode's own: rule hits, reasons, ...
+  // With BPF run-time statistics on (xlb-perf --bpf-stats): runs and nanoseconds of the BPF
+  // programs on the path (perf_gen, n0's program, perf_sink), by program name.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> bpf_runs_ns;
 };
 PathCounters operator-(const PathCounters& after, const PathCounters& before);
 
@@ -116,6 +119,8 @@ class ModeNet {
   // Whether the mode serves the TCP service (real connections through it).
   bool ServesTcp() const { return mode_ == Mode::kIptables || mode_ == Mode::kXlbLocal; }
   const XdpDatapath* xlb() const { return xlb_.get(); }
+  // The program attached to n0 in this mode.
+  int NodeProgFd(const PerfPrograms& progs) const;
 
  private:
   void Wire();

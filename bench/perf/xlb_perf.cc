@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "loader/fd.h"
 #include "loader/libbpf_opts.h"
 #include "loader/log.h"
 #include "perf_tcp.h"
@@ -60,9 +61,18 @@ struct Options {
   // Generator threads at SCHED_FIFO: other work on the machine no longer preempts them (the
   // kernel's RT throttling still leaves it 5 % of each CPU).
   bool realtime = false;
+  // The kernel's BPF run-time statistics while the batch runs: nanoseconds per packet of each
+  // BPF program on the path (costs two clock reads per program run).
+  bool bpf_stats = false;
   std::string json_path;
   std::string png_path;
 };
+
+std::string Fmt(double v, int prec = 2) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%.*f", prec, v);
+  return b;
+}
 
 std::string FlowsName(uint32_t flows) {
   if (flows == kNewFlowPerPacket) return "new/pkt";
@@ -242,6 +252,12 @@ std::string Proof(Mode m, const Sample& s) {
     case Mode::kRoute:
       break;
   }
+  std::string sep = "; BPF ns/frame: ";
+  for (const auto& [name, runs_ns] : s.delta.bpf_runs_ns) {
+    if (runs_ns.first == 0 || runs_ns.second == 0) continue;
+    p << sep << name << " " << Fmt(static_cast<double>(runs_ns.second) / runs_ns.first, 0);
+    sep = ", ";
+  }
   return p.str();
 }
 
@@ -296,12 +312,6 @@ double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-std::string Fmt(double v, int prec = 2) {
-  char b[32];
-  std::snprintf(b, sizeof(b), "%.*f", prec, v);
-  return b;
 }
 
 void WritePng(const json& results, const Options& o, const std::vector<Cell>& cells) {
@@ -409,6 +419,13 @@ int Run(const Options& o) {
         "note: /proc/net/pktgen exists; this runner still uses the live-frames generator\n");
   }
   PerfPrograms progs;
+  UniqueFd bpf_stats;  // statistics stay on while this fd is open
+  if (o.bpf_stats) {
+    bpf_stats = UniqueFd(bpf_enable_stats(BPF_STATS_RUN_TIME));
+    if (!bpf_stats.valid()) {
+      throw std::runtime_error(std::string("BPF_ENABLE_STATS: ") + std::strerror(errno));
+    }
+  }
   std::map<Mode, std::unique_ptr<ModeNet>> nets;
   for (Mode m : o.modes) nets[m] = std::make_unique<ModeNet>(m, progs);
 
@@ -466,7 +483,8 @@ int Run(const Options& o) {
                         {"counted_drops", CountedDrops(s)},
                         {"unaccounted", Unaccounted(s)},
                         {"arrivals_by_kind", s.delta.arrivals},
-                        {"path_counters", path}});
+                        {"path_counters", path},
+                        {"bpf_runs_ns", s.delta.bpf_runs_ns}});
         if (o.smoke) {
           for (const std::string& b : CheckExact(m, s, cell)) {
             failures.push_back(std::string(ModeName(m)) + " " + FlowsName(cell.flows) + ": " + b);
@@ -528,6 +546,7 @@ int Run(const Options& o) {
                 {"wall_seconds", wall},
                 {"runs", o.runs},
                 {"realtime", o.realtime},
+                {"bpf_stats", o.bpf_stats},
                 {"seconds_per_run", o.seconds},
                 {"packets_per_run", o.packets},
                 {"udp", results},
@@ -570,6 +589,7 @@ void Usage() {
       "usage: xlb-perf [--quick | --full | --smoke] [--modes route,iptables,...]\n"
       "                [--flows 1,1K,64K,1M,new] [--sizes 60,1514] [--cores 1,2]\n"
       "                [--runs N] [--seconds S | --packets N] [--no-warm-up] [--realtime]\n"
+      "                [--bpf-stats]\n"
       "                [--tcp-seconds S] [--json FILE] [--png FILE]\n");
 }
 
@@ -631,6 +651,8 @@ int main(int argc, char** argv) {
       o.seconds = std::stod(next());
     } else if (a == "--packets") {
       o.packets = std::stoull(next());
+    } else if (a == "--bpf-stats") {
+      o.bpf_stats = true;
     } else if (a == "--realtime") {
       o.realtime = true;
     } else if (a == "--no-warm-up") {
