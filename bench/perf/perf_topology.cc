@@ -216,6 +216,8 @@ const char* ModeName(Mode m) {
       return "ceiling";
     case Mode::kXlbLocal:
       return "xlb-local";
+    case Mode::kXlbSnat:
+      return "xlb-snat";
     case Mode::kXlbRemote:
       return "xlb-remote";
     case Mode::kXlbDecap:
@@ -236,6 +238,8 @@ const char* ModeDescription(Mode m) {
       return "XDP redirect + MAC rewrite (ceiling)";
     case Mode::kXlbLocal:
       return "xlb, local backends (XDP DNAT, stack forwards)";
+    case Mode::kXlbSnat:
+      return "xlb, backends without xlb (DNAT + SNAT, fib, XDP redirect)";
     case Mode::kXlbRemote:
       return "xlb, remote-cluster backends (DNAT + VXLAN, XDP_TX)";
     case Mode::kXlbDecap:
@@ -386,6 +390,7 @@ ModeNet::ModeNet(Mode mode, PerfPrograms& progs)
       SetUpCeiling(progs);
       break;
     case Mode::kXlbLocal:
+    case Mode::kXlbSnat:
     case Mode::kXlbRemote:
     case Mode::kXlbDecap:
       SetUpXlb();
@@ -512,7 +517,13 @@ void ModeNet::SetUpXlb() {
   testing::ServiceWriter writer(*xlb_);
   std::vector<testing::WeightedBackend> udp, tcp;
   for (uint32_t i = 0; i < kBackends; ++i) {
-    if (mode_ == Mode::kXlbLocal) {
+    if (mode_ == Mode::kXlbSnat) {
+      // Hosts without xlb: their answers must come back to this node, so xlb SNATs to its
+      // own address and sends the packet on itself (fib lookup, redirect to n1).
+      xlb_backend be = testing::Backend(BackendAddr(i), PERF_BACKEND_PORT);
+      be.flags |= XLB_BE_F_SNAT;
+      udp.push_back({1 + i, be});
+    } else if (mode_ == Mode::kXlbLocal) {
       udp.push_back({1 + i, testing::Backend(BackendAddr(i), PERF_BACKEND_PORT)});
       tcp.push_back({1 + kBackends + i, testing::Backend(BackendAddr(i), PERF_BACKEND_PORT)});
     } else {
@@ -523,7 +534,7 @@ void ModeNet::SetUpXlb() {
       udp.push_back({1 + i, be});
     }
   }
-  const char* vip = mode_ == Mode::kXlbLocal ? kVip : kRemoteVip;
+  const char* vip = mode_ == Mode::kXlbRemote ? kRemoteVip : kVip;
   const xlb_service_key udp_key = testing::VipKey(vip, PERF_SERVICE_PORT, IPPROTO_UDP);
   Check(writer.AddService(kXlbUdpService, std::span(&udp_key, 1), udp), "xlb UDP service");
   if (mode_ == Mode::kXlbLocal) {
@@ -637,7 +648,8 @@ void ModeNet::ClearFlows() {
   }
   if (xlb_) {
     for (auto cleared : {ClearFlowMap<xlb_ct_value>(xlb_->conntrack().fd(), XLB_MAP_CT),
-                         ClearFlowMap<xlb_reply>(xlb_->replies().fd(), XLB_MAP_REPLY)}) {
+                         ClearFlowMap<xlb_reply>(xlb_->replies().fd(), XLB_MAP_REPLY),
+                         ClearFlowMap<xlb_snat>(xlb_->snat().fd(), XLB_MAP_SNAT)}) {
       if (!cleared.ok())
         throw std::runtime_error("clear xlb's flows: " + cleared.error().ToString());
     }
@@ -645,16 +657,8 @@ void ModeNet::ClearFlows() {
 }
 
 int ModeNet::NodeProgFd(const PerfPrograms& progs) const {
-  switch (mode_) {
-    case Mode::kCeiling:
-      return progs.fwd_fd();
-    case Mode::kXlbLocal:
-    case Mode::kXlbRemote:
-    case Mode::kXlbDecap:
-      return xlb_->prog_fd();
-    default:
-      return progs.pass_fd();
-  }
+  if (mode_ == Mode::kCeiling) return progs.fwd_fd();
+  return IsXlb(mode_) ? xlb_->prog_fd() : progs.pass_fd();
 }
 
 PathCounters ModeNet::Read(const PerfPrograms& progs) const {
@@ -698,6 +702,7 @@ PathCounters ModeNet::Read(const PerfPrograms& progs) const {
       c.path["forwarded"] = progs.Forwarded();
       break;
     case Mode::kXlbLocal:
+    case Mode::kXlbSnat:
     case Mode::kXlbRemote:
     case Mode::kXlbDecap: {
       const auto reasons = testing::ReasonCounts(*xlb_);

@@ -27,10 +27,23 @@ struct xlb_perf;  // generated skeleton (xlb_perf.skel.h)
 
 namespace xlb::perf {
 
-enum class Mode { kRoute, kIptables, kNftables, kCeiling, kXlbLocal, kXlbRemote, kXlbDecap };
-inline constexpr std::array<Mode, 7> kAllModes = {Mode::kRoute,   Mode::kIptables, Mode::kNftables,
-                                                  Mode::kCeiling, Mode::kXlbLocal, Mode::kXlbRemote,
-                                                  Mode::kXlbDecap};
+enum class Mode {
+  kRoute,
+  kIptables,
+  kNftables,
+  kCeiling,
+  kXlbLocal,
+  kXlbSnat,
+  kXlbRemote,
+  kXlbDecap,
+};
+inline constexpr std::array<Mode, 8> kAllModes = {
+    Mode::kRoute,    Mode::kIptables, Mode::kNftables,  Mode::kCeiling,
+    Mode::kXlbLocal, Mode::kXlbSnat,  Mode::kXlbRemote, Mode::kXlbDecap};
+inline bool IsXlb(Mode m) {
+  return m == Mode::kXlbLocal || m == Mode::kXlbSnat || m == Mode::kXlbRemote ||
+         m == Mode::kXlbDecap;
+}
 const char* ModeName(Mode m);         // "route", "iptables", ...
 const char* ModeDescription(Mode m);  // one line for the table
 

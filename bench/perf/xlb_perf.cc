@@ -243,6 +243,10 @@ std::string Proof(Mode m, const Sample& s) {
       p << ", fwd_new_flow +" << Path(s, "fwd_new_flow") << ", fwd_established +"
         << Path(s, "fwd_established");
       break;
+    case Mode::kXlbSnat:
+      p << ", fwd_snat +" << Path(s, "fwd_snat") << ", drop_snat_ports +"
+        << Path(s, "drop_snat_ports");
+      break;
     case Mode::kXlbRemote:
       p << ", fwd_encap +" << Path(s, "fwd_encap");
       break;
@@ -291,6 +295,9 @@ std::vector<std::string> CheckExact(Mode m, const Sample& s, const Cell& cell) {
       expect("fwd_new_flow", Path(s, "fwd_new_flow"), flows);
       expect("fwd_established", Path(s, "fwd_established"), sent - flows);
       break;
+    case Mode::kXlbSnat:
+      expect("fwd_snat", Path(s, "fwd_snat"), sent);
+      break;
     case Mode::kXlbRemote:
       expect("fwd_encap", Path(s, "fwd_encap"), sent);
       break;
@@ -300,7 +307,7 @@ std::vector<std::string> CheckExact(Mode m, const Sample& s, const Cell& cell) {
     case Mode::kRoute:
       break;
   }
-  if (m == Mode::kXlbLocal || m == Mode::kXlbRemote || m == Mode::kXlbDecap) {
+  if (IsXlb(m)) {
     uint64_t reasons = 0;
     for (const auto& [name, v] : s.delta.path) reasons += v;
     expect("xlb reasons in all", reasons, sent);
@@ -393,10 +400,10 @@ void PrintSummary(const json& results, const Options& o) {
         for (uint32_t flows : o.flows) {
           const json* r = find(size, cores, flows, m);
           std::string cell = r ? Fmt((*r)["mpps_median"].get<double>()) : "-";
-          const bool xlb = m == Mode::kXlbLocal || m == Mode::kXlbRemote || m == Mode::kXlbDecap;
-          if (r && xlb && (*r)["x_iptables"].get<double>() > 0) {
-            cell += " (" + Fmt((*r)["x_iptables"].get<double>(), 1) + "x," +
-                    Fmt(100 * (*r)["x_ceiling"].get<double>(), 0) + "%)";
+          if (r && IsXlb(m) && (*r)["x_iptables"].get<double>() > 0) {
+            const double ceiling = (*r)["x_ceiling"].get<double>();
+            cell += " (" + Fmt((*r)["x_iptables"].get<double>(), 1) + "x" +
+                    (ceiling > 0 ? "," + Fmt(100 * ceiling, 0) + "%" : "") + ")";
           }
           std::printf(" %16s", cell.c_str());
         }
