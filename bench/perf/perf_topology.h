@@ -130,7 +130,9 @@ class ModeNet {
   void ClearFlows();
   PathCounters Read(const PerfPrograms& progs) const;
   // Whether the mode serves the TCP service (real connections through it).
-  bool ServesTcp() const { return mode_ == Mode::kIptables || mode_ == Mode::kXlbLocal; }
+  bool ServesTcp() const {
+    return mode_ == Mode::kIptables || mode_ == Mode::kNftables || mode_ == Mode::kXlbLocal;
+  }
   const XdpDatapath* xlb() const { return xlb_.get(); }
   // The program attached to n0 in this mode.
   int NodeProgFd(const PerfPrograms& progs) const;

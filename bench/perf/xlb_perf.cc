@@ -57,6 +57,7 @@ struct Options {
   uint64_t packets = 0;    // instead of seconds: exactly this many frames per run
   bool warm_up = true;     // one unrecorded run per mode and configuration first
   double tcp_seconds = 2;  // 0: no TCP runs
+  uint32_t tcp_runs = 3;   // rounds of TCP runs, every mode once per round
   bool smoke = false;      // assert every path's counters exactly
   // Generator threads at SCHED_FIFO: other work on the machine no longer preempts them (the
   // kernel's RT throttling still leaves it 5 % of each CPU).
@@ -519,11 +520,13 @@ int Run(const Options& o) {
                 o.tcp_seconds);
     std::printf("  %-11s %9s %13s %13s %14s %14s\n", "mode", "conn/s", "conn p50 us", "conn p99 us",
                 "request p50 us", "request p99 us");
-    for (uint32_t run = 0; run < 2; ++run) {
+    std::map<Mode, std::vector<TcpFigures>> rounds;
+    for (uint32_t run = 0; run < o.tcp_runs; ++run) {
       for (Mode m : o.modes) {
         if (!nets[m]->ServesTcp() || g_interrupted) continue;
         nets[m]->ClearFlows();
         const TcpFigures f = RunTcp(*nets[m], o.tcp_seconds);
+        rounds[m].push_back(f);
         std::printf("  %-11s %9.0f %13.0f %13.0f %14.0f %14.0f\n", ModeName(m), f.cps(),
                     f.connect_p50_us, f.connect_p99_us, f.request_p50_us, f.request_p99_us);
         tcp.push_back({{"mode", ModeName(m)},
@@ -538,6 +541,21 @@ int Run(const Options& o) {
         if (o.smoke && f.connections == 0)
           failures.push_back(std::string(ModeName(m)) + " TCP: no connection");
       }
+    }
+    // Each figure's median over the rounds (interleaved like the UDP runs).
+    std::printf("  medians:\n");
+    for (const auto& [m, figures] : rounds) {
+      auto median_of = [&](auto field) {
+        std::vector<double> v;
+        for (const TcpFigures& f : figures) v.push_back(field(f));
+        return Median(v);
+      };
+      std::printf("  %-11s %9.0f %13.0f %13.0f %14.0f %14.0f  (of %zu)\n", ModeName(m),
+                  median_of([](const TcpFigures& f) { return f.cps(); }),
+                  median_of([](const TcpFigures& f) { return f.connect_p50_us; }),
+                  median_of([](const TcpFigures& f) { return f.connect_p99_us; }),
+                  median_of([](const TcpFigures& f) { return f.request_p50_us; }),
+                  median_of([](const TcpFigures& f) { return f.request_p99_us; }), figures.size());
     }
   }
 
@@ -596,7 +614,7 @@ void Usage() {
       "usage: xlb-perf [--quick | --full | --smoke] [--modes route,iptables,...]\n"
       "                [--flows 1,1K,64K,1M,new] [--sizes 60,1514] [--cores 1,2]\n"
       "                [--runs N] [--seconds S | --packets N] [--no-warm-up] [--realtime]\n"
-      "                [--bpf-stats]\n"
+      "                [--bpf-stats] [--tcp-runs N]\n"
       "                [--tcp-seconds S] [--json FILE] [--png FILE]\n");
 }
 
@@ -623,6 +641,7 @@ int main(int argc, char** argv) {
       o.flows = {1, 1024, 65536, kNewFlowPerPacket};
       o.seconds = 0.25;
       o.tcp_seconds = 1;
+      o.tcp_runs = 2;
     } else if (a == "--smoke") {
       o.smoke = true;
       o.sizes = {60};
@@ -632,6 +651,7 @@ int main(int argc, char** argv) {
       o.packets = 20000;
       o.warm_up = false;
       o.tcp_seconds = 0.3;
+      o.tcp_runs = 1;
     } else if (a == "--modes") {
       o.modes.clear();
       std::stringstream in(next());
@@ -664,6 +684,8 @@ int main(int argc, char** argv) {
       o.realtime = true;
     } else if (a == "--no-warm-up") {
       o.warm_up = false;
+    } else if (a == "--tcp-runs") {
+      o.tcp_runs = static_cast<uint32_t>(std::stoul(next()));
     } else if (a == "--tcp-seconds") {
       o.tcp_seconds = std::stod(next());
     } else if (a == "--json") {
