@@ -134,6 +134,7 @@ TcpFigures RunTcp(const ModeNet& net, double seconds) {
       f.requests = request_us.size();
       f.connect_p50_us = Percentile(connect_us, 0.50);
       f.connect_p99_us = Percentile(connect_us, 0.99);
+      f.connect_max_us = connect_us.empty() ? 0 : connect_us.back();  // sorted by Percentile
       f.request_p50_us = Percentile(request_us, 0.50);
       f.request_p99_us = Percentile(request_us, 0.99);
     });

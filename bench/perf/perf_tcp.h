@@ -14,7 +14,8 @@ struct TcpFigures {
   double seconds = 0;
   double cps() const { return seconds > 0 ? connections / seconds : 0; }
   double connect_p50_us = 0, connect_p99_us = 0;  // connect() to the answer, new connection
-  uint64_t requests = 0;                          // on one kept connection
+  double connect_max_us = 0;  // a retransmitted SYN shows here (1 s) before anywhere else
+  uint64_t requests = 0;      // on one kept connection
   double request_p50_us = 0, request_p99_us = 0;  // request to answer, established
 };
 

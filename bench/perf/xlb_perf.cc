@@ -469,12 +469,16 @@ int Run(const Options& o) {
     std::printf("\n%u-byte frames (%u + FCS), %u core%s, %s flows: Mpps, median of %u\n",
                 cell.size + 4, cell.size, cell.cores, cell.cores > 1 ? "s" : "",
                 FlowsName(cell.flows).c_str(), o.runs);
-    std::printf("  %-11s %7s %8s %9s  %s\n", "mode", "Mpps", "x ipt", "% ceil", "proof (last run)");
+    std::printf("  %-11s %7s %11s %8s %9s  %s\n", "mode", "Mpps", "runs range", "x ipt", "% ceil",
+                "proof (last run)");
     for (Mode m : o.modes) {
       const Sample& last = samples[m].back();
       const bool has_ipt = median.count(Mode::kIptables) && median[Mode::kIptables] > 0;
       const bool has_ceil = median.count(Mode::kCeiling) && median[Mode::kCeiling] > 0;
-      std::printf("  %-11s %7s %8s %9s  %s\n", ModeName(m), Fmt(median[m]).c_str(),
+      double lo = samples[m].front().mpps(), hi = lo;
+      for (const Sample& s : samples[m]) lo = std::min(lo, s.mpps()), hi = std::max(hi, s.mpps());
+      std::printf("  %-11s %7s %11s %8s %9s  %s\n", ModeName(m), Fmt(median[m]).c_str(),
+                  (Fmt(lo) + "-" + Fmt(hi)).c_str(),
                   has_ipt ? Fmt(median[m] / median[Mode::kIptables]).c_str() : "-",
                   has_ceil ? Fmt(100 * median[m] / median[Mode::kCeiling], 0).c_str() : "-",
                   Proof(m, last).c_str());
@@ -518,8 +522,8 @@ int Run(const Options& o) {
   if (o.tcp_seconds > 0 && !g_interrupted) {
     std::printf("\nTCP through the node (client in gen, server on the backends), %.1f s each:\n",
                 o.tcp_seconds);
-    std::printf("  %-11s %9s %13s %13s %14s %14s\n", "mode", "conn/s", "conn p50 us", "conn p99 us",
-                "request p50 us", "request p99 us");
+    std::printf("  %-11s %9s %13s %13s %14s %14s %12s\n", "mode", "conn/s", "conn p50 us",
+                "conn p99 us", "request p50 us", "request p99 us", "conn max us");
     std::map<Mode, std::vector<TcpFigures>> rounds;
     for (uint32_t run = 0; run < o.tcp_runs; ++run) {
       for (Mode m : o.modes) {
@@ -527,14 +531,16 @@ int Run(const Options& o) {
         nets[m]->ClearFlows();
         const TcpFigures f = RunTcp(*nets[m], o.tcp_seconds);
         rounds[m].push_back(f);
-        std::printf("  %-11s %9.0f %13.0f %13.0f %14.0f %14.0f\n", ModeName(m), f.cps(),
-                    f.connect_p50_us, f.connect_p99_us, f.request_p50_us, f.request_p99_us);
+        std::printf("  %-11s %9.0f %13.0f %13.0f %14.0f %14.0f %12.0f\n", ModeName(m), f.cps(),
+                    f.connect_p50_us, f.connect_p99_us, f.request_p50_us, f.request_p99_us,
+                    f.connect_max_us);
         tcp.push_back({{"mode", ModeName(m)},
                        {"run", run + 1},
                        {"connections_per_s", f.cps()},
                        {"connections", f.connections},
                        {"connect_p50_us", f.connect_p50_us},
                        {"connect_p99_us", f.connect_p99_us},
+                       {"connect_max_us", f.connect_max_us},
                        {"requests", f.requests},
                        {"request_p50_us", f.request_p50_us},
                        {"request_p99_us", f.request_p99_us}});
