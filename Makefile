@@ -8,7 +8,7 @@
 #                 the testbed and the two-cluster end-to-end tests)
 # make bench / bench-sync / bench-kube: the datapath, control-plane and Kubernetes benchmarks.
 # make perf: packet rates through a node (xlb against routing, kube-proxy's iptables and
-#            nftables modes and an XDP forwarder), ~7 minutes; PERF_ARGS=--quick for ~1 minute.
+#            nftables modes and an XDP forwarder), ~8 minutes; PERF_ARGS=--quick for ~1 minute.
 # make fuzz-long FUZZ_SECONDS=N: every fuzz target for N seconds (default 600) each.
 BUILD ?= build
 JOBS ?= $(shell nproc)
