@@ -9,13 +9,15 @@
 # make image: the container image (xlb-agent and xlbctl) as an OCI archive under build/image/,
 #             built without a container engine; prints its name:tag and digest.
 # make bench / bench-sync / bench-kube: the datapath, control-plane and Kubernetes benchmarks.
+# make perf: packet rates through a node (xlb against routing, kube-proxy's iptables and
+#            nftables modes and an XDP forwarder), ~8 minutes; PERF_ARGS=--quick for ~1 minute.
 # make fuzz-long FUZZ_SECONDS=N: every fuzz target for N seconds (default 600) each.
 # make fuzz-packets FRAMES=N SEED=S: mutated frames through xlb_xdp and xlb_tc (default 10
 #   million, a new seed each run; CI runs 1 million with seed 1).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test demo bench bench-sync bench-kube fuzz-long fuzz-packets clean
+.PHONY: all setup build test demo bench bench-sync bench-kube perf fuzz-long fuzz-packets clean
 
 all: build
 
@@ -44,6 +46,12 @@ bench-sync: build
 
 bench-kube: build
 	$(BUILD)/bench/kube/xlb-kube-bench
+
+PERF_ARGS ?= --full
+PERF_OUT ?= $(BUILD)/perf
+perf: build
+	mkdir -p $(PERF_OUT)
+	$(BUILD)/bench/perf/xlb-perf $(PERF_ARGS) --json $(PERF_OUT)/perf.json --png $(PERF_OUT)/perf.png
 
 FUZZ_SECONDS ?= 600
 fuzz-long: build

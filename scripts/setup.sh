@@ -2,7 +2,9 @@
 # Installs everything xlb needs on Debian 12 and mounts bpffs when absent.
 # Idempotent and non-interactive: safe to run on every `make test`. (libclang-rt-14-dev is
 # libFuzzer and the sanitizer runtimes for the fuzz targets; clang only recommends it. umoci
-# writes the container image of `make image`, with no container engine.)
+# writes the container image of `make image`, with no container engine. iptables, nftables and
+# conntrack are kube-proxy's modes that xlb-perf measures xlb against; gnuplot-nox draws its
+# plot.)
 set -euo pipefail
 
 PACKAGES=(
@@ -12,6 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev libboost-dev libssl-dev
   iproute2 tshark tcpdump ethtool procps
+  iptables nftables conntrack gnuplot-nox
   openssl
   umoci ca-certificates
 )
