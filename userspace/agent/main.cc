@@ -129,11 +129,19 @@ void AcceptLocalSources(const std::string& uplink) {
 // encapsulated packet to a peer finds its next hop in bpf_fib_lookup; without them xlb_xdp hands
 // it to the stack to resolve the neighbour, which an unprivileged agent (read-only /proc/sys,
 // no accept_local) cannot make work for IPv4. A peer is set up once; one that failed (no route
-// yet) is tried again after a while.
+// yet) is tried again after a while. The model is walked after it changed (`changed`: a sync
+// ran), at most once a second (a sync per event would otherwise walk every endpoint each
+// time), so a new peer is set up within a second.
 class TunnelNeighbours {
  public:
-  void Follow(const xlb::Model& model) {
+  void Follow(const xlb::Model& model, bool changed) {
     const auto now = std::chrono::steady_clock::now();
+    pending_ = pending_ || changed;
+    if (!pending_ || now < next_walk_) {
+      return;
+    }
+    next_walk_ = now + std::chrono::seconds(1);
+    pending_ = false;
     std::set<xlb::IpAddress> peers;
     for (const auto& [name, service] : model.services()) {
       for (const xlb::Endpoint& e : model.EndpointsOf(name)) {
@@ -154,6 +162,7 @@ class TunnelNeighbours {
       if (!added.ok()) {
         LogLine(xlb::LogLevel::kWarn, "tunnel peer " + peer.ToString() + ": " +
                                           added.error().ToString() + "; tried again in 10 s");
+        pending_ = true;  // walked again for the retry
       }
       // Set up: looked at again only after an hour (an entry flushed by hand comes back).
       retry_at_[peer] = now + (added.ok() ? std::chrono::hours(1) : std::chrono::seconds(10));
@@ -162,6 +171,8 @@ class TunnelNeighbours {
 
  private:
   std::map<xlb::IpAddress, std::chrono::steady_clock::time_point> retry_at_;
+  std::chrono::steady_clock::time_point next_walk_;
+  bool pending_ = false;
 };
 
 int Fail(const std::string& what) {
@@ -529,7 +540,7 @@ int Run(int argc, char** argv) {
               std::to_string(opts.iface_rescan.count()) + " ms");
   // The next hops toward the tunnel peers, resolved ahead of the first packet (rtnetlink.h).
   TunnelNeighbours tunnel_neighbours;
-  tunnel_neighbours.Follow(reconciler.model());
+  tunnel_neighbours.Follow(reconciler.model(), true);
   while (g_stop == 0) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
     const std::optional<xlb::SyncResult> synced = step(opts.poll_interval);
@@ -537,9 +548,7 @@ int Run(int argc, char** argv) {
     if (feed && synced && synced->ok()) {
       feed->Programmed(std::chrono::system_clock::now());
     }
-    if (synced) {
-      tunnel_neighbours.Follow(reconciler.model());
-    }
+    tunnel_neighbours.Follow(reconciler.model(), synced.has_value());
     // The counts change with the model only; a port that could not be bound is tried again.
     if (synced || !health_check_problems.empty()) {
       sync_health_checks();
