@@ -81,54 +81,8 @@ LinkEvent ParseLink(const nlmsghdr& h) {
   return e;
 }
 
-// One dump request (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE for `family`), every answer to
-// `each` until NLMSG_DONE.
-Result<void> Dump(uint16_t type, uint8_t family, const std::function<void(const nlmsghdr&)>& each) {
-  auto fd = RouteSocket(0, 0);
-  if (!fd.ok()) {
-    return std::move(fd).take_error();
-  }
-  // The family byte is the first of every rt*msg/if*msg header, so one request shape serves
-  // all three dumps.
-  struct {
-    nlmsghdr h;
-    rtgenmsg g;
-  } request{};
-  request.h.nlmsg_len = sizeof(request);
-  request.h.nlmsg_type = type;
-  request.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  request.h.nlmsg_seq = 1;
-  request.g.rtgen_family = family;
-  const std::string what = "rtnetlink dump " + std::to_string(type);
-  if (::send(fd->get(), &request, sizeof(request), 0) < 0) {
-    return Error::FromErrno(errno, "send(" + what + ")");
-  }
-  std::vector<char> buf(kReceiveBuffer);
-  for (;;) {
-    const ssize_t n = ::recv(fd->get(), buf.data(), buf.size(), 0);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Error::FromErrno(errno, "recv(" + what + ")");
-    }
-    int left = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); NLMSG_OK(h, left);
-         h = NLMSG_NEXT(h, left)) {
-      if (h->nlmsg_type == NLMSG_DONE) {
-        return {};
-      }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-        return Error::FromRet(err->error, what);
-      }
-      each(*h);
-    }
-  }
-}
-
-// One request with NLM_F_ACK: every answer before the acknowledgement to `each`, then the
-// acknowledgement's status (the kernel's errno as an Error).
+// One request, NLM_F_ACK added: every answer to `each` until the end of a dump (NLMSG_DONE)
+// or the acknowledgement, whose status (the kernel's errno) is the result.
 Result<void> Transact(nlmsghdr& request, const std::string& what,
                       const std::function<void(const nlmsghdr&)>& each) {
   auto fd = RouteSocket(0, 0);
@@ -152,6 +106,9 @@ Result<void> Transact(nlmsghdr& request, const std::string& what,
     int left = static_cast<int>(n);
     for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); NLMSG_OK(h, left);
          h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        return {};
+      }
       if (h->nlmsg_type == NLMSG_ERROR) {
         const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
         if (err->error == 0) {
@@ -162,6 +119,22 @@ Result<void> Transact(nlmsghdr& request, const std::string& what,
       each(*h);
     }
   }
+}
+
+// One dump request (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE for `family`), every answer to
+// `each` until NLMSG_DONE.
+Result<void> Dump(uint16_t type, uint8_t family, const std::function<void(const nlmsghdr&)>& each) {
+  // The family byte is the first of every rt*msg/if*msg header, so one request shape serves
+  // all three dumps.
+  struct {
+    nlmsghdr h;
+    rtgenmsg g;
+  } request{};
+  request.h.nlmsg_len = sizeof(request);
+  request.h.nlmsg_type = type;
+  request.h.nlmsg_flags = NLM_F_DUMP;
+  request.g.rtgen_family = family;
+  return Transact(request.h, "rtnetlink dump " + std::to_string(type), each);
 }
 
 // A request buffer: a header, the fixed message, then attributes.
