@@ -1,7 +1,6 @@
 #include "userspace/agent/kube_feed.h"
 
 #include <algorithm>
-
 #include <cstdlib>
 #include <utility>
 
