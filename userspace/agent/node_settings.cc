@@ -5,14 +5,13 @@
 #include <map>
 #include <optional>
 
+#include "userspace/model/config_source.h"
 #include "userspace/model/yaml_fields.h"
 
 namespace xlb {
 namespace {
 
 using yaml::Field;
-
-constexpr const char* kApiVersion = "xlb.dev/v1alpha1";
 
 // One group of settings (`defaults`, or a `nodes` entry): flag -> its values, in the order the
 // flag parser takes them (a repeatable flag has several).
@@ -53,35 +52,16 @@ ConfigResult<std::vector<std::string>> NodeSettingsFlags(const std::string& file
                                                          const std::string& text,
                                                          const std::string& node_name,
                                                          const std::set<std::string>& given) {
-  XLB_ASSIGN_OR_RETURN(const auto docs, yaml::LoadDocuments(file, text));
-  const yaml::LoadedDocument* present = nullptr;
-  for (const yaml::LoadedDocument& d : docs) {
-    if (d.root.IsNull()) {
-      continue;
-    }
-    if (present != nullptr) {
-      return ConfigErrors{ConfigError{file, d.index, "", "expected one document", 0}};
-    }
-    present = &d;
-  }
-  if (present == nullptr) {
-    return ConfigErrors{ConfigError{file, 0, "", "no document in the file", 0}};
-  }
+  XLB_ASSIGN_OR_RETURN(const yaml::LoadedDocument one, yaml::LoadOneDocument(file, text));
   ConfigErrors errors;
-  const yaml::Document doc(file, present->index, errors);
-  const Field root(doc, present->root);
+  const yaml::Document doc(file, one.index, errors);
+  const Field root(doc, one.root);
   if (!root.IsMap()) {
     return errors;
   }
   root.OnlyFields({"apiVersion", "kind", "defaults", "nodes"});
-  for (const auto& [key, want] : {std::pair{"apiVersion", kApiVersion}, {"kind", kNodeSettingsKind}}) {
-    const Field f = root[key];
-    if (f.Required()) {
-      if (auto v = f.String(); v && *v != want) {
-        f.Fail(std::string("expected ") + want + ", got " + f.Describe());
-      }
-    }
-  }
+  root["apiVersion"].RequiredValue(kConfigApiVersion);
+  root["kind"].RequiredValue(kNodeSettingsKind);
   if (!errors.empty()) {
     return errors;  // not our kind of file: the rest would only add noise
   }

@@ -89,24 +89,8 @@ class ConfigParser {
     }
     bool ok =
         root.OnlyFields({"apiVersion", "kind", "node", "clusters", "services", "endpointSlices"});
-    const Field api = root["apiVersion"];
-    if (api.Required()) {
-      if (auto v = api.String(); v && *v != kConfigApiVersion) {
-        api.Fail(std::string("expected ") + kConfigApiVersion + ", got " + api.Describe());
-        ok = false;
-      }
-    } else {
-      ok = false;
-    }
-    const Field kind = root["kind"];
-    if (kind.Required()) {
-      if (auto v = kind.String(); v && *v != kConfigKind) {
-        kind.Fail(std::string("expected ") + kConfigKind + ", got " + kind.Describe());
-        ok = false;
-      }
-    } else {
-      ok = false;
-    }
+    ok = root["apiVersion"].RequiredValue(kConfigApiVersion) && ok;
+    ok = root["kind"].RequiredValue(kConfigKind) && ok;
     return ok;
   }
 

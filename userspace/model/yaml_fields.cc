@@ -185,6 +185,21 @@ bool Field::Required() const {
   return false;
 }
 
+bool Field::RequiredValue(std::string_view want) const {
+  if (!Required()) {
+    return false;
+  }
+  const std::optional<std::string> v = String();
+  if (!v) {
+    return false;
+  }
+  if (*v != want) {
+    Fail("expected " + std::string(want) + ", got " + Describe());
+    return false;
+  }
+  return true;
+}
+
 bool Field::IsMap() const {
   if (!Required()) {
     return false;
@@ -408,6 +423,24 @@ ConfigResult<std::vector<LoadedDocument>> LoadDocuments(const std::string& file,
     out.push_back(LoadedDocument{static_cast<int>(i) + 1, nodes[i]});
   }
   return out;
+}
+
+ConfigResult<LoadedDocument> LoadOneDocument(const std::string& file, const std::string& text) {
+  XLB_ASSIGN_OR_RETURN(auto docs, LoadDocuments(file, text));
+  std::vector<LoadedDocument*> present;
+  for (LoadedDocument& d : docs) {
+    if (!d.root.IsNull()) {
+      present.push_back(&d);
+    }
+  }
+  if (present.size() != 1) {
+    return ConfigErrors{ConfigError{
+        file, present.size() > 1 ? present[1]->index : 0, "",
+        present.empty() ? "no document in the file"
+                        : "expected one document, got " + std::to_string(present.size()),
+        0}};
+  }
+  return std::move(*present[0]);
 }
 
 ConfigResult<std::string> ReadFile(const std::string& path) {

@@ -64,6 +64,10 @@ class Field {
   bool IsSeq() const;
   // Reports "required field is missing" if absent; true if present.
   bool Required() const;
+  // A required string that must be exactly `want` (a header's apiVersion or kind): reports
+  // "required field is missing", an ill-typed value, or "expected WANT, got ..."; true when
+  // it is `want`.
+  bool RequiredValue(std::string_view want) const;
 
   // Reports each key not among `known` ("unknown field \"foo\" (xlb reads: a, b)"), each key
   // that appears twice, and each key that is no string. Returns false if it reported any.
@@ -113,6 +117,11 @@ struct LoadedDocument {
 // on which yaml-cpp 0.7 would loop for ever (a stray ',' where a document starts).
 ConfigResult<std::vector<LoadedDocument>> LoadDocuments(const std::string& file,
                                                         const std::string& text);
+
+// The one document of a file that must hold exactly one (empty documents, such as after a
+// trailing `---`, do not count): "no document in the file", or "expected one document, got N"
+// at the second.
+ConfigResult<LoadedDocument> LoadOneDocument(const std::string& file, const std::string& text);
 
 // The whole of a file, or a ConfigError naming it.
 ConfigResult<std::string> ReadFile(const std::string& path);

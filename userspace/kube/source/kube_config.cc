@@ -65,22 +65,9 @@ class KubeConfigParser {
   explicit KubeConfigParser(std::string file) : file_(std::move(file)) {}
 
   ConfigResult<KubeSourcesConfig> Parse(const std::string& text) {
-    XLB_ASSIGN_OR_RETURN(const auto docs, yaml::LoadDocuments(file_, text));
-    std::vector<const yaml::LoadedDocument*> present;
-    for (const yaml::LoadedDocument& d : docs) {
-      if (!d.root.IsNull()) {
-        present.push_back(&d);
-      }
-    }
-    if (present.size() != 1) {
-      return ConfigErrors{ConfigError{
-          file_, present.size() > 1 ? present[1]->index : 0, "",
-          present.empty() ? "no document in the file"
-                          : "expected one document, got " + std::to_string(present.size()),
-          0}};
-    }
-    const yaml::Document doc(file_, present[0]->index, errors_);
-    ParseRoot(Field(doc, present[0]->root));
+    XLB_ASSIGN_OR_RETURN(const yaml::LoadedDocument one, yaml::LoadOneDocument(file_, text));
+    const yaml::Document doc(file_, one.index, errors_);
+    ParseRoot(Field(doc, one.root));
     if (!errors_.empty()) {
       return std::move(errors_);
     }
@@ -94,18 +81,8 @@ class KubeConfigParser {
     }
     root.OnlyFields({"apiVersion", "kind", "node", "staleAfter", "serviceImports", "local",
                      "clusters", "kubeconfigDir"});
-    const Field api = root["apiVersion"];
-    if (api.Required()) {
-      if (auto v = api.String(); v && *v != kConfigApiVersion) {
-        api.Fail(std::string("expected ") + kConfigApiVersion + ", got " + api.Describe());
-      }
-    }
-    const Field kind = root["kind"];
-    if (kind.Required()) {
-      if (auto v = kind.String(); v && *v != kKubeSourcesKind) {
-        kind.Fail(std::string("expected ") + kKubeSourcesKind + ", got " + kind.Describe());
-      }
-    }
+    root["apiVersion"].RequiredValue(kConfigApiVersion);
+    root["kind"].RequiredValue(kKubeSourcesKind);
     if (!errors_.empty()) {
       return;  // not our kind of file: the rest would only add noise
     }
