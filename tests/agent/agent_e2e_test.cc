@@ -337,25 +337,20 @@ std::vector<std::pair<std::string, std::unique_ptr<Process>>> HoldOnBothClusters
 }
 
 // GET http://127.0.0.1:9464/PATH inside `role`'s network namespace, where the agent's
-// default --metrics-addr listens: from a thread of our own that setns()es there (a network
-// namespace is per thread), so the test needs neither curl nor nsenter.
+// default --metrics-addr listens: from a thread of our own in that namespace (RunInNetns), so
+// the test needs neither curl nor nsenter.
 HttpReply NodeGet(const Testbed& tb, const std::string& role, const std::string& path,
                   const std::string& address = "127.0.0.1:9464") {
   HttpReply reply;
   std::string error;
-  std::thread([&] {
-    UniqueFd ns(::open(tb.NsPath(role).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!ns || ::setns(ns.get(), CLONE_NEWNET) != 0) {
-      error = "setns " + tb.NsPath(role) + ": " + std::strerror(errno);
-      return;
-    }
+  testbed::RunInNetns(tb.NsPath(role), [&] {
     auto got = HttpGet(address, path);
     if (!got.ok()) {
       error = got.error().ToString();
       return;
     }
     reply = std::move(*got);
-  }).join();
+  });
   EXPECT_EQ(error, "") << role << " GET " << path;
   return reply;
 }
@@ -816,9 +811,7 @@ TEST(AgentHealthz, TakesTheNodeHealthCheckPortOnceKubeProxyLetsGoOfIt) {
   auto c = AgentTestbed::Up(
       false, nullptr,
       [&](Testbed& tb) {
-        std::thread([&] {
-          UniqueFd ns(::open(tb.NsPath("nodeA").c_str(), O_RDONLY | O_CLOEXEC));
-          ASSERT_TRUE(ns && ::setns(ns.get(), CLONE_NEWNET) == 0) << std::strerror(errno);
+        testbed::RunInNetns(tb.NsPath("nodeA"), [&] {
           held = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
           sockaddr_in a{};
           a.sin_family = AF_INET;
@@ -827,7 +820,7 @@ TEST(AgentHealthz, TakesTheNodeHealthCheckPortOnceKubeProxyLetsGoOfIt) {
           ASSERT_EQ(::bind(held.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0)
               << std::strerror(errno);
           ASSERT_EQ(::listen(held.get(), 1), 0);
-        }).join();
+        });
       },
       {"--healthz-addr", "127.0.0.1:10256"});
   ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();

@@ -548,22 +548,12 @@ INSTANTIATE_TEST_SUITE_P(Matrix, HostKillNine, ::testing::Values(Backend::kPodOt
 
 namespace semantics {
 
-// GET http://ADDR:PORT/ from inside `role`'s network namespace (a thread of this process that
-// setns()es: the test's HTTP client is the agent's own, HttpGet).
+// GET http://ADDR:PORT/ from inside `role`'s network namespace (RunInNetns: the test's HTTP
+// client is the agent's own, HttpGet).
 Result<HttpReply> GetFrom(const std::string& role, const std::string& addr, int port) {
   Result<HttpReply> out = Error{EIO, "not run"};
-  std::thread t([&] {
-    const int ns = ::open(Tb().NsPath(role).c_str(), O_RDONLY | O_CLOEXEC);
-    if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
-      out = Error::FromErrno(errno, "setns into " + role);
-    } else {
-      out = HttpGet(HostPort(addr, port), "/", std::chrono::seconds(3));
-    }
-    if (ns >= 0) {
-      ::close(ns);
-    }
-  });
-  t.join();
+  RunInNetns(Tb().NsPath(role),
+             [&] { out = HttpGet(HostPort(addr, port), "/", std::chrono::seconds(3)); });
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -207,6 +208,34 @@ std::string CommandResult::Describe() const {
     s += "\n--- stderr ---\n" + err;
   }
   return s;
+}
+
+void RunInNetns(const std::string& ns_path, const std::function<void()>& fn) {
+  std::string error;
+  std::exception_ptr thrown;
+  std::thread t([&] {
+    int fd = ::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+      error = "enter " + ns_path + ": " + std::strerror(errno);
+      if (fd >= 0) {
+        ::close(fd);
+      }
+      return;
+    }
+    ::close(fd);
+    try {
+      fn();
+    } catch (...) {
+      thrown = std::current_exception();
+    }
+  });
+  t.join();
+  if (!error.empty()) {
+    throw std::runtime_error(error);
+  }
+  if (thrown) {
+    std::rethrow_exception(thrown);
+  }
 }
 
 CommandResult RunIn(const std::string& ns_path, const std::vector<std::string>& argv,

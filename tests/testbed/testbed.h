@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,6 +72,11 @@ struct CommandResult {
 
 // Runs argv (argv[0] looked up in PATH) in the network namespace at ns_path, or in this
 // process's own when ns_path is empty, and waits at most `timeout`, then SIGKILLs it.
+// Runs fn on a thread that has entered the network namespace at ns_path (a network namespace
+// is per thread: XDP and TC attach by ifindex, sockets bind, inside it). Throws if setns fails;
+// rethrows what fn threw.
+void RunInNetns(const std::string& ns_path, const std::function<void()>& fn);
+
 CommandResult RunIn(const std::string& ns_path, const std::vector<std::string>& argv,
                     std::chrono::milliseconds timeout);
 

@@ -95,34 +95,6 @@ uint16_t ClusterId(const std::string& cluster) {
   return static_cast<uint16_t>(cluster[8] - 'a' + 1);
 }
 
-void RunInNetns(const std::string& ns_path, const std::function<void()>& fn) {
-  std::string error;
-  std::exception_ptr thrown;
-  std::thread t([&] {
-    int fd = ::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
-      error = "enter " + ns_path + ": " + std::strerror(errno);
-      if (fd >= 0) {
-        ::close(fd);
-      }
-      return;
-    }
-    ::close(fd);
-    try {
-      fn();
-    } catch (...) {
-      thrown = std::current_exception();
-    }
-  });
-  t.join();
-  if (!error.empty()) {
-    throw std::runtime_error(error);
-  }
-  if (thrown) {
-    std::rethrow_exception(thrown);
-  }
-}
-
 std::unique_ptr<XlbNode> XlbNode::Start(const Testbed& tb, const std::string& node,
                                         const XlbNodeOptions& options) {
   std::unique_ptr<XlbNode> n(new XlbNode(tb, node));

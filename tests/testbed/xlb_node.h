@@ -35,10 +35,6 @@ namespace xlb::testbed {
 std::string ClusterOf(const std::string& pod);
 uint16_t ClusterId(const std::string& cluster);  // cluster-a 1, cluster-b 2, cluster-c 3
 
-// Runs fn on a thread that has entered the network namespace at ns_path (XDP and TC attach
-// by ifindex, which only means something inside its namespace). Throws if setns fails;
-// rethrows what fn threw.
-void RunInNetns(const std::string& ns_path, const std::function<void()>& fn);
 
 struct Endpoint {
   std::string pod;    // podA1, ...: its address (of the VIP's family) is the backend's
