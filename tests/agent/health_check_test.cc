@@ -4,34 +4,19 @@
 // that follow the model, the and the node /healthz body.
 #include "userspace/agent/health_check.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "tests/free_port.h"
+
 namespace xlb::agent_test {
 namespace {
 
 const NamespacedName kWeb{"shop", "web"};
-
-// A port nothing listens on now (the kernel's pick), for a healthCheckNodePort.
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 Endpoint At(const std::string& address, const std::string& cluster, const std::string& node,
             EndpointConditions conditions = {}) {
@@ -78,7 +63,7 @@ TEST(HealthCheck, LocalReadyEndpointsCountsThisNodesReadyOnes) {
 }
 
 TEST(HealthCheck, AServiceHealthCheckAnswersLikeKubeProxy) {
-  const uint16_t port = FreePort();
+  const uint16_t port = xlb::testing::FreeLoopbackPort();
   std::atomic<bool> healthy{true};
   ServiceHealthServers servers("127.0.0.1", [&] { return healthy.load(); });
   Model m = WebModel(port);
@@ -126,7 +111,7 @@ TEST(HealthCheck, AServiceHealthCheckAnswersLikeKubeProxy) {
 }
 
 TEST(HealthCheck, APortThatCannotBeServedIsAProblemAndIsTriedAgain) {
-  const uint16_t port = FreePort();
+  const uint16_t port = xlb::testing::FreeLoopbackPort();
   auto squatter = HttpServer::Start("127.0.0.1:" + std::to_string(port),
                                     [](std::string_view) { return HttpResponse{}; });
   ASSERT_TRUE(squatter.ok());

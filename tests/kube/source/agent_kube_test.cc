@@ -5,10 +5,7 @@
 // away leaves its endpoints in force until staleAfter, then its weight fails over, and its
 // return brings them back; a restarted agent adopts the maps and writes nothing. Needs root
 // (BPF maps; CI is root): without it the agent cannot load and the test fails.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -31,6 +28,7 @@
 #include "userspace/kube/source/kube_objects.h"
 #include "testbed.h"
 #include "tests/kube/apiserver/test_apiserver.h"
+#include "tests/free_port.h"
 #include "tests/kube/source/kube_fixtures.h"
 #include "tests/pkt/temp_dir.h"
 
@@ -268,19 +266,6 @@ TEST_F(AgentKube, LocalApiServerDownAtStartLeavesTheMapsAsTheyAre) {
   EXPECT_EQ(ReadMaps().InCluster(1), 1u);
 }
 
-// A loopback port nothing listens on now (the kernel's pick for an ephemeral bind).
-int FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // kube-proxy's network programming latency: from the EndpointSlice's last-change-trigger-time
 // (as the EndpointSlice controller writes it) to the sync that put the change in the maps.
 // The first lists' old trigger times are not measured; a change made now is, once, and within
@@ -307,7 +292,7 @@ TEST_F(AgentKube, NetworkProgrammingLatencyRunsFromTheSlicesTriggerTimeToTheMaps
   a_.Create(kServices, ServiceObject("production", "api", "198.18.100.10"));
   a_.Create(kSlices, slice({EndpointObject("198.18.1.1", "node-a1")},
                            std::chrono::system_clock::now() - std::chrono::hours(1)));
-  const std::string metrics = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  const std::string metrics = "127.0.0.1:" + std::to_string(xlb::testing::FreeLoopbackPort());
   StartAgent(metrics);
   ASSERT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 1; }), 0) << Describe();
   auto count = [&]() -> long {
@@ -359,7 +344,7 @@ TEST_F(AgentKube, GrafanaDashboardQueriesOnlyWhatTheAgentExports) {
   // An FQDN slice, which xlb skips and counts: the problems family gets its samples.
   a_.Create(kSlices, SliceObject("production", "api-fqdn", "api",
                                  {EndpointObject("db.example.com")}, "FQDN"));
-  const std::string metrics = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  const std::string metrics = "127.0.0.1:" + std::to_string(xlb::testing::FreeLoopbackPort());
   StartAgent(metrics);
   ASSERT_GE(WaitForMaps([](const Maps& m) { return m.InCluster(1) == 1 && m.InCluster(2) == 1; }),
             0)
