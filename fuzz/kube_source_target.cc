@@ -96,7 +96,8 @@ std::map<NamespacedName, std::vector<Endpoint>> EndpointsOf(const Model& m) {
   return out;
 }
 
-// Aborts unless `model` has the endpoints a fresh source computes from `objects` alone.
+// Aborts unless `model` has the endpoints and node addresses a fresh source computes from
+// `objects` alone.
 void CheckAgainstFresh(const Model& model, const std::map<Key, json>& objects) {
   KubeSource fresh(TwoClusters(), KubeSource::Options{[](const std::string&) {}});
   for (int c = 0; c < 2; ++c) {
@@ -112,7 +113,8 @@ void CheckAgainstFresh(const Model& model, const std::map<Key, json>& objects) {
   }
   Model expected;
   fresh.Drain(expected);
-  if (EndpointsOf(model) != EndpointsOf(expected)) {
+  if (EndpointsOf(model) != EndpointsOf(expected) ||
+      model.node_addresses() != expected.node_addresses()) {
     std::abort();  // the drained model depends on when it was drained
   }
 }

@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "loader/libbpf_opts.h"
 #include "loader/log.h"
@@ -185,6 +187,29 @@ Result<void> SockDatapath::SetNode(const xlb_sock_node& node) const {
 
 TypedMap<xlb_sock_rev_key, xlb_sock_rev> SockDatapath::reverse() const {
   return {bpf_map__fd(skel_->maps.xlb_sockrev_v1), XLB_MAP_SOCK_REV};
+}
+
+Result<bool> SockDatapath::RepinReverse(const std::string& pin_dir) const {
+  return RepinIfGone(pin_dir, XLB_MAP_SOCK_REV, bpf_map__fd(skel_->maps.xlb_sockrev_v1));
+}
+
+Result<std::vector<std::string>> SockAttachment::Repin() const {
+  std::vector<std::string> pinned;
+  for (size_t i = 0; i < links_.size(); ++i) {
+    if (pins_[i].empty()) {
+      continue;
+    }
+    const std::filesystem::path pin(pins_[i]);
+    const std::string name = pin.filename();
+    auto done = RepinIfGone(pin.parent_path(), name.c_str(), links_[i].get());
+    if (!done.ok()) {
+      return std::move(done).take_error();
+    }
+    if (*done) {
+      pinned.push_back(name);
+    }
+  }
+  return pinned;
 }
 
 Result<SockAttachment> SockDatapath::Attach(const std::string& cgroup,

@@ -61,6 +61,8 @@ class SockAttachment {
 
   // Unpins (when pinned) and closes every link: the programs leave the cgroup now.
   Result<void> Detach();
+  // Pins again every link whose pin is gone (RepinIfGone): the names pinned again.
+  Result<std::vector<std::string>> Repin() const;
 
  private:
   friend class SockDatapath;
@@ -88,6 +90,8 @@ class SockDatapath {
   Result<SockAttachment> Attach(const std::string& cgroup, const std::string& pin_dir) const;
 
   TypedMap<xlb_sock_rev_key, xlb_sock_rev> reverse() const;
+  // Pins the reverse map again in `pin_dir` if its pin is gone: true when it pinned.
+  Result<bool> RepinReverse(const std::string& pin_dir) const;
   uint64_t netns_cookie() const { return netns_cookie_; }
 
  private:

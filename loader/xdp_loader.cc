@@ -527,6 +527,43 @@ Result<void> XdpDatapath::Unpin() {
   return RemovePins(options_.pin_dir);
 }
 
+Result<std::vector<std::string>> XdpDatapath::Repin() const {
+  std::vector<std::string> pinned;
+  if (options_.pin_dir.empty()) {
+    return pinned;
+  }
+  for (const char* name : kPinnedMaps) {
+    const int fd = map_fd(name);
+    if (fd < 0) {
+      continue;
+    }
+    auto done = RepinIfGone(options_.pin_dir, name, fd);
+    if (!done.ok()) {
+      return std::move(done).take_error();
+    }
+    if (*done) {
+      pinned.emplace_back(name);
+    }
+  }
+  return pinned;
+}
+
+Result<bool> RepinIfGone(const std::string& pin_dir, const char* name, int fd) {
+  const std::string path = PinPath(pin_dir, name);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    return false;
+  }
+  if (const int err = errno; err != ENOENT) {
+    return Error::FromErrno(err, "stat " + path);
+  }
+  XLB_TRY(PreparePinDir(pin_dir));  // removed whole (rm -r): made again, still on bpffs
+  if (int ret = bpf_obj_pin(fd, path.c_str()); ret < 0) {
+    return Error::FromRet(ret, "pin " + path);
+  }
+  return true;
+}
+
 Result<void> RemovePins(const std::string& pin_dir) {
   if (pin_dir.empty()) {
     return Error{EINVAL, "RemovePins: empty pin dir"};

@@ -169,6 +169,10 @@ class XdpDatapath {
   // Removes this datapath's pins and then pin_dir if it is empty (uninstall, tests). The
   // maps themselves live on while this object or an attached program holds them.
   Result<void> Unpin();
+  // Pins again every map whose pin is gone (removed under a running agent: without them the
+  // next agent would start from empty maps and break every flow), the pin directory too;
+  // the names pinned again, none when all were there or nothing is pinned.
+  Result<std::vector<std::string>> Repin() const;
 
  private:
   XdpDatapath(xlb_xdp* skel, LoadOptions options);
@@ -184,6 +188,10 @@ class XdpDatapath {
 // pin_dir, then pin_dir if it is empty. Pins that are already gone are fine. Needs nothing
 // loaded (xlbctl unload).
 Result<void> RemovePins(const std::string& pin_dir);
+
+// Pins `fd` (a map or a link this process holds) at pin_dir/name when nothing is there, making
+// pin_dir first if it is gone: true when it pinned.
+Result<bool> RepinIfGone(const std::string& pin_dir, const char* name, int fd);
 
 // Opens one pinned xlb map (bpf_obj_get).
 Result<UniqueFd> OpenPinnedMap(const std::string& pin_dir, const char* name);

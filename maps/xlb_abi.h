@@ -428,10 +428,11 @@ struct xlb_config {
 };
 
 /*
- * Decapsulate only from the nodes in xlb_peers_v1. Off by default: the agent
- * fills that map from the nodes its endpoints live on, and a node that hosts no
- * endpoint but balances flows toward this one would be dropped (the model has no
- * list of every node yet).
+ * Decapsulate only from the nodes in xlb_peers_v1: the agent fills that map with
+ * every address of every node of every cluster (the Nodes it watches, the
+ * config's nodes) and the nodes its endpoints live on. Off in
+ * XLB_CONFIG_DEFAULTS (a bare program has an empty map); the agent turns it on
+ * unless told `--tunnel-peers any`.
  */
 #define XLB_CFG_F_TUNNEL_PEERS (1U << 0)
 

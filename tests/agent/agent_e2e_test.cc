@@ -10,9 +10,9 @@
 // the next run removes the pin directories of test processes that are gone.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,17 +24,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent_fixtures.h"
 #include "agent_fleet.h"
@@ -872,6 +872,286 @@ TEST(AgentTunnel, NextHopTowardTheRemoteNodeIsAManagedNeighbourBeforeAnyTraffic)
   ASSERT_TRUE(off.ok()) << off.Describe();
   const ProbeResult r = c->Connect(200);
   EXPECT_GT(ClusterShares(r.ids)["cluster-b"], 10.0) << SharesText(r.ids);
+}
+
+// A node that balances but hosts no endpoint of any service (a frontend) is a tunnel peer of
+// the nodes its flows reach through its cluster's node list alone. With the agent's default
+// (--tunnel-peers known), nodeB decapsulates what nodeA sends, although no endpoint lives on
+// nodeA; once nodeB's node list has another address for it, nodeB drops what nodeA tunnels,
+// counted as drop_tunnel_peer.
+TEST(AgentTunnel, AFrontendNodeWithoutEndpointsIsAPeerThroughItsClustersNodeList) {
+  auto without_cluster_a_endpoints = [](const std::string& local) {
+    std::string config = TestbedConfig(local);
+    const size_t from = config.find("- service: echo\n  namespace: xlb-test\n  cluster: cluster-a");
+    const size_t to = config.find("- service: echo", from + 1);
+    config.erase(from, to - from);
+    return config;
+  };
+  auto c = AgentTestbed::Up(false, without_cluster_a_endpoints);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  const std::string dropped =
+      R"(xlb_datapath_packets_total{reason="drop_tunnel_peer",verdict="drop"})";
+  const ProbeResult r = c->Connect(100);
+  EXPECT_NEAR(ClusterShares(r.ids)["cluster-b"], 100.0, 0.01) << SharesText(r.ids);
+  EXPECT_LE(MetricValue(NodeGet(*c->tb, "nodeB", "/metrics").body, dropped), 0.0);
+
+  // nodeB's list has another address for node-a: nodeA's own is no peer any more.
+  std::string config = without_cluster_a_endpoints("cluster-b");
+  const std::string address = "addresses: [198.18.1.2]";
+  ASSERT_NE(config.find(address), std::string::npos);
+  config.replace(config.find(address), address.size(), "addresses: [198.18.1.99]");
+  WriteFileAtomically(c->tb->state_dir() + "/config-b.yaml", config);
+  ASSERT_TRUE(c->node_b->WaitFor("sync #2: ", seconds(30))) << c->Logs();
+  const ProbeResult refused = c->tb->Probe("client", "tcp", kVip, 8, 8, 1000);
+  EXPECT_EQ(refused.ok, 0) << refused.Describe();
+  const std::string m = NodeGet(*c->tb, "nodeB", "/metrics").body;
+  EXPECT_GT(MetricValue(m, dropped), 0.0) << m;
+}
+
+// --- faults under live traffic ---
+// Each fault, repeated, while connections are held on both clusters and new ones stream in:
+// afterwards every held connection still answers from the backend it started on (it kept
+// answering after the last fault), and no new connection failed unless the fault itself cuts
+// the path (a partition).
+
+// What a held connection has answered so far, from its --verbose progress lines.
+struct HeldSoFar {
+  long lines = 0;           // the last line answered
+  bool one_backend = true;  // every line from the greeting's backend
+};
+HeldSoFar ReadHeld(const Process& p, const std::string& id) {
+  HeldSoFar out;
+  std::istringstream err(p.ErrSoFar());
+  for (std::string line; std::getline(err, line);) {
+    long n = 0;
+    char got[128] = {};
+    if (std::sscanf(line.c_str(), "hold: line %ld id=%127s", &n, got) == 2) {
+      out.lines = n;
+      out.one_backend = out.one_backend && id == got;
+    }
+  }
+  return out;
+}
+
+class LiveTraffic {
+ public:
+  // 600 lines, one every 100 ms: a minute, longer than any fault sequence below.
+  explicit LiveTraffic(AgentTestbed& c) : c_(c) {
+    holds_ = HoldOnBothClusters(*c.tb, 6, 600, 100);
+    EXPECT_GE(holds_.size(), 6u);
+    stream_ = std::make_unique<ConnectionStream>(*c.tb);
+  }
+
+  // Waits until the stream has run a batch since the last call (so that each fault meets
+  // new connections, however slow the machine).
+  void AwaitBatch() {
+    const long seen = stream_->attempts();
+    for (const auto until = Clock::now() + seconds(30);
+         stream_->attempts() == seen && Clock::now() < until;) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  }
+
+  // After the faults: every held connection answers on (two more lines at least, from its own
+  // backend); the stream stops after 200 attempts or more. A summary for the test's output.
+  std::string Check(bool stream_must_not_fail) {
+    std::map<std::string, long> after_faults;
+    for (const auto& [id, p] : holds_) {
+      after_faults[id] = ReadHeld(*p, id).lines;
+    }
+    std::this_thread::sleep_for(milliseconds(1500));
+    long lines = 0;
+    for (const auto& [id, p] : holds_) {
+      const HeldSoFar now = ReadHeld(*p, id);
+      EXPECT_TRUE(p->Running()) << id << ": " << p->ErrSoFar();
+      EXPECT_GE(now.lines, after_faults[id] + 2) << id << " stopped answering after the faults\n"
+                                                 << p->ErrSoFar() << c_.Logs();
+      EXPECT_TRUE(now.one_backend) << id << " moved:\n" << p->ErrSoFar();
+      lines += now.lines;
+    }
+    for (const auto until = Clock::now() + seconds(60);
+         stream_->attempts() < 200 && Clock::now() < until;) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    stream_->Stop();
+    if (stream_must_not_fail) {
+      EXPECT_EQ(stream_->ok(), stream_->attempts()) << stream_->failures() << "\n" << c_.Logs();
+    }
+    EXPECT_EQ(ClusterShares(stream_->ids()).size(), 2u) << SharesText(stream_->ids());
+    return std::to_string(holds_.size()) + " held connections (" + std::to_string(lines) +
+           " lines answered, none moved), new connections " + std::to_string(stream_->ok()) + "/" +
+           std::to_string(stream_->attempts()) + " ok (" + SharesText(stream_->ids()) + ")";
+  }
+
+ private:
+  AgentTestbed& c_;
+  std::vector<std::pair<std::string, std::unique_ptr<Process>>> holds_;
+  std::unique_ptr<ConnectionStream> stream_;
+};
+
+TEST(AgentChaos, KillNineInALoopOnBothNodesBreaksNoConnection) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  LiveTraffic traffic(*c);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  long restarts = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (Agent* agent : {c->node_a.get(), c->node_b.get()}) {
+      agent->Kill9();
+      ASSERT_FALSE(::testing::Test::HasFailure());
+      traffic.AwaitBatch();  // new connections while the node has no agent
+      agent->Start();
+      ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+      EXPECT_EQ(agent->Writes(1), 0) << "the restarted agent adopts the maps\n" << c->Logs();
+      ++restarts;
+    }
+  }
+  const std::string summary = traffic.Check(/*stream_must_not_fail=*/true);
+  std::printf("[ chaos ] kill -9 and restart, %ld times (both nodes, 3 rounds): %s\n", restarts,
+              summary.c_str());
+}
+
+TEST(AgentChaos, TruncatedConfigAndPolicyWritesAreRejectedAndTheLastGoodStateServes) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  const std::string config_path = c->tb->state_dir() + "/config-a.yaml";
+  const std::string config = TestbedConfig("cluster-a");
+  const std::string policy = VirtualService("70", 30);
+  // Cut inside an address list ("[198.18" ends the file) and inside the second destination
+  // (a bare "ho" where a map belongs): what a writer that died half-way leaves.
+  const std::string cut_config = config.substr(0, config.find("198.18.20.12") + 6);
+  const size_t second = policy.find("- destination:", policy.find("- destination:") + 1);
+  const std::string cut_policy = policy.substr(0, policy.find("ho", second) + 2);
+  LiveTraffic traffic(*c);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto rejections = [&](const std::string& what) {
+    const std::string log = c->node_a->Log();
+    long n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  for (int round = 1; round <= 3; ++round) {
+    WriteFileAtomically(config_path, cut_config);
+    for (const auto until = Clock::now() + seconds(30);
+         rejections(" rejected; the last good config") < round && Clock::now() < until;) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    traffic.AwaitBatch();
+    WriteFileAtomically(c->policy, cut_policy);
+    for (const auto until = Clock::now() + seconds(30);
+         rejections(" rejected; the last good set") < round && Clock::now() < until;) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    traffic.AwaitBatch();
+    WriteFileAtomically(config_path, config);
+    WriteFileAtomically(c->policy, policy);
+    traffic.AwaitBatch();
+  }
+  EXPECT_EQ(rejections(" rejected; the last good config"), 3) << c->node_a->Log();
+  EXPECT_EQ(rejections(" rejected; the last good set"), 3) << c->node_a->Log();
+  const std::string summary = traffic.Check(/*stream_must_not_fail=*/true);
+  const std::string m = NodeGet(*c->tb, "nodeA", "/metrics").body;
+  EXPECT_EQ(MetricValue(m, R"(xlb_agent_reloads_total{source="config",result="failure"})"), 3.0)
+      << m;
+  EXPECT_EQ(MetricValue(m, R"(xlb_agent_reloads_total{source="policy",result="failure"})"), 3.0)
+      << m;
+  // 70/30 all along: no truncated file was ever in force.
+  const ProbeResult r = c->Connect(300);
+  EXPECT_NEAR(ClusterShares(r.ids)["cluster-a"], 70.0, 10.0) << SharesText(r.ids);
+  std::printf("[ chaos ] config and policy truncated, 3 times each: %s; afterwards %s\n",
+              summary.c_str(), SharesText(r.ids).c_str());
+}
+
+TEST(AgentChaos, PinsRemovedUnderRunningAgentsArePinnedAgainAndTheNextAgentAdoptsThem) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  LiveTraffic traffic(*c);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto repinned = [](const Agent& agent) {
+    const std::string log = agent.Log();
+    long n = 0;
+    for (size_t at = log.find("were removed; pinned again"); at != std::string::npos;
+         at = log.find("were removed; pinned again", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  for (int round = 1; round <= 2; ++round) {
+    for (const std::string& dir : c->pins.dirs) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+      ASSERT_FALSE(ec) << dir << ": " << ec.message();
+    }
+    for (const auto until = Clock::now() + seconds(30);
+         (repinned(*c->node_a) < 1 || repinned(*c->node_b) < round) && Clock::now() < until;) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    EXPECT_EQ(repinned(*c->node_b), round) << c->node_b->Log();
+    // The pins are whole again: a kill -9 now loses nothing, the next agent adopts them.
+    c->node_a->Kill9();
+    ASSERT_FALSE(::testing::Test::HasFailure());
+    traffic.AwaitBatch();
+    c->node_a->Start();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+    EXPECT_EQ(c->node_a->Writes(1), 0) << c->Logs();
+    EXPECT_NE(c->node_a->Log().find("adopted the maps: 1 VIP keys, 1 tables, 4 valid backends"),
+              std::string::npos)
+        << c->Logs();
+  }
+  const std::string summary = traffic.Check(/*stream_must_not_fail=*/true);
+  const std::string m = NodeGet(*c->tb, "nodeB", "/metrics").body;
+  EXPECT_GE(MetricValue(m, "xlb_agent_repins_total"), 2.0 * 14) << m;
+  std::printf(
+      "[ chaos ] pin directories removed twice under running agents: %s; nodeB "
+      "pinned %.0f again\n",
+      summary.c_str(), MetricValue(m, "xlb_agent_repins_total"));
+}
+
+// Cluster B cut off from everything for a second, twice (the router drops its node's
+// traffic): the held connections ride it out on TCP's retransmissions, and new connections
+// are only lost while it lasts (xlb does not probe remote nodes; a Kubernetes source would
+// mark the cluster stale after staleAfter if its API server were cut off too).
+TEST(AgentChaos, ARemoteClusterPartitionedForASecondAndReturningKeepsEveryHeldConnection) {
+  auto c = AgentTestbed::Up();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  LiveTraffic traffic(*c);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const std::string script = c->tb->state_dir() + "/partition.nft";
+  auto nft = [&](const std::string& text) {
+    WriteFileAtomically(script, text);
+    CommandResult r = c->tb->Run("router", {"nft", "-f", script});
+    EXPECT_TRUE(r.ok()) << text << "\n" << r.Describe();
+  };
+  const std::string b4 = testbed::Address("nodeB", Family::kV4);
+  const std::string b6 = testbed::Address("nodeB", Family::kV6);
+  long dropped = 0;
+  for (int round = 0; round < 2; ++round) {
+    nft("table inet xlbchaos {\n chain forward {\n  type filter hook forward priority -10;\n"
+        "  ip saddr " +
+        b4 + " counter drop\n  ip daddr " + b4 + " counter drop\n  ip6 saddr " + b6 +
+        " counter drop\n  ip6 daddr " + b6 + " counter drop\n }\n}\n");
+    std::this_thread::sleep_for(seconds(1));
+    // What the partition dropped: it did cut cluster B off.
+    const CommandResult listed = c->tb->Run("router", {"nft", "list", "table", "inet", "xlbchaos"});
+    std::istringstream words(listed.out);
+    for (std::string prev, word; words >> word; prev = word) {
+      if (prev == "packets") {
+        dropped += std::atol(word.c_str());
+      }
+    }
+    nft("delete table inet xlbchaos\n");
+    traffic.AwaitBatch();
+    std::this_thread::sleep_for(seconds(2));
+  }
+  const std::string summary = traffic.Check(/*stream_must_not_fail=*/false);
+  EXPECT_GT(dropped, 0) << "the partition dropped nothing";
+  const ProbeResult after = c->Connect(200);  // every one, once the cluster is back
+  std::printf(
+      "[ chaos ] cluster B partitioned for 1 s, twice (%ld packets dropped): %s; "
+      "afterwards %ld/200 ok\n",
+      dropped, summary.c_str(), after.ok);
 }
 
 // --- start-up failures: a clear message, a non-zero status, nothing touched ---

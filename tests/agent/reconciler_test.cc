@@ -386,6 +386,19 @@ TEST(AgentOptions, RejectsBadCommandLines) {
   }
 }
 
+TEST(AgentOptions, TunnelPeersAreCheckedUnlessAnyIsAsked) {
+  AgentOptions o;
+  std::string problem;
+  bool help = false;
+  const char* plain[] = {"xlb-agent", "--config", "c.yaml"};
+  ASSERT_TRUE(ParseAgentOptions(std::size(plain), plain, o, problem, help)) << problem;
+  EXPECT_NE(o.datapath.flags & XLB_CFG_F_TUNNEL_PEERS, 0);
+  const char* any[] = {"xlb-agent", "--config", "c.yaml", "--tunnel-peers", "any"};
+  AgentOptions o2;
+  ASSERT_TRUE(ParseAgentOptions(std::size(any), any, o2, problem, help)) << problem;
+  EXPECT_EQ(o2.datapath.flags & XLB_CFG_F_TUNNEL_PEERS, 0);
+}
+
 TEST(AgentOptions, UplinksRepeatedAndAsAListAndTheRescanInterval) {
   const char* argv[] = {"xlb-agent",      "--config", "c.yaml",   "--uplink", "eth1,bond0",
                         "--iface-rescan", "2500",     "--uplink", "eth0"};

@@ -254,6 +254,10 @@ TEST(ConfigSource, ReadsWhichNodesRunXlb) {
     runs_xlb[e.node_name] = e.node_runs_xlb;
   }
   EXPECT_EQ(runs_xlb, (std::map<std::string, bool>{{"node-a1", true}, {"node-a3", false}}));
+  // Every node's addresses are tunnel peers, with xlb or without (a stock vxlan device there).
+  EXPECT_EQ(r->node_addresses().at("cluster-a"),
+            (std::vector<xlb::IpAddress>{*xlb::IpAddress::Parse("198.18.1.2"),
+                                         *xlb::IpAddress::Parse("198.18.6.2")}));
   EXPECT_EQ(OnlyError(kHeader + "clusters:\n- name: cluster-a\n  id: 1\n"
                                 "  nodes: [{name: n, addresses: [198.18.1.2], xlb: maybe}]\n"),
             "cluster.yaml: document 1: clusters[0].nodes[0].xlb: expected true or false, got "

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <map>
 #include <random>
 #include <set>
@@ -75,10 +76,14 @@ std::set<NamespacedName> AllOf(const Model& m) {
   return out;
 }
 
-// The services to re-plan for what the model's mutators recorded.
-std::set<NamespacedName> Changed(Model& m) {
+// What to re-plan for what the model's mutators recorded.
+struct Changes {
+  std::set<NamespacedName> services;
+  bool nodes = false;
+};
+Changes Changed(Model& m) {
   ModelChanges c = m.TakeChanges();
-  return c.everything ? AllOf(m) : c.services;
+  return {c.everything ? AllOf(m) : c.services, c.nodes || c.everything};
 }
 
 class IncrementalTest : public ::testing::Test {
@@ -87,10 +92,13 @@ class IncrementalTest : public ::testing::Test {
 
   // Plans `changed` (everything the first time) and syncs; checks the result against a fresh
   // build of the same model.
-  SyncResult Step(const Model& model, const std::set<NamespacedName>& changed) {
-    auto planned = syncer_.PlanChanges(model, syncer_.tracking() ? changed : AllOf(model),
+  SyncResult Step(const Model& model, const Changes& changed) {
+    auto planned = syncer_.PlanChanges(model, syncer_.tracking() ? changed.services : AllOf(model),
                                        DefaultPlanner(model));
     EXPECT_TRUE(planned.ok()) << planned.error().ToString();
+    if (changed.nodes) {
+      syncer_.PlanNodes(model);
+    }
     SyncResult r = syncer_.SyncChanges();
     EXPECT_TRUE(r.ok()) << r.error->ToString();
     EXPECT_TRUE(store_.violations().empty()) << store_.violations().front();
@@ -227,6 +235,41 @@ TEST(ModelChanges, DiffModelsNamesChangedAddedAndRemovedServices) {
   EXPECT_TRUE(DiffModels(before, other_cluster).everything);
 }
 
+// Node addresses are a set per cluster, and setting the same set again is no change (a Node's
+// status updates rewrite its addresses all the time).
+TEST(ModelChanges, NodeAddressesAreSortedOnceEachAndOnlyADifferenceIsAChange) {
+  auto ip = [](const char* s) { return *IpAddress::Parse(s); };
+  Model m = TwoClusters();
+  m.TakeChanges();
+  EXPECT_TRUE(m.SetNodeAddresses(
+      "cluster-a", {ip("198.18.1.3"), ip("2001:db8::3"), ip("198.18.1.2"), ip("198.18.1.3")}));
+  ModelChanges c = m.TakeChanges();
+  EXPECT_TRUE(c.nodes);
+  EXPECT_FALSE(c.everything);
+  EXPECT_TRUE(c.services.empty());
+  EXPECT_FALSE(c.empty());
+  EXPECT_EQ(m.node_addresses().at("cluster-a"),
+            (std::vector<IpAddress>{ip("198.18.1.2"), ip("198.18.1.3"), ip("2001:db8::3")}));
+  EXPECT_FALSE(
+      m.SetNodeAddresses("cluster-a", {ip("198.18.1.2"), ip("2001:db8::3"), ip("198.18.1.3")}));
+  EXPECT_TRUE(m.TakeChanges().empty());
+  EXPECT_FALSE(m.SetNodeAddresses("cluster-b", {}));  // nothing to forget
+
+  Model before = m;
+  EXPECT_FALSE(DiffModels(before, m).nodes);
+  EXPECT_TRUE(m.SetNodeAddresses("cluster-a", {}));
+  EXPECT_EQ(m.node_addresses().count("cluster-a"), 0u);
+  ModelChanges diff = DiffModels(before, m);
+  EXPECT_TRUE(diff.nodes);
+  EXPECT_FALSE(diff.everything);
+  EXPECT_TRUE(diff.services.empty());
+
+  ModelChanges merged;
+  merged.Merge(ModelChanges{.everything = true, .services = {}, .nodes = false});
+  merged.Merge(diff);
+  EXPECT_TRUE(merged.nodes) << "a merge keeps the nodes flag, also into everything";
+}
+
 TEST(PlanService, EqualsPlanBackendsServiceByService) {
   Model m = TwoClusters();
   AddWebService(m, 3);
@@ -308,11 +351,12 @@ TEST_F(IncrementalTest, OneEndpointChangeTouchesOneServiceAndWritesThreeEntries)
 // One random change: services come and go (sometimes on another service's VIP, with a
 // NodePort, dual-stack, with session affinity, a second port, an SCTP port), endpoints come and
 // go (addresses shared between services, terminating ones), the local node moves (its address
-// sometimes one of the VIPs), a service's affinity flips; LoadBalancer IPs with source ranges
-// and Local traffic policies split services into internal and external tables.
+// sometimes one of the VIPs), a service's affinity flips, a cluster's node list changes (its
+// addresses sometimes those of endpoints' nodes); LoadBalancer IPs with source ranges and
+// Local traffic policies split services into internal and external tables.
 void ChangeAtRandom(Model& m, std::mt19937& rng) {
   const NamespacedName name = Nth(static_cast<int>(rng() % 44));  // some do not exist yet
-  switch (rng() % 9) {
+  switch (rng() % 10) {
     case 0:
       m.RemoveService(name);
       break;
@@ -373,6 +417,17 @@ void ChangeAtRandom(Model& m, std::mt19937& rng) {
         m.PutService(flipped);
       }
       break;
+    case 5: {  // cluster-a's nodes are 198.18.0.1, .2, .5; cluster-b's .3, .4, .6
+      const bool a = rng() % 2 == 0;
+      std::vector<IpAddress> nodes;
+      for (int node : a ? std::array{1, 2, 5} : std::array{3, 4, 6}) {
+        if (rng() % 2 == 0) {
+          nodes.push_back(*IpAddress::Parse("198.18.0." + std::to_string(node)));
+        }
+      }
+      m.SetNodeAddresses(a ? "cluster-a" : "cluster-b", std::move(nodes));
+      break;
+    }
     default: {  // an endpoint comes or goes
       Endpoint e;
       e.service = name;
@@ -409,6 +464,26 @@ void RandomChangesMatchAFreshBuild(IncrementalTest& test, uint32_t seed, int ste
       break;
     }
   }
+}
+
+// A change of node addresses alone re-plans no service: PlanNodes() writes the peers it adds
+// or removes, nothing else.
+TEST_F(IncrementalTest, ANodeListChangeWritesOnlyThePeersItChanges) {
+  Model m = TwoClusters(2);
+  m.SetNodeAddresses("cluster-b", {*IpAddress::Parse("198.18.0.29")});
+  Step(m, Changed(m));
+  m.SetNodeAddresses("cluster-b",
+                     {*IpAddress::Parse("198.18.0.29"), *IpAddress::Parse("2001:db8::30")});
+  Changes c = Changed(m);
+  EXPECT_TRUE(c.nodes);
+  EXPECT_TRUE(c.services.empty());
+  SyncResult r = Step(m, c);
+  EXPECT_EQ(r.writes.total(), 1u) << r.writes.ToString();
+  EXPECT_EQ(r.writes[WriteKind::kPeer], 1u) << r.writes.ToString();
+  m.SetNodeAddresses("cluster-b", {});
+  r = Step(m, Changed(m));
+  EXPECT_EQ(r.writes.total(), 2u) << r.writes.ToString();
+  EXPECT_EQ(r.writes[WriteKind::kPeerRemoval], 2u) << r.writes.ToString();
 }
 
 TEST_F(IncrementalTest, RandomChangesMatchAFullBuildAfterEveryStep) {
@@ -479,7 +554,7 @@ TEST_F(IncrementalTest, FailedWriteIsRetriedByTheNextSyncEvenAfterMoreChanges) {
   Step(m, Changed(m));
   AddEndpoints(m, Nth(3), "cluster-a", 1, 1, {}, 90);
   store_.FailWrite(WriteKind::kTable);
-  ASSERT_TRUE(syncer_.PlanChanges(m, Changed(m), DefaultPlanner(m)).ok());
+  ASSERT_TRUE(syncer_.PlanChanges(m, Changed(m).services, DefaultPlanner(m)).ok());
   EXPECT_FALSE(syncer_.SyncChanges().ok());
   EXPECT_FALSE(syncer_.unsynced().empty());
 

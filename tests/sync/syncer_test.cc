@@ -600,6 +600,38 @@ TEST_F(SyncTest, TunnelPeersAreTheNodesOfEveryEndpointCountedAcrossServices) {
   EXPECT_EQ(again.Sync(*desired).writes.total(), 0u);
 }
 
+// The model's node addresses are peers too, whether or not an endpoint lives there, and an
+// address both name stays until neither does.
+TEST_F(SyncTest, EveryNodeAddressIsATunnelPeerBesideTheNodesOfEndpoints) {
+  auto peer = [](const std::string& node) {
+    xlb_peer_key k{};
+    const IpAddress a = *IpAddress::Parse(node);
+    a.ToAbiWords(k.addr);
+    k.family = static_cast<uint8_t>(a.family());
+    return k;
+  };
+  auto ip = [](const char* s) { return *IpAddress::Parse(s); };
+  // api's endpoints live on 198.18.0.11, .12 (cluster-a) and .21, .22 (cluster-b).
+  Model m = TwoClusters(2);
+  m.SetNodeAddresses("cluster-a", {ip("198.18.0.11"), ip("198.18.0.13"), ip("2001:db8::13")});
+  m.SetNodeAddresses("cluster-b", {ip("198.18.0.29")});
+  ASSERT_TRUE(SyncModel(m).ok());
+  const auto& peers = store_.contents().peers;
+  EXPECT_EQ(peers.size(), 7u);
+  ASSERT_EQ(peers.count(peer("2001:db8::13")), 1u);
+  EXPECT_EQ(peers.at(peer("2001:db8::13")).cluster_id, 1);
+  EXPECT_EQ(peers.at(peer("198.18.0.29")).cluster_id, 2);
+
+  // .11 leaves the node list but api's endpoints still name it; .13 leaves for good.
+  m.SetNodeAddresses("cluster-a", {ip("2001:db8::13")});
+  SyncResult r = SyncModel(m);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.writes[WriteKind::kPeerRemoval], 1u) << r.writes.ToString();
+  EXPECT_EQ(r.writes[WriteKind::kPeer], 0u) << r.writes.ToString();
+  EXPECT_EQ(peers.count(peer("198.18.0.11")), 1u);
+  EXPECT_EQ(peers.count(peer("198.18.0.13")), 0u);
+}
+
 TEST(TableDigest, DiffersWhenOneSlotDiffers) {
   MaglevSlots a(1021, 1);
   MaglevSlots b = a;

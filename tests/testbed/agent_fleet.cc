@@ -273,8 +273,6 @@ std::unique_ptr<AgentFleet> AgentFleet::Start(Testbed& tb, FleetOptions options)
     // The host-namespace clients of the matrix need socket LB: a node without cgroup v2 fails
     // to start instead of leaving it off with a warning.
     a->argv.insert(a->argv.end(), {"--socket-lb", "on"});
-    // Every xlb node of the testbed hosts endpoints, so each knows every other as a peer.
-    a->argv.insert(a->argv.end(), {"--tunnel-peers", "known"});
     if (!policy.empty()) {
       a->argv.insert(a->argv.end(), {"--policy", policy});
     }

@@ -22,7 +22,12 @@ struct AgentOptions {
   std::vector<std::string> uplinks;
   bool uplink_auto = false;             // --uplink auto: the uplinks from the routes (rtnetlink.h)
   std::vector<std::string> pod_ifaces;  // --pod-iface GLOB...: xlb_tc goes on every match
-  xlb_config datapath = XLB_CONFIG_DEFAULTS;  // --tunnel-addr, --encap, --tunnel-mtu
+  // --tunnel-addr, --encap, --tunnel-mtu, --tunnel-peers (the agent's default: known).
+  xlb_config datapath = [] {
+    xlb_config c = XLB_CONFIG_DEFAULTS;
+    c.flags |= XLB_CFG_F_TUNNEL_PEERS;
+    return c;
+  }();
   // --node-addr ADDR...: this node's addresses, the NodePort frontends; they replace the
   // config's `node.addresses`. None (and none in the config) = no NodePort keys.
   std::vector<IpAddress> node_addrs;
@@ -35,8 +40,8 @@ struct AgentOptions {
   std::string node_settings;
   // --socket-lb on|off, --cgroup PATH: socket LB for the node's own namespace (socket_lb.h).
   SocketLbOptions socket_lb;
-  bool once = false;
-  bool log_json = false;  // --log-format json: one JSON object per log line  // --once: one sync, then exit (leaving the datapath running)
+  bool once = false;      // --once: one sync, then exit (leaving the datapath running)
+  bool log_json = false;  // --log-format json: one JSON object per log line
   // --metrics-addr HOST:PORT of /metrics, /healthz and /readyz; "" (from `off`) = none.
   std::string metrics_addr = "127.0.0.1:9464";
   // --metrics-detail-limit N: per-service and per-backend series only up to N of each

@@ -541,6 +541,35 @@ int Run(int argc, char** argv) {
   // The next hops toward the tunnel peers, resolved ahead of the first packet (rtnetlink.h).
   TunnelNeighbours tunnel_neighbours;
   tunnel_neighbours.Follow(reconciler.model(), true);
+  // Pins removed under the running agent (a cleanup script, `rm -r` of the pin directory) are
+  // made again, at most once a second: without them the next agent would start from empty maps
+  // and every flow would move.
+  auto repins_checked = std::chrono::steady_clock::now();
+  auto repin = [&] {
+    repins_checked = std::chrono::steady_clock::now();
+    auto pinned = xdp->Repin();
+    if (pinned.ok() && socket_lb) {
+      auto more = socket_lb->Repin(opts.pin_dir);
+      if (!more.ok()) {
+        pinned = std::move(more).take_error();
+      } else {
+        pinned->insert(pinned->end(), more->begin(), more->end());
+      }
+    }
+    if (!pinned.ok()) {
+      LogLine(xlb::LogLevel::kWarn,
+              "pins under " + opts.pin_dir +
+                  " were removed and cannot be made again: " + pinned.error().ToString());
+    } else if (!pinned->empty()) {
+      std::string names;
+      for (const std::string& name : *pinned) {
+        names += (names.empty() ? "" : ", ") + name;
+      }
+      LogLine(xlb::LogLevel::kWarn,
+              "pins under " + opts.pin_dir + " were removed; pinned again: " + names);
+      status.CountRepins(pinned->size());
+    }
+  };
   while (g_stop == 0) {
     // With --kube the wait ends at the first event (event to map in milliseconds).
     const std::optional<xlb::SyncResult> synced = step(opts.poll_interval);
@@ -554,6 +583,9 @@ int Run(int argc, char** argv) {
       sync_health_checks();
     }
     follow_node_addresses();
+    if (std::chrono::steady_clock::now() - repins_checked >= std::chrono::seconds(1)) {
+      repin();
+    }
     if (!healthz && !opts.healthz_addr.empty() &&
         std::chrono::steady_clock::now() - healthz_tried >= std::chrono::seconds(1)) {
       (void)start_healthz();  // a port still taken was reported at start

@@ -198,6 +198,11 @@ void AgentStatus::SetSocketLbAttached() {
   socket_lb_attached_ = true;
 }
 
+void AgentStatus::CountRepins(uint64_t pins) {
+  std::lock_guard lock(mu_);
+  repins_ += pins;
+}
+
 bool AgentStatus::Healthy(std::chrono::steady_clock::duration stale) const {
   std::lock_guard lock(mu_);
   return std::chrono::steady_clock::now() - heartbeat_ <= stale;
@@ -256,6 +261,9 @@ void AgentStatus::WriteAgentMetrics(Exposition& out) const {
   out.Family("xlb_agent_socket_lb_attached", "gauge",
              "1 once socket LB (host-namespace clients) is attached to the cgroup; 0 while off.");
   out.Sample("xlb_agent_socket_lb_attached", {}, uint64_t{socket_lb_attached_});
+  out.Family("xlb_agent_repins_total", "counter",
+             "Pins of maps and links found removed from the pin directory and made again.");
+  out.Sample("xlb_agent_repins_total", {}, repins_);
   sync_seconds_.Write(out, "xlb_agent_sync_duration_seconds",
                       "Time of each map sync (plan excluded), successful or not.");
   out.Family("xlb_agent_syncs_failed_total", "counter",

@@ -121,6 +121,8 @@ class AgentStatus {
   void SetXdpAttached(const std::string& uplink);
   // Socket LB is attached (xlb_agent_socket_lb_attached 1; 0 while off or left off).
   void SetSocketLbAttached();
+  // Pins found removed under the running agent and made again (xlb_agent_repins_total).
+  void CountRepins(uint64_t pins);
 
   // /healthz: the loop ran within `stale` (it runs every poll interval, so a loop stuck in a
   // syscall or a deadlock turns this off).
@@ -148,6 +150,7 @@ class AgentStatus {
   bool last_sync_ok_ = false;
   std::map<std::string, bool> xdp_attached_;  // by uplink
   bool socket_lb_attached_ = false;
+  uint64_t repins_ = 0;
   uint64_t plan_problems_ = 0;
   uint64_t config_ok_ = 0, config_failed_ = 0, policy_ok_ = 0, policy_failed_ = 0;
   IdNames names_;

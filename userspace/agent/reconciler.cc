@@ -76,7 +76,7 @@ ConfigResult<void> Reconciler::Start() {
   XLB_ASSIGN_OR_RETURN(model_, LoadConfigFile(paths_.config));
   AdoptNodeIdentity();
   model_.TakeChanges();
-  changes_ = {.everything = true, .services = {}};
+  changes_ = {.everything = true, .services = {}, .nodes = true};
   policy_seen_ = Fingerprint(paths_.policy);
   if (!paths_.policy.empty()) {
     XLB_TRY(store_.ReplaceFromPath(paths_.policy, model_));
@@ -101,7 +101,7 @@ ConfigResult<void> Reconciler::Start() {
 // only parsed, to refuse a malformed file before anything is touched; the first Poll() offers
 // them against the model the source filled (policy_seen_ is left unset for that).
 ConfigResult<void> Reconciler::StartWithoutConfig() {
-  changes_ = {.everything = true, .services = {}};
+  changes_ = {.everything = true, .services = {}, .nodes = true};
   if (!paths_.policy.empty()) {
     XLB_ASSIGN_OR_RETURN(auto files, ReadPolicyPath(paths_.policy));
     XLB_TRY(ParsePolicies(files));
@@ -329,6 +329,9 @@ SyncResult Reconciler::RunSync() {
     log_(LogLevel::kWarn, "sync #" + std::to_string(n) +
                               ": plan failed: " + planned.error().ToString() + "; retrying");
     return failed;
+  }
+  if (changes_.nodes || changes_.everything) {
+    syncer_->PlanNodes(model_);
   }
   changes_ = {};
   policy_changed_ = false;

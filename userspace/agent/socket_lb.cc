@@ -73,4 +73,19 @@ Result<void> SocketLb::SetNodeAddresses(const std::vector<IpAddress>& addresses)
   return {};
 }
 
+Result<std::vector<std::string>> SocketLb::Repin(const std::string& pin_dir) const {
+  auto pinned = attachment_.Repin();
+  if (!pinned.ok()) {
+    return pinned;
+  }
+  auto reverse = dp_->RepinReverse(pin_dir);
+  if (!reverse.ok()) {
+    return std::move(reverse).take_error();
+  }
+  if (*reverse) {
+    pinned->emplace_back(XLB_MAP_SOCK_REV);
+  }
+  return pinned;
+}
+
 }  // namespace xlb

@@ -58,6 +58,10 @@ class SocketLb {
   // ::1 is the one on that address. Written only when they changed.
   Result<void> SetNodeAddresses(const std::vector<IpAddress>& addresses);
 
+  // Pins the reverse map and the links again where their pins are gone (see
+  // XdpDatapath::Repin): the names pinned again.
+  Result<std::vector<std::string>> Repin(const std::string& pin_dir) const;
+
   const SockAttachment& attachment() const { return attachment_; }
 
  private:

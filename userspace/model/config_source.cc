@@ -289,6 +289,11 @@ class ConfigParser {
     }
     cluster_where_[c.name] = Where(doc, f);
     cluster_ids_[c.id] = c.name;
+    std::vector<IpAddress> node_addresses;
+    for (const NodeDecl& node : nodes) {
+      node_addresses.insert(node_addresses.end(), node.addresses.begin(), node.addresses.end());
+    }
+    model_.SetNodeAddresses(c.name, std::move(node_addresses));
     nodes_[c.name] = std::move(nodes);
     model_.PutCluster(std::move(c));
   }

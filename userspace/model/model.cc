@@ -127,6 +127,7 @@ std::optional<ServiceHost> ParseServiceHost(std::string_view host,
 }
 
 void ModelChanges::Merge(const ModelChanges& other) {
+  nodes = nodes || other.nodes;
   everything = everything || other.everything;
   if (everything) {
     services.clear();  // re-planning everything names no service
@@ -182,6 +183,24 @@ void Model::RemoveService(const NamespacedName& name) {
 void Model::SetLocalNode(LocalNode node) {
   changes_.everything = true;
   local_node_ = std::move(node);
+}
+
+bool Model::SetNodeAddresses(std::string_view cluster, std::vector<IpAddress> addresses) {
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+  const auto it = node_addresses_.find(cluster);
+  if (it == node_addresses_.end() ? addresses.empty() : it->second == addresses) {
+    return false;
+  }
+  changes_.nodes = true;
+  if (addresses.empty()) {
+    node_addresses_.erase(it);
+  } else if (it == node_addresses_.end()) {
+    node_addresses_.emplace(std::string(cluster), std::move(addresses));
+  } else {
+    it->second = std::move(addresses);
+  }
+  return true;
 }
 
 ModelChanges Model::TakeChanges() {
@@ -264,6 +283,7 @@ ModelChanges DiffModels(const Model& before, const Model& after) {
     out.everything = true;
     return out;
   }
+  out.nodes = before.node_addresses() != after.node_addresses();
   // Both maps are in name order: one merge walk.
   auto a = before.services().begin();
   auto b = after.services().begin();

@@ -7,6 +7,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -202,8 +203,9 @@ struct LocalNode {
 struct ModelChanges {
   bool everything = false;
   std::set<NamespacedName> services;  // whose Service or endpoints a mutator touched
+  bool nodes = false;                 // some cluster's node addresses (SetNodeAddresses)
 
-  bool empty() const { return !everything && services.empty(); }
+  bool empty() const { return !everything && services.empty() && !nodes; }
   void Merge(const ModelChanges& other);
 };
 
@@ -228,6 +230,17 @@ class Model {
   // This agent's node (its addresses are the NodePort frontends). Changes everything.
   void SetLocalNode(LocalNode node);
   const LocalNode& local_node() const { return local_node_; }
+  // Every address of every node of `cluster` (its Nodes, the config's `nodes`), whether or
+  // not an endpoint lives there: the sources a tunnel packet may come from, so that a node
+  // that only balances (a frontend without pods) is known to the nodes whose pods it reaches.
+  // Replaces what the cluster had (none: forgets it). Unlike the other mutators, setting what
+  // is already there records no change (and returns false): a Node's status updates rewrite
+  // its addresses often.
+  bool SetNodeAddresses(std::string_view cluster, std::vector<IpAddress> addresses);
+  // Per cluster name, sorted, each address once.
+  const std::map<std::string, std::vector<IpAddress>, std::less<>>& node_addresses() const {
+    return node_addresses_;
+  }
   // Adds an endpoint of `endpoint.service`.
   void AddEndpoint(Endpoint endpoint);
   // Replaces every endpoint of `service` in `cluster` (an EndpointSlice update).
@@ -254,14 +267,15 @@ class Model {
  private:
   std::vector<Cluster> clusters_;
   LocalNode local_node_;
+  std::map<std::string, std::vector<IpAddress>, std::less<>> node_addresses_;
   std::map<NamespacedName, Service> services_;
   std::map<NamespacedName, std::vector<Endpoint>> endpoints_;
-  ModelChanges changes_{.everything = true, .services = {}};
+  ModelChanges changes_{.everything = true, .services = {}, .nodes = true};
 };
 
 // The services whose Service or endpoints differ between two models (everything when their
-// clusters or local node differ): what a source that replaces the whole Model (the config
-// file) changed. O(services + endpoints) of both.
+// clusters or local node differ; `nodes` when their node addresses do): what a source that
+// replaces the whole Model (the config file) changed. O(services + endpoints + nodes) of both.
 ModelChanges DiffModels(const Model& before, const Model& after);
 
 }  // namespace xlb

@@ -99,6 +99,17 @@ std::vector<xlb_service_key> WantedKeys(const Model& model, const NamespacedName
 }
 
 // The services-map value of a table: every key of it, VIP or NodePort, gets this.
+xlb_peer_key PeerKey(const IpAddress& address) {
+  xlb_peer_key key{};
+  address.ToAbiWords(key.addr);
+  key.family = static_cast<uint8_t>(address.family());
+  return key;
+}
+
+xlb_peer PeerOf(const Cluster* cluster) {
+  return xlb_peer{.cluster_id = cluster != nullptr ? cluster->id : uint16_t{0}, .pad = {}};
+}
+
 xlb_service ServiceValue(const Service& service, uint32_t id, uint32_t taking_flows, bool rejects) {
   xlb_service value{};
   value.id = id;
@@ -403,43 +414,54 @@ void DesiredStateTracker::TrackPeers(const Model& model, const Group& group,
                                      TouchedEntries& touched) {
   for (const auto& [name, record] : group) {
     // Every node address the service's endpoints name, once, with its cluster's id.
-    std::map<xlb_peer_key, xlb_peer, AbiLess> now;
+    PeerSet now;
     if (model.FindService(name) != nullptr) {
       for (const Endpoint& e : model.EndpointsOf(name)) {
-        if (!e.node_address) {
-          continue;
+        if (e.node_address) {
+          const Cluster* cluster = model.FindCluster(e.cluster);
+          now.emplace(PeerKey(*e.node_address), PeerOf(cluster));
         }
-        xlb_peer_key key{};
-        e.node_address->ToAbiWords(key.addr);
-        key.family = static_cast<uint8_t>(e.node_address->family());
-        const Cluster* cluster = model.FindCluster(e.cluster);
-        now.emplace(
-            key, xlb_peer{.cluster_id = cluster != nullptr ? cluster->id : uint16_t{0}, .pad = {}});
       }
     }
     std::vector<xlb_peer_key>& was = peers_of_[name];
-    for (const auto& [key, peer] : now) {
-      if (peer_refs_[key]++ == 0) {
-        maps_.peers[key] = peer;  // the first service to name it says which cluster
-        touched.peers.insert(key);
-      }
-    }
-    for (const xlb_peer_key& key : was) {
-      auto it = peer_refs_.find(key);
-      if (it != peer_refs_.end() && --it->second == 0) {
-        peer_refs_.erase(it);
-        maps_.peers.erase(key);
-        touched.peers.insert(key);
-      }
-    }
-    if (now.empty()) {
+    Repeer(was, now, touched);
+    if (was.empty()) {
       peers_of_.erase(name);
-    } else {
-      was.clear();
-      for (const auto& [key, peer] : now) {
-        was.push_back(key);
-      }
     }
+  }
+}
+
+TouchedEntries DesiredStateTracker::UpdateNodePeers(const Model& model) {
+  TouchedEntries touched;
+  PeerSet now;
+  for (const auto& [cluster, addresses] : model.node_addresses()) {
+    for (const IpAddress& address : addresses) {
+      now.emplace(PeerKey(address), PeerOf(model.FindCluster(cluster)));
+    }
+  }
+  Repeer(node_peers_, now, touched);
+  return touched;
+}
+
+void DesiredStateTracker::Repeer(std::vector<xlb_peer_key>& was, const PeerSet& now,
+                                 TouchedEntries& touched) {
+  for (const auto& [key, peer] : now) {
+    if (peer_refs_[key]++ == 0) {
+      maps_.peers[key] = peer;  // the first owner to name it says which cluster
+      touched.peers.insert(key);
+    }
+  }
+  for (const xlb_peer_key& key : was) {
+    auto it = peer_refs_.find(key);
+    if (it != peer_refs_.end() && --it->second == 0) {
+      peer_refs_.erase(it);
+      maps_.peers.erase(key);
+      touched.peers.insert(key);
+    }
+  }
+  was.clear();
+  for (const auto& [key, peer] : now) {
+    was.push_back(key);
   }
 }
 
@@ -742,6 +764,7 @@ Result<DesiredState> BuildDesiredState(const Model& model, std::span<const Servi
   if (!planned.ok()) {
     return std::move(planned).take_error();
   }
+  tracker.UpdateNodePeers(model);
   DesiredState out = std::move(tracker).TakeState();
   out.problems.insert(out.problems.end(), strays.begin(), strays.end());
   return out;

@@ -118,6 +118,9 @@ class DesiredStateTracker {
   // state is then inconsistent and the tracker must be dropped.
   Result<TouchedEntries> Update(const Model& model, const std::set<NamespacedName>& services,
                                 const ServicePlanner& plan_of);
+  // Re-reads the model's node addresses (Model::node_addresses), tunnel peers whether or not
+  // an endpoint names them, replacing what the last call contributed.
+  TouchedEntries UpdateNodePeers(const Model& model);
   // The last update's entries are in the maps: ids released since the last Commit() are free.
   void Commit() { ids_.Commit(); }
 
@@ -181,6 +184,9 @@ class DesiredStateTracker {
   // 9. The tunnel peers: the node addresses of the group's endpoints, counted per address
   // over every service, so an address leaves the state when no endpoint names it any more.
   void TrackPeers(const Model& model, const Group& group, TouchedEntries& touched);
+  // One owner's peers (a service's, or the nodes') become `now`; `was` is what it had.
+  using PeerSet = std::map<xlb_peer_key, xlb_peer, AbiLess>;
+  void Repeer(std::vector<xlb_peer_key>& was, const PeerSet& now, TouchedEntries& touched);
 
   void Drop(const NamespacedName& name, TouchedEntries& touched);
   void CountVip(const xlb_service_key& key, int delta, TouchedEntries& touched);
@@ -193,7 +199,8 @@ class DesiredStateTracker {
   std::map<xlb_service_key, std::set<NamespacedName>, AbiLess> wanters_;
   std::vector<std::array<uint32_t, 64>> vip_bits_;  // VIP keys per filter word and bit
   std::map<NamespacedName, std::vector<xlb_peer_key>> peers_of_;  // each address once
-  std::map<xlb_peer_key, uint32_t, AbiLess> peer_refs_;           // services naming it
+  std::vector<xlb_peer_key> node_peers_;                          // UpdateNodePeers()'
+  std::map<xlb_peer_key, uint32_t, AbiLess> peer_refs_;  // services (and the nodes) naming it
   std::set<NamespacedName> last_group_;
   uint64_t problems_version_ = 0;
 };

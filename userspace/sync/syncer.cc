@@ -64,7 +64,8 @@ Result<void> Syncer::PlanChanges(const Model& model, const std::set<NamespacedNa
   if (!adopted_) {
     return Error{EINVAL, "plan before Adopt(): the store's contents are unknown"};
   }
-  if (!tracker_) {
+  const bool fresh = !tracker_;
+  if (fresh) {
     // A new tracker starts from nothing: the first sync must also drop what the maps hold
     // and nothing wants any more.
     tracker_.emplace(held_, store_.limits());
@@ -78,7 +79,16 @@ Result<void> Syncer::PlanChanges(const Model& model, const std::set<NamespacedNa
     return std::move(touched).take_error();
   }
   unsynced_.Merge(*touched);
+  if (fresh) {
+    PlanNodes(model);
+  }
   return {};
+}
+
+void Syncer::PlanNodes(const Model& model) {
+  if (tracker_) {
+    unsynced_.Merge(tracker_->UpdateNodePeers(model));
+  }
 }
 
 SyncResult Syncer::SyncChanges() {

@@ -129,6 +129,10 @@ class Syncer {
   bool tracking() const { return tracker_.has_value(); }
   Result<void> PlanChanges(const Model& model, const std::set<NamespacedName>& services,
                            const ServicePlanner& plan_of);
+  // PlanNodes(model) re-reads the model's node addresses (tunnel peers besides the nodes of
+  //   endpoints) when they changed (ModelChanges::nodes); PlanChanges() reads them when it
+  //   starts tracking. Nothing when not tracking.
+  void PlanNodes(const Model& model);
   SyncResult SyncChanges();
   // The tracked desired state (nullptr when not tracking).
   const DesiredStateTracker* tracked() const { return tracker_ ? &*tracker_ : nullptr; }

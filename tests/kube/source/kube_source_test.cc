@@ -437,6 +437,42 @@ TEST_F(KubeSourceTest, NodeAddressChangeMovesTheTunnel) {
   EXPECT_EQ(EndpointsIn(model_, kApi, "cluster-b").at(0).node_address, Ip("198.18.0.23"));
 }
 
+// Every address of every Node, with pods or without, is a tunnel peer of its cluster; a status
+// update that keeps them writes nothing, a Node's deletion takes its addresses away.
+TEST_F(KubeSourceTest, EveryNodesAddressesAreItsClustersNodeAddresses) {
+  FillTwoClusters();
+  Drain();
+  auto nodes_of = [&](const char* cluster) {
+    std::vector<std::string> out;
+    if (const auto it = model_.node_addresses().find(cluster);
+        it != model_.node_addresses().end()) {
+      for (const IpAddress& a : it->second) {
+        out.push_back(a.ToString());
+      }
+    }
+    return out;
+  };
+  EXPECT_EQ(nodes_of("cluster-a"), std::vector<std::string>{"198.18.0.11"});
+  EXPECT_EQ(nodes_of("cluster-b"), std::vector<std::string>{"198.18.0.21"});
+  // A frontend: no pod of any service on it.
+  Events("cluster-b", KubeResource::kNodes)
+      .Upsert(NodeObject("node-b7", "198.18.0.27", "198.19.0.27"));
+  DrainResult r = Drain();
+  EXPECT_TRUE(r.node_addresses);
+  EXPECT_TRUE(r.services.empty()) << "no endpoint lives there";
+  EXPECT_EQ(nodes_of("cluster-b"),
+            (std::vector<std::string>{"198.18.0.21", "198.18.0.27", "198.19.0.27"}));
+  EXPECT_TRUE(model_.TakeChanges().nodes);
+  json same = NodeObject("node-b7", "198.18.0.27", "198.19.0.27");
+  same["metadata"]["resourceVersion"] = "2";
+  Events("cluster-b", KubeResource::kNodes).Upsert(same);
+  EXPECT_FALSE(Drain().changed());
+  EXPECT_FALSE(model_.TakeChanges().nodes);
+  Events("cluster-b", KubeResource::kNodes).Delete(same);
+  EXPECT_TRUE(Drain().node_addresses);
+  EXPECT_EQ(nodes_of("cluster-b"), std::vector<std::string>{"198.18.0.21"});
+}
+
 // A remote endpoint on an unknown Node waits for it; one without nodeName is routed (an
 // inter-cluster network reaches it); a local endpoint stays whatever its Node.
 TEST_F(KubeSourceTest, RemoteEndpointWaitsForItsNodeButLocalAndNodelessOnesDoNot) {

@@ -108,6 +108,10 @@ struct KubeSource::Work {
   };
   std::optional<std::vector<Cluster>> clusters;
   std::optional<LocalNode> node;
+  // Per cluster name, every address of its Nodes (Model::SetNodeAddresses), and with them
+  // the name of every cluster now (node addresses of any other name are forgotten).
+  std::map<std::string, std::vector<IpAddress>> node_addresses;
+  std::set<std::string, std::less<>> cluster_names;
   std::vector<Item> items;
   std::map<NamespacedName, std::chrono::system_clock::time_point> trigger_times;
 };
@@ -621,6 +625,9 @@ void KubeSource::PutNode(size_t slot, const std::string& key, NodeInfo value) {
       it == s.nodes.end() ? !s.local || value.tunnel_address.has_value() || !value.runs_xlb
                           : it->second.tunnel_address != value.tunnel_address ||
                                 it->second.runs_xlb != value.runs_xlb;
+  if (it == s.nodes.end() || it->second.addresses != value.addresses) {
+    dirty_node_addresses_.insert(slot);
+  }
   s.nodes.insert_or_assign(key, std::move(value));
   if (s.local && key == node_name_) {
     dirty_node_ = true;
@@ -638,6 +645,7 @@ void KubeSource::RemoveNode(size_t slot, const std::string& key) {
   }
   const bool endpoints_change = !s.local || it->second.tunnel_address || !it->second.runs_xlb;
   s.nodes.erase(it);
+  dirty_node_addresses_.insert(slot);
   if (endpoints_change) {
     MarkEndpointsOnNode(slot, key);
   }
@@ -721,6 +729,9 @@ void KubeSource::MarkClusterEndpoints(size_t slot) {
 void KubeSource::MarkAll() {
   dirty_clusters_ = true;
   dirty_node_ = true;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    dirty_node_addresses_.insert(i);
+  }
   for (const auto& slot : slots_) {
     for (const auto& [name, s] : slot->services) {
       dirty_services_.insert(name);
@@ -735,7 +746,8 @@ void KubeSource::MarkAll() {
 }
 
 bool KubeSource::Pending() const {
-  return dirty_clusters_ || dirty_node_ || !dirty_services_.empty() || !dirty_endpoints_.empty();
+  return dirty_clusters_ || dirty_node_ || !dirty_node_addresses_.empty() ||
+         !dirty_services_.empty() || !dirty_endpoints_.empty();
 }
 
 std::optional<KubeSource::Clock::time_point> KubeSource::NextStale() const {
@@ -883,6 +895,22 @@ KubeSource::Work KubeSource::TakeWork() {
     work.node = std::move(node);
     dirty_node_ = false;
   }
+  if (!dirty_node_addresses_.empty()) {
+    for (const auto& slot : slots_) {
+      work.cluster_names.insert(slot->name);
+    }
+  }
+  for (const size_t slot : dirty_node_addresses_) {
+    const Slot& s = *slots_[slot];
+    if (s.name.empty() || s.mcs()) {
+      continue;  // an MCS slot has no Nodes of its own (its endpoints come from the local slot)
+    }
+    std::vector<IpAddress>& addresses = work.node_addresses[s.name];
+    for (const auto& [name, node] : s.nodes) {
+      addresses.insert(addresses.end(), node.addresses.begin(), node.addresses.end());
+    }
+  }
+  dirty_node_addresses_.clear();
   for (const NamespacedName& name : dirty_services_) {
     Work::Item& item = work.items.emplace_back();
     item.name = name;
@@ -943,6 +971,21 @@ DrainResult KubeSource::Drain(Model& model) {
   if (work.node && !(model.local_node() == *work.node)) {
     model.SetLocalNode(std::move(*work.node));
     result.node = true;
+  }
+  if (!work.node_addresses.empty()) {
+    // A cluster that got another name (its ClusterProperty) leaves its old name's behind.
+    std::vector<std::string> forgotten;
+    for (const auto& [cluster, addresses] : model.node_addresses()) {
+      if (work.cluster_names.count(cluster) == 0) {
+        forgotten.push_back(cluster);
+      }
+    }
+    for (const std::string& cluster : forgotten) {
+      result.node_addresses |= model.SetNodeAddresses(cluster, {});
+    }
+    for (auto& [cluster, addresses] : work.node_addresses) {
+      result.node_addresses |= model.SetNodeAddresses(cluster, std::move(addresses));
+    }
   }
   for (Work::Item& item : work.items) {
     bool changed = false;

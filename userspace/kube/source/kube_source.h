@@ -138,8 +138,9 @@ struct DrainResult {
   std::map<NamespacedName, std::chrono::system_clock::time_point> trigger_times;
   bool clusters = false;                 // the cluster list was written
   bool node = false;                     // the local node was written
+  bool node_addresses = false;           // some cluster's node addresses were written
 
-  bool changed() const { return clusters || node || !services.empty(); }
+  bool changed() const { return clusters || node || node_addresses || !services.empty(); }
 };
 
 struct ResourceStatus {
@@ -278,6 +279,7 @@ class KubeSource {
   std::map<NamespacedName, std::chrono::system_clock::time_point> trigger_times_;
   bool dirty_clusters_ = true;
   bool dirty_node_ = true;
+  std::set<size_t> dirty_node_addresses_;  // slots whose Nodes' addresses changed
 };
 
 }  // namespace xlb::kube
