@@ -40,6 +40,8 @@
 #include "agent_fleet.h"
 #include "loader/xdp_loader.h"
 #include "testbed.h"
+#include "tests/kube/apiserver/test_apiserver.h"
+#include "tests/kube/source/kube_fixtures.h"
 #include "userspace/agent/http_server.h"
 
 namespace xlb::agent_test {
@@ -92,9 +94,10 @@ class Agent {
   Agent(Testbed& tb, std::string node, std::string config, std::string policy, std::string pins,
         const std::vector<std::string>& extra_flags = {})
       : tb_(tb), node_(std::move(node)), pin_dir_(std::move(pins)) {
+    // `config` is the config file, unless the extra flags name the Kubernetes sources (--kube).
+    const bool kube =
+        std::find(extra_flags.begin(), extra_flags.end(), "--kube") != extra_flags.end();
     argv_ = {XLB_AGENT_BIN,
-             "--config",
-             std::move(config),
              "--policy",
              std::move(policy),
              "--pin-dir",
@@ -107,6 +110,9 @@ class Agent {
              testbed::Address(node_, Family::kV6),
              "--tunnel-mtu",
              std::to_string(tb.transit_mtu())};
+    if (!kube) {
+      argv_.insert(argv_.end(), {"--config", std::move(config)});
+    }
     argv_.insert(argv_.end(), extra_flags.begin(), extra_flags.end());
     if (std::find(extra_flags.begin(), extra_flags.end(), "--uplink") == extra_flags.end()) {
       argv_.insert(argv_.end(), {"--uplink", "eth0"});
@@ -1152,6 +1158,133 @@ TEST(AgentChaos, ARemoteClusterPartitionedForASecondAndReturningKeepsEveryHeldCo
       "[ chaos ] cluster B partitioned for 1 s, twice (%ld packets dropped): %s; "
       "afterwards %ld/200 ok\n",
       dropped, summary.c_str(), after.ok);
+}
+
+// The Kubernetes API servers misbehave while traffic flows: nodeA's agent follows both
+// clusters' test API servers (`--kube`; the servers listen inside nodeA's namespace), and each
+// fault is repeated on both: connections dropped, every watch ended with 410 Gone, requests
+// answered 429 and 503 (Retry-After) and 410, a restart with a new history (an etcd restore).
+// The watch client relists and re-watches; the model it rebuilds is the one in force, so no
+// sync after the first writes anything, and the datapath never notices.
+TEST(AgentChaos, ApiServersDroppingFailingAndRestartingChangeNothingInTheDatapath) {
+  xlb::testing::TestApiServer api_a;
+  xlb::testing::TestApiServer api_b;
+  // The kubeconfigs and kube.yaml, named before the testbed (and its state directory) exist.
+  char made[] = "/tmp/xlb-kube-chaos-XXXXXX";
+  ASSERT_NE(::mkdtemp(made), nullptr) << std::strerror(errno);
+  const std::string dir = made;
+  struct RemoveDir {
+    std::string path;
+    ~RemoveDir() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_dir{dir};
+  const std::string kube_yaml = dir + "/kube.yaml";
+  auto serve_in_node_a = [&](Testbed& tb) {
+    // Started from a thread in nodeA's namespace: their listeners (127.0.0.1) are nodeA's.
+    testbed::RunInNetns(tb.NsPath("nodeA"), [&] {
+      api_a.Start();
+      api_b.Start();
+    });
+    auto service = [](const std::string& cluster_ip) {
+      nlohmann::json s = kube::testing::ServiceObject("xlb-test", "echo", cluster_ip);
+      s["spec"]["ports"][0]["port"] = 8080;
+      return s;
+    };
+    using kube::testing::EndpointObject;
+    using kube::testing::NodeObject;
+    using kube::testing::SliceObject;
+    api_a.Create("/api/v1/services", service(kVip));
+    api_a.Create("/apis/discovery.k8s.io/v1/endpointslices",
+                 SliceObject("xlb-test", "echo-a", "echo",
+                             {EndpointObject("198.18.10.11", "node-a"),
+                              EndpointObject("198.18.10.12", "node-a")}));
+    api_a.Create("/api/v1/nodes", NodeObject("node-a", "198.18.1.2"));
+    api_b.Create("/api/v1/services", service("198.18.110.1"));
+    api_b.Create("/apis/discovery.k8s.io/v1/endpointslices",
+                 SliceObject("xlb-test", "echo-b", "echo",
+                             {EndpointObject("198.18.20.11", "node-b"),
+                              EndpointObject("198.18.20.12", "node-b")}));
+    api_b.Create("/api/v1/nodes", NodeObject("node-b", "198.18.2.2"));
+    api_a.WriteKubeconfig(dir + "/a.kubeconfig", "test-token");
+    api_b.WriteKubeconfig(dir + "/b.kubeconfig", "test-token");
+    WriteFileAtomically(kube_yaml,
+                        "apiVersion: xlb.dev/v1alpha1\nkind: KubeSources\n"
+                        "node: {name: node-a}\nstaleAfter: 60s\n"
+                        "local: {name: cluster-a, id: 1, kubeconfig: " +
+                            dir +
+                            "/a.kubeconfig}\n"
+                            "clusters:\n- {name: cluster-b, id: 2, kubeconfig: " +
+                            dir + "/b.kubeconfig}\n");
+  };
+  auto c = AgentTestbed::Up(false, nullptr, serve_in_node_a, {"--kube", kube_yaml});
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  ASSERT_TRUE(c->node_a->WaitFor("sync #1: ", seconds(60))) << c->Logs();
+  c->Connect(20);
+  LiveTraffic traffic(*c);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto watches_back = [&] {
+    EXPECT_TRUE(api_a.WaitForWatches(3, seconds(30))) << c->node_a->Log();
+    EXPECT_TRUE(api_b.WaitForWatches(3, seconds(30))) << c->node_a->Log();
+  };
+  watches_back();
+  for (int round = 0; round < 2; ++round) {
+    for (auto* api : {&api_a, &api_b}) {
+      api->DropConnections();
+    }
+    watches_back();
+    traffic.AwaitBatch();
+    for (auto* api : {&api_a, &api_b}) {
+      api->ExpireWatches();
+    }
+    watches_back();
+    traffic.AwaitBatch();
+    for (int status : {429, 503, 410}) {
+      for (auto* api : {&api_a, &api_b}) {
+        api->FailNextRequests(2, status);
+        api->DropConnections();
+      }
+      watches_back();
+      traffic.AwaitBatch();
+    }
+    testbed::RunInNetns(c->tb->NsPath("nodeA"), [&] {
+      api_a.Restart(/*new_history=*/true);
+      api_b.Restart(/*new_history=*/true);
+    });
+    watches_back();
+    traffic.AwaitBatch();
+  }
+  const std::string summary = traffic.Check(/*stream_must_not_fail=*/true);
+  // Every sync after the first wrote nothing: the relisted model is the one in force.
+  const std::string log = c->node_a->Log();
+  long syncs = 0, writing = 0;
+  for (size_t at = log.find("sync #"); at != std::string::npos; at = log.find("sync #", at + 1)) {
+    const size_t colon = log.find(": ", at);
+    const long n = std::atol(log.c_str() + at + 6);
+    const long writes = std::atol(log.c_str() + colon + 2);
+    if (n >= 2) {
+      ++syncs;
+      writing += writes > 0 ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(writing, 0) << log;
+  const std::string m = NodeGet(*c->tb, "nodeA", "/metrics").body;
+  // The metrics say what happened: every round's expired watches and restarts relisted, and
+  // the failed requests and dropped connections were counted as errors.
+  for (const char* cluster : {"cluster-a", "cluster-b"}) {
+    const std::string label = std::string(R"({cluster=")") + cluster + "\"}";
+    EXPECT_GE(MetricValue(m, "xlb_kube_relists_total" + label), 2.0 * 3) << m;
+    EXPECT_GT(MetricValue(m, "xlb_kube_errors_total" + label), 0.0) << m;
+  }
+  std::printf(
+      "[ chaos ] API servers: connections dropped, watches expired, 429/503/410, "
+      "restarted with a new history, twice each on both: %s; %ld syncs after the first, "
+      "%ld with writes; %.0f API requests answered; cluster-a relists %.0f, errors %.0f\n",
+      summary.c_str(), syncs, writing,
+      static_cast<double>(api_a.requests_served() + api_b.requests_served()),
+      MetricValue(m, R"(xlb_kube_relists_total{cluster="cluster-a"})"),
+      MetricValue(m, R"(xlb_kube_errors_total{cluster="cluster-a"})"));
 }
 
 // --- start-up failures: a clear message, a non-zero status, nothing touched ---
