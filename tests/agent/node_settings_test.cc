@@ -137,7 +137,7 @@ TEST_F(NodeSettingsTest, EveryMistakeIsNamedByFileAndField) {
   AgentOptions o;
   std::string problem;
   EXPECT_FALSE(Apply({}, "n1", o, problem));
-  EXPECT_NE(problem.find("cannot open file"), std::string::npos) << problem;
+  EXPECT_NE(problem.find("cannot open: No such file or directory"), std::string::npos) << problem;
 }
 
 }  // namespace

@@ -224,7 +224,16 @@ TEST(ConfigSource, ReadsConditionsStrictly) {
 TEST(ConfigSource, MissingFileIsAnError) {
   const auto r = xlb::LoadConfigFile("/nonexistent/xlb.yaml");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error()[0].ToString(), "/nonexistent/xlb.yaml: cannot open file");
+  EXPECT_EQ(r.error()[0].ToString(),
+            "/nonexistent/xlb.yaml: cannot open: No such file or directory");
+}
+
+// A path that names an endless file (a mistyped ConfigMap key mounted onto a device, a FIFO)
+// is an error with the bound, not the node's memory.
+TEST(ConfigSource, AnEndlessFileIsAnErrorNotAllOfMemory) {
+  const auto r = xlb::LoadConfigFile("/dev/zero");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error()[0].ToString(), "/dev/zero: larger than 268435456 bytes");
 }
 
 TEST(ConfigSource, ReadsWhichNodesRunXlb) {

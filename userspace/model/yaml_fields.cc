@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "util/read_file.h"
 #include "util/text.h"
 
 namespace xlb::yaml {
@@ -444,16 +445,11 @@ ConfigResult<LoadedDocument> LoadOneDocument(const std::string& file, const std:
 }
 
 ConfigResult<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return ConfigErrors{ConfigError{path, 0, "", "cannot open file", 0}};
+  std::string text, error;
+  if (!ReadFileUpTo(path, kMaxFileBytes, text, error)) {
+    return ConfigErrors{ConfigError{path, 0, "", error, 0}};
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    return ConfigErrors{ConfigError{path, 0, "", "cannot read file", 0}};
-  }
-  return buf.str();
+  return text;
 }
 
 }  // namespace xlb::yaml

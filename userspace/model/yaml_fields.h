@@ -11,6 +11,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -123,6 +124,9 @@ ConfigResult<std::vector<LoadedDocument>> LoadDocuments(const std::string& file,
 // at the second.
 ConfigResult<LoadedDocument> LoadOneDocument(const std::string& file, const std::string& text);
 
+// Configs and policies beyond this are an error, not all of the node's memory (a path that
+// names /dev/zero): 10,000 services with 30 endpoints each are about 20 MiB of YAML.
+inline constexpr size_t kMaxFileBytes = 256 << 20;
 // The whole of a file, or a ConfigError naming it.
 ConfigResult<std::string> ReadFile(const std::string& path);
 

@@ -362,6 +362,15 @@ TEST(Kubeconfig, ErrorsNameFileAndField) {
        "current-context: c\n" + cluster + context +
            "users: [{name: u, user: {tokenFile: gone.token}}]\n",
        "users[u].user.tokenFile"},
+      {"endless token file",
+       "current-context: c\n" + cluster + context +
+           "users: [{name: u, user: {tokenFile: /dev/zero}}]\n",
+       "users[u].user.tokenFile /dev/zero: larger than 16777216 bytes"},
+      {"endless CA file",
+       "current-context: c\nclusters: [{name: k, cluster: {server: \"https://h\", "
+       "certificate-authority: /dev/zero}}]\n" +
+           context + "users: [{name: u, user: {}}]\n",
+       "/dev/zero: larger than 16777216 bytes"},
       {"exec api version",
        "current-context: c\n" + cluster + context +
            "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1alpha1, "
@@ -396,6 +405,10 @@ TEST(Kubeconfig, ErrorsNameFileAndField) {
   auto missing = KubeconfigConnection("/nonexistent/xlb/config");
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find("/nonexistent/xlb/config"), std::string::npos);
+  auto endless = KubeconfigConnection("/dev/zero");
+  ASSERT_FALSE(endless);
+  EXPECT_NE(endless.error().message.find("larger than"), std::string::npos)
+      << endless.error().message;
 }
 
 // --- exec credential plugins --------------------------------------------------------------------

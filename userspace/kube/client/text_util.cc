@@ -1,24 +1,16 @@
 #include "userspace/kube/client/text_util.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
+#include "util/read_file.h"
 #include "util/text.h"
 
 namespace xlb::kube {
 
 KubeResult<std::string> ReadFileText(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    return KubeError{what + " " + path + ": cannot read: " + std::strerror(err)};
+  std::string text, error;
+  if (!ReadFileUpTo(path, kMaxCredentialFileBytes, text, error)) {
+    return KubeError{what + " " + path + ": " + error};
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return KubeError{what + " " + path + ": read failed"};
-  return text.str();
+  return text;
 }
 
 std::optional<std::string> Base64Decode(std::string_view text) {
