@@ -43,11 +43,14 @@
 #define XLB_MAP_AFFINITY "xlb_affinity_v1"
 #define XLB_MAP_AFFINITY_MATCH "xlb_affmatch_v1"
 #define XLB_MAP_SRC_RANGES "xlb_srcrange_v1"
+#define XLB_MAP_CT_HALF_OPEN "xlb_cthalf_v1"
+#define XLB_MAP_REPLY_HALF_OPEN "xlb_rplhalf_v1"
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
 #define XLB_MAX_BACKENDS 65536     /* backend ids 1..XLB_MAX_BACKENDS-1 */
 #define XLB_CT_MAX 262144          /* conntrack entries (LRU) */
+#define XLB_CT_HALF_OPEN_MAX 65536 /* half-open TCP flows (LRU), and their reply entries */
 #define XLB_MAGLEV_DEFAULT_SIZE 16381 /* slots per service table, prime */
 #define XLB_MAGLEV_MAX_SIZE 131071 /* largest table size the loader accepts, prime */
 
@@ -207,6 +210,19 @@ struct xlb_ct_key {
 	__u8 family;     /* XLB_FAMILY_* */
 	__u8 pad[2];     /* zero */
 };
+
+/*
+ * Half-open TCP flows: a new flow whose first packet is a SYN is written into
+ * xlb_cthalf_v1 (struct xlb_ct_value) and its reverse NAT into
+ * xlb_rplhalf_v1 (struct xlb_reply), two LRUs of their own, and moves into
+ * xlb_ct_v1 / xlb_reply_v1 when the client's ACK completes the handshake. A
+ * flood of spoofed SYNs thus evicts only other half-open flows, never an
+ * established one; a legitimate handshake needs its entry for one round trip.
+ * Only a SYN-ACK or an RST looks into xlb_rplhalf_v1 (nothing else answers a
+ * half-open flow); the node that decapsulates a SYN for its pod keeps the
+ * TUNNEL entry there too until the flow's next packet. SNAT flows (their port
+ * is owned by a conntrack entry of xlb_ct_v1) do not take this path.
+ */
 
 /* Conntrack states. */
 #define XLB_CT_SYN_SENT 1    /* TCP: a SYN was seen, no ACK from the client yet */
