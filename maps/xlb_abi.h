@@ -217,7 +217,10 @@ struct xlb_ct_key {
  * xlb_rplhalf_v1 (struct xlb_reply), two LRUs of their own, and moves into
  * xlb_ct_v1 / xlb_reply_v1 when the client's ACK completes the handshake. A
  * flood of spoofed SYNs thus evicts only other half-open flows, never an
- * established one; a legitimate handshake needs its entry for one round trip.
+ * established one. A legitimate handshake needs its half-open entries only
+ * until the backend's SYN-ACK has passed (a round trip between this node and
+ * the backend, not the client): an ACK whose entry was evicted is placed by
+ * Maglev again, and the ACK writes the REVNAT entry afresh either way.
  * Only a SYN-ACK or an RST looks into xlb_rplhalf_v1 (nothing else answers a
  * half-open flow); the node that decapsulates a SYN for its pod keeps the
  * TUNNEL entry there too until the flow's next packet. SNAT flows (their port
@@ -238,6 +241,12 @@ struct xlb_ct_key {
  * only); every other flow keeps its one-lookup established path.
  */
 #define XLB_CT_F_SOURCE_RANGES (1U << 0)
+/*
+ * The flow's VIP is this node's own address (XLB_SVC_F_NODE_PORT): what its
+ * REVNAT entry needs (XLB_REPLY_F_ROUTE) when the flow's handshake completes
+ * and the entry is written among the established ones.
+ */
+#define XLB_CT_F_NODE_PORT (1U << 1)
 
 struct xlb_ct_value {
 	__u64 last_seen;  /* bpf_ktime_get_ns() of a recent packet (refreshed coarsely) */

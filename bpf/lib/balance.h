@@ -202,9 +202,11 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 		half_open = !snat && xlb_ct_new_state(pkt->flow.proto, tcp_flags) == XLB_CT_SYN_SENT;
 		/* the answer, from a local pod (TC) or back through the tunnel (XDP) */
 		if (!snat)
-			reply_create_revnat(&pkt->flow, be, svc->flags, now, half_open);
+			reply_create_revnat(&pkt->flow, be, svc->flags & XLB_SVC_F_NODE_PORT, now,
+					    half_open);
 		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id, snat_port,
-			  svc->flags & XLB_SVC_F_SOURCE_RANGES ? XLB_CT_F_SOURCE_RANGES : 0,
+			  (svc->flags & XLB_SVC_F_SOURCE_RANGES ? XLB_CT_F_SOURCE_RANGES : 0) |
+				  (svc->flags & XLB_SVC_F_NODE_PORT ? XLB_CT_F_NODE_PORT : 0),
 			  half_open);
 		new_flow = 1;
 	}

@@ -58,27 +58,53 @@ static __always_inline void ct_revnat_key(struct xlb_ct_key *key, const struct x
 }
 
 /*
+ * With a new flow's conntrack entry: the backend's answer (backend:port ->
+ * client) gets its source turned back into VIP:port. A half-open flow's entry
+ * goes where its conntrack entry goes; when the handshake completes, the
+ * entry is written again among the established ones (ct_promote), whether
+ * the half-open one is still there or not. route: the VIP is this node's
+ * address (XLB_SVC_F_NODE_PORT), xlb routes the answer.
+ */
+static __always_inline void reply_create_revnat(const struct xlb_ct_key *flow,
+						const struct xlb_backend *be, int route, __u64 now,
+						int half_open)
+{
+	struct xlb_ct_key key;
+	struct xlb_reply r = {
+		.last_seen = now,
+		.port = flow->dport,
+		.kind = XLB_REPLY_REVNAT,
+		.family = flow->family,
+		.flags = route ? XLB_REPLY_F_ROUTE : 0,
+	};
+
+	ct_revnat_key(&key, flow, be);
+	__builtin_memcpy(r.addr, flow->daddr, sizeof(r.addr));
+	if (half_open) {
+		bpf_map_update_elem(&xlb_rplhalf_v1, &key, &r, BPF_ANY);
+		return;
+	}
+	bpf_map_update_elem(&xlb_reply_v1, &key, &r, BPF_ANY);
+	/* a TCP flow may have begun half-open: its entry there is spent */
+	if (flow->proto == IPPROTO_TCP)
+		bpf_map_delete_elem(&xlb_rplhalf_v1, &key);
+}
+
+/*
  * The client's ACK completed a half-open flow's handshake: its entry (updated
- * in place) and its answers' REVNAT entry, written with it
- * (reply_create_revnat), move into the tables of established flows. Values are
- * copied straight from the map, and the reply key is built first, so that
- * little stays live across the calls: xlb_balance's stack is nearly full.
+ * in place) moves into xlb_ct_v1, and its answers' REVNAT entry is written
+ * into xlb_reply_v1 afresh (the half-open one may have been evicted in the
+ * round trip). Values are written straight from the map where they can be, so
+ * that little stays live across the calls: xlb_balance's stack is nearly full.
  */
 static __always_inline void ct_promote(const struct xlb_ct_key *flow, const struct xlb_backend *be,
 				       struct xlb_ct_value *entry, __u64 now)
 {
-	struct xlb_ct_key key;
-	struct xlb_reply *half;
+	int route = entry->flags & XLB_CT_F_NODE_PORT;
 
-	ct_revnat_key(&key, flow, be);
 	bpf_map_update_elem(&xlb_ct_v1, flow, entry, BPF_ANY);
 	bpf_map_delete_elem(&xlb_cthalf_v1, flow);
-	half = bpf_map_lookup_elem(&xlb_rplhalf_v1, &key);
-	if (!half)
-		return;
-	half->last_seen = now;
-	bpf_map_update_elem(&xlb_reply_v1, &key, half, BPF_ANY);
-	bpf_map_delete_elem(&xlb_rplhalf_v1, &key);
+	reply_create_revnat(flow, be, route, now, 0);
 }
 
 /*

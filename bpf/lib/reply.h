@@ -27,32 +27,6 @@ static __always_inline void reply_key(struct xlb_ct_key *key, const struct xlb_c
 	key->pad[1] = 0;
 }
 
-/*
- * With a new flow's conntrack entry: the backend's answer (backend:port ->
- * client) gets its source turned back into VIP:port. A half-open flow's entry
- * goes where its conntrack entry goes, and moves with it (ct_promote).
- */
-static __always_inline void reply_create_revnat(const struct xlb_ct_key *flow,
-						const struct xlb_backend *be, __u32 svc_flags,
-						__u64 now, int half_open)
-{
-	struct xlb_ct_key key;
-	struct xlb_reply r = {
-		.last_seen = now,
-		.port = flow->dport,
-		.kind = XLB_REPLY_REVNAT,
-		.family = flow->family,
-		.flags = (svc_flags & XLB_SVC_F_NODE_PORT) ? XLB_REPLY_F_ROUTE : 0,
-	};
-
-	ct_revnat_key(&key, flow, be);
-	__builtin_memcpy(r.addr, flow->daddr, sizeof(r.addr));
-	if (half_open)
-		bpf_map_update_elem(&xlb_rplhalf_v1, &key, &r, BPF_ANY);
-	else
-		bpf_map_update_elem(&xlb_reply_v1, &key, &r, BPF_ANY);
-}
-
 /* The entry for a packet's own tuple, its last_seen refreshed coarsely. */
 static __always_inline struct xlb_reply *reply_lookup(const struct xlb_ct_key *tuple, __u64 now)
 {
