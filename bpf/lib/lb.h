@@ -58,6 +58,23 @@ static __always_inline void ct_revnat_key(struct xlb_ct_key *key, const struct x
 }
 
 /*
+ * Writes reply entry r under key: among the half-open ones for a SYN, else
+ * among the established ones, where a TCP flow that began half-open leaves
+ * its half-open entry spent.
+ */
+static __always_inline void reply_store(const struct xlb_ct_key *key, const struct xlb_reply *r,
+					int half_open)
+{
+	if (half_open) {
+		bpf_map_update_elem(&xlb_rplhalf_v1, key, r, BPF_ANY);
+		return;
+	}
+	bpf_map_update_elem(&xlb_reply_v1, key, r, BPF_ANY);
+	if (key->proto == IPPROTO_TCP)
+		bpf_map_delete_elem(&xlb_rplhalf_v1, key);
+}
+
+/*
  * With a new flow's conntrack entry: the backend's answer (backend:port ->
  * client) gets its source turned back into VIP:port. A half-open flow's entry
  * goes where its conntrack entry goes; when the handshake completes, the
@@ -80,14 +97,7 @@ static __always_inline void reply_create_revnat(const struct xlb_ct_key *flow,
 
 	ct_revnat_key(&key, flow, be);
 	__builtin_memcpy(r.addr, flow->daddr, sizeof(r.addr));
-	if (half_open) {
-		bpf_map_update_elem(&xlb_rplhalf_v1, &key, &r, BPF_ANY);
-		return;
-	}
-	bpf_map_update_elem(&xlb_reply_v1, &key, &r, BPF_ANY);
-	/* a TCP flow may have begun half-open: its entry there is spent */
-	if (flow->proto == IPPROTO_TCP)
-		bpf_map_delete_elem(&xlb_rplhalf_v1, &key);
+	reply_store(&key, &r, half_open);
 }
 
 /*

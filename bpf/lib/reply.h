@@ -101,13 +101,7 @@ static __always_inline void reply_note_tunnel(const struct xlb_ct_key *flow, con
 		return;
 	}
 	__builtin_memcpy(r.addr, origin, sizeof(r.addr));
-	if (half_open) {
-		bpf_map_update_elem(&xlb_rplhalf_v1, &key, &r, BPF_ANY);
-		return;
-	}
-	bpf_map_update_elem(&xlb_reply_v1, &key, &r, BPF_ANY);
-	if (flow->proto == IPPROTO_TCP)
-		bpf_map_delete_elem(&xlb_rplhalf_v1, &key);
+	reply_store(&key, &r, half_open);
 }
 
 /* REVNAT: the answer's source becomes the VIP and its port again. */
