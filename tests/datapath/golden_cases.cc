@@ -279,6 +279,14 @@ void ExpectReply(XdpDatapath& dp, std::string_view src, std::string_view dst, ui
   EXPECT_NE(r->last_seen, 0u);
 }
 
+// Which table holds a TCP reply entry: the half-open one (a SYN's) or the established one.
+void ExpectReplyHalfOpen(XdpDatapath& dp, std::string_view src, std::string_view dst,
+                         uint16_t sport, uint16_t dport, bool half_open) {
+  const xlb_ct_key k = TupleKey(src, dst, sport, dport, kProtoTcp);
+  EXPECT_EQ(dp.half_open_replies().Lookup(k).ok(), half_open) << "reply entry in xlb_rplhalf_v1";
+  EXPECT_EQ(dp.replies().Lookup(k).ok(), !half_open) << "reply entry in xlb_reply_v1";
+}
+
 // Every slot of a service's table to one backend: wherever a flow hashes, it lands there.
 void PointTableAt(XdpDatapath& dp, uint32_t service_id, uint32_t backend_id) {
   const std::vector<uint32_t> slots(dp.maglev_size(), backend_id);
@@ -1440,6 +1448,17 @@ std::vector<GoldenCase> GoldenCases() {
                                    Seg(d.client, d.backend, sport, 8080, kTcpSyn, d.mss, sport % 2)));
       in.after = [d, sport](XdpDatapath& dp) {
         ExpectReply(dp, d.backend, d.client, 8080, sport, XLB_REPLY_TUNNEL, d.remote, 0, d.encap);
+        // a flood through the tunnel churns only half-open entries
+        ExpectReplyHalfOpen(dp, d.backend, d.client, 8080, sport, true);
+      };
+      GoldenStep ack = Step(
+          "client's ACK: decapsulated, the tunnel entry among the established ones",
+          FromRemote(d.remote, d.local, d.encap, Seg(d.client, d.backend, sport, 8080, kTcpAck)),
+          XDP_PASS, XLB_FWD_DECAP,
+          InFrame(kRemoteNodeMac, kUplinkMac, Seg(d.client, d.backend, sport, 8080, kTcpAck)));
+      ack.after = [d, sport](XdpDatapath& dp) {
+        ExpectReply(dp, d.backend, d.client, 8080, sport, XLB_REPLY_TUNNEL, d.remote, 0, d.encap);
+        ExpectReplyHalfOpen(dp, d.backend, d.client, 8080, sport, false);
       };
       const Outer back{.src = d.local, .dst = d.remote, .eth_src = kUplinkMac,
                        .eth_dst = kRemoteNodeMac, .encap = d.encap, .inner_eth_src = kUplinkMac,
@@ -1450,10 +1469,7 @@ std::vector<GoldenCase> GoldenCases() {
                 InFrame(kPodMac, kHostVethMac, Seg(d.backend, d.client, 8080, sport, kTcpSyn | kTcpAck)),
                 TC_ACT_REDIRECT, XLB_FWD_REPLY_TUNNEL,
                 Encap(back, Seg(d.backend, d.client, 8080, sport, kTcpSyn | kTcpAck, d.mss)), Hook::kTc),
-           Step("client's ACK: decapsulated",
-                FromRemote(d.remote, d.local, d.encap, Seg(d.client, d.backend, sport, 8080, kTcpAck)),
-                XDP_PASS, XLB_FWD_DECAP,
-                InFrame(kRemoteNodeMac, kUplinkMac, Seg(d.client, d.backend, sport, 8080, kTcpAck))),
+           std::move(ack),
            Step("pod's data (TC)",
                 InFrame(kPodMac, kHostVethMac, Seg(d.backend, d.client, 8080, sport, kTcpAck)),
                 TC_ACT_REDIRECT, XLB_FWD_REPLY_TUNNEL,
