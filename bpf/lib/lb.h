@@ -147,7 +147,7 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 		 * A SYN that replaces an established flow's entry starts half-open:
 		 * the old entry would be found before the new one.
 		 */
-		if (!half_open && (tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == XLB_TCP_SYN)
+		if (!half_open && xlb_ct_new_state(flow->proto, tcp_flags) == XLB_CT_SYN_SENT)
 			bpf_map_delete_elem(&xlb_ct_v1, flow);
 		return NULL;
 	}
