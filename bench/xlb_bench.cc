@@ -300,11 +300,10 @@ Result<FlowEntries> ClearConntrack(const XdpDatapath& dp) {
   FlowEntries e;
   XLB_ASSIGN_OR_RETURN(e.conntrack, ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT));
   XLB_ASSIGN_OR_RETURN(e.replies, ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY));
-  XLB_ASSIGN_OR_RETURN(uint64_t half_ct, ClearFlowMap<xlb_ct_value>(
-                                             dp.half_open_conntrack().fd(), XLB_MAP_CT_HALF_OPEN));
-  XLB_ASSIGN_OR_RETURN(uint64_t half_replies,
-                       ClearFlowMap<xlb_reply>(dp.half_open_replies().fd(),
-                                               XLB_MAP_REPLY_HALF_OPEN));
+  XLB_ASSIGN_OR_RETURN(uint64_t half_ct, ClearFlowMap<xlb_ct_value>(dp.half_open_conntrack().fd(),
+                                                                    XLB_MAP_CT_HALF_OPEN));
+  XLB_ASSIGN_OR_RETURN(uint64_t half_replies, ClearFlowMap<xlb_reply>(dp.half_open_replies().fd(),
+                                                                      XLB_MAP_REPLY_HALF_OPEN));
   e.conntrack += half_ct;
   e.replies += half_replies;
   std::vector<xlb_ct_key> snat_keys;

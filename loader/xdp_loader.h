@@ -24,10 +24,10 @@ namespace xlb {
 
 // Every map xlb pins, by its pinned name.
 inline constexpr std::array<const char*, 16> kPinnedMaps = {
-    XLB_MAP_SERVICES,       XLB_MAP_BACKENDS,     XLB_MAP_MAGLEV,          XLB_MAP_CT,
-    XLB_MAP_REASONS,        XLB_MAP_SVC_STATS,    XLB_MAP_BE_STATS,        XLB_MAP_VIP_FILTER,
-    XLB_MAP_REPLY,          XLB_MAP_SNAT,         XLB_MAP_PEERS,           XLB_MAP_AFFINITY,
-    XLB_MAP_AFFINITY_MATCH, XLB_MAP_SRC_RANGES,   XLB_MAP_CT_HALF_OPEN,    XLB_MAP_REPLY_HALF_OPEN,
+    XLB_MAP_SERVICES,       XLB_MAP_BACKENDS,   XLB_MAP_MAGLEV,       XLB_MAP_CT,
+    XLB_MAP_REASONS,        XLB_MAP_SVC_STATS,  XLB_MAP_BE_STATS,     XLB_MAP_VIP_FILTER,
+    XLB_MAP_REPLY,          XLB_MAP_SNAT,       XLB_MAP_PEERS,        XLB_MAP_AFFINITY,
+    XLB_MAP_AFFINITY_MATCH, XLB_MAP_SRC_RANGES, XLB_MAP_CT_HALF_OPEN, XLB_MAP_REPLY_HALF_OPEN,
 };
 
 struct LoadOptions {

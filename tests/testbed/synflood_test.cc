@@ -11,7 +11,7 @@
 // placed again by a different Maglev table; then every held connection's server speaks first
 // (its answer needs its reverse-NAT or tunnel entry), and then its client.
 #include <arpa/inet.h>
-#include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -21,16 +21,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "builder.h"
 #include "testbed.h"
@@ -67,7 +67,9 @@ struct Fd {
   }
 };
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string Errno(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 
 // A listener on kHeldPort in a pod's namespace (the socket keeps the namespace it was made in).
 Fd Listen(const Testbed& tb, const std::string& pod) {
@@ -295,8 +297,8 @@ TEST(SynFlood, HeldConnectionsKeepTheirBackendAndNewOnesAreAccepted) {
   ASSERT_EQ(Broken(held, false, "before-client", &failure), 0) << failure;
 
   // The flood, and new connections to the flooded echo service while it lasts.
-  const auto frames = FloodFrames(MacOf(*tb, "router", "eth-nodeA"), MacOf(*tb, "nodeA", "eth0"),
-                                  vip);
+  const auto frames =
+      FloodFrames(MacOf(*tb, "router", "eth-nodeA"), MacOf(*tb, "nodeA", "eth0"), vip);
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> sent{0};
   FloodResult flood;
