@@ -302,9 +302,18 @@ TEST(SynFlood, HeldConnectionsKeepTheirBackendAndNewOnesAreAccepted) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> sent{0};
   FloodResult flood;
-  std::thread flooder([&] { flood = Flood(*tb, frames, stop, sent); });
+  std::string flood_error;
+  std::atomic<bool> flood_over{false};
+  std::thread flooder([&] {
+    try {
+      flood = Flood(*tb, frames, stop, sent);
+    } catch (const std::exception& e) {
+      flood_error = e.what();
+    }
+    flood_over = true;
+  });
   // the new connections start when the half-open tables are already full of the flood
-  while (sent < 2 * kHalfOpenEntries) std::this_thread::sleep_for(milliseconds(5));
+  while (sent < 2 * kHalfOpenEntries && !flood_over) std::this_thread::sleep_for(milliseconds(5));
   const auto probe_start = Clock::now();
   const uint64_t sent_before = sent;
   ProbeResult fresh = tb->Probe("client", "tcp", vip, kNewConnections, 4, 3000);
@@ -312,6 +321,7 @@ TEST(SynFlood, HeldConnectionsKeepTheirBackendAndNewOnesAreAccepted) {
   const uint64_t during_probe = sent - sent_before;
   stop = true;
   flooder.join();
+  ASSERT_EQ(flood_error, "");
 
   // A held flow without its conntrack entry would now be placed by another table.
   set_service(kHeldPort, {{"podA1"}, {"podA2"}, {"podB1"}, {"podB2"}});
