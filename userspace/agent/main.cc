@@ -545,6 +545,7 @@ int Run(int argc, char** argv) {
   // made again, at most once a second: without them the next agent would start from empty maps
   // and every flow would move.
   auto repins_checked = std::chrono::steady_clock::now();
+  std::string repin_failure;  // logged once, not every second
   auto repin = [&] {
     repins_checked = std::chrono::steady_clock::now();
     auto pinned = xdp->Repin();
@@ -557,10 +558,16 @@ int Run(int argc, char** argv) {
       }
     }
     if (!pinned.ok()) {
-      LogLine(xlb::LogLevel::kWarn,
-              "pins under " + opts.pin_dir +
-                  " were removed and cannot be made again: " + pinned.error().ToString());
-    } else if (!pinned->empty()) {
+      if (pinned.error().ToString() != repin_failure) {
+        repin_failure = pinned.error().ToString();
+        LogLine(xlb::LogLevel::kWarn, "pins under " + opts.pin_dir +
+                                          " were removed and cannot be made again: " +
+                                          repin_failure);
+      }
+      return;
+    }
+    repin_failure.clear();
+    if (!pinned->empty()) {
       std::string names;
       for (const std::string& name : *pinned) {
         names += (names.empty() ? "" : ", ") + name;
