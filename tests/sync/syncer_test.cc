@@ -555,23 +555,25 @@ TEST_F(SyncTest, OnlyChangedTablesAreBuiltAndARestartBuildsEachOnceWritingNothin
   EXPECT_EQ(restarted.tables_built(), 2u);
 }
 
-// A table the store lost or that differs (written by someone else) is found by its digest.
+// The xlb_peers_v1 key of a node address.
+xlb_peer_key PeerKeyOf(const std::string& node) {
+  xlb_peer_key k{};
+  const IpAddress a = *IpAddress::Parse(node);
+  a.ToAbiWords(k.addr);
+  k.family = static_cast<uint8_t>(a.family());
+  return k;
+}
+
 TEST_F(SyncTest, TunnelPeersAreTheNodesOfEveryEndpointCountedAcrossServices) {
-  auto peer = [](const std::string& node) {
-    xlb_peer_key k{};
-    IpAddress::Parse(node)->ToAbiWords(k.addr);
-    k.family = XLB_FAMILY_IPV4;
-    return k;
-  };
   // api: 198.18.0.11, .12 (cluster-a), .21, .22 (cluster-b); web: 198.18.0.111, .112.
   Model m = TwoClusters(2);
   AddWebService(m, 2);
   ASSERT_TRUE(SyncModel(m).ok());
   const auto& peers = store_.contents().peers;
   EXPECT_EQ(peers.size(), 6u);
-  ASSERT_EQ(peers.count(peer("198.18.0.21")), 1u);
-  EXPECT_EQ(peers.at(peer("198.18.0.21")).cluster_id, 2);
-  EXPECT_EQ(peers.at(peer("198.18.0.11")).cluster_id, 1);
+  ASSERT_EQ(peers.count(PeerKeyOf("198.18.0.21")), 1u);
+  EXPECT_EQ(peers.at(PeerKeyOf("198.18.0.21")).cluster_id, 2);
+  EXPECT_EQ(peers.at(PeerKeyOf("198.18.0.11")).cluster_id, 1);
 
   // A web endpoint moves to api's node 198.18.0.11: .111 goes, .11 stays (api still names it).
   std::vector<Endpoint> web(m.EndpointsOf({"production", "web"}).begin(),
@@ -582,14 +584,14 @@ TEST_F(SyncTest, TunnelPeersAreTheNodesOfEveryEndpointCountedAcrossServices) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.writes[WriteKind::kPeerRemoval], 1u) << r.writes.ToString();
   EXPECT_EQ(r.writes[WriteKind::kPeer], 0u) << r.writes.ToString();
-  EXPECT_EQ(peers.count(peer("198.18.0.111")), 0u);
+  EXPECT_EQ(peers.count(PeerKeyOf("198.18.0.111")), 0u);
 
   // web goes entirely: .112 goes; .11 stays for api.
   Model without_web = TwoClusters(2);
   r = SyncModel(without_web);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(peers.size(), 4u);
-  EXPECT_EQ(peers.count(peer("198.18.0.11")), 1u);
+  EXPECT_EQ(peers.count(PeerKeyOf("198.18.0.11")), 1u);
 
   // A restarted agent adopts the peers with the rest and writes nothing.
   Syncer again(store_);
@@ -603,13 +605,6 @@ TEST_F(SyncTest, TunnelPeersAreTheNodesOfEveryEndpointCountedAcrossServices) {
 // The model's node addresses are peers too, whether or not an endpoint lives there, and an
 // address both name stays until neither does.
 TEST_F(SyncTest, EveryNodeAddressIsATunnelPeerBesideTheNodesOfEndpoints) {
-  auto peer = [](const std::string& node) {
-    xlb_peer_key k{};
-    const IpAddress a = *IpAddress::Parse(node);
-    a.ToAbiWords(k.addr);
-    k.family = static_cast<uint8_t>(a.family());
-    return k;
-  };
   auto ip = [](const char* s) { return *IpAddress::Parse(s); };
   // api's endpoints live on 198.18.0.11, .12 (cluster-a) and .21, .22 (cluster-b).
   Model m = TwoClusters(2);
@@ -618,9 +613,9 @@ TEST_F(SyncTest, EveryNodeAddressIsATunnelPeerBesideTheNodesOfEndpoints) {
   ASSERT_TRUE(SyncModel(m).ok());
   const auto& peers = store_.contents().peers;
   EXPECT_EQ(peers.size(), 7u);
-  ASSERT_EQ(peers.count(peer("2001:db8::13")), 1u);
-  EXPECT_EQ(peers.at(peer("2001:db8::13")).cluster_id, 1);
-  EXPECT_EQ(peers.at(peer("198.18.0.29")).cluster_id, 2);
+  ASSERT_EQ(peers.count(PeerKeyOf("2001:db8::13")), 1u);
+  EXPECT_EQ(peers.at(PeerKeyOf("2001:db8::13")).cluster_id, 1);
+  EXPECT_EQ(peers.at(PeerKeyOf("198.18.0.29")).cluster_id, 2);
 
   // .11 leaves the node list but api's endpoints still name it; .13 leaves for good.
   m.SetNodeAddresses("cluster-a", {ip("2001:db8::13")});
@@ -628,8 +623,8 @@ TEST_F(SyncTest, EveryNodeAddressIsATunnelPeerBesideTheNodesOfEndpoints) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.writes[WriteKind::kPeerRemoval], 1u) << r.writes.ToString();
   EXPECT_EQ(r.writes[WriteKind::kPeer], 0u) << r.writes.ToString();
-  EXPECT_EQ(peers.count(peer("198.18.0.11")), 1u);
-  EXPECT_EQ(peers.count(peer("198.18.0.13")), 0u);
+  EXPECT_EQ(peers.count(PeerKeyOf("198.18.0.11")), 1u);
+  EXPECT_EQ(peers.count(PeerKeyOf("198.18.0.13")), 0u);
 }
 
 TEST(TableDigest, DiffersWhenOneSlotDiffers) {
