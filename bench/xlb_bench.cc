@@ -292,13 +292,20 @@ struct FlowEntries {
   uint64_t snat_ports_peak = 0;
 };
 
-// Empties conntrack, the reply map and the SNAT map (a new flow writes a conntrack entry and
-// either a reply entry or, toward a SNAT backend, a SNAT entry; decapsulation writes reply
-// entries only) and returns how many entries each held.
+// Empties conntrack, the reply map and the SNAT map, and their half-open twins (a new flow
+// writes a conntrack entry and either a reply entry or, toward a SNAT backend, a SNAT entry;
+// a SYN's go to the half-open tables; decapsulation writes reply entries only) and returns
+// how many entries each kind held.
 Result<FlowEntries> ClearConntrack(const XdpDatapath& dp) {
   FlowEntries e;
   XLB_ASSIGN_OR_RETURN(e.conntrack, ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT));
   XLB_ASSIGN_OR_RETURN(e.replies, ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY));
+  XLB_ASSIGN_OR_RETURN(uint64_t half_ct, ClearFlowMap<xlb_ct_value>(dp.half_open_conntrack().fd(),
+                                                                    XLB_MAP_CT_HALF_OPEN));
+  XLB_ASSIGN_OR_RETURN(uint64_t half_replies, ClearFlowMap<xlb_reply>(dp.half_open_replies().fd(),
+                                                                      XLB_MAP_REPLY_HALF_OPEN));
+  e.conntrack += half_ct;
+  e.replies += half_replies;
   std::vector<xlb_ct_key> snat_keys;
   XLB_ASSIGN_OR_RETURN(e.snat, ClearFlowMap<xlb_snat>(dp.snat().fd(), XLB_MAP_SNAT, &snat_keys));
   // A SNAT key is the answer's tuple: saddr and sport are the backend's.
@@ -468,7 +475,10 @@ class Bench {
   static Result<std::unique_ptr<Bench>> Load(const Options& o, int uplink) {
     auto b = std::unique_ptr<Bench>(new Bench());
     b->uplink_ = uplink;
-    LoadOptions lo{.pin_dir = "", .max_ct_entries = o.ct_entries};
+    // Half-open tables as large as conntrack: a SYN's inserts land there (every new-flow run
+    // is a run of SYNs), and the run must not evict them.
+    LoadOptions lo{
+        .pin_dir = "", .max_ct_entries = o.ct_entries, .max_half_open_entries = o.ct_entries};
     lo.config.tunnel_addr4 = testing::ParseAddr(kIpv4.local_node).words[0];
     const auto local6 = testing::ParseAddr(kIpv6.local_node);
     std::copy(local6.words.begin(), local6.words.end(), lo.config.tunnel_addr6);

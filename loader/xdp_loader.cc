@@ -49,10 +49,11 @@ Result<void> Validate(const LoadOptions& o) {
     return Error{EINVAL, "maglev_size " + std::to_string(m) +
                              " must be a prime <= " + std::to_string(XLB_MAGLEV_MAX_SIZE)};
   }
-  if (o.max_services < 2 || o.max_backends < 2 || o.max_ct_entries < 1) {
+  if (o.max_services < 2 || o.max_backends < 2 || o.max_ct_entries < 1 ||
+      o.max_half_open_entries < 1) {
     return Error{EINVAL,
                  "max_services and max_backends must be >= 2 (id 0 is never used), "
-                 "max_ct_entries >= 1"};
+                 "max_ct_entries and max_half_open_entries >= 1"};
   }
   if (o.max_services > UINT32_MAX / 4) {
     return Error{EINVAL, "max_services " + std::to_string(o.max_services) + " is too large"};
@@ -386,6 +387,8 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
       {skel->maps.xlb_ct_v1, options.max_ct_entries},
       {skel->maps.xlb_reply_v1, options.max_ct_entries},
       {skel->maps.xlb_snat_v1, options.max_ct_entries},
+      {skel->maps.xlb_cthalf_v1, options.max_half_open_entries},
+      {skel->maps.xlb_rplhalf_v1, options.max_half_open_entries},
   };
   for (const Size& s : sizes) {
     int ret = bpf_map__set_max_entries(s.map, s.entries);
@@ -466,6 +469,12 @@ TypedMap<xlb_ct_key, xlb_reply> XdpDatapath::replies() const {
 }
 TypedMap<xlb_ct_key, xlb_snat> XdpDatapath::snat() const {
   return {bpf_map__fd(skel_->maps.xlb_snat_v1), XLB_MAP_SNAT};
+}
+TypedMap<xlb_ct_key, xlb_ct_value> XdpDatapath::half_open_conntrack() const {
+  return {bpf_map__fd(skel_->maps.xlb_cthalf_v1), XLB_MAP_CT_HALF_OPEN};
+}
+TypedMap<xlb_ct_key, xlb_reply> XdpDatapath::half_open_replies() const {
+  return {bpf_map__fd(skel_->maps.xlb_rplhalf_v1), XLB_MAP_REPLY_HALF_OPEN};
 }
 TypedMap<xlb_peer_key, xlb_peer> XdpDatapath::peers() const {
   return {bpf_map__fd(skel_->maps.xlb_peers_v1), XLB_MAP_PEERS};

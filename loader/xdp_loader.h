@@ -23,11 +23,11 @@ struct xlb_floor;  // generated skeleton (xlb_floor.skel.h)
 namespace xlb {
 
 // Every map xlb pins, by its pinned name.
-inline constexpr std::array<const char*, 14> kPinnedMaps = {
-    XLB_MAP_SERVICES,       XLB_MAP_BACKENDS,   XLB_MAP_MAGLEV,   XLB_MAP_CT,
-    XLB_MAP_REASONS,        XLB_MAP_SVC_STATS,  XLB_MAP_BE_STATS, XLB_MAP_VIP_FILTER,
-    XLB_MAP_REPLY,          XLB_MAP_SNAT,       XLB_MAP_PEERS,    XLB_MAP_AFFINITY,
-    XLB_MAP_AFFINITY_MATCH, XLB_MAP_SRC_RANGES,
+inline constexpr std::array<const char*, 16> kPinnedMaps = {
+    XLB_MAP_SERVICES,       XLB_MAP_BACKENDS,   XLB_MAP_MAGLEV,       XLB_MAP_CT,
+    XLB_MAP_REASONS,        XLB_MAP_SVC_STATS,  XLB_MAP_BE_STATS,     XLB_MAP_VIP_FILTER,
+    XLB_MAP_REPLY,          XLB_MAP_SNAT,       XLB_MAP_PEERS,        XLB_MAP_AFFINITY,
+    XLB_MAP_AFFINITY_MATCH, XLB_MAP_SRC_RANGES, XLB_MAP_CT_HALF_OPEN, XLB_MAP_REPLY_HALF_OPEN,
 };
 
 struct LoadOptions {
@@ -44,6 +44,9 @@ struct LoadOptions {
   uint32_t max_backends = XLB_MAX_BACKENDS;
   // Conntrack entries (xlb_ct_v1, LRU).
   uint32_t max_ct_entries = XLB_CT_MAX;
+  // Half-open TCP flows (xlb_cthalf_v1 and their answers' xlb_rplhalf_v1, LRUs): what a SYN
+  // flood churns through instead of the established flows.
+  uint32_t max_half_open_entries = XLB_CT_HALF_OPEN_MAX;
 };
 
 enum class XdpMode { kNative, kGeneric };
@@ -132,6 +135,10 @@ class XdpDatapath {
   // tunnel the answer back to (this node hosts the backend).
   TypedMap<xlb_ct_key, xlb_reply> replies() const;
   TypedMap<xlb_ct_key, xlb_snat> snat() const;
+  // Half-open TCP flows and their answers, until the client's ACK moves them into
+  // conntrack() and replies().
+  TypedMap<xlb_ct_key, xlb_ct_value> half_open_conntrack() const;
+  TypedMap<xlb_ct_key, xlb_reply> half_open_replies() const;
   // The nodes whose tunnel packets are decapsulated (outer source address -> peer).
   TypedMap<xlb_peer_key, xlb_peer> peers() const;
   // ClientIP affinity: (service, client) -> last backend (datapath-written), and the backends

@@ -43,11 +43,14 @@
 #define XLB_MAP_AFFINITY "xlb_affinity_v1"
 #define XLB_MAP_AFFINITY_MATCH "xlb_affmatch_v1"
 #define XLB_MAP_SRC_RANGES "xlb_srcrange_v1"
+#define XLB_MAP_CT_HALF_OPEN "xlb_cthalf_v1"
+#define XLB_MAP_REPLY_HALF_OPEN "xlb_rplhalf_v1"
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
 #define XLB_MAX_BACKENDS 65536     /* backend ids 1..XLB_MAX_BACKENDS-1 */
 #define XLB_CT_MAX 262144          /* conntrack entries (LRU) */
+#define XLB_CT_HALF_OPEN_MAX 65536 /* half-open TCP flows (LRU), and their reply entries */
 #define XLB_MAGLEV_DEFAULT_SIZE 16381 /* slots per service table, prime */
 #define XLB_MAGLEV_MAX_SIZE 131071 /* largest table size the loader accepts, prime */
 
@@ -208,6 +211,22 @@ struct xlb_ct_key {
 	__u8 pad[2];     /* zero */
 };
 
+/*
+ * Half-open TCP flows: a new flow whose first packet is a SYN is written into
+ * xlb_cthalf_v1 (struct xlb_ct_value) and its reverse NAT into
+ * xlb_rplhalf_v1 (struct xlb_reply), two LRUs of their own, and moves into
+ * xlb_ct_v1 / xlb_reply_v1 when the client's ACK completes the handshake. A
+ * flood of spoofed SYNs thus evicts only other half-open flows, never an
+ * established one. A legitimate handshake needs its half-open entries only
+ * until the backend's SYN-ACK has passed (a round trip between this node and
+ * the backend, not the client): an ACK whose entry was evicted is placed by
+ * Maglev again, and the ACK writes the REVNAT entry afresh either way.
+ * Only a SYN-ACK or an RST looks into xlb_rplhalf_v1 (nothing else answers a
+ * half-open flow); the node that decapsulates a SYN for its pod keeps the
+ * TUNNEL entry there too until the flow's next packet. SNAT flows (their port
+ * is owned by a conntrack entry of xlb_ct_v1) do not take this path.
+ */
+
 /* Conntrack states. */
 #define XLB_CT_SYN_SENT 1    /* TCP: a SYN was seen, no ACK from the client yet */
 #define XLB_CT_ESTABLISHED 2 /* TCP: client has ACKed; UDP: any packet */
@@ -222,6 +241,12 @@ struct xlb_ct_key {
  * only); every other flow keeps its one-lookup established path.
  */
 #define XLB_CT_F_SOURCE_RANGES (1U << 0)
+/*
+ * The flow's VIP is this node's own address (XLB_SVC_F_NODE_PORT): what its
+ * REVNAT entry needs (XLB_REPLY_F_ROUTE) when the flow's handshake completes
+ * and the entry is written among the established ones.
+ */
+#define XLB_CT_F_NODE_PORT (1U << 1)
 
 struct xlb_ct_value {
 	__u64 last_seen;  /* bpf_ktime_get_ns() of a recent packet (refreshed coarsely) */

@@ -139,7 +139,7 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	__be16 snat_port;
 	__u8 tcp_flags = 0;
 	__u64 now;
-	int ret, new_flow = 0, snat;
+	int ret, new_flow = 0, snat, half_open;
 
 	/* A later fragment's next header names a protocol whose header it lacks. */
 	if (pkt->fragment)
@@ -194,12 +194,20 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 			ret = snat_claim(&pkt->flow, be, svc->flags, now, &snat_port);
 			if (ret != XLB_OK)
 				return ret;
-		} else {
-			/* the answer, from a local pod (TC) or back through the tunnel (XDP) */
-			reply_create_revnat(&pkt->flow, be, svc->flags, now);
 		}
+		/*
+		 * A SYN opens a half-open flow, apart from the established ones
+		 * (maps/xlb_abi.h); a SNAT port belongs to an entry of xlb_ct_v1.
+		 */
+		half_open = !snat && xlb_ct_new_state(pkt->flow.proto, tcp_flags) == XLB_CT_SYN_SENT;
+		/* the answer, from a local pod (TC) or back through the tunnel (XDP) */
+		if (!snat)
+			reply_create_revnat(&pkt->flow, be, svc->flags & XLB_SVC_F_NODE_PORT, now,
+					    half_open);
 		ct_create(&pkt->flow, tcp_flags, now, service_id, backend_id, snat_port,
-			  svc->flags & XLB_SVC_F_SOURCE_RANGES ? XLB_CT_F_SOURCE_RANGES : 0);
+			  (svc->flags & XLB_SVC_F_SOURCE_RANGES ? XLB_CT_F_SOURCE_RANGES : 0) |
+				  (svc->flags & XLB_SVC_F_NODE_PORT ? XLB_CT_F_NODE_PORT : 0),
+			  half_open);
 		new_flow = 1;
 	}
 	if (snat && !new_flow)

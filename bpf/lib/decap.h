@@ -179,10 +179,11 @@ static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb
 
 	mss_clamp(&inner, data_end, mss_for_tunnel(origin_family, encap, family));
 	now = bpf_ktime_get_coarse_ns();
-	r = reply_lookup(&inner.flow, now);
+	r = reply_find(&inner, data_end, now);
 	if (r && r->kind == XLB_REPLY_REVNAT)
 		return reply_apply_revnat(ctx, &inner, r, ifindex);
-	reply_note_tunnel(&inner.flow, origin, origin_family, encap, now);
+	reply_note_tunnel(&inner.flow, origin, origin_family, encap, now,
+			  reply_tcp_flags(&inner, data_end));
 	return XLB_FWD_DECAP;
 }
 

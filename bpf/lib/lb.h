@@ -43,38 +43,129 @@ static __always_inline struct xlb_backend *lb_lookup_backend(__u32 id)
 	return xlb_backend_usable(be) ? be : NULL;
 }
 
+/* The tuple of the backend's answer to flow: backend:port -> client. */
+static __always_inline void ct_revnat_key(struct xlb_ct_key *key, const struct xlb_ct_key *flow,
+					  const struct xlb_backend *be)
+{
+	__builtin_memcpy(key->saddr, be->addr, sizeof(key->saddr));
+	__builtin_memcpy(key->daddr, flow->saddr, sizeof(key->daddr));
+	key->sport = be->port ?: flow->dport;
+	key->dport = flow->sport;
+	key->proto = flow->proto;
+	key->family = flow->family;
+	key->pad[0] = 0;
+	key->pad[1] = 0;
+}
+
+/*
+ * Writes reply entry r under key: among the half-open ones for a SYN, else
+ * among the established ones, where a TCP flow that began half-open leaves
+ * its half-open entry spent.
+ */
+static __always_inline void reply_store(const struct xlb_ct_key *key, const struct xlb_reply *r,
+					int half_open)
+{
+	if (half_open) {
+		bpf_map_update_elem(&xlb_rplhalf_v1, key, r, BPF_ANY);
+		return;
+	}
+	bpf_map_update_elem(&xlb_reply_v1, key, r, BPF_ANY);
+	if (key->proto == IPPROTO_TCP)
+		bpf_map_delete_elem(&xlb_rplhalf_v1, key);
+}
+
+/*
+ * With a new flow's conntrack entry: the backend's answer (backend:port ->
+ * client) gets its source turned back into VIP:port. A half-open flow's entry
+ * goes where its conntrack entry goes; when the handshake completes, the
+ * entry is written again among the established ones (ct_promote), whether
+ * the half-open one is still there or not. route: the VIP is this node's
+ * address (XLB_SVC_F_NODE_PORT), xlb routes the answer.
+ */
+static __always_inline void reply_create_revnat(const struct xlb_ct_key *flow,
+						const struct xlb_backend *be, int route, __u64 now,
+						int half_open)
+{
+	struct xlb_ct_key key;
+	struct xlb_reply r = {
+		.last_seen = now,
+		.port = flow->dport,
+		.kind = XLB_REPLY_REVNAT,
+		.family = flow->family,
+		.flags = route ? XLB_REPLY_F_ROUTE : 0,
+	};
+
+	ct_revnat_key(&key, flow, be);
+	__builtin_memcpy(r.addr, flow->daddr, sizeof(r.addr));
+	reply_store(&key, &r, half_open);
+}
+
+/*
+ * The client's ACK completed a half-open flow's handshake: its entry (updated
+ * in place) moves into xlb_ct_v1, and its answers' REVNAT entry is written
+ * into xlb_reply_v1 afresh (the half-open one may have been evicted in the
+ * round trip). Values are written straight from the map where they can be, so
+ * that little stays live across the calls: xlb_balance's stack is nearly full.
+ */
+static __always_inline void ct_promote(const struct xlb_ct_key *flow, const struct xlb_backend *be,
+				       struct xlb_ct_value *entry, __u64 now)
+{
+	int route = entry->flags & XLB_CT_F_NODE_PORT;
+
+	bpf_map_update_elem(&xlb_ct_v1, flow, entry, BPF_ANY);
+	bpf_map_delete_elem(&xlb_cthalf_v1, flow);
+	reply_create_revnat(flow, be, route, now, 0);
+}
+
 /*
  * The backend of a tracked flow, or NULL when the flow must be (re)selected:
  * no entry, idle past its timeout, its backend gone, or a new SYN on a closing
  * tuple (the client reused the port). *ct gets the entry as it stands.
+ * Established flows are found in xlb_ct_v1 with one lookup; only a miss there
+ * looks at the half-open flows, and the ACK that completes a handshake moves
+ * its flow over (maps/xlb_abi.h says why).
  */
 static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *flow, __u8 tcp_flags,
 						     __u64 now, struct xlb_ct_value *ct)
 {
 	struct xlb_ct_value *entry = bpf_map_lookup_elem(&xlb_ct_v1, flow);
-	struct xlb_backend *be;
+	struct xlb_backend *be = NULL;
+	int half_open = 0;
 	__u8 state;
 
+	if (!entry && flow->proto == IPPROTO_TCP) {
+		entry = bpf_map_lookup_elem(&xlb_cthalf_v1, flow);
+		half_open = 1;
+	}
 	if (!entry)
 		return NULL;
-	if (xlb_ct_check(&xlb_cfg, flow->proto, entry->state, entry->last_seen, tcp_flags, now) !=
+	if (xlb_ct_check(&xlb_cfg, flow->proto, entry->state, entry->last_seen, tcp_flags, now) ==
 	    XLB_CT_KEEP)
+		be = lb_lookup_backend(entry->backend_id);
+	if (!be) {
+		/*
+		 * A SYN that replaces an established flow's entry starts half-open:
+		 * the old entry would be found before the new one.
+		 */
+		if (!half_open && xlb_ct_new_state(flow->proto, tcp_flags) == XLB_CT_SYN_SENT)
+			bpf_map_delete_elem(&xlb_ct_v1, flow);
 		return NULL;
-	be = lb_lookup_backend(entry->backend_id);
-	if (!be)
-		return NULL;
+	}
 	state = xlb_ct_next_state(entry->state, flow->proto, tcp_flags);
 	if (state != entry->state || now - entry->last_seen > XLB_CT_TOUCH_NS) {
 		entry->state = state;
 		entry->last_seen = now;
 	}
 	*ct = *entry;
+	if (half_open && state == XLB_CT_ESTABLISHED)
+		ct_promote(flow, be, entry, now);
 	return be;
 }
 
+/* A new flow's entry: in xlb_cthalf_v1 while half_open (its first packet is a SYN). */
 static __always_inline void ct_create(const struct xlb_ct_key *flow, __u8 tcp_flags, __u64 now,
 				      __u32 service_id, __u32 backend_id, __be16 snat_port,
-				      __u8 flags)
+				      __u8 flags, int half_open)
 {
 	struct xlb_ct_value ct = {
 		.last_seen = now,
@@ -86,7 +177,10 @@ static __always_inline void ct_create(const struct xlb_ct_key *flow, __u8 tcp_fl
 
 	/* assigned after the initializer: clang then emits two fewer instructions */
 	ct.state = xlb_ct_new_state(flow->proto, tcp_flags);
-	bpf_map_update_elem(&xlb_ct_v1, flow, &ct, BPF_ANY);
+	if (half_open)
+		bpf_map_update_elem(&xlb_cthalf_v1, flow, &ct, BPF_ANY);
+	else
+		bpf_map_update_elem(&xlb_ct_v1, flow, &ct, BPF_ANY);
 }
 
 /*

@@ -99,6 +99,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_reply_v1 SEC(".maps");
 
+/* Half-open TCP flows and their answers (maps/xlb_abi.h: XLB_CT_HALF_OPEN_MAX). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_HALF_OPEN_MAX);
+	__type(key, struct xlb_ct_key);
+	__type(value, struct xlb_ct_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_cthalf_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_CT_HALF_OPEN_MAX);
+	__type(key, struct xlb_ct_key);
+	__type(value, struct xlb_reply);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_rplhalf_v1 SEC(".maps");
+
 /* SNAT (struct xlb_snat): an answer's tuple at this node -> the flow it answers. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -27,34 +27,6 @@ static __always_inline void reply_key(struct xlb_ct_key *key, const struct xlb_c
 	key->pad[1] = 0;
 }
 
-/*
- * With a new flow's conntrack entry: the backend's answer (backend:port ->
- * client) gets its source turned back into VIP:port.
- */
-static __always_inline void reply_create_revnat(const struct xlb_ct_key *flow,
-						const struct xlb_backend *be, __u32 svc_flags,
-						__u64 now)
-{
-	struct xlb_ct_key key = {
-		.sport = be->port ?: flow->dport,
-		.dport = flow->sport,
-		.proto = flow->proto,
-		.family = flow->family,
-	};
-	struct xlb_reply r = {
-		.last_seen = now,
-		.port = flow->dport,
-		.kind = XLB_REPLY_REVNAT,
-		.family = flow->family,
-		.flags = (svc_flags & XLB_SVC_F_NODE_PORT) ? XLB_REPLY_F_ROUTE : 0,
-	};
-
-	__builtin_memcpy(key.saddr, be->addr, sizeof(key.saddr));
-	__builtin_memcpy(key.daddr, flow->saddr, sizeof(key.daddr));
-	__builtin_memcpy(r.addr, flow->daddr, sizeof(r.addr));
-	bpf_map_update_elem(&xlb_reply_v1, &key, &r, BPF_ANY);
-}
-
 /* The entry for a packet's own tuple, its last_seen refreshed coarsely. */
 static __always_inline struct xlb_reply *reply_lookup(const struct xlb_ct_key *tuple, __u64 now)
 {
@@ -65,14 +37,48 @@ static __always_inline struct xlb_reply *reply_lookup(const struct xlb_ct_key *t
 	return r;
 }
 
+/* The TCP flags of pkt (its ports parsed, the rest unchecked); 0 when not TCP or cut short. */
+static __always_inline __u8 reply_tcp_flags(const struct xlb_pkt *pkt, void *data_end)
+{
+	__u8 *flags = (__u8 *)pkt->l4 + 13;
+
+	if (pkt->flow.proto != IPPROTO_TCP || (void *)(flags + 1) > data_end)
+		return 0;
+	return *flags;
+}
+
+/*
+ * The entry a backend's packet answers: an established flow's, or, for the
+ * only packets that answer a half-open flow (a SYN-ACK, an RST), a half-open
+ * one's. Everything else costs no second lookup.
+ */
+static __always_inline struct xlb_reply *reply_find(const struct xlb_pkt *pkt, void *data_end,
+						    __u64 now)
+{
+	struct xlb_reply *r = reply_lookup(&pkt->flow, now);
+	__u8 flags;
+
+	if (r)
+		return r;
+	flags = reply_tcp_flags(pkt, data_end);
+	if ((flags & (XLB_TCP_SYN | XLB_TCP_ACK)) != (XLB_TCP_SYN | XLB_TCP_ACK) &&
+	    !(flags & XLB_TCP_RST))
+		return NULL;
+	return bpf_map_lookup_elem(&xlb_rplhalf_v1, &pkt->flow);
+}
+
 /*
  * A flow decapsulated for a backend here: its answer (the reverse tuple) goes
  * back through the tunnel to the node it came from, in the format it came in.
- * The entry is rewritten only when it is new or its origin changed.
+ * A SYN's entry is half-open (a flood through the tunnel evicts only those);
+ * the flow's next packet moves it. The entry is rewritten only when it is new
+ * or its origin changed.
  */
 static __always_inline void reply_note_tunnel(const struct xlb_ct_key *flow, const __be32 *origin,
-					      __u8 origin_family, __u8 encap, __u64 now)
+					      __u8 origin_family, __u8 encap, __u64 now,
+					      __u8 tcp_flags)
 {
+	int half_open = (tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == XLB_TCP_SYN;
 	struct xlb_ct_key key;
 	struct xlb_reply *cur;
 	struct xlb_reply r = {
@@ -83,7 +89,10 @@ static __always_inline void reply_note_tunnel(const struct xlb_ct_key *flow, con
 	};
 
 	reply_key(&key, flow);
-	cur = bpf_map_lookup_elem(&xlb_reply_v1, &key);
+	if (half_open)
+		cur = bpf_map_lookup_elem(&xlb_rplhalf_v1, &key);
+	else
+		cur = bpf_map_lookup_elem(&xlb_reply_v1, &key);
 	if (cur && cur->kind == XLB_REPLY_TUNNEL && cur->family == origin_family &&
 	    cur->encap == encap && cur->addr[0] == origin[0] && cur->addr[1] == origin[1] &&
 	    cur->addr[2] == origin[2] && cur->addr[3] == origin[3]) {
@@ -92,7 +101,7 @@ static __always_inline void reply_note_tunnel(const struct xlb_ct_key *flow, con
 		return;
 	}
 	__builtin_memcpy(r.addr, origin, sizeof(r.addr));
-	bpf_map_update_elem(&xlb_reply_v1, &key, &r, BPF_ANY);
+	reply_store(&key, &r, half_open);
 }
 
 /* REVNAT: the answer's source becomes the VIP and its port again. */

@@ -341,6 +341,7 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
         EXPECT_EQ(out.dst, text) << why;
         EXPECT_EQ(out.dport, ntohs(b.port)) << why;
         auto entry = dp_->conntrack().Lookup(q.key);
+        if (!entry.ok()) entry = dp_->half_open_conntrack().Lookup(q.key);  // a SYN's
         ASSERT_TRUE(entry.ok()) << why;
         EXPECT_EQ(entry->backend_id, e->backend_id) << why;
         // The entry's state after the packet, by the same rules.

@@ -240,9 +240,9 @@ Bytes FromRemote(std::string_view remote, std::string_view local, uint8_t encap,
                inner_ip);
 }
 
-// A reply map entry, read back.
-std::optional<xlb_reply> ReplyOf(XdpDatapath& dp, std::string_view src, std::string_view dst,
-                                 uint16_t sport, uint16_t dport, uint8_t proto) {
+// The conntrack key of a tuple (also the key of a reply entry: the answer's tuple).
+xlb_ct_key TupleKey(std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport,
+                    uint8_t proto) {
   xlb_ct_key k{};
   const Addr s = ParseAddr(src), d = ParseAddr(dst);
   std::copy(s.words.begin(), s.words.end(), k.saddr);
@@ -251,7 +251,16 @@ std::optional<xlb_reply> ReplyOf(XdpDatapath& dp, std::string_view src, std::str
   k.dport = htons(dport);
   k.proto = proto;
   k.family = s.family;
+  return k;
+}
+
+// A reply map entry, read back: an established flow's, or a half-open one's (a SYN's, whose
+// entry moves over with the client's ACK).
+std::optional<xlb_reply> ReplyOf(XdpDatapath& dp, std::string_view src, std::string_view dst,
+                                 uint16_t sport, uint16_t dport, uint8_t proto) {
+  const xlb_ct_key k = TupleKey(src, dst, sport, dport, proto);
   auto r = dp.replies().Lookup(k);
+  if (!r) r = dp.half_open_replies().Lookup(k);
   if (!r) return std::nullopt;
   return *r;
 }
@@ -268,6 +277,14 @@ void ExpectReply(XdpDatapath& dp, std::string_view src, std::string_view dst, ui
   EXPECT_EQ(ntohs(r->port), port);
   EXPECT_TRUE(std::equal(a.words.begin(), a.words.end(), r->addr)) << "reply entry address";
   EXPECT_NE(r->last_seen, 0u);
+}
+
+// Which table holds a TCP reply entry: the half-open one (a SYN's) or the established one.
+void ExpectReplyHalfOpen(XdpDatapath& dp, std::string_view src, std::string_view dst,
+                         uint16_t sport, uint16_t dport, bool half_open) {
+  const xlb_ct_key k = TupleKey(src, dst, sport, dport, kProtoTcp);
+  EXPECT_EQ(dp.half_open_replies().Lookup(k).ok(), half_open) << "reply entry in xlb_rplhalf_v1";
+  EXPECT_EQ(dp.replies().Lookup(k).ok(), !half_open) << "reply entry in xlb_reply_v1";
 }
 
 // Every slot of a service's table to one backend: wherever a flow hashes, it lands there.
@@ -964,6 +981,58 @@ std::vector<GoldenCase> GoldenCases() {
             Tcp4("198.18.20.1", 40060, 8080, kTcpRst)),
        Step("SYN on the closing tuple is a new flow", Tcp4(kVip4, 40060, 80, kTcpSyn),
             XLB_FWD_NEW_FLOW, Tcp4("198.18.20.1", 40060, 8080, kTcpSyn))});
+  // --- half-open flows: a SYN's entries wait apart until the client's ACK (a SYN flood
+  // churns through them, never through the established flows) ---
+  {
+    const xlb_ct_key flow = TupleKey(kClient4, kVip4, 40090, 80, kProtoTcp);
+    const xlb_ct_key answer = TupleKey("198.18.20.1", kClient4, 8080, 40090, kProtoTcp);
+    // Where the flow's conntrack entry and its answers' REVNAT entry are, and the state.
+    auto tables = [flow, answer](bool half_open, uint8_t state, bool replies = true) {
+      return [=](XdpDatapath& dp) {
+        auto main = dp.conntrack().Lookup(flow);
+        auto half = dp.half_open_conntrack().Lookup(flow);
+        EXPECT_EQ(main.ok(), !half_open) << "conntrack entry in xlb_ct_v1";
+        EXPECT_EQ(half.ok(), half_open) << "conntrack entry in xlb_cthalf_v1";
+        if (half_open ? half.ok() : main.ok()) {
+          EXPECT_EQ((half_open ? *half : *main).state, state);
+        }
+        if (!replies) return;
+        EXPECT_EQ(dp.replies().Lookup(answer).ok(), !half_open) << "reply entry in xlb_reply_v1";
+        EXPECT_EQ(dp.half_open_replies().Lookup(answer).ok(), half_open)
+            << "reply entry in xlb_rplhalf_v1";
+      };
+    };
+    auto from_backend = [](std::string_view src, uint16_t sport, uint8_t flags) {
+      return InFrame(kPodMac, kHostVethMac, Seg(src, kClient4, sport, 40090, flags));
+    };
+    GoldenStep syn = Step("SYN: half-open", Tcp4(kVip4, 40090, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+                          Tcp4("198.18.20.1", 40090, 8080, kTcpSyn));
+    syn.after = tables(true, XLB_CT_SYN_SENT);
+    GoldenStep ack = Step("the client's ACK moves both entries", Tcp4(kVip4, 40090, 80, kTcpAck),
+                          XLB_FWD_ESTABLISHED, Tcp4("198.18.20.1", 40090, 8080, kTcpAck));
+    ack.after = tables(false, XLB_CT_ESTABLISHED);
+    GoldenStep reopen = Step("SYN on the closing tuple: half-open again, the old entry gone",
+                             Tcp4(kVip4, 40090, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+                             Tcp4("198.18.20.1", 40090, 8080, kTcpSyn));
+    // the old flow's reply entry stays: the same answer tuple, the same rewrite
+    reopen.after = tables(true, XLB_CT_SYN_SENT, false);
+    GoldenStep again = Step("its ACK", Tcp4(kVip4, 40090, 80, kTcpAck), XLB_FWD_ESTABLISHED,
+                            Tcp4("198.18.20.1", 40090, 8080, kTcpAck));
+    again.after = tables(false, XLB_CT_ESTABLISHED);
+    add("tcp4_half_open_until_the_client_acks",
+        {std::move(syn),
+         Step("only a SYN-ACK or an RST answers a half-open flow",
+              from_backend("198.18.20.1", 8080, kTcpAck), TC_ACT_OK, XLB_PASS_NO_SERVICE,
+              std::nullopt, Hook::kTc),
+         Step("backend's SYN-ACK", from_backend("198.18.20.1", 8080, kTcpSyn | kTcpAck), TC_ACT_OK,
+              XLB_FWD_REPLY_REVNAT, from_backend(kVip4, 80, kTcpSyn | kTcpAck), Hook::kTc),
+         std::move(ack),
+         Step("backend's data", from_backend("198.18.20.1", 8080, kTcpAck), TC_ACT_OK,
+              XLB_FWD_REPLY_REVNAT, from_backend(kVip4, 80, kTcpAck), Hook::kTc),
+         Step("FIN", Tcp4(kVip4, 40090, 80, kTcpFin | kTcpAck), XLB_FWD_ESTABLISHED,
+              Tcp4("198.18.20.1", 40090, 8080, kTcpFin | kTcpAck)),
+         std::move(reopen), std::move(again)});
+  }
   {
     GoldenStep late = Step("idle past its timeout: reselected", Tcp4(kVip4, 40070, 80, kTcpAck),
                            XLB_FWD_NEW_FLOW, Tcp4("198.18.20.1", 40070, 8080, kTcpAck));
@@ -1378,6 +1447,17 @@ std::vector<GoldenCase> GoldenCases() {
                                    Seg(d.client, d.backend, sport, 8080, kTcpSyn, d.mss, sport % 2)));
       in.after = [d, sport](XdpDatapath& dp) {
         ExpectReply(dp, d.backend, d.client, 8080, sport, XLB_REPLY_TUNNEL, d.remote, 0, d.encap);
+        // a flood through the tunnel churns only half-open entries
+        ExpectReplyHalfOpen(dp, d.backend, d.client, 8080, sport, true);
+      };
+      GoldenStep ack = Step(
+          "client's ACK: decapsulated, the tunnel entry among the established ones",
+          FromRemote(d.remote, d.local, d.encap, Seg(d.client, d.backend, sport, 8080, kTcpAck)),
+          XDP_PASS, XLB_FWD_DECAP,
+          InFrame(kRemoteNodeMac, kUplinkMac, Seg(d.client, d.backend, sport, 8080, kTcpAck)));
+      ack.after = [d, sport](XdpDatapath& dp) {
+        ExpectReply(dp, d.backend, d.client, 8080, sport, XLB_REPLY_TUNNEL, d.remote, 0, d.encap);
+        ExpectReplyHalfOpen(dp, d.backend, d.client, 8080, sport, false);
       };
       const Outer back{.src = d.local, .dst = d.remote, .eth_src = kUplinkMac,
                        .eth_dst = kRemoteNodeMac, .encap = d.encap, .inner_eth_src = kUplinkMac,
@@ -1385,13 +1465,12 @@ std::vector<GoldenCase> GoldenCases() {
       add("decap_" + d.name + "_and_answer_through_the_tunnel",
           {std::move(in),
            Step("pod's SYN-ACK (TC): encapsulated back to the origin node",
-                InFrame(kPodMac, kHostVethMac, Seg(d.backend, d.client, 8080, sport, kTcpSyn | kTcpAck)),
+                InFrame(kPodMac, kHostVethMac,
+                        Seg(d.backend, d.client, 8080, sport, kTcpSyn | kTcpAck)),
                 TC_ACT_REDIRECT, XLB_FWD_REPLY_TUNNEL,
-                Encap(back, Seg(d.backend, d.client, 8080, sport, kTcpSyn | kTcpAck, d.mss)), Hook::kTc),
-           Step("client's ACK: decapsulated",
-                FromRemote(d.remote, d.local, d.encap, Seg(d.client, d.backend, sport, 8080, kTcpAck)),
-                XDP_PASS, XLB_FWD_DECAP,
-                InFrame(kRemoteNodeMac, kUplinkMac, Seg(d.client, d.backend, sport, 8080, kTcpAck))),
+                Encap(back, Seg(d.backend, d.client, 8080, sport, kTcpSyn | kTcpAck, d.mss)),
+                Hook::kTc),
+           std::move(ack),
            Step("pod's data (TC)",
                 InFrame(kPodMac, kHostVethMac, Seg(d.backend, d.client, 8080, sport, kTcpAck)),
                 TC_ACT_REDIRECT, XLB_FWD_REPLY_TUNNEL,

@@ -108,7 +108,8 @@ std::unique_ptr<XlbNode> XlbNode::Start(const Testbed& tb, const std::string& no
               sizeof(load.config.tunnel_addr6));
   // The transit links' MTU: what a tunnelled packet must fit in.
   load.config.tunnel_mtu = static_cast<uint16_t>(tb.transit_mtu());
-  load.max_ct_entries = 65536;
+  load.max_ct_entries = options.max_ct_entries;
+  load.max_half_open_entries = options.max_half_open_entries;
   auto xdp = XdpDatapath::Load(load);
   if (!xdp.ok()) {
     Fail("load xlb_xdp for " + node, xdp.error());

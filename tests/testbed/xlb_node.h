@@ -56,6 +56,10 @@ struct ServiceSpec {
 struct XlbNodeOptions {
   uint8_t encap = XLB_ENCAP_VXLAN;  // what this node sends toward tunnelled backends
   uint32_t maglev_size = 4093;      // prime; smaller than the default: faster swaps in tests
+  // Conntrack, reply and SNAT entries (LRUs), and half-open flows: small enough that a test
+  // fills them in a fraction of a second.
+  uint32_t max_ct_entries = 65536;
+  uint32_t max_half_open_entries = 16384;
 };
 
 class XlbNode {

@@ -460,8 +460,12 @@ void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t 
   }
   occupancy.push_back({"backends", static_cast<int64_t>(valid_backends), false});
   occupancy.push_back({"maglev_tables", static_cast<int64_t>(tables), false});
+  // The half-open tables: what a SYN flood churns through (full under one) instead of the two
+  // before them.
   for (const auto& [map, fd] :
-       {std::pair{"conntrack", dp.conntrack().fd()}, std::pair{"replies", dp.replies().fd()}}) {
+       {std::pair{"conntrack", dp.conntrack().fd()}, std::pair{"replies", dp.replies().fd()},
+        std::pair{"half_open_conntrack", dp.half_open_conntrack().fd()},
+        std::pair{"half_open_replies", dp.half_open_replies().fd()}}) {
     const int64_t n = CountEntries(fd, sizeof(xlb_ct_key), kEntryCountCap);
     if (n < 0) {
       errors.push_back(map);
@@ -471,8 +475,8 @@ void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t 
   }
   out.Family("xlb_map_entries", "gauge",
              "Entries in xlb's maps: services (VIP keys), valid backends, Maglev tables, "
-             "conntrack and reply entries (LRU; counted up to the cap, see "
-             "xlb_map_entries_capped).");
+             "conntrack and reply entries, established and half-open (LRU; counted up to the "
+             "cap, see xlb_map_entries_capped).");
   for (const Occupancy& o : occupancy) {
     out.Sample("xlb_map_entries", {{"map", o.map}}, static_cast<uint64_t>(o.entries));
   }
@@ -488,7 +492,11 @@ void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t 
         std::pair{"backends", MapView(dp.backends().fd(), XLB_MAP_BACKENDS)},
         std::pair{"maglev_tables", MapView(dp.maglev_fd(), XLB_MAP_MAGLEV)},
         std::pair{"conntrack", MapView(dp.conntrack().fd(), XLB_MAP_CT)},
-        std::pair{"replies", MapView(dp.replies().fd(), XLB_MAP_REPLY)}}) {
+        std::pair{"replies", MapView(dp.replies().fd(), XLB_MAP_REPLY)},
+        std::pair{"half_open_conntrack",
+                  MapView(dp.half_open_conntrack().fd(), XLB_MAP_CT_HALF_OPEN)},
+        std::pair{"half_open_replies",
+                  MapView(dp.half_open_replies().fd(), XLB_MAP_REPLY_HALF_OPEN)}}) {
     auto info = view.Info();
     if (info.ok()) {
       out.Sample("xlb_map_capacity", {{"map", map}}, uint64_t{info->max_entries});

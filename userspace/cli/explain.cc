@@ -82,6 +82,12 @@ Result<void> CheckConntrack(const PinnedDatapath& dp, const xlb_config* cfg, uin
                             Explanation& e) {
   const xlb_ct_key& key = e.query.key;
   auto entry = TypedMap<xlb_ct_key, xlb_ct_value>(dp.fd(XLB_MAP_CT), XLB_MAP_CT).Lookup(key);
+  // a TCP flow that missed there may be half-open (bpf/lib/lb.h, ct_lookup)
+  if (!entry.ok() && entry.error().NotFound() && key.proto == IPPROTO_TCP &&
+      dp.Find(XLB_MAP_CT_HALF_OPEN) != nullptr) {
+    entry = TypedMap<xlb_ct_key, xlb_ct_value>(dp.fd(XLB_MAP_CT_HALF_OPEN), XLB_MAP_CT_HALF_OPEN)
+                .Lookup(key);
+  }
   if (!entry.ok()) {
     if (entry.error().NotFound()) {
       return {};

@@ -237,12 +237,26 @@ Result<std::vector<uint32_t>> PinnedDatapath::Table(uint32_t service_id) const {
   return Tables().Read(service_id);
 }
 
+// The entries of an established-flow map followed by those of its half-open twin (absent
+// from pins made before it existed).
+template <typename V>
+Result<std::vector<std::pair<xlb_ct_key, V>>> DumpWithHalfOpen(const PinnedDatapath& dp,
+                                                               const char* name,
+                                                               const char* half_open_name) {
+  XLB_ASSIGN_OR_RETURN(auto out, (Dump<xlb_ct_key, V>(dp.fd(name), name)));
+  if (dp.Find(half_open_name) != nullptr) {
+    XLB_ASSIGN_OR_RETURN(auto half, (Dump<xlb_ct_key, V>(dp.fd(half_open_name), half_open_name)));
+    out.insert(out.end(), half.begin(), half.end());
+  }
+  return out;
+}
+
 Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> PinnedDatapath::Conntrack() const {
-  return Dump<xlb_ct_key, xlb_ct_value>(fd(XLB_MAP_CT), XLB_MAP_CT);
+  return DumpWithHalfOpen<xlb_ct_value>(*this, XLB_MAP_CT, XLB_MAP_CT_HALF_OPEN);
 }
 
 Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> PinnedDatapath::Replies() const {
-  return Dump<xlb_ct_key, xlb_reply>(fd(XLB_MAP_REPLY), XLB_MAP_REPLY);
+  return DumpWithHalfOpen<xlb_reply>(*this, XLB_MAP_REPLY, XLB_MAP_REPLY_HALF_OPEN);
 }
 
 Result<std::vector<std::pair<xlb_ct_key, xlb_snat>>> PinnedDatapath::Snat() const {

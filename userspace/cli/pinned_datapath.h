@@ -69,6 +69,7 @@ class PinnedDatapath {
   MaglevTables Tables() const;
   // The Maglev table of a service: its slots (backend ids). ENOENT when none is installed.
   Result<std::vector<uint32_t>> Table(uint32_t service_id) const;
+  // Conntrack and reply entries: the established flows' first, then the half-open flows'.
   Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> Conntrack() const;
   Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> Replies() const;
   Result<std::vector<std::pair<xlb_ct_key, xlb_snat>>> Snat() const;
