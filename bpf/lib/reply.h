@@ -48,23 +48,26 @@ static __always_inline __u8 reply_tcp_flags(const struct xlb_pkt *pkt, void *dat
 }
 
 /*
- * The entry a backend's packet answers: an established flow's, or, for the
- * only packets that answer a half-open flow (a SYN-ACK, an RST), a half-open
- * one's. Everything else costs no second lookup.
+ * The entry a backend's packet answers. A SYN-ACK or an RST (the only packets
+ * that answer a half-open flow) looks among the half-open flows first: the
+ * established map may still hold an older flow's entry under the same tuple
+ * (the client reused its port toward another VIP or NodePort that chose the
+ * same backend), and that one must not turn the new flow's answer back into
+ * the old flow's address. Everything else costs one lookup.
  */
 static __always_inline struct xlb_reply *reply_find(const struct xlb_pkt *pkt, void *data_end,
 						    __u64 now)
 {
-	struct xlb_reply *r = reply_lookup(&pkt->flow, now);
-	__u8 flags;
+	__u8 flags = reply_tcp_flags(pkt, data_end);
+	struct xlb_reply *r;
 
-	if (r)
-		return r;
-	flags = reply_tcp_flags(pkt, data_end);
-	if ((flags & (XLB_TCP_SYN | XLB_TCP_ACK)) != (XLB_TCP_SYN | XLB_TCP_ACK) &&
-	    !(flags & XLB_TCP_RST))
-		return NULL;
-	return bpf_map_lookup_elem(&xlb_rplhalf_v1, &pkt->flow);
+	if ((flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == (XLB_TCP_SYN | XLB_TCP_ACK) ||
+	    (flags & XLB_TCP_RST)) {
+		r = bpf_map_lookup_elem(&xlb_rplhalf_v1, &pkt->flow);
+		if (r)
+			return r;
+	}
+	return reply_lookup(&pkt->flow, now);
 }
 
 /*

@@ -105,6 +105,7 @@ constexpr const char* kVip4RangedOpen = "198.18.10.22";  // the same service, a 
 constexpr const char* kVip6Ranged = "2001:db8:10::21";   // source ranges 2001:db8:1::/64
 constexpr const char* kVip4Reject = "198.18.10.23";  // :80/tcp and :53/udp, no endpoints, REJECT
 constexpr const char* kVip6Reject = "2001:db8:10::23";
+constexpr const char* kVip4Reused = "198.18.10.40";  // added by its case: 40 -> 1 198.18.20.1:8080
 constexpr uint32_t kAffinityTimeoutS = 100;
 constexpr const char* kOutsider4 = "198.18.5.1";  // in no source range
 constexpr const char* kOutsider6 = "2001:db8:5::1";
@@ -1032,6 +1033,40 @@ std::vector<GoldenCase> GoldenCases() {
          Step("FIN", Tcp4(kVip4, 40090, 80, kTcpFin | kTcpAck), XLB_FWD_ESTABLISHED,
               Tcp4("198.18.20.1", 40090, 8080, kTcpFin | kTcpAck)),
          std::move(reopen), std::move(again)});
+  }
+  // The client reuses its port toward another VIP whose flow lands on the same backend: the
+  // backend's answers carry the same tuple as the first flow's, whose established REVNAT entry
+  // must not turn the new flow's SYN-ACK back into the first VIP (the client would reset it).
+  {
+    auto from_backend = [](uint8_t flags, std::string_view as, uint16_t port) {
+      return std::pair{InFrame(kPodMac, kHostVethMac,
+                               Seg("198.18.20.1", kClient4, 8080, 40095, flags)),
+                       InFrame(kPodMac, kHostVethMac, Seg(as, kClient4, port, 40095, flags))};
+    };
+    auto answer = [&](std::string what, uint8_t flags, std::string_view as, uint16_t port) {
+      auto [in, out] = from_backend(flags, as, port);
+      return Step(std::move(what), std::move(in), TC_ACT_OK, XLB_FWD_REPLY_REVNAT, std::move(out),
+                  Hook::kTc);
+    };
+    GoldenStep other = Step("the same client port to another VIP, the same backend",
+                            Tcp4(kVip4Reused, 40095, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+                            Tcp4("198.18.20.1", 40095, 8080, kTcpSyn));
+    other.before = [](XdpDatapath&, ServiceWriter& w) {
+      const xlb_service_key vip = VipKey(kVip4Reused, 80, IPPROTO_TCP);
+      const WeightedBackend be{1, Backend("198.18.20.1", 8080)};
+      Must(w.AddService(40, std::span(&vip, 1), std::span(&be, 1)));
+    };
+    add("tcp4_client_port_reused_toward_another_vip",
+        {Step("SYN", Tcp4(kVip4, 40095, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+              Tcp4("198.18.20.1", 40095, 8080, kTcpSyn)),
+         answer("backend's SYN-ACK", kTcpSyn | kTcpAck, kVip4, 80),
+         Step("ACK: established", Tcp4(kVip4, 40095, 80, kTcpAck), XLB_FWD_ESTABLISHED,
+              Tcp4("198.18.20.1", 40095, 8080, kTcpAck)),
+         std::move(other),
+         answer("its SYN-ACK answers from the new VIP", kTcpSyn | kTcpAck, kVip4Reused, 80),
+         Step("its ACK", Tcp4(kVip4Reused, 40095, 80, kTcpAck), XLB_FWD_ESTABLISHED,
+              Tcp4("198.18.20.1", 40095, 8080, kTcpAck)),
+         answer("and its data too", kTcpAck, kVip4Reused, 80)});
   }
   {
     GoldenStep late = Step("idle past its timeout: reselected", Tcp4(kVip4, 40070, 80, kTcpAck),
