@@ -479,6 +479,9 @@ TypedMap<xlb_ct_key, xlb_reply> XdpDatapath::half_open_replies() const {
 TypedMap<xlb_peer_key, xlb_peer> XdpDatapath::peers() const {
   return {bpf_map__fd(skel_->maps.xlb_peers_v1), XLB_MAP_PEERS};
 }
+TypedMap<xlb_nexthop_key, xlb_nexthop> XdpDatapath::nexthops() const {
+  return {bpf_map__fd(skel_->maps.xlb_nexthop_v1), XLB_MAP_NEXTHOP};
+}
 TypedMap<xlb_affinity_key, xlb_affinity> XdpDatapath::affinity() const {
   return {bpf_map__fd(skel_->maps.xlb_affinity_v1), XLB_MAP_AFFINITY};
 }

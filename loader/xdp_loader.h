@@ -23,11 +23,12 @@ struct xlb_floor;  // generated skeleton (xlb_floor.skel.h)
 namespace xlb {
 
 // Every map xlb pins, by its pinned name.
-inline constexpr std::array<const char*, 16> kPinnedMaps = {
+inline constexpr std::array<const char*, 17> kPinnedMaps = {
     XLB_MAP_SERVICES,       XLB_MAP_BACKENDS,   XLB_MAP_MAGLEV,       XLB_MAP_CT,
     XLB_MAP_REASONS,        XLB_MAP_SVC_STATS,  XLB_MAP_BE_STATS,     XLB_MAP_VIP_FILTER,
     XLB_MAP_REPLY,          XLB_MAP_SNAT,       XLB_MAP_PEERS,        XLB_MAP_AFFINITY,
     XLB_MAP_AFFINITY_MATCH, XLB_MAP_SRC_RANGES, XLB_MAP_CT_HALF_OPEN, XLB_MAP_REPLY_HALF_OPEN,
+    XLB_MAP_NEXTHOP,
 };
 
 struct LoadOptions {
@@ -141,6 +142,8 @@ class XdpDatapath {
   TypedMap<xlb_ct_key, xlb_reply> half_open_replies() const;
   // The nodes whose tunnel packets are decapsulated (outer source address -> peer).
   TypedMap<xlb_peer_key, xlb_peer> peers() const;
+  // The next hop toward each tunnel peer, cached from bpf_fib_lookup by the datapath.
+  TypedMap<xlb_nexthop_key, xlb_nexthop> nexthops() const;
   // ClientIP affinity: (service, client) -> last backend (datapath-written), and the backends
   // that take new flows of each affine service (agent-written).
   TypedMap<xlb_affinity_key, xlb_affinity> affinity() const;

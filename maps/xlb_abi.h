@@ -45,6 +45,7 @@
 #define XLB_MAP_SRC_RANGES "xlb_srcrange_v1"
 #define XLB_MAP_CT_HALF_OPEN "xlb_cthalf_v1"
 #define XLB_MAP_REPLY_HALF_OPEN "xlb_rplhalf_v1"
+#define XLB_MAP_NEXTHOP "xlb_nexthop_v1"
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
@@ -356,6 +357,34 @@ struct xlb_peer_key {
 struct xlb_peer {
 	__u16 cluster_id; /* the cluster the node belongs to (informational) */
 	__u8 pad[2];      /* zero */
+};
+
+/*
+ * The next hop toward a tunnel peer, as bpf_fib_lookup last found it: the
+ * datapath's cache of the kernel's routing and neighbour tables, so that an
+ * established flow to a remote backend pays one hash lookup instead of a fib
+ * lookup per packet (IPv6's costs more than the rest of the path). Written by
+ * the datapath only, for a resolved neighbour and a route that carries
+ * tunnel_mtu; trusted until `expires`, XLB_NEXTHOP_TTL_NS after the lookup,
+ * so a changed route or neighbour MAC is seen within that time. Keyed by the
+ * interface the packet came in on as well, as the fib lookup is.
+ */
+#define XLB_NEXTHOP_MAX 4096
+#define XLB_NEXTHOP_TTL_NS 1000000000ULL
+
+struct xlb_nexthop_key {
+	__be32 addr[4]; /* the tunnel peer: the outer destination */
+	__u32 ifindex;  /* the interface the packet came in on */
+	__u8 family;    /* XLB_FAMILY_* */
+	__u8 pad[3];    /* zero */
+};
+
+struct xlb_nexthop {
+	__u64 expires;  /* bpf_ktime_get_coarse_ns() after which the fib is asked again */
+	__u32 ifindex;  /* the interface toward the next hop */
+	__u8 dmac[6];   /* the next hop's MAC */
+	__u8 smac[6];   /* the interface's MAC */
+	__u8 pad[2];    /* zero */
 };
 
 /*

@@ -77,31 +77,68 @@ static __always_inline int tunnel_addr_is_ours(const __be32 *addr, __u8 family)
 }
 
 /*
- * Routes the outer packet with bpf_fib_lookup: the kernel's routing and
+ * Asks bpf_fib_lookup for the route toward t: the kernel's routing and
  * neighbour tables already know the next hop and its MAC, so the loader does
  * not have to mirror them into maps (and keep them fresh). tot_len lets the
- * lookup check the route's MTU too.
+ * lookup check the route's MTU too (0: no check).
+ */
+static __always_inline int tunnel_fib(struct __ctx_buff *ctx, const struct xlb_tunnel *t,
+				      __u32 tot_len, struct bpf_fib_lookup *p)
+{
+	__builtin_memset(p, 0, sizeof(*p));
+	p->l4_protocol = IPPROTO_UDP;
+	p->tot_len = tot_len;
+	p->ifindex = ctx_ifindex(ctx);
+	if (t->family == XLB_FAMILY_IPV4) {
+		p->family = AF_INET;
+		p->ipv4_src = xlb_cfg.tunnel_addr4;
+		p->ipv4_dst = t->addr[0];
+	} else {
+		p->family = AF_INET6;
+		cfg_addr6(p->ipv6_src);
+		__builtin_memcpy(p->ipv6_dst, t->addr, 16);
+	}
+	return bpf_fib_lookup(ctx, p, sizeof(*p), 0);
+}
+
+/*
+ * Routes the outer packet (tot_len bytes; 0 for a GSO aggregate, segmented
+ * later). The next hop comes from xlb_nexthop_v1 while its entry is fresh
+ * (maps/xlb_abi.h), else from the fib. An entry is written only for a
+ * resolved neighbour on a route that carries tunnel_mtu, the largest outer
+ * packet tunnel_prepare lets through, so a hit needs no MTU check of its own.
  */
 static __always_inline int tunnel_route(struct __ctx_buff *ctx, const struct xlb_tunnel *t,
 					__u32 tot_len, struct xlb_tunnel_route *rt)
 {
-	struct bpf_fib_lookup p = {
-		.l4_protocol = IPPROTO_UDP,
-		.tot_len = tot_len,
-		.ifindex = ctx_ifindex(ctx),
-	};
+	struct xlb_nexthop_key key = {.ifindex = ctx_ifindex(ctx), .family = t->family};
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct bpf_fib_lookup p;
+	struct xlb_nexthop *nh;
+	struct xlb_nexthop fresh = {};
 	int rc;
 
-	if (t->family == XLB_FAMILY_IPV4) {
-		p.family = AF_INET;
-		p.ipv4_src = xlb_cfg.tunnel_addr4;
-		p.ipv4_dst = t->addr[0];
-	} else {
-		p.family = AF_INET6;
-		cfg_addr6(p.ipv6_src);
-		__builtin_memcpy(p.ipv6_dst, t->addr, 16);
+	__builtin_memcpy(key.addr, t->addr, sizeof(key.addr));
+	nh = bpf_map_lookup_elem(&xlb_nexthop_v1, &key);
+	if (nh && now < nh->expires) {
+		rt->ifindex = nh->ifindex;
+		__builtin_memcpy(rt->dmac, nh->dmac, ETH_ALEN);
+		__builtin_memcpy(rt->smac, nh->smac, ETH_ALEN);
+		rt->resolved = 1;
+		return XLB_OK;
 	}
-	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+	/* the largest packet first: its answer is the one worth keeping */
+	rc = tunnel_fib(ctx, t, xlb_cfg.tunnel_mtu, &p);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		fresh.expires = now + XLB_NEXTHOP_TTL_NS;
+		fresh.ifindex = p.ifindex;
+		__builtin_memcpy(fresh.dmac, p.dmac, ETH_ALEN);
+		__builtin_memcpy(fresh.smac, p.smac, ETH_ALEN);
+		bpf_map_update_elem(&xlb_nexthop_v1, &key, &fresh, BPF_ANY);
+	} else if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		/* a route narrower than tunnel_mtu: every packet asks for its own size */
+		rc = tunnel_fib(ctx, t, tot_len, &p);
+	}
 	rt->ifindex = p.ifindex;
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:

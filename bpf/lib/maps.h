@@ -135,6 +135,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_peers_v1 SEC(".maps");
 
+/* Next hops toward tunnel peers (struct xlb_nexthop): bpf_fib_lookup's answers, cached. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XLB_NEXTHOP_MAX);
+	__type(key, struct xlb_nexthop_key);
+	__type(value, struct xlb_nexthop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlb_nexthop_v1 SEC(".maps");
+
 /* ClientIP affinity (struct xlb_affinity): (service, client) -> its last backend. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

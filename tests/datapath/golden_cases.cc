@@ -1357,6 +1357,64 @@ std::vector<GoldenCase> GoldenCases() {
     tx.on_uplink = true;
     add("encap_xdp_tx_on_the_uplink", {std::move(tx)});
   }
+  // The next hop toward a tunnel peer is cached (xlb_nexthop_v1) for XLB_NEXTHOP_TTL_NS: the
+  // fib's answer is written on the first packet, used while fresh (a MAC planted in the entry
+  // goes out), and asked again once the entry expired.
+  {
+    const Outer o{.src = kNodeTunnel6, .dst = kRemoteNode6, .eth_src = kUplinkMac,
+                  .eth_dst = kRemoteNodeMac,
+                  .hash = FlowHash(kClient6, kVip6Tun, 40265, 80, kProtoTcp)};
+    static constexpr const char* kPlantedMac = "02:00:00:00:01:99";
+    Outer planted = o;
+    planted.eth_dst = kPlantedMac;
+    auto ack = [](std::string what, const Outer& out) {
+      return Step(std::move(what),
+                  InFrame(kClientMac, kNodeMac, Seg(kClient6, kVip6Tun, 40265, 80, kTcpAck)),
+                  XDP_REDIRECT, XLB_FWD_ENCAP,
+                  Encap(out, Seg(kClient6, "2001:db8:40::2", 40265, 8080, kTcpAck)));
+    };
+    // The one entry (toward kRemoteNode6), with the MAC it must carry.
+    auto entry_is = [](const char* dmac) {
+      return [dmac](XdpDatapath& dp) {
+        std::vector<std::pair<xlb_nexthop_key, xlb_nexthop>> all;
+        ASSERT_TRUE(dp.nexthops().ForEach([&](const auto& k, const auto& v) {
+          all.emplace_back(k, v);
+        }).ok());
+        ASSERT_EQ(all.size(), 1u);
+        const auto& [k, v] = all.front();
+        EXPECT_EQ(k.family, XLB_FAMILY_IPV6);
+        const Addr peer = ParseAddr(kRemoteNode6);
+        EXPECT_TRUE(std::equal(peer.words.begin(), peer.words.end(), k.addr));
+        EXPECT_NE(k.ifindex, 0u);
+        EXPECT_NE(v.ifindex, 0u);
+        EXPECT_GT(v.expires, 1u);
+        EXPECT_EQ(pkt::Mac(std::to_array(v.dmac)), pkt::ParseMac(dmac));
+        EXPECT_EQ(pkt::Mac(std::to_array(v.smac)), pkt::ParseMac(kUplinkMac));
+      };
+    };
+    // Every entry rewritten by f.
+    auto edit = [](std::function<void(xlb_nexthop&)> f) {
+      return [f](XdpDatapath& dp, ServiceWriter&) {
+        Must(dp.nexthops().ForEach([&](const xlb_nexthop_key& k, xlb_nexthop v) {
+          f(v);
+          Must(dp.nexthops().Update(k, v));
+        }));
+      };
+    };
+    GoldenStep first = ack("the fib's next hop, written into the cache", o);
+    first.after = entry_is(kRemoteNodeMac);
+    GoldenStep cached = ack("a fresh entry is used as it stands", planted);
+    cached.before = edit([](xlb_nexthop& v) {
+      const pkt::Mac mac = pkt::ParseMac(kPlantedMac);
+      std::copy(mac.begin(), mac.end(), v.dmac);
+      v.expires = UINT64_MAX;
+    });
+    GoldenStep expired = ack("an expired one is asked again", o);
+    expired.before = edit([](xlb_nexthop& v) { v.expires = 1; });
+    expired.after = entry_is(kRemoteNodeMac);
+    add("encap_next_hop_cached_until_it_expires",
+        {std::move(first), std::move(cached), std::move(expired)});
+  }
   {
     auto big = [](std::string_view dst, uint16_t dport, size_t n) {
       return Packet().ipv4(kClient4, dst).udp(41100, dport, {.zero_checksum = true})

@@ -207,6 +207,15 @@ TEST(AbiBtf, Peer) {
   ExpectLayoutMatchesBtf({"xlb_peer",
                           sizeof(xlb_peer),
                           {XLB_MEMBER(xlb_peer, cluster_id), XLB_MEMBER(xlb_peer, pad)}});
+  ExpectLayoutMatchesBtf({"xlb_nexthop_key",
+                          sizeof(xlb_nexthop_key),
+                          {XLB_MEMBER(xlb_nexthop_key, addr), XLB_MEMBER(xlb_nexthop_key, ifindex),
+                           XLB_MEMBER(xlb_nexthop_key, family), XLB_MEMBER(xlb_nexthop_key, pad)}});
+  ExpectLayoutMatchesBtf({"xlb_nexthop",
+                          sizeof(xlb_nexthop),
+                          {XLB_MEMBER(xlb_nexthop, expires), XLB_MEMBER(xlb_nexthop, ifindex),
+                           XLB_MEMBER(xlb_nexthop, dmac), XLB_MEMBER(xlb_nexthop, smac),
+                           XLB_MEMBER(xlb_nexthop, pad)}});
 }
 
 // Socket LB's own layouts live in the xlb_sock object.
