@@ -113,9 +113,10 @@ static __always_inline int tunnel_route(struct __ctx_buff *ctx, const struct xlb
 {
 	struct xlb_nexthop_key key = {.ifindex = ctx_ifindex(ctx), .family = t->family};
 	__u64 now = bpf_ktime_get_coarse_ns();
-	struct bpf_fib_lookup p;
+	struct xlb_scratch *scratch;
+	struct bpf_fib_lookup *p;
 	struct xlb_nexthop *nh;
-	struct xlb_nexthop fresh = {};
+	__u32 zero = 0;
 	int rc;
 
 	__builtin_memcpy(key.addr, t->addr, sizeof(key.addr));
@@ -127,23 +128,30 @@ static __always_inline int tunnel_route(struct __ctx_buff *ctx, const struct xlb
 		rt->resolved = 1;
 		return XLB_OK;
 	}
+	scratch = bpf_map_lookup_elem(&xlb_scratch, &zero);
+	if (!scratch)
+		return XLB_DROP_FIB; /* never: the array has its one element on every CPU */
+	p = &scratch->fib;
 	/* the largest packet first: its answer is the one worth keeping */
-	rc = tunnel_fib(ctx, t, xlb_cfg.tunnel_mtu, &p);
+	rc = tunnel_fib(ctx, t, xlb_cfg.tunnel_mtu, p);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		fresh.expires = now + XLB_NEXTHOP_TTL_NS;
-		fresh.ifindex = p.ifindex;
-		__builtin_memcpy(fresh.dmac, p.dmac, ETH_ALEN);
-		__builtin_memcpy(fresh.smac, p.smac, ETH_ALEN);
-		bpf_map_update_elem(&xlb_nexthop_v1, &key, &fresh, BPF_ANY);
+		nh = &scratch->nexthop;
+		nh->expires = now + XLB_NEXTHOP_TTL_NS;
+		nh->ifindex = p->ifindex;
+		__builtin_memcpy(nh->dmac, p->dmac, ETH_ALEN);
+		__builtin_memcpy(nh->smac, p->smac, ETH_ALEN);
+		nh->pad[0] = 0;
+		nh->pad[1] = 0;
+		bpf_map_update_elem(&xlb_nexthop_v1, &key, nh, BPF_ANY);
 	} else if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
 		/* a route narrower than tunnel_mtu: every packet asks for its own size */
-		rc = tunnel_fib(ctx, t, tot_len, &p);
+		rc = tunnel_fib(ctx, t, tot_len, p);
 	}
-	rt->ifindex = p.ifindex;
+	rt->ifindex = p->ifindex;
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
-		__builtin_memcpy(rt->dmac, p.dmac, ETH_ALEN);
-		__builtin_memcpy(rt->smac, p.smac, ETH_ALEN);
+		__builtin_memcpy(rt->dmac, p->dmac, ETH_ALEN);
+		__builtin_memcpy(rt->smac, p->smac, ETH_ALEN);
 		rt->resolved = 1;
 		return XLB_OK;
 	case BPF_FIB_LKUP_RET_NO_NEIGH:

@@ -144,6 +144,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_nexthop_v1 SEC(".maps");
 
+/*
+ * Per-CPU room for what does not fit on xlb_balance's stack: the fib lookup's
+ * parameters and a next hop being written (a program runs to its end on its
+ * CPU before another starts there). Not pinned: nothing outlives a packet.
+ */
+struct xlb_scratch {
+	struct bpf_fib_lookup fib;
+	struct xlb_nexthop nexthop;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xlb_scratch);
+} xlb_scratch SEC(".maps");
+
 /* ClientIP affinity (struct xlb_affinity): (service, client) -> its last backend. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
