@@ -384,7 +384,6 @@ struct xlb_nexthop {
 	__u32 ifindex;  /* the interface toward the next hop */
 	__u8 dmac[6];   /* the next hop's MAC */
 	__u8 smac[6];   /* the interface's MAC */
-	__u8 pad[2];    /* zero */
 };
 
 /*

@@ -8,11 +8,15 @@
 // Every run reads the counters that prove its path (the sink's arrivals by kind, rule hits,
 // xlb's reasons) and shows frames that neither arrived nor were counted as dropped; --smoke
 // fails unless every path's counters add up exactly.
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -22,6 +26,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -100,6 +105,64 @@ struct Cell {
   uint32_t size, cores, flows;
 };
 
+// Set once a live-frames run was refused: every later run uses the packet-socket generator.
+std::atomic<bool> g_live_refused{false};
+
+bool LiveFramesRefused() { return g_live_refused.load(); }
+
+// The generator where the kernel refuses BPF_F_TEST_XDP_LIVE_FRAMES (EPERM, seen on this
+// project's kernel after some hours of tests): perf_gen runs as a plain test run, which stamps
+// and counts the frame exactly as in live mode, and the frame it hands back is sent out of the
+// generator's veth through an AF_PACKET socket, in batches. The node and the sink see the same
+// frames through the same programs; only the generator is slower (a few hundred thousand frames
+// a second), so its rates say little about the node's. Returns after `left` frames (0: until
+// `done` says so).
+void SendThroughPacketSocket(const ModeNet& net, const PerfPrograms& progs,
+                             const std::vector<uint8_t>& frame, uint64_t left,
+                             const std::function<bool()>& done) {
+  UniqueFd sock(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+  if (!sock) throw std::runtime_error(std::string("AF_PACKET socket: ") + std::strerror(errno));
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = net.gen_ifindex();
+  to.sll_halen = ETH_ALEN;
+  constexpr size_t kBatch = 64;
+  std::vector<std::vector<uint8_t>> out(kBatch, std::vector<uint8_t>(frame.size()));
+  std::vector<iovec> iov(kBatch);
+  std::vector<mmsghdr> msgs(kBatch);
+  while (!g_interrupted && !done()) {
+    size_t n = 0;
+    for (; n < kBatch && (left == 0 || n < left); ++n) {
+      bpf_test_run_opts opts;
+      InitLibbpfOpts(opts);
+      opts.data_in = frame.data();
+      opts.data_size_in = static_cast<uint32_t>(frame.size());
+      opts.data_out = out[n].data();
+      opts.data_size_out = static_cast<uint32_t>(out[n].size());
+      if (bpf_prog_test_run_opts(progs.gen_fd(), &opts) != 0 || opts.retval != XDP_TX) {
+        throw std::runtime_error(std::string("BPF_PROG_TEST_RUN (perf_gen): ") +
+                                 std::strerror(errno) + " retval " + std::to_string(opts.retval));
+      }
+      iov[n] = {out[n].data(), opts.data_size_out};
+      msgs[n] = {};
+      msgs[n].msg_hdr.msg_name = &to;
+      msgs[n].msg_hdr.msg_namelen = sizeof(to);
+      msgs[n].msg_hdr.msg_iov = &iov[n];
+      msgs[n].msg_hdr.msg_iovlen = 1;
+    }
+    for (size_t sent = 0; sent < n;) {
+      const int r = ::sendmmsg(sock.get(), msgs.data() + sent, static_cast<unsigned>(n - sent), 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) throw std::runtime_error(std::string("sendmmsg: ") + std::strerror(errno));
+      sent += static_cast<size_t>(r);
+    }
+    if (left > 0) {
+      left -= n;
+      if (left == 0) return;
+    }
+  }
+}
+
 // Sends from `cores` generator threads (CPU 0, 1, ...) until `seconds` passed or, with
 // packets > 0, exactly that many frames went; returns the wall time.
 double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector<uint8_t>& frame,
@@ -128,6 +191,11 @@ double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector
             }
           }
           while (!go) std::this_thread::yield();
+          if (g_live_refused) {
+            SendThroughPacketSocket(net, progs, frame, packets > 0 ? left : 0,
+                                    [&] { return packets == 0 && Clock::now() >= deadline; });
+            return;
+          }
           while (!g_interrupted) {
             bpf_test_run_opts opts;
             InitLibbpfOpts(opts);
@@ -141,6 +209,17 @@ double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector
             if (opts.repeat == 0) break;
             if (bpf_prog_test_run_opts(progs.gen_fd(), &opts) != 0) {
               if (errno == EINTR) continue;
+              if (errno == EPERM) {
+                if (!g_live_refused.exchange(true)) {
+                  std::fprintf(stderr,
+                               "xlb-perf: the kernel refuses live frames (EPERM); generating "
+                               "through a packet socket instead (rates are the generator's)\n");
+                }
+                SendThroughPacketSocket(
+                    net, progs, frame, packets > 0 ? left : 0,
+                    [&] { return packets == 0 && Clock::now() >= deadline; });
+                return;
+              }
               throw std::runtime_error(std::string("BPF_PROG_TEST_RUN (live frames): ") +
                                        std::strerror(errno));
             }
@@ -569,6 +648,11 @@ int Run(const Options& o) {
   const std::string load_after = LoadAverage();
   std::printf("\nload average before %s, after %s; batch wall time %.0f s\n", load_before.c_str(),
               load_after.c_str(), wall);
+  const char* generator = LiveFramesRefused()
+                              ? "perf_gen test runs sent through AF_PACKET (live frames refused: "
+                                "the rates above are the generator's, not the node's)"
+                              : "live frames (BPF_F_TEST_XDP_LIVE_FRAMES)";
+  std::printf("generator: %s\n", generator);
   if (!o.json_path.empty()) {
     json doc = {{"kernel", u.release},
                 {"cpus", ::sysconf(_SC_NPROCESSORS_ONLN)},
@@ -580,6 +664,7 @@ int Run(const Options& o) {
                 {"bpf_stats", o.bpf_stats},
                 {"seconds_per_run", o.seconds},
                 {"packets_per_run", o.packets},
+                {"generator", LiveFramesRefused() ? "af_packet" : "live_frames"},
                 {"udp", results},
                 {"tcp", tcp}};
     std::ofstream(o.json_path) << doc.dump(1) << "\n";

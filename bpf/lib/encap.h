@@ -140,8 +140,6 @@ static __always_inline int tunnel_route(struct __ctx_buff *ctx, const struct xlb
 		nh->ifindex = p->ifindex;
 		__builtin_memcpy(nh->dmac, p->dmac, ETH_ALEN);
 		__builtin_memcpy(nh->smac, p->smac, ETH_ALEN);
-		nh->pad[0] = 0;
-		nh->pad[1] = 0;
 		bpf_map_update_elem(&xlb_nexthop_v1, &key, nh, BPF_ANY);
 	} else if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
 		/* a route narrower than tunnel_mtu: every packet asks for its own size */

@@ -214,8 +214,7 @@ TEST(AbiBtf, Peer) {
   ExpectLayoutMatchesBtf({"xlb_nexthop",
                           sizeof(xlb_nexthop),
                           {XLB_MEMBER(xlb_nexthop, expires), XLB_MEMBER(xlb_nexthop, ifindex),
-                           XLB_MEMBER(xlb_nexthop, dmac), XLB_MEMBER(xlb_nexthop, smac),
-                           XLB_MEMBER(xlb_nexthop, pad)}});
+                           XLB_MEMBER(xlb_nexthop, dmac), XLB_MEMBER(xlb_nexthop, smac)}});
 }
 
 // Socket LB's own layouts live in the xlb_sock object.

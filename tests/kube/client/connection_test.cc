@@ -577,6 +577,25 @@ TEST(ExecPlugin, AHungPluginIsKilledAtTheTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
+// A plugin that never stops printing (here `yes`-like, and never exiting) is killed once it
+// printed more than any credential needs: an error, not a hang on a full pipe and not all of
+// memory.
+TEST(ExecPlugin, AnEndlessPluginIsKilledOnceItPrintedTooMuch) {
+  TempDir dir;
+  ExecPluginConfig config;
+  config.api_version = "client.authentication.k8s.io/v1";
+  config.command = dir.Write("endless.sh", "#!/bin/sh\nexec yes xlb\n", 0700);
+  config.what = "test plugin";
+  config.timeout = std::chrono::seconds(60);
+  ExecCredentialPlugin plugin(config);
+  const auto start = std::chrono::steady_clock::now();
+  auto cred = plugin.Current();
+  ASSERT_FALSE(cred);
+  EXPECT_NE(cred.error().message.find("printed more than 4194304 bytes"), std::string::npos)
+      << cred.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
 TEST(Rfc3339, Forms) {
   const auto base = std::chrono::system_clock::from_time_t(1893456000);  // 2030-01-01T00:00:00Z
   EXPECT_EQ(ParseRfc3339("2030-01-01T00:00:00Z"), base);

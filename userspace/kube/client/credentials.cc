@@ -93,6 +93,9 @@ int ExecCredentialPlugin::runs() const {
 
 namespace {
 
+// The most an exec plugin may print: an ExecCredential is a token or a certificate and key.
+constexpr size_t kMaxExecOutputBytes = size_t{4} << 20;
+
 // Closes the fd it holds.
 struct FdCloser {
   int fd = -1;
@@ -185,6 +188,7 @@ KubeResult<Credential> ExecCredentialPlugin::Run() {
   std::string output;
   const auto deadline = std::chrono::steady_clock::now() + config_.timeout;
   bool timed_out = false;
+  bool too_long = false;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -204,15 +208,24 @@ KubeResult<Credential> ExecCredentialPlugin::Run() {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     output.append(buf, static_cast<size_t>(n));
-    if (output.size() > (4u << 20)) break;  // no credential is this large
+    // No credential is this large. The plugin may go on writing into a full pipe and never
+    // exit: it is killed, as at the timeout, so that the wait below ends.
+    if (output.size() > kMaxExecOutputBytes) {
+      too_long = true;
+      break;
+    }
   }
-  if (timed_out) ::kill(pid, SIGKILL);
+  if (timed_out || too_long) ::kill(pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out) {
     return KubeError{what + ": \"" + config_.command + "\" did not answer within " +
                      std::to_string(config_.timeout.count()) + " ms"};
+  }
+  if (too_long) {
+    return KubeError{what + ": \"" + config_.command + "\" printed more than " +
+                     std::to_string(kMaxExecOutputBytes) + " bytes"};
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return KubeError{what + ": \"" + config_.command + "\" " + ExitText(status)};
