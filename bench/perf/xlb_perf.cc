@@ -108,7 +108,9 @@ struct Cell {
 // Set once a live-frames run was refused: every later run uses the packet-socket generator.
 std::atomic<bool> g_live_refused{false};
 
-bool LiveFramesRefused() { return g_live_refused.load(); }
+bool LiveFramesRefused() {
+  return g_live_refused.load();
+}
 
 // The generator where the kernel refuses BPF_F_TEST_XDP_LIVE_FRAMES (EPERM, seen on this
 // project's kernel after some hours of tests): perf_gen runs as a plain test run, which stamps
@@ -215,9 +217,8 @@ double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector
                                "xlb-perf: the kernel refuses live frames (EPERM); generating "
                                "through a packet socket instead (rates are the generator's)\n");
                 }
-                SendThroughPacketSocket(
-                    net, progs, frame, packets > 0 ? left : 0,
-                    [&] { return packets == 0 && Clock::now() >= deadline; });
+                SendThroughPacketSocket(net, progs, frame, packets > 0 ? left : 0,
+                                        [&] { return packets == 0 && Clock::now() >= deadline; });
                 return;
               }
               throw std::runtime_error(std::string("BPF_PROG_TEST_RUN (live frames): ") +

@@ -1039,9 +1039,9 @@ std::vector<GoldenCase> GoldenCases() {
   // must not turn the new flow's SYN-ACK back into the first VIP (the client would reset it).
   {
     auto from_backend = [](uint8_t flags, std::string_view as, uint16_t port) {
-      return std::pair{InFrame(kPodMac, kHostVethMac,
-                               Seg("198.18.20.1", kClient4, 8080, 40095, flags)),
-                       InFrame(kPodMac, kHostVethMac, Seg(as, kClient4, port, 40095, flags))};
+      return std::pair{
+          InFrame(kPodMac, kHostVethMac, Seg("198.18.20.1", kClient4, 8080, 40095, flags)),
+          InFrame(kPodMac, kHostVethMac, Seg(as, kClient4, port, 40095, flags))};
     };
     auto answer = [&](std::string what, uint8_t flags, std::string_view as, uint16_t port) {
       auto [in, out] = from_backend(flags, as, port);
@@ -1361,7 +1361,9 @@ std::vector<GoldenCase> GoldenCases() {
   // fib's answer is written on the first packet, used while fresh (a MAC planted in the entry
   // goes out), and asked again once the entry expired.
   {
-    const Outer o{.src = kNodeTunnel6, .dst = kRemoteNode6, .eth_src = kUplinkMac,
+    const Outer o{.src = kNodeTunnel6,
+                  .dst = kRemoteNode6,
+                  .eth_src = kUplinkMac,
                   .eth_dst = kRemoteNodeMac,
                   .hash = FlowHash(kClient6, kVip6Tun, 40265, 80, kProtoTcp)};
     static constexpr const char* kPlantedMac = "02:00:00:00:01:99";
@@ -1377,9 +1379,9 @@ std::vector<GoldenCase> GoldenCases() {
     auto entry_is = [](const char* dmac) {
       return [dmac](XdpDatapath& dp) {
         std::vector<std::pair<xlb_nexthop_key, xlb_nexthop>> all;
-        ASSERT_TRUE(dp.nexthops().ForEach([&](const auto& k, const auto& v) {
-          all.emplace_back(k, v);
-        }).ok());
+        ASSERT_TRUE(dp.nexthops()
+                        .ForEach([&](const auto& k, const auto& v) { all.emplace_back(k, v); })
+                        .ok());
         ASSERT_EQ(all.size(), 1u);
         const auto& [k, v] = all.front();
         EXPECT_EQ(k.family, XLB_FAMILY_IPV6);
