@@ -562,38 +562,34 @@ TEST(ExecPlugin, FailuresNameTheKubeconfigUserAndWhatWentWrong) {
       << cred.error().message;
 }
 
-TEST(ExecPlugin, AHungPluginIsKilledAtTheTimeout) {
+// Runs a plugin made of `script` once with `timeout`: the error it must fail with (a substring),
+// within `bound`.
+void ExpectPluginFails(const char* script, std::chrono::milliseconds timeout,
+                       const std::string& error, std::chrono::seconds bound) {
   TempDir dir;
   ExecPluginConfig config;
   config.api_version = "client.authentication.k8s.io/v1";
-  config.command = dir.Write("hang.sh", "#!/bin/sh\nexec sleep 30\n", 0700);
+  config.command = dir.Write("plugin.sh", script, 0700);
   config.what = "test plugin";
-  config.timeout = std::chrono::milliseconds(300);
+  config.timeout = timeout;
   ExecCredentialPlugin plugin(config);
   const auto start = std::chrono::steady_clock::now();
   auto cred = plugin.Current();
   ASSERT_FALSE(cred);
-  EXPECT_NE(cred.error().message.find("did not answer within 300 ms"), std::string::npos);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_NE(cred.error().message.find(error), std::string::npos) << cred.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, bound);
 }
 
-// A plugin that never stops printing (here `yes`-like, and never exiting) is killed once it
-// printed more than any credential needs: an error, not a hang on a full pipe and not all of
-// memory.
+TEST(ExecPlugin, AHungPluginIsKilledAtTheTimeout) {
+  ExpectPluginFails("#!/bin/sh\nexec sleep 30\n", std::chrono::milliseconds(300),
+                    "did not answer within 300 ms", std::chrono::seconds(5));
+}
+
+// A plugin that never stops printing (and never exits) is killed once it printed more than any
+// credential needs: an error, not a hang on a full pipe and not all of memory.
 TEST(ExecPlugin, AnEndlessPluginIsKilledOnceItPrintedTooMuch) {
-  TempDir dir;
-  ExecPluginConfig config;
-  config.api_version = "client.authentication.k8s.io/v1";
-  config.command = dir.Write("endless.sh", "#!/bin/sh\nexec yes xlb\n", 0700);
-  config.what = "test plugin";
-  config.timeout = std::chrono::seconds(60);
-  ExecCredentialPlugin plugin(config);
-  const auto start = std::chrono::steady_clock::now();
-  auto cred = plugin.Current();
-  ASSERT_FALSE(cred);
-  EXPECT_NE(cred.error().message.find("printed more than 4194304 bytes"), std::string::npos)
-      << cred.error().message;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  ExpectPluginFails("#!/bin/sh\nexec yes xlb\n", std::chrono::seconds(60),
+                    "printed more than 4194304 bytes", std::chrono::seconds(30));
 }
 
 TEST(Rfc3339, Forms) {
