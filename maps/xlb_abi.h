@@ -223,7 +223,8 @@ struct xlb_ct_key {
  * the backend, not the client): an ACK whose entry was evicted is placed by
  * Maglev again, and the ACK writes the REVNAT entry afresh either way.
  * Only a SYN-ACK or an RST looks into xlb_rplhalf_v1 (nothing else answers a
- * half-open flow); the node that decapsulates a SYN for its pod keeps the
+ * half-open flow), and first: xlb_reply_v1 may hold an older flow's entry under
+ * the same tuple (a client port reused toward another VIP); the node that decapsulates a SYN for its pod keeps the
  * TUNNEL entry there too until the flow's next packet. SNAT flows (their port
  * is owned by a conntrack entry of xlb_ct_v1) do not take this path.
  */

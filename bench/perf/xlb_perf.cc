@@ -113,7 +113,7 @@ bool LiveFramesRefused() {
 }
 
 // The generator where the kernel refuses BPF_F_TEST_XDP_LIVE_FRAMES (EPERM, seen on this
-// project's kernel after some hours of tests): perf_gen runs as a plain test run, which stamps
+// project's kernel after about an hour of tests): perf_gen runs as a plain test run, which stamps
 // and counts the frame exactly as in live mode, and the frame it hands back is sent out of the
 // generator's veth through an AF_PACKET socket, in batches. The node and the sink see the same
 // frames through the same programs; only the generator is slower (a few hundred thousand frames
@@ -193,11 +193,11 @@ double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector
             }
           }
           while (!go) std::this_thread::yield();
-          if (g_live_refused) {
+          const auto by_packet_socket = [&] {
             SendThroughPacketSocket(net, progs, frame, packets > 0 ? left : 0,
                                     [&] { return packets == 0 && Clock::now() >= deadline; });
-            return;
-          }
+          };
+          if (g_live_refused) return by_packet_socket();
           while (!g_interrupted) {
             bpf_test_run_opts opts;
             InitLibbpfOpts(opts);
@@ -217,9 +217,7 @@ double Generate(const ModeNet& net, const PerfPrograms& progs, const std::vector
                                "xlb-perf: the kernel refuses live frames (EPERM); generating "
                                "through a packet socket instead (rates are the generator's)\n");
                 }
-                SendThroughPacketSocket(net, progs, frame, packets > 0 ? left : 0,
-                                        [&] { return packets == 0 && Clock::now() >= deadline; });
-                return;
+                return by_packet_socket();
               }
               throw std::runtime_error(std::string("BPF_PROG_TEST_RUN (live frames): ") +
                                        std::strerror(errno));
