@@ -31,7 +31,8 @@ __noinline int xlb_tc_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta)
 		return ret;
 	if (!pkt.fragment && (pkt.flow.proto == IPPROTO_TCP || pkt.flow.proto == IPPROTO_UDP) &&
 	    parse_ports(&pkt, ctx_data_end(ctx)) == XLB_OK) {
-		r = reply_find(&pkt, ctx_data_end(ctx), bpf_ktime_get_coarse_ns());
+		r = reply_find(&pkt, reply_tcp_flags(&pkt, ctx_data_end(ctx)),
+			       bpf_ktime_get_coarse_ns());
 		if (r)
 			return reply_apply(ctx, &pkt, r, &meta->ifindex);
 		/* a hairpin answer: back out of this veth, from the VIP */
@@ -85,7 +86,8 @@ __noinline int xlb_tc_egress_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta
 		return XLB_PASS_NO_SERVICE;
 	if (parse_ports(&pkt, ctx_data_end(ctx)) != XLB_OK)
 		return XLB_PASS_NO_SERVICE;
-	r = reply_find(&pkt, ctx_data_end(ctx), bpf_ktime_get_coarse_ns());
+	r = reply_find(&pkt, reply_tcp_flags(&pkt, ctx_data_end(ctx)),
+		       bpf_ktime_get_coarse_ns());
 	if (!r || r->kind != XLB_REPLY_REVNAT)
 		return XLB_PASS_NO_SERVICE;
 	ret = validate_l4(&pkt, ctx_data_end(ctx));

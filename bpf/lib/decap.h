@@ -105,6 +105,7 @@ static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb
 	__u32 inner_off;
 	void *udp_end;
 	__u64 now;
+	__u8 tcp_flags;
 	int ret;
 
 	if ((void *)(uh + 1) > data_end)
@@ -179,11 +180,11 @@ static __always_inline int tunnel_decap(struct __ctx_buff *ctx, const struct xlb
 
 	mss_clamp(&inner, data_end, mss_for_tunnel(origin_family, encap, family));
 	now = bpf_ktime_get_coarse_ns();
-	r = reply_find(&inner, data_end, now);
+	tcp_flags = reply_tcp_flags(&inner, data_end);
+	r = reply_find(&inner, tcp_flags, now);
 	if (r && r->kind == XLB_REPLY_REVNAT)
 		return reply_apply_revnat(ctx, &inner, r, ifindex);
-	reply_note_tunnel(&inner.flow, origin, origin_family, encap, now,
-			  reply_tcp_flags(&inner, data_end));
+	reply_note_tunnel(&inner.flow, origin, origin_family, encap, now, tcp_flags);
 	return XLB_FWD_DECAP;
 }
 

@@ -53,12 +53,12 @@ static __always_inline __u8 reply_tcp_flags(const struct xlb_pkt *pkt, void *dat
  * established map may still hold an older flow's entry under the same tuple
  * (the client reused its port toward another VIP or NodePort that chose the
  * same backend), and that one must not turn the new flow's answer back into
- * the old flow's address. Everything else costs one lookup.
+ * the old flow's address. Everything else costs one lookup. flags: the
+ * packet's TCP flags (reply_tcp_flags).
  */
-static __always_inline struct xlb_reply *reply_find(const struct xlb_pkt *pkt, void *data_end,
+static __always_inline struct xlb_reply *reply_find(const struct xlb_pkt *pkt, __u8 flags,
 						    __u64 now)
 {
-	__u8 flags = reply_tcp_flags(pkt, data_end);
 	struct xlb_reply *r;
 
 	if ((flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == (XLB_TCP_SYN | XLB_TCP_ACK) ||
