@@ -15,6 +15,7 @@
  */
 #include "lib/ctx/skb.h"
 #include "lib/balance.h"
+#include "lib/forward.h"
 
 /* Linear bytes the core needs: Ethernet, IPv6 with extension headers, TCP with options. */
 #define XLB_TC_PULL 192
@@ -53,6 +54,14 @@ __noinline int xlb_tc_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta)
 	return xlb_balance(ctx, &pkt, &meta->ifindex);
 }
 
+/* What the stack would forward: sent from here when the fast path can (lib/forward.h). */
+__noinline int xlb_tc_forward_at(struct __sk_buff *ctx, struct xlb_pkt_meta *meta, int reason)
+{
+	if (!meta)
+		return reason;
+	return fwd_after(ctx, reason, &meta->ifindex);
+}
+
 SEC("tc")
 int xlb_tc(struct __sk_buff *ctx)
 {
@@ -67,6 +76,8 @@ int xlb_tc(struct __sk_buff *ctx)
 		return xlb_exit(ctx, reason, 0);
 	pkt_to_meta(ctx, &pkt, &meta);
 	reason = xlb_tc_at(ctx, &meta);
+	if (fwd_wanted(reason))
+		reason = xlb_tc_forward_at(ctx, &meta, reason);
 	return xlb_exit(ctx, reason, meta.ifindex);
 }
 

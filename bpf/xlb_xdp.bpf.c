@@ -3,12 +3,14 @@
  * xlb's XDP entry, on the node's uplink: decapsulate what xlb's tunnels bring,
  * turn the answers of SNATed flows back, balance what is sent to a service
  * (conntrack or Maglev, DNAT, encapsulation toward tunnelled backends, SNAT),
- * pass everything else untouched. Every verdict is
+ * forwarding from here what the stack would only route), pass everything else
+ * untouched. Every verdict is
  * counted with its reason. The steps live in lib/, shared with xlb_tc.
  */
 #include "lib/ctx/xdp.h"
 #include "lib/balance.h"
 #include "lib/decap.h"
+#include "lib/forward.h"
 
 /*
  * Global functions: the verifier checks each once, with the offsets unknown,
@@ -51,6 +53,14 @@ __noinline int xlb_decap_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta)
 	return tunnel_decap(ctx, &pkt, &meta->ifindex);
 }
 
+/* What the stack would forward: sent from here when the fast path can (lib/forward.h). */
+__noinline int xlb_forward_at(struct xdp_md *ctx, struct xlb_pkt_meta *meta, int reason)
+{
+	if (!meta)
+		return reason;
+	return fwd_after(ctx, reason, &meta->ifindex);
+}
+
 SEC("xdp")
 int xlb_xdp(struct xdp_md *ctx)
 {
@@ -65,12 +75,16 @@ int xlb_xdp(struct xdp_md *ctx)
 	if (tunnel_match(&pkt, ctx_data_end(ctx))) {
 		pkt_to_meta(ctx, &pkt, &meta);
 		reason = xlb_decap_at(ctx, &meta);
+		if (fwd_wanted(reason))
+			reason = xlb_forward_at(ctx, &meta, reason);
 		return xlb_exit(ctx, reason, meta.ifindex);
 	}
 	/* TCP/UDP to this node's address: maybe the answer of a SNATed flow. */
 	if (snat_maybe_answer(&pkt)) {
 		pkt_to_meta(ctx, &pkt, &meta);
 		reason = xlb_snat_answer_at(ctx, &meta);
+		if (fwd_wanted(reason))
+			reason = xlb_forward_at(ctx, &meta, reason);
 		if (reason != XLB_PASS_NO_SERVICE)
 			return xlb_exit(ctx, reason, meta.ifindex);
 	}
@@ -79,6 +93,8 @@ int xlb_xdp(struct xdp_md *ctx)
 		return xlb_exit(ctx, XLB_PASS_NO_SERVICE, 0);
 	pkt_to_meta(ctx, &pkt, &meta);
 	reason = xlb_balance_at(ctx, &meta);
+	if (fwd_wanted(reason))
+		reason = xlb_forward_at(ctx, &meta, reason);
 	return xlb_exit(ctx, reason, meta.ifindex);
 }
 

@@ -482,6 +482,9 @@ TypedMap<xlb_peer_key, xlb_peer> XdpDatapath::peers() const {
 TypedMap<xlb_nexthop_key, xlb_nexthop> XdpDatapath::nexthops() const {
   return {bpf_map__fd(skel_->maps.xlb_nexthop_v1), XLB_MAP_NEXTHOP};
 }
+TypedMap<uint32_t, uint32_t> XdpDatapath::forward_devices() const {
+  return {bpf_map__fd(skel_->maps.xlb_fwddev), XLB_MAP_FWD_DEV};
+}
 TypedMap<xlb_affinity_key, xlb_affinity> XdpDatapath::affinity() const {
   return {bpf_map__fd(skel_->maps.xlb_affinity_v1), XLB_MAP_AFFINITY};
 }

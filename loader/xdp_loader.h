@@ -144,6 +144,8 @@ class XdpDatapath {
   TypedMap<xlb_peer_key, xlb_peer> peers() const;
   // The next hop toward each tunnel peer, cached from bpf_fib_lookup by the datapath.
   TypedMap<xlb_nexthop_key, xlb_nexthop> nexthops() const;
+  // The interfaces xlb_xdp may forward onto (ifindex -> ifindex; see XLB_MAP_FWD_DEV).
+  TypedMap<uint32_t, uint32_t> forward_devices() const;
   // ClientIP affinity: (service, client) -> last backend (datapath-written), and the backends
   // that take new flows of each affine service (agent-written).
   TypedMap<xlb_affinity_key, xlb_affinity> affinity() const;

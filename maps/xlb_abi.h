@@ -33,7 +33,7 @@
 #define XLB_MAP_BACKENDS "xlb_backends_v1"
 #define XLB_MAP_MAGLEV "xlb_maglev_v1"
 #define XLB_MAP_CT "xlb_ct_v1"
-#define XLB_MAP_REASONS "xlb_reasons_v3"
+#define XLB_MAP_REASONS "xlb_reasons_v4"
 #define XLB_MAP_SVC_STATS "xlb_svcstat_v1"
 #define XLB_MAP_BE_STATS "xlb_bestat_v1"
 #define XLB_MAP_VIP_FILTER "xlb_vipfilt_v1"
@@ -46,6 +46,14 @@
 #define XLB_MAP_CT_HALF_OPEN "xlb_cthalf_v1"
 #define XLB_MAP_REPLY_HALF_OPEN "xlb_rplhalf_v1"
 #define XLB_MAP_NEXTHOP "xlb_nexthop_v1"
+/*
+ * The interfaces XDP may forward onto (DEVMAP_HASH, ifindex -> ifindex), agent-
+ * written: those whose driver takes XDP frames now (netdev xdp-features
+ * NDO_XMIT; a veth only while its peer runs NAPI: an XDP program or GRO on the
+ * peer). Not pinned: the agent fills it again after every start.
+ */
+#define XLB_MAP_FWD_DEV "xlb_fwddev"
+#define XLB_FWD_DEV_MAX 4096
 
 /* Default map sizes; the loader may change them before load. */
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
@@ -388,7 +396,7 @@ struct xlb_nexthop {
 };
 
 /*
- * Why a packet went where it went: the index of xlb_reasons_v3. The groups
+ * Why a packet went where it went: the index of xlb_reasons_v4. The groups
  * stay in this order (pass, forward, drop): the exit helper and userspace
  * derive the verdict class from it.
  */
@@ -422,6 +430,8 @@ enum xlb_reason {
 	XLB_FWD_REPLY_SNAT,      /* the answer of a SNATed flow, back to client from the VIP, to the stack */
 	XLB_FWD_ICMP_TOO_BIG,    /* too big for the tunnel: answered with ICMP frag needed / too big */
 	XLB_FWD_REJECT,          /* service port without endpoints (XLB_SVC_F_REJECT): answered with ICMP port unreachable */
+	XLB_FWD_ROUTED,          /* DNATed to a routed backend and forwarded by xlb (fib, TTL, MACs, redirect): the stack never sees it */
+	XLB_FWD_DECAP_ROUTED,    /* decapsulated for a backend on this node and forwarded to it by xlb (as XLB_FWD_ROUTED) */
 	/* dropped */
 	XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */
 	XLB_DROP_NO_BACKEND,     /* no backend takes new flows here (a Local traffic policy without an endpoint on this node) */
@@ -439,7 +449,7 @@ enum xlb_reason {
 	XLB_REASON_MAX
 };
 
-/* Slots of xlb_reasons_v3: room for new reasons without a new map. */
+/* Slots of xlb_reasons_v4: room for new reasons without a new map. */
 #define XLB_REASON_SLOTS 64
 
 /* The first reason of the drop group. */
@@ -489,6 +499,15 @@ struct xlb_config {
  * unless told `--tunnel-peers any`.
  */
 #define XLB_CFG_F_TUNNEL_PEERS (1U << 0)
+
+/*
+ * Hand every DNATed packet of a routed backend (a pod on this node, an address
+ * the network routes) to the stack, as before the fast path: netfilter's
+ * FORWARD chain, conntrack and policy routing by mark see it. Without it xlb
+ * forwards such a packet itself when the fib has a resolved next hop
+ * (bpf/lib/forward.h); XDP only onto interfaces in xlb_fwddev (XLB_MAP_FWD_DEV).
+ */
+#define XLB_CFG_F_STACK_FORWARD (1U << 1)
 
 /* Ports are written byte-swapped (network order on little-endian hosts). */
 #define XLB_CONFIG_DEFAULTS                                                                \
@@ -574,7 +593,7 @@ XLB_STATIC_ASSERT(sizeof(struct xlb_reply) == 32, "xlb_reply layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_snat) == 48, "xlb_snat layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_peer_key) == 20, "xlb_peer_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_peer) == 4, "xlb_peer layout");
-XLB_STATIC_ASSERT(XLB_REASON_MAX <= XLB_REASON_SLOTS, "xlb_reasons_v3 has a slot per reason");
+XLB_STATIC_ASSERT(XLB_REASON_MAX <= XLB_REASON_SLOTS, "xlb_reasons_v4 has a slot per reason");
 XLB_STATIC_ASSERT(sizeof(struct xlb_sock_rev_key) == 32, "xlb_sock_rev_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_sock_rev) == 24, "xlb_sock_rev layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_sock_node) == 20, "xlb_sock_node layout");

@@ -21,6 +21,7 @@
 #include "flow_maps.h"
 #include "lb_fixture.h"
 #include "loader/reasons.h"
+#include "userspace/agent/rtnetlink.h"
 #include "xlb_perf.skel.h"
 
 namespace xlb::perf {
@@ -216,6 +217,8 @@ const char* ModeName(Mode m) {
       return "ceiling";
     case Mode::kXlbLocal:
       return "xlb-local";
+    case Mode::kXlbLocalStack:
+      return "xlb-local-stack";
     case Mode::kXlbSnat:
       return "xlb-snat";
     case Mode::kXlbRemote:
@@ -237,13 +240,15 @@ const char* ModeDescription(Mode m) {
     case Mode::kCeiling:
       return "XDP redirect + MAC rewrite (ceiling)";
     case Mode::kXlbLocal:
-      return "xlb, local backends (XDP DNAT, stack forwards)";
+      return "xlb, local backends (XDP DNAT, forwarded by xlb: fib, XDP redirect)";
+    case Mode::kXlbLocalStack:
+      return "xlb, local backends, --forwarding stack (XDP DNAT, stack forwards)";
     case Mode::kXlbSnat:
       return "xlb, backends without xlb (DNAT + SNAT, fib, XDP redirect)";
     case Mode::kXlbRemote:
       return "xlb, remote-cluster backends (DNAT + VXLAN, XDP_TX)";
     case Mode::kXlbDecap:
-      return "xlb, VXLAN from a remote node to a local backend (decap)";
+      return "xlb, VXLAN from a remote node to a local backend (decap, forwarded by xlb)";
   }
   return "?";
 }
@@ -390,6 +395,7 @@ ModeNet::ModeNet(Mode mode, PerfPrograms& progs)
       SetUpCeiling(progs);
       break;
     case Mode::kXlbLocal:
+    case Mode::kXlbLocalStack:
     case Mode::kXlbSnat:
     case Mode::kXlbRemote:
     case Mode::kXlbDecap:
@@ -501,9 +507,25 @@ void ModeNet::SetUpXlb() {
   lo.config.tunnel_addr4 = testing::ParseAddr(kNodeUplinkAddr).words[0];
   lo.config.encap = XLB_ENCAP_VXLAN;
   lo.config.tunnel_mtu = kUplinkMtu;
+  if (mode_ == Mode::kXlbLocalStack) lo.config.flags |= XLB_CFG_F_STACK_FORWARD;
   auto dp = XdpDatapath::Load(lo);
   if (!dp.ok()) throw std::runtime_error("load xlb_xdp: " + dp.error().ToString());
   xlb_ = std::move(*dp);
+  if (mode_ != Mode::kXlbLocalStack) {
+    // What the agent does: every interface the kernel says takes XDP frames (n1 does, since
+    // the sink's s0 runs an XDP program) may be forwarded onto.
+    RunIn(*node_, -1, [&] {
+      auto targets = XdpRedirectTargets();
+      if (!targets.ok()) throw std::runtime_error("XDP targets: " + targets.error().ToString());
+      auto n1 = IfIndex("n1");
+      if (!n1.ok() || targets->count(*n1) == 0)
+        throw std::runtime_error("n1 does not take XDP frames (netdev xdp-features)");
+      for (int ifindex : *targets) {
+        const auto key = static_cast<uint32_t>(ifindex);
+        Check(xlb_->forward_devices().Update(key, key), "xlb forwarding device");
+      }
+    });
+  }
   if (mode_ == Mode::kXlbDecap) {
     // What arrives is already balanced by the remote node's xlb: nothing to program but the
     // peer (checked only with XLB_CFG_F_TUNNEL_PEERS; written as the agent would).
@@ -523,7 +545,7 @@ void ModeNet::SetUpXlb() {
       xlb_backend be = testing::Backend(BackendAddr(i), PERF_BACKEND_PORT);
       be.flags |= XLB_BE_F_SNAT;
       udp.push_back({1 + i, be});
-    } else if (mode_ == Mode::kXlbLocal) {
+    } else if (IsXlbLocal(mode_)) {
       udp.push_back({1 + i, testing::Backend(BackendAddr(i), PERF_BACKEND_PORT)});
       tcp.push_back({1 + kBackends + i, testing::Backend(BackendAddr(i), PERF_BACKEND_PORT)});
     } else {
@@ -537,7 +559,7 @@ void ModeNet::SetUpXlb() {
   const char* vip = mode_ == Mode::kXlbRemote ? kRemoteVip : kVip;
   const xlb_service_key udp_key = testing::VipKey(vip, PERF_SERVICE_PORT, IPPROTO_UDP);
   Check(writer.AddService(kXlbUdpService, std::span(&udp_key, 1), udp), "xlb UDP service");
-  if (mode_ == Mode::kXlbLocal) {
+  if (IsXlbLocal(mode_)) {
     const xlb_service_key tcp_key = testing::VipKey(vip, kTcpPort, IPPROTO_TCP);
     Check(writer.AddService(kXlbTcpService, std::span(&tcp_key, 1), tcp), "xlb TCP service");
     // The backends' answers enter the node through n1: xlb_tc reverses the DNAT there.
@@ -702,6 +724,7 @@ PathCounters ModeNet::Read(const PerfPrograms& progs) const {
       c.path["forwarded"] = progs.Forwarded();
       break;
     case Mode::kXlbLocal:
+    case Mode::kXlbLocalStack:
     case Mode::kXlbSnat:
     case Mode::kXlbRemote:
     case Mode::kXlbDecap: {

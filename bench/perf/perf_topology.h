@@ -33,17 +33,20 @@ enum class Mode {
   kNftables,
   kCeiling,
   kXlbLocal,
+  kXlbLocalStack,
   kXlbSnat,
   kXlbRemote,
   kXlbDecap,
 };
-inline constexpr std::array<Mode, 8> kAllModes = {
-    Mode::kRoute,    Mode::kIptables, Mode::kNftables,  Mode::kCeiling,
-    Mode::kXlbLocal, Mode::kXlbSnat,  Mode::kXlbRemote, Mode::kXlbDecap};
+inline constexpr std::array<Mode, 9> kAllModes = {
+    Mode::kRoute,          Mode::kIptables, Mode::kNftables,   Mode::kCeiling, Mode::kXlbLocal,
+    Mode::kXlbLocalStack, Mode::kXlbSnat,  Mode::kXlbRemote, Mode::kXlbDecap};
 inline bool IsXlb(Mode m) {
-  return m == Mode::kXlbLocal || m == Mode::kXlbSnat || m == Mode::kXlbRemote ||
-         m == Mode::kXlbDecap;
+  return m == Mode::kXlbLocal || m == Mode::kXlbLocalStack || m == Mode::kXlbSnat ||
+         m == Mode::kXlbRemote || m == Mode::kXlbDecap;
 }
+// The xlb modes with local backends: forwarded by xlb, or by the stack (--forwarding stack).
+inline bool IsXlbLocal(Mode m) { return m == Mode::kXlbLocal || m == Mode::kXlbLocalStack; }
 const char* ModeName(Mode m);         // "route", "iptables", ...
 const char* ModeDescription(Mode m);  // one line for the table
 
@@ -131,7 +134,7 @@ class ModeNet {
   PathCounters Read(const PerfPrograms& progs) const;
   // Whether the mode serves the TCP service (real connections through it).
   bool ServesTcp() const {
-    return mode_ == Mode::kIptables || mode_ == Mode::kNftables || mode_ == Mode::kXlbLocal;
+    return mode_ == Mode::kIptables || mode_ == Mode::kNftables || IsXlbLocal(mode_);
   }
   const XdpDatapath* xlb() const { return xlb_.get(); }
   // The program attached to n0 in this mode.

@@ -319,6 +319,10 @@ std::string Proof(Mode m, const Sample& s) {
       p << ", redirected +" << Path(s, "forwarded");
       break;
     case Mode::kXlbLocal:
+      p << ", fwd_routed +" << Path(s, "fwd_routed") << ", fwd_new_flow +"
+        << Path(s, "fwd_new_flow") << ", fwd_established +" << Path(s, "fwd_established");
+      break;
+    case Mode::kXlbLocalStack:
       p << ", fwd_new_flow +" << Path(s, "fwd_new_flow") << ", fwd_established +"
         << Path(s, "fwd_established");
       break;
@@ -330,7 +334,8 @@ std::string Proof(Mode m, const Sample& s) {
       p << ", fwd_encap +" << Path(s, "fwd_encap");
       break;
     case Mode::kXlbDecap:
-      p << ", fwd_decap +" << Path(s, "fwd_decap");
+      p << ", fwd_decap_routed +" << Path(s, "fwd_decap_routed") << ", fwd_decap +"
+        << Path(s, "fwd_decap");
       break;
     case Mode::kRoute:
       break;
@@ -371,6 +376,10 @@ std::vector<std::string> CheckExact(Mode m, const Sample& s, const Cell& cell) {
       expect("redirected", Path(s, "forwarded"), sent);
       break;
     case Mode::kXlbLocal:
+      // new and established alike: xlb forwards them all (their new flows are the services')
+      expect("fwd_routed", Path(s, "fwd_routed"), sent);
+      break;
+    case Mode::kXlbLocalStack:
       expect("fwd_new_flow", Path(s, "fwd_new_flow"), flows);
       expect("fwd_established", Path(s, "fwd_established"), sent - flows);
       break;
@@ -381,7 +390,7 @@ std::vector<std::string> CheckExact(Mode m, const Sample& s, const Cell& cell) {
       expect("fwd_encap", Path(s, "fwd_encap"), sent);
       break;
     case Mode::kXlbDecap:
-      expect("fwd_decap", Path(s, "fwd_decap"), sent);
+      expect("fwd_decap_routed", Path(s, "fwd_decap_routed"), sent);
       break;
     case Mode::kRoute:
       break;

@@ -22,7 +22,7 @@
 
 /*
  * The one exit: count the reason, turn it into a verdict. ifindex is the
- * egress interface of an encapsulated packet.
+ * egress interface of a packet xlb sends itself.
  */
 static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason, __u32 ifindex)
 {
@@ -30,7 +30,8 @@ static __always_inline int xlb_exit(struct __ctx_buff *ctx, int reason, __u32 if
 	if (reason >= XLB_DROP_FIRST)
 		return CTX_ACT_DROP;
 	if (reason == XLB_FWD_ENCAP || reason == XLB_FWD_REPLY_TUNNEL ||
-	    reason == XLB_FWD_REPLY_ROUTED || reason == XLB_FWD_SNAT)
+	    reason == XLB_FWD_REPLY_ROUTED || reason == XLB_FWD_SNAT || reason == XLB_FWD_ROUTED ||
+	    reason == XLB_FWD_DECAP_ROUTED)
 		return ctx_redirect(ctx, ifindex);
 	/* back to the sender, out of the interface it came in on */
 	if (reason == XLB_FWD_ICMP_TOO_BIG || reason == XLB_FWD_REJECT)
@@ -82,7 +83,7 @@ static __always_inline int balance_tunnel(struct __ctx_buff *ctx, struct xlb_pkt
 					  const struct xlb_backend *be, __u32 *ifindex)
 {
 	struct xlb_tunnel t = {.family = be->tunnel_family, .encap = xlb_cfg.encap};
-	struct xlb_tunnel_route rt = {};
+	struct xlb_route rt = {};
 	void *data_end = ctx_data_end(ctx);
 	int ret;
 

@@ -12,6 +12,7 @@
 #include "lb.h"
 #include "fib.h"
 #include "mss.h"
+#include "route.h"
 
 #define XLB_VXLAN_F_VNI 0x08000000 /* the I flag: the VNI is valid (RFC 7348) */
 /* Outer UDP source ports: from the flow hash, in the dynamic range (RFC 6335). */
@@ -29,26 +30,6 @@ struct xlb_tunnel {
 	__u8 family;    /* of addr */
 	__u8 encap;     /* XLB_ENCAP_* */
 };
-
-/* The outcome of the route lookup for the outer packet. */
-struct xlb_tunnel_route {
-	__u8 dmac[ETH_ALEN];
-	__u8 smac[ETH_ALEN];
-	__u32 ifindex;
-	int resolved; /* the MACs are valid; else the kernel must send it */
-};
-
-/*
- * Copies from the rodata config one element at a time: casting the volatile
- * away for a memcpy lets clang fold the compiled-in defaults instead of the
- * values the loader wrote.
- */
-static __always_inline void cfg_addr6(__be32 *dst)
-{
-#pragma unroll
-	for (int i = 0; i < 4; i++)
-		dst[i] = xlb_cfg.tunnel_addr6[i];
-}
 
 static __always_inline void cfg_vtep_mac(__u8 *dst)
 {
@@ -77,84 +58,17 @@ static __always_inline int tunnel_addr_is_ours(const __be32 *addr, __u8 family)
 }
 
 /*
- * Asks bpf_fib_lookup for the route toward t: the kernel's routing and
- * neighbour tables already know the next hop and its MAC, so the loader does
- * not have to mirror them into maps (and keep them fresh). tot_len lets the
- * lookup check the route's MTU too (0: no check).
- */
-static __always_inline int tunnel_fib(struct __ctx_buff *ctx, const struct xlb_tunnel *t,
-				      __u32 tot_len, struct bpf_fib_lookup *p)
-{
-	__builtin_memset(p, 0, sizeof(*p));
-	p->l4_protocol = IPPROTO_UDP;
-	p->tot_len = tot_len;
-	p->ifindex = ctx_ifindex(ctx);
-	if (t->family == XLB_FAMILY_IPV4) {
-		p->family = AF_INET;
-		p->ipv4_src = xlb_cfg.tunnel_addr4;
-		p->ipv4_dst = t->addr[0];
-	} else {
-		p->family = AF_INET6;
-		cfg_addr6(p->ipv6_src);
-		__builtin_memcpy(p->ipv6_dst, t->addr, 16);
-	}
-	return bpf_fib_lookup(ctx, p, sizeof(*p), 0);
-}
-
-/*
  * Routes the outer packet (tot_len bytes; 0 for a GSO aggregate, segmented
- * later). The next hop comes from xlb_nexthop_v1 while its entry is fresh
- * (maps/xlb_abi.h), else from the fib. An entry is written only for a
- * resolved neighbour on a route that carries tunnel_mtu, the largest outer
- * packet tunnel_prepare lets through, so a hit needs no MTU check of its own.
+ * later) toward t, from this node's tunnel address (route_cached).
  */
 static __always_inline int tunnel_route(struct __ctx_buff *ctx, const struct xlb_tunnel *t,
-					__u32 tot_len, struct xlb_tunnel_route *rt)
+					__u32 tot_len, struct xlb_route *rt)
 {
-	struct xlb_nexthop_key key = {.ifindex = ctx_ifindex(ctx), .family = t->family};
-	__u64 now = bpf_ktime_get_coarse_ns();
-	struct xlb_scratch *scratch;
-	struct bpf_fib_lookup *p;
-	struct xlb_nexthop *nh;
-	__u32 zero = 0;
-	int rc;
-
-	__builtin_memcpy(key.addr, t->addr, sizeof(key.addr));
-	nh = bpf_map_lookup_elem(&xlb_nexthop_v1, &key);
-	if (nh && now < nh->expires) {
-		rt->ifindex = nh->ifindex;
-		__builtin_memcpy(rt->dmac, nh->dmac, ETH_ALEN);
-		__builtin_memcpy(rt->smac, nh->smac, ETH_ALEN);
-		rt->resolved = 1;
-		return XLB_OK;
-	}
-	scratch = bpf_map_lookup_elem(&xlb_scratch, &zero);
-	if (!scratch)
-		return XLB_DROP_FIB; /* never: the array has its one element on every CPU */
-	p = &scratch->fib;
-	/* the largest packet first: its answer is the one worth keeping */
-	rc = tunnel_fib(ctx, t, xlb_cfg.tunnel_mtu, p);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		nh = &scratch->nexthop;
-		nh->expires = now + XLB_NEXTHOP_TTL_NS;
-		nh->ifindex = p->ifindex;
-		__builtin_memcpy(nh->dmac, p->dmac, ETH_ALEN);
-		__builtin_memcpy(nh->smac, p->smac, ETH_ALEN);
-		bpf_map_update_elem(&xlb_nexthop_v1, &key, nh, BPF_ANY);
-	} else if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-		/* a route narrower than tunnel_mtu: every packet asks for its own size */
-		rc = tunnel_fib(ctx, t, tot_len, p);
-	}
-	rt->ifindex = p->ifindex;
-	switch (rc) {
+	switch (route_cached(ctx, t->family, IPPROTO_UDP, NULL, t->addr, tot_len, rt)) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
-		__builtin_memcpy(rt->dmac, p->dmac, ETH_ALEN);
-		__builtin_memcpy(rt->smac, p->smac, ETH_ALEN);
-		rt->resolved = 1;
 		return XLB_OK;
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
 		/* routable; only the next hop's MAC is unknown yet */
-		rt->resolved = 0;
 		return XLB_OK;
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
 		return XLB_DROP_TOO_BIG;
@@ -169,7 +83,7 @@ static __always_inline int tunnel_route(struct __ctx_buff *ctx, const struct xlb
  * source address of the endpoint's family, the tunnel MTU, a route.
  */
 static __always_inline int tunnel_prepare(struct __ctx_buff *ctx, const struct xlb_pkt *pkt,
-					  const struct xlb_tunnel *t, struct xlb_tunnel_route *rt)
+					  const struct xlb_tunnel *t, struct xlb_route *rt)
 {
 	__u32 inner_len = pkt->end - pkt->l3;
 	__u32 outer_len = inner_len + encap_overhead(t->family, t->encap);
@@ -285,7 +199,7 @@ static __always_inline void udp6_csum_lco(struct ipv6hdr *ip6h, struct udphdr *u
  * Linux vxlan device accepts only with `udp6zerocsumrx`.
  */
 static __always_inline int tunnel_write(struct __ctx_buff *ctx, const struct xlb_tunnel *t,
-					const struct xlb_tunnel_route *rt, __u32 inner_len,
+					const struct xlb_route *rt, __u32 inner_len,
 					__u8 inner_family, __u32 hash, int lco, __u32 inner_sum)
 {
 	void *data = ctx_data(ctx);
@@ -376,7 +290,7 @@ static __always_inline int tunnel_write(struct __ctx_buff *ctx, const struct xlb
  * the route was resolved, else handed to the kernel to send.
  */
 static __always_inline int tunnel_push(struct __ctx_buff *ctx, const struct xlb_pkt *pkt,
-				       const struct xlb_tunnel *t, const struct xlb_tunnel_route *rt,
+				       const struct xlb_tunnel *t, const struct xlb_route *rt,
 				       int fwd_reason)
 {
 	__u32 inner_len = pkt->end - pkt->l3;

@@ -144,6 +144,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_nexthop_v1 SEC(".maps");
 
+/* The interfaces XDP may forward onto (XLB_MAP_FWD_DEV), agent-written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, XLB_FWD_DEV_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} xlb_fwddev SEC(".maps");
+
 /*
  * Per-CPU room for what does not fit on xlb_balance's stack: the fib lookup's
  * parameters and a next hop being written (a program runs to its end on its

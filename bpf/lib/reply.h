@@ -153,7 +153,7 @@ static __always_inline int reply_apply_revnat(struct __ctx_buff *ctx, struct xlb
 static __always_inline int reply_apply_tunnel(struct __ctx_buff *ctx, struct xlb_pkt *pkt,
 					      const struct xlb_reply *r, __u32 *ifindex)
 {
-	struct xlb_tunnel_route rt = {};
+	struct xlb_route rt = {};
 	struct xlb_tunnel t;
 	int ret;
 

@@ -58,6 +58,113 @@ static __always_inline enum route_result route_lookup(struct __ctx_buff *ctx, __
 	return ROUTE_READY;
 }
 
+/* The outcome of a cached route lookup (route_cached). */
+struct xlb_route {
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	__u32 ifindex;
+	int resolved; /* the MACs are valid; else the kernel must send it */
+};
+
+/*
+ * Copies from the rodata config one element at a time: casting the volatile
+ * away for a memcpy lets clang fold the compiled-in defaults instead of the
+ * values the loader wrote.
+ */
+static __always_inline void cfg_addr6(__be32 *dst)
+{
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		dst[i] = xlb_cfg.tunnel_addr6[i];
+}
+
+/*
+ * Fills p for a lookup src -> dst of a packet of tot_len bytes (0: no MTU
+ * check), from the interface the packet came in on. src NULL: this node's
+ * tunnel address of the family (the outer source of an encapsulated packet).
+ */
+static __always_inline int route_fib(struct __ctx_buff *ctx, __u8 family, __u8 proto,
+				     const __be32 *src, const __be32 *dst, __u32 tot_len,
+				     struct bpf_fib_lookup *p)
+{
+	__builtin_memset(p, 0, sizeof(*p));
+	p->l4_protocol = proto;
+	p->tot_len = tot_len;
+	p->ifindex = ctx_ifindex(ctx);
+	if (family == XLB_FAMILY_IPV4) {
+		p->family = AF_INET;
+		p->ipv4_src = src ? src[0] : xlb_cfg.tunnel_addr4;
+		p->ipv4_dst = dst[0];
+	} else {
+		p->family = AF_INET6;
+		if (src)
+			__builtin_memcpy(p->ipv6_src, src, 16);
+		else
+			cfg_addr6(p->ipv6_src);
+		__builtin_memcpy(p->ipv6_dst, dst, 16);
+	}
+	return bpf_fib_lookup(ctx, p, sizeof(*p), 0);
+}
+
+/*
+ * The next hop toward dst for a packet of tot_len bytes (0: a GSO aggregate,
+ * segmented later: no MTU check), with bpf_fib_lookup's return code. It comes
+ * from xlb_nexthop_v1 while its entry is fresh (maps/xlb_abi.h), else from the
+ * fib. An entry is written only for a resolved neighbour on a route that
+ * carries tunnel_mtu, so a hit stands for any packet up to tunnel_mtu; a
+ * larger one (a jumbo frame forwarded as it is) always asks the fib. The
+ * cache is keyed by destination and incoming interface: routes chosen by
+ * source (policy routing) are not told apart within XLB_NEXTHOP_TTL_NS.
+ * SUCCESS: rt is complete. NO_NEIGH: rt->ifindex only. Else rt is unset.
+ */
+static __always_inline int route_cached(struct __ctx_buff *ctx, __u8 family, __u8 proto,
+					const __be32 *src, const __be32 *dst, __u32 tot_len,
+					struct xlb_route *rt)
+{
+	struct xlb_nexthop_key key = {.ifindex = ctx_ifindex(ctx), .family = family};
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct xlb_scratch *scratch;
+	struct bpf_fib_lookup *p;
+	struct xlb_nexthop *nh;
+	__u32 zero = 0;
+	int rc;
+
+	__builtin_memcpy(key.addr, dst, sizeof(key.addr));
+	nh = bpf_map_lookup_elem(&xlb_nexthop_v1, &key);
+	if (nh && now < nh->expires && tot_len <= xlb_cfg.tunnel_mtu) {
+		rt->ifindex = nh->ifindex;
+		__builtin_memcpy(rt->dmac, nh->dmac, ETH_ALEN);
+		__builtin_memcpy(rt->smac, nh->smac, ETH_ALEN);
+		rt->resolved = 1;
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	scratch = bpf_map_lookup_elem(&xlb_scratch, &zero);
+	if (!scratch)
+		return -1; /* never: the array has its one element on every CPU */
+	p = &scratch->fib;
+	/* the largest packet first: its answer is the one worth keeping */
+	rc = route_fib(ctx, family, proto, src, dst, xlb_cfg.tunnel_mtu, p);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		nh = &scratch->nexthop;
+		nh->expires = now + XLB_NEXTHOP_TTL_NS;
+		nh->ifindex = p->ifindex;
+		__builtin_memcpy(nh->dmac, p->dmac, ETH_ALEN);
+		__builtin_memcpy(nh->smac, p->smac, ETH_ALEN);
+		bpf_map_update_elem(&xlb_nexthop_v1, &key, nh, BPF_ANY);
+	}
+	/* a route narrower than tunnel_mtu, or a larger packet: asked for its own size */
+	if ((rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && tot_len < xlb_cfg.tunnel_mtu) ||
+	    (rc == BPF_FIB_LKUP_RET_SUCCESS && tot_len > xlb_cfg.tunnel_mtu))
+		rc = route_fib(ctx, family, proto, src, dst, tot_len, p);
+	rt->ifindex = p->ifindex;
+	rt->resolved = rc == BPF_FIB_LKUP_RET_SUCCESS;
+	if (rt->resolved) {
+		__builtin_memcpy(rt->dmac, p->dmac, ETH_ALEN);
+		__builtin_memcpy(rt->smac, p->smac, ETH_ALEN);
+	}
+	return rc;
+}
+
 /* The reason for a route_lookup result: sent by xlb, by the kernel, or dropped. */
 static __always_inline int route_verdict(enum route_result r, int sent, int kernel)
 {

@@ -809,6 +809,43 @@ TEST(AgentNodePort, NodeAddressAndNodePortAreBalancedOverBothClusters) {
               SharesText(r.ids).c_str());
 }
 
+// --- the forwarding fast path ---
+
+std::string ForwardReason(const char* reason) {
+  return std::string(R"(xlb_datapath_packets_total{reason=")") + reason + R"(",verdict="forward"})";
+}
+
+// Real connections through the fast path (bpf/lib/forward.h). The local pods' answers leave
+// from xlb_tc by fib redirect from the start. Their packets from the uplink go to the stack
+// while the pods' side of their veths runs no NAPI (a redirected XDP frame would be dropped);
+// once the pods turn GRO on, the agent's next interface rescan lists their veths as XDP
+// forwarding targets and xlb_xdp sends them their packets itself. No connection is lost
+// across the switch.
+TEST(AgentForwarding, AnswersFromTcAndPacketsFromXdpOnceThePodsRunGro) {
+  auto c = AgentTestbed::Up(false, nullptr, {}, {"--iface-rescan", "200"});
+  ASSERT_FALSE(::testing::Test::HasFatalFailure()) << c->Logs();
+  c->Connect(100);
+  std::string m = NodeGet(*c->tb, "nodeA", "/metrics").body;
+  EXPECT_GE(MetricValue(m, ForwardReason("fwd_reply_routed")), 70.0 * 2) << m;
+  EXPECT_EQ(MetricValue(m, ForwardReason("fwd_reply_revnat")), 0.0)
+      << "a local pod's answer went to the stack\n" << m;
+  const double stack_before = MetricValue(m, ForwardReason("fwd_established"));
+  EXPECT_GT(stack_before, 0.0) << "without NAPI on the pod side the stack forwards\n" << m;
+  const double routed_before = MetricValue(m, ForwardReason("fwd_routed"));
+
+  for (const char* pod : {"podA1", "podA2"}) {
+    CommandResult r = c->tb->Run(pod, {"ethtool", "-K", "eth0", "gro", "on"});
+    ASSERT_TRUE(r.ok()) << pod << ": " << r.Describe();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a few rescans
+  c->Connect(100);
+  m = NodeGet(*c->tb, "nodeA", "/metrics").body;
+  // about 70 connections to cluster A's pods, each a SYN, an ACK, data and a FIN at least
+  EXPECT_GE(MetricValue(m, ForwardReason("fwd_routed")) - routed_before, 70.0 * 3) << m;
+  EXPECT_LE(MetricValue(m, ForwardReason("fwd_established")) - stack_before, 10.0)
+      << "established packets still went through the stack\n" << m;
+}
+
 // kube-proxy holds the node health check's port until its DaemonSet is deleted: an agent that
 // takes over starts anyway, says why the port is not served, and takes it within a second or
 // two of it being freed.

@@ -399,6 +399,25 @@ TEST(AgentOptions, TunnelPeersAreCheckedUnlessAnyIsAsked) {
   EXPECT_EQ(o2.datapath.flags & XLB_CFG_F_TUNNEL_PEERS, 0);
 }
 
+TEST(AgentOptions, XlbForwardsUnlessTheStackIsAsked) {
+  std::string problem;
+  bool help = false;
+  const char* plain[] = {"xlb-agent", "--config", "c.yaml"};
+  AgentOptions o;
+  ASSERT_TRUE(ParseAgentOptions(std::size(plain), plain, o, problem, help)) << problem;
+  EXPECT_EQ(o.datapath.flags & XLB_CFG_F_STACK_FORWARD, 0);
+  const char* stack[] = {"xlb-agent", "--config", "c.yaml", "--forwarding", "stack"};
+  AgentOptions o2;
+  ASSERT_TRUE(ParseAgentOptions(std::size(stack), stack, o2, problem, help)) << problem;
+  EXPECT_NE(o2.datapath.flags & XLB_CFG_F_STACK_FORWARD, 0);
+  // the other flag is kept
+  EXPECT_NE(o2.datapath.flags & XLB_CFG_F_TUNNEL_PEERS, 0);
+  const char* bad[] = {"xlb-agent", "--config", "c.yaml", "--forwarding", "xdp"};
+  AgentOptions o3;
+  EXPECT_FALSE(ParseAgentOptions(std::size(bad), bad, o3, problem, help));
+  EXPECT_NE(problem.find("--forwarding xdp: bpf or stack"), std::string::npos) << problem;
+}
+
 TEST(AgentOptions, UplinksRepeatedAndAsAListAndTheRescanInterval) {
   const char* argv[] = {"xlb-agent",      "--config", "c.yaml",   "--uplink", "eth1,bond0",
                         "--iface-rescan", "2500",     "--uplink", "eth0"};

@@ -1068,6 +1068,84 @@ std::vector<GoldenCase> GoldenCases() {
               Tcp4("198.18.20.1", 40095, 8080, kTcpAck)),
          answer("and its data too", kTcpAck, kVip4Reused, 80)});
   }
+  // The forwarding fast path (bpf/lib/forward.h): a backend the fib reaches (here the
+  // on-link 198.18.100.2 behind up0) is forwarded from XDP once up0 is a forwarding device,
+  // from TC always, with the TTL decremented and the next hop's MACs; the stack keeps what a
+  // router must answer (TTL 1) and what XDP cannot send.
+  {
+    constexpr const char* kVip4Fwd = "198.18.10.41";
+    constexpr const char* kVip6Fwd = "2001:db8:10::41";
+    auto services = [](XdpDatapath&, ServiceWriter& w) {
+      const xlb_service_key vip4 = VipKey(kVip4Fwd, 80, IPPROTO_TCP);
+      const WeightedBackend be4{141, Backend(kRemoteNode4, 8080)};
+      Must(w.AddService(41, std::span(&vip4, 1), std::span(&be4, 1)));
+      const xlb_service_key vip6 = VipKey(kVip6Fwd, 80, IPPROTO_TCP);
+      const WeightedBackend be6{142, Backend(kRemoteNode6, 8080)};
+      Must(w.AddService(42, std::span(&vip6, 1), std::span(&be6, 1)));
+    };
+    auto routed4 = [](const char* src, uint16_t sport, uint8_t flags, uint8_t ttl) {
+      return Packet().eth(kUplinkMac, kRemoteNodeMac).ipv4(src, kRemoteNode4, {.ttl = ttl})
+          .tcp(sport, 8080, flags, {.seq = 1000}).payload("xlb").build();
+    };
+    GoldenStep first = Step("no forwarding device yet: DNATed, to the stack",
+                            Tcp4(kVip4Fwd, 40300, 80, kTcpAck), XLB_FWD_NEW_FLOW,
+                            Tcp4(kRemoteNode4, 40300, 8080, kTcpAck));
+    first.before = services;
+    GoldenStep xdp = Step("up0 takes XDP frames: forwarded from XDP, TTL 63",
+                          Tcp4(kVip4Fwd, 40300, 80, kTcpAck), XDP_REDIRECT, XLB_FWD_ROUTED,
+                          routed4(kClient4, 40300, kTcpAck, 63));
+    xdp.before = [](XdpDatapath& dp, ServiceWriter&) {
+      const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
+      Must(dp.forward_devices().Update(up0, up0));
+    };
+    const Bytes pod_in = InFrame(kPodMac, kHostVethMac,
+                                 Packet().ipv4(kPod4, kVip4Fwd).tcp(40301, 80, kTcpAck, {.seq = 1000})
+                                     .payload("xlb").build());
+    add("routed_backend_forwarded_from_xdp_and_tc",
+        {std::move(first), std::move(xdp),
+         Step("TTL 1: the stack answers it (time exceeded)",
+              Tcp4(kVip4Fwd, 40300, 80, kTcpAck, {.ttl = 1}), XLB_FWD_ESTABLISHED,
+              Frame().ipv4(kClient4, kRemoteNode4, {.ttl = 1})
+                  .tcp(40300, 8080, kTcpAck, {.seq = 1000}).payload("xlb").build()),
+         Step("IPv6: hop limit 63", Tcp6(kVip6Fwd, 40302, 80, kTcpAck), XDP_REDIRECT,
+              XLB_FWD_ROUTED,
+              Packet().eth(kUplinkMac, kRemoteNodeMac).ipv6(kClient6, kRemoteNode6, {.hop_limit = 63})
+                  .tcp(40302, 8080, kTcpAck, {.seq = 1000}).payload("xlb").build()),
+         Step("a pod's packet: forwarded from TC", pod_in, TC_ACT_REDIRECT, XLB_FWD_ROUTED,
+              routed4(kPod4, 40301, kTcpAck, 63), Hook::kTc)});
+    // A local backend's answer to a client the fib reaches: reverse-NATed and sent from TC.
+    const Bytes answer_in = InFrame(kPodMac, kHostVethMac,
+                                    Packet().ipv4("198.18.20.1", kRemoteNode4)
+                                        .tcp(8080, 40303, kTcpAck, {.seq = 1000}).payload("xlb").build());
+    add("local_backend_answer_forwarded_from_tc",
+        {Step("a client behind up0 opens a flow (its backend unroutable here: the stack)",
+              Frame().ipv4(kRemoteNode4, kVip4).tcp(40303, 80, kTcpAck, {.seq = 1000}).payload("xlb")
+                  .build(),
+              XLB_FWD_NEW_FLOW,
+              Frame().ipv4(kRemoteNode4, "198.18.20.1").tcp(40303, 8080, kTcpAck, {.seq = 1000})
+                  .payload("xlb").build()),
+         Step("the answer, from the VIP, straight out of up0", answer_in, TC_ACT_REDIRECT,
+              XLB_FWD_REPLY_ROUTED,
+              Packet().eth(kUplinkMac, kRemoteNodeMac).ipv4(kVip4, kRemoteNode4, {.ttl = 63})
+                  .tcp(80, 40303, kTcpAck, {.seq = 1000}).payload("xlb").build(),
+              Hook::kTc)});
+    GoldenStep told = Step("--forwarding stack: to the stack, device or not",
+                           Tcp4(kVip4Fwd, 40304, 80, kTcpAck), XLB_FWD_NEW_FLOW,
+                           Tcp4(kRemoteNode4, 40304, 8080, kTcpAck));
+    told.before = [services](XdpDatapath& dp, ServiceWriter& w) {
+      services(dp, w);
+      const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
+      Must(dp.forward_devices().Update(up0, up0));
+    };
+    GoldenStep told_tc = Step("and from TC", pod_in, TC_ACT_OK, XLB_FWD_NEW_FLOW,
+                              InFrame(kPodMac, kHostVethMac,
+                                      Packet().ipv4(kPod4, kRemoteNode4)
+                                          .tcp(40301, 8080, kTcpAck, {.seq = 1000}).payload("xlb")
+                                          .build()),
+                              Hook::kTc);
+    add("routed_backend_to_the_stack_when_told", {std::move(told), std::move(told_tc)});
+    cases.back().config = [](xlb_config& c) { c.flags |= XLB_CFG_F_STACK_FORWARD; };
+  }
   {
     GoldenStep late = Step("idle past its timeout: reselected", Tcp4(kVip4, 40070, 80, kTcpAck),
                            XLB_FWD_NEW_FLOW, Tcp4("198.18.20.1", 40070, 8080, kTcpAck));

@@ -25,7 +25,8 @@ const char* const kAgentUsage =
     "                 [--node-settings FILE]\n"
     "                 [--socket-lb on|off] [--cgroup PATH] [--metrics-addr HOST:PORT|off]\n"
     "                 [--metrics-detail-limit N] [--healthz-addr HOST:PORT|off]\n"
-    "                 [--health-check-addr HOST|off] [--log-format text|json] [--once]\n"
+    "                 [--health-check-addr HOST|off] [--forwarding bpf|stack]\n"
+    "                 [--log-format text|json] [--once]\n"
     "  --config FILE      clusters, services and endpoints (userspace/model/config_source.h);\n"
     "                     its local cluster is this node's\n"
     "  --kube FILE        follow the Kubernetes API servers of the clusterset instead: which\n"
@@ -50,6 +51,10 @@ const char* const kAgentUsage =
     "  --tunnel-peers known|any  decapsulate only from the nodes of the clusters (known,\n"
     "                     the default: every Node watched or configured), or from any\n"
     "                     source (an underlay xlb does not know the nodes of)\n"
+    "  --forwarding bpf|stack  who forwards a packet DNATed to a backend reached by routing\n"
+    "                     (a pod here, a routed address) and a local pod's answer: xlb, from\n"
+    "                     XDP and TC (bpf, the default; the node's netfilter FORWARD chain\n"
+    "                     never sees them), or the kernel's stack (stack)\n"
     "  --node-name NAME   this node's name (replaces the config's node.name): endpoints on\n"
     "                     other nodes of the local cluster are reached through the tunnel\n"
     "  --node-settings FILE  uplinks, pod interfaces, encapsulation and MTU per node, by\n"
@@ -187,7 +192,7 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         "--uplink",       "--pod-iface",    "--tunnel-addr",      "--encap",     "--tunnel-mtu",
         "--metrics-addr", "--node-addr",    "--node-name",        "--socket-lb", "--cgroup",
         "--tunnel-peers", "--healthz-addr", "--health-check-addr", "--node-settings",
-        "--metrics-detail-limit", "--log-format"};
+        "--metrics-detail-limit", "--log-format", "--forwarding"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;
@@ -273,6 +278,15 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
         o.datapath.flags &= static_cast<uint8_t>(~XLB_CFG_F_TUNNEL_PEERS);
       } else {
         problem = "--tunnel-peers " + v + ": known or any";
+        return false;
+      }
+    } else if (flag == "--forwarding") {
+      if (v == "bpf") {
+        o.datapath.flags &= static_cast<uint8_t>(~XLB_CFG_F_STACK_FORWARD);
+      } else if (v == "stack") {
+        o.datapath.flags |= XLB_CFG_F_STACK_FORWARD;
+      } else {
+        problem = "--forwarding " + v + ": bpf or stack";
         return false;
       }
     } else if (flag == "--encap") {

@@ -175,6 +175,46 @@ class TunnelNeighbours {
   bool pending_ = false;
 };
 
+// xlb_fwddev, the interfaces xlb_xdp may forward onto, kept equal to what the kernel says takes
+// XDP frames (rtnetlink.h: XdpRedirectTargets). A veth becomes one when its peer turns on GRO or
+// loads an XDP program, which no link event announces: Follow() is called at start and then
+// every --iface-rescan.
+class ForwardDevices {
+ public:
+  explicit ForwardDevices(xlb::TypedMap<uint32_t, uint32_t> map) : map_(map) {}
+
+  void Follow() {
+    auto targets = xlb::XdpRedirectTargets();
+    if (!targets.ok()) {
+      if (targets.error().ToString() != failure_) {
+        failure_ = targets.error().ToString();
+        LogLine(xlb::LogLevel::kWarn, "XDP forwarding targets: " + failure_ +
+                                          "; xlb_xdp hands routed backends' packets to the stack");
+      }
+      return;
+    }
+    failure_.clear();
+    for (int gone : current_) {
+      if (targets->count(gone) == 0) {
+        (void)map_.Erase(static_cast<uint32_t>(gone));  // ENOENT: the interface went with it
+      }
+    }
+    std::set<int> kept;
+    for (int ifindex : *targets) {
+      const auto key = static_cast<uint32_t>(ifindex);
+      if (current_.count(ifindex) != 0 || map_.Update(key, key).ok()) {
+        kept.insert(ifindex);
+      }
+    }
+    current_ = std::move(kept);
+  }
+
+ private:
+  xlb::TypedMap<uint32_t, uint32_t> map_;
+  std::set<int> current_;
+  std::string failure_;  // logged once, not every rescan
+};
+
 int Fail(const std::string& what) {
   Emit(xlb::LogLevel::kWarn, "cannot start: " + what);
   return 1;
@@ -520,6 +560,11 @@ int Run(int argc, char** argv) {
     link_events = std::move(*opened);
   }
   const bool tc_ok = pods.Scan();
+  std::optional<ForwardDevices> forward_devices;
+  if ((opts.datapath.flags & XLB_CFG_F_STACK_FORWARD) == 0) {
+    forward_devices.emplace(xdp->forward_devices());
+    forward_devices->Follow();
+  }
 
   if (opts.once) {
     return tc_ok && (!first.has_value() || first->ok()) ? 0 : 1;
@@ -545,6 +590,7 @@ int Run(int argc, char** argv) {
   // made again, at most once a second: without them the next agent would start from empty maps
   // and every flow would move.
   auto repins_checked = std::chrono::steady_clock::now();
+  auto forward_devices_checked = repins_checked;
   std::string repin_failure;  // logged once, not every second
   auto repin = [&] {
     repins_checked = std::chrono::steady_clock::now();
@@ -592,6 +638,11 @@ int Run(int argc, char** argv) {
     follow_node_addresses();
     if (std::chrono::steady_clock::now() - repins_checked >= std::chrono::seconds(1)) {
       repin();
+    }
+    if (forward_devices &&
+        std::chrono::steady_clock::now() - forward_devices_checked >= opts.iface_rescan) {
+      forward_devices_checked = std::chrono::steady_clock::now();
+      forward_devices->Follow();
     }
     if (!healthz && !opts.healthz_addr.empty() &&
         std::chrono::steady_clock::now() - healthz_tried >= std::chrono::seconds(1)) {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fnmatch.h>
+#include <linux/genetlink.h>
 #include <linux/if_addr.h>
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
@@ -30,10 +31,11 @@ constexpr size_t kReceiveBuffer = 64 * 1024;
 // socket buffer makes ENOBUFS rarer (the rescan still covers it).
 constexpr int kEventSocketBuffer = 1 << 20;
 
-Result<UniqueFd> RouteSocket(uint32_t groups, int extra_type_flags) {
-  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | extra_type_flags, NETLINK_ROUTE));
+Result<UniqueFd> RouteSocket(uint32_t groups, int extra_type_flags,
+                             int protocol = NETLINK_ROUTE) {
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | extra_type_flags, protocol));
   if (!fd) {
-    return Error::FromErrno(errno, "socket(NETLINK_ROUTE)");
+    return Error::FromErrno(errno, "socket(NETLINK " + std::to_string(protocol) + ")");
   }
   sockaddr_nl local{};
   local.nl_family = AF_NETLINK;
@@ -84,8 +86,9 @@ LinkEvent ParseLink(const nlmsghdr& h) {
 // One request, NLM_F_ACK added: every answer to `each` until the end of a dump (NLMSG_DONE)
 // or the acknowledgement, whose status (the kernel's errno) is the result.
 Result<void> Transact(nlmsghdr& request, const std::string& what,
-                      const std::function<void(const nlmsghdr&)>& each) {
-  auto fd = RouteSocket(0, 0);
+                      const std::function<void(const nlmsghdr&)>& each,
+                      int protocol = NETLINK_ROUTE) {
+  auto fd = RouteSocket(0, 0, protocol);
   if (!fd.ok()) {
     return std::move(fd).take_error();
   }
@@ -401,6 +404,103 @@ UplinkChoice ChooseUplinks(const NetworkView& view, const std::vector<IpAddress>
     choice.names.push_back(eligible.at(ifindex)->name);
   }
   return choice;
+}
+
+// The netdev generic netlink family (include/uapi/linux/netdev.h, Linux >= 6.3; Debian 12's
+// headers predate it).
+namespace netdev {
+constexpr uint8_t kCmdDevGet = 1;
+constexpr uint16_t kAttrIfindex = 1;
+constexpr uint16_t kAttrXdpFeatures = 3;
+constexpr uint64_t kXdpActNdoXmit = 4;
+}  // namespace netdev
+
+namespace {
+
+// A generic netlink request: header, genlmsghdr, then attributes.
+struct GenlRequest {
+  nlmsghdr h;
+  genlmsghdr g;
+  char attrs[64];
+
+  GenlRequest(uint16_t type, uint8_t cmd, uint8_t version) : h{}, g{}, attrs{} {
+    h.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+    h.nlmsg_type = type;
+    g.cmd = cmd;
+    g.version = version;
+  }
+  void AddString(uint16_t type, std::string_view value) {
+    auto* a = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(&h) + NLMSG_ALIGN(h.nlmsg_len));
+    a->nla_type = type;
+    a->nla_len = static_cast<uint16_t>(NLA_HDRLEN + value.size() + 1);
+    std::memcpy(reinterpret_cast<char*>(a) + NLA_HDRLEN, value.data(), value.size());
+    reinterpret_cast<char*>(a)[NLA_HDRLEN + value.size()] = 0;
+    h.nlmsg_len = NLMSG_ALIGN(h.nlmsg_len) + NLA_ALIGN(a->nla_len);
+  }
+};
+
+// The attributes of a generic netlink message (nlattr has rtattr's layout and alignment).
+void ForEachGenlAttribute(const nlmsghdr& h,
+                          const std::function<void(const rtattr&, const void*, size_t)>& each) {
+  const auto* g = static_cast<const genlmsghdr*>(NLMSG_DATA(&h));
+  const int length = static_cast<int>(h.nlmsg_len) - static_cast<int>(NLMSG_LENGTH(GENL_HDRLEN));
+  ForEachAttribute(reinterpret_cast<const char*>(g) + GENL_HDRLEN, length, each);
+}
+
+Result<uint16_t> GenlFamilyId(std::string_view name) {
+  GenlRequest request(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 2);
+  request.AddString(CTRL_ATTR_FAMILY_NAME, name);
+  uint16_t id = 0;
+  auto done = Transact(
+      request.h, "genl family " + std::string(name),
+      [&](const nlmsghdr& h) {
+        ForEachGenlAttribute(h, [&](const rtattr& a, const void* data, size_t size) {
+          if (a.rta_type == CTRL_ATTR_FAMILY_ID && size == sizeof(uint16_t)) {
+            std::memcpy(&id, data, sizeof(id));
+          }
+        });
+      },
+      NETLINK_GENERIC);
+  if (!done.ok()) {
+    return std::move(done).take_error();
+  }
+  if (id == 0) {
+    return Error::FromErrno(ENOENT, "genl family " + std::string(name));
+  }
+  return id;
+}
+
+}  // namespace
+
+Result<std::set<int>> XdpRedirectTargets() {
+  auto family = GenlFamilyId("netdev");
+  if (!family.ok()) {
+    return std::move(family).take_error();
+  }
+  GenlRequest request(*family, netdev::kCmdDevGet, 1);
+  request.h.nlmsg_flags = NLM_F_DUMP;
+  std::set<int> targets;
+  auto done = Transact(
+      request.h, "netdev dev-get dump",
+      [&](const nlmsghdr& h) {
+        uint32_t ifindex = 0;
+        uint64_t features = 0;
+        ForEachGenlAttribute(h, [&](const rtattr& a, const void* data, size_t size) {
+          if (a.rta_type == netdev::kAttrIfindex && size == sizeof(ifindex)) {
+            std::memcpy(&ifindex, data, sizeof(ifindex));
+          } else if (a.rta_type == netdev::kAttrXdpFeatures && size == sizeof(features)) {
+            std::memcpy(&features, data, sizeof(features));
+          }
+        });
+        if (ifindex != 0 && (features & netdev::kXdpActNdoXmit) != 0) {
+          targets.insert(static_cast<int>(ifindex));
+        }
+      },
+      NETLINK_GENERIC);
+  if (!done.ok()) {
+    return std::move(done).take_error();
+  }
+  return targets;
 }
 
 }  // namespace xlb

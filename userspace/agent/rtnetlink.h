@@ -7,6 +7,7 @@
 #define XLB_USERSPACE_AGENT_RTNETLINK_H
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,11 @@ Result<NextHop> RouteTo(const IpAddress& destination);
 // peer from the first packet on, instead of handing the packet to the stack to resolve it.
 // An entry that exists already (managed or learnt) is left as it is. Needs CAP_NET_ADMIN only.
 Result<void> AddManagedNeighbour(const NextHop& hop);
+
+// The interfaces that take XDP frames redirected to them now (netdev xdp-features NDO_XMIT,
+// through the netdev generic netlink family, Linux >= 6.3). A veth has it only while its peer
+// runs NAPI (an XDP program or GRO on the peer); an XDP_REDIRECT to one without it is dropped.
+Result<std::set<int>> XdpRedirectTargets();
 
 struct UplinkChoice {
   std::vector<std::string> names;  // by ifindex
