@@ -498,7 +498,7 @@ TypedMap<uint32_t, uint64_t> XdpDatapath::vip_filter() const {
   return {bpf_map__fd(skel_->maps.xlb_vipfilt_v1), XLB_MAP_VIP_FILTER};
 }
 PerCpuMap<xlb_counter> XdpDatapath::reasons() const {
-  return {bpf_map__fd(skel_->maps.xlb_reasons_v3), XLB_MAP_REASONS};
+  return {bpf_map__fd(skel_->maps.xlb_reasons_v4), XLB_MAP_REASONS};
 }
 PerCpuMap<xlb_flow_counter> XdpDatapath::service_stats() const {
   return {bpf_map__fd(skel_->maps.xlb_svcstat_v1), XLB_MAP_SVC_STATS};

@@ -59,7 +59,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xlb_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xlb_reasons_v3 SEC(".maps");
+} xlb_reasons_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -7,7 +7,7 @@
 
 static __always_inline void stats_reason(__u32 reason, __u32 bytes)
 {
-	struct xlb_counter *c = bpf_map_lookup_elem(&xlb_reasons_v3, &reason);
+	struct xlb_counter *c = bpf_map_lookup_elem(&xlb_reasons_v4, &reason);
 
 	if (c) {
 		c->packets++;
