@@ -369,20 +369,23 @@ struct xlb_peer {
 };
 
 /*
- * The next hop toward a tunnel peer, as bpf_fib_lookup last found it: the
- * datapath's cache of the kernel's routing and neighbour tables, so that an
- * established flow to a remote backend pays one hash lookup instead of a fib
- * lookup per packet (IPv6's costs more than the rest of the path). Written by
- * the datapath only, for a resolved neighbour and a route that carries
- * tunnel_mtu; trusted until `expires`, XLB_NEXTHOP_TTL_NS after the lookup,
- * so a changed route or neighbour MAC is seen within that time. Keyed by the
- * interface the packet came in on as well, as the fib lookup is.
+ * The next hop toward a tunnel peer or a routed backend (a packet xlb forwards
+ * itself, bpf/lib/forward.h), as bpf_fib_lookup last found it: the datapath's
+ * cache of the kernel's routing and neighbour tables, so that an established
+ * flow pays one hash lookup instead of a fib lookup per packet (IPv6's costs
+ * more than the rest of the path). Written by the datapath only, for a
+ * resolved neighbour on a route that carries tunnel_mtu, or with ifindex 0
+ * for a destination without a route xlb may use (a local address,
+ * unreachable, forwarding off: the stack's); trusted until `expires`,
+ * XLB_NEXTHOP_TTL_NS after the lookup, so a changed route or neighbour MAC is
+ * seen within that time. Keyed by the interface the packet came in on as
+ * well, as the fib lookup is.
  */
 #define XLB_NEXTHOP_MAX 4096
 #define XLB_NEXTHOP_TTL_NS 1000000000ULL
 
 struct xlb_nexthop_key {
-	__be32 addr[4]; /* the tunnel peer: the outer destination */
+	__be32 addr[4]; /* the destination: a tunnel peer, or a backend or client xlb forwards to */
 	__u32 ifindex;  /* the interface the packet came in on */
 	__u8 family;    /* XLB_FAMILY_* */
 	__u8 pad[3];    /* zero */
@@ -390,7 +393,7 @@ struct xlb_nexthop_key {
 
 struct xlb_nexthop {
 	__u64 expires;  /* bpf_ktime_get_coarse_ns() after which the fib is asked again */
-	__u32 ifindex;  /* the interface toward the next hop */
+	__u32 ifindex;  /* the interface toward the next hop; 0: no route xlb may use (the stack's) */
 	__u8 dmac[6];   /* the next hop's MAC */
 	__u8 smac[6];   /* the interface's MAC */
 };

@@ -114,7 +114,11 @@ static __always_inline int route_fib(struct __ctx_buff *ctx, __u8 family, __u8 p
  * carries tunnel_mtu, so a hit stands for any packet up to tunnel_mtu; a
  * larger one (a jumbo frame forwarded as it is) always asks the fib. The
  * cache is keyed by destination and incoming interface: routes chosen by
- * source (policy routing) are not told apart within XLB_NEXTHOP_TTL_NS.
+ * source (policy routing) are not told apart within XLB_NEXTHOP_TTL_NS. A
+ * destination without a route xlb can use (local, unreachable, blackhole,
+ * forwarding off) is cached too, as NOT_FWDED; an unresolved neighbour and a
+ * too-narrow route are not (the stack is about to resolve the one, and the
+ * other is asked at each packet's own size).
  * SUCCESS: rt is complete. NO_NEIGH: rt->ifindex only. Else rt is unset.
  */
 static __always_inline int route_cached(struct __ctx_buff *ctx, __u8 family, __u8 proto,
@@ -132,6 +136,9 @@ static __always_inline int route_cached(struct __ctx_buff *ctx, __u8 family, __u
 	__builtin_memcpy(key.addr, dst, sizeof(key.addr));
 	nh = bpf_map_lookup_elem(&xlb_nexthop_v1, &key);
 	if (nh && now < nh->expires && tot_len <= xlb_cfg.tunnel_mtu) {
+		/* no route xlb can use: the stack's (a local address, unreachable, ...) */
+		if (!nh->ifindex)
+			return BPF_FIB_LKUP_RET_NOT_FWDED;
 		rt->ifindex = nh->ifindex;
 		__builtin_memcpy(rt->dmac, nh->dmac, ETH_ALEN);
 		__builtin_memcpy(rt->smac, nh->smac, ETH_ALEN);
@@ -144,12 +151,19 @@ static __always_inline int route_cached(struct __ctx_buff *ctx, __u8 family, __u
 	p = &scratch->fib;
 	/* the largest packet first: its answer is the one worth keeping */
 	rc = route_fib(ctx, family, proto, src, dst, xlb_cfg.tunnel_mtu, p);
+	nh = &scratch->nexthop;
+	nh->expires = now + XLB_NEXTHOP_TTL_NS;
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		nh = &scratch->nexthop;
-		nh->expires = now + XLB_NEXTHOP_TTL_NS;
 		nh->ifindex = p->ifindex;
 		__builtin_memcpy(nh->dmac, p->dmac, ETH_ALEN);
 		__builtin_memcpy(nh->smac, p->smac, ETH_ALEN);
+		bpf_map_update_elem(&xlb_nexthop_v1, &key, nh, BPF_ANY);
+	} else if (rc > BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH &&
+		   rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		/* remembered too: a local backend would otherwise ask the fib on every packet */
+		nh->ifindex = 0;
+		__builtin_memset(nh->dmac, 0, ETH_ALEN);
+		__builtin_memset(nh->smac, 0, ETH_ALEN);
 		bpf_map_update_elem(&xlb_nexthop_v1, &key, nh, BPF_ANY);
 	}
 	/* a route narrower than tunnel_mtu, or a larger packet: asked for its own size */
