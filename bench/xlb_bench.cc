@@ -1192,6 +1192,10 @@ Result<int> SetUpPrivateUplink() {
     XLB_TRY(Sh(ip + "route add " + f->remote_net + " via " + f->next_hop + " dev " + up));
     XLB_TRY(Sh(ip + "route add " + f->snat_net + " via " + f->next_hop + " dev " + up));
   }
+  // The IPv6 client is on the uplink's network: its neighbour resolved, as a client's is
+  // once it has talked to the node (unresolved, every answer would ask the fib again).
+  XLB_TRY(Sh(std::string("ip -6 neigh replace ") + kIpv6.client + " lladdr " + kNextHopMac +
+             " dev " + up + " nud permanent"));
   XLB_TRY(Sh(std::string("ip link add ") + kPodVeth + " type veth peer name " + kPodVethPeer));
   XLB_TRY(Sh(std::string("ip link set ") + kPodVeth + " up"));
   XLB_TRY(Sh(std::string("ip link set ") + kPodVethPeer + " up"));
