@@ -434,8 +434,8 @@ std::vector<Scenario> Scenarios(const Options& o) {
                    Kind::kNewFlow, Frame(*f, f->vip, kVipPort, pkt::kTcpSyn), f->stamp_off,
                    XLB_FWD_ROUTED, new_flow_repeat, 12, 330, XDP_REDIRECT, f->service_id});
     out.push_back({fam + " established (ACK, CT hit+DNAT+forward)", f, Kind::kEstablished,
-                   Frame(*f, f->vip, kVipPort, pkt::kTcpAck), 0, XLB_FWD_ROUTED, o.repeat, 6,
-                   130, XDP_REDIRECT, f->service_id});
+                   Frame(*f, f->vip, kVipPort, pkt::kTcpAck), 0, XLB_FWD_ROUTED, o.repeat, 6, 130,
+                   XDP_REDIRECT, f->service_id});
   }
   // Cross-cluster paths: IPv4 and IPv6 inside, the outer header of the same family.
   for (const Family* f : {&kIpv4, &kIpv6}) {
@@ -449,8 +449,8 @@ std::vector<Scenario> Scenarios(const Options& o) {
                    XLB_FWD_ENCAP, o.repeat, 8, 130, XDP_TX, f->remote_service_id,
                    kFrameLen + VxlanOverhead(*f)});
     out.push_back({fam + " decap (VXLAN to a pod here, tunnel reply entry)", f, Kind::kDecap,
-                   VxlanFromRemote(*f, f->client, f->backend_addr(1), kClientPort, kBackendPort),
-                   0, XLB_FWD_DECAP_ROUTED, o.repeat, 0, 0, XDP_REDIRECT, 0,
+                   VxlanFromRemote(*f, f->client, f->backend_addr(1), kClientPort, kBackendPort), 0,
+                   XLB_FWD_DECAP_ROUTED, o.repeat, 0, 0, XDP_REDIRECT, 0,
                    kFrameLen - VxlanOverhead(*f)});
     out.push_back({fam + " reply (VXLAN decap+reverse NAT to the VIP)", f, Kind::kReply,
                    VxlanFromRemote(*f, f->remote_backend_addr(1), f->client, kBackendPort,
@@ -838,8 +838,8 @@ class Bench {
                  std::to_string(want) + ")";
       }
     }
-    const bool forwarded = expected == XLB_FWD_ROUTED || expected == XLB_FWD_ENCAP ||
-                           expected == XLB_FWD_SNAT;
+    const bool forwarded =
+        expected == XLB_FWD_ROUTED || expected == XLB_FWD_ENCAP || expected == XLB_FWD_SNAT;
     for (uint32_t id = 1; id < after.services.size(); ++id) {
       const uint64_t dp = after.services[id].packets - before.services[id].packets;
       const uint64_t dn = after.services[id].new_flows - before.services[id].new_flows;
@@ -881,8 +881,10 @@ class Bench {
         const pkt::Decoded d = pkt::Decode(out);
         if (!d.ok() || backend_addrs_.count(d.dst) == 0 || d.dport != kBackendPort ||
             d.eth_dst != pkt::ParseMac(kPodMac) || !checksums_ok(d)) {
-          return Error{EPROTO, s.name + ": output is not DNATed to a backend and addressed to "
-                                        "the pod with good checksums: " + pkt::Describe(d)};
+          return Error{EPROTO, s.name +
+                                   ": output is not DNATed to a backend and addressed to "
+                                   "the pod with good checksums: " +
+                                   pkt::Describe(d)};
         }
         return {};
       }

@@ -39,14 +39,16 @@ enum class Mode {
   kXlbDecap,
 };
 inline constexpr std::array<Mode, 9> kAllModes = {
-    Mode::kRoute,          Mode::kIptables, Mode::kNftables,   Mode::kCeiling, Mode::kXlbLocal,
+    Mode::kRoute,         Mode::kIptables, Mode::kNftables,  Mode::kCeiling, Mode::kXlbLocal,
     Mode::kXlbLocalStack, Mode::kXlbSnat,  Mode::kXlbRemote, Mode::kXlbDecap};
 inline bool IsXlb(Mode m) {
   return m == Mode::kXlbLocal || m == Mode::kXlbLocalStack || m == Mode::kXlbSnat ||
          m == Mode::kXlbRemote || m == Mode::kXlbDecap;
 }
 // The xlb modes with local backends: forwarded by xlb, or by the stack (--forwarding stack).
-inline bool IsXlbLocal(Mode m) { return m == Mode::kXlbLocal || m == Mode::kXlbLocalStack; }
+inline bool IsXlbLocal(Mode m) {
+  return m == Mode::kXlbLocal || m == Mode::kXlbLocalStack;
+}
 const char* ModeName(Mode m);         // "route", "iptables", ...
 const char* ModeDescription(Mode m);  // one line for the table
 

@@ -155,6 +155,12 @@ void SendThroughPacketSocket(const ModeNet& net, const PerfPrograms& progs,
     for (size_t sent = 0; sent < n;) {
       const int r = ::sendmmsg(sock.get(), msgs.data() + sent, static_cast<unsigned>(n - sent), 0);
       if (r < 0 && errno == EINTR) continue;
+      // the socket's share of the device queue is full (two generator threads, or big
+      // frames): perf_gen has counted these frames as sent, so they wait for room
+      if (r < 0 && (errno == ENOBUFS || errno == EAGAIN)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
+        continue;
+      }
       if (r <= 0) throw std::runtime_error(std::string("sendmmsg: ") + std::strerror(errno));
       sent += static_cast<size_t>(r);
     }

@@ -855,7 +855,8 @@ TEST(AgentForwarding, XdpForwardsIntoPodsOnlyWhileTheirVethsTakeXdpFrames) {
   c->Connect(100);
   auto [stack, m2] = counts();
   EXPECT_LE(stack["fwd_routed"] - xdp["fwd_routed"], 5.0)
-      << "redirected into a veth whose peer has no NAPI\n" << m2;
+      << "redirected into a veth whose peer has no NAPI\n"
+      << m2;
   EXPECT_GE(stack["fwd_established"] + stack["fwd_new_flow"] - xdp["fwd_established"] -
                 xdp["fwd_new_flow"],
             70.0 * 3)

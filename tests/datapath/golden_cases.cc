@@ -1084,54 +1084,81 @@ std::vector<GoldenCase> GoldenCases() {
       Must(w.AddService(42, std::span(&vip6, 1), std::span(&be6, 1)));
     };
     auto routed4 = [](const char* src, uint16_t sport, uint8_t flags, uint8_t ttl) {
-      return Packet().eth(kUplinkMac, kRemoteNodeMac).ipv4(src, kRemoteNode4, {.ttl = ttl})
-          .tcp(sport, 8080, flags, {.seq = 1000}).payload("xlb").build();
+      return Packet()
+          .eth(kUplinkMac, kRemoteNodeMac)
+          .ipv4(src, kRemoteNode4, {.ttl = ttl})
+          .tcp(sport, 8080, flags, {.seq = 1000})
+          .payload("xlb")
+          .build();
     };
-    GoldenStep first = Step("no forwarding device yet: DNATed, to the stack",
-                            Tcp4(kVip4Fwd, 40300, 80, kTcpAck), XLB_FWD_NEW_FLOW,
-                            Tcp4(kRemoteNode4, 40300, 8080, kTcpAck));
+    GoldenStep first =
+        Step("no forwarding device yet: DNATed, to the stack", Tcp4(kVip4Fwd, 40300, 80, kTcpAck),
+             XLB_FWD_NEW_FLOW, Tcp4(kRemoteNode4, 40300, 8080, kTcpAck));
     first.before = services;
-    GoldenStep xdp = Step("up0 takes XDP frames: forwarded from XDP, TTL 63",
-                          Tcp4(kVip4Fwd, 40300, 80, kTcpAck), XDP_REDIRECT, XLB_FWD_ROUTED,
-                          routed4(kClient4, 40300, kTcpAck, 63));
+    GoldenStep xdp =
+        Step("up0 takes XDP frames: forwarded from XDP, TTL 63", Tcp4(kVip4Fwd, 40300, 80, kTcpAck),
+             XDP_REDIRECT, XLB_FWD_ROUTED, routed4(kClient4, 40300, kTcpAck, 63));
     xdp.before = [](XdpDatapath& dp, ServiceWriter&) {
       const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
       Must(dp.forward_devices().Update(up0, up0));
     };
     const Bytes pod_in = InFrame(kPodMac, kHostVethMac,
-                                 Packet().ipv4(kPod4, kVip4Fwd).tcp(40301, 80, kTcpAck, {.seq = 1000})
-                                     .payload("xlb").build());
+                                 Packet()
+                                     .ipv4(kPod4, kVip4Fwd)
+                                     .tcp(40301, 80, kTcpAck, {.seq = 1000})
+                                     .payload("xlb")
+                                     .build());
     add("routed_backend_forwarded_from_xdp_and_tc",
         {std::move(first), std::move(xdp),
          Step("TTL 1: the stack answers it (time exceeded)",
               Tcp4(kVip4Fwd, 40300, 80, kTcpAck, {.ttl = 1}), XLB_FWD_ESTABLISHED,
-              Frame().ipv4(kClient4, kRemoteNode4, {.ttl = 1})
-                  .tcp(40300, 8080, kTcpAck, {.seq = 1000}).payload("xlb").build()),
+              Frame()
+                  .ipv4(kClient4, kRemoteNode4, {.ttl = 1})
+                  .tcp(40300, 8080, kTcpAck, {.seq = 1000})
+                  .payload("xlb")
+                  .build()),
          Step("IPv6: hop limit 63", Tcp6(kVip6Fwd, 40302, 80, kTcpAck), XDP_REDIRECT,
               XLB_FWD_ROUTED,
-              Packet().eth(kUplinkMac, kRemoteNodeMac).ipv6(kClient6, kRemoteNode6, {.hop_limit = 63})
-                  .tcp(40302, 8080, kTcpAck, {.seq = 1000}).payload("xlb").build()),
+              Packet()
+                  .eth(kUplinkMac, kRemoteNodeMac)
+                  .ipv6(kClient6, kRemoteNode6, {.hop_limit = 63})
+                  .tcp(40302, 8080, kTcpAck, {.seq = 1000})
+                  .payload("xlb")
+                  .build()),
          Step("a pod's packet: forwarded from TC", pod_in, TC_ACT_REDIRECT, XLB_FWD_ROUTED,
               routed4(kPod4, 40301, kTcpAck, 63), Hook::kTc)});
     // A local backend's answer to a client the fib reaches: reverse-NATed and sent from TC.
     const Bytes answer_in = InFrame(kPodMac, kHostVethMac,
-                                    Packet().ipv4("198.18.20.1", kRemoteNode4)
-                                        .tcp(8080, 40303, kTcpAck, {.seq = 1000}).payload("xlb").build());
+                                    Packet()
+                                        .ipv4("198.18.20.1", kRemoteNode4)
+                                        .tcp(8080, 40303, kTcpAck, {.seq = 1000})
+                                        .payload("xlb")
+                                        .build());
     add("local_backend_answer_forwarded_from_tc",
         {Step("a client behind up0 opens a flow (its backend unroutable here: the stack)",
-              Frame().ipv4(kRemoteNode4, kVip4).tcp(40303, 80, kTcpAck, {.seq = 1000}).payload("xlb")
+              Frame()
+                  .ipv4(kRemoteNode4, kVip4)
+                  .tcp(40303, 80, kTcpAck, {.seq = 1000})
+                  .payload("xlb")
                   .build(),
               XLB_FWD_NEW_FLOW,
-              Frame().ipv4(kRemoteNode4, "198.18.20.1").tcp(40303, 8080, kTcpAck, {.seq = 1000})
-                  .payload("xlb").build()),
+              Frame()
+                  .ipv4(kRemoteNode4, "198.18.20.1")
+                  .tcp(40303, 8080, kTcpAck, {.seq = 1000})
+                  .payload("xlb")
+                  .build()),
          Step("the answer, from the VIP, straight out of up0", answer_in, TC_ACT_REDIRECT,
               XLB_FWD_REPLY_ROUTED,
-              Packet().eth(kUplinkMac, kRemoteNodeMac).ipv4(kVip4, kRemoteNode4, {.ttl = 63})
-                  .tcp(80, 40303, kTcpAck, {.seq = 1000}).payload("xlb").build(),
+              Packet()
+                  .eth(kUplinkMac, kRemoteNodeMac)
+                  .ipv4(kVip4, kRemoteNode4, {.ttl = 63})
+                  .tcp(80, 40303, kTcpAck, {.seq = 1000})
+                  .payload("xlb")
+                  .build(),
               Hook::kTc)});
-    GoldenStep told = Step("--forwarding stack: to the stack, device or not",
-                           Tcp4(kVip4Fwd, 40304, 80, kTcpAck), XLB_FWD_NEW_FLOW,
-                           Tcp4(kRemoteNode4, 40304, 8080, kTcpAck));
+    GoldenStep told =
+        Step("--forwarding stack: to the stack, device or not", Tcp4(kVip4Fwd, 40304, 80, kTcpAck),
+             XLB_FWD_NEW_FLOW, Tcp4(kRemoteNode4, 40304, 8080, kTcpAck));
     told.before = [services](XdpDatapath& dp, ServiceWriter& w) {
       services(dp, w);
       const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
@@ -1139,8 +1166,10 @@ std::vector<GoldenCase> GoldenCases() {
     };
     GoldenStep told_tc = Step("and from TC", pod_in, TC_ACT_OK, XLB_FWD_NEW_FLOW,
                               InFrame(kPodMac, kHostVethMac,
-                                      Packet().ipv4(kPod4, kRemoteNode4)
-                                          .tcp(40301, 8080, kTcpAck, {.seq = 1000}).payload("xlb")
+                                      Packet()
+                                          .ipv4(kPod4, kRemoteNode4)
+                                          .tcp(40301, 8080, kTcpAck, {.seq = 1000})
+                                          .payload("xlb")
                                           .build()),
                               Hook::kTc);
     add("routed_backend_to_the_stack_when_told", {std::move(told), std::move(told_tc)});

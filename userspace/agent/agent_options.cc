@@ -187,12 +187,17 @@ bool ParseAgentOptions(int argc, const char* const* argv, AgentOptions& o, std::
       o.once = true;
       continue;
     }
-    static constexpr std::string_view kValued[] = {
-        "--config",       "--kube",         "--policy",           "--pin-dir",   "--iface-rescan",
-        "--uplink",       "--pod-iface",    "--tunnel-addr",      "--encap",     "--tunnel-mtu",
-        "--metrics-addr", "--node-addr",    "--node-name",        "--socket-lb", "--cgroup",
-        "--tunnel-peers", "--healthz-addr", "--health-check-addr", "--node-settings",
-        "--metrics-detail-limit", "--log-format", "--forwarding"};
+    static constexpr std::string_view kValued[] = {"--config",        "--kube",
+                                                   "--policy",        "--pin-dir",
+                                                   "--iface-rescan",  "--uplink",
+                                                   "--pod-iface",     "--tunnel-addr",
+                                                   "--encap",         "--tunnel-mtu",
+                                                   "--metrics-addr",  "--node-addr",
+                                                   "--node-name",     "--socket-lb",
+                                                   "--cgroup",        "--tunnel-peers",
+                                                   "--healthz-addr",  "--health-check-addr",
+                                                   "--node-settings", "--metrics-detail-limit",
+                                                   "--log-format",    "--forwarding"};
     if (std::find(std::begin(kValued), std::end(kValued), flag) == std::end(kValued)) {
       problem = "unknown option " + std::string(flag);
       return false;

@@ -196,7 +196,13 @@ class ForwardDevices {
     failure_.clear();
     for (int gone : current_) {
       if (targets->count(gone) == 0) {
-        (void)map_.Erase(static_cast<uint32_t>(gone));  // ENOENT: the interface went with it
+        auto erased = map_.Erase(static_cast<uint32_t>(gone));
+        // ENOENT: the kernel removed it with its interface
+        if (!erased.ok() && !erased.error().NotFound()) {
+          LogLine(xlb::LogLevel::kWarn, "XDP forwarding target " + std::to_string(gone) +
+                                            " no longer takes XDP frames, but stays listed: " +
+                                            erased.error().ToString());
+        }
       }
     }
     std::set<int> kept;

@@ -31,8 +31,7 @@ constexpr size_t kReceiveBuffer = 64 * 1024;
 // socket buffer makes ENOBUFS rarer (the rescan still covers it).
 constexpr int kEventSocketBuffer = 1 << 20;
 
-Result<UniqueFd> RouteSocket(uint32_t groups, int extra_type_flags,
-                             int protocol = NETLINK_ROUTE) {
+Result<UniqueFd> RouteSocket(uint32_t groups, int extra_type_flags, int protocol = NETLINK_ROUTE) {
   UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | extra_type_flags, protocol));
   if (!fd) {
     return Error::FromErrno(errno, "socket(NETLINK " + std::to_string(protocol) + ")");
@@ -429,13 +428,18 @@ struct GenlRequest {
     g.cmd = cmd;
     g.version = version;
   }
-  void AddString(uint16_t type, std::string_view value) {
+  // False when it does not fit.
+  bool AddString(uint16_t type, std::string_view value) {
+    if (NLMSG_ALIGN(h.nlmsg_len) + NLA_HDRLEN + value.size() + 1 > sizeof(*this)) {
+      return false;
+    }
     auto* a = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(&h) + NLMSG_ALIGN(h.nlmsg_len));
     a->nla_type = type;
     a->nla_len = static_cast<uint16_t>(NLA_HDRLEN + value.size() + 1);
     std::memcpy(reinterpret_cast<char*>(a) + NLA_HDRLEN, value.data(), value.size());
     reinterpret_cast<char*>(a)[NLA_HDRLEN + value.size()] = 0;
     h.nlmsg_len = NLMSG_ALIGN(h.nlmsg_len) + NLA_ALIGN(a->nla_len);
+    return true;
   }
 };
 
@@ -449,7 +453,9 @@ void ForEachGenlAttribute(const nlmsghdr& h,
 
 Result<uint16_t> GenlFamilyId(std::string_view name) {
   GenlRequest request(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 2);
-  request.AddString(CTRL_ATTR_FAMILY_NAME, name);
+  if (!request.AddString(CTRL_ATTR_FAMILY_NAME, name)) {
+    return Error{EINVAL, "genl family name too long: " + std::string(name)};
+  }
   uint16_t id = 0;
   auto done = Transact(
       request.h, "genl family " + std::string(name),
