@@ -385,17 +385,16 @@ struct xlb_peer {
 #define XLB_NEXTHOP_TTL_NS 1000000000ULL
 
 struct xlb_nexthop_key {
-  __be32 addr[4]; /* the destination: a tunnel peer, or a backend or client xlb forwards to */
-  __u32 ifindex;  /* the interface the packet came in on */
-  __u8 family;    /* XLB_FAMILY_* */
-  __u8 pad[3];    /* zero */
+	__be32 addr[4]; /* the destination: a tunnel peer, or a backend or client xlb forwards to */
+	__u32 ifindex;  /* the interface the packet came in on */
+	__u8 family;    /* XLB_FAMILY_* */
+	__u8 pad[3];    /* zero */
 };
 
 struct xlb_nexthop {
 	__u64 expires;  /* bpf_ktime_get_coarse_ns() after which the fib is asked again */
-        __u32
-            ifindex; /* the interface toward the next hop; 0: no route xlb may use (the stack's) */
-        __u8 dmac[6];   /* the next hop's MAC */
+	__u32 ifindex;  /* the interface toward the next hop; 0: no route xlb may use (the stack's) */
+	__u8 dmac[6];   /* the next hop's MAC */
 	__u8 smac[6];   /* the interface's MAC */
 };
 
@@ -405,58 +404,52 @@ struct xlb_nexthop {
  * derive the verdict class from it.
  */
 enum xlb_reason {
-  /* passed to the stack untouched */
-  XLB_PASS_NOT_IP = 0,       /* not IPv4/IPv6 (ARP, LLDP, ...) */
-  XLB_PASS_NO_SERVICE,       /* IP, but not to a VIP/port xlb serves */
-  XLB_PASS_NOT_L4,           /* IP protocol xlb does not balance */
-  XLB_PASS_FRAGMENT,         /* IP fragment: no ports to place it by */
-  XLB_PASS_ICMP,             /* ICMP that belongs to no tracked flow */
-  XLB_PASS_MALFORMED_L2,     /* frame too short for its Ethernet/VLAN headers */
-  XLB_PASS_MALFORMED_L3,     /* bad IP version/IHL/length, IPv6 payload beyond frame */
-  XLB_PASS_MALFORMED_L4,     /* L4 header too short to read the ports */
-  XLB_PASS_UNSUPPORTED,      /* too many VLAN tags or IPv6 extension headers */
-  XLB_PASS_TUNNEL_MALFORMED, /* to our tunnel address and port: bad UDP, VXLAN or inner header */
-  XLB_PASS_TUNNEL_FOREIGN,   /* to our tunnel port, but not xlb's: VXLAN flags/VNI, inner not IP */
-  /* rewritten, then handed to the kernel to send */
-  XLB_PASS_ENCAP_KERNEL, /* encapsulated; next hop's neighbour unresolved: the kernel sends it */
-  XLB_PASS_REPLY_KERNEL, /* answer reverse-NATed and to be routed by xlb; next hop unresolved: the
-                            kernel sends it */
-  XLB_PASS_SNAT_KERNEL,  /* DNATed and SNATed; next hop unresolved: the kernel sends it */
-  /* balanced or rewritten by xlb */
-  XLB_FWD_NEW_FLOW,     /* conntrack miss: Maglev selected the backend */
-  XLB_FWD_ESTABLISHED,  /* conntrack hit */
-  XLB_FWD_ICMP_ERROR,   /* ICMP error of a tracked flow, sent to that flow's backend */
-  XLB_FWD_ENCAP,        /* DNATed, encapsulated toward a tunnelled backend's node, sent */
-  XLB_FWD_DECAP,        /* decapsulated for a backend on this node (TUNNEL reply entry) */
-  XLB_FWD_REPLY_REVNAT, /* a backend's answer: source rewritten back to the VIP */
-  XLB_FWD_REPLY_TUNNEL, /* a local backend's answer, encapsulated back to the origin node */
-  XLB_FWD_REPLY_ROUTED, /* an answer reverse-NATed and sent out by xlb (fib lookup): a NodePort's,
-                           or back into a pod */
-  XLB_FWD_SNAT,         /* DNATed and SNATed to this node, sent out by xlb (fib lookup) */
-  XLB_FWD_REPLY_SNAT,   /* the answer of a SNATed flow, back to client from the VIP, to the stack */
-  XLB_FWD_ICMP_TOO_BIG, /* too big for the tunnel: answered with ICMP frag needed / too big */
-  XLB_FWD_REJECT, /* service port without endpoints (XLB_SVC_F_REJECT): answered with ICMP port
-                     unreachable */
-  XLB_FWD_ROUTED, /* DNATed to a routed backend and forwarded by xlb (fib, TTL, MACs, redirect): the
-                     stack never sees it */
-  XLB_FWD_DECAP_ROUTED, /* decapsulated for a backend on this node and forwarded to it by xlb (as
-                           XLB_FWD_ROUTED) */
-  /* dropped */
-  XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */
-  XLB_DROP_NO_BACKEND,     /* no backend takes new flows here (a Local traffic policy without an
-                              endpoint on this node) */
-  XLB_DROP_BACKEND_FAMILY, /* backend of another address family than the VIP */
-  XLB_DROP_NO_TABLE,       /* service id without an installed Maglev table */
-  XLB_DROP_NO_TUNNEL_ADDR, /* tunnel endpoint of a family this node has no tunnel address of */
-  XLB_DROP_FIB,            /* the fib has no usable route to the tunnel endpoint */
-  XLB_DROP_TOO_BIG,        /* encapsulated, it would exceed tunnel_mtu or the route's MTU */
-  XLB_DROP_ENCAP,          /* no room to add or remove the outer headers */
-  XLB_DROP_SNAT_PORTS,     /* SNAT: every port tried is taken toward that backend */
-  XLB_DROP_UDP6_ZERO_CSUM, /* UDP over IPv6 with checksum 0 (RFC 8200 8.1: receivers discard it) */
-  XLB_DROP_TUNNEL_PEER,    /* xlb's tunnel packet from an outer source that is no known node */
-  XLB_DROP_SOURCE_RANGE,   /* to a LoadBalancer IP, from outside its loadBalancerSourceRanges */
-  XLB_DROP_REJECT, /* to be rejected (XLB_SVC_F_REJECT), but no ICMP answer could be built */
-  XLB_REASON_MAX
+	/* passed to the stack untouched */
+	XLB_PASS_NOT_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	XLB_PASS_NO_SERVICE,     /* IP, but not to a VIP/port xlb serves */
+	XLB_PASS_NOT_L4,         /* IP protocol xlb does not balance */
+	XLB_PASS_FRAGMENT,       /* IP fragment: no ports to place it by */
+	XLB_PASS_ICMP,           /* ICMP that belongs to no tracked flow */
+	XLB_PASS_MALFORMED_L2,   /* frame too short for its Ethernet/VLAN headers */
+	XLB_PASS_MALFORMED_L3,   /* bad IP version/IHL/length, IPv6 payload beyond frame */
+	XLB_PASS_MALFORMED_L4,   /* L4 header too short to read the ports */
+	XLB_PASS_UNSUPPORTED,    /* too many VLAN tags or IPv6 extension headers */
+	XLB_PASS_TUNNEL_MALFORMED, /* to our tunnel address and port: bad UDP, VXLAN or inner header */
+	XLB_PASS_TUNNEL_FOREIGN, /* to our tunnel port, but not xlb's: VXLAN flags/VNI, inner not IP */
+	/* rewritten, then handed to the kernel to send */
+	XLB_PASS_ENCAP_KERNEL,   /* encapsulated; next hop's neighbour unresolved: the kernel sends it */
+	XLB_PASS_REPLY_KERNEL,   /* answer reverse-NATed and to be routed by xlb; next hop unresolved: the kernel sends it */
+	XLB_PASS_SNAT_KERNEL,    /* DNATed and SNATed; next hop unresolved: the kernel sends it */
+	/* balanced or rewritten by xlb */
+	XLB_FWD_NEW_FLOW,        /* conntrack miss: Maglev selected the backend */
+	XLB_FWD_ESTABLISHED,     /* conntrack hit */
+	XLB_FWD_ICMP_ERROR,      /* ICMP error of a tracked flow, sent to that flow's backend */
+	XLB_FWD_ENCAP,           /* DNATed, encapsulated toward a tunnelled backend's node, sent */
+	XLB_FWD_DECAP,           /* decapsulated for a backend on this node (TUNNEL reply entry) */
+	XLB_FWD_REPLY_REVNAT,    /* a backend's answer: source rewritten back to the VIP */
+	XLB_FWD_REPLY_TUNNEL,    /* a local backend's answer, encapsulated back to the origin node */
+	XLB_FWD_REPLY_ROUTED,    /* an answer reverse-NATed and sent out by xlb (fib lookup): a NodePort's, or back into a pod */
+	XLB_FWD_SNAT,            /* DNATed and SNATed to this node, sent out by xlb (fib lookup) */
+	XLB_FWD_REPLY_SNAT,      /* the answer of a SNATed flow, back to client from the VIP, to the stack */
+	XLB_FWD_ICMP_TOO_BIG,    /* too big for the tunnel: answered with ICMP frag needed / too big */
+	XLB_FWD_REJECT,          /* service port without endpoints (XLB_SVC_F_REJECT): answered with ICMP port unreachable */
+	XLB_FWD_ROUTED,          /* DNATed to a routed backend and forwarded by xlb (fib, TTL, MACs, redirect): the stack never sees it */
+	XLB_FWD_DECAP_ROUTED,    /* decapsulated for a backend on this node and forwarded to it by xlb (as XLB_FWD_ROUTED) */
+	/* dropped */
+	XLB_DROP_MALFORMED_L4,   /* to a VIP, but TCP doff < 5, or L4 header beyond the frame */
+	XLB_DROP_NO_BACKEND,     /* no backend takes new flows here (a Local traffic policy without an endpoint on this node) */
+	XLB_DROP_BACKEND_FAMILY, /* backend of another address family than the VIP */
+	XLB_DROP_NO_TABLE,       /* service id without an installed Maglev table */
+	XLB_DROP_NO_TUNNEL_ADDR, /* tunnel endpoint of a family this node has no tunnel address of */
+	XLB_DROP_FIB,            /* the fib has no usable route to the tunnel endpoint */
+	XLB_DROP_TOO_BIG,        /* encapsulated, it would exceed tunnel_mtu or the route's MTU */
+	XLB_DROP_ENCAP,          /* no room to add or remove the outer headers */
+	XLB_DROP_SNAT_PORTS,     /* SNAT: every port tried is taken toward that backend */
+	XLB_DROP_UDP6_ZERO_CSUM, /* UDP over IPv6 with checksum 0 (RFC 8200 8.1: receivers discard it) */
+	XLB_DROP_TUNNEL_PEER,    /* xlb's tunnel packet from an outer source that is no known node */
+	XLB_DROP_SOURCE_RANGE,   /* to a LoadBalancer IP, from outside its loadBalancerSourceRanges */
+	XLB_DROP_REJECT,         /* to be rejected (XLB_SVC_F_REJECT), but no ICMP answer could be built */
+	XLB_REASON_MAX
 };
 
 /* Slots of xlb_reasons_v4: room for new reasons without a new map. */
