@@ -841,7 +841,7 @@ TEST(AgentForwarding, XdpForwardsIntoPodsOnlyWhileTheirVethsTakeXdpFrames) {
       CommandResult r = c->tb->Run(pod, argv);
       ASSERT_TRUE(r.ok()) << pod << ": " << r.Describe();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a few rescans
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // several rescans, loaded or not
   };
   // About 70 of each 100 connections go to cluster A's pods: a SYN, an ACK, data and a FIN
   // at least toward the pod, a SYN-ACK, data and a FIN-ACK back.
