@@ -110,27 +110,38 @@ static __always_inline int fwd_packet(struct __ctx_buff *ctx, int stack, int sen
 }
 
 /*
- * The step after balancing, reverse NAT or decapsulation, for the reasons the
- * stack would otherwise forward: a routed backend's packet (new or
- * established), an answer turned back to the VIP, a decapsulated packet for a
- * backend here.
+ * The reasons the stack would otherwise forward, and what each becomes when
+ * xlb sends the packet itself (0: not the fast path's): a routed backend's
+ * packet (new or established), an answer turned back to the VIP, a
+ * decapsulated packet for a backend here.
  */
-static __always_inline int fwd_wanted(int reason)
+static __always_inline int fwd_sent_reason(int reason)
 {
-	return reason == XLB_FWD_NEW_FLOW || reason == XLB_FWD_ESTABLISHED ||
-	       reason == XLB_FWD_REPLY_REVNAT || reason == XLB_FWD_REPLY_SNAT ||
-	       reason == XLB_FWD_DECAP;
+	switch (reason) {
+	case XLB_FWD_NEW_FLOW:
+	case XLB_FWD_ESTABLISHED:
+		return XLB_FWD_ROUTED;
+	case XLB_FWD_REPLY_REVNAT:
+	case XLB_FWD_REPLY_SNAT:
+		return XLB_FWD_REPLY_ROUTED;
+	case XLB_FWD_DECAP:
+		return XLB_FWD_DECAP_ROUTED;
+	default:
+		return 0;
+	}
 }
 
+static __always_inline int fwd_wanted(int reason)
+{
+	return fwd_sent_reason(reason) != 0;
+}
+
+/* The step after balancing, reverse NAT or decapsulation (fwd_sent_reason). */
 static __always_inline int fwd_after(struct __ctx_buff *ctx, int reason, __u32 *ifindex)
 {
-	if (reason == XLB_FWD_NEW_FLOW || reason == XLB_FWD_ESTABLISHED)
-		return fwd_packet(ctx, reason, XLB_FWD_ROUTED, ifindex);
-	if (reason == XLB_FWD_REPLY_REVNAT || reason == XLB_FWD_REPLY_SNAT)
-		return fwd_packet(ctx, reason, XLB_FWD_REPLY_ROUTED, ifindex);
-	if (reason == XLB_FWD_DECAP)
-		return fwd_packet(ctx, reason, XLB_FWD_DECAP_ROUTED, ifindex);
-	return reason;
+	int sent = fwd_sent_reason(reason);
+
+	return sent ? fwd_packet(ctx, reason, sent, ifindex) : reason;
 }
 
 #endif /* XLB_FORWARD_H */

@@ -1098,10 +1098,12 @@ std::vector<GoldenCase> GoldenCases() {
     GoldenStep xdp =
         Step("up0 takes XDP frames: forwarded from XDP, TTL 63", Tcp4(kVip4Fwd, 40300, 80, kTcpAck),
              XDP_REDIRECT, XLB_FWD_ROUTED, routed4(kClient4, 40300, kTcpAck, 63));
-    xdp.before = [](XdpDatapath& dp, ServiceWriter&) {
+    // what the agent writes for an uplink that takes XDP frames
+    auto forward_onto_up0 = [](XdpDatapath& dp) {
       const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
       Must(dp.forward_devices().Update(up0, up0));
     };
+    xdp.before = [forward_onto_up0](XdpDatapath& dp, ServiceWriter&) { forward_onto_up0(dp); };
     const Bytes pod_in = InFrame(kPodMac, kHostVethMac,
                                  Packet()
                                      .ipv4(kPod4, kVip4Fwd)
@@ -1159,10 +1161,9 @@ std::vector<GoldenCase> GoldenCases() {
     GoldenStep told =
         Step("--forwarding stack: to the stack, device or not", Tcp4(kVip4Fwd, 40304, 80, kTcpAck),
              XLB_FWD_NEW_FLOW, Tcp4(kRemoteNode4, 40304, 8080, kTcpAck));
-    told.before = [services](XdpDatapath& dp, ServiceWriter& w) {
+    told.before = [services, forward_onto_up0](XdpDatapath& dp, ServiceWriter& w) {
       services(dp, w);
-      const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
-      Must(dp.forward_devices().Update(up0, up0));
+      forward_onto_up0(dp);
     };
     GoldenStep told_tc = Step("and from TC", pod_in, TC_ACT_OK, XLB_FWD_NEW_FLOW,
                               InFrame(kPodMac, kHostVethMac,
