@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <numeric>
@@ -60,6 +61,20 @@ class MappedTable {
     for (size_t i = 0; i < slots.size(); ++i) {
       std::memcpy(base_ + i * kStride, &slots[i], sizeof(uint32_t));
     }
+  }
+  // Only the slots that differ, each with one aligned 4-byte store: a packet that reads a
+  // slot meanwhile reads its old backend id or its new one, never a torn value. Returns how
+  // many changed.
+  size_t Update(std::span<const uint32_t> slots) const {
+    size_t changed = 0;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      std::atomic_ref<uint32_t> slot(*reinterpret_cast<uint32_t*>(base_ + i * kStride));
+      if (slot.load(std::memory_order_relaxed) != slots[i]) {
+        slot.store(slots[i], std::memory_order_relaxed);
+        ++changed;
+      }
+    }
+    return changed;
   }
   void Read(std::span<uint32_t> slots) const {
     for (size_t i = 0; i < slots.size(); ++i) {
@@ -200,6 +215,67 @@ Result<void> MaglevTables::InstallMany(std::span<const Write> tables, size_t& in
   for (const Write& t : tables) {
     XLB_TRY(CheckWrite(t.service_id, t.slots));
   }
+  // A service with a table has it rewritten where it is (no outer-map update, so no grace
+  // period); the others get new tables, swapped in with one batch update at the end.
+  std::vector<Write> fresh;
+  std::vector<size_t> fresh_at;  // their indices in `tables`
+  std::optional<Error> failed;
+  size_t failed_at = tables.size();
+  for (size_t i = 0; i < tables.size(); ++i) {
+    auto rewritten = Rewrite(tables[i].service_id, tables[i].slots);
+    if (!rewritten.ok()) {
+      failed = std::move(rewritten).take_error();
+      failed_at = i;
+      break;
+    }
+    if (!*rewritten) {
+      fresh.push_back(tables[i]);
+      fresh_at.push_back(i);
+    }
+  }
+  // The new tables before the failed rewrite still go in, so that `installed` counts a
+  // prefix of `tables`.
+  size_t swapped = 0;
+  auto swap = InstallNew(fresh, swapped);
+  installed = swapped < fresh.size() ? fresh_at[swapped] : failed_at;
+  XLB_TRY(std::move(swap));
+  if (failed) {
+    return std::move(*failed);
+  }
+  return {};
+}
+
+Result<bool> MaglevTables::Rewrite(uint32_t service_id, std::span<const uint32_t> slots) {
+  const std::string ctx = Context(service_id);
+  auto inner = Open(service_id);
+  if (!inner.ok()) {
+    if (inner.error().NotFound()) {
+      return false;
+    }
+    return std::move(inner).take_error();
+  }
+  auto info = MapView(inner->get(), "xlb_mag").Info();
+  if (!info.ok()) {
+    return std::move(info).take_error().Within(ctx);
+  }
+  if (info->max_entries != table_size_) {
+    return false;  // another size (an older agent's): a new table replaces it
+  }
+  if (access_ == Access::kAuto && (info->map_flags & BPF_F_MMAPABLE) != 0) {
+    auto mapped = MappedTable::Map(inner->get(), table_size_, PROT_READ | PROT_WRITE);
+    if (!mapped.ok()) {
+      return std::move(mapped).take_error().Within(ctx);
+    }
+    mapped->Update(slots);
+    return true;
+  }
+  // Batch or element updates: each slot is one element, written whole by the kernel.
+  XLB_TRY(Fill(inner->get(), slots, false, ctx));
+  return true;
+}
+
+Result<void> MaglevTables::InstallNew(std::span<const Write> tables, size_t& installed) {
+  installed = 0;
   if (tables.empty()) {
     return {};
   }
@@ -247,7 +323,7 @@ Result<void> MaglevTables::InstallMany(std::span<const Write> tables, size_t& in
     // Either an outer map pinned by an older xlb, whose template is not mmapable and takes
     // only tables like it, or a table size the template does not have. Try the first.
     mmapable_ = false;
-    auto retried = InstallMany(tables, installed);
+    auto retried = InstallNew(tables, installed);
     if (!retried.ok() && installed == 0) {
       mmapable_ = true;
     }

@@ -4,9 +4,12 @@
 // The kernel compares type, key, value, max_entries and flags when a table is put into the
 // outer map, so every table this class creates has exactly that shape.
 //
-// A table is never changed in place: a new one is created and filled beside the old one, then
-// swapped in with one update of the outer map, so a packet sees the old table or the new one,
-// never a mix. The old one is freed by the kernel when its last reader is done.
+// A service's first table is created and filled beside the outer map, then put in with one
+// update of it. Later tables of the service are written into the installed one, in place:
+// each slot that changes is one aligned 4-byte store, so a packet, which reads one slot, reads
+// the old backend or the new one. Updating the outer map instead would cost an RCU grace
+// period (~15 ms) per call; rewriting in place costs none (Katran rewrites its rings the same
+// way).
 #ifndef XLB_LOADER_MAGLEV_TABLES_H
 #define XLB_LOADER_MAGLEV_TABLES_H
 
@@ -50,13 +53,14 @@ class MaglevTables {
   // a mmapable table: from then on tables are created without BPF_F_MMAPABLE.
   bool mmapable() const { return mmapable_; }
 
-  // A new table filled with `slots` (table_size() of them), swapped in for service_id.
+  // The table of service_id set to `slots` (table_size() of them): rewritten in place when the
+  // service has one of this size, else a new one swapped in.
   Result<void> Install(uint32_t service_id, std::span<const uint32_t> slots);
-  // Several tables, each swapped in atomically by itself, with one batch update of the outer
-  // map: the kernel waits for an RCU grace period after every update of an outer map (~15 ms),
-  // so a batch costs one wait instead of one per table. `installed` says how many of the
-  // first ones are in (all when it succeeds). New tables are created and filled on two
-  // threads when they are mmapable (the kernel zeroes every new table's pages).
+  // Several tables. Installed ones are rewritten in place; new ones are created and filled on
+  // two threads when they are mmapable (the kernel zeroes every new table's pages) and put
+  // in with one batch update of the outer map: the kernel waits for an RCU grace period after
+  // every update of an outer map (~15 ms), so a batch costs one wait instead of one per
+  // table. `installed` says how many of the first ones are in (all when it succeeds).
   Result<void> InstallMany(std::span<const Write> tables, size_t& installed);
   // The slots of the table installed for service_id; ENOENT when none is.
   Result<std::vector<uint32_t>> Read(uint32_t service_id) const;
@@ -68,6 +72,11 @@ class MaglevTables {
   uint32_t Count() const;
 
  private:
+  // Writes `slots` into the installed table of service_id; false when it has none of this
+  // size (nothing written).
+  Result<bool> Rewrite(uint32_t service_id, std::span<const uint32_t> slots);
+  // New tables, filled and swapped in with one batch update.
+  Result<void> InstallNew(std::span<const Write> tables, size_t& installed);
   // A new table of the outer map's shape, filled, not yet in the outer map.
   Result<UniqueFd> NewTable(uint32_t service_id, std::span<const uint32_t> slots,
                             bool mmapable) const;

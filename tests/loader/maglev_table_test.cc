@@ -37,12 +37,36 @@ TEST(MaglevTable, InstallReadRoundTrip) {
   EXPECT_TRUE(none.error().NotFound()) << none.error().ToString();
 }
 
-TEST(MaglevTable, SecondInstallReplacesTheInnerMap) {
+TEST(MaglevTable, SecondInstallRewritesTheTableInPlace) {
+  // Every access path: the mapping, batch updates, one update per slot.
+  for (const auto access : {MaglevTables::Access::kAuto, MaglevTables::Access::kBatch,
+                            MaglevTables::Access::kElement}) {
+    auto dp = LoadHermetic();
+    ASSERT_TRUE(dp);
+    dp->maglev_tables().set_access(access);
+    ASSERT_TRUE(dp->InstallMaglevTable(9, Pattern(dp->maglev_size(), 1)).ok());
+    auto first_id = dp->MaglevTableId(9);
+    ASSERT_TRUE(first_id.ok()) << first_id.error().ToString();
+
+    const auto second = Pattern(dp->maglev_size(), 2);
+    auto r = dp->InstallMaglevTable(9, second);
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    auto second_id = dp->MaglevTableId(9);
+    ASSERT_TRUE(second_id.ok());
+    EXPECT_EQ(*first_id, *second_id) << "the installed table is rewritten, not replaced";
+    auto got = dp->ReadMaglevTable(9);
+    ASSERT_TRUE(got.ok()) << got.error().ToString();
+    EXPECT_EQ(*got, second);
+  }
+}
+
+TEST(MaglevTable, RemovedTableIsFreedAndTheNextInstallIsANewOne) {
   auto dp = LoadHermetic();
   ASSERT_TRUE(dp);
   ASSERT_TRUE(dp->InstallMaglevTable(9, Pattern(dp->maglev_size(), 1)).ok());
   auto first_id = dp->MaglevTableId(9);
   ASSERT_TRUE(first_id.ok()) << first_id.error().ToString();
+  ASSERT_TRUE(dp->RemoveMaglevTable(9).ok());
 
   const auto second = Pattern(dp->maglev_size(), 2);
   ASSERT_TRUE(dp->InstallMaglevTable(9, second).ok());
@@ -53,9 +77,9 @@ TEST(MaglevTable, SecondInstallReplacesTheInnerMap) {
   ASSERT_TRUE(got.ok()) << got.error().ToString();
   EXPECT_EQ(*got, second);
 
-  // The loader kept no fd of its own: the old table is freed once the kernel's readers are
-  // done with it (after an RCU grace period and a deferred free, which a loaded machine can
-  // stretch to seconds: wait for it with a generous deadline).
+  // The loader kept no fd of its own: the removed table is freed once the kernel's readers
+  // are done with it (after an RCU grace period and a deferred free, which a loaded machine
+  // can stretch to seconds: wait for it with a generous deadline).
   bool freed = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!freed && std::chrono::steady_clock::now() < deadline) {
@@ -69,7 +93,7 @@ TEST(MaglevTable, SecondInstallReplacesTheInnerMap) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
-  EXPECT_TRUE(freed) << "replaced table (map id " << *first_id << ") still exists";
+  EXPECT_TRUE(freed) << "removed table (map id " << *first_id << ") still exists";
 }
 
 TEST(MaglevTable, NonDefaultSize) {
