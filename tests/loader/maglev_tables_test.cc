@@ -1,6 +1,8 @@
 // MaglevTables on outer maps of its own (no program loaded): every fill and read path, batched
 // swaps, rewrites in place under a concurrent reader, removal, and the fallback for an outer
 // map whose template is not mmapable (an outer map pinned by an older xlb). Needs root.
+#include "loader/maglev_tables.h"
+
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "loader/libbpf_opts.h"
-#include "loader/maglev_tables.h"
 #include "maps/typed_map.h"
 
 namespace xlb::testing {
