@@ -147,9 +147,10 @@ struct xlb_backend {
 
 /*
  * The Maglev tables: xlb_maglev_v1 is an ARRAY_OF_MAPS indexed by service id;
- * each inner map is an ARRAY of maglev_size __u32 backend ids. A table is
- * replaced by building a new inner map beside the old one and swapping the
- * outer slot, which readers see atomically (RCU): no packet meets half a table.
+ * each inner map is an ARRAY of maglev_size __u32 backend ids. A service's
+ * first table is put into the outer slot; later ones are written into it in
+ * place, each changed slot one aligned 4-byte store. A packet reads one slot:
+ * it sees that slot's old backend or its new one, never a torn value.
  */
 typedef __u32 xlb_maglev_slot;
 

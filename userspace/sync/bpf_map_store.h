@@ -17,8 +17,9 @@ class BpfMapStore : public MapStore {
   StoreLimits limits() const override;
   Result<void> PutBackend(uint32_t id, const xlb_backend& backend) override;
   Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) override;
-  // MaglevTables::InstallMany: new tables filled through a mapping of each, swapped in with
-  // one batch update of the outer map (one RCU grace period per batch, not per table).
+  // MaglevTables::InstallMany: a service's installed table rewritten in place (no grace
+  // period); new tables filled through a mapping of each, swapped in with one batch update of
+  // the outer map (one RCU grace period per batch, not per table).
   Result<void> InstallTables(std::span<const TableWrite> tables, size_t& installed) override;
   Result<void> RemoveTable(uint32_t service_id) override;
   Result<void> PutService(const xlb_service_key& key, const xlb_service& service) override;

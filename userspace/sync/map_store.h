@@ -68,7 +68,7 @@ struct MapContents {
 // The writes a sync makes, by kind.
 enum class WriteKind : uint8_t {
   kBackend,               // xlb_backends_v1 entry written (new, changed or invalidated)
-  kTable,                 // Maglev table installed (new inner map + outer swap)
+  kTable,                 // Maglev table written (rewritten in place, or new + outer swap)
   kTableRemoval,          // Maglev table removed
   kService,               // xlb_services_v1 entry written
   kServiceRemoval,        // xlb_services_v1 entry erased
@@ -107,12 +107,14 @@ class MapStore {
   virtual StoreLimits limits() const = 0;
 
   virtual Result<void> PutBackend(uint32_t id, const xlb_backend& backend) = 0;
-  // A new table beside the old one, then one swap: readers see the old or the new table.
+  // The service's table set to `slots`; a reader of any one slot sees its old or its new
+  // backend (BpfMapStore: rewritten in place, or a new table swapped in).
   virtual Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) = 0;
   // Several tables, each swapped in atomically by itself; `installed` says how many of the
   // first ones are in (all of them when it succeeds). The kernel waits for an RCU grace
   // period after every update of the outer map (~15 ms on the CI machine), so BpfMapStore
-  // swaps a whole batch in with one update; this default installs them one by one.
+  // swaps a whole batch of new tables in with one update; this default installs them one by
+  // one.
   struct TableWrite {
     uint32_t service_id;
     std::span<const uint32_t> slots;

@@ -181,12 +181,12 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     ++writes[WriteKind::kBackend];
   }
 
-  // 2. New and changed tables, one swap each. A table whose recipe is the one it was built
-  // from is not built again; one whose recipe is new is built, and written only when its
-  // slots differ from what is installed (after a restart: the same, no write). Built tables
-  // go to the store kTableBatch at a time (BpfMapStore swaps a batch in with one outer-map
-  // update: one RCU grace period instead of one per table), so at most that many are in
-  // memory at once.
+  // 2. New and changed tables. A table whose recipe is the one it was built from is not
+  // built again; one whose recipe is new is built, and written only when its slots differ
+  // from what is installed (after a restart: the same, no write). Built tables go to the
+  // store kTableBatch at a time (BpfMapStore rewrites installed ones in place and swaps the
+  // new ones in with one outer-map update: one RCU grace period per batch), so at most that
+  // many are in memory at once.
   struct Staged {
     uint32_t id;
     uint64_t fingerprint;

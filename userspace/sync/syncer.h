@@ -21,7 +21,8 @@
 // Order. A packet may arrive between any two writes; each step only adds what the next one
 // will point at, or removes what nothing points at any more:
 //   1. backends that are new or changed (an unreferenced entry is harmless);
-//   2. Maglev tables that are new or changed, one atomic swap each (below);
+//   2. Maglev tables that are new or changed: a changed one rewritten in place, a new one
+//      swapped in (below);
 //   3. VIP filter bits of new addresses (a set bit only costs a hash lookup), then the
 //      service entries that are new or changed: the first packet to a new VIP finds its
 //      table and backends in place;
@@ -53,13 +54,16 @@
 // two threads when a batch has several (each table by one thread into its own buffer: the
 // result does not depend on the threads).
 //
-// Atomic. A table is built in a new inner map and swapped in with one outer-map update, so a
-// packet sees the old table or the new one, never a mix (XdpDatapath::InstallMaglevTable;
-// BpfMapStore::InstallTables fills each new inner map through a mapping of it, BPF_F_MMAPABLE,
-// and swaps a batch in with one batch update, each slot still atomic). Every update of the
-// outer map waits for an RCU grace period (10-16 ms here): the floor under one changed table.
-// An A/B pair of tables per service, made live by the service entry, would remove it (an ABI
-// change, not made yet).
+// Atomic per slot. A service's first table is built in a new inner map and swapped in with
+// one outer-map update (BpfMapStore::InstallTables: each new inner map filled through a
+// mapping of it, BPF_F_MMAPABLE, a batch swapped in with one batch update, one RCU grace
+// period per batch). A changed table is rewritten where it is (MaglevTables): only the slots
+// that change, each one aligned 4-byte store. A packet reads one slot, so it picks the old
+// table's backend or the new one's, and the backends of both are valid until step 4; no grace
+// period is waited for (it cost 10-16 ms per change here). A packet that read its slot before
+// the rewrite and looks its backend up only after step 4 has invalidated it (nanoseconds
+// against the tens of microseconds between the two writes) drops with XLB_DROP_NO_BACKEND;
+// the client's retransmission takes the new slot.
 // The service as a whole is not switched atomically: a packet between steps 2 and 3 may see
 // the new table with the old backend_count, which only matters when it goes to or from 0, and
 // both states are consistent by themselves (every slot names a valid backend).
