@@ -110,7 +110,7 @@ class MapStore {
   // The service's table set to `slots`; a reader of any one slot sees its old or its new
   // backend (BpfMapStore: rewritten in place, or a new table swapped in).
   virtual Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) = 0;
-  // Several tables, each swapped in atomically by itself; `installed` says how many of the
+  // Several tables, each written as InstallTable does; `installed` says how many of the
   // first ones are in (all of them when it succeeds). The kernel waits for an RCU grace
   // period after every update of the outer map (~15 ms on the CI machine), so BpfMapStore
   // swaps a whole batch of new tables in with one update; this default installs them one by
