@@ -49,9 +49,10 @@
 #include <vector>
 
 #include "bench_wrapper.h"
-#include "flow_maps.h"
 #include "builder.h"
 #include "decoder.h"
+#include "flow_maps.h"
+#include "katran_shape.h"
 #include "lb_fixture.h"
 #include "loader/libbpf_opts.h"
 #include "loader/reasons.h"
@@ -209,7 +210,14 @@ enum class Kind {
   kSnatNewFlow,        // to a VIP of SNAT backends: Maglev, port claim, CT insert, DNAT+SNAT, fib
   kSnatEstablished,    // the same flow again: CT hit, SNAT entry touch, DNAT+SNAT, fib
   kSnatAnswer,         // the backend's answer to node:port: SNAT lookup, back to VIP -> client
+  // Not xlb: the Katran-shaped program (bpf/xlb_katran_shape.bpf.c) on the same frames.
+  kKatranNewFlow,      // LRU miss, ring, one LRU insert, IPIP, XDP_TX
+  kKatranEstablished,  // LRU hit, IPIP, XDP_TX
 };
+
+bool IsKatran(Kind k) {
+  return k == Kind::kKatranNewFlow || k == Kind::kKatranEstablished;
+}
 
 bool IsNewFlow(Kind k) {
   return k == Kind::kNewFlow || k == Kind::kRemoteNewFlow || k == Kind::kSnatNewFlow;
@@ -475,6 +483,15 @@ std::vector<Scenario> Scenarios(const Options& o) {
                          kSnatAnswerPort, pkt::kTcpAck),
                    0, XLB_FWD_REPLY_SNAT, o.repeat, 0, 0, XDP_PASS, 0});
   }
+  // The Katran-shaped program, same frames, connection table as large as conntrack: what one
+  // LRU insert per new flow (Katran's design, no reverse NAT) costs on this machine.
+  out.push_back({"IPv4 Katran-shaped new flow (SYN: LRU miss + ring + one LRU insert + IPIP)",
+                 &kIpv4, Kind::kKatranNewFlow, Frame(kIpv4, kIpv4.vip, kVipPort, pkt::kTcpSyn),
+                 kIpv4.stamp_off, XLB_REASON_MAX, new_flow_repeat, 0, 330, XDP_TX, 0,
+                 kFrameLen + 20});
+  out.push_back({"IPv4 Katran-shaped established (ACK: LRU hit + IPIP)", &kIpv4,
+                 Kind::kKatranEstablished, Frame(kIpv4, kIpv4.vip, kVipPort, pkt::kTcpAck), 0,
+                 XLB_REASON_MAX, o.repeat, 0, 130, XDP_TX, 0, kFrameLen + 20});
   return out;
 }
 
@@ -498,6 +515,8 @@ class Bench {
     XLB_TRY(b->dp_->forward_devices().Update(pod, pod));
     XLB_ASSIGN_OR_RETURN(b->floor_, XdpFloor::Load());
     XLB_ASSIGN_OR_RETURN(b->wrapper_, BenchWrapper::Load());
+    XLB_ASSIGN_OR_RETURN(b->katran_, KatranShape::Load(o.ct_entries, kIpv4.vip, kVipPort, kBackends,
+                                                       kIpv4.backend_addr));
     b->writer_ = std::make_unique<ServiceWriter>(*b->dp_);
     for (const Family* f : {&kIpv4, &kIpv6}) {
       XLB_TRY(b->AddService(*f));
@@ -544,6 +563,9 @@ class Bench {
     if (s.kind == Kind::kSnatAnswer) {
       XLB_TRY(AddSnatEntry(*s.family));
     }
+    if (s.kind == Kind::kKatranEstablished) {
+      XLB_TRY(PrimeKatran(s));
+    }
     snat_ports_peak_ = 0;
     auto warm = RunOnce(s, o.repeat, s.repeat);
     if (!warm.ok()) {
@@ -556,8 +578,18 @@ class Bench {
       }
       r.samples.push_back(*sample);
     }
-    r.check = std::string(ReasonName(s.expected)) + " +" + std::to_string(s.repeat) +
-              (o.runs > 1 ? " ×" + std::to_string(o.runs) : "") + ", others 0";
+    const std::string times = o.runs > 1 ? " ×" + std::to_string(o.runs) : "";
+    if (IsKatran(s.kind)) {
+      r.check = std::string(s.kind == Kind::kKatranNewFlow ? "its new flows" : "its LRU hits") +
+                " +" + std::to_string(s.repeat) + times + ", xlb's counters 0";
+      if (s.kind == Kind::kKatranNewFlow) {
+        r.check += "; LRU +" + std::to_string(s.repeat);
+      }
+      r.check += "; XDP_TX";
+      return r;
+    }
+    r.check = std::string(ReasonName(s.expected)) + " +" + std::to_string(s.repeat) + times +
+              ", others 0";
     if (s.kind == Kind::kSnatNewFlow) {
       // How full the fullest backend's port range was when each run ended (it starts empty).
       r.check += "; CT +" + std::to_string(s.repeat) + ", SNAT +" + std::to_string(s.repeat) +
@@ -780,6 +812,10 @@ class Bench {
                          Measure(wrapper_->prog_fd(), s, repeat, "wrapper -> floor"));
     sample.wrap_floor_ns = wrap_floor.duration_ns;
 
+    if (IsKatran(s.kind)) {
+      XLB_ASSIGN_OR_RETURN(sample.wrap_xlb_ns, RunKatran(s, xlb_repeat));
+      return sample;
+    }
     XLB_TRY(wrapper_->SetFrame(s.frame, s.stamp_off));  // restarts the stamps
     XLB_TRY(wrapper_->SetTarget(dp_->prog_fd()));
     XLB_ASSIGN_OR_RETURN(auto before, ReadCounters(*dp_));
@@ -818,6 +854,93 @@ class Bench {
       snat_ports_peak_ = std::max(snat_ports_peak_, entries.snat_ports_peak);
     }
     return sample;
+  }
+
+  Result<void> ClearKatran() {
+    auto cleared = katran_->ClearFlows();
+    if (!cleared.ok()) {
+      return std::move(cleared).take_error();
+    }
+    return {};
+  }
+
+  // The Katran-shaped program's flow enters its LRU.
+  Result<void> PrimeKatran(const Scenario& s) {
+    XLB_TRY(ClearKatran());
+    auto run = TestRunXdpOn(katran_->prog_fd(), s.frame, uplink_, 1);
+    if (!run.ok()) {
+      return std::move(run).take_error().Within(s.name + ": priming");
+    }
+    XLB_ASSIGN_OR_RETURN(auto flows, katran_->ClearFlows());
+    if (flows != 1 || run->retval != XDP_TX) {
+      return Error{EPROTO, s.name + ": priming left " + std::to_string(flows) + " flows"};
+    }
+    run = TestRunXdpOn(katran_->prog_fd(), s.frame, uplink_, 1);
+    if (!run.ok()) {
+      return std::move(run).take_error().Within(s.name + ": priming");
+    }
+    return {};
+  }
+
+  // wrapper -> the Katran-shaped program: its counters prove the path (new flows: one miss
+  // and one insert each, and that many flows in its LRU afterwards; established: one hit
+  // each), xlb's do not move, and the output is the frame in IPIP toward one of its reals.
+  Result<uint32_t> RunKatran(const Scenario& s, uint32_t repeat) {
+    const bool fresh = s.kind == Kind::kKatranNewFlow;
+    if (fresh) {
+      XLB_TRY(ClearKatran());
+    }
+    XLB_TRY(wrapper_->SetFrame(s.frame, s.stamp_off));
+    XLB_TRY(wrapper_->SetTarget(katran_->prog_fd()));
+    XLB_ASSIGN_OR_RETURN(auto before, katran_->ReadCounters());
+    XLB_ASSIGN_OR_RETURN(auto xlb_before, ReadCounters(*dp_));
+    XLB_ASSIGN_OR_RETURN(auto run, Measure(wrapper_->prog_fd(), s, repeat, "wrapper -> katran"));
+    XLB_ASSIGN_OR_RETURN(auto after, katran_->ReadCounters());
+    XLB_ASSIGN_OR_RETURN(auto xlb_after, ReadCounters(*dp_));
+    const uint64_t new_flows = after.new_flows - before.new_flows;
+    const uint64_t hits = after.hits - before.hits;
+    if (new_flows != (fresh ? repeat : 0) || hits != (fresh ? 0 : repeat)) {
+      return Error{EPROTO, s.name + ": " + std::to_string(new_flows) + " new flows and " +
+                               std::to_string(hits) + " LRU hits in " + std::to_string(repeat) +
+                               " repetitions"};
+    }
+    XLB_TRY(CheckDeltas(s, xlb_before, xlb_after, XLB_REASON_MAX, 0, 0, "wrapper -> katran"));
+    if (fresh) {
+      XLB_ASSIGN_OR_RETURN(auto flows, katran_->ClearFlows());
+      if (flows != repeat) {
+        return Error{EPROTO, s.name + ": its LRU holds " + std::to_string(flows) + " flows after " +
+                                 std::to_string(repeat) + " new ones"};
+      }
+    }
+    XLB_TRY(CheckKatranOutput(s, run.out));
+    return run.duration_ns;
+  }
+
+  // Ethernet, an outer IPv4 header (IPIP, to a real, checksum right), then the frame's own
+  // IPv4 packet, to the VIP.
+  Result<void> CheckKatranOutput(const Scenario& s, const Bytes& out) const {
+    constexpr size_t kEth = 14, kIp = 20;
+    if (out.size() != s.frame.size() + kIp) {
+      return Error{EPROTO, s.name + ": output of " + std::to_string(out.size()) + " bytes"};
+    }
+    uint32_t sum = 0;
+    for (size_t i = kEth; i < kEth + kIp; i += 2) {
+      sum += uint32_t{out[i]} << 8 | out[i + 1];
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    char real[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &out[kEth + 16], real, sizeof(real));
+    Bytes inner(out.begin(), out.begin() + kEth);
+    inner.insert(inner.end(), out.begin() + kEth + kIp, out.end());
+    const pkt::Decoded d = pkt::Decode(inner);
+    if (out[kEth] != 0x45 || out[kEth + 9] != IPPROTO_IPIP || sum != 0xffff ||
+        katran_->real_addrs().count(real) == 0 || !d.ok() || d.dst != s.family->vip ||
+        d.dport != kVipPort) {
+      return Error{EPROTO, s.name + ": output is not IPIP to a real (outer to " + real +
+                               ") around the packet to the VIP: " + pkt::Describe(d)};
+    }
+    return {};
   }
 
   // The expected reason rose by exactly `repeat` packets of kFrameLen bytes; no other reason
@@ -969,6 +1092,7 @@ class Bench {
   std::unique_ptr<XdpDatapath> dp_;
   std::unique_ptr<XdpFloor> floor_;
   std::unique_ptr<BenchWrapper> wrapper_;
+  std::unique_ptr<KatranShape> katran_;
   std::unique_ptr<ServiceWriter> writer_;
   std::set<std::string> backend_addrs_;
   std::set<std::string> remote_backend_addrs_;
