@@ -480,7 +480,7 @@ TypedMap<xlb_peer_key, xlb_peer> XdpDatapath::peers() const {
   return {bpf_map__fd(skel_->maps.xlb_peers_v1), XLB_MAP_PEERS};
 }
 TypedMap<xlb_nexthop_key, xlb_nexthop> XdpDatapath::nexthops() const {
-  return {bpf_map__fd(skel_->maps.xlb_nexthop_v1), XLB_MAP_NEXTHOP};
+  return {bpf_map__fd(skel_->maps.xlb_nexthop_v2), XLB_MAP_NEXTHOP};
 }
 TypedMap<uint32_t, uint32_t> XdpDatapath::forward_devices() const {
   return {bpf_map__fd(skel_->maps.xlb_fwddev), XLB_MAP_FWD_DEV};

@@ -45,7 +45,7 @@
 #define XLB_MAP_SRC_RANGES "xlb_srcrange_v1"
 #define XLB_MAP_CT_HALF_OPEN "xlb_cthalf_v1"
 #define XLB_MAP_REPLY_HALF_OPEN "xlb_rplhalf_v1"
-#define XLB_MAP_NEXTHOP "xlb_nexthop_v1"
+#define XLB_MAP_NEXTHOP "xlb_nexthop_v2"
 /*
  * The interfaces XDP may forward onto (DEVMAP_HASH, ifindex -> ifindex), agent-
  * written: those whose driver takes XDP frames now (netdev xdp-features
@@ -375,9 +375,10 @@ struct xlb_peer {
  * cache of the kernel's routing and neighbour tables, so that an established
  * flow pays one hash lookup instead of a fib lookup per packet (IPv6's costs
  * more than the rest of the path). Written by the datapath only, for a
- * resolved neighbour on a route that carries tunnel_mtu, or with ifindex 0
- * for a destination without a route xlb may use (a local address,
- * unreachable, forwarding off: the stack's); trusted until `expires`,
+ * resolved neighbour, with the MTU the route carries (tunnel_mtu, or less
+ * where the route is narrower: a hit stands for a packet up to `mtu`), or
+ * with ifindex 0 for a destination without a route xlb may use (a local
+ * address, unreachable, forwarding off: the stack's); trusted until `expires`,
  * XLB_NEXTHOP_TTL_NS after the lookup, so a changed route or neighbour MAC is
  * seen within that time. Keyed by the interface the packet came in on as
  * well, as the fib lookup is.
@@ -397,6 +398,8 @@ struct xlb_nexthop {
 	__u32 ifindex;  /* the interface toward the next hop; 0: no route xlb may use (the stack's) */
 	__u8 dmac[6];   /* the next hop's MAC */
 	__u8 smac[6];   /* the interface's MAC */
+	__u16 mtu;      /* a hit stands for a packet of up to this many bytes */
+	__u8 pad[6];    /* zero */
 };
 
 /*

@@ -46,7 +46,8 @@ static __always_inline int fwd_packet(struct __ctx_buff *ctx, int stack, int sen
 	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
 	struct ethhdr *eth = data;
 	struct xlb_route rt;
-	__be32 src[4], dst[4];
+	/* zero beyond an IPv4 address: dst is the next-hop cache's key */
+	__be32 src[4] = {}, dst[4] = {};
 	__u32 tot_len;
 	__u8 family, proto;
 	int rc;

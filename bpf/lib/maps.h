@@ -142,7 +142,7 @@ struct {
 	__type(key, struct xlb_nexthop_key);
 	__type(value, struct xlb_nexthop);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xlb_nexthop_v1 SEC(".maps");
+} xlb_nexthop_v2 SEC(".maps");
 
 /* The interfaces XDP may forward onto (XLB_MAP_FWD_DEV), agent-written. */
 struct {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Sending a rewritten packet on from here with the kernel's fib and neighbour
- * tables, their answers cached per destination for a second (xlb_nexthop_v1):
+ * tables, their answers cached per destination for a second (xlb_nexthop_v2):
  * where handing it to the stack would lose it (its new source is this node's
  * own address, a martian to the stack, or it goes back out of the pod veth it
  * came in by), where it leaves encapsulated, and where the stack's forwarding
@@ -72,16 +72,16 @@ static __always_inline int route_fib(struct __ctx_buff *ctx, __u8 family, __u8 p
 /*
  * The next hop toward dst for a packet of tot_len bytes (0: a GSO aggregate,
  * segmented later: no MTU check), with bpf_fib_lookup's return code. It comes
- * from xlb_nexthop_v1 while its entry is fresh (maps/xlb_abi.h), else from the
- * fib. An entry is written only for a resolved neighbour on a route that
- * carries tunnel_mtu, so a hit stands for any packet up to tunnel_mtu; a
- * larger one (a jumbo frame forwarded as it is) always asks the fib. The
- * cache is keyed by destination and incoming interface: routes chosen by
- * source (policy routing) are not told apart within XLB_NEXTHOP_TTL_NS. A
- * destination without a route xlb can use (local, unreachable, blackhole,
- * forwarding off) is cached too, as NOT_FWDED; an unresolved neighbour and a
- * too-narrow route are not (the stack is about to resolve the one, and the
- * other is asked at each packet's own size).
+ * from xlb_nexthop_v2 while its entry is fresh (maps/xlb_abi.h), else from the
+ * fib. An entry is written for a resolved neighbour with the MTU of its route:
+ * tunnel_mtu, or the route's own where it is narrower (a pod veth at 1450), so
+ * a hit stands for any packet up to that size; a larger one (a jumbo frame
+ * forwarded as it is, a packet the route must fragment) asks the fib at its
+ * own size. The cache is keyed by destination and incoming interface: routes
+ * chosen by source (policy routing) are not told apart within
+ * XLB_NEXTHOP_TTL_NS. A destination without a route xlb can use (local,
+ * unreachable, blackhole, forwarding off) is cached too, as NOT_FWDED; an
+ * unresolved neighbour is not (the stack is about to resolve it).
  * SUCCESS: rt is complete. NO_NEIGH: rt->ifindex only. Else rt is unset.
  */
 static __always_inline int route_cached(struct __ctx_buff *ctx, __u8 family, __u8 proto,
@@ -93,12 +93,12 @@ static __always_inline int route_cached(struct __ctx_buff *ctx, __u8 family, __u
 	struct xlb_scratch *scratch;
 	struct bpf_fib_lookup *p;
 	struct xlb_nexthop *nh;
-	__u32 zero = 0;
+	__u32 zero = 0, mtu;
 	int rc;
 
 	__builtin_memcpy(key.addr, dst, sizeof(key.addr));
-	nh = bpf_map_lookup_elem(&xlb_nexthop_v1, &key);
-	if (nh && now < nh->expires && tot_len <= xlb_cfg.tunnel_mtu) {
+	nh = bpf_map_lookup_elem(&xlb_nexthop_v2, &key);
+	if (nh && now < nh->expires && tot_len <= nh->mtu) {
 		/* no route xlb can use: the stack's (a local address, unreachable, ...) */
 		if (!nh->ifindex)
 			return BPF_FIB_LKUP_RET_NOT_FWDED;
@@ -113,25 +113,30 @@ static __always_inline int route_cached(struct __ctx_buff *ctx, __u8 family, __u
 		return -1; /* never: the array has its one element on every CPU */
 	p = &scratch->fib;
 	/* the largest packet first: its answer is the one worth keeping */
-	rc = route_fib(ctx, family, proto, src, dst, xlb_cfg.tunnel_mtu, p);
+	mtu = xlb_cfg.tunnel_mtu;
+	rc = route_fib(ctx, family, proto, src, dst, mtu, p);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && p->mtu_result && p->mtu_result < mtu) {
+		/* a narrower route: its next hop, kept for packets up to its MTU */
+		mtu = p->mtu_result;
+		rc = route_fib(ctx, family, proto, src, dst, mtu, p);
+	}
 	nh = &scratch->nexthop;
+	__builtin_memset(nh, 0, sizeof(*nh));
 	nh->expires = now + XLB_NEXTHOP_TTL_NS;
+	nh->mtu = mtu;
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		nh->ifindex = p->ifindex;
 		__builtin_memcpy(nh->dmac, p->dmac, ETH_ALEN);
 		__builtin_memcpy(nh->smac, p->smac, ETH_ALEN);
-		bpf_map_update_elem(&xlb_nexthop_v1, &key, nh, BPF_ANY);
+		bpf_map_update_elem(&xlb_nexthop_v2, &key, nh, BPF_ANY);
 	} else if (rc > BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH &&
 		   rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-		/* remembered too: a local backend would otherwise ask the fib on every packet */
-		nh->ifindex = 0;
-		__builtin_memset(nh->dmac, 0, ETH_ALEN);
-		__builtin_memset(nh->smac, 0, ETH_ALEN);
-		bpf_map_update_elem(&xlb_nexthop_v1, &key, nh, BPF_ANY);
+		/* remembered too (ifindex 0): a local backend would otherwise ask the fib per packet */
+		bpf_map_update_elem(&xlb_nexthop_v2, &key, nh, BPF_ANY);
 	}
-	/* a route narrower than tunnel_mtu, or a larger packet: asked for its own size */
-	if ((rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && tot_len < xlb_cfg.tunnel_mtu) ||
-	    (rc == BPF_FIB_LKUP_RET_SUCCESS && tot_len > xlb_cfg.tunnel_mtu))
+	/* a packet larger than the route carries: asked for its own size */
+	if ((rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && tot_len < mtu) ||
+	    (rc == BPF_FIB_LKUP_RET_SUCCESS && tot_len > mtu))
 		rc = route_fib(ctx, family, proto, src, dst, tot_len, p);
 	rt->ifindex = p->ifindex;
 	rt->resolved = rc == BPF_FIB_LKUP_RET_SUCCESS;

@@ -677,6 +677,7 @@ bool SetUpGoldenNet(Netns& ns, std::string* error) {
       "route add 198.18.101.0/24 via 198.18.100.3 dev up0",
       "route add 2001:db8:101::/64 via 2001:db8:100::3 dev up0",
       "route add unreachable 198.18.102.0/24",
+      "route add 198.18.103.0/24 via " + std::string(kRemoteNode4) + " dev up0 mtu lock 1400",
       "route add unreachable 2001:db8:102::/64",
   };
   // bpf_fib_lookup answers as for a forwarded packet: forwarding must be on.
@@ -1176,6 +1177,78 @@ std::vector<GoldenCase> GoldenCases() {
     add("routed_backend_to_the_stack_when_told", {std::move(told), std::move(told_tc)});
     cases.back().config = [](xlb_config& c) { c.flags |= XLB_CFG_F_STACK_FORWARD; };
   }
+  // A route narrower than tunnel_mtu (a pod veth at 1450 on most overlays; here a route with
+  // a locked mtu 1400, the only route MTU forwarding honours): its next hop is cached at the
+  // route's MTU and serves the packets that fit; a larger one asks the fib at its own size
+  // and goes to the stack, which answers it.
+  {
+    static constexpr const char* kVip4Mtu = "198.18.10.43";
+    static constexpr const char* kNarrow4 = "198.18.103.1";
+    static constexpr const char* kPlantedMac = "02:00:00:00:01:98";
+    auto in = [](size_t payload) {
+      return Frame()
+          .ipv4(kClient4, kVip4Mtu)
+          .tcp(40310, 80, kTcpAck, {.seq = 1000})
+          .payload(std::string(payload, 'x'))
+          .build();
+    };
+    auto routed = [](const char* dmac) {
+      return Packet()
+          .eth(kUplinkMac, dmac)
+          .ipv4(kClient4, kNarrow4, {.ttl = 63})
+          .tcp(40310, 8080, kTcpAck, {.seq = 1000})
+          .payload(std::string(3, 'x'))
+          .build();
+    };
+    GoldenStep first = Step("a small packet: forwarded, its next hop cached at the route's MTU",
+                            in(3), XDP_REDIRECT, XLB_FWD_ROUTED, routed(kRemoteNodeMac));
+    first.before = [](XdpDatapath& dp, ServiceWriter& w) {
+      const xlb_service_key vip = VipKey(kVip4Mtu, 80, IPPROTO_TCP);
+      const WeightedBackend be{143, Backend(kNarrow4, 8080)};
+      Must(w.AddService(43, std::span(&vip, 1), std::span(&be, 1)));
+      const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
+      Must(dp.forward_devices().Update(up0, up0));
+    };
+    first.after = [](XdpDatapath& dp) {
+      const Addr narrow = ParseAddr(kNarrow4);
+      int found = 0;
+      Must(dp.nexthops().ForEach([&](const xlb_nexthop_key& k, const xlb_nexthop& v) {
+        if (k.family == XLB_FAMILY_IPV4 && k.addr[0] == narrow.words[0]) {
+          ++found;
+          EXPECT_EQ(v.mtu, 1400);
+          EXPECT_EQ(pkt::Mac(std::to_array(v.dmac)), pkt::ParseMac(kRemoteNodeMac));
+        }
+      }));
+      EXPECT_EQ(found, 1) << "no next-hop entry for " << kNarrow4;
+    };
+    // 1,401 bytes of IPv4: one more than the route carries.
+    GoldenStep big =
+        Step("one byte over the route's MTU: to the stack", in(1361), XLB_FWD_ESTABLISHED,
+             Frame()
+                 .ipv4(kClient4, kNarrow4)
+                 .tcp(40310, 8080, kTcpAck, {.seq = 1000})
+                 .payload(std::string(1361, 'x'))
+                 .build());
+    GoldenStep cached =
+        Step("the fresh entry serves the next packet that fits (a MAC planted in it)", in(3),
+             XDP_REDIRECT, XLB_FWD_ROUTED, routed(kPlantedMac));
+    cached.before = [](XdpDatapath& dp, ServiceWriter&) {
+      Must(dp.nexthops().ForEach([&](const xlb_nexthop_key& k, xlb_nexthop v) {
+        const pkt::Mac mac = pkt::ParseMac(kPlantedMac);
+        std::copy(mac.begin(), mac.end(), v.dmac);
+        v.expires = UINT64_MAX;
+        Must(dp.nexthops().Update(k, v));
+      }));
+    };
+    // One entry: the key is the whole 16-byte address, zero beyond an IPv4 one.
+    cached.after = [](XdpDatapath& dp) {
+      int entries = 0;
+      Must(dp.nexthops().ForEach([&](const xlb_nexthop_key&, const xlb_nexthop&) { ++entries; }));
+      EXPECT_EQ(entries, 1);
+    };
+    add("routed_backend_behind_a_narrower_route",
+        {std::move(first), std::move(big), std::move(cached)});
+  }
   {
     GoldenStep late = Step("idle past its timeout: reselected", Tcp4(kVip4, 40070, 80, kTcpAck),
                            XLB_FWD_NEW_FLOW, Tcp4("198.18.20.1", 40070, 8080, kTcpAck));
@@ -1465,7 +1538,7 @@ std::vector<GoldenCase> GoldenCases() {
     tx.on_uplink = true;
     add("encap_xdp_tx_on_the_uplink", {std::move(tx)});
   }
-  // The next hop toward a tunnel peer is cached (xlb_nexthop_v1) for XLB_NEXTHOP_TTL_NS: the
+  // The next hop toward a tunnel peer is cached (xlb_nexthop_v2) for XLB_NEXTHOP_TTL_NS: the
   // fib's answer is written on the first packet, used while fresh (a MAC planted in the entry
   // goes out), and asked again once the entry expired.
   {
