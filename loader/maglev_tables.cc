@@ -63,18 +63,14 @@ class MappedTable {
     }
   }
   // Only the slots that differ, each with one aligned 4-byte store: a packet that reads a
-  // slot meanwhile reads its old backend id or its new one, never a torn value. Returns how
-  // many changed.
-  size_t Update(std::span<const uint32_t> slots) const {
-    size_t changed = 0;
+  // slot meanwhile reads its old backend id or its new one, never a torn value.
+  void Update(std::span<const uint32_t> slots) const {
     for (size_t i = 0; i < slots.size(); ++i) {
       std::atomic_ref<uint32_t> slot(*reinterpret_cast<uint32_t*>(base_ + i * kStride));
       if (slot.load(std::memory_order_relaxed) != slots[i]) {
         slot.store(slots[i], std::memory_order_relaxed);
-        ++changed;
       }
     }
-    return changed;
   }
   void Read(std::span<uint32_t> slots) const {
     for (size_t i = 0; i < slots.size(); ++i) {

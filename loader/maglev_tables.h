@@ -26,10 +26,10 @@ namespace xlb {
 
 class MaglevTables {
  public:
-  // How slots are written into a new table and read out of one. kAuto: through a mapping of
-  // the table (mmapable tables: one memcpy, nothing copied by the kernel), else one batch
-  // call, else one call per slot (kernels without batch operations on arrays). kBatch and
-  // kElement force that path: tests, and a check of the fallbacks.
+  // How slots are written into a table and read out of one. kAuto: through a mapping of the
+  // table (mmapable tables: plain stores, nothing copied by the kernel), else one batch call,
+  // else one call per slot (kernels without batch operations on arrays). kBatch and kElement
+  // force that path: tests, and a check of the fallbacks.
   enum class Access { kAuto, kBatch, kElement };
 
   struct Write {

@@ -214,7 +214,8 @@ TEST(AbiBtf, Peer) {
   ExpectLayoutMatchesBtf({"xlb_nexthop",
                           sizeof(xlb_nexthop),
                           {XLB_MEMBER(xlb_nexthop, expires), XLB_MEMBER(xlb_nexthop, ifindex),
-                           XLB_MEMBER(xlb_nexthop, dmac), XLB_MEMBER(xlb_nexthop, smac)}});
+                           XLB_MEMBER(xlb_nexthop, dmac), XLB_MEMBER(xlb_nexthop, smac),
+                           XLB_MEMBER(xlb_nexthop, mtu), XLB_MEMBER(xlb_nexthop, pad)}});
 }
 
 // Socket LB's own layouts live in the xlb_sock object.

@@ -70,8 +70,10 @@
 //
 // Failure. Sync() stops at the first failed write and returns it with the counts so far; the
 // mirror holds only what was written, so the next Sync() (of the same or a newer state)
-// retries exactly the rest. A failed table install leaves the previous table in force, and
-// nothing that would point at the new one has been written yet.
+// retries exactly the rest. A failed new table leaves the previous state in force; a rewrite
+// that failed part way (batch updates, an older pinned template) leaves each slot naming its
+// old or its new backend, all still valid since step 4 has not run, and the next sync writes
+// the table again (its recipe is forgotten).
 #ifndef XLB_USERSPACE_SYNC_SYNCER_H
 #define XLB_USERSPACE_SYNC_SYNCER_H
 
