@@ -6,9 +6,11 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <numeric>
 #include <vector>
 
 #include "flow_maps.h"
+#include "maps/typed_map.h"
 #include "xlb_katran_shape.skel.h"
 
 namespace xlb::bench {
@@ -39,13 +41,6 @@ struct Real {
 // The flow key is Katran's 40 bytes, the size of xlb_ct_key, which ClearFlowMap reads keys as.
 static_assert(sizeof(xlb_ct_key) == 40);
 
-Result<void> Put(bpf_map* map, const void* key, const void* value, const char* what) {
-  if (int ret = bpf_map_update_elem(bpf_map__fd(map), key, value, BPF_ANY); ret < 0) {
-    return Error::FromRet(ret, std::string("xlb_katran_shape: ") + what);
-  }
-  return {};
-}
-
 }  // namespace
 
 Result<std::unique_ptr<KatranShape>> KatranShape::Load(uint32_t lru_entries, const std::string& vip,
@@ -69,14 +64,15 @@ Result<std::unique_ptr<KatranShape>> KatranShape::Load(uint32_t lru_entries, con
   key.port = htons(port);
   key.proto = IPPROTO_TCP;
   const VipMeta meta{0, 0};
-  XLB_TRY(Put(skel->maps.ks_vips, &key, &meta, "VIP"));
+  XLB_TRY(TypedMap<VipKey, VipMeta>(bpf_map__fd(skel->maps.ks_vips), "ks_vips").Update(key, meta));
+  const TypedMap<uint32_t, Real> real_map(bpf_map__fd(skel->maps.ks_reals), "ks_reals");
   for (uint32_t i = 1; i <= reals; ++i) {
     Real real{};
     const std::string addr = real_addr(i);
     if (inet_pton(AF_INET, addr.c_str(), &real.addr) != 1) {
       return Error{EINVAL, "xlb_katran_shape: real " + addr};
     }
-    XLB_TRY(Put(skel->maps.ks_reals, &i, &real, "real"));
+    XLB_TRY(real_map.Update(i, real));
     ks->real_addrs_.insert(addr);
   }
   // The ring: every slot names a real (Katran fills it by Maglev; any spread costs the same).
@@ -103,24 +99,19 @@ int KatranShape::prog_fd() const {
 }
 
 Result<KatranShape::Counters> KatranShape::ReadCounters() const {
-  const int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) {
-    return Error::FromRet(cpus, "libbpf_num_possible_cpus");
-  }
+  const PerCpuMap<uint64_t> stats(bpf_map__fd(skel_->maps.ks_stats), "ks_stats");
   Counters c;
   for (uint32_t which = 0; which < 2; ++which) {
-    std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
-    if (int ret = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ks_stats), &which, per_cpu.data());
-        ret < 0) {
-      return Error::FromRet(ret, "xlb_katran_shape: counters");
-    }
-    uint64_t sum = 0;
-    for (uint64_t n : per_cpu) {
-      sum += n;
-    }
-    (which == 0 ? c.new_flows : c.hits) = sum;
+    XLB_ASSIGN_OR_RETURN(auto per_cpu, stats.Lookup(which));
+    (which == 0 ? c.new_flows : c.hits) = std::accumulate(per_cpu.begin(), per_cpu.end(), 0ULL);
   }
   return c;
+}
+
+Result<uint64_t> KatranShape::Flows() const {
+  XLB_ASSIGN_OR_RETURN(
+      auto keys, (TypedMap<xlb_ct_key, RealPos>(bpf_map__fd(skel_->maps.ks_lru), "ks_lru").Keys()));
+  return keys.size();
 }
 
 Result<uint64_t> KatranShape::ClearFlows() const {

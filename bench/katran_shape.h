@@ -34,6 +34,8 @@ class KatranShape {
 
   int prog_fd() const;
   Result<Counters> ReadCounters() const;
+  // How many flows the connection table holds.
+  Result<uint64_t> Flows() const;
   // Empties the connection table; returns how many flows it held.
   Result<uint64_t> ClearFlows() const;
   const std::set<std::string>& real_addrs() const { return real_addrs_; }

@@ -785,6 +785,27 @@ bool RunGoldenCase(const GoldenCase& c,
   return ok && ran;
 }
 
+namespace {
+
+// What the agent writes for an uplink that takes XDP frames: up0 into xlb_fwddev.
+void ForwardOntoUp0(XdpDatapath& dp) {
+  const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
+  Must(dp.forward_devices().Update(up0, up0));
+}
+
+// A step's `before`: every next-hop cache entry rewritten by f.
+std::function<void(XdpDatapath&, ServiceWriter&)> EditNexthops(
+    std::function<void(xlb_nexthop&)> f) {
+  return [f](XdpDatapath& dp, ServiceWriter&) {
+    Must(dp.nexthops().ForEach([&](const xlb_nexthop_key& k, xlb_nexthop v) {
+      f(v);
+      Must(dp.nexthops().Update(k, v));
+    }));
+  };
+}
+
+}  // namespace
+
 std::vector<GoldenCase> GoldenCases() {
   using namespace pkt;  // NOLINT: the builder's constants read best unqualified here
   std::vector<GoldenCase> cases;
@@ -1099,12 +1120,7 @@ std::vector<GoldenCase> GoldenCases() {
     GoldenStep xdp =
         Step("up0 takes XDP frames: forwarded from XDP, TTL 63", Tcp4(kVip4Fwd, 40300, 80, kTcpAck),
              XDP_REDIRECT, XLB_FWD_ROUTED, routed4(kClient4, 40300, kTcpAck, 63));
-    // what the agent writes for an uplink that takes XDP frames
-    auto forward_onto_up0 = [](XdpDatapath& dp) {
-      const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
-      Must(dp.forward_devices().Update(up0, up0));
-    };
-    xdp.before = [forward_onto_up0](XdpDatapath& dp, ServiceWriter&) { forward_onto_up0(dp); };
+    xdp.before = [](XdpDatapath& dp, ServiceWriter&) { ForwardOntoUp0(dp); };
     const Bytes pod_in = InFrame(kPodMac, kHostVethMac,
                                  Packet()
                                      .ipv4(kPod4, kVip4Fwd)
@@ -1162,9 +1178,9 @@ std::vector<GoldenCase> GoldenCases() {
     GoldenStep told =
         Step("--forwarding stack: to the stack, device or not", Tcp4(kVip4Fwd, 40304, 80, kTcpAck),
              XLB_FWD_NEW_FLOW, Tcp4(kRemoteNode4, 40304, 8080, kTcpAck));
-    told.before = [services, forward_onto_up0](XdpDatapath& dp, ServiceWriter& w) {
+    told.before = [services](XdpDatapath& dp, ServiceWriter& w) {
       services(dp, w);
-      forward_onto_up0(dp);
+      ForwardOntoUp0(dp);
     };
     GoldenStep told_tc = Step("and from TC", pod_in, TC_ACT_OK, XLB_FWD_NEW_FLOW,
                               InFrame(kPodMac, kHostVethMac,
@@ -1206,8 +1222,7 @@ std::vector<GoldenCase> GoldenCases() {
       const xlb_service_key vip = VipKey(kVip4Mtu, 80, IPPROTO_TCP);
       const WeightedBackend be{143, Backend(kNarrow4, 8080)};
       Must(w.AddService(43, std::span(&vip, 1), std::span(&be, 1)));
-      const auto up0 = static_cast<uint32_t>(*IfIndex("up0"));
-      Must(dp.forward_devices().Update(up0, up0));
+      ForwardOntoUp0(dp);
     };
     first.after = [](XdpDatapath& dp) {
       const Addr narrow = ParseAddr(kNarrow4);
@@ -1232,14 +1247,11 @@ std::vector<GoldenCase> GoldenCases() {
     GoldenStep cached =
         Step("the fresh entry serves the next packet that fits (a MAC planted in it)", in(3),
              XDP_REDIRECT, XLB_FWD_ROUTED, routed(kPlantedMac));
-    cached.before = [](XdpDatapath& dp, ServiceWriter&) {
-      Must(dp.nexthops().ForEach([&](const xlb_nexthop_key& k, xlb_nexthop v) {
-        const pkt::Mac mac = pkt::ParseMac(kPlantedMac);
-        std::copy(mac.begin(), mac.end(), v.dmac);
-        v.expires = UINT64_MAX;
-        Must(dp.nexthops().Update(k, v));
-      }));
-    };
+    cached.before = EditNexthops([](xlb_nexthop& v) {
+      const pkt::Mac mac = pkt::ParseMac(kPlantedMac);
+      std::copy(mac.begin(), mac.end(), v.dmac);
+      v.expires = UINT64_MAX;
+    });
     // One entry: the key is the whole 16-byte address, zero beyond an IPv4 one.
     cached.after = [](XdpDatapath& dp) {
       int entries = 0;
@@ -1575,25 +1587,16 @@ std::vector<GoldenCase> GoldenCases() {
         EXPECT_EQ(pkt::Mac(std::to_array(v.smac)), pkt::ParseMac(kUplinkMac));
       };
     };
-    // Every entry rewritten by f.
-    auto edit = [](std::function<void(xlb_nexthop&)> f) {
-      return [f](XdpDatapath& dp, ServiceWriter&) {
-        Must(dp.nexthops().ForEach([&](const xlb_nexthop_key& k, xlb_nexthop v) {
-          f(v);
-          Must(dp.nexthops().Update(k, v));
-        }));
-      };
-    };
     GoldenStep first = ack("the fib's next hop, written into the cache", o);
     first.after = entry_is(kRemoteNodeMac);
     GoldenStep cached = ack("a fresh entry is used as it stands", planted);
-    cached.before = edit([](xlb_nexthop& v) {
+    cached.before = EditNexthops([](xlb_nexthop& v) {
       const pkt::Mac mac = pkt::ParseMac(kPlantedMac);
       std::copy(mac.begin(), mac.end(), v.dmac);
       v.expires = UINT64_MAX;
     });
     GoldenStep expired = ack("an expired one is asked again", o);
-    expired.before = edit([](xlb_nexthop& v) { v.expires = 1; });
+    expired.before = EditNexthops([](xlb_nexthop& v) { v.expires = 1; });
     expired.after = entry_is(kRemoteNodeMac);
     add("encap_next_hop_cached_until_it_expires",
         {std::move(first), std::move(cached), std::move(expired)});
