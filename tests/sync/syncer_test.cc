@@ -438,6 +438,45 @@ TEST(SyncFailure, AnyFailedWriteIsConsistentAndRetried) {
   }
 }
 
+// More tables than one batch (512): batches are built while the previous one is installed
+// on another thread. A table write that fails in the third batch leaves exactly the tables
+// before it installed and known, and the next sync installs the rest.
+TEST(SyncFailure, TableFailingInALaterBatchKeepsTheBatchesBeforeIt) {
+  Model m;
+  constexpr int kServices = 1300;
+  for (int i = 0; i < kServices; ++i) {
+    Service s;
+    s.name = {"bulk", "svc-" + std::to_string(i)};
+    s.cluster_ips = {*IpAddress::Parse("198.19." + std::to_string(i / 200) + "." +
+                                       std::to_string(i % 200 + 1))};
+    s.ports = {ServicePort{"http", 8080, Protocol::kTcp, 8080, "", 0, ""}};
+    m.PutService(s);
+    AddEndpoints(m, s.name, "cluster-a", 1, 2);
+  }
+  CheckingStore store(StoreLimits{31, 2 * kServices, 4 * kServices});
+  Syncer syncer(store);
+  ASSERT_TRUE(syncer.Adopt().ok());
+  auto want = syncer.Plan(m, DefaultPlans(m));
+  ASSERT_TRUE(want.ok()) << want.error().ToString();
+  ASSERT_EQ(want->maps.tables.size(), static_cast<size_t>(kServices));
+
+  store.FailWrite(WriteKind::kTable, 1100);
+  const SyncResult failed = syncer.Sync(*want);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error->err, EIO);
+  EXPECT_EQ(failed.writes[WriteKind::kTable], 1100u) << failed.writes.ToString();
+  EXPECT_EQ(store.contents().tables.size(), 1100u);
+  EXPECT_EQ(syncer.held(), store.contents());
+  EXPECT_TRUE(store.contents().services.empty());  // step 3 never ran
+
+  const SyncResult retried = syncer.Sync(*want);
+  ASSERT_TRUE(retried.ok()) << retried.error->ToString();
+  EXPECT_EQ(retried.writes[WriteKind::kTable], 200u) << retried.writes.ToString();
+  EXPECT_EQ(store.contents().tables, want->maps.Contents()->tables);
+  EXPECT_EQ(syncer.held(), store.contents());
+  EXPECT_TRUE(store.violations().empty()) << store.violations().front();
+}
+
 TEST_F(SyncTest, VipFilterBitsFollowTheServices) {
   Model m = TwoClusters(1);
   AddWebService(m, 1);
@@ -634,6 +673,18 @@ TEST(TableDigest, DiffersWhenOneSlotDiffers) {
   EXPECT_EQ(TableDigest::Of(a), TableDigest::Of(MaglevSlots(1021, 1)));
   EXPECT_NE(TableDigest::Of(a), TableDigest::Of(b));
   EXPECT_EQ(TableDigest::Of(a).size, 1021u);
+  // The digest hashes slots in four lanes: a change in each lane, and two slots of
+  // neighbouring lanes swapped, still change it.
+  for (size_t i = 1012; i < 1021; ++i) {
+    MaglevSlots c = a;
+    c[i] = 3;
+    EXPECT_NE(TableDigest::Of(a), TableDigest::Of(c)) << "slot " << i;
+  }
+  MaglevSlots d = a;
+  d[4] = 5;
+  MaglevSlots e = a;
+  e[5] = 5;
+  EXPECT_NE(TableDigest::Of(d), TableDigest::Of(e));
 }
 
 TEST_F(SyncTest, SyncBeforeAdoptIsRefused) {

@@ -36,19 +36,30 @@ bool MapContents::operator==(const MapContents& other) const {
 }
 
 TableDigest TableDigest::Of(std::span<const uint32_t> slots) {
-  // FNV-1a over whole words, then MurmurHash3's fmix64: cheap (a table hashes in ~10 µs,
-  // next to ~1 ms to build it) and every slot moves every bit of the result.
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (const uint32_t slot : slots) {
-    h ^= slot;
-    h *= 0x100000001b3ULL;
+  // FNV-1a over whole words in four lanes (slot i feeds lane i % 4), then MurmurHash3's fmix64
+  // over the lanes: every slot moves every bit of the result, and the four multiply chains do
+  // not wait for each other (a 16381-slot table hashes in ~5 µs instead of ~20 µs with one
+  // chain; a full sync hashes 10,000 of them). Nothing outside this process keeps a digest.
+  uint64_t lane[4] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL, 0x9ce484222325cbf2ULL,
+                      0x2325cbf29ce48422ULL};
+  const size_t whole = slots.size() / 4 * 4;
+  for (size_t i = 0; i < whole; i += 4) {
+    for (size_t k = 0; k < 4; ++k) {
+      lane[k] = (lane[k] ^ slots[i + k]) * 0x100000001b3ULL;
+    }
   }
-  h ^= slots.size();
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
+  for (size_t i = whole; i < slots.size(); ++i) {
+    lane[i - whole] = (lane[i - whole] ^ slots[i]) * 0x100000001b3ULL;
+  }
+  uint64_t h = slots.size();
+  for (const uint64_t l : lane) {
+    h = (h ^ l) * 0x100000001b3ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+  }
   return TableDigest{h, static_cast<uint32_t>(slots.size())};
 }
 

@@ -109,15 +109,18 @@ SyncResult Syncer::SyncChanges() {
   return result;
 }
 
-Result<void> Syncer::BuildTables(std::span<const TableRecipe* const> recipes) {
+Result<void> Syncer::BuildTables(std::span<const TableRecipe* const> recipes,
+                                 std::span<MaglevSlots> out, std::span<TableDigest> digests) {
   // Two builders at most (the agent shares the node); each table is built by exactly one of
-  // them into its own buffer, so the result does not depend on the threads. A builder stops at
-  // its first failure (a size not prime, an id 0: a programmer error); when both fail, this
-  // thread's is reported, so the error does not depend on the threads either.
+  // them into its own buffer, and digested there, so the result does not depend on the
+  // threads. A builder stops at its first failure (a size not prime, an id 0: a programmer
+  // error); when both fail, this thread's is reported, so the error does not depend on the
+  // threads either.
   auto build = [&](size_t first, size_t step) -> Result<void> {
     for (size_t i = first; i < recipes.size(); i += step) {
-      buffers_[i].resize(recipes[i]->size);
-      XLB_TRY(recipes[i]->Build(buffers_[i]));
+      out[i].resize(recipes[i]->size);
+      XLB_TRY(recipes[i]->Build(out[i]));
+      digests[i] = TableDigest::Of(out[i]);
     }
     return {};
   };
@@ -130,6 +133,127 @@ Result<void> Syncer::BuildTables(std::span<const TableRecipe* const> recipes) {
   other.join();
   XLB_TRY(std::move(built));
   return other_built;
+}
+
+Result<void> Syncer::SyncTables(const DesiredMaps& want, const TouchedEntries& touched,
+                                WriteCounts& writes) {
+  struct Staged {
+    uint32_t id;
+    uint64_t fingerprint;
+    TableDigest digest;
+    size_t buffer;
+  };
+  if (buffers_.size() < 2 * kTableBatch) {
+    // Empty vectors: a buffer grows when a table is built in it. Batch k builds into half
+    // k % 2 while the store installs the other half.
+    buffers_.resize(2 * kTableBatch);
+  }
+  // The batch the store is installing, on `installer`. Joined before anything else touches
+  // held_ or the store, and before this function returns, also on an error.
+  std::vector<Staged> installing;
+  Result<void> install_result;
+  size_t install_done = 0;
+  std::thread installer;
+  struct Joiner {
+    std::thread& t;
+    ~Joiner() {
+      if (t.joinable()) {
+        t.join();
+      }
+    }
+  } joiner{installer};
+  auto finish_install = [&]() -> Result<void> {
+    if (!installer.joinable()) {
+      return {};
+    }
+    installer.join();
+    for (size_t i = 0; i < install_done && i < installing.size(); ++i) {
+      held_.tables[installing[i].id] = installing[i].digest;
+      recipe_of_[installing[i].id] = installing[i].fingerprint;
+      ++writes[WriteKind::kTable];
+    }
+    const uint32_t failed = install_done < installing.size() ? installing[install_done].id : 0;
+    installing.clear();
+    if (!install_result.ok()) {
+      return std::move(install_result).take_error().Within("table of service " +
+                                                           std::to_string(failed));
+    }
+    return {};
+  };
+  auto start_install = [&](std::vector<Staged>& staged) {
+    installing = std::move(staged);
+    staged.clear();
+    std::vector<MapStore::TableWrite> batch;
+    batch.reserve(installing.size());
+    for (const Staged& s : installing) {
+      batch.push_back({s.id, buffers_[s.buffer]});
+    }
+    install_done = 0;
+    installer = std::thread([this, &install_result, &install_done, batch = std::move(batch)] {
+      install_result = store_.InstallTables(batch, install_done);
+    });
+  };
+
+  // The tables to build, a batch at a time: built (on two threads) into one half of the
+  // buffers, each compared with what is installed and staged when it differs, then handed
+  // to the store once the previous batch is in.
+  std::vector<std::pair<uint32_t, const TableRecipe*>> todo;
+  std::vector<TableDigest> digests(kTableBatch);
+  size_t batches = 0;
+  auto build_batch = [&]() -> Result<void> {
+    const size_t half = (batches++ % 2) * kTableBatch;
+    std::vector<const TableRecipe*> recipes;
+    recipes.reserve(todo.size());
+    for (const auto& [id, recipe] : todo) {
+      recipes.push_back(recipe);
+    }
+    XLB_TRY(BuildTables(recipes, std::span(buffers_).subspan(half, todo.size()), digests));
+    tables_built_ += todo.size();
+    XLB_TRY(finish_install());  // held_.tables of this batch's ids are not touched by it
+    std::vector<Staged> staged;
+    for (size_t i = 0; i < todo.size(); ++i) {
+      const auto [id, recipe] = todo[i];
+      auto it = held_.tables.find(id);
+      if (it != held_.tables.end() && it->second == digests[i]) {
+        recipe_of_[id] = recipe->fingerprint;
+        continue;
+      }
+      // Forget the recipe first: if the install fails, what is installed is unknown.
+      recipe_of_.erase(id);
+      staged.push_back({id, recipe->fingerprint, digests[i], half + i});
+    }
+    todo.clear();
+    if (!staged.empty()) {
+      start_install(staged);
+    }
+    return {};
+  };
+  for (const uint32_t id : touched.tables) {
+    auto wanted = want.tables.find(id);
+    if (wanted == want.tables.end()) {
+      continue;
+    }
+    const TableRecipe& recipe = wanted->second;
+    if (held_.tables.count(id) != 0) {
+      auto known = recipe_of_.find(id);
+      if (known != recipe_of_.end() && known->second == recipe.fingerprint) {
+        continue;
+      }
+    }
+    todo.emplace_back(id, &recipe);
+    if (todo.size() == kTableBatch) {
+      XLB_TRY(build_batch());
+    }
+  }
+  if (!todo.empty()) {
+    XLB_TRY(build_batch());
+  }
+  XLB_TRY(finish_install());
+  if (buffers_.size() > 8) {
+    // A full sync's batch buffers (up to 64 MB) go; an endpoint change needs one.
+    buffers_.resize(8);
+  }
+  return {};
 }
 
 Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& touched,
@@ -185,91 +309,11 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
   // built again; one whose recipe is new is built, and written only when its slots differ
   // from what is installed (after a restart: the same, no write). Built tables go to the
   // store kTableBatch at a time (BpfMapStore rewrites installed ones in place and swaps the
-  // new ones in with one outer-map update: one RCU grace period per batch), so at most that
-  // many are in memory at once.
-  struct Staged {
-    uint32_t id;
-    uint64_t fingerprint;
-    TableDigest digest;
-    size_t buffer;
-  };
-  std::vector<Staged> staged;
-  if (buffers_.size() < kTableBatch) {
-    buffers_.resize(kTableBatch);  // empty vectors: a buffer grows when a table is built in it
-  }
-  auto flush = [&]() -> Result<void> {
-    std::vector<MapStore::TableWrite> batch;
-    batch.reserve(staged.size());
-    for (const Staged& s : staged) {
-      batch.push_back({s.id, buffers_[s.buffer]});
-    }
-    size_t installed = 0;
-    auto r = store_.InstallTables(batch, installed);
-    for (size_t i = 0; i < installed && i < staged.size(); ++i) {
-      held_.tables[staged[i].id] = staged[i].digest;
-      recipe_of_[staged[i].id] = staged[i].fingerprint;
-      ++writes[WriteKind::kTable];
-    }
-    const uint32_t failed = installed < staged.size() ? staged[installed].id : 0;
-    staged.clear();
-    if (!r.ok()) {
-      return std::move(r).take_error().Within("table of service " + std::to_string(failed));
-    }
-    return {};
-  };
-  // The tables to build, a batch at a time: built (on two threads), then each compared with
-  // what is installed and staged when it differs.
-  std::vector<std::pair<uint32_t, const TableRecipe*>> todo;
-  auto build_batch = [&]() -> Result<void> {
-    std::vector<const TableRecipe*> recipes;
-    recipes.reserve(todo.size());
-    for (const auto& [id, recipe] : todo) {
-      recipes.push_back(recipe);
-    }
-    XLB_TRY(BuildTables(recipes));
-    tables_built_ += todo.size();
-    for (size_t i = 0; i < todo.size(); ++i) {
-      const auto [id, recipe] = todo[i];
-      const TableDigest digest = TableDigest::Of(buffers_[i]);
-      auto it = held_.tables.find(id);
-      if (it != held_.tables.end() && it->second == digest) {
-        recipe_of_[id] = recipe->fingerprint;
-        continue;
-      }
-      // Forget the recipe first: if the install fails, what is installed is unknown.
-      recipe_of_.erase(id);
-      staged.push_back({id, recipe->fingerprint, digest, i});
-    }
-    todo.clear();
-    if (!staged.empty()) {
-      XLB_TRY(flush());
-    }
-    return {};
-  };
-  for (const uint32_t id : touched.tables) {
-    auto wanted = want.tables.find(id);
-    if (wanted == want.tables.end()) {
-      continue;
-    }
-    const TableRecipe& recipe = wanted->second;
-    if (held_.tables.count(id) != 0) {
-      auto known = recipe_of_.find(id);
-      if (known != recipe_of_.end() && known->second == recipe.fingerprint) {
-        continue;
-      }
-    }
-    todo.emplace_back(id, &recipe);
-    if (todo.size() == kTableBatch) {
-      XLB_TRY(build_batch());
-    }
-  }
-  if (!todo.empty()) {
-    XLB_TRY(build_batch());
-  }
-  if (buffers_.size() > 8) {
-    // A full sync's batch buffers (up to 32 MB) go; an endpoint change needs one.
-    buffers_.resize(8);
-  }
+  // new ones in with one outer-map update: one RCU grace period per batch). A batch is
+  // handed to the store on a thread of its own while the next one is built, so the kernel's
+  // work (new inner maps, the grace period) overlaps the builds: two batches of tables are in
+  // memory at once at most.
+  XLB_TRY(SyncTables(want, touched, writes));
 
   // 3. VIP filter bits of new addresses, then the service entries.
   for (const uint32_t word : touched.vip_words) {

@@ -153,8 +153,13 @@ class Syncer {
  private:
   Result<void> SyncSteps(const DesiredMaps& want, const TouchedEntries& touched,
                          WriteCounts& writes);
-  // Builds `recipes` into buffers_[0..n), on two threads when there are several.
-  Result<void> BuildTables(std::span<const TableRecipe* const> recipes);
+  // Step 2: the new and changed tables.
+  Result<void> SyncTables(const DesiredMaps& want, const TouchedEntries& touched,
+                          WriteCounts& writes);
+  // Builds `recipes` into `out` and their digests into `digests`, on two threads when there
+  // are several.
+  Result<void> BuildTables(std::span<const TableRecipe* const> recipes, std::span<MaglevSlots> out,
+                           std::span<TableDigest> digests);
 
   MapStore& store_;
   MapContents held_;
@@ -164,9 +169,9 @@ class Syncer {
   // plan must not hand them to anything else. After a successful sync held_ has them all.
   std::optional<DesiredMaps> pending_;
   bool adopted_ = false;
-  // Tables built and not yet handed to the store: 512 x 64 KB = 32 MB at 16381 slots (freed
-  // after a sync that needed more than a few), and a batch of 512 swaps costs one grace period
-  // (~15 ms) instead of 512.
+  // Tables built and not yet installed, two batches (one being built, one being installed):
+  // 2 x 512 x 64 KB = 64 MB at 16381 slots (freed after a sync that needed more than a few),
+  // and a batch of 512 swaps costs one grace period (~15 ms) instead of 512.
   static constexpr size_t kTableBatch = 512;
   std::vector<MaglevSlots> buffers_;
   uint64_t tables_built_ = 0;
