@@ -447,8 +447,8 @@ TEST(SyncFailure, TableFailingInALaterBatchKeepsTheBatchesBeforeIt) {
   for (int i = 0; i < kServices; ++i) {
     Service s;
     s.name = {"bulk", "svc-" + std::to_string(i)};
-    s.cluster_ips = {*IpAddress::Parse("198.19." + std::to_string(i / 200) + "." +
-                                       std::to_string(i % 200 + 1))};
+    s.cluster_ips = {
+        *IpAddress::Parse("198.19." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1))};
     s.ports = {ServicePort{"http", 8080, Protocol::kTcp, 8080, "", 0, ""}};
     m.PutService(s);
     AddEndpoints(m, s.name, "cluster-a", 1, 2);

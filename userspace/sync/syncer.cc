@@ -175,8 +175,9 @@ Result<void> Syncer::SyncTables(const DesiredMaps& want, const TouchedEntries& t
     const uint32_t failed = install_done < installing.size() ? installing[install_done].id : 0;
     installing.clear();
     if (!install_result.ok()) {
-      return std::move(install_result).take_error().Within("table of service " +
-                                                           std::to_string(failed));
+      return std::move(install_result)
+          .take_error()
+          .Within("table of service " + std::to_string(failed));
     }
     return {};
   };
