@@ -209,6 +209,9 @@ class TimedStore : public MapStore {
   Result<void> PutBackend(uint32_t id, const xlb_backend& b) override {
     return Time(backend_, [&] { return inner_.PutBackend(id, b); });
   }
+  Result<void> PutBackends(std::span<const BackendWrite> b, size_t& written) override {
+    return Time(backend_, [&] { return inner_.PutBackends(b, written); });
+  }
   Result<void> InstallTable(uint32_t id, std::span<const uint32_t> slots) override {
     return Time(table_, [&] { return inner_.InstallTable(id, slots); });
   }

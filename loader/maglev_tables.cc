@@ -10,7 +10,6 @@
 #include <cstring>
 #include <numeric>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include "loader/libbpf_opts.h"
@@ -32,15 +31,16 @@ std::string Context(uint32_t service_id) {
 
 // A table's slots as mapped memory, unmapped when it goes. The mapping is the map's own
 // memory (BPF_F_MMAPABLE): nothing is copied, and the pages leave this process's RSS with
-// munmap. An ARRAY map lays its values out 8 bytes apart (the kernel rounds value_size up
-// to 8), so slot i is the first 4 bytes of the i-th 8-byte element.
+// munmap. The elements are pairs of slots 8 bytes apart (struct xlb_maglev_pair, the kernel's
+// array stride), so the mapping is the plain array of the table's slots.
 class MappedTable {
  public:
-  static constexpr size_t kStride = (sizeof(xlb_maglev_slot) + 7) / 8 * 8;
+  static_assert(sizeof(xlb_maglev_pair) == 2 * sizeof(uint32_t));
 
   static Result<MappedTable> Map(int fd, uint32_t slots, int prot) {
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    const size_t bytes = (slots * kStride + page - 1) / page * page;
+    const size_t bytes =
+        (XLB_MAGLEV_ELEMS(size_t{slots}) * sizeof(xlb_maglev_pair) + page - 1) / page * page;
     void* p = ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
@@ -58,24 +58,20 @@ class MappedTable {
   }
 
   void Write(std::span<const uint32_t> slots) const {
-    for (size_t i = 0; i < slots.size(); ++i) {
-      std::memcpy(base_ + i * kStride, &slots[i], sizeof(uint32_t));
-    }
+    std::memcpy(base_, slots.data(), slots.size_bytes());
   }
   // Only the slots that differ, each with one aligned 4-byte store: a packet that reads a
   // slot meanwhile reads its old backend id or its new one, never a torn value.
   void Update(std::span<const uint32_t> slots) const {
     for (size_t i = 0; i < slots.size(); ++i) {
-      std::atomic_ref<uint32_t> slot(*reinterpret_cast<uint32_t*>(base_ + i * kStride));
+      std::atomic_ref<uint32_t> slot(*reinterpret_cast<uint32_t*>(base_ + i * sizeof(uint32_t)));
       if (slot.load(std::memory_order_relaxed) != slots[i]) {
         slot.store(slots[i], std::memory_order_relaxed);
       }
     }
   }
   void Read(std::span<uint32_t> slots) const {
-    for (size_t i = 0; i < slots.size(); ++i) {
-      std::memcpy(&slots[i], base_ + i * kStride, sizeof(uint32_t));
-    }
+    std::memcpy(slots.data(), base_, slots.size_bytes());
   }
 
  private:
@@ -84,16 +80,19 @@ class MappedTable {
   size_t bytes_;
 };
 
-// The slots through one batch lookup (or a few: the kernel may stop early). nullopt when the
-// kernel has no batch lookup for arrays.
+// The `size` slots through one batch lookup of the table's elements (or a few: the kernel may
+// stop early). nullopt when the kernel has no batch lookup for arrays.
 Result<std::optional<std::vector<uint32_t>>> ReadBatch(int fd, uint32_t size,
                                                        const std::string& ctx) {
-  std::vector<uint32_t> keys(size), values(size), table(size);
+  const uint32_t elems = XLB_MAGLEV_ELEMS(size);
+  std::vector<uint32_t> keys(elems);
+  std::vector<xlb_maglev_pair> values(elems);
+  std::vector<uint32_t> table(size);
   bpf_map_batch_opts batch{};
   InitLibbpfOpts(batch);
   uint32_t in_token = 0, out_token = 0, done = 0;
-  while (done < size) {
-    uint32_t count = size - done;
+  while (done < elems) {
+    uint32_t count = elems - done;
     const int ret = bpf_map_lookup_batch(fd, done == 0 ? nullptr : &in_token, &out_token,
                                          keys.data() + done, values.data() + done, &count, &batch);
     if (Unsupported(ret)) {
@@ -108,15 +107,17 @@ Result<std::optional<std::vector<uint32_t>>> ReadBatch(int fd, uint32_t size,
     }
     in_token = out_token;
   }
-  if (done != size) {
-    return Error{EIO,
-                 ctx + ": read " + std::to_string(done) + " of " + std::to_string(size) + " slots"};
+  if (done != elems) {
+    return Error{
+        EIO, ctx + ": read " + std::to_string(done) + " of " + std::to_string(elems) + " elements"};
   }
-  for (uint32_t i = 0; i < size; ++i) {
-    if (keys[i] >= size) {
-      return Error{EIO, ctx + ": slot key " + std::to_string(keys[i]) + " out of range"};
+  for (uint32_t i = 0; i < elems; ++i) {
+    if (keys[i] >= elems) {
+      return Error{EIO, ctx + ": element key " + std::to_string(keys[i]) + " out of range"};
     }
-    table[keys[i]] = values[i];
+    for (uint32_t half = 0; half < 2 && 2 * keys[i] + half < size; ++half) {
+      table[2 * keys[i] + half] = values[i].id[half];
+    }
   }
   return std::optional<std::vector<uint32_t>>{std::move(table)};
 }
@@ -127,8 +128,12 @@ MaglevTables::MaglevTables(int outer_fd, uint32_t table_size, uint32_t max_servi
     : outer_fd_(outer_fd),
       table_size_(table_size),
       max_services_(max_services),
-      slot_keys_(table_size) {
-  std::iota(slot_keys_.begin(), slot_keys_.end(), 0U);
+      elem_keys_(XLB_MAGLEV_ELEMS(table_size)) {
+  std::iota(elem_keys_.begin(), elem_keys_.end(), 0U);
+}
+
+uint32_t MaglevTables::SlotsOf(const bpf_map_info& info) {
+  return info.max_entries == 0 ? 0 : 2 * info.max_entries - 1;
 }
 
 Result<UniqueFd> MaglevTables::Create(uint32_t size, const std::string& name, bool mmapable) {
@@ -136,7 +141,7 @@ Result<UniqueFd> MaglevTables::Create(uint32_t size, const std::string& name, bo
   InitLibbpfOpts(opts);
   opts.map_flags = mmapable ? BPF_F_MMAPABLE : 0;
   const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name.c_str(), sizeof(uint32_t),
-                                sizeof(xlb_maglev_slot), size, &opts);
+                                sizeof(xlb_maglev_pair), XLB_MAGLEV_ELEMS(size), &opts);
   if (fd < 0) {
     return Error::FromRet(fd, "bpf_map_create(" + name + ", " + std::to_string(size) + " slots)");
   }
@@ -154,24 +159,28 @@ Result<void> MaglevTables::Fill(int fd, std::span<const uint32_t> slots, bool mm
     mapped->Write(slots);
     return {};
   }
+  // Whole elements: the slots in pairs, the odd size's last pair completed with 0.
+  const auto elems = static_cast<uint32_t>(elem_keys_.size());
+  std::vector<xlb_maglev_pair> pairs(elems);
+  std::memcpy(pairs.data(), slots.data(), slots.size_bytes());
   if (access_ != Access::kElement) {
     bpf_map_batch_opts batch{};
     InitLibbpfOpts(batch);
     batch.elem_flags = BPF_ANY;
-    uint32_t count = table_size_;
-    const int ret = bpf_map_update_batch(fd, slot_keys_.data(), slots.data(), &count, &batch);
-    if (ret == 0 && count == table_size_) {
+    uint32_t count = elems;
+    const int ret = bpf_map_update_batch(fd, elem_keys_.data(), pairs.data(), &count, &batch);
+    if (ret == 0 && count == elems) {
       return {};
     }
     if (!Unsupported(ret) || access_ == Access::kBatch) {
       return Error::FromRet(ret < 0 ? ret : -EIO, ctx + ": bpf_map_update_batch wrote " +
                                                       std::to_string(count) + " of " +
-                                                      std::to_string(table_size_) + " slots");
+                                                      std::to_string(elems) + " elements");
     }
   }
-  for (uint32_t i = 0; i < table_size_; ++i) {
-    if (int ret = bpf_map_update_elem(fd, &slot_keys_[i], &slots[i], BPF_ANY); ret < 0) {
-      return Error::FromRet(ret, ctx + ": bpf_map_update_elem slot " + std::to_string(i));
+  for (uint32_t i = 0; i < elems; ++i) {
+    if (int ret = bpf_map_update_elem(fd, &elem_keys_[i], &pairs[i], BPF_ANY); ret < 0) {
+      return Error::FromRet(ret, ctx + ": bpf_map_update_elem element " + std::to_string(i));
     }
   }
   return {};
@@ -254,7 +263,7 @@ Result<bool> MaglevTables::Rewrite(uint32_t service_id, std::span<const uint32_t
   if (!info.ok()) {
     return std::move(info).take_error().Within(ctx);
   }
-  if (info->max_entries != table_size_) {
+  if (info->max_entries != elem_keys_.size() || info->value_size != sizeof(xlb_maglev_pair)) {
     return false;  // another size (an older agent's): a new table replaces it
   }
   if (access_ == Access::kAuto && (info->map_flags & BPF_F_MMAPABLE) != 0) {
@@ -275,35 +284,22 @@ Result<void> MaglevTables::InstallNew(std::span<const Write> tables, size_t& ins
   if (tables.empty()) {
     return {};
   }
-  // Nothing shared between the two threads but this object, which NewTable only reads.
+  // One after the other: the syncer installs a batch while it builds the next one on the
+  // node's other cores (creating them on two threads here as well was slower there: the
+  // mappings' munmap shoots down TLBs of every thread of the process).
   const bool mmapable = mmapable_;
-  std::vector<UniqueFd> inner(tables.size());
-  std::vector<std::optional<Error>> errors(tables.size());
-  auto create = [&](size_t first, size_t step) {
-    for (size_t i = first; i < tables.size(); i += step) {
-      auto table = NewTable(tables[i].service_id, tables[i].slots, mmapable);
-      if (table.ok()) {
-        inner[i] = std::move(*table);
-      } else {
-        errors[i] = std::move(table).take_error();
-      }
-    }
-  };
-  if (mmapable && access_ == Access::kAuto && tables.size() >= 4) {
-    std::thread other(create, 1, 2);
-    create(0, 2);
-    other.join();
-  } else {
-    create(0, 1);
-  }
+  std::vector<UniqueFd> inner;
   std::vector<uint32_t> ids;
   std::vector<int> fds;
-  for (size_t i = 0; i < tables.size(); ++i) {
-    if (errors[i]) {
-      return std::move(*errors[i]);
+  inner.reserve(tables.size());
+  for (const Write& t : tables) {
+    auto table = NewTable(t.service_id, t.slots, mmapable);
+    if (!table.ok()) {
+      return std::move(table).take_error();
     }
-    ids.push_back(tables[i].service_id);
-    fds.push_back(inner[i].get());
+    inner.push_back(std::move(*table));
+    ids.push_back(t.service_id);
+    fds.push_back(inner.back().get());
   }
 
   // The swaps: each outer slot changes atomically; the old tables go when their last reader
@@ -388,7 +384,7 @@ Result<std::vector<uint32_t>> MaglevTables::Read(uint32_t service_id) const {
   if (!info.ok()) {
     return std::move(info).take_error().Within(ctx);
   }
-  const uint32_t size = info->max_entries;
+  const uint32_t size = SlotsOf(*info);
   if (access_ == Access::kAuto && (info->map_flags & BPF_F_MMAPABLE) != 0) {
     auto mapped = MappedTable::Map(inner->get(), size, PROT_READ);
     if (mapped.ok()) {
@@ -410,9 +406,13 @@ Result<std::vector<uint32_t>> MaglevTables::Read(uint32_t service_id) const {
     }
   }
   std::vector<uint32_t> table(size);
-  for (uint32_t k = 0; k < size; ++k) {
-    if (int ret = bpf_map_lookup_elem(inner->get(), &k, &table[k]); ret < 0) {
-      return Error::FromRet(ret, ctx + ": bpf_map_lookup_elem slot " + std::to_string(k));
+  for (uint32_t k = 0; k < info->max_entries; ++k) {
+    xlb_maglev_pair pair{};
+    if (int ret = bpf_map_lookup_elem(inner->get(), &k, &pair); ret < 0) {
+      return Error::FromRet(ret, ctx + ": bpf_map_lookup_elem element " + std::to_string(k));
+    }
+    for (uint32_t half = 0; half < 2 && 2 * k + half < size; ++half) {
+      table[2 * k + half] = pair.id[half];
     }
   }
   return table;

@@ -1,6 +1,7 @@
-// Every service's Maglev table, the one place that knows their shape. xlb_maglev_v1 is an
-// ARRAY_OF_MAPS indexed by service id; each table in it is an ARRAY of `size` backend ids
-// (u32 keys and values, BPF_F_MMAPABLE), the shape of the inner template in bpf/lib/maps.h.
+// Every service's Maglev table, the one place that knows their shape. xlb_maglev_v2 is an
+// ARRAY_OF_MAPS indexed by service id; each table in it is an ARRAY of XLB_MAGLEV_ELEMS(size)
+// pairs of backend ids (u32 keys, struct xlb_maglev_pair values, BPF_F_MMAPABLE: slot s is
+// id[s & 1] of element s >> 1), the shape of the inner template in bpf/lib/maps.h.
 // The kernel compares type, key, value, max_entries and flags when a table is put into the
 // outer map, so every table this class creates has exactly that shape.
 //
@@ -12,6 +13,8 @@
 // way).
 #ifndef XLB_LOADER_MAGLEV_TABLES_H
 #define XLB_LOADER_MAGLEV_TABLES_H
+
+#include <linux/bpf.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -38,13 +41,15 @@ class MaglevTables {
   };
 
   MaglevTables() = default;
-  // `outer_fd` (borrowed, it must outlive this object) is xlb_maglev_v1. `table_size` is the
+  // `outer_fd` (borrowed, it must outlive this object) is xlb_maglev_v2. `table_size` is the
   // slots of every table it takes (xlb_config.maglev_size); a reader that only reads may
   // pass 0 and takes each table's own size. Service ids are 1..max_services-1.
   MaglevTables(int outer_fd, uint32_t table_size, uint32_t max_services);
 
   // An empty table of this shape, in no outer map: the inner template at load time.
   static Result<UniqueFd> Create(uint32_t size, const std::string& name, bool mmapable = true);
+  // The slots of a table, from its map info: 2 * elements - 1 (sizes are odd primes).
+  static uint32_t SlotsOf(const bpf_map_info& info);
 
   int outer_fd() const { return outer_fd_; }
   uint32_t table_size() const { return table_size_; }
@@ -56,9 +61,9 @@ class MaglevTables {
   // The table of service_id set to `slots` (table_size() of them): rewritten in place when the
   // service has one of this size, else a new one swapped in.
   Result<void> Install(uint32_t service_id, std::span<const uint32_t> slots);
-  // Several tables. Installed ones are rewritten in place; new ones are created and filled on
-  // two threads when they are mmapable (the kernel zeroes every new table's pages) and put
-  // in with one batch update of the outer map: the kernel waits for an RCU grace period after
+  // Several tables. Installed ones are rewritten in place; new ones are created and filled
+  // (the kernel zeroes every new table's pages) and put in with one batch update of the outer
+  // map: the kernel waits for an RCU grace period after
   // every update of an outer map (~15 ms), so a batch costs one wait instead of one per
   // table. `installed` says how many of the first ones are in (all when it succeeds).
   Result<void> InstallMany(std::span<const Write> tables, size_t& installed);
@@ -94,7 +99,7 @@ class MaglevTables {
   uint32_t max_services_ = 0;
   Access access_ = Access::kAuto;
   bool mmapable_ = true;
-  std::vector<uint32_t> slot_keys_;  // 0..table_size-1, the keys of every batch update
+  std::vector<uint32_t> elem_keys_;  // 0..elements-1, the keys of every batch update
 };
 
 }  // namespace xlb

@@ -45,9 +45,11 @@ std::string PinPath(const std::string& dir, const char* name) {
 
 Result<void> Validate(const LoadOptions& o) {
   uint32_t m = o.config.maglev_size;
-  if (m > XLB_MAGLEV_MAX_SIZE || !IsPrime(m)) {
+  // Odd: a table holds two slots per element (XLB_MAGLEV_ELEMS), and its size is read back
+  // as 2 * elements - 1.
+  if (m > XLB_MAGLEV_MAX_SIZE || m < 3 || !IsPrime(m)) {
     return Error{EINVAL, "maglev_size " + std::to_string(m) +
-                             " must be a prime <= " + std::to_string(XLB_MAGLEV_MAX_SIZE)};
+                             " must be an odd prime <= " + std::to_string(XLB_MAGLEV_MAX_SIZE)};
   }
   if (o.max_services < 2 || o.max_backends < 2 || o.max_ct_entries < 1 ||
       o.max_half_open_entries < 1) {
@@ -139,8 +141,9 @@ Result<bool> CheckPinnedMap(bpf_map* map, uint32_t maglev_size) {
         continue;
       }
       auto inner_info = MapView(inner.get(), "inner").Info();
-      if (inner_info.ok() && inner_info->max_entries != maglev_size) {
-        diffs.push_back(Mismatch("Maglev table size", inner_info->max_entries, maglev_size));
+      if (inner_info.ok() && inner_info->max_entries != XLB_MAGLEV_ELEMS(maglev_size)) {
+        diffs.push_back(
+            Mismatch("Maglev table size", MaglevTables::SlotsOf(*inner_info), maglev_size));
       }
       break;
     }
@@ -380,7 +383,7 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
   };
   const Size sizes[] = {
       {skel->maps.xlb_services_v1, options.max_services * 4},
-      {skel->maps.xlb_maglev_v1, options.max_services},
+      {skel->maps.xlb_maglev_v2, options.max_services},
       {skel->maps.xlb_svcstat_v1, options.max_services},
       {skel->maps.xlb_backends_v1, options.max_backends},
       {skel->maps.xlb_bestat_v1, options.max_backends},
@@ -407,7 +410,7 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
   if (!tmpl.ok()) {
     return std::move(tmpl).take_error();
   }
-  if (int ret = bpf_map__set_inner_map_fd(skel->maps.xlb_maglev_v1, tmpl->get()); ret < 0) {
+  if (int ret = bpf_map__set_inner_map_fd(skel->maps.xlb_maglev_v2, tmpl->get()); ret < 0) {
     return Error::FromRet(ret, "bpf_map__set_inner_map_fd(" XLB_MAP_MAGLEV ")");
   }
 
@@ -507,7 +510,7 @@ PerCpuMap<xlb_flow_counter> XdpDatapath::backend_stats() const {
   return {bpf_map__fd(skel_->maps.xlb_bestat_v1), XLB_MAP_BE_STATS};
 }
 int XdpDatapath::maglev_fd() const {
-  return bpf_map__fd(skel_->maps.xlb_maglev_v1);
+  return bpf_map__fd(skel_->maps.xlb_maglev_v2);
 }
 
 int XdpDatapath::map_fd(std::string_view name) const {

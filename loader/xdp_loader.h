@@ -38,7 +38,7 @@ struct LoadOptions {
   // Runtime knobs, written into the program's rodata before load. config.maglev_size also
   // sizes every Maglev table (the inner map template): prime, at most XLB_MAGLEV_MAX_SIZE.
   xlb_config config = XLB_CONFIG_DEFAULTS;
-  // Service ids (xlb_maglev_v1, xlb_svcstat_v1); the services hash holds 4 (VIP, port,
+  // Service ids (xlb_maglev_v2, xlb_svcstat_v1); the services hash holds 4 (VIP, port,
   // protocol) entries per id, as in bpf/lib/maps.h.
   uint32_t max_services = XLB_MAX_SERVICES;
   // Backend ids (xlb_backends_v1, xlb_bestat_v1).

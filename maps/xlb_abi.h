@@ -31,7 +31,7 @@
 /* Pinned map names (at most 15 characters: BPF_OBJ_NAME_LEN - 1). */
 #define XLB_MAP_SERVICES "xlb_services_v1"
 #define XLB_MAP_BACKENDS "xlb_backends_v1"
-#define XLB_MAP_MAGLEV "xlb_maglev_v1"
+#define XLB_MAP_MAGLEV "xlb_maglev_v2"
 #define XLB_MAP_CT "xlb_ct_v1"
 #define XLB_MAP_REASONS "xlb_reasons_v4"
 #define XLB_MAP_SVC_STATS "xlb_svcstat_v1"
@@ -146,13 +146,22 @@ struct xlb_backend {
 };
 
 /*
- * The Maglev tables: xlb_maglev_v1 is an ARRAY_OF_MAPS indexed by service id;
- * each inner map is an ARRAY of maglev_size __u32 backend ids. A service's
- * first table is put into the outer slot; later ones are written into it in
- * place, each changed slot one aligned 4-byte store. A packet reads one slot:
- * it sees that slot's old backend or its new one, never a torn value.
+ * The Maglev tables: xlb_maglev_v2 is an ARRAY_OF_MAPS indexed by service id;
+ * each inner map is an ARRAY of XLB_MAGLEV_ELEMS(maglev_size) pairs of __u32
+ * backend ids: slot s is id[s & 1] of element s >> 1. The kernel spaces array
+ * values 8 bytes apart, so one 4-byte id per element (xlb_maglev_v1) left half
+ * of every table's memory unused, and made the kernel allocate and zero twice
+ * what a table needs. maglev_size is an odd prime, so the last element's
+ * second id is no slot (always 0). Mapped (BPF_F_MMAPABLE), a table is the
+ * plain array of its slots. A service's first table is put into the outer
+ * slot; later ones are written into it in place, each changed slot one aligned
+ * 4-byte store. A packet reads one slot: it sees that slot's old backend or its
+ * new one, never a torn value.
  */
-typedef __u32 xlb_maglev_slot;
+struct xlb_maglev_pair {
+	__u32 id[2];
+};
+#define XLB_MAGLEV_ELEMS(size) (((size) + 1) / 2)
 
 /*
  * ClientIP session affinity (sessionAffinityConfig.clientIP.timeoutSeconds):

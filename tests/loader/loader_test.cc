@@ -91,7 +91,8 @@ TEST(Loader, WritesConfigIntoRodata) {
 }
 
 TEST(Loader, RejectsBadMaglevSize) {
-  for (uint32_t size : {0u, 1u, 1000u, 16383u /* 3 * 43 * 127 */, 262147u /* prime, too big */}) {
+  for (uint32_t size : {0u, 1u, 2u /* prime, even */, 1000u, 16383u /* 3 * 43 * 127 */,
+                        262147u /* prime, too big */}) {
     LoadOptions o = Hermetic();
     o.config.maglev_size = size;
     auto dp = XdpDatapath::Load(o);

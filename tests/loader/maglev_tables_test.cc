@@ -28,7 +28,7 @@ std::vector<uint32_t> Pattern(uint32_t salt) {
   return slots;
 }
 
-// An xlb_maglev_v1 of kServices entries whose template is a table of kSize slots.
+// An xlb_maglev_v2 of kServices entries whose template is a table of kSize slots.
 UniqueFd OuterMap(bool mmapable_template) {
   auto tmpl = MaglevTables::Create(kSize, "xlb_t_tmpl", mmapable_template);
   EXPECT_TRUE(tmpl.ok()) << tmpl.error().ToString();
@@ -55,8 +55,8 @@ uint32_t Flags(const MaglevTables& tables, uint32_t service_id) {
 
 using Access = MaglevTables::Access;
 
-// Written one way, read back every way: the mmap stride (8 bytes per 4-byte slot), the batch
-// layout and the per-slot calls all mean the same slot.
+// Written one way, read back every way: the mapping (two 4-byte slots per 8-byte element), the
+// batch layout and the per-element calls all mean the same slot.
 TEST(MaglevTables, EveryFillPathReadsBackThroughEveryReadPath) {
   UniqueFd outer = OuterMap(true);
   ASSERT_TRUE(outer.valid());
@@ -163,7 +163,8 @@ TEST(MaglevTables, ReadersOfATableBeingRewrittenSeeTheOldOrTheNewSlot) {
   ASSERT_TRUE(id.ok());
   UniqueFd inner(bpf_map_get_fd_by_id(*id));
   ASSERT_TRUE(inner.valid());
-  const size_t bytes = (kSize * 8 + 4095) / 4096 * 4096;  // slots 8 bytes apart
+  // Two slots per 8-byte element: the mapping is the array of slots.
+  const size_t bytes = (XLB_MAGLEV_ELEMS(kSize) * 8 + 4095) / 4096 * 4096;
   void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, inner.get(), 0);
   ASSERT_NE(p, MAP_FAILED);
   const auto* base = static_cast<const uint32_t*>(p);
@@ -173,7 +174,7 @@ TEST(MaglevTables, ReadersOfATableBeingRewrittenSeeTheOldOrTheNewSlot) {
   std::thread reader([&] {
     while (!stop.load()) {
       for (uint32_t i = 0; i < kSize; ++i) {
-        const uint32_t v = std::atomic_ref<const uint32_t>(base[2 * i]).load();
+        const uint32_t v = std::atomic_ref<const uint32_t>(base[i]).load();
         if (v != a[i] && v != b[i]) {
           bad.fetch_add(1);
         }

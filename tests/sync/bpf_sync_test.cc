@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "builder.h"
 #include "decoder.h"
@@ -153,6 +154,41 @@ TEST_F(BpfSync, IncrementalSyncFillsTablesThatReadBackSlotForSlot) {
   const SyncResult r = restarted.SyncChanges();
   ASSERT_TRUE(r.ok()) << r.error->ToString();
   EXPECT_EQ(r.writes.total(), 0u) << r.writes.ToString();
+}
+
+// Backends go in with batch updates; an entry the kernel refuses (an id beyond the map) stops
+// the call there, and `written` says how many are in.
+TEST_F(BpfSync, BackendBatchesSayHowManyWentIn) {
+  auto dp = Load();
+  ASSERT_NE(dp, nullptr);
+  BpfMapStore store(*dp);
+  std::vector<MapStore::BackendWrite> writes;
+  for (uint32_t id = 1; id < 256; ++id) {
+    xlb_backend b{};
+    b.addr[0] = htonl(0xc6120000u + id);  // 198.18.0.id
+    b.port = htons(8080);
+    b.family = XLB_FAMILY_IPV4;
+    b.flags = XLB_BE_F_VALID;
+    writes.push_back({id, b});
+  }
+  size_t written = 0;
+  auto r = store.PutBackends(writes, written);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(written, writes.size());
+  for (const auto& w : writes) {
+    auto got = dp->backends().Lookup(w.id);
+    ASSERT_TRUE(got.ok()) << w.id;
+    EXPECT_EQ(got->addr[0], w.backend.addr[0]) << w.id;
+  }
+
+  std::vector<MapStore::BackendWrite> bad(writes.begin(), writes.begin() + 10);
+  bad[6].id = 256;  // max_backends is 256: ids 1..255
+  bad[2].backend.port = htons(9090);
+  r = store.PutBackends(bad, written);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(written, 6u);
+  EXPECT_NE(r.error().what.find("backend 256"), std::string::npos) << r.error().ToString();
+  EXPECT_EQ(ntohs(dp->backends().Lookup(3)->port), 9090);  // before the refused one: in
 }
 
 // A SYN to the synced ClusterIP is DNATed to the backend the synced table names for its slot.

@@ -1,6 +1,14 @@
 #include "userspace/sync/bpf_map_store.h"
 
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
 #include <vector>
+
+#include "loader/libbpf_opts.h"
+#include "maps/xlb_abi.h"
 
 namespace xlb {
 namespace {
@@ -22,6 +30,42 @@ StoreLimits BpfMapStore::limits() const {
 
 Result<void> BpfMapStore::PutBackend(uint32_t id, const xlb_backend& backend) {
   return dp_.backends().Update(id, backend);
+}
+
+Result<void> BpfMapStore::PutBackends(std::span<const BackendWrite> backends, size_t& written) {
+  written = 0;
+  constexpr size_t kChunk = 4096;  // bounds the key and value copies (the syncer's calls fit)
+  std::vector<uint32_t> ids;
+  std::vector<xlb_backend> values;
+  while (written < backends.size()) {
+    const size_t n = std::min(kChunk, backends.size() - written);
+    ids.clear();
+    values.clear();
+    for (size_t i = written; i < written + n; ++i) {
+      ids.push_back(backends[i].id);
+      values.push_back(backends[i].backend);
+    }
+    bpf_map_batch_opts opts{};
+    InitLibbpfOpts(opts);
+    opts.elem_flags = BPF_ANY;
+    auto count = static_cast<uint32_t>(n);
+    const int ret =
+        bpf_map_update_batch(dp_.backends().fd(), ids.data(), values.data(), &count, &opts);
+    if (ret == -EOPNOTSUPP || ret == -524 /* ENOTSUPP: no batch operations */) {
+      // An older kernel: the rest one by one.
+      size_t rest = 0;
+      auto r = MapStore::PutBackends(backends.subspan(written), rest);
+      written += rest;
+      return r;
+    }
+    if (ret < 0) {
+      written += count;  // the kernel wrote `count` entries before the one that failed
+      return Error::FromRet(ret, "backend " + std::to_string(backends[written].id) +
+                                     ": bpf_map_update_batch(" XLB_MAP_BACKENDS ")");
+    }
+    written += n;
+  }
+  return {};
 }
 
 Result<void> BpfMapStore::InstallTable(uint32_t service_id, std::span<const uint32_t> slots) {

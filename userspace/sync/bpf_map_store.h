@@ -16,6 +16,7 @@ class BpfMapStore : public MapStore {
 
   StoreLimits limits() const override;
   Result<void> PutBackend(uint32_t id, const xlb_backend& backend) override;
+  Result<void> PutBackends(std::span<const BackendWrite> backends, size_t& written) override;
   Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) override;
   // MaglevTables::InstallMany: a service's installed table rewritten in place (no grace
   // period); new tables filled through a mapping of each, swapped in with one batch update of

@@ -111,6 +111,15 @@ std::string WriteCounts::ToString() const {
   return out.empty() ? "none" : out;
 }
 
+Result<void> MapStore::PutBackends(std::span<const BackendWrite> backends, size_t& written) {
+  written = 0;
+  for (const BackendWrite& b : backends) {
+    XLB_TRY(PutBackend(b.id, b.backend));
+    ++written;
+  }
+  return {};
+}
+
 Result<void> MapStore::InstallTables(std::span<const TableWrite> tables, size_t& installed) {
   installed = 0;
   for (const TableWrite& t : tables) {

@@ -107,6 +107,14 @@ class MapStore {
   virtual StoreLimits limits() const = 0;
 
   virtual Result<void> PutBackend(uint32_t id, const xlb_backend& backend) = 0;
+  // Several backends, each written as PutBackend does; `written` says how many of the first
+  // ones are in (all of them when it succeeds). BpfMapStore writes them with batch updates
+  // (a full sync writes 300,000 at 10,000 services); this default one by one.
+  struct BackendWrite {
+    uint32_t id;
+    xlb_backend backend;
+  };
+  virtual Result<void> PutBackends(std::span<const BackendWrite> backends, size_t& written);
   // The service's table set to `slots`; a reader of any one slot sees its old or its new
   // backend (BpfMapStore: rewritten in place, or a new table swapped in).
   virtual Result<void> InstallTable(uint32_t service_id, std::span<const uint32_t> slots) = 0;

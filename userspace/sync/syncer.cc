@@ -251,7 +251,7 @@ Result<void> Syncer::SyncTables(const DesiredMaps& want, const TouchedEntries& t
   }
   XLB_TRY(finish_install());
   if (buffers_.size() > 8) {
-    // A full sync's batch buffers (up to 64 MB) go; an endpoint change needs one.
+    // A full sync's batch buffers (up to 32 MB) go; an endpoint change needs one.
     buffers_.resize(8);
   }
   return {};
@@ -290,7 +290,18 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     }
   }
 
-  // 1. New and changed backends.
+  // 1. New and changed backends, 4096 a call (batch updates).
+  std::vector<MapStore::BackendWrite> backends;
+  auto put_backends = [&]() -> Result<void> {
+    size_t written = 0;
+    auto put = store_.PutBackends(backends, written);
+    for (size_t i = 0; i < written && i < backends.size(); ++i) {
+      held_.backends[backends[i].id] = backends[i].backend;
+      ++writes[WriteKind::kBackend];
+    }
+    backends.clear();
+    return put;
+  };
   for (const uint32_t id : touched.backends) {
     auto wanted = want.backends.find(id);
     if (wanted == want.backends.end()) {
@@ -301,10 +312,12 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     if (it != held_.backends.end() && AbiEqual(it->second, backend)) {
       continue;
     }
-    XLB_TRY(store_.PutBackend(id, backend));
-    held_.backends[id] = backend;
-    ++writes[WriteKind::kBackend];
+    backends.push_back({id, backend});
+    if (backends.size() == 4096) {
+      XLB_TRY(put_backends());
+    }
   }
+  XLB_TRY(put_backends());
 
   // 2. New and changed tables. A table whose recipe is the one it was built from is not
   // built again; one whose recipe is new is built, and written only when its slots differ

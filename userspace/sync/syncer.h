@@ -52,7 +52,11 @@
 // costs about 1 ms of CPU instead of a rebuild of 300,000 backends. The whole-state Plan()/
 // Sync() stay for tools and tests; a full Sync() drops the tracked state. Tables are built on
 // two threads when a batch has several (each table by one thread into its own buffer: the
-// result does not depend on the threads).
+// result does not depend on the threads), and while a batch is built the one before it is
+// handed to the store on a third thread, so the kernel's part (new inner maps, the grace
+// period of the outer batch update) overlaps the builds. The mirror is updated from the
+// syncer's thread only, after that install is joined, and a batch's tables are installed in
+// order, so a failure still leaves a prefix installed and known.
 //
 // Atomic per slot. A service's first table is built in a new inner map and swapped in with
 // one outer-map update (BpfMapStore::InstallTables: each new inner map filled through a
@@ -170,9 +174,10 @@ class Syncer {
   std::optional<DesiredMaps> pending_;
   bool adopted_ = false;
   // Tables built and not yet installed, two batches (one being built, one being installed):
-  // 2 x 512 x 64 KB = 64 MB at 16381 slots (freed after a sync that needed more than a few),
-  // and a batch of 512 swaps costs one grace period (~15 ms) instead of 512.
-  static constexpr size_t kTableBatch = 512;
+  // 2 x 256 x 64 KB = 32 MB at 16381 slots (freed after a sync that needed more than a few),
+  // and a batch of 256 swaps costs one grace period (~15 ms) instead of 256 (512 a batch
+  // gained nothing and peaked at 310 MB in xlb-sync-bench).
+  static constexpr size_t kTableBatch = 256;
   std::vector<MaglevSlots> buffers_;
   uint64_t tables_built_ = 0;
   std::optional<DesiredStateTracker> tracker_;
