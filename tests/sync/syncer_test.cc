@@ -438,9 +438,10 @@ TEST(SyncFailure, AnyFailedWriteIsConsistentAndRetried) {
   }
 }
 
-// More tables than one batch (512): batches are built while the previous one is installed
-// on another thread. A table write that fails in the third batch leaves exactly the tables
-// before it installed and known, and the next sync installs the rest.
+// More tables than one batch (16 MB of slots: 256 tables of 16381): batches are built while the
+// previous one is installed on another thread. A table write that fails in the fifth of six
+// batches leaves exactly the tables before it installed and known, and the next sync installs
+// the rest.
 TEST(SyncFailure, TableFailingInALaterBatchKeepsTheBatchesBeforeIt) {
   Model m;
   constexpr int kServices = 1300;
@@ -453,7 +454,7 @@ TEST(SyncFailure, TableFailingInALaterBatchKeepsTheBatchesBeforeIt) {
     m.PutService(s);
     AddEndpoints(m, s.name, "cluster-a", 1, 2);
   }
-  CheckingStore store(StoreLimits{31, 2 * kServices, 4 * kServices});
+  CheckingStore store(StoreLimits{16381, 2 * kServices, 4 * kServices});
   Syncer syncer(store);
   ASSERT_TRUE(syncer.Adopt().ok());
   auto want = syncer.Plan(m, DefaultPlans(m));

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 #include <thread>
@@ -143,10 +144,14 @@ Result<void> Syncer::SyncTables(const DesiredMaps& want, const TouchedEntries& t
     TableDigest digest;
     size_t buffer;
   };
-  if (buffers_.size() < 2 * kTableBatch) {
+  // Tables per batch: 16 MB of slots (256 tables of 16381 slots, 4096 of 1021).
+  const size_t per_batch = std::clamp<size_t>(
+      kTableBatchBytes / (sizeof(uint32_t) * std::max(store_.limits().maglev_size, 1U)), 1,
+      kMaxTableBatch);
+  if (buffers_.size() < 2 * per_batch) {
     // Empty vectors: a buffer grows when a table is built in it. Batch k builds into half
     // k % 2 while the store installs the other half.
-    buffers_.resize(2 * kTableBatch);
+    buffers_.resize(2 * per_batch);
   }
   // The batch the store is installing, on `installer`. Joined before anything else touches
   // held_ or the store, and before this function returns, also on an error.
@@ -199,10 +204,10 @@ Result<void> Syncer::SyncTables(const DesiredMaps& want, const TouchedEntries& t
   // buffers, each compared with what is installed and staged when it differs, then handed
   // to the store once the previous batch is in.
   std::vector<std::pair<uint32_t, const TableRecipe*>> todo;
-  std::vector<TableDigest> digests(kTableBatch);
+  std::vector<TableDigest> digests(per_batch);
   size_t batches = 0;
   auto build_batch = [&]() -> Result<void> {
-    const size_t half = (batches++ % 2) * kTableBatch;
+    const size_t half = (batches++ % 2) * per_batch;
     std::vector<const TableRecipe*> recipes;
     recipes.reserve(todo.size());
     for (const auto& [id, recipe] : todo) {
@@ -242,7 +247,7 @@ Result<void> Syncer::SyncTables(const DesiredMaps& want, const TouchedEntries& t
       }
     }
     todo.emplace_back(id, &recipe);
-    if (todo.size() == kTableBatch) {
+    if (todo.size() == per_batch) {
       XLB_TRY(build_batch());
     }
   }
@@ -322,8 +327,8 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
   // 2. New and changed tables. A table whose recipe is the one it was built from is not
   // built again; one whose recipe is new is built, and written only when its slots differ
   // from what is installed (after a restart: the same, no write). Built tables go to the
-  // store kTableBatch at a time (BpfMapStore rewrites installed ones in place and swaps the
-  // new ones in with one outer-map update: one RCU grace period per batch). A batch is
+  // store a batch (16 MB of slots) at a time (BpfMapStore rewrites installed ones in place and
+  // swaps the new ones in with one outer-map update: one RCU grace period per batch). A batch is
   // handed to the store on a thread of its own while the next one is built, so the kernel's
   // work (new inner maps, the grace period) overlaps the builds: two batches of tables are in
   // memory at once at most.

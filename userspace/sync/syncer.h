@@ -173,11 +173,13 @@ class Syncer {
   // plan must not hand them to anything else. After a successful sync held_ has them all.
   std::optional<DesiredMaps> pending_;
   bool adopted_ = false;
-  // Tables built and not yet installed, two batches (one being built, one being installed):
-  // 2 x 256 x 64 KB = 32 MB at 16381 slots (freed after a sync that needed more than a few),
-  // and a batch of 256 swaps costs one grace period (~15 ms) instead of 256 (512 a batch
-  // gained nothing and peaked at 310 MB in xlb-sync-bench).
-  static constexpr size_t kTableBatch = 256;
+  // Tables built and not yet installed, two batches (one being built, one being installed) of
+  // 16 MB of slots each (256 tables of 16381 slots, 4096 of 1021; freed after a sync that
+  // needed more than a few): a batch swaps its new tables in with one grace period (~15 ms)
+  // instead of one per table. 32 MB a batch gained nothing at 16381 slots and peaked at
+  // 310 MB in xlb-sync-bench.
+  static constexpr size_t kTableBatchBytes = 16 << 20;
+  static constexpr size_t kMaxTableBatch = 4096;
   std::vector<MaglevSlots> buffers_;
   uint64_t tables_built_ = 0;
   std::optional<DesiredStateTracker> tracker_;
