@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -450,6 +451,16 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
     Log(LogLevel::kInfo,
         "maps pinned under " + options.pin_dir + " (" + std::to_string(dp->reused_maps_.size()) +
             " re-used, " + std::to_string(kPinnedMaps.size() - dp->reused_maps_.size()) + " new)");
+    for (const char* name : kRetiredPins) {
+      const std::string path = PinPath(options.pin_dir, name);
+      if (::unlink(path.c_str()) == 0) {
+        Log(LogLevel::kInfo, "removed the pin of an older xlb's map " + path);
+      } else if (errno != ENOENT) {
+        const int err = errno;
+        Log(LogLevel::kWarn,
+            "could not remove the pin of an older xlb's map " + path + ": " + std::strerror(err));
+      }
+    }
   }
   return dp;
 }

@@ -102,6 +102,34 @@ TEST(Loader, RejectsBadMaglevSize) {
   }
 }
 
+// Maps an older xlb pinned under names this one replaced (xlb_maglev_v1 held every Maglev
+// table) lose their pins when this datapath loads; its own are pinned.
+TEST(Loader, PinsOfRetiredMapsAreRemoved) {
+  PinDir dir;
+  LoadOptions o;
+  o.pin_dir = dir.path();
+  o.max_services = 64;
+  o.max_backends = 128;
+  o.max_ct_entries = 1024;
+  {
+    auto first = XdpDatapath::Load(o);  // makes the pin directory
+    ASSERT_TRUE(first.ok()) << first.error().ToString();
+  }
+  for (const char* name : {"xlb_maglev_v1", "xlb_reasons_v3"}) {
+    UniqueFd old(bpf_map_create(BPF_MAP_TYPE_ARRAY, "old", 4, 4, 1, nullptr));
+    ASSERT_TRUE(old.valid());
+    ASSERT_EQ(bpf_obj_pin(old.get(), dir.Pin(name).c_str()), 0) << name;
+  }
+  auto dp = XdpDatapath::Load(o);
+  ASSERT_TRUE(dp.ok()) << dp.error().ToString();
+  for (const char* name : kRetiredPins) {
+    EXPECT_FALSE(Exists(dir.Pin(name))) << name;
+  }
+  for (const char* name : kPinnedMaps) {
+    EXPECT_TRUE(Exists(dir.Pin(name))) << name;
+  }
+}
+
 TEST(Loader, PinnedMapsSurviveReload) {
   PinDir dir;
   LoadOptions o;
