@@ -63,9 +63,9 @@ class MaglevTables {
   Result<void> Install(uint32_t service_id, std::span<const uint32_t> slots);
   // Several tables. Installed ones are rewritten in place; new ones are created and filled
   // (the kernel zeroes every new table's pages) and put in with one batch update of the outer
-  // map: the kernel waits for an RCU grace period after
-  // every update of an outer map (~15 ms), so a batch costs one wait instead of one per
-  // table. `installed` says how many of the first ones are in (all when it succeeds).
+  // map: the kernel waits for an RCU grace period after every update of an outer map
+  // (~15 ms), so a batch costs one wait instead of one per table. `installed` says how many
+  // of the first ones are in (all when it succeeds).
   Result<void> InstallMany(std::span<const Write> tables, size_t& installed);
   // The slots of the table installed for service_id; ENOENT when none is.
   Result<std::vector<uint32_t>> Read(uint32_t service_id) const;

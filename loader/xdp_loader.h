@@ -44,7 +44,8 @@ struct LoadOptions {
   // a restart keeps conntrack and tables. Empty: no pinning (hermetic tests).
   std::string pin_dir = XLB_PIN_DIR;
   // Runtime knobs, written into the program's rodata before load. config.maglev_size also
-  // sizes every Maglev table (the inner map template): prime, at most XLB_MAGLEV_MAX_SIZE.
+  // sizes every Maglev table (the inner map template): an odd prime, at most
+  // XLB_MAGLEV_MAX_SIZE.
   xlb_config config = XLB_CONFIG_DEFAULTS;
   // Service ids (xlb_maglev_v2, xlb_svcstat_v1); the services hash holds 4 (VIP, port,
   // protocol) entries per id, as in bpf/lib/maps.h.
