@@ -389,9 +389,16 @@ std::vector<std::string> CheckExact(Mode m, const Sample& s, const Cell& cell) {
       expect("fwd_new_flow", Path(s, "fwd_new_flow"), flows);
       expect("fwd_established", Path(s, "fwd_established"), sent - flows);
       break;
-    case Mode::kXlbSnat:
-      expect("fwd_snat", Path(s, "fwd_snat"), sent);
+    case Mode::kXlbSnat: {
+      // A new flow claims a port with 16 tries; with the backends' ranges under half full a
+      // claim still finds all 16 taken now and then (~1 in 20,000 seen), counted.
+      const uint64_t no_port = Path(s, "drop_snat_ports");
+      expect("fwd_snat + drop_snat_ports", Path(s, "fwd_snat") + no_port, sent);
+      if (no_port > sent / 1000)
+        bad.push_back("drop_snat_ports " + std::to_string(no_port) + " of " + std::to_string(sent) +
+                      ": the SNAT ranges ran out");
       break;
+    }
     case Mode::kXlbRemote:
       expect("fwd_encap", Path(s, "fwd_encap"), sent);
       break;

@@ -438,10 +438,10 @@ TEST(SyncFailure, AnyFailedWriteIsConsistentAndRetried) {
   }
 }
 
-// More tables than one batch (16 MB of slots: 256 tables of 16381): batches are built while the
-// previous one is installed on another thread. A table write that fails in the fifth of six
-// batches leaves exactly the tables before it installed and known, and the next sync installs
-// the rest.
+// More tables than one batch (here 4 KB of slots: 33 tables of 31 slots): batches are built
+// while the previous one is installed on another thread. A table write that fails in a later
+// batch (the 34th of 40) leaves exactly the tables before it installed and known, and the next
+// sync installs the rest.
 TEST(SyncFailure, TableFailingInALaterBatchKeepsTheBatchesBeforeIt) {
   Model m;
   constexpr int kServices = 1300;
@@ -454,8 +454,9 @@ TEST(SyncFailure, TableFailingInALaterBatchKeepsTheBatchesBeforeIt) {
     m.PutService(s);
     AddEndpoints(m, s.name, "cluster-a", 1, 2);
   }
-  CheckingStore store(StoreLimits{16381, 2 * kServices, 4 * kServices});
+  CheckingStore store(StoreLimits{31, 2 * kServices, 4 * kServices});
   Syncer syncer(store);
+  syncer.set_table_batch_bytes(4096);
   ASSERT_TRUE(syncer.Adopt().ok());
   auto want = syncer.Plan(m, DefaultPlans(m));
   ASSERT_TRUE(want.ok()) << want.error().ToString();

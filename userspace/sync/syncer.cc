@@ -146,7 +146,7 @@ Result<void> Syncer::SyncTables(const DesiredMaps& want, const TouchedEntries& t
   };
   // Tables per batch: 16 MB of slots (256 tables of 16381 slots, 4096 of 1021).
   const size_t per_batch = std::clamp<size_t>(
-      kTableBatchBytes / (sizeof(uint32_t) * std::max(store_.limits().maglev_size, 1U)), 1,
+      table_batch_bytes_ / (sizeof(uint32_t) * std::max(store_.limits().maglev_size, 1U)), 1,
       kMaxTableBatch);
   if (buffers_.size() < 2 * per_batch) {
     // Empty vectors: a buffer grows when a table is built in it. Batch k builds into half

@@ -153,6 +153,9 @@ class Syncer {
   const MapContents& held() const { return held_; }
   // Tables built by Sync() so far (each built table is one ~1 ms Maglev fill at 16381 slots).
   uint64_t tables_built() const { return tables_built_; }
+  // Slots per batch of tables (default kTableBatchBytes): tests make several batches of small
+  // tables with a smaller one.
+  void set_table_batch_bytes(size_t bytes) { table_batch_bytes_ = bytes; }
 
  private:
   Result<void> SyncSteps(const DesiredMaps& want, const TouchedEntries& touched,
@@ -180,6 +183,7 @@ class Syncer {
   // 310 MB in xlb-sync-bench.
   static constexpr size_t kTableBatchBytes = 16 << 20;
   static constexpr size_t kMaxTableBatch = 4096;
+  size_t table_batch_bytes_ = kTableBatchBytes;
   std::vector<MaglevSlots> buffers_;
   uint64_t tables_built_ = 0;
   std::optional<DesiredStateTracker> tracker_;
