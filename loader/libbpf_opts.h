@@ -6,6 +6,7 @@
 #ifndef XLB_LOADER_LIBBPF_OPTS_H
 #define XLB_LOADER_LIBBPF_OPTS_H
 
+#include <cerrno>
 #include <cstring>
 #include <type_traits>
 
@@ -16,6 +17,14 @@ void InitLibbpfOpts(Opts& opts) {
   static_assert(std::is_trivially_copyable_v<Opts>);
   std::memset(&opts, 0, sizeof(opts));
   opts.sz = sizeof(opts);
+}
+
+// The kernel's "no batch operations for this map type" (ENOTSUPP, which userspace headers do
+// not define), and whether a batch call's return value says that: the caller then falls back
+// to one call per element.
+inline constexpr int kENOTSUPP = 524;
+inline bool BatchUnsupported(int ret) {
+  return ret == -kENOTSUPP || ret == -EOPNOTSUPP;
 }
 
 }  // namespace xlb

@@ -19,12 +19,6 @@
 namespace xlb {
 namespace {
 
-constexpr int kENOTSUPP = 524;  // the kernel's "no batch operations for this map type"
-
-bool Unsupported(int ret) {
-  return ret == -kENOTSUPP || ret == -EOPNOTSUPP;
-}
-
 std::string Context(uint32_t service_id) {
   return "Maglev table of service " + std::to_string(service_id);
 }
@@ -95,7 +89,7 @@ Result<std::optional<std::vector<uint32_t>>> ReadBatch(int fd, uint32_t size,
     uint32_t count = elems - done;
     const int ret = bpf_map_lookup_batch(fd, done == 0 ? nullptr : &in_token, &out_token,
                                          keys.data() + done, values.data() + done, &count, &batch);
-    if (Unsupported(ret)) {
+    if (BatchUnsupported(ret)) {
       return std::optional<std::vector<uint32_t>>{};
     }
     if (ret < 0 && ret != -ENOENT) {
@@ -172,7 +166,7 @@ Result<void> MaglevTables::Fill(int fd, std::span<const uint32_t> slots, bool mm
     if (ret == 0 && count == elems) {
       return {};
     }
-    if (!Unsupported(ret) || access_ == Access::kBatch) {
+    if (!BatchUnsupported(ret) || access_ == Access::kBatch) {
       return Error::FromRet(ret < 0 ? ret : -EIO, ctx + ": bpf_map_update_batch wrote " +
                                                       std::to_string(count) + " of " +
                                                       std::to_string(elems) + " elements");
@@ -321,7 +315,7 @@ Result<void> MaglevTables::InstallNew(std::span<const Write> tables, size_t& ins
     }
     return retried;
   }
-  if (Unsupported(ret)) {
+  if (BatchUnsupported(ret)) {
     return SwapEach(ids, fds, installed);
   }
   if (ret < 0) {

@@ -51,7 +51,7 @@ Result<void> BpfMapStore::PutBackends(std::span<const BackendWrite> backends, si
     auto count = static_cast<uint32_t>(n);
     const int ret =
         bpf_map_update_batch(dp_.backends().fd(), ids.data(), values.data(), &count, &opts);
-    if (ret == -EOPNOTSUPP || ret == -524 /* ENOTSUPP: no batch operations */) {
+    if (BatchUnsupported(ret)) {
       // An older kernel: the rest one by one.
       size_t rest = 0;
       auto r = MapStore::PutBackends(backends.subspan(written), rest);
