@@ -1,5 +1,5 @@
-// xlb's flow maps (conntrack, replies, SNAT: hash maps of xlb_ct_key) emptied between
-// benchmark runs, so that every run starts from the state it claims (xlb-bench, xlb-perf).
+// xlb's flow maps (conntrack, replies, SNAT: hash maps of xlb_ct_key; half-open flows) emptied
+// between benchmark runs, so that every run starts from the state it claims (xlb-bench, xlb-perf).
 #ifndef XLB_BENCH_FLOW_MAPS_H
 #define XLB_BENCH_FLOW_MAPS_H
 
@@ -16,13 +16,12 @@
 
 namespace xlb {
 
-// Empties one hash map of xlb_ct_key keys and returns how many entries it held; their keys
-// are appended to `keys_out` if given.
-template <typename Value>
-Result<uint64_t> ClearFlowMap(int fd, const char* name,
-                              std::vector<xlb_ct_key>* keys_out = nullptr) {
+// Empties one hash map of Key keys (xlb_ct_key unless said) and returns how many entries it
+// held; their keys are appended to `keys_out` if given.
+template <typename Value, typename Key = xlb_ct_key>
+Result<uint64_t> ClearFlowMap(int fd, const char* name, std::vector<Key>* keys_out = nullptr) {
   constexpr uint32_t kChunk = 16384;
-  std::vector<xlb_ct_key> keys(kChunk);
+  std::vector<Key> keys(kChunk);
   std::vector<Value> values(kChunk);
   uint64_t total = 0;
   uint32_t in_batch = 0, out_batch = 0;

@@ -302,25 +302,26 @@ struct FlowEntries {
   uint64_t conntrack = 0;
   uint64_t replies = 0;
   uint64_t snat = 0;
+  uint64_t half_open = 0;  // half-open flows (one entry each: conntrack and reply)
   // The most SNAT ports taken toward one backend (address, port, protocol): how full the
   // fullest backend's port range was.
   uint64_t snat_ports_peak = 0;
 };
 
-// Empties conntrack, the reply map and the SNAT map, and their half-open twins (a new flow
+// Empties conntrack, the reply map and the SNAT map, and the half-open tables (a new flow
 // writes a conntrack entry and either a reply entry or, toward a SNAT backend, a SNAT entry;
-// a SYN's go to the half-open tables; decapsulation writes reply entries only) and returns
-// how many entries each kind held.
+// a SYN's are one half-open entry holding both, counted as one of each and in `half_open`;
+// decapsulation writes reply entries only) and returns how many entries each kind held.
 Result<FlowEntries> ClearConntrack(const XdpDatapath& dp) {
   FlowEntries e;
   XLB_ASSIGN_OR_RETURN(e.conntrack, ClearFlowMap<xlb_ct_value>(dp.conntrack().fd(), XLB_MAP_CT));
   XLB_ASSIGN_OR_RETURN(e.replies, ClearFlowMap<xlb_reply>(dp.replies().fd(), XLB_MAP_REPLY));
-  XLB_ASSIGN_OR_RETURN(uint64_t half_ct, ClearFlowMap<xlb_ct_value>(dp.half_open_conntrack().fd(),
-                                                                    XLB_MAP_CT_HALF_OPEN));
+  XLB_ASSIGN_OR_RETURN(e.half_open, (ClearFlowMap<xlb_half_open, xlb_half_key>(
+                                        dp.half_open_conntrack().fd(), XLB_MAP_CT_HALF_OPEN)));
   XLB_ASSIGN_OR_RETURN(uint64_t half_replies, ClearFlowMap<xlb_reply>(dp.half_open_replies().fd(),
                                                                       XLB_MAP_REPLY_HALF_OPEN));
-  e.conntrack += half_ct;
-  e.replies += half_replies;
+  e.conntrack += e.half_open;
+  e.replies += e.half_open + half_replies;
   std::vector<xlb_ct_key> snat_keys;
   XLB_ASSIGN_OR_RETURN(e.snat, ClearFlowMap<xlb_snat>(dp.snat().fd(), XLB_MAP_SNAT, &snat_keys));
   // A SNAT key is the answer's tuple: saddr and sport are the backend's.
@@ -599,7 +600,7 @@ class Bench {
                  Fmt("%.1f", 100.0 * static_cast<double>(snat_ports_peak_) / kSnatPorts) +
                  " % at the run's end)";
     } else if (IsNewFlow(s.kind)) {
-      r.check += "; CT +" + std::to_string(s.repeat);
+      r.check += "; CT +" + std::to_string(s.repeat) + " (half-open: one entry per SYN)";
     }
     if (s.verdict == XDP_TX) {
       r.check += "; XDP_TX";
@@ -844,11 +845,14 @@ class Bench {
       // reply entry each, or one SNAT entry (a claimed port) toward a SNAT backend.
       XLB_ASSIGN_OR_RETURN(auto entries, ClearConntrack(*dp_));
       const bool snat = s.kind == Kind::kSnatNewFlow;
+      // A SYN's flow toward a routed or tunnelled backend is one half-open entry (both).
       if (entries.conntrack != xlb_repeat || entries.replies != (snat ? 0 : xlb_repeat) ||
-          entries.snat != (snat ? xlb_repeat : 0)) {
+          entries.snat != (snat ? xlb_repeat : 0) || entries.half_open != (snat ? 0 : xlb_repeat)) {
         return Error{EPROTO, s.name + ": conntrack holds " + std::to_string(entries.conntrack) +
-                                 " entries, the reply map " + std::to_string(entries.replies) +
-                                 " and the SNAT map " + std::to_string(entries.snat) + " after " +
+                                 " entries (" + std::to_string(entries.half_open) +
+                                 " of them half-open), the reply map " +
+                                 std::to_string(entries.replies) + " and the SNAT map " +
+                                 std::to_string(entries.snat) + " after " +
                                  std::to_string(xlb_repeat) + " new flows"};
       }
       snat_ports_peak_ = std::max(snat_ports_peak_, entries.snat_ports_peak);

@@ -391,7 +391,7 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
       {skel->maps.xlb_ct_v1, options.max_ct_entries},
       {skel->maps.xlb_reply_v1, options.max_ct_entries},
       {skel->maps.xlb_snat_v1, options.max_ct_entries},
-      {skel->maps.xlb_cthalf_v1, options.max_half_open_entries},
+      {skel->maps.xlb_cthalf_v2, options.max_half_open_entries},
       {skel->maps.xlb_rplhalf_v1, options.max_half_open_entries},
   };
   for (const Size& s : sizes) {
@@ -484,8 +484,8 @@ TypedMap<xlb_ct_key, xlb_reply> XdpDatapath::replies() const {
 TypedMap<xlb_ct_key, xlb_snat> XdpDatapath::snat() const {
   return {bpf_map__fd(skel_->maps.xlb_snat_v1), XLB_MAP_SNAT};
 }
-TypedMap<xlb_ct_key, xlb_ct_value> XdpDatapath::half_open_conntrack() const {
-  return {bpf_map__fd(skel_->maps.xlb_cthalf_v1), XLB_MAP_CT_HALF_OPEN};
+TypedMap<xlb_half_key, xlb_half_open> XdpDatapath::half_open_conntrack() const {
+  return {bpf_map__fd(skel_->maps.xlb_cthalf_v2), XLB_MAP_CT_HALF_OPEN};
 }
 TypedMap<xlb_ct_key, xlb_reply> XdpDatapath::half_open_replies() const {
   return {bpf_map__fd(skel_->maps.xlb_rplhalf_v1), XLB_MAP_REPLY_HALF_OPEN};

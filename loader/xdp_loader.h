@@ -35,8 +35,9 @@ inline constexpr std::array<const char*, 17> kPinnedMaps = {
 // _vN). Load() removes them once its own maps are pinned: nothing but the pin holds such a map
 // after the old programs are replaced (a still-attached one keeps its maps until then), and
 // the Maglev tables of xlb_maglev_v1 alone took 1.3 GB of kernel memory at 10,000 services.
-inline constexpr std::array<const char*, 5> kRetiredPins = {
-    "xlb_maglev_v1", "xlb_nexthop_v1", "xlb_reasons_v1", "xlb_reasons_v2", "xlb_reasons_v3",
+inline constexpr std::array<const char*, 6> kRetiredPins = {
+    "xlb_maglev_v1",  "xlb_nexthop_v1", "xlb_reasons_v1",
+    "xlb_reasons_v2", "xlb_reasons_v3", "xlb_cthalf_v1",
 };
 
 struct LoadOptions {
@@ -54,8 +55,8 @@ struct LoadOptions {
   uint32_t max_backends = XLB_MAX_BACKENDS;
   // Conntrack entries (xlb_ct_v1, LRU).
   uint32_t max_ct_entries = XLB_CT_MAX;
-  // Half-open TCP flows (xlb_cthalf_v1 and their answers' xlb_rplhalf_v1, LRUs): what a SYN
-  // flood churns through instead of the established flows.
+  // Half-open TCP flows (xlb_cthalf_v2), and the TUNNEL entries of SYNs decapsulated here
+  // (xlb_rplhalf_v1), LRUs: what a SYN flood churns through instead of the established flows.
   uint32_t max_half_open_entries = XLB_CT_HALF_OPEN_MAX;
 };
 
@@ -145,9 +146,10 @@ class XdpDatapath {
   // tunnel the answer back to (this node hosts the backend).
   TypedMap<xlb_ct_key, xlb_reply> replies() const;
   TypedMap<xlb_ct_key, xlb_snat> snat() const;
-  // Half-open TCP flows and their answers, until the client's ACK moves them into
+  // Half-open TCP flows (one entry each under the client's side: conntrack and REVNAT), and
+  // the TUNNEL entries of SYNs decapsulated here, until the client's ACK moves them into
   // conntrack() and replies().
-  TypedMap<xlb_ct_key, xlb_ct_value> half_open_conntrack() const;
+  TypedMap<xlb_half_key, xlb_half_open> half_open_conntrack() const;
   TypedMap<xlb_ct_key, xlb_reply> half_open_replies() const;
   // The nodes whose tunnel packets are decapsulated (outer source address -> peer).
   TypedMap<xlb_peer_key, xlb_peer> peers() const;

@@ -43,7 +43,7 @@
 #define XLB_MAP_AFFINITY "xlb_affinity_v1"
 #define XLB_MAP_AFFINITY_MATCH "xlb_affmatch_v1"
 #define XLB_MAP_SRC_RANGES "xlb_srcrange_v1"
-#define XLB_MAP_CT_HALF_OPEN "xlb_cthalf_v1"
+#define XLB_MAP_CT_HALF_OPEN "xlb_cthalf_v2"
 #define XLB_MAP_REPLY_HALF_OPEN "xlb_rplhalf_v1"
 #define XLB_MAP_NEXTHOP "xlb_nexthop_v2"
 /*
@@ -59,7 +59,7 @@
 #define XLB_MAX_SERVICES 4096      /* service ids 1..XLB_MAX_SERVICES-1 */
 #define XLB_MAX_BACKENDS 65536     /* backend ids 1..XLB_MAX_BACKENDS-1 */
 #define XLB_CT_MAX 262144          /* conntrack entries (LRU) */
-#define XLB_CT_HALF_OPEN_MAX 65536 /* half-open TCP flows (LRU), and their reply entries */
+#define XLB_CT_HALF_OPEN_MAX 65536 /* half-open TCP flows (LRU), and decapsulated SYNs' reply entries */
 #define XLB_MAGLEV_DEFAULT_SIZE 16381 /* slots per service table, prime */
 #define XLB_MAGLEV_MAX_SIZE 131071 /* largest table size the loader accepts, prime */
 
@@ -232,21 +232,34 @@ struct xlb_ct_key {
 
 /*
  * Half-open TCP flows: a new flow whose first packet is a SYN is written into
- * xlb_cthalf_v1 (struct xlb_ct_value) and its reverse NAT into
- * xlb_rplhalf_v1 (struct xlb_reply), two LRUs of their own, and moves into
- * xlb_ct_v1 / xlb_reply_v1 when the client's ACK completes the handshake. A
- * flood of spoofed SYNs thus evicts only other half-open flows, never an
- * established one. A legitimate handshake needs its half-open entries only
- * until the backend's SYN-ACK has passed (a round trip between this node and
- * the backend, not the client): an ACK whose entry was evicted is placed by
- * Maglev again, and the ACK writes the REVNAT entry afresh either way.
- * Only a SYN-ACK or an RST looks into xlb_rplhalf_v1 (nothing else answers a
- * half-open flow), and first: xlb_reply_v1 may hold an older flow's entry under
- * the same tuple (a client port reused toward another VIP); the node that decapsulates a SYN for its pod keeps the
- * TUNNEL entry there too until the flow's next packet. SNAT flows (their port
- * is owned by a conntrack entry of xlb_ct_v1) do not take this path.
+ * xlb_cthalf_v2 as one entry (struct xlb_half_open: its conntrack entry and its
+ * answer's REVNAT entry), keyed by what both directions carry, the client's
+ * side (struct xlb_half_key): the client's packets find it through their
+ * source, the backend's SYN-ACK or RST through its destination. The client's
+ * ACK completes the handshake and moves the flow into xlb_ct_v1 and
+ * xlb_reply_v1. A flood of spoofed SYNs thus evicts only other half-open flows,
+ * never an established one, and costs one insert per SYN. A legitimate
+ * handshake needs its entry only until the backend's SYN-ACK has passed (a
+ * round trip between this node and the backend, not the client): an ACK whose
+ * entry was evicted is placed by Maglev again, and writes the REVNAT entry
+ * afresh.
+ *
+ * The key lacks the VIP, so an entry is the flow's only when its REVNAT
+ * address and port are the packet's VIP and port (for the client's packets),
+ * or its backend is the packet's source (for the backend's). A second SYN from
+ * the same client address and port to another VIP while the first handshake is
+ * still live (Linux reuses an ephemeral port toward other destinations) does
+ * not take the key: that flow starts in xlb_ct_v1 / xlb_reply_v1 as a UDP flow
+ * does.
+ *
+ * Only a SYN-ACK or an RST looks into the half-open tables (nothing else
+ * answers a half-open flow), and first: xlb_reply_v1 may hold an older flow's
+ * entry under the same tuple (a client port reused toward another VIP). The
+ * node that decapsulates a SYN for its pod keeps the TUNNEL entry in
+ * xlb_rplhalf_v1 (struct xlb_reply under the answer's tuple) until the flow's
+ * next packet. SNAT flows (their port is owned by a conntrack entry of
+ * xlb_ct_v1) do not take this path.
  */
-
 /* Conntrack states. */
 #define XLB_CT_SYN_SENT 1    /* TCP: a SYN was seen, no ACK from the client yet */
 #define XLB_CT_ESTABLISHED 2 /* TCP: client has ACKed; UDP: any packet */
@@ -307,6 +320,20 @@ struct xlb_reply {
 
 /* REVNAT: the VIP is this node's address (XLB_SVC_F_NODE_PORT): xlb routes the answer. */
 #define XLB_REPLY_F_ROUTE (1U << 0)
+
+/* A half-open flow's key in xlb_cthalf_v2: the client's side of the tuple. */
+struct xlb_half_key {
+	__be32 client[4]; /* client address */
+	__be16 port;      /* client port */
+	__u8 proto;       /* IPPROTO_TCP */
+	__u8 family;      /* XLB_FAMILY_* */
+};
+
+/* A half-open flow: its conntrack entry, and its answer's REVNAT entry (the VIP and port). */
+struct xlb_half_open {
+	struct xlb_ct_value ct;
+	struct xlb_reply revnat;
+};
 
 /*
  * SNAT (XLB_BE_F_SNAT backends): the answer's tuple as it reaches this node
@@ -606,6 +633,8 @@ XLB_STATIC_ASSERT(sizeof(struct xlb_affinity) == 16, "xlb_affinity layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_affinity_match_key) == 8, "xlb_affinity_match_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_src_range_key) == 28, "xlb_src_range_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_reply) == 32, "xlb_reply layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_half_key) == 20, "xlb_half_key layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_half_open) == 56, "xlb_half_open layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_snat) == 48, "xlb_snat layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_peer_key) == 20, "xlb_peer_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_peer) == 4, "xlb_peer layout");

@@ -77,6 +77,26 @@ XLB_INLINE enum xlb_ct_fate xlb_ct_check(const volatile struct xlb_config *cfg, 
 	return XLB_CT_KEEP;
 }
 
+/* 2. A half-open flow's key (xlb_cthalf_v2): the client's side of a client -> VIP flow. */
+XLB_INLINE void xlb_half_key_of(const struct xlb_ct_key *flow, struct xlb_half_key *key)
+{
+	key->client[0] = flow->saddr[0];
+	key->client[1] = flow->saddr[1];
+	key->client[2] = flow->saddr[2];
+	key->client[3] = flow->saddr[3];
+	key->port = flow->sport;
+	key->proto = flow->proto;
+	key->family = flow->family;
+}
+
+/* 2. Whether a half-open entry under the client's key is the flow to this VIP and port. */
+XLB_INLINE int xlb_half_is_flow(const struct xlb_half_open *h, const struct xlb_ct_key *flow)
+{
+	return h->revnat.addr[0] == flow->daddr[0] && h->revnat.addr[1] == flow->daddr[1] &&
+	       h->revnat.addr[2] == flow->daddr[2] && h->revnat.addr[3] == flow->daddr[3] &&
+	       h->revnat.port == flow->dport;
+}
+
 /* A backend carries new and tracked flows only while it is valid. */
 XLB_INLINE int xlb_backend_usable(const struct xlb_backend *be)
 {

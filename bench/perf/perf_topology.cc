@@ -674,9 +674,13 @@ void ModeNet::ClearFlows() {
     testing::RunCommand("nsenter --net=" + node_->Path() + " conntrack -F");
   }
   if (xlb_) {
-    for (auto cleared : {ClearFlowMap<xlb_ct_value>(xlb_->conntrack().fd(), XLB_MAP_CT),
-                         ClearFlowMap<xlb_reply>(xlb_->replies().fd(), XLB_MAP_REPLY),
-                         ClearFlowMap<xlb_snat>(xlb_->snat().fd(), XLB_MAP_SNAT)}) {
+    for (auto cleared :
+         {ClearFlowMap<xlb_ct_value>(xlb_->conntrack().fd(), XLB_MAP_CT),
+          ClearFlowMap<xlb_reply>(xlb_->replies().fd(), XLB_MAP_REPLY),
+          ClearFlowMap<xlb_snat>(xlb_->snat().fd(), XLB_MAP_SNAT),
+          ClearFlowMap<xlb_half_open, xlb_half_key>(xlb_->half_open_conntrack().fd(),
+                                                    XLB_MAP_CT_HALF_OPEN),
+          ClearFlowMap<xlb_reply>(xlb_->half_open_replies().fd(), XLB_MAP_REPLY_HALF_OPEN)}) {
       if (!cleared.ok())
         throw std::runtime_error("clear xlb's flows: " + cleared.error().ToString());
     }

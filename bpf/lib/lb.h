@@ -60,7 +60,7 @@ static __always_inline void ct_revnat_key(struct xlb_ct_key *key, const struct x
 /*
  * Writes reply entry r under key: among the half-open ones for a SYN, else
  * among the established ones, where a TCP flow that began half-open leaves
- * its half-open entry spent.
+ * its half-open entry spent. (The TUNNEL entries of flows decapsulated here.)
  */
 static __always_inline void reply_store(const struct xlb_ct_key *key, const struct xlb_reply *r,
 					int half_open)
@@ -75,46 +75,22 @@ static __always_inline void reply_store(const struct xlb_ct_key *key, const stru
 }
 
 /*
- * With a new flow's conntrack entry: the backend's answer (backend:port ->
- * client) gets its source turned back into VIP:port. A half-open flow's entry
- * goes where its conntrack entry goes; when the handshake completes, the
- * entry is written again among the established ones (ct_promote), whether
- * the half-open one is still there or not. route: the VIP is this node's
- * address (XLB_SVC_F_NODE_PORT), xlb routes the answer.
- */
-static __always_inline void reply_create_revnat(const struct xlb_ct_key *flow,
-						const struct xlb_backend *be, int route, __u64 now,
-						int half_open)
-{
-	struct xlb_ct_key key;
-	struct xlb_reply r = {
-		.last_seen = now,
-		.port = flow->dport,
-		.kind = XLB_REPLY_REVNAT,
-		.family = flow->family,
-		.flags = route ? XLB_REPLY_F_ROUTE : 0,
-	};
-
-	ct_revnat_key(&key, flow, be);
-	__builtin_memcpy(r.addr, flow->daddr, sizeof(r.addr));
-	reply_store(&key, &r, half_open);
-}
-
-/*
- * The client's ACK completed a half-open flow's handshake: its entry (updated
- * in place) moves into xlb_ct_v1, and its answers' REVNAT entry is written
- * into xlb_reply_v1 afresh (the half-open one may have been evicted in the
- * round trip). Values are written straight from the map where they can be, so
- * that little stays live across the calls: xlb_balance's stack is nearly full.
+ * The client's ACK completed a half-open flow's handshake: its conntrack
+ * entry (updated in place) moves into xlb_ct_v1 and its answers' REVNAT entry
+ * into xlb_reply_v1, both written straight from the map value, which is
+ * deleted last. hkey: the entry's key.
  */
 static __always_inline void ct_promote(const struct xlb_ct_key *flow, const struct xlb_backend *be,
-				       struct xlb_ct_value *entry, __u64 now)
+				       struct xlb_half_open *h, const struct xlb_half_key *hkey,
+				       __u64 now)
 {
-	int route = entry->flags & XLB_CT_F_NODE_PORT;
+	struct xlb_ct_key key;
 
-	bpf_map_update_elem(&xlb_ct_v1, flow, entry, BPF_ANY);
-	bpf_map_delete_elem(&xlb_cthalf_v1, flow);
-	reply_create_revnat(flow, be, route, now, 0);
+	bpf_map_update_elem(&xlb_ct_v1, flow, &h->ct, BPF_ANY);
+	h->revnat.last_seen = now;
+	ct_revnat_key(&key, flow, be);
+	bpf_map_update_elem(&xlb_reply_v1, &key, &h->revnat, BPF_ANY);
+	bpf_map_delete_elem(&xlb_cthalf_v2, hkey);
 }
 
 /*
@@ -123,19 +99,30 @@ static __always_inline void ct_promote(const struct xlb_ct_key *flow, const stru
  * tuple (the client reused the port). *ct gets the entry as it stands.
  * Established flows are found in xlb_ct_v1 with one lookup; only a miss there
  * looks at the half-open flows, and the ACK that completes a handshake moves
- * its flow over (maps/xlb_abi.h says why).
+ * its flow over (maps/xlb_abi.h says why). *half_busy: the client's half-open
+ * key holds another VIP's live handshake, so a SYN of this flow cannot take it.
  */
 static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *flow, __u8 tcp_flags,
-						     __u64 now, struct xlb_ct_value *ct)
+						     __u64 now, struct xlb_ct_value *ct,
+						     int *half_busy)
 {
 	struct xlb_ct_value *entry = bpf_map_lookup_elem(&xlb_ct_v1, flow);
+	struct xlb_half_open *h = NULL;
 	struct xlb_backend *be = NULL;
-	int half_open = 0;
+	struct xlb_half_key hkey;
 	__u8 state;
 
 	if (!entry && flow->proto == IPPROTO_TCP) {
-		entry = bpf_map_lookup_elem(&xlb_cthalf_v1, flow);
-		half_open = 1;
+		xlb_half_key_of(flow, &hkey);
+		h = bpf_map_lookup_elem(&xlb_cthalf_v2, &hkey);
+		if (h && !xlb_half_is_flow(h, flow)) {
+			*half_busy = h->ct.state == XLB_CT_SYN_SENT &&
+				     xlb_ct_check(&xlb_cfg, flow->proto, h->ct.state, h->ct.last_seen,
+						  0, now) == XLB_CT_KEEP;
+			h = NULL;
+		}
+		if (h)
+			entry = &h->ct;
 	}
 	if (!entry)
 		return NULL;
@@ -147,7 +134,7 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 		 * A SYN that replaces an established flow's entry starts half-open:
 		 * the old entry would be found before the new one.
 		 */
-		if (!half_open && xlb_ct_new_state(flow->proto, tcp_flags) == XLB_CT_SYN_SENT)
+		if (!h && xlb_ct_new_state(flow->proto, tcp_flags) == XLB_CT_SYN_SENT)
 			bpf_map_delete_elem(&xlb_ct_v1, flow);
 		return NULL;
 	}
@@ -157,30 +144,55 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 		entry->last_seen = now;
 	}
 	*ct = *entry;
-	if (half_open && state == XLB_CT_ESTABLISHED)
-		ct_promote(flow, be, entry, now);
+	if (h && state == XLB_CT_ESTABLISHED)
+		ct_promote(flow, be, h, &hkey, now);
 	return be;
 }
 
-/* A new flow's entry: in xlb_cthalf_v1 while half_open (its first packet is a SYN). */
-static __always_inline void ct_create(const struct xlb_ct_key *flow, __u8 tcp_flags, __u64 now,
-				      __u32 service_id, __u32 backend_id, __be16 snat_port,
-				      __u8 flags, int half_open)
+/*
+ * A new flow's entries: its conntrack entry and, with revnat, its answer's
+ * REVNAT entry (backend:port -> client gets its source turned back into
+ * VIP:port; XLB_CT_F_NODE_PORT: the VIP is this node's address, xlb routes the
+ * answer). A SYN's (half_open) are one entry of xlb_cthalf_v2; the others go
+ * into xlb_reply_v1 and xlb_ct_v1.
+ */
+static __always_inline void ct_create(const struct xlb_ct_key *flow, const struct xlb_backend *be,
+				      __u8 tcp_flags, __u64 now, __u32 service_id,
+				      __u32 backend_id, __be16 snat_port, __u8 flags, int revnat,
+				      int half_open)
 {
-	struct xlb_ct_value ct = {
-		.last_seen = now,
-		.backend_id = backend_id,
-		.service_id = service_id,
-		.flags = flags,
-		.snat_port = snat_port,
+	struct xlb_half_open h = {
+		.ct = {
+			.last_seen = now,
+			.backend_id = backend_id,
+			.service_id = service_id,
+			.flags = flags,
+			.snat_port = snat_port,
+		},
+		.revnat = {
+			.last_seen = now,
+			.port = flow->dport,
+			.kind = XLB_REPLY_REVNAT,
+			.family = flow->family,
+			.flags = flags & XLB_CT_F_NODE_PORT ? XLB_REPLY_F_ROUTE : 0,
+		},
 	};
+	struct xlb_half_key hkey;
+	struct xlb_ct_key key;
 
 	/* assigned after the initializer: clang then emits two fewer instructions */
-	ct.state = xlb_ct_new_state(flow->proto, tcp_flags);
-	if (half_open)
-		bpf_map_update_elem(&xlb_cthalf_v1, flow, &ct, BPF_ANY);
-	else
-		bpf_map_update_elem(&xlb_ct_v1, flow, &ct, BPF_ANY);
+	h.ct.state = xlb_ct_new_state(flow->proto, tcp_flags);
+	__builtin_memcpy(h.revnat.addr, flow->daddr, sizeof(h.revnat.addr));
+	if (half_open) {
+		xlb_half_key_of(flow, &hkey);
+		bpf_map_update_elem(&xlb_cthalf_v2, &hkey, &h, BPF_ANY);
+		return;
+	}
+	if (revnat) {
+		ct_revnat_key(&key, flow, be);
+		bpf_map_update_elem(&xlb_reply_v1, &key, &h.revnat, BPF_ANY);
+	}
+	bpf_map_update_elem(&xlb_ct_v1, flow, &h.ct, BPF_ANY);
 }
 
 /*

@@ -103,14 +103,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlb_reply_v1 SEC(".maps");
 
-/* Half-open TCP flows and their answers (maps/xlb_abi.h: XLB_CT_HALF_OPEN_MAX). */
+/*
+ * Half-open TCP flows, one entry each under the client's side of the tuple, and
+ * the TUNNEL entries of SYNs decapsulated here (maps/xlb_abi.h: Half-open).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XLB_CT_HALF_OPEN_MAX);
-	__type(key, struct xlb_ct_key);
-	__type(value, struct xlb_ct_value);
+	__type(key, struct xlb_half_key);
+	__type(value, struct xlb_half_open);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xlb_cthalf_v1 SEC(".maps");
+} xlb_cthalf_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

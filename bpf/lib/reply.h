@@ -48,21 +48,48 @@ static __always_inline __u8 reply_tcp_flags(const struct xlb_pkt *pkt, void *dat
 }
 
 /*
+ * Whether half-open flow h is the one a backend's packet (backend:port ->
+ * client:port) answers: the client's key found it, so its backend must be the
+ * packet's source (ct_revnat_key's tuple).
+ */
+static __always_inline int reply_half_answered(const struct xlb_half_open *h,
+					       const struct xlb_ct_key *answer)
+{
+	__u32 id = h->ct.backend_id;
+	struct xlb_backend *be = bpf_map_lookup_elem(&xlb_backends_v1, &id);
+
+	return be && be->family == answer->family && be->addr[0] == answer->saddr[0] &&
+	       be->addr[1] == answer->saddr[1] && be->addr[2] == answer->saddr[2] &&
+	       be->addr[3] == answer->saddr[3] && (be->port ?: h->revnat.port) == answer->sport;
+}
+
+/*
  * The entry a backend's packet answers. A SYN-ACK or an RST (the only packets
- * that answer a half-open flow) looks among the half-open flows first: the
- * established map may still hold an older flow's entry under the same tuple
- * (the client reused its port toward another VIP or NodePort that chose the
- * same backend), and that one must not turn the new flow's answer back into
- * the old flow's address. Everything else costs one lookup. flags: the
- * packet's TCP flags (reply_tcp_flags).
+ * that answer a half-open flow) looks among the half-open flows first (the
+ * REVNAT entry inside a half-open flow of this node's, then a decapsulated
+ * SYN's TUNNEL entry): the established map may still hold an older flow's
+ * entry under the same tuple (the client reused its port toward another VIP or
+ * NodePort that chose the same backend), and that one must not turn the new
+ * flow's answer back into the old flow's address. Everything else costs one
+ * lookup. flags: the packet's TCP flags (reply_tcp_flags).
  */
 static __always_inline struct xlb_reply *reply_find(const struct xlb_pkt *pkt, __u8 flags,
 						    __u64 now)
 {
+	struct xlb_half_key hkey = {
+		.port = pkt->flow.dport,
+		.proto = pkt->flow.proto,
+		.family = pkt->flow.family,
+	};
+	struct xlb_half_open *h;
 	struct xlb_reply *r;
 
 	if ((flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == (XLB_TCP_SYN | XLB_TCP_ACK) ||
 	    (flags & XLB_TCP_RST)) {
+		__builtin_memcpy(hkey.client, pkt->flow.daddr, sizeof(hkey.client));
+		h = bpf_map_lookup_elem(&xlb_cthalf_v2, &hkey);
+		if (h && reply_half_answered(h, &pkt->flow))
+			return &h->revnat;
 		r = bpf_map_lookup_elem(&xlb_rplhalf_v1, &pkt->flow);
 		if (r)
 			return r;

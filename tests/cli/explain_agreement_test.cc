@@ -341,7 +341,14 @@ TEST_F(ExplainAgreement, ExplainNamesTheBackendTheProgramPicks) {
         EXPECT_EQ(out.dst, text) << why;
         EXPECT_EQ(out.dport, ntohs(b.port)) << why;
         auto entry = dp_->conntrack().Lookup(q.key);
-        if (!entry.ok()) entry = dp_->half_open_conntrack().Lookup(q.key);  // a SYN's
+        if (!entry.ok()) {  // a SYN's: half-open, under the client's side of the tuple
+          xlb_half_key hkey{};
+          xlb_half_key_of(&q.key, &hkey);
+          auto half = dp_->half_open_conntrack().Lookup(hkey);
+          ASSERT_TRUE(half.ok()) << why;
+          EXPECT_TRUE(xlb_half_is_flow(&*half, &q.key)) << why;
+          entry = half->ct;
+        }
         ASSERT_TRUE(entry.ok()) << why;
         EXPECT_EQ(entry->backend_id, e->backend_id) << why;
         // The entry's state after the packet, by the same rules.

@@ -12,6 +12,7 @@
 
 #include "loader/test_run.h"
 #include "maps/xlb_hash.h"
+#include "maps/xlb_rules.h"
 #include "test_env.h"
 
 namespace xlb::testing {
@@ -255,15 +256,34 @@ xlb_ct_key TupleKey(std::string_view src, std::string_view dst, uint16_t sport, 
   return k;
 }
 
-// A reply map entry, read back: an established flow's, or a half-open one's (a SYN's, whose
-// entry moves over with the client's ACK).
+// The half-open flow a backend's answer (tuple k: backend:port -> client:port) belongs to, as
+// reply_find() finds it: under the client's side, its backend the answer's source.
+std::optional<xlb_half_open> HalfOpenAnsweredBy(XdpDatapath& dp, const xlb_ct_key& k) {
+  xlb_half_key hkey{};
+  std::copy(std::begin(k.daddr), std::end(k.daddr), hkey.client);
+  hkey.port = k.dport;
+  hkey.proto = k.proto;
+  hkey.family = k.family;
+  auto h = dp.half_open_conntrack().Lookup(hkey);
+  if (!h) return std::nullopt;
+  auto be = dp.backends().Lookup(h->ct.backend_id);
+  if (!be || !std::equal(std::begin(be->addr), std::end(be->addr), k.saddr) ||
+      (be->port != 0 ? be->port : h->revnat.port) != k.sport) {
+    return std::nullopt;
+  }
+  return *h;
+}
+
+// A reply map entry, read back: an established flow's, a decapsulated SYN's TUNNEL entry, or
+// the REVNAT entry inside a half-open flow (a SYN's, which moves over with the client's ACK).
 std::optional<xlb_reply> ReplyOf(XdpDatapath& dp, std::string_view src, std::string_view dst,
                                  uint16_t sport, uint16_t dport, uint8_t proto) {
   const xlb_ct_key k = TupleKey(src, dst, sport, dport, proto);
   auto r = dp.replies().Lookup(k);
   if (!r) r = dp.half_open_replies().Lookup(k);
-  if (!r) return std::nullopt;
-  return *r;
+  if (r) return *r;
+  if (auto h = HalfOpenAnsweredBy(dp, k)) return h->revnat;
+  return std::nullopt;
 }
 
 void ExpectReply(XdpDatapath& dp, std::string_view src, std::string_view dst, uint16_t sport,
@@ -1009,20 +1029,29 @@ std::vector<GoldenCase> GoldenCases() {
   {
     const xlb_ct_key flow = TupleKey(kClient4, kVip4, 40090, 80, kProtoTcp);
     const xlb_ct_key answer = TupleKey("198.18.20.1", kClient4, 8080, 40090, kProtoTcp);
-    // Where the flow's conntrack entry and its answers' REVNAT entry are, and the state.
+    // Where the flow's conntrack entry and its answers' REVNAT entry are, and the state: one
+    // half-open entry under the client's side holding both, or one of each among the
+    // established ones.
     auto tables = [flow, answer](bool half_open, uint8_t state, bool replies = true) {
       return [=](XdpDatapath& dp) {
+        xlb_half_key hkey{};
+        xlb_half_key_of(&flow, &hkey);
         auto main = dp.conntrack().Lookup(flow);
-        auto half = dp.half_open_conntrack().Lookup(flow);
+        auto half = dp.half_open_conntrack().Lookup(hkey);
         EXPECT_EQ(main.ok(), !half_open) << "conntrack entry in xlb_ct_v1";
-        EXPECT_EQ(half.ok(), half_open) << "conntrack entry in xlb_cthalf_v1";
+        EXPECT_EQ(half.ok(), half_open) << "half-open entry in xlb_cthalf_v2";
         if (half_open ? half.ok() : main.ok()) {
-          EXPECT_EQ((half_open ? *half : *main).state, state);
+          EXPECT_EQ((half_open ? half->ct : *main).state, state);
         }
+        if (half.ok()) {
+          EXPECT_TRUE(xlb_half_is_flow(&*half, &flow)) << "its REVNAT entry names the VIP";
+          EXPECT_EQ(half->revnat.kind, XLB_REPLY_REVNAT);
+          EXPECT_TRUE(HalfOpenAnsweredBy(dp, answer)) << "the backend's answer finds it";
+        }
+        // the half-open table keeps only decapsulated SYNs' TUNNEL entries
+        EXPECT_FALSE(dp.half_open_replies().Lookup(answer).ok()) << "entry in xlb_rplhalf_v1";
         if (!replies) return;
         EXPECT_EQ(dp.replies().Lookup(answer).ok(), !half_open) << "reply entry in xlb_reply_v1";
-        EXPECT_EQ(dp.half_open_replies().Lookup(answer).ok(), half_open)
-            << "reply entry in xlb_rplhalf_v1";
       };
     };
     auto from_backend = [](std::string_view src, uint16_t sport, uint8_t flags) {
@@ -1055,6 +1084,52 @@ std::vector<GoldenCase> GoldenCases() {
          Step("FIN", Tcp4(kVip4, 40090, 80, kTcpFin | kTcpAck), XLB_FWD_ESTABLISHED,
               Tcp4("198.18.20.1", 40090, 8080, kTcpFin | kTcpAck)),
          std::move(reopen), std::move(again)});
+  }
+  // A second SYN from the same client port to another VIP while the first handshake is still
+  // half-open: the client's half-open key stays the first flow's, the second starts among the
+  // established flows (maps/xlb_abi.h), and each backend's SYN-ACK finds its own VIP.
+  {
+    const xlb_ct_key first = TupleKey(kClient4, kVip4, 40097, 80, kProtoTcp);
+    const xlb_ct_key second = TupleKey(kClient4, kVip4Moving, 40097, 80, kProtoTcp);
+    auto from_backend = [](std::string_view src, uint16_t sport, uint8_t flags) {
+      return InFrame(kPodMac, kHostVethMac, Seg(src, kClient4, sport, 40097, flags));
+    };
+    GoldenStep syn2 =
+        Step("a SYN from the same port to another VIP", Tcp4(kVip4Moving, 40097, 80, kTcpSyn),
+             XLB_FWD_NEW_FLOW, Tcp4("198.18.20.7", 40097, 80, kTcpSyn));
+    syn2.after = [first, second](XdpDatapath& dp) {
+      xlb_half_key hkey{};
+      xlb_half_key_of(&first, &hkey);
+      auto half = dp.half_open_conntrack().Lookup(hkey);
+      ASSERT_TRUE(half.ok()) << "the first flow's half-open entry";
+      EXPECT_TRUE(xlb_half_is_flow(&*half, &first));
+      auto ct = dp.conntrack().Lookup(second);
+      ASSERT_TRUE(ct.ok()) << "the second flow in xlb_ct_v1";
+      EXPECT_EQ(ct->state, XLB_CT_SYN_SENT);
+      ExpectReply(dp, "198.18.20.7", kClient4, 80, 40097, XLB_REPLY_REVNAT, kVip4Moving, 80, 0);
+    };
+    GoldenStep ack1 = Step("the first flow's ACK", Tcp4(kVip4, 40097, 80, kTcpAck),
+                           XLB_FWD_ESTABLISHED, Tcp4("198.18.20.1", 40097, 8080, kTcpAck));
+    ack1.after = [first, second](XdpDatapath& dp) {
+      xlb_half_key hkey{};
+      xlb_half_key_of(&first, &hkey);
+      EXPECT_FALSE(dp.half_open_conntrack().Lookup(hkey).ok()) << "moved over";
+      EXPECT_TRUE(dp.conntrack().Lookup(first).ok());
+      EXPECT_TRUE(dp.conntrack().Lookup(second).ok());
+    };
+    add("tcp4_two_handshakes_from_one_client_port",
+        {Step("SYN", Tcp4(kVip4, 40097, 80, kTcpSyn), XLB_FWD_NEW_FLOW,
+              Tcp4("198.18.20.1", 40097, 8080, kTcpSyn)),
+         std::move(syn2),
+         Step("the first backend's SYN-ACK answers from the first VIP",
+              from_backend("198.18.20.1", 8080, kTcpSyn | kTcpAck), TC_ACT_OK, XLB_FWD_REPLY_REVNAT,
+              from_backend(kVip4, 80, kTcpSyn | kTcpAck), Hook::kTc),
+         Step("the second backend's from the second VIP",
+              from_backend("198.18.20.7", 80, kTcpSyn | kTcpAck), TC_ACT_OK, XLB_FWD_REPLY_REVNAT,
+              from_backend(kVip4Moving, 80, kTcpSyn | kTcpAck), Hook::kTc),
+         std::move(ack1),
+         Step("the second flow's ACK", Tcp4(kVip4Moving, 40097, 80, kTcpAck), XLB_FWD_ESTABLISHED,
+              Tcp4("198.18.20.7", 40097, 80, kTcpAck))});
   }
   // The client reuses its port toward another VIP whose flow lands on the same backend: the
   // backend's answers carry the same tuple as the first flow's, whose established REVNAT entry

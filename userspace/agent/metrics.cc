@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <tuple>
 
 #include "loader/reasons.h"
 #include "loader/xdp_loader.h"
@@ -461,12 +462,14 @@ void WriteDatapathMetrics(const XdpDatapath& dp, const IdNames& names, uint64_t 
   occupancy.push_back({"backends", static_cast<int64_t>(valid_backends), false});
   occupancy.push_back({"maglev_tables", static_cast<int64_t>(tables), false});
   // The half-open tables: what a SYN flood churns through (full under one) instead of the two
-  // before them.
-  for (const auto& [map, fd] :
-       {std::pair{"conntrack", dp.conntrack().fd()}, std::pair{"replies", dp.replies().fd()},
-        std::pair{"half_open_conntrack", dp.half_open_conntrack().fd()},
-        std::pair{"half_open_replies", dp.half_open_replies().fd()}}) {
-    const int64_t n = CountEntries(fd, sizeof(xlb_ct_key), kEntryCountCap);
+  // before them. half_open_conntrack holds the half-open flows of this node's balancing (each
+  // with its REVNAT entry), half_open_replies the TUNNEL entries of SYNs decapsulated here.
+  for (const auto& [map, fd, key_size] :
+       {std::tuple{"conntrack", dp.conntrack().fd(), sizeof(xlb_ct_key)},
+        std::tuple{"replies", dp.replies().fd(), sizeof(xlb_ct_key)},
+        std::tuple{"half_open_conntrack", dp.half_open_conntrack().fd(), sizeof(xlb_half_key)},
+        std::tuple{"half_open_replies", dp.half_open_replies().fd(), sizeof(xlb_ct_key)}}) {
+    const int64_t n = CountEntries(fd, static_cast<uint32_t>(key_size), kEntryCountCap);
     if (n < 0) {
       errors.push_back(map);
       continue;

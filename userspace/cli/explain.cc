@@ -82,11 +82,21 @@ Result<void> CheckConntrack(const PinnedDatapath& dp, const xlb_config* cfg, uin
                             Explanation& e) {
   const xlb_ct_key& key = e.query.key;
   auto entry = TypedMap<xlb_ct_key, xlb_ct_value>(dp.fd(XLB_MAP_CT), XLB_MAP_CT).Lookup(key);
-  // a TCP flow that missed there may be half-open (bpf/lib/lb.h, ct_lookup)
+  // a TCP flow that missed there may be half-open, under the client's side of its tuple and
+  // only if its REVNAT entry names this VIP and port (bpf/lib/lb.h, ct_lookup)
   if (!entry.ok() && entry.error().NotFound() && key.proto == IPPROTO_TCP &&
       dp.Find(XLB_MAP_CT_HALF_OPEN) != nullptr) {
-    entry = TypedMap<xlb_ct_key, xlb_ct_value>(dp.fd(XLB_MAP_CT_HALF_OPEN), XLB_MAP_CT_HALF_OPEN)
-                .Lookup(key);
+    xlb_half_key hkey{};
+    xlb_half_key_of(&key, &hkey);
+    auto half =
+        TypedMap<xlb_half_key, xlb_half_open>(dp.fd(XLB_MAP_CT_HALF_OPEN), XLB_MAP_CT_HALF_OPEN)
+            .Lookup(hkey);
+    if (!half.ok() && !half.error().NotFound()) {
+      return std::move(half).take_error();
+    }
+    if (half.ok() && xlb_half_is_flow(&*half, &key)) {
+      entry = half->ct;
+    }
   }
   if (!entry.ok()) {
     if (entry.error().NotFound()) {

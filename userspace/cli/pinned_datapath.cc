@@ -237,26 +237,69 @@ Result<std::vector<uint32_t>> PinnedDatapath::Table(uint32_t service_id) const {
   return Tables().Read(service_id);
 }
 
-// The entries of an established-flow map followed by those of its half-open twin (absent
-// from pins made before it existed).
-template <typename V>
-Result<std::vector<std::pair<xlb_ct_key, V>>> DumpWithHalfOpen(const PinnedDatapath& dp,
-                                                               const char* name,
-                                                               const char* half_open_name) {
-  XLB_ASSIGN_OR_RETURN(auto out, (Dump<xlb_ct_key, V>(dp.fd(name), name)));
-  if (dp.Find(half_open_name) != nullptr) {
-    XLB_ASSIGN_OR_RETURN(auto half, (Dump<xlb_ct_key, V>(dp.fd(half_open_name), half_open_name)));
-    out.insert(out.end(), half.begin(), half.end());
+namespace {
+
+// The half-open flows (xlb_cthalf_v2; none in pins made before it existed).
+Result<std::vector<std::pair<xlb_half_key, xlb_half_open>>> HalfOpen(const PinnedDatapath& dp) {
+  if (dp.Find(XLB_MAP_CT_HALF_OPEN) == nullptr) {
+    return std::vector<std::pair<xlb_half_key, xlb_half_open>>{};
+  }
+  return Dump<xlb_half_key, xlb_half_open>(dp.fd(XLB_MAP_CT_HALF_OPEN), XLB_MAP_CT_HALF_OPEN);
+}
+
+}  // namespace
+
+// Established flows, then the half-open ones under the tuple xlb_ct_v1 will key them by
+// (client -> the VIP and port of their REVNAT entry).
+Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> PinnedDatapath::Conntrack() const {
+  XLB_ASSIGN_OR_RETURN(auto out, (Dump<xlb_ct_key, xlb_ct_value>(fd(XLB_MAP_CT), XLB_MAP_CT)));
+  XLB_ASSIGN_OR_RETURN(auto half, HalfOpen(*this));
+  for (const auto& [k, h] : half) {
+    xlb_ct_key flow{};
+    std::memcpy(flow.saddr, k.client, sizeof(flow.saddr));
+    std::memcpy(flow.daddr, h.revnat.addr, sizeof(flow.daddr));
+    flow.sport = k.port;
+    flow.dport = h.revnat.port;
+    flow.proto = k.proto;
+    flow.family = k.family;
+    out.emplace_back(flow, h.ct);
   }
   return out;
 }
 
-Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> PinnedDatapath::Conntrack() const {
-  return DumpWithHalfOpen<xlb_ct_value>(*this, XLB_MAP_CT, XLB_MAP_CT_HALF_OPEN);
-}
-
+// Established replies, the TUNNEL entries of SYNs decapsulated here, and the REVNAT entries
+// inside half-open flows under the tuple their backend answers with (backend:port ->
+// client:port, bpf/lib/lb.h ct_revnat_key); a flow whose backend id is gone has none.
 Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> PinnedDatapath::Replies() const {
-  return DumpWithHalfOpen<xlb_reply>(*this, XLB_MAP_REPLY, XLB_MAP_REPLY_HALF_OPEN);
+  XLB_ASSIGN_OR_RETURN(auto out, (Dump<xlb_ct_key, xlb_reply>(fd(XLB_MAP_REPLY), XLB_MAP_REPLY)));
+  if (Find(XLB_MAP_REPLY_HALF_OPEN) != nullptr) {
+    XLB_ASSIGN_OR_RETURN(auto tunnel, (Dump<xlb_ct_key, xlb_reply>(fd(XLB_MAP_REPLY_HALF_OPEN),
+                                                                   XLB_MAP_REPLY_HALF_OPEN)));
+    out.insert(out.end(), tunnel.begin(), tunnel.end());
+  }
+  XLB_ASSIGN_OR_RETURN(auto half, HalfOpen(*this));
+  if (half.empty()) {
+    return out;
+  }
+  const TypedMap<uint32_t, xlb_backend> backends(fd(XLB_MAP_BACKENDS), XLB_MAP_BACKENDS);
+  for (const auto& [k, h] : half) {
+    auto be = backends.Lookup(h.ct.backend_id);
+    if (!be.ok()) {
+      if (be.error().NotFound()) {
+        continue;
+      }
+      return std::move(be).take_error();
+    }
+    xlb_ct_key answer{};
+    std::memcpy(answer.saddr, be->addr, sizeof(answer.saddr));
+    std::memcpy(answer.daddr, k.client, sizeof(answer.daddr));
+    answer.sport = be->port != 0 ? be->port : h.revnat.port;
+    answer.dport = k.port;
+    answer.proto = k.proto;
+    answer.family = k.family;
+    out.emplace_back(answer, h.revnat);
+  }
+  return out;
 }
 
 Result<std::vector<std::pair<xlb_ct_key, xlb_snat>>> PinnedDatapath::Snat() const {
