@@ -140,7 +140,7 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	__be16 snat_port;
 	__u8 tcp_flags = 0;
 	__u64 now;
-	int ret, new_flow = 0, snat, half_open, half_busy = 0;
+	int ret, new_flow = 0, snat, half_open;
 
 	/* A later fragment's next header names a protocol whose header it lacks. */
 	if (pkt->fragment)
@@ -164,7 +164,7 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 	 * which names the service too. Only a miss looks the service up.
 	 */
 	now = bpf_ktime_get_coarse_ns();
-	be = ct_lookup(&pkt->flow, tcp_flags, now, &ct, &half_busy);
+	be = ct_lookup(&pkt->flow, tcp_flags, now, &ct);
 	backend_id = ct.backend_id;
 	service_id = ct.service_id;
 	snat_port = ct.snat_port;
@@ -202,13 +202,12 @@ static __always_inline int xlb_balance(struct __ctx_buff *ctx, struct xlb_pkt *p
 		 * now; a SNAT port belongs to an entry of xlb_ct_v1. A SNATed
 		 * flow's answer is found through the SNAT entry, not a REVNAT one.
 		 */
-		half_open = !snat && !half_busy &&
-			    xlb_ct_new_state(pkt->flow.proto, tcp_flags) == XLB_CT_SYN_SENT;
-		ct_create(&pkt->flow, be, tcp_flags, now, service_id, backend_id, snat_port,
-			  (svc->flags & XLB_SVC_F_SOURCE_RANGES ? XLB_CT_F_SOURCE_RANGES : 0) |
-				  (svc->flags & XLB_SVC_F_NODE_PORT ? XLB_CT_F_NODE_PORT : 0),
-			  !snat, half_open);
-		new_flow = 1;
+		half_open = !snat && xlb_ct_new_state(pkt->flow.proto, tcp_flags) == XLB_CT_SYN_SENT;
+		new_flow = ct_create(&pkt->flow, be, tcp_flags, now, service_id, backend_id,
+				     snat_port,
+				     (svc->flags & XLB_SVC_F_SOURCE_RANGES ? XLB_CT_F_SOURCE_RANGES : 0) |
+					     (svc->flags & XLB_SVC_F_NODE_PORT ? XLB_CT_F_NODE_PORT : 0),
+				     !snat, half_open);
 	}
 	if (snat && !new_flow)
 		snat_keep(&pkt->flow, be, snat_port, now);

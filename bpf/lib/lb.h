@@ -99,12 +99,11 @@ static __always_inline void ct_promote(const struct xlb_ct_key *flow, const stru
  * tuple (the client reused the port). *ct gets the entry as it stands.
  * Established flows are found in xlb_ct_v1 with one lookup; only a miss there
  * looks at the half-open flows, and the ACK that completes a handshake moves
- * its flow over (maps/xlb_abi.h says why). *half_busy: the client's half-open
- * key holds another VIP's live handshake, so a SYN of this flow cannot take it.
+ * its flow over (maps/xlb_abi.h says why). A SYN does not look: it opens a
+ * half-open flow, or renews its own (ct_create).
  */
 static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *flow, __u8 tcp_flags,
-						     __u64 now, struct xlb_ct_value *ct,
-						     int *half_busy)
+						     __u64 now, struct xlb_ct_value *ct)
 {
 	struct xlb_ct_value *entry = bpf_map_lookup_elem(&xlb_ct_v1, flow);
 	struct xlb_half_open *h = NULL;
@@ -112,15 +111,13 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 	struct xlb_half_key hkey;
 	__u8 state;
 
-	if (!entry && flow->proto == IPPROTO_TCP) {
+	if (!entry && flow->proto == IPPROTO_TCP &&
+	    (tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) != XLB_TCP_SYN) {
 		xlb_half_key_of(flow, &hkey);
 		h = bpf_map_lookup_elem(&xlb_cthalf_v2, &hkey);
-		if (h && !xlb_half_is_flow(h, flow)) {
-			*half_busy = h->ct.state == XLB_CT_SYN_SENT &&
-				     xlb_ct_check(&xlb_cfg, flow->proto, h->ct.state, h->ct.last_seen,
-						  0, now) == XLB_CT_KEEP;
+		/* another VIP's handshake from this client port */
+		if (h && !xlb_half_is_flow(h, flow))
 			h = NULL;
-		}
 		if (h)
 			entry = &h->ct;
 	}
@@ -149,17 +146,55 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 	return be;
 }
 
+/* What writing a SYN's half-open flow did (ct_create_half_open). */
+enum ct_half_write {
+	CT_HALF_TAKEN = 0, /* the key holds another VIP's live handshake: nothing written */
+	CT_HALF_NEW,       /* a new half-open flow */
+	CT_HALF_RENEWED,   /* the flow's own entry rewritten: its SYN again */
+};
+
+/*
+ * Writes a SYN's half-open flow h under the client's key, unless that key
+ * holds another VIP's handshake that is still unanswered and fresh. The
+ * flow's own live entry (its SYN retransmitted) is rewritten with the backend
+ * chosen now, which the backend's SYN-ACK must come from; a closed (RST) or
+ * stale one makes this SYN a new flow. The common case, a free key, costs the
+ * one insert.
+ */
+static __always_inline enum ct_half_write ct_create_half_open(const struct xlb_ct_key *flow,
+							      const struct xlb_half_open *h,
+							      __u64 now)
+{
+	struct xlb_half_key hkey;
+	struct xlb_half_open *cur;
+	int live;
+
+	xlb_half_key_of(flow, &hkey);
+	if (!bpf_map_update_elem(&xlb_cthalf_v2, &hkey, h, BPF_NOEXIST))
+		return CT_HALF_NEW;
+	/* a handshake still waiting for its answer; a closed or stale one is replaced */
+	cur = bpf_map_lookup_elem(&xlb_cthalf_v2, &hkey);
+	live = cur && cur->ct.state == XLB_CT_SYN_SENT &&
+	       xlb_ct_check(&xlb_cfg, flow->proto, cur->ct.state, cur->ct.last_seen, 0, now) ==
+		       XLB_CT_KEEP;
+	if (live && !xlb_half_is_flow(cur, flow))
+		return CT_HALF_TAKEN;
+	bpf_map_update_elem(&xlb_cthalf_v2, &hkey, h, BPF_ANY);
+	return live ? CT_HALF_RENEWED : CT_HALF_NEW;
+}
+
 /*
  * A new flow's entries: its conntrack entry and, with revnat, its answer's
  * REVNAT entry (backend:port -> client gets its source turned back into
  * VIP:port; XLB_CT_F_NODE_PORT: the VIP is this node's address, xlb routes the
- * answer). A SYN's (half_open) are one entry of xlb_cthalf_v2; the others go
- * into xlb_reply_v1 and xlb_ct_v1.
+ * answer). A SYN's (half_open) are one entry of xlb_cthalf_v2 when the
+ * client's key is free for it; the others go into xlb_reply_v1 and xlb_ct_v1.
+ * Returns 0 when the packet renewed its own half-open flow (a retransmitted
+ * SYN, not a new flow), else 1.
  */
-static __always_inline void ct_create(const struct xlb_ct_key *flow, const struct xlb_backend *be,
-				      __u8 tcp_flags, __u64 now, __u32 service_id,
-				      __u32 backend_id, __be16 snat_port, __u8 flags, int revnat,
-				      int half_open)
+static __always_inline int ct_create(const struct xlb_ct_key *flow, const struct xlb_backend *be,
+				     __u8 tcp_flags, __u64 now, __u32 service_id, __u32 backend_id,
+				     __be16 snat_port, __u8 flags, int revnat, int half_open)
 {
 	struct xlb_half_open h = {
 		.ct = {
@@ -177,22 +212,23 @@ static __always_inline void ct_create(const struct xlb_ct_key *flow, const struc
 			.flags = flags & XLB_CT_F_NODE_PORT ? XLB_REPLY_F_ROUTE : 0,
 		},
 	};
-	struct xlb_half_key hkey;
+	enum ct_half_write written;
 	struct xlb_ct_key key;
 
 	/* assigned after the initializer: clang then emits two fewer instructions */
 	h.ct.state = xlb_ct_new_state(flow->proto, tcp_flags);
 	__builtin_memcpy(h.revnat.addr, flow->daddr, sizeof(h.revnat.addr));
 	if (half_open) {
-		xlb_half_key_of(flow, &hkey);
-		bpf_map_update_elem(&xlb_cthalf_v2, &hkey, &h, BPF_ANY);
-		return;
+		written = ct_create_half_open(flow, &h, now);
+		if (written != CT_HALF_TAKEN)
+			return written == CT_HALF_NEW;
 	}
 	if (revnat) {
 		ct_revnat_key(&key, flow, be);
 		bpf_map_update_elem(&xlb_reply_v1, &key, &h.revnat, BPF_ANY);
 	}
 	bpf_map_update_elem(&xlb_ct_v1, flow, &h.ct, BPF_ANY);
+	return 1;
 }
 
 /*

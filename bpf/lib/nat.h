@@ -294,12 +294,12 @@ static __always_inline int nat_icmp_error(struct xlb_pkt *pkt, void *data_end)
 	struct nat_icmp_quote qt;
 	struct xlb_ct_value ct;
 	struct xlb_backend *be;
-	int ret, half_busy = 0;
+	int ret;
 
 	ret = nat_icmp_quote(pkt, data_end, NAT_DIR_TO_BACKEND, &qt);
 	if (ret != XLB_OK)
 		return ret;
-	be = ct_lookup(&qt.flow, 0, bpf_ktime_get_coarse_ns(), &ct, &half_busy);
+	be = ct_lookup(&qt.flow, 0, bpf_ktime_get_coarse_ns(), &ct);
 	/* a SNATed flow's backend would not know the quote's addresses */
 	if (!be || (be->flags & XLB_BE_F_SNAT))
 		return XLB_PASS_ICMP;

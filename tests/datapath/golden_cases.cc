@@ -1071,8 +1071,14 @@ std::vector<GoldenCase> GoldenCases() {
     GoldenStep again = Step("its ACK", Tcp4(kVip4, 40090, 80, kTcpAck), XLB_FWD_ESTABLISHED,
                             Tcp4("198.18.20.1", 40090, 8080, kTcpAck));
     again.after = tables(false, XLB_CT_ESTABLISHED);
+    // a SYN does not look at the half-open flows: it writes its own again (the backend chosen
+    // now), which is not a new flow
+    GoldenStep resyn =
+        Step("the SYN retransmitted: its half-open entry renewed", Tcp4(kVip4, 40090, 80, kTcpSyn),
+             XLB_FWD_ESTABLISHED, Tcp4("198.18.20.1", 40090, 8080, kTcpSyn));
+    resyn.after = tables(true, XLB_CT_SYN_SENT);
     add("tcp4_half_open_until_the_client_acks",
-        {std::move(syn),
+        {std::move(syn), std::move(resyn),
          Step("only a SYN-ACK or an RST answers a half-open flow",
               from_backend("198.18.20.1", 8080, kTcpAck), TC_ACT_OK, XLB_PASS_NO_SERVICE,
               std::nullopt, Hook::kTc),

@@ -83,8 +83,10 @@ Result<void> CheckConntrack(const PinnedDatapath& dp, const xlb_config* cfg, uin
   const xlb_ct_key& key = e.query.key;
   auto entry = TypedMap<xlb_ct_key, xlb_ct_value>(dp.fd(XLB_MAP_CT), XLB_MAP_CT).Lookup(key);
   // a TCP flow that missed there may be half-open, under the client's side of its tuple and
-  // only if its REVNAT entry names this VIP and port (bpf/lib/lb.h, ct_lookup)
-  if (!entry.ok() && entry.error().NotFound() && key.proto == IPPROTO_TCP &&
+  // only if its REVNAT entry names this VIP and port; a SYN does not look, it opens a flow
+  // (bpf/lib/lb.h, ct_lookup)
+  const bool syn = (e.query.tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == XLB_TCP_SYN;
+  if (!entry.ok() && entry.error().NotFound() && key.proto == IPPROTO_TCP && !syn &&
       dp.Find(XLB_MAP_CT_HALF_OPEN) != nullptr) {
     xlb_half_key hkey{};
     xlb_half_key_of(&key, &hkey);
