@@ -246,11 +246,14 @@ struct xlb_ct_key {
  *
  * The key lacks the VIP, so an entry is the flow's only when its REVNAT
  * address and port are the packet's VIP and port (for the client's packets),
- * or its backend is the packet's source (for the backend's). A second SYN from
- * the same client address and port to another VIP while the first handshake is
- * still live (Linux reuses an ephemeral port toward other destinations) does
- * not take the key: that flow starts in xlb_ct_v1 / xlb_reply_v1 as a UDP flow
- * does.
+ * or its backend is the packet's source (for the backend's). A SYN does not
+ * look the key up: it inserts with BPF_NOEXIST, and only when the key is taken
+ * looks at its holder. Its own flow still waiting for the SYN-ACK (the SYN
+ * retransmitted) is rewritten, and the packet is not a new flow; a closed or
+ * stale entry is replaced; another VIP's live handshake from the same client
+ * address and port (Linux reuses an ephemeral port toward other destinations)
+ * keeps the key, and the new flow starts in xlb_ct_v1 / xlb_reply_v1 as a UDP
+ * flow does.
  *
  * Only a SYN-ACK or an RST looks into the half-open tables (nothing else
  * answers a half-open flow), and first: xlb_reply_v1 may hold an older flow's

@@ -11,7 +11,9 @@
  *   2. Conntrack: an entry keeps its backend unless it was idle past the
  *      timeout of its protocol and state, or the packet is a new SYN on a
  *      closing tuple (the client reused the port), or the backend is no longer
- *      valid. Otherwise the flow is selected again.
+ *      valid. Otherwise the flow is selected again. A TCP flow that missed
+ *      xlb_ct_v1 may be half-open (xlb_cthalf_v2, under the client's side of
+ *      the tuple, if it names the VIP and port); a SYN does not look there.
  *   3. Service: the exact (VIP, port, proto) entry, then the all-ports form.
  *   4. Source ranges: a key with XLB_SVC_F_SOURCE_RANGES drops a source that
  *      is in none of its service's prefixes (xlb_srcrange_v1).
