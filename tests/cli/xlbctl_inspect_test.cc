@@ -374,7 +374,16 @@ TEST_F(XlbctlInspect, StatsConntrackAndExplainAgreeWithThePacketsSent) {
   for (const json& r : replies["replies"]) {
     EXPECT_EQ(r["kind"], "revnat");
     EXPECT_EQ(r["vip"], std::string(kVip) + ":8080");
+    // seven half-open flows (the REVNAT entry inside each) and one established, each under the
+    // tuple its backend answers with
+    const std::string client = r["client"];
+    const auto port = static_cast<uint16_t>(std::stoi(client.substr(client.rfind(':') + 1)));
+    EXPECT_EQ(client, std::string(kClient) + ":" + std::to_string(port)) << r.dump();
+    EXPECT_EQ(r["backend"], chosen[port] + ":8080") << r.dump();
   }
+  int half_open = 0;
+  for (const json& e : ct["entries"]) half_open += e["state"] == "syn_sent";
+  EXPECT_EQ(half_open, 7) << ct.dump(2);
 
   // A tracked flow: a conntrack hit on the backend the program chose.
   const std::string tracked = std::string("explain tcp ") + kClient + " 40000 " + kVip + " 8080";
