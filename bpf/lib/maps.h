@@ -104,8 +104,9 @@ struct {
 } xlb_reply_v1 SEC(".maps");
 
 /*
- * Half-open TCP flows, one entry each under the client's side of the tuple, and
- * the TUNNEL entries of SYNs decapsulated here (maps/xlb_abi.h: Half-open).
+ * Half-open TCP flows, one entry each under the client's side of the tuple
+ * (maps/xlb_abi.h: Half-open), and the TUNNEL entries of SYNs decapsulated
+ * here, under the answer's tuple.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -76,17 +76,17 @@ static __always_inline int reply_half_answered(const struct xlb_half_open *h,
 static __always_inline struct xlb_reply *reply_find(const struct xlb_pkt *pkt, __u8 flags,
 						    __u64 now)
 {
-	struct xlb_half_key hkey = {
-		.port = pkt->flow.dport,
-		.proto = pkt->flow.proto,
-		.family = pkt->flow.family,
-	};
+	struct xlb_half_key hkey;
 	struct xlb_half_open *h;
 	struct xlb_reply *r;
 
 	if ((flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == (XLB_TCP_SYN | XLB_TCP_ACK) ||
 	    (flags & XLB_TCP_RST)) {
+		/* the client's side: the answer's destination */
 		__builtin_memcpy(hkey.client, pkt->flow.daddr, sizeof(hkey.client));
+		hkey.port = pkt->flow.dport;
+		hkey.proto = pkt->flow.proto;
+		hkey.family = pkt->flow.family;
 		h = bpf_map_lookup_elem(&xlb_cthalf_v2, &hkey);
 		if (h && reply_half_answered(h, &pkt->flow))
 			return &h->revnat;

@@ -269,7 +269,7 @@ Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> PinnedDatapath::Conntra
 
 // Established replies, the TUNNEL entries of SYNs decapsulated here, and the REVNAT entries
 // inside half-open flows under the tuple their backend answers with (backend:port ->
-// client:port, bpf/lib/lb.h ct_revnat_key); a flow whose backend id is gone has none.
+// client:port, bpf/lib/lb.h ct_revnat_key); a flow whose backend slot is empty has none.
 Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> PinnedDatapath::Replies() const {
   XLB_ASSIGN_OR_RETURN(auto out, (Dump<xlb_ct_key, xlb_reply>(fd(XLB_MAP_REPLY), XLB_MAP_REPLY)));
   if (Find(XLB_MAP_REPLY_HALF_OPEN) != nullptr) {
@@ -289,6 +289,9 @@ Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> PinnedDatapath::Replies() 
         continue;
       }
       return std::move(be).take_error();
+    }
+    if (be->family == 0) {  // an array slot no backend was written to: nothing answers
+      continue;
     }
     xlb_ct_key answer{};
     std::memcpy(answer.saddr, be->addr, sizeof(answer.saddr));
