@@ -28,7 +28,9 @@ std::string Hex(const std::vector<uint8_t>& b) {
 // inside a tunnel included.
 void ExpectCleanIp(const pkt::Decoded& d, bool outer_of_tunnel, bool inner_unsummed = false) {
   EXPECT_TRUE(d.ok()) << d.error;
-  if (d.version == 4) EXPECT_EQ(d.ip_csum, pkt::Csum::kValid);
+  if (d.version == 4) {
+    EXPECT_EQ(d.ip_csum, pkt::Csum::kValid);
+  }
   if (outer_of_tunnel && (d.version == 4 || inner_unsummed)) {
     // xlb sends tunnels over IPv4 with a zero UDP checksum; over IPv6 it is computed, unless
     // the inner packet is an IPv4 UDP datagram without one (RFC 6935/6936 allow zero).
@@ -39,7 +41,9 @@ void ExpectCleanIp(const pkt::Decoded& d, bool outer_of_tunnel, bool inner_unsum
     EXPECT_TRUE(d.l4_csum == pkt::Csum::kValid || d.l4_csum == pkt::Csum::kAbsent)
         << pkt::Describe(d);
   }
-  if (d.inner && d.inner->version == 4) EXPECT_EQ(d.inner->ip_csum, pkt::Csum::kValid);
+  if (d.inner && d.inner->version == 4) {
+    EXPECT_EQ(d.inner->ip_csum, pkt::Csum::kValid);
+  }
 }
 
 class GoldenTest : public ::testing::TestWithParam<GoldenCase> {};
