@@ -91,6 +91,55 @@ XLB_INLINE void xlb_half_key_of(const struct xlb_ct_key *flow, struct xlb_half_k
 	key->family = flow->family;
 }
 
+/*
+ * 2. Whether a packet of a flow that missed xlb_ct_v1 looks among the half-open
+ * flows: a TCP packet other than a bare SYN (a SYN opens a flow, or renews its own).
+ */
+XLB_INLINE int xlb_ct_seeks_half_open(__u8 proto, __u8 tcp_flags)
+{
+	return proto == XLB_IPPROTO_TCP &&
+	       (tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) != XLB_TCP_SYN;
+}
+
+/* 2. The flow a half-open entry holds (client -> VIP:port): xlb_half_key_of() undone. */
+XLB_INLINE void xlb_half_flow_of(const struct xlb_half_key *key, const struct xlb_half_open *h,
+				 struct xlb_ct_key *flow)
+{
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		flow->saddr[i] = key->client[i];
+		flow->daddr[i] = h->revnat.addr[i];
+	}
+	flow->sport = key->port;
+	flow->dport = h->revnat.port;
+	flow->proto = key->proto;
+	flow->family = key->family;
+	flow->pad[0] = 0;
+	flow->pad[1] = 0;
+}
+
+/*
+ * 2. The tuple of backend be's answer to flow (backend:port -> client), under
+ * which its REVNAT entry is found in xlb_reply_v1.
+ */
+XLB_INLINE void xlb_revnat_key(const struct xlb_ct_key *flow, const struct xlb_backend *be,
+			       struct xlb_ct_key *key)
+{
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		key->saddr[i] = be->addr[i];
+		key->daddr[i] = flow->saddr[i];
+	}
+	key->sport = be->port ? be->port : flow->dport;
+	key->dport = flow->sport;
+	key->proto = flow->proto;
+	key->family = flow->family;
+	key->pad[0] = 0;
+	key->pad[1] = 0;
+}
+
 /* 2. Whether a half-open entry under the client's key is the flow to this VIP and port. */
 XLB_INLINE int xlb_half_is_flow(const struct xlb_half_open *h, const struct xlb_ct_key *flow)
 {

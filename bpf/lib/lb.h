@@ -43,20 +43,6 @@ static __always_inline struct xlb_backend *lb_lookup_backend(__u32 id)
 	return xlb_backend_usable(be) ? be : NULL;
 }
 
-/* The tuple of the backend's answer to flow: backend:port -> client. */
-static __always_inline void ct_revnat_key(struct xlb_ct_key *key, const struct xlb_ct_key *flow,
-					  const struct xlb_backend *be)
-{
-	__builtin_memcpy(key->saddr, be->addr, sizeof(key->saddr));
-	__builtin_memcpy(key->daddr, flow->saddr, sizeof(key->daddr));
-	key->sport = be->port ?: flow->dport;
-	key->dport = flow->sport;
-	key->proto = flow->proto;
-	key->family = flow->family;
-	key->pad[0] = 0;
-	key->pad[1] = 0;
-}
-
 /*
  * Writes reply entry r under key: among the half-open ones for a SYN, else
  * among the established ones, where a TCP flow that began half-open leaves
@@ -88,7 +74,7 @@ static __always_inline void ct_promote(const struct xlb_ct_key *flow, const stru
 
 	bpf_map_update_elem(&xlb_ct_v1, flow, &h->ct, BPF_ANY);
 	h->revnat.last_seen = now;
-	ct_revnat_key(&key, flow, be);
+	xlb_revnat_key(flow, be, &key);
 	bpf_map_update_elem(&xlb_reply_v1, &key, &h->revnat, BPF_ANY);
 	bpf_map_delete_elem(&xlb_cthalf_v2, hkey);
 }
@@ -111,8 +97,7 @@ static __always_inline struct xlb_backend *ct_lookup(const struct xlb_ct_key *fl
 	struct xlb_half_key hkey;
 	__u8 state;
 
-	if (!entry && flow->proto == IPPROTO_TCP &&
-	    (tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) != XLB_TCP_SYN) {
+	if (!entry && xlb_ct_seeks_half_open(flow->proto, tcp_flags)) {
 		xlb_half_key_of(flow, &hkey);
 		h = bpf_map_lookup_elem(&xlb_cthalf_v2, &hkey);
 		/* another VIP's handshake from this client port */
@@ -224,7 +209,7 @@ static __always_inline int ct_create(const struct xlb_ct_key *flow, const struct
 			return written == CT_HALF_NEW;
 	}
 	if (revnat) {
-		ct_revnat_key(&key, flow, be);
+		xlb_revnat_key(flow, be, &key);
 		bpf_map_update_elem(&xlb_reply_v1, &key, &h.revnat, BPF_ANY);
 	}
 	bpf_map_update_elem(&xlb_ct_v1, flow, &h.ct, BPF_ANY);

@@ -50,7 +50,7 @@ static __always_inline __u8 reply_tcp_flags(const struct xlb_pkt *pkt, void *dat
 /*
  * Whether half-open flow h is the one a backend's packet (backend:port ->
  * client:port) answers: the client's key found it, so its backend must be the
- * packet's source (ct_revnat_key's tuple).
+ * packet's source (xlb_revnat_key's tuple).
  */
 static __always_inline int reply_half_answered(const struct xlb_half_open *h,
 					       const struct xlb_ct_key *answer)

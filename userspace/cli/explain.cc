@@ -85,8 +85,8 @@ Result<void> CheckConntrack(const PinnedDatapath& dp, const xlb_config* cfg, uin
   // a TCP flow that missed there may be half-open, under the client's side of its tuple and
   // only if its REVNAT entry names this VIP and port; a SYN does not look, it opens a flow
   // (bpf/lib/lb.h, ct_lookup)
-  const bool syn = (e.query.tcp_flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == XLB_TCP_SYN;
-  if (!entry.ok() && entry.error().NotFound() && key.proto == IPPROTO_TCP && !syn &&
+  if (!entry.ok() && entry.error().NotFound() &&
+      xlb_ct_seeks_half_open(key.proto, e.query.tcp_flags) &&
       dp.Find(XLB_MAP_CT_HALF_OPEN) != nullptr) {
     xlb_half_key hkey{};
     xlb_half_key_of(&key, &hkey);

@@ -14,6 +14,7 @@
 #include "loader/tc_loader.h"
 #include "loader/xdp_loader.h"
 #include "maps/typed_map.h"
+#include "maps/xlb_rules.h"
 
 namespace xlb::cli {
 namespace {
@@ -256,12 +257,7 @@ Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> PinnedDatapath::Conntra
   XLB_ASSIGN_OR_RETURN(auto half, HalfOpen(*this));
   for (const auto& [k, h] : half) {
     xlb_ct_key flow{};
-    std::memcpy(flow.saddr, k.client, sizeof(flow.saddr));
-    std::memcpy(flow.daddr, h.revnat.addr, sizeof(flow.daddr));
-    flow.sport = k.port;
-    flow.dport = h.revnat.port;
-    flow.proto = k.proto;
-    flow.family = k.family;
+    xlb_half_flow_of(&k, &h, &flow);
     out.emplace_back(flow, h.ct);
   }
   return out;
@@ -269,7 +265,7 @@ Result<std::vector<std::pair<xlb_ct_key, xlb_ct_value>>> PinnedDatapath::Conntra
 
 // Established replies, the TUNNEL entries of SYNs decapsulated here, and the REVNAT entries
 // inside half-open flows under the tuple their backend answers with (backend:port ->
-// client:port, bpf/lib/lb.h ct_revnat_key); a flow whose backend slot is empty has none.
+// client:port, xlb_revnat_key); a flow whose backend slot is empty has none.
 Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> PinnedDatapath::Replies() const {
   XLB_ASSIGN_OR_RETURN(auto out, (Dump<xlb_ct_key, xlb_reply>(fd(XLB_MAP_REPLY), XLB_MAP_REPLY)));
   if (Find(XLB_MAP_REPLY_HALF_OPEN) != nullptr) {
@@ -293,13 +289,9 @@ Result<std::vector<std::pair<xlb_ct_key, xlb_reply>>> PinnedDatapath::Replies() 
     if (be->family == 0) {  // an array slot no backend was written to: nothing answers
       continue;
     }
-    xlb_ct_key answer{};
-    std::memcpy(answer.saddr, be->addr, sizeof(answer.saddr));
-    std::memcpy(answer.daddr, k.client, sizeof(answer.daddr));
-    answer.sport = be->port != 0 ? be->port : h.revnat.port;
-    answer.dport = k.port;
-    answer.proto = k.proto;
-    answer.family = k.family;
+    xlb_ct_key flow{}, answer{};
+    xlb_half_flow_of(&k, &h, &flow);
+    xlb_revnat_key(&flow, &*be, &answer);
     out.emplace_back(answer, h.revnat);
   }
   return out;
