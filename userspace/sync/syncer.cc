@@ -144,7 +144,8 @@ Result<void> Syncer::SyncTables(const DesiredMaps& want, const TouchedEntries& t
     TableDigest digest;
     size_t buffer;
   };
-  // Tables per batch: 16 MB of slots (256 tables of 16381 slots, 4096 of 1021).
+  // Tables per batch: table_batch_bytes_ of slots (by default 16 MB: 256 tables of 16381
+  // slots, 4096 of 1021).
   const size_t per_batch = std::clamp<size_t>(
       table_batch_bytes_ / (sizeof(uint32_t) * std::max(store_.limits().maglev_size, 1U)), 1,
       kMaxTableBatch);
