@@ -8,9 +8,11 @@
 
 #include <array>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sync_fixtures.h"
@@ -497,6 +499,52 @@ TEST_P(RandomChangesTest, MatchAFreshBuildAfterEveryStep) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, RandomChangesTest, ::testing::Values(1u, 2u, 3u, 4u, 5u, 6u));
+
+// The first plan names every service: more than 512 tables are planned by two planners at
+// once, each service by exactly one of them, and each table gets its own service's backends.
+TEST_F(IncrementalTest, ALongPlanIsReadByTwoPlannersEachServiceOnce) {
+  constexpr int kServices = 600;
+  Model m = ManyServices(kServices);
+  const ServicePlanner plain = DefaultPlanner(m);
+  std::mutex mu;
+  std::map<NamespacedName, int> calls;
+  std::set<std::thread::id> threads;
+  std::map<std::string, NamespacedName> owner;  // backend key -> its service
+  const ServicePlanner counting = [&](const NamespacedName& name) {
+    std::vector<ServiceBackends> plans = plain(name);
+    const std::lock_guard lock(mu);
+    ++calls[name];
+    threads.insert(std::this_thread::get_id());
+    for (const ServiceBackends& plan : plans) {
+      for (const WeightedBackend& b : plan.backends) {
+        owner.emplace(b.key, name);
+      }
+    }
+    return plans;
+  };
+  ASSERT_TRUE(syncer_.PlanChanges(m, AllOf(m), counting).ok());
+  EXPECT_EQ(threads.size(), 2u);
+  ASSERT_EQ(calls.size(), static_cast<size_t>(kServices));
+  for (const auto& [name, n] : calls) {
+    EXPECT_EQ(n, 1) << name.ToString();
+  }
+  // Every table lists the four backends of one service, and every service has one table.
+  const DesiredMaps& maps = syncer_.tracked()->maps();
+  ASSERT_EQ(maps.tables.size(), static_cast<size_t>(kServices));
+  std::set<NamespacedName> tabled;
+  for (const auto& [id, recipe] : maps.tables) {
+    ASSERT_EQ(recipe.members.size(), 4u) << "table " << id;
+    const NamespacedName& first = owner.at(recipe.members.front().key);
+    for (const MaglevBackend& member : recipe.members) {
+      EXPECT_EQ(owner.at(member.key), first) << "table " << id;
+    }
+    tabled.insert(first);
+  }
+  EXPECT_EQ(tabled.size(), static_cast<size_t>(kServices));
+  const SyncResult r = syncer_.SyncChanges();
+  ASSERT_TRUE(r.ok()) << r.error->ToString();
+  ExpectSameAsFreshBuild(m);
+}
 
 TEST_F(IncrementalTest, LosingAVipToAnEarlierServiceAndGettingItBack) {
   Model m;

@@ -287,6 +287,19 @@ std::set<NamespacedName> Reconciler::ChangedServices(const Routes& routes) const
 }
 
 std::vector<ServiceBackends> Reconciler::PlanOne(const NamespacedName& name, const Routes& routes) {
+  const Service* service = model_.FindService(name);
+  {
+    const std::lock_guard lock(routes_mu_);
+    TrackRouteSources(name, service, routes);
+  }
+  if (service == nullptr) {
+    return {};
+  }
+  return PlanService(model_, *service, routes);
+}
+
+void Reconciler::TrackRouteSources(const NamespacedName& name, const Service* service,
+                                   const Routes& routes) {
   if (auto it = route_sources_.find(name); it != route_sources_.end()) {
     for (const NamespacedName& source : it->second) {
       auto d = route_dependents_.find(source);
@@ -299,9 +312,8 @@ std::vector<ServiceBackends> Reconciler::PlanOne(const NamespacedName& name, con
     }
     route_sources_.erase(it);
   }
-  const Service* service = model_.FindService(name);
   if (service == nullptr) {
-    return {};
+    return;
   }
   for (const ServicePort& port : service->ports) {
     if (const ServiceRoute* route = routes.Find(name, port)) {
@@ -313,7 +325,6 @@ std::vector<ServiceBackends> Reconciler::PlanOne(const NamespacedName& name, con
       }
     }
   }
-  return PlanService(model_, *service, routes);
 }
 
 SyncResult Reconciler::RunSync() {

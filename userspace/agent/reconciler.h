@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -122,7 +123,11 @@ class Reconciler {
   SyncResult RunSync();
   // The services the next plan must re-plan (model changes, route changes, dependents).
   std::set<NamespacedName> ChangedServices(const Routes& routes) const;
+  // The planner of RunSync: two may run at once (ServicePlanner), so the route bookkeeping
+  // is under routes_mu_; PlanService itself only reads model_ and `routes`.
   std::vector<ServiceBackends> PlanOne(const NamespacedName& name, const Routes& routes);
+  // route_sources_ and route_dependents_ for `name` (`service`, null when gone) under `routes`.
+  void TrackRouteSources(const NamespacedName& name, const Service* service, const Routes& routes);
   void NameIds(const TouchedEntries& touched);
 
   std::optional<Syncer> syncer_;
@@ -139,7 +144,8 @@ class Reconciler {
   bool policy_changed_ = false;         // a new policy set not planned yet
   Routes routes_;                       // the routes of the last plan
   // Routes that take endpoints of another service: service -> the services routed to it,
-  // and back.
+  // and back. Written by PlanOne under routes_mu_.
+  std::mutex routes_mu_;
   std::map<NamespacedName, std::set<NamespacedName>> route_dependents_;
   std::map<NamespacedName, std::set<NamespacedName>> route_sources_;
   uint64_t problems_version_ = ~uint64_t{0};

@@ -102,7 +102,8 @@ std::vector<ServiceBackends> PlanService(const Model& model, const Service& serv
                                          const Routes& routes);
 
 // The plans of one service of the model (PlanServicePort of each port and family); none when
-// the model has no such service.
+// the model has no such service. Update() asks once per service, from up to two threads at
+// once (a long list is planned by two): a planner that keeps state of its own locks it.
 using ServicePlanner = std::function<std::vector<ServiceBackends>(const NamespacedName&)>;
 
 class DesiredStateTracker {
@@ -168,7 +169,7 @@ class DesiredStateTracker {
   // 3. The group's tables with the keys each wins, in plan order, VIPs first, then NodePorts;
   // what cannot be had is a problem of the service's record.
   static std::vector<Claim> ClaimKeys(const Model& model, Group& group);
-  // 4. Each table's backends, from its service's plans.
+  // 4. Each table's backends, from its service's plans (two planners for a long list).
   static Result<void> ReadPlans(const ServicePlanner& plan_of, std::vector<Claim>& claims);
   // 5. Backend ids: returning backends take their own first, then new ones the lowest free.
   Result<void> AssignBackendIds(std::vector<Claim>& claims);
