@@ -321,6 +321,25 @@ TEST(Maglev, MatchesTextbookAlgorithm) {
   }
 }
 
+// The last empty slots are found by working out each walk's distance to them (EndGame)
+// rather than by probing: the same slots, whatever the number of lanes left, the table size
+// and the weights (equal ones end with many lanes at the last round, skewed ones with few).
+TEST(Maglev, EndGameMatchesTextbookAlgorithm) {
+  std::mt19937 rng(15);
+  const uint32_t sizes[] = {61, 251, 1021, kDefaultSize};
+  const uint32_t counts[] = {2, 3, 5, 8, 30, 64, 100, 300};
+  for (int round = 0; round < 64; ++round) {
+    const uint32_t size = sizes[round % 4];
+    const uint32_t n = counts[(round / 4) % 8];
+    std::vector<MaglevBackend> backends = Cluster("r" + std::to_string(round), n, 1);
+    for (MaglevBackend& b : backends) {
+      b.weight = round % 2 ? 1 : (rng() % 5 ? 1 + rng() % 1000 : 0);
+    }
+    ASSERT_EQ(Built(backends, size), TextbookMaglev(backends, size))
+        << "round " << round << ": " << n << " backends, " << size << " slots";
+  }
+}
+
 TEST(Maglev, RemovingOneOfNMovesFewSlots) {
   for (const uint32_t size : {kDefaultSize, 65537u}) {
     for (uint32_t n = 2; n <= 50; ++n) {
