@@ -104,7 +104,8 @@ void EndGame(std::vector<Lane>& lanes, std::span<uint32_t> table) {
     lane.row = static_cast<uint32_t>(row);
     const uint64_t inverse = Inverse(lane.skip, size);
     for (size_t k = 0; k < count; ++k) {
-      const uint64_t ahead = empty[k] >= lane.pos ? empty[k] - lane.pos : empty[k] + (size - lane.pos);
+      const uint64_t ahead =
+          empty[k] >= lane.pos ? empty[k] - lane.pos : empty[k] + (size - lane.pos);
       steps[row * count + k] = static_cast<uint32_t>(ahead * inverse % size);
     }
   }
