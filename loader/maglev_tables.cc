@@ -23,12 +23,6 @@ std::string Context(uint32_t service_id) {
   return "Maglev table of service " + std::to_string(service_id);
 }
 
-// The bytes a mapping of a table of `slots` slots spans: its elements, in whole pages.
-size_t MappedBytes(uint32_t slots) {
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  return (XLB_MAGLEV_ELEMS(size_t{slots}) * sizeof(xlb_maglev_pair) + page - 1) / page * page;
-}
-
 // A table's slots as mapped memory, unmapped when it goes. The mapping is the map's own
 // memory (BPF_F_MMAPABLE): nothing is copied, and the pages leave this process's RSS with
 // munmap. The elements are pairs of slots 8 bytes apart (struct xlb_maglev_pair, the kernel's
@@ -38,7 +32,9 @@ class MappedTable {
   static_assert(sizeof(xlb_maglev_pair) == 2 * sizeof(uint32_t));
 
   static Result<MappedTable> Map(int fd, uint32_t slots, int prot) {
-    const size_t bytes = MappedBytes(slots);
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t bytes =
+        (XLB_MAGLEV_ELEMS(size_t{slots}) * sizeof(xlb_maglev_pair) + page - 1) / page * page;
     void* p = ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
@@ -77,56 +73,6 @@ class MappedTable {
   unsigned char* base_;
   size_t bytes_;
 };
-
-}  // namespace
-
-// New tables filled through mappings side by side in one reserved range, unmapped together
-// when it goes: munmap shoots down the TLB of every CPU that runs a thread of this process
-// (an IPI each, waited for), so one munmap per batch instead of one per table. A full sync
-// of 10,000 tables spent ~5 % of its CPU in those shootdowns.
-class MappingArena {
- public:
-  static Result<MappingArena> Reserve(size_t tables, uint32_t slots) {
-    const size_t stride = MappedBytes(slots);
-    void* p = ::mmap(nullptr, tables * stride, PROT_NONE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-      const int err = errno;
-      return Error::FromErrno(err, "reserve mappings for " + std::to_string(tables) + " tables");
-    }
-    return MappingArena(static_cast<unsigned char*>(p), tables, stride);
-  }
-  MappingArena(MappingArena&& o) noexcept
-      : base_(std::exchange(o.base_, nullptr)), tables_(o.tables_), stride_(o.stride_) {}
-  MappingArena& operator=(MappingArena&&) = delete;
-  ~MappingArena() {
-    if (base_ != nullptr) {
-      ::munmap(base_, tables_ * stride_);
-    }
-  }
-
-  // Maps table fd over place i (< tables) and writes `slots` into it. The table is in no
-  // outer map yet: no reader sees it half written.
-  Result<void> Fill(size_t i, int fd, std::span<const uint32_t> slots) const {
-    unsigned char* at = base_ + i * stride_;
-    void* p = ::mmap(at, stride_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
-    if (p == MAP_FAILED) {
-      const int err = errno;
-      return Error::FromErrno(err, "mmap of " + std::to_string(slots.size()) + " slots");
-    }
-    std::memcpy(at, slots.data(), slots.size_bytes());
-    return {};
-  }
-
- private:
-  MappingArena(unsigned char* base, size_t tables, size_t stride)
-      : base_(base), tables_(tables), stride_(stride) {}
-  unsigned char* base_;
-  size_t tables_;
-  size_t stride_;
-};
-
-namespace {
 
 // The `size` slots through one batch lookup of the table's elements (or a few: the kernel may
 // stop early). nullopt when the kernel has no batch lookup for arrays.
@@ -235,18 +181,11 @@ Result<void> MaglevTables::Fill(int fd, std::span<const uint32_t> slots, bool mm
 }
 
 Result<UniqueFd> MaglevTables::NewTable(uint32_t service_id, std::span<const uint32_t> slots,
-                                        bool mmapable, const MappingArena* arena,
-                                        size_t place) const {
+                                        bool mmapable) const {
   const std::string ctx = Context(service_id);
   auto table = Create(table_size_, "xlb_mag_" + std::to_string(service_id), mmapable);
   if (!table.ok()) {
     return std::move(table).take_error().Within(ctx);
-  }
-  if (arena != nullptr) {
-    if (auto filled = arena->Fill(place, table->get(), slots); !filled.ok()) {
-      return std::move(filled).take_error().Within(ctx);
-    }
-    return table;
   }
   XLB_TRY(Fill(table->get(), slots, mmapable, ctx));
   return table;
@@ -347,26 +286,15 @@ Result<void> MaglevTables::InstallNew(std::span<const Write> tables, size_t& ins
   std::vector<uint32_t> ids;
   std::vector<int> fds;
   inner.reserve(tables.size());
-  {
-    std::optional<MappingArena> arena;
-    if (mmapable && access_ == Access::kAuto && tables.size() > 1) {
-      auto reserved = MappingArena::Reserve(tables.size(), table_size_);
-      if (reserved.ok()) {  // else each table through a mapping of its own
-        arena.emplace(std::move(*reserved));
-      }
+  for (const Write& t : tables) {
+    auto table = NewTable(t.service_id, t.slots, mmapable);
+    if (!table.ok()) {
+      return std::move(table).take_error();
     }
-    for (size_t i = 0; i < tables.size(); ++i) {
-      const Write& t = tables[i];
-      auto table = arena ? NewTable(t.service_id, t.slots, mmapable, &*arena, i)
-                         : NewTable(t.service_id, t.slots, mmapable);
-      if (!table.ok()) {
-        return std::move(table).take_error();
-      }
-      inner.push_back(std::move(*table));
-      ids.push_back(t.service_id);
-      fds.push_back(inner.back().get());
-    }
-  }  // the arena's one munmap
+    inner.push_back(std::move(*table));
+    ids.push_back(t.service_id);
+    fds.push_back(inner.back().get());
+  }
 
   // The swaps: each outer slot changes atomically; the old tables go when their last reader
   // is done, ours close with `inner` (the outer map holds them now).

@@ -27,8 +27,6 @@
 
 namespace xlb {
 
-class MappingArena;  // maglev_tables.cc
-
 class MaglevTables {
  public:
   // How slots are written into a table and read out of one. kAuto: through a mapping of the
@@ -84,10 +82,9 @@ class MaglevTables {
   Result<bool> Rewrite(uint32_t service_id, std::span<const uint32_t> slots);
   // New tables, filled and swapped in with one batch update.
   Result<void> InstallNew(std::span<const Write> tables, size_t& installed);
-  // A new table of the outer map's shape, filled, not yet in the outer map: through place
-  // `place` of `arena` when one is given (mmapable tables, Access::kAuto), else as Fill().
-  Result<UniqueFd> NewTable(uint32_t service_id, std::span<const uint32_t> slots, bool mmapable,
-                            const MappingArena* arena = nullptr, size_t place = 0) const;
+  // A new table of the outer map's shape, filled, not yet in the outer map.
+  Result<UniqueFd> NewTable(uint32_t service_id, std::span<const uint32_t> slots,
+                            bool mmapable) const;
   Result<void> Fill(int fd, std::span<const uint32_t> slots, bool mmapable,
                     const std::string& ctx) const;
   // The installed table of service_id, opened (retried when a swap frees it meanwhile).
