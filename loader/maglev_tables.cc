@@ -23,18 +23,31 @@ std::string Context(uint32_t service_id) {
   return "Maglev table of service " + std::to_string(service_id);
 }
 
+constexpr uint32_t kChunk = XLB_MAGLEV_CHUNK;
+static_assert(sizeof(xlb_maglev_chunk) == kChunk * sizeof(uint32_t));
+
+// The last element of a table of slots.size() slots: the slots of its last chunk, zeros, and
+// the table's size in its last word (XLB_MAGLEV_SIZE_SLOT).
+xlb_maglev_chunk LastChunk(std::span<const uint32_t> slots) {
+  const auto size = static_cast<uint32_t>(slots.size());
+  xlb_maglev_chunk last{};
+  const size_t first = size_t{XLB_MAGLEV_ELEMS(size) - 1} * kChunk;
+  std::copy(slots.begin() + static_cast<std::ptrdiff_t>(first), slots.end(), last.id);
+  last.id[kChunk - 1] = size;
+  return last;
+}
+
 // A table's slots as mapped memory, unmapped when it goes. The mapping is the map's own
 // memory (BPF_F_MMAPABLE): nothing is copied, and the pages leave this process's RSS with
-// munmap. The elements are pairs of slots 8 bytes apart (struct xlb_maglev_pair, the kernel's
-// array stride), so the mapping is the plain array of the table's slots.
+// munmap. The elements are chunks of slots back to back (struct xlb_maglev_chunk, a multiple
+// of the kernel's 8-byte array stride), so the mapping is the plain array of the table's
+// slots.
 class MappedTable {
  public:
-  static_assert(sizeof(xlb_maglev_pair) == 2 * sizeof(uint32_t));
-
   static Result<MappedTable> Map(int fd, uint32_t slots, int prot) {
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
     const size_t bytes =
-        (XLB_MAGLEV_ELEMS(size_t{slots}) * sizeof(xlb_maglev_pair) + page - 1) / page * page;
+        (XLB_MAGLEV_ELEMS(size_t{slots}) * sizeof(xlb_maglev_chunk) + page - 1) / page * page;
     void* p = ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
@@ -51,9 +64,6 @@ class MappedTable {
     }
   }
 
-  void Write(std::span<const uint32_t> slots) const {
-    std::memcpy(base_, slots.data(), slots.size_bytes());
-  }
   // Only the slots that differ, each with one aligned 4-byte store: a packet that reads a
   // slot meanwhile reads its old backend id or its new one, never a torn value.
   void Update(std::span<const uint32_t> slots) const {
@@ -80,7 +90,7 @@ Result<std::optional<std::vector<uint32_t>>> ReadBatch(int fd, uint32_t size,
                                                        const std::string& ctx) {
   const uint32_t elems = XLB_MAGLEV_ELEMS(size);
   std::vector<uint32_t> keys(elems);
-  std::vector<xlb_maglev_pair> values(elems);
+  std::vector<xlb_maglev_chunk> values(elems);
   std::vector<uint32_t> table(size);
   bpf_map_batch_opts batch{};
   InitLibbpfOpts(batch);
@@ -109,8 +119,8 @@ Result<std::optional<std::vector<uint32_t>>> ReadBatch(int fd, uint32_t size,
     if (keys[i] >= elems) {
       return Error{EIO, ctx + ": element key " + std::to_string(keys[i]) + " out of range"};
     }
-    for (uint32_t half = 0; half < 2 && 2 * keys[i] + half < size; ++half) {
-      table[2 * keys[i] + half] = values[i].id[half];
+    for (uint32_t j = 0; j < kChunk && keys[i] * kChunk + j < size; ++j) {
+      table[keys[i] * kChunk + j] = values[i].id[j];
     }
   }
   return std::optional<std::vector<uint32_t>>{std::move(table)};
@@ -126,8 +136,28 @@ MaglevTables::MaglevTables(int outer_fd, uint32_t table_size, uint32_t max_servi
   std::iota(elem_keys_.begin(), elem_keys_.end(), 0U);
 }
 
-uint32_t MaglevTables::SlotsOf(const bpf_map_info& info) {
-  return info.max_entries == 0 ? 0 : 2 * info.max_entries - 1;
+Result<uint32_t> MaglevTables::SizeOf(int fd) {
+  auto info = MapView(fd, "xlb_mag").Info();
+  if (!info.ok()) {
+    return std::move(info).take_error();
+  }
+  if (info->type != BPF_MAP_TYPE_ARRAY || info->value_size != sizeof(xlb_maglev_chunk) ||
+      info->max_entries == 0) {
+    return Error{EINVAL, "map " + std::to_string(info->id) + " is not a Maglev table of " +
+                             std::to_string(kChunk) + "-slot elements"};
+  }
+  const uint32_t key = info->max_entries - 1;
+  xlb_maglev_chunk last{};
+  if (int ret = bpf_map_lookup_elem(fd, &key, &last); ret < 0) {
+    return Error::FromRet(ret, "Maglev table " + std::to_string(info->id) + ": last element");
+  }
+  const uint32_t size = last.id[kChunk - 1];
+  if (size == 0 || XLB_MAGLEV_ELEMS(size) != info->max_entries) {
+    return Error{EIO, "Maglev table " + std::to_string(info->id) + " of " +
+                          std::to_string(info->max_entries) + " elements says it has " +
+                          std::to_string(size) + " slots"};
+  }
+  return size;
 }
 
 Result<UniqueFd> MaglevTables::Create(uint32_t size, const std::string& name, bool mmapable) {
@@ -135,36 +165,33 @@ Result<UniqueFd> MaglevTables::Create(uint32_t size, const std::string& name, bo
   InitLibbpfOpts(opts);
   opts.map_flags = mmapable ? BPF_F_MMAPABLE : 0;
   const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name.c_str(), sizeof(uint32_t),
-                                sizeof(xlb_maglev_pair), XLB_MAGLEV_ELEMS(size), &opts);
+                                sizeof(xlb_maglev_chunk), XLB_MAGLEV_ELEMS(size), &opts);
   if (fd < 0) {
     return Error::FromRet(fd, "bpf_map_create(" + name + ", " + std::to_string(size) + " slots)");
   }
   return UniqueFd(fd);
 }
 
-Result<void> MaglevTables::Fill(int fd, std::span<const uint32_t> slots, bool mmapable,
+Result<void> MaglevTables::Fill(int fd, std::span<const uint32_t> slots,
                                 const std::string& ctx) const {
-  if (mmapable && access_ == Access::kAuto) {
-    // A new table is in no outer map yet: no reader sees it half written.
-    auto mapped = MappedTable::Map(fd, table_size_, PROT_READ | PROT_WRITE);
-    if (!mapped.ok()) {
-      return std::move(mapped).take_error().Within(ctx);
-    }
-    mapped->Write(slots);
-    return {};
-  }
-  // Whole elements: the slots in pairs, the odd size's last pair completed with 0.
+  // The whole chunks are laid out in `slots` as the table's elements; the last one, with the
+  // size word, is made apart.
   const auto elems = static_cast<uint32_t>(elem_keys_.size());
-  std::vector<xlb_maglev_pair> pairs(elems);
-  std::memcpy(pairs.data(), slots.data(), slots.size_bytes());
+  const xlb_maglev_chunk last = LastChunk(slots);
   if (access_ != Access::kElement) {
     bpf_map_batch_opts batch{};
     InitLibbpfOpts(batch);
     batch.elem_flags = BPF_ANY;
-    uint32_t count = elems;
-    const int ret = bpf_map_update_batch(fd, elem_keys_.data(), pairs.data(), &count, &batch);
-    if (ret == 0 && count == elems) {
-      return {};
+    uint32_t count = elems - 1;
+    int ret = count == 0 ? 0
+                         : bpf_map_update_batch(fd, elem_keys_.data(), slots.data(), &count, &batch);
+    if (ret == 0 && count == elems - 1) {
+      count = 1;
+      ret = bpf_map_update_batch(fd, &elem_keys_[elems - 1], &last, &count, &batch);
+      if (ret == 0 && count == 1) {
+        return {};
+      }
+      count = elems - 1;  // wrote all but the last
     }
     if (!BatchUnsupported(ret) || access_ == Access::kBatch) {
       return Error::FromRet(ret < 0 ? ret : -EIO, ctx + ": bpf_map_update_batch wrote " +
@@ -173,7 +200,9 @@ Result<void> MaglevTables::Fill(int fd, std::span<const uint32_t> slots, bool mm
     }
   }
   for (uint32_t i = 0; i < elems; ++i) {
-    if (int ret = bpf_map_update_elem(fd, &elem_keys_[i], &pairs[i], BPF_ANY); ret < 0) {
+    const void* value = i + 1 < elems ? static_cast<const void*>(slots.data() + size_t{i} * kChunk)
+                                      : static_cast<const void*>(&last);
+    if (int ret = bpf_map_update_elem(fd, &elem_keys_[i], value, BPF_ANY); ret < 0) {
       return Error::FromRet(ret, ctx + ": bpf_map_update_elem element " + std::to_string(i));
     }
   }
@@ -187,7 +216,9 @@ Result<UniqueFd> MaglevTables::NewTable(uint32_t service_id, std::span<const uin
   if (!table.ok()) {
     return std::move(table).take_error().Within(ctx);
   }
-  XLB_TRY(Fill(table->get(), slots, mmapable, ctx));
+  // Filled before any reader can see it, with one batch update (a mapping of each new table
+  // cost 2.5 times the CPU: mmap, munmap and the TLB shootdown that comes with it).
+  XLB_TRY(Fill(table->get(), slots, ctx));
   return table;
 }
 
@@ -257,8 +288,12 @@ Result<bool> MaglevTables::Rewrite(uint32_t service_id, std::span<const uint32_t
   if (!info.ok()) {
     return std::move(info).take_error().Within(ctx);
   }
-  if (info->max_entries != elem_keys_.size() || info->value_size != sizeof(xlb_maglev_pair)) {
-    return false;  // another size (an older agent's): a new table replaces it
+  if (info->max_entries != elem_keys_.size() || info->value_size != sizeof(xlb_maglev_chunk)) {
+    return false;  // another shape (an older agent's): a new table replaces it
+  }
+  auto size = SizeOf(inner->get());
+  if (!size.ok() || *size != table_size_) {
+    return false;  // another size in as many elements, or no size word: replaced
   }
   if (access_ == Access::kAuto && (info->map_flags & BPF_F_MMAPABLE) != 0) {
     auto mapped = MappedTable::Map(inner->get(), table_size_, PROT_READ | PROT_WRITE);
@@ -268,8 +303,9 @@ Result<bool> MaglevTables::Rewrite(uint32_t service_id, std::span<const uint32_t
     mapped->Update(slots);
     return true;
   }
-  // Batch or element updates: each slot is one element, written whole by the kernel.
-  XLB_TRY(Fill(inner->get(), slots, false, ctx));
+  // Batch or element updates: each element written whole by the kernel (a packet may see
+  // some chunks old and others new, each slot whole).
+  XLB_TRY(Fill(inner->get(), slots, ctx));
   return true;
 }
 
@@ -279,8 +315,7 @@ Result<void> MaglevTables::InstallNew(std::span<const Write> tables, size_t& ins
     return {};
   }
   // One after the other: the syncer installs a batch while it builds the next one on the
-  // node's other cores (creating them on two threads here as well was slower there: the
-  // mappings' munmap shoots down TLBs of every thread of the process).
+  // node's other cores.
   const bool mmapable = mmapable_;
   std::vector<UniqueFd> inner;
   std::vector<uint32_t> ids;
@@ -378,7 +413,11 @@ Result<std::vector<uint32_t>> MaglevTables::Read(uint32_t service_id) const {
   if (!info.ok()) {
     return std::move(info).take_error().Within(ctx);
   }
-  const uint32_t size = SlotsOf(*info);
+  auto sized = SizeOf(inner->get());
+  if (!sized.ok()) {
+    return std::move(sized).take_error().Within(ctx);
+  }
+  const uint32_t size = *sized;
   if (access_ == Access::kAuto && (info->map_flags & BPF_F_MMAPABLE) != 0) {
     auto mapped = MappedTable::Map(inner->get(), size, PROT_READ);
     if (mapped.ok()) {
@@ -401,12 +440,12 @@ Result<std::vector<uint32_t>> MaglevTables::Read(uint32_t service_id) const {
   }
   std::vector<uint32_t> table(size);
   for (uint32_t k = 0; k < info->max_entries; ++k) {
-    xlb_maglev_pair pair{};
-    if (int ret = bpf_map_lookup_elem(inner->get(), &k, &pair); ret < 0) {
+    xlb_maglev_chunk chunk{};
+    if (int ret = bpf_map_lookup_elem(inner->get(), &k, &chunk); ret < 0) {
       return Error::FromRet(ret, ctx + ": bpf_map_lookup_elem element " + std::to_string(k));
     }
-    for (uint32_t half = 0; half < 2 && 2 * k + half < size; ++half) {
-      table[2 * k + half] = pair.id[half];
+    for (uint32_t j = 0; j < kChunk && k * kChunk + j < size; ++j) {
+      table[k * kChunk + j] = chunk.id[j];
     }
   }
   return table;

@@ -1,16 +1,17 @@
-// Every service's Maglev table, the one place that knows their shape. xlb_maglev_v2 is an
+// Every service's Maglev table, the one place that knows their shape. xlb_maglev_v3 is an
 // ARRAY_OF_MAPS indexed by service id; each table in it is an ARRAY of XLB_MAGLEV_ELEMS(size)
-// pairs of backend ids (u32 keys, struct xlb_maglev_pair values, BPF_F_MMAPABLE: slot s is
-// id[s & 1] of element s >> 1), the shape of the inner template in bpf/lib/maps.h.
-// The kernel compares type, key, value, max_entries and flags when a table is put into the
-// outer map, so every table this class creates has exactly that shape.
+// chunks of XLB_MAGLEV_CHUNK backend ids (u32 keys, struct xlb_maglev_chunk values,
+// BPF_F_MMAPABLE: slot s is id[s % XLB_MAGLEV_CHUNK] of element s / XLB_MAGLEV_CHUNK), the
+// last word of the last chunk the table's size; the shape of the inner template in
+// bpf/lib/maps.h. The kernel compares type, key, value, max_entries and flags when a table is
+// put into the outer map, so every table this class creates has exactly that shape.
 //
-// A service's first table is created and filled beside the outer map, then put in with one
-// update of it. Later tables of the service are written into the installed one, in place:
-// each slot that changes is one aligned 4-byte store, so a packet, which reads one slot, reads
-// the old backend or the new one. Updating the outer map instead would cost an RCU grace
-// period (~15 ms) per call; rewriting in place costs none (Katran rewrites its rings the same
-// way).
+// A service's first table is created and filled beside the outer map (one batch update of
+// its elements), then put in with one update of it. Later tables of the service are written
+// into the installed one, in place: each slot that changes is one aligned 4-byte store, so a
+// packet, which reads one slot, reads the old backend or the new one. Updating the outer map
+// instead would cost an RCU grace period (~15 ms) per call; rewriting in place costs none
+// (Katran rewrites its rings the same way).
 #ifndef XLB_LOADER_MAGLEV_TABLES_H
 #define XLB_LOADER_MAGLEV_TABLES_H
 
@@ -29,10 +30,11 @@ namespace xlb {
 
 class MaglevTables {
  public:
-  // How slots are written into a table and read out of one. kAuto: through a mapping of the
-  // table (mmapable tables: plain stores, nothing copied by the kernel), else one batch call,
-  // else one call per slot (kernels without batch operations on arrays). kBatch and kElement
-  // force that path: tests, and a check of the fallbacks.
+  // How slots are written into a table and read out of one. kAuto: an installed table
+  // through a mapping of it (mmapable tables: plain stores, nothing copied by the kernel), a
+  // new one with batch calls; else batch calls, else one call per element (kernels without
+  // batch operations on arrays). kBatch and kElement force that path: tests, and a check of
+  // the fallbacks.
   enum class Access { kAuto, kBatch, kElement };
 
   struct Write {
@@ -41,15 +43,16 @@ class MaglevTables {
   };
 
   MaglevTables() = default;
-  // `outer_fd` (borrowed, it must outlive this object) is xlb_maglev_v2. `table_size` is the
+  // `outer_fd` (borrowed, it must outlive this object) is xlb_maglev_v3. `table_size` is the
   // slots of every table it takes (xlb_config.maglev_size); a reader that only reads may
   // pass 0 and takes each table's own size. Service ids are 1..max_services-1.
   MaglevTables(int outer_fd, uint32_t table_size, uint32_t max_services);
 
   // An empty table of this shape, in no outer map: the inner template at load time.
   static Result<UniqueFd> Create(uint32_t size, const std::string& name, bool mmapable = true);
-  // The slots of a table, from its map info: 2 * elements - 1 (sizes are odd primes).
-  static uint32_t SlotsOf(const bpf_map_info& info);
+  // The slots of a table (`fd`), from its size word. EINVAL when it is no table of this
+  // shape, EIO when its size word does not fit its elements.
+  static Result<uint32_t> SizeOf(int fd);
 
   int outer_fd() const { return outer_fd_; }
   uint32_t table_size() const { return table_size_; }
@@ -85,8 +88,9 @@ class MaglevTables {
   // A new table of the outer map's shape, filled, not yet in the outer map.
   Result<UniqueFd> NewTable(uint32_t service_id, std::span<const uint32_t> slots,
                             bool mmapable) const;
-  Result<void> Fill(int fd, std::span<const uint32_t> slots, bool mmapable,
-                    const std::string& ctx) const;
+  // Every element of table `fd` from `slots` (table_size() of them) and the size word, with
+  // batch updates (else one update per element).
+  Result<void> Fill(int fd, std::span<const uint32_t> slots, const std::string& ctx) const;
   // The installed table of service_id, opened (retried when a swap frees it meanwhile).
   Result<UniqueFd> Open(uint32_t service_id) const;
   Result<void> CheckWrite(uint32_t service_id, std::span<const uint32_t> slots) const;

@@ -46,8 +46,6 @@ std::string PinPath(const std::string& dir, const char* name) {
 
 Result<void> Validate(const LoadOptions& o) {
   uint32_t m = o.config.maglev_size;
-  // Odd: a table holds two slots per element (XLB_MAGLEV_ELEMS), and its size is read back
-  // as 2 * elements - 1.
   if (m > XLB_MAGLEV_MAX_SIZE || m < 3 || !IsPrime(m)) {
     return Error{EINVAL, "maglev_size " + std::to_string(m) +
                              " must be an odd prime <= " + std::to_string(XLB_MAGLEV_MAX_SIZE)};
@@ -141,10 +139,11 @@ Result<bool> CheckPinnedMap(bpf_map* map, uint32_t maglev_size) {
       if (!inner.valid()) {
         continue;
       }
-      auto inner_info = MapView(inner.get(), "inner").Info();
-      if (inner_info.ok() && inner_info->max_entries != XLB_MAGLEV_ELEMS(maglev_size)) {
-        diffs.push_back(
-            Mismatch("Maglev table size", MaglevTables::SlotsOf(*inner_info), maglev_size));
+      // Another element count is refused by the kernel; another size in as many elements
+      // would leave the datapath picking slots of tables built for the old size.
+      auto size = MaglevTables::SizeOf(inner.get());
+      if (size.ok() && *size != maglev_size) {
+        diffs.push_back(Mismatch("Maglev table size", *size, maglev_size));
       }
       break;
     }
@@ -384,7 +383,7 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
   };
   const Size sizes[] = {
       {skel->maps.xlb_services_v1, options.max_services * 4},
-      {skel->maps.xlb_maglev_v2, options.max_services},
+      {skel->maps.xlb_maglev_v3, options.max_services},
       {skel->maps.xlb_svcstat_v1, options.max_services},
       {skel->maps.xlb_backends_v1, options.max_backends},
       {skel->maps.xlb_bestat_v1, options.max_backends},
@@ -411,7 +410,7 @@ Result<std::unique_ptr<XdpDatapath>> XdpDatapath::LoadUnexplained(const LoadOpti
   if (!tmpl.ok()) {
     return std::move(tmpl).take_error();
   }
-  if (int ret = bpf_map__set_inner_map_fd(skel->maps.xlb_maglev_v2, tmpl->get()); ret < 0) {
+  if (int ret = bpf_map__set_inner_map_fd(skel->maps.xlb_maglev_v3, tmpl->get()); ret < 0) {
     return Error::FromRet(ret, "bpf_map__set_inner_map_fd(" XLB_MAP_MAGLEV ")");
   }
 
@@ -521,7 +520,7 @@ PerCpuMap<xlb_flow_counter> XdpDatapath::backend_stats() const {
   return {bpf_map__fd(skel_->maps.xlb_bestat_v1), XLB_MAP_BE_STATS};
 }
 int XdpDatapath::maglev_fd() const {
-  return bpf_map__fd(skel_->maps.xlb_maglev_v2);
+  return bpf_map__fd(skel_->maps.xlb_maglev_v3);
 }
 
 int XdpDatapath::map_fd(std::string_view name) const {

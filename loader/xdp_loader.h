@@ -35,9 +35,9 @@ inline constexpr std::array<const char*, 17> kPinnedMaps = {
 // _vN). Load() removes them once its own maps are pinned: nothing but the pin holds such a map
 // after the old programs are replaced (a still-attached one keeps its maps until then), and
 // the Maglev tables of xlb_maglev_v1 alone took 1.3 GB of kernel memory at 10,000 services.
-inline constexpr std::array<const char*, 6> kRetiredPins = {
-    "xlb_maglev_v1",  "xlb_nexthop_v1", "xlb_reasons_v1",
-    "xlb_reasons_v2", "xlb_reasons_v3", "xlb_cthalf_v1",
+inline constexpr std::array<const char*, 7> kRetiredPins = {
+    "xlb_maglev_v1",  "xlb_nexthop_v1", "xlb_reasons_v1", "xlb_reasons_v2",
+    "xlb_reasons_v3", "xlb_cthalf_v1",  "xlb_maglev_v2",
 };
 
 struct LoadOptions {
@@ -48,7 +48,7 @@ struct LoadOptions {
   // sizes every Maglev table (the inner map template): an odd prime, at most
   // XLB_MAGLEV_MAX_SIZE.
   xlb_config config = XLB_CONFIG_DEFAULTS;
-  // Service ids (xlb_maglev_v2, xlb_svcstat_v1); the services hash holds 4 (VIP, port,
+  // Service ids (xlb_maglev_v3, xlb_svcstat_v1); the services hash holds 4 (VIP, port,
   // protocol) entries per id, as in bpf/lib/maps.h.
   uint32_t max_services = XLB_MAX_SERVICES;
   // Backend ids (xlb_backends_v1, xlb_bestat_v1).

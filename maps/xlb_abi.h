@@ -31,7 +31,7 @@
 /* Pinned map names (at most 15 characters: BPF_OBJ_NAME_LEN - 1). */
 #define XLB_MAP_SERVICES "xlb_services_v1"
 #define XLB_MAP_BACKENDS "xlb_backends_v1"
-#define XLB_MAP_MAGLEV "xlb_maglev_v2"
+#define XLB_MAP_MAGLEV "xlb_maglev_v3"
 #define XLB_MAP_CT "xlb_ct_v1"
 #define XLB_MAP_REASONS "xlb_reasons_v4"
 #define XLB_MAP_SVC_STATS "xlb_svcstat_v1"
@@ -146,22 +146,28 @@ struct xlb_backend {
 };
 
 /*
- * The Maglev tables: xlb_maglev_v2 is an ARRAY_OF_MAPS indexed by service id;
- * each inner map is an ARRAY of XLB_MAGLEV_ELEMS(maglev_size) pairs of __u32
- * backend ids: slot s is id[s & 1] of element s >> 1. The kernel spaces array
- * values 8 bytes apart, so one 4-byte id per element (xlb_maglev_v1) left half
- * of every table's memory unused, and made the kernel allocate and zero twice
- * what a table needs. maglev_size is an odd prime, so the last element's
- * second id is no slot (always 0). Mapped (BPF_F_MMAPABLE), a table is the
- * plain array of its slots. A service's first table is put into the outer
- * slot; later ones are written into it in place, each changed slot one aligned
- * 4-byte store. A packet reads one slot: it sees that slot's old backend or its
- * new one, never a torn value.
+ * The Maglev tables: xlb_maglev_v3 is an ARRAY_OF_MAPS indexed by service id;
+ * each inner map is an ARRAY of XLB_MAGLEV_ELEMS(maglev_size) chunks of
+ * XLB_MAGLEV_CHUNK __u32 backend ids: slot s is id[s % XLB_MAGLEV_CHUNK] of
+ * element s / XLB_MAGLEV_CHUNK. Chunks are whole multiples of 8 bytes, so the
+ * kernel lays them out back to back and a table mapped (BPF_F_MMAPABLE) is the
+ * plain array of its slots. A table has at least one slot more than
+ * maglev_size: its last __u32 (XLB_MAGLEV_SIZE_SLOT) holds maglev_size, so a
+ * reader knows a table's size from the table alone. The slots between are 0.
+ * A new table is filled with one batch update of its few elements, before it
+ * is put into the outer slot (a mapping costs the writer an mmap, a munmap
+ * and a TLB shootdown per table: 2.5 times the CPU); later tables of the
+ * service are written into it in place through a mapping, each changed slot
+ * one aligned 4-byte store. A packet reads one slot: it sees that slot's old
+ * backend or its new one, never a torn value. xlb_maglev_v2 held two slots per
+ * 8-byte element, xlb_maglev_v1 one.
  */
-struct xlb_maglev_pair {
-	__u32 id[2];
+#define XLB_MAGLEV_CHUNK 512
+struct xlb_maglev_chunk {
+	__u32 id[XLB_MAGLEV_CHUNK];
 };
-#define XLB_MAGLEV_ELEMS(size) (((size) + 1) / 2)
+#define XLB_MAGLEV_ELEMS(size) ((size) / XLB_MAGLEV_CHUNK + 1)
+#define XLB_MAGLEV_SIZE_SLOT(size) (XLB_MAGLEV_ELEMS(size) * XLB_MAGLEV_CHUNK - 1)
 
 /*
  * ClientIP session affinity (sessionAffinityConfig.clientIP.timeoutSeconds):
@@ -626,6 +632,8 @@ struct xlb_sock_config {
 XLB_STATIC_ASSERT(sizeof(struct xlb_service_key) == 20, "xlb_service_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_service) == 16, "xlb_service layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_backend) == 40, "xlb_backend layout");
+XLB_STATIC_ASSERT(sizeof(struct xlb_maglev_chunk) % 8 == 0, "xlb_maglev_chunk: back to back in an ARRAY");
+XLB_STATIC_ASSERT((XLB_MAGLEV_CHUNK & (XLB_MAGLEV_CHUNK - 1)) == 0, "XLB_MAGLEV_CHUNK: a power of 2");
 XLB_STATIC_ASSERT(sizeof(struct xlb_ct_key) == 40, "xlb_ct_key layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_ct_value) == 24, "xlb_ct_value layout");
 XLB_STATIC_ASSERT(sizeof(struct xlb_counter) == 16, "xlb_counter layout");

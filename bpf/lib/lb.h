@@ -235,22 +235,22 @@ static __always_inline int lb_source_allowed(const struct xlb_service *svc,
 static __always_inline int lb_select(const struct xlb_service *svc, const struct xlb_ct_key *flow,
 				     __u32 *backend_id)
 {
-	const struct xlb_maglev_pair *pair;
+	const struct xlb_maglev_chunk *chunk;
 	__u32 slot, elem, id;
 	void *table;
 
 	if (!svc->backend_count)
 		return XLB_DROP_NO_BACKEND;
-	table = bpf_map_lookup_elem(&xlb_maglev_v2, &svc->id);
+	table = bpf_map_lookup_elem(&xlb_maglev_v3, &svc->id);
 	if (!table)
 		return XLB_DROP_NO_TABLE;
 	slot = xlb_select_slot(xlb_select_hash(flow, svc->flags, xlb_cfg.hash_seed),
 			       xlb_cfg.maglev_size);
-	elem = slot >> 1;
-	pair = bpf_map_lookup_elem(table, &elem);
-	if (!pair)
+	elem = slot / XLB_MAGLEV_CHUNK;
+	chunk = bpf_map_lookup_elem(table, &elem);
+	if (!chunk)
 		return XLB_DROP_NO_BACKEND;
-	id = pair->id[slot & 1];
+	id = chunk->id[slot & (XLB_MAGLEV_CHUNK - 1)];
 	if (id == XLB_ID_NONE)
 		return XLB_DROP_NO_BACKEND;
 	*backend_id = id;

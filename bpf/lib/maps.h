@@ -26,19 +26,20 @@ struct {
 
 /*
  * Template of one service's table; the loader sets max_entries =
- * XLB_MAGLEV_ELEMS(maglev_size) (two slots per element, see xlb_abi.h).
- * Mmapable, so userspace fills a new table with one memcpy; the kernel compares
- * map_flags when a table is put into the outer map, so every table has them too.
+ * XLB_MAGLEV_ELEMS(maglev_size) (XLB_MAGLEV_CHUNK slots per element, see
+ * xlb_abi.h). Mmapable, so userspace rewrites a table in place through a
+ * mapping; the kernel compares map_flags when a table is put into the outer
+ * map, so every table has them too.
  */
 struct xlb_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, XLB_MAGLEV_ELEMS(XLB_MAGLEV_DEFAULT_SIZE));
 	__type(key, __u32);
-	/* struct xlb_maglev_pair. Not named here: clang 14 gives a struct first met
+	/* struct xlb_maglev_chunk. Not named here: clang 14 gives a struct first met
 	 * in an inner map's definition only a forward declaration in BTF, which
 	 * libbpf cannot size. */
-	__type(value, __u32[2]);
+	__type(value, __u32[XLB_MAGLEV_CHUNK]);
 };
 
 struct {
@@ -47,7 +48,7 @@ struct {
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct xlb_maglev_inner);
-} xlb_maglev_v2 SEC(".maps");
+} xlb_maglev_v3 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

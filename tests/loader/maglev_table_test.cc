@@ -113,9 +113,21 @@ TEST(MaglevTable, NonDefaultSize) {
   ASSERT_TRUE(inner.valid());
   auto info = MapView(inner.get(), "inner").Info();
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->max_entries, 126u);  // two slots per element, the last one's second unused
-  EXPECT_EQ(info->value_size, sizeof(xlb_maglev_pair));
+  EXPECT_EQ(info->max_entries, 1u);  // one chunk of 512 slots: the 251 slots and the size word
+  EXPECT_EQ(info->value_size, sizeof(xlb_maglev_chunk));
   EXPECT_EQ(info->type, BPF_MAP_TYPE_ARRAY);
+  // The size word, and zeros between the slots and it.
+  xlb_maglev_chunk chunk{};
+  const uint32_t key = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(inner.get(), &key, &chunk), 0);
+  EXPECT_EQ(chunk.id[XLB_MAGLEV_CHUNK - 1], 251u);
+  EXPECT_EQ(chunk.id[250], slots[250]);
+  for (uint32_t j = 251; j + 1 < XLB_MAGLEV_CHUNK; ++j) {
+    ASSERT_EQ(chunk.id[j], 0u) << j;
+  }
+  auto size = MaglevTables::SizeOf(inner.get());
+  ASSERT_TRUE(size.ok()) << size.error().ToString();
+  EXPECT_EQ(*size, 251u);
 
   // A table of the default size does not fit this datapath.
   auto wrong = dp->InstallMaglevTable(2, Pattern(XLB_MAGLEV_DEFAULT_SIZE, 0));

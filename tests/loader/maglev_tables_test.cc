@@ -17,7 +17,7 @@
 namespace xlb::testing {
 namespace {
 
-constexpr uint32_t kSize = 251;
+constexpr uint32_t kSize = 1031;  // three elements: two whole chunks and the size word's
 constexpr uint32_t kServices = 32;
 
 std::vector<uint32_t> Pattern(uint32_t salt) {
@@ -28,7 +28,7 @@ std::vector<uint32_t> Pattern(uint32_t salt) {
   return slots;
 }
 
-// An xlb_maglev_v2 of kServices entries whose template is a table of kSize slots.
+// An xlb_maglev_v3 of kServices entries whose template is a table of kSize slots.
 UniqueFd OuterMap(bool mmapable_template) {
   auto tmpl = MaglevTables::Create(kSize, "xlb_t_tmpl", mmapable_template);
   EXPECT_TRUE(tmpl.ok()) << tmpl.error().ToString();
@@ -55,8 +55,8 @@ uint32_t Flags(const MaglevTables& tables, uint32_t service_id) {
 
 using Access = MaglevTables::Access;
 
-// Written one way, read back every way: the mapping (two 4-byte slots per 8-byte element), the
-// batch layout and the per-element calls all mean the same slot.
+// Written one way, read back every way: the mapping (chunks of slots back to back), the batch
+// layout and the per-element calls all mean the same slot.
 TEST(MaglevTables, EveryFillPathReadsBackThroughEveryReadPath) {
   UniqueFd outer = OuterMap(true);
   ASSERT_TRUE(outer.valid());
@@ -163,8 +163,8 @@ TEST(MaglevTables, ReadersOfATableBeingRewrittenSeeTheOldOrTheNewSlot) {
   ASSERT_TRUE(id.ok());
   UniqueFd inner(bpf_map_get_fd_by_id(*id));
   ASSERT_TRUE(inner.valid());
-  // Two slots per 8-byte element: the mapping is the array of slots.
-  const size_t bytes = (XLB_MAGLEV_ELEMS(kSize) * 8 + 4095) / 4096 * 4096;
+  // Chunks of slots back to back: the mapping is the array of slots.
+  const size_t bytes = (XLB_MAGLEV_ELEMS(kSize) * sizeof(xlb_maglev_chunk) + 4095) / 4096 * 4096;
   void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, inner.get(), 0);
   ASSERT_NE(p, MAP_FAILED);
   const auto* base = static_cast<const uint32_t*>(p);
@@ -249,6 +249,31 @@ TEST(MaglevTables, OuterMapWithAnOlderTemplateGetsTablesItTakes) {
   for (uint32_t id = 2; id <= 6; ++id) {
     EXPECT_EQ(*tables.Read(id), contents[id - 2]) << "service " << id;
   }
+}
+
+// Another size in as many elements (1033 and 1031 slots both take three chunks) is taken by
+// the kernel, but the installed table is not rewritten in place: its size word says it was
+// built for another size, so a new table replaces it, and it reads back at its own size.
+TEST(MaglevTables, AnotherSizeInAsManyElementsIsReplacedNotRewritten) {
+  UniqueFd outer = OuterMap(true);
+  ASSERT_TRUE(outer.valid());
+  MaglevTables tables(outer.get(), kSize, kServices);
+  ASSERT_TRUE(tables.Install(1, Pattern(1)).ok());
+  const auto before = tables.TableId(1);
+  ASSERT_TRUE(before.ok());
+  static_assert(XLB_MAGLEV_ELEMS(1033) == XLB_MAGLEV_ELEMS(kSize));
+  MaglevTables bigger(outer.get(), 1033, kServices);
+  std::vector<uint32_t> slots(1033);
+  for (uint32_t i = 0; i < slots.size(); ++i) {
+    slots[i] = 7 + i % 5;
+  }
+  auto r = bigger.Install(1, slots);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_NE(*bigger.TableId(1), *before);
+  EXPECT_EQ(*bigger.Read(1), slots);
+  EXPECT_EQ(*tables.Read(1), slots);  // a reader takes each table's own size
+  UniqueFd inner(bpf_map_get_fd_by_id(*bigger.TableId(1)));
+  EXPECT_EQ(*MaglevTables::SizeOf(inner.get()), 1033u);
 }
 
 // A table size the outer map's template does not have is refused by the kernel, and the

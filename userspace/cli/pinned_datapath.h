@@ -65,7 +65,7 @@ class PinnedDatapath {
   Result<std::vector<std::pair<xlb_service_key, xlb_service>>> Services() const;
   // Every backend slot that was ever written (not all zero), valid or not, by id.
   Result<std::map<uint32_t, xlb_backend>> Backends() const;
-  // The Maglev tables, read-only; empty (no outer map) when xlb_maglev_v2 is not pinned.
+  // The Maglev tables, read-only; empty (no outer map) when xlb_maglev_v3 is not pinned.
   MaglevTables Tables() const;
   // The Maglev table of a service: its slots (backend ids). ENOENT when none is installed.
   Result<std::vector<uint32_t>> Table(uint32_t service_id) const;

@@ -1,5 +1,5 @@
 // Weighted Maglev lookup tables (Eisenbud et al., NSDI 2016), built in userspace and written
-// into xlb_maglev_v2 as one ARRAY of backend ids per service.
+// into xlb_maglev_v3 as one ARRAY of backend ids per service.
 //
 // A table depends only on the set of backends (key, id, weight) and its size: not on input
 // order, not on the node, not on the process. Every node of every cluster builds the same
