@@ -808,6 +808,41 @@ TEST(Syncer, TableTheBuilderRefusesFailsTheSync) {
   EXPECT_EQ(r.writes[WriteKind::kTable], 0u);
 }
 
+// Two builders take tables as they come; when two tables of a batch are refused, the error is
+// the first one's (in the batch's order) whichever builder met which, and nothing is written.
+TEST(Syncer, TheFirstRefusedTableOfABatchNamesTheError) {
+  Model m;
+  m.PutCluster({1, "cluster-a", true});
+  constexpr int kServices = 40;
+  for (int i = 0; i < kServices; ++i) {
+    Service s;
+    s.name = {"bulk", "svc-" + std::to_string(i)};
+    s.cluster_ips = {*IpAddress::Parse("198.19.0." + std::to_string(i + 1))};
+    s.ports = {ServicePort{"http", 8080, Protocol::kTcp, 8080, "", 0, ""}};
+    m.PutService(s);
+    AddEndpoints(m, s.name, "cluster-a", 1, 2);
+  }
+  for (int round = 0; round < 20; ++round) {
+    CheckingStore store(StoreLimits{31, 2 * kServices, 4 * kServices});
+    Syncer syncer(store);
+    ASSERT_TRUE(syncer.Adopt().ok());
+    auto desired = syncer.Plan(m, DefaultPlans(m));
+    ASSERT_TRUE(desired.ok()) << desired.error().ToString();
+    ASSERT_EQ(desired->maps.tables.size(), static_cast<size_t>(kServices));
+    auto first = std::next(desired->maps.tables.begin(), 5 + round % 3);
+    auto second = std::next(first, 1 + round % 7);
+    ASSERT_EQ(first->second.members.size(), 2u);
+    ASSERT_EQ(second->second.members.size(), 2u);
+    first->second.members.front().id = XLB_ID_NONE;
+    second->second.members.back().id = XLB_ID_NONE;
+    const std::string want = "\"" + first->second.members.front().key + "\" has id 0";
+    const SyncResult r = syncer.Sync(*desired);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error->what.find(want), std::string::npos) << r.error->what;
+    EXPECT_EQ(r.writes[WriteKind::kTable], 0u);
+  }
+}
+
 TEST(DesiredState, SctpPortIsAProblemNotAnError) {
   Model m = TwoClusters(1);
   Service s = ApiService();
