@@ -19,6 +19,21 @@ std::string ServiceKeyText(const xlb_service_key& key, uint32_t id) {
          ", proto " + std::to_string(key.proto) + ")";
 }
 
+// The entry of `id` in `map` (ordered by id), for ids asked in ascending order: `at` (begin()
+// before the first) is where the previous search ended, so a dense run of ids, a full sync's
+// 300,000 backends, costs a step or two each instead of a lookup; a sparse one (an endpoint
+// change) falls back to lower_bound. Entries added behind `at` (ids already asked) are fine.
+template <typename Map, typename Iterator>
+Iterator FindAscending(Map& map, Iterator& at, uint32_t id) {
+  for (int step = 0; step < 8 && at != map.end() && at->first < id; ++step) {
+    ++at;
+  }
+  if (at != map.end() && at->first < id) {
+    at = map.lower_bound(id);
+  }
+  return at != map.end() && at->first == id ? at : map.end();
+}
+
 }  // namespace
 
 Result<void> Syncer::Adopt() {
@@ -323,19 +338,22 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     size_t written = 0;
     auto put = store_.PutBackends(backends, written);
     for (size_t i = 0; i < written && i < backends.size(); ++i) {
-      held_.backends[backends[i].id] = backends[i].backend;
+      // Ascending ids: a full sync appends each at the end (the hint), in constant time.
+      held_.backends.insert_or_assign(held_.backends.end(), backends[i].id, backends[i].backend);
       ++writes[WriteKind::kBackend];
     }
     backends.clear();
     return put;
   };
+  auto want_at = want.backends.begin();
+  auto held_at = held_.backends.begin();
   for (const uint32_t id : touched.backends) {
-    auto wanted = want.backends.find(id);
+    auto wanted = FindAscending(want.backends, want_at, id);
     if (wanted == want.backends.end()) {
       continue;
     }
     const xlb_backend& backend = wanted->second;
-    auto it = held_.backends.find(id);
+    auto it = FindAscending(held_.backends, held_at, id);
     if (it != held_.backends.end() && AbiEqual(it->second, backend)) {
       continue;
     }
@@ -439,13 +457,16 @@ Result<void> Syncer::SyncSteps(const DesiredMaps& want, const TouchedEntries& to
     ++writes[WriteKind::kTableRemoval];
   }
 
+  held_at = held_.backends.begin();
+  want_at = want.backends.begin();
   for (const uint32_t id : touched.backends) {
-    auto held = held_.backends.find(id);
+    auto held = FindAscending(held_.backends, held_at, id);
     if (held == held_.backends.end()) {
       continue;
     }
     xlb_backend& backend = held->second;
-    if ((backend.flags & XLB_BE_F_VALID) == 0 || want.backends.count(id) != 0) {
+    if ((backend.flags & XLB_BE_F_VALID) == 0 ||
+        FindAscending(want.backends, want_at, id) != want.backends.end()) {
       continue;
     }
     // Kept whole but invalid: conntrack entries that name it reselect, and the same endpoint
