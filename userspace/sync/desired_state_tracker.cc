@@ -636,6 +636,11 @@ Result<void> DesiredStateTracker::ReadPlans(const ServicePlanner& plan_of,
 }
 
 Result<void> DesiredStateTracker::AssignBackendIds(std::vector<Claim>& claims) {
+  size_t listed = 0;
+  for (const Claim& c : claims) {
+    listed += c.backends.size();
+  }
+  ids_.ReserveBackends(listed);
   for (Claim& c : claims) {
     for (size_t j = 0; j < c.backends.size(); ++j) {
       if (auto id = ids_.ListReturningBackend(BackendIdentity::Of(c.backends[j]))) {
@@ -685,7 +690,12 @@ void DesiredStateTracker::Emit(const Model& model, std::vector<Claim>& claims, G
     d.backend_ids.reserve(c.members.size());
     for (size_t j = 0; j < c.members.size(); ++j) {
       const uint32_t id = c.members[j].id;
-      auto [listed, first] = maps_.backends.try_emplace(id, c.backends[j]);
+      // New ids are handed out in ascending order: a full plan appends at the end, in
+      // constant time, instead of looking each of its 300,000 backends up.
+      const bool last = maps_.backends.empty() || maps_.backends.rbegin()->first < id;
+      auto [listed, first] =
+          last ? std::pair{maps_.backends.emplace_hint(maps_.backends.end(), id, c.backends[j]), true}
+               : maps_.backends.try_emplace(id, c.backends[j]);
       if (!first && !AbiEqual(listed->second, c.backends[j])) {
         record.problems.push_back("backend " + c.members[j].key +
                                   ": reached differently by two services");

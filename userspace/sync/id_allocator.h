@@ -57,6 +57,9 @@ class IdAllocator {
   std::optional<uint32_t> ListReturningBackend(const BackendIdentity& identity);
   // Its own id, else the lowest free one, listed once more (ENOSPC when none is free).
   Result<uint32_t> ListBackend(const BackendIdentity& identity);
+  // Room for `more` identities besides the known ones, so that a full plan's 300,000 new ones
+  // do not grow the index a rehash at a time.
+  void ReserveBackends(size_t more) { id_of_identity_.reserve(id_of_identity_.size() + more); }
   // One listing fewer; true when that was the last one (the id is released).
   bool UnlistBackend(uint32_t id);
 
