@@ -694,7 +694,8 @@ void DesiredStateTracker::Emit(const Model& model, std::vector<Claim>& claims, G
       // constant time, instead of looking each of its 300,000 backends up.
       const bool last = maps_.backends.empty() || maps_.backends.rbegin()->first < id;
       auto [listed, first] =
-          last ? std::pair{maps_.backends.emplace_hint(maps_.backends.end(), id, c.backends[j]), true}
+          last ? std::pair{maps_.backends.emplace_hint(maps_.backends.end(), id, c.backends[j]),
+                           true}
                : maps_.backends.try_emplace(id, c.backends[j]);
       if (!first && !AbiEqual(listed->second, c.backends[j])) {
         record.problems.push_back("backend " + c.members[j].key +
