@@ -323,7 +323,8 @@ TEST(Maglev, MatchesTextbookAlgorithm) {
 
 // The last empty slots are found by working out each walk's distance to them (EndGame)
 // rather than by probing: the same slots, whatever the number of lanes left, the table size
-// and the weights (equal ones end with many lanes at the last round, skewed ones with few).
+// (61 to 16381) and the weights (equal ones end with many lanes at the last round, skewed
+// ones with few).
 TEST(Maglev, EndGameMatchesTextbookAlgorithm) {
   std::mt19937 rng(15);
   const uint32_t sizes[] = {61, 251, 1021, kDefaultSize};
