@@ -84,10 +84,11 @@ uint32_t Inverse(uint32_t a, uint32_t m) {
 
 // The end of the fill, from a round's start, while two lanes or more are under their share.
 // A walk now meets mostly taken slots: with e slots empty a turn probes size / e of them on
-// average, and the last 64 of a 16381-slot table cost ~35 of its ~200 µs. Instead each lane
-// looks among the few empty slots for the one its walk reaches first: slot s is
+// average (the last 64 of a 16381-slot table take ~50,000 probes). Instead each lane looks
+// among the few empty slots for the one its walk reaches first: slot s is
 // (s - pos) * skip^-1 mod size steps from pos. That is the slot its probes would stop at,
-// so the table is the same.
+// so the table is the same. Measured: 2-3 % of a build (208 vs 212 µs at 16381 slots and
+// 30 backends; a full sync's tables 1,586 vs 1,633 ms).
 void EndGame(std::vector<Lane>& lanes, std::span<uint32_t> table) {
   const auto size = static_cast<uint32_t>(table.size());
   std::vector<uint32_t> empty;
