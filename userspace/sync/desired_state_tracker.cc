@@ -641,8 +641,9 @@ Result<void> DesiredStateTracker::AssignBackendIds(std::vector<Claim>& claims) {
     listed += c.backends.size();
   }
   ids_.ReserveBackends(listed);
+  // Returning backends first (none on a first plan: nothing owns an id yet).
   for (Claim& c : claims) {
-    for (size_t j = 0; j < c.backends.size(); ++j) {
+    for (size_t j = 0; j < c.backends.size() && ids_.KnowsBackends(); ++j) {
       if (auto id = ids_.ListReturningBackend(BackendIdentity::Of(c.backends[j]))) {
         c.members[j].id = *id;
       }

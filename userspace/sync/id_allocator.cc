@@ -141,15 +141,21 @@ std::optional<uint32_t> IdAllocator::ListReturningBackend(const BackendIdentity&
 }
 
 Result<uint32_t> IdAllocator::ListBackend(const BackendIdentity& identity) {
-  if (const std::optional<uint32_t> own = ListReturningBackend(identity)) {
-    return *own;
+  // One hash operation finds its own id or makes room for a new one.
+  auto [entry, fresh] = id_of_identity_.try_emplace(identity, XLB_ID_NONE);
+  if (!fresh) {  // its own id (ListReturningBackend)
+    backend_pool_.Take(entry->second);
+    ++listings_[entry->second];
+    return entry->second;
   }
   const std::optional<uint32_t> id = backend_pool_.TakeLowest();
   if (!id) {
+    id_of_identity_.erase(entry);
     return Error{ENOSPC,
                  "backend ids: all " + std::to_string(limits_.max_backends - 1) + " in use"};
   }
   // The id may have belonged to an identity that is gone: that one cannot take it back now.
+  // (Not `entry`: it holds no id yet.)
   BackendIdentity& owner = identity_of_id_[*id];
   if (owner != BackendIdentity{}) {
     auto old = id_of_identity_.find(owner);
@@ -158,7 +164,7 @@ Result<uint32_t> IdAllocator::ListBackend(const BackendIdentity& identity) {
     }
   }
   owner = identity;
-  id_of_identity_[identity] = *id;
+  entry->second = *id;
   ++listings_[*id];
   return *id;
 }

@@ -60,6 +60,8 @@ class IdAllocator {
   // Room for `more` identities besides the known ones, so that a full plan's 300,000 new ones
   // do not grow the index a rehash at a time.
   void ReserveBackends(size_t more) { id_of_identity_.reserve(id_of_identity_.size() + more); }
+  // Whether any identity owns an id (none: no backend can be returning).
+  bool KnowsBackends() const { return !id_of_identity_.empty(); }
   // One listing fewer; true when that was the last one (the id is released).
   bool UnlistBackend(uint32_t id);
 
