@@ -41,7 +41,7 @@ namespace xlb {
 // nothing between the call and the check can clobber the error code.
 //
 // `err` is a positive errno; `what` names the call and its object
-// ("bpf_map_create(xlb_maglev_v2 inner)"), never the errno text, which ToString() adds.
+// ("bpf_map_create(xlb_maglev_v3 inner)"), never the errno text, which ToString() adds.
 struct Error {
   int err = 0;
   std::string what;
