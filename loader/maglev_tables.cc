@@ -216,8 +216,8 @@ Result<UniqueFd> MaglevTables::NewTable(uint32_t service_id, std::span<const uin
   if (!table.ok()) {
     return std::move(table).take_error().Within(ctx);
   }
-  // Filled before any reader can see it, with one batch update (a mapping of each new table
-  // cost 2.5 times the CPU: mmap, munmap and the TLB shootdown that comes with it).
+  // Filled before any reader can see it, by batch updates (a mapping of each new table cost
+  // 2.5 times the CPU: mmap, munmap and the TLB shootdown that comes with it).
   XLB_TRY(Fill(table->get(), slots, ctx));
   return table;
 }

@@ -6,8 +6,8 @@
 // bpf/lib/maps.h. The kernel compares type, key, value, max_entries and flags when a table is
 // put into the outer map, so every table this class creates has exactly that shape.
 //
-// A service's first table is created and filled beside the outer map (one batch update of
-// its elements), then put in with one update of it. Later tables of the service are written
+// A service's first table is created and filled beside the outer map (batch updates of its
+// elements), then put in with one update of it. Later tables of the service are written
 // into the installed one, in place: each slot that changes is one aligned 4-byte store, so a
 // packet, which reads one slot, reads the old backend or the new one. Updating the outer map
 // instead would cost an RCU grace period (~15 ms) per call; rewriting in place costs none

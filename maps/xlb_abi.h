@@ -154,7 +154,7 @@ struct xlb_backend {
  * plain array of its slots. A table has at least one slot more than
  * maglev_size: its last __u32 (XLB_MAGLEV_SIZE_SLOT) holds maglev_size, so a
  * reader knows a table's size from the table alone. The slots between are 0.
- * A new table is filled with one batch update of its few elements, before it
+ * A new table is filled with batch updates of its few elements, before it
  * is put into the outer slot (a mapping costs the writer an mmap, a munmap
  * and a TLB shootdown per table: 2.5 times the CPU); later tables of the
  * service are written into it in place through a mapping, each changed slot
