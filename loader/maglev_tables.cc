@@ -27,7 +27,7 @@ constexpr uint32_t kChunk = XLB_MAGLEV_CHUNK;
 static_assert(sizeof(xlb_maglev_chunk) == kChunk * sizeof(uint32_t));
 
 // The last element of a table of slots.size() slots: the slots of its last chunk, zeros, and
-// the table's size in its last word (XLB_MAGLEV_SIZE_SLOT).
+// the table's size in its last word.
 xlb_maglev_chunk LastChunk(std::span<const uint32_t> slots) {
   const auto size = static_cast<uint32_t>(slots.size());
   xlb_maglev_chunk last{};
@@ -141,20 +141,24 @@ Result<uint32_t> MaglevTables::SizeOf(int fd) {
   if (!info.ok()) {
     return std::move(info).take_error();
   }
-  if (info->type != BPF_MAP_TYPE_ARRAY || info->value_size != sizeof(xlb_maglev_chunk) ||
-      info->max_entries == 0) {
-    return Error{EINVAL, "map " + std::to_string(info->id) + " is not a Maglev table of " +
+  return SizeOf(fd, *info);
+}
+
+Result<uint32_t> MaglevTables::SizeOf(int fd, const bpf_map_info& info) {
+  if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(xlb_maglev_chunk) ||
+      info.max_entries == 0) {
+    return Error{EINVAL, "map " + std::to_string(info.id) + " is not a Maglev table of " +
                              std::to_string(kChunk) + "-slot elements"};
   }
-  const uint32_t key = info->max_entries - 1;
+  const uint32_t key = info.max_entries - 1;
   xlb_maglev_chunk last{};
   if (int ret = bpf_map_lookup_elem(fd, &key, &last); ret < 0) {
-    return Error::FromRet(ret, "Maglev table " + std::to_string(info->id) + ": last element");
+    return Error::FromRet(ret, "Maglev table " + std::to_string(info.id) + ": last element");
   }
   const uint32_t size = last.id[kChunk - 1];
-  if (size == 0 || XLB_MAGLEV_ELEMS(size) != info->max_entries) {
-    return Error{EIO, "Maglev table " + std::to_string(info->id) + " of " +
-                          std::to_string(info->max_entries) + " elements says it has " +
+  if (size == 0 || XLB_MAGLEV_ELEMS(size) != info.max_entries) {
+    return Error{EIO, "Maglev table " + std::to_string(info.id) + " of " +
+                          std::to_string(info.max_entries) + " elements says it has " +
                           std::to_string(size) + " slots"};
   }
   return size;
@@ -288,12 +292,11 @@ Result<bool> MaglevTables::Rewrite(uint32_t service_id, std::span<const uint32_t
   if (!info.ok()) {
     return std::move(info).take_error().Within(ctx);
   }
-  if (info->max_entries != elem_keys_.size() || info->value_size != sizeof(xlb_maglev_chunk)) {
-    return false;  // another shape (an older agent's): a new table replaces it
-  }
-  auto size = SizeOf(inner->get());
+  // Another shape (an older agent's), another size (in as many elements or not), or no size
+  // word: a new table replaces it.
+  auto size = SizeOf(inner->get(), *info);
   if (!size.ok() || *size != table_size_) {
-    return false;  // another size in as many elements, or no size word: replaced
+    return false;
   }
   if (access_ == Access::kAuto && (info->map_flags & BPF_F_MMAPABLE) != 0) {
     auto mapped = MappedTable::Map(inner->get(), table_size_, PROT_READ | PROT_WRITE);
@@ -413,7 +416,7 @@ Result<std::vector<uint32_t>> MaglevTables::Read(uint32_t service_id) const {
   if (!info.ok()) {
     return std::move(info).take_error().Within(ctx);
   }
-  auto sized = SizeOf(inner->get());
+  auto sized = SizeOf(inner->get(), *info);
   if (!sized.ok()) {
     return std::move(sized).take_error().Within(ctx);
   }

@@ -53,6 +53,8 @@ class MaglevTables {
   // The slots of a table (`fd`), from its size word. EINVAL when it is no table of this
   // shape, EIO when its size word does not fit its elements.
   static Result<uint32_t> SizeOf(int fd);
+  // The same, from the map info the caller has already read.
+  static Result<uint32_t> SizeOf(int fd, const bpf_map_info& info);
 
   int outer_fd() const { return outer_fd_; }
   uint32_t table_size() const { return table_size_; }

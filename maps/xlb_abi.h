@@ -152,8 +152,9 @@ struct xlb_backend {
  * element s / XLB_MAGLEV_CHUNK. Chunks are whole multiples of 8 bytes, so the
  * kernel lays them out back to back and a table mapped (BPF_F_MMAPABLE) is the
  * plain array of its slots. A table has at least one slot more than
- * maglev_size: its last __u32 (XLB_MAGLEV_SIZE_SLOT) holds maglev_size, so a
- * reader knows a table's size from the table alone. The slots between are 0.
+ * maglev_size: its last __u32 (id[XLB_MAGLEV_CHUNK - 1] of the last element)
+ * holds maglev_size, so a reader knows a table's size from the table alone.
+ * The slots between are 0.
  * A new table is filled with batch updates of its few elements, before it
  * is put into the outer slot (a mapping costs the writer an mmap, a munmap
  * and a TLB shootdown per table: 2.5 times the CPU); later tables of the
@@ -167,7 +168,6 @@ struct xlb_maglev_chunk {
 	__u32 id[XLB_MAGLEV_CHUNK];
 };
 #define XLB_MAGLEV_ELEMS(size) ((size) / XLB_MAGLEV_CHUNK + 1)
-#define XLB_MAGLEV_SIZE_SLOT(size) (XLB_MAGLEV_ELEMS(size) * XLB_MAGLEV_CHUNK - 1)
 
 /*
  * ClientIP session affinity (sessionAffinityConfig.clientIP.timeoutSeconds):
