@@ -25,6 +25,20 @@ WriteCounts Counts(std::initializer_list<std::pair<WriteKind, uint64_t>> counts)
   return out;
 }
 
+// `n` services bulk/svc-I (n <= 51,200), each a ClusterIP of its own on 8080/TCP with two
+// endpoints in cluster-a (the same two for every service).
+void AddBulkServices(Model& m, int n) {
+  for (int i = 0; i < n; ++i) {
+    Service s;
+    s.name = {"bulk", "svc-" + std::to_string(i)};
+    s.cluster_ips = {
+        *IpAddress::Parse("198.19." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1))};
+    s.ports = {ServicePort{"http", 8080, Protocol::kTcp, 8080, "", 0, ""}};
+    m.PutService(s);
+    AddEndpoints(m, s.name, "cluster-a", 1, 2);
+  }
+}
+
 class SyncTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(syncer_.Adopt().ok()); }
@@ -445,15 +459,7 @@ TEST(SyncFailure, AnyFailedWriteIsConsistentAndRetried) {
 TEST(SyncFailure, TableFailingInALaterBatchKeepsTheBatchesBeforeIt) {
   Model m;
   constexpr int kServices = 1300;
-  for (int i = 0; i < kServices; ++i) {
-    Service s;
-    s.name = {"bulk", "svc-" + std::to_string(i)};
-    s.cluster_ips = {
-        *IpAddress::Parse("198.19." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1))};
-    s.ports = {ServicePort{"http", 8080, Protocol::kTcp, 8080, "", 0, ""}};
-    m.PutService(s);
-    AddEndpoints(m, s.name, "cluster-a", 1, 2);
-  }
+  AddBulkServices(m, kServices);
   CheckingStore store(StoreLimits{31, 2 * kServices, 4 * kServices});
   Syncer syncer(store);
   syncer.set_table_batch_bytes(4096);
@@ -814,14 +820,7 @@ TEST(Syncer, TheFirstRefusedTableOfABatchNamesTheError) {
   Model m;
   m.PutCluster({1, "cluster-a", true});
   constexpr int kServices = 40;
-  for (int i = 0; i < kServices; ++i) {
-    Service s;
-    s.name = {"bulk", "svc-" + std::to_string(i)};
-    s.cluster_ips = {*IpAddress::Parse("198.19.0." + std::to_string(i + 1))};
-    s.ports = {ServicePort{"http", 8080, Protocol::kTcp, 8080, "", 0, ""}};
-    m.PutService(s);
-    AddEndpoints(m, s.name, "cluster-a", 1, 2);
-  }
+  AddBulkServices(m, kServices);
   for (int round = 0; round < 20; ++round) {
     CheckingStore store(StoreLimits{31, 2 * kServices, 4 * kServices});
     Syncer syncer(store);
